@@ -1,0 +1,116 @@
+"""Settings from the environment, read once at start-up.
+
+Every variable is listed in `ENV_VARS` with its default and meaning; the README's configuration
+table and `yorisoi --help` are written from the same list, so they cannot drift apart.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEMO_WATCH = PACKAGE_DIR / "demo" / "watch.toml"
+DEMO_FEED = PACKAGE_DIR / "demo" / "feed.jsonl"
+
+HELPDESKS = ("local",)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message names the variable and what to do."""
+
+
+#: (name, default shown to users, meaning). Secrets have no default and are never printed.
+ENV_VARS: tuple[tuple[str, str, str], ...] = (
+    ("YORISOI_DATA_DIR", "./data", "Folder for the SQLite database and other local state."),
+    ("YORISOI_DATABASE", "sqlite:///<data dir>/yorisoi.sqlite3",
+     "Database URL (`sqlite:///path`) or a plain file path for SQLite."),
+    ("YORISOI_WATCH", "bundled demo watch.toml", "Path of the watch configuration (TOML): brands, keywords, exclusions, priority rules."),
+    ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database)."),
+    ("YORISOI_WEBHOOK_SECRET", "(unset: webhook disabled)",
+     "Shared secret for `POST /sources/webhook` (HMAC-SHA256 of the raw body). Secret."),
+    ("YORISOI_HOST", "127.0.0.1", "Address `yorisoi serve` and `yorisoi demo` listen on."),
+    ("YORISOI_PORT", "8750", "Port `yorisoi serve` and `yorisoi demo` listen on."),
+    ("YORISOI_SECRET_KEY", "(random per start)", "Flask secret key for session cookies. Secret."),
+    ("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle."),
+    ("YORISOI_MAX_BODY_BYTES", "1048576", "Largest request body accepted by inbound webhooks."),
+    ("YORISOI_LOG_LEVEL", "INFO", "Python logging level."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    watch_path: Path
+    helpdesk: str
+    webhook_secret: str | None
+    host: str
+    port: int
+    secret_key: str | None
+    delivery_interval: float
+    max_body_bytes: int
+    log_level: str
+
+    def __repr__(self) -> str:  # never show secrets, even in a traceback or a debugger
+        return (f"Settings(database_url={self.database_url!r}, watch_path={str(self.watch_path)!r}, "
+                f"helpdesk={self.helpdesk!r}, host={self.host!r}, port={self.port})")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("YORISOI_DATA_DIR") or "data")
+        database = env.get("YORISOI_DATABASE") or f"sqlite:///{data_dir / 'yorisoi.sqlite3'}"
+        if "://" not in database:  # a bare path means a SQLite file
+            database = f"sqlite:///{database}"
+        helpdesk = (env.get("YORISOI_HELPDESK") or "local").strip().lower()
+        if helpdesk not in HELPDESKS:
+            raise ConfigError(
+                f"YORISOI_HELPDESK={helpdesk!r} is not supported; choose one of: {', '.join(HELPDESKS)}")
+        return cls(
+            data_dir=data_dir,
+            database_url=database,
+            watch_path=Path(env.get("YORISOI_WATCH") or DEMO_WATCH),
+            helpdesk=helpdesk,
+            webhook_secret=env.get("YORISOI_WEBHOOK_SECRET") or None,
+            host=env.get("YORISOI_HOST") or "127.0.0.1",
+            port=_int(env, "YORISOI_PORT", 8750, 1, 65535),
+            secret_key=env.get("YORISOI_SECRET_KEY") or None,
+            delivery_interval=_float(env, "YORISOI_DELIVERY_INTERVAL", 2.0),
+            max_body_bytes=_int(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
+            log_level=(env.get("YORISOI_LOG_LEVEL") or "INFO").upper(),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range {low}..{high}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={value} must be greater than 0")
+    return value
+
+
+def env_table_markdown() -> str:
+    """The configuration table for the README."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    rows += [f"| `{name}` | {default} | {meaning} |" for name, default, meaning in ENV_VARS]
+    return "\n".join(rows)

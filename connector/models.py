@@ -1,0 +1,192 @@
+"""The domain's nouns: a public post, its author, the decision to keep it, its analysis.
+
+Plain data with no I/O. `Post` is the normalized shape every source produces and the replay
+files and the inbound webhook carry; pydantic validates it so a bad field is named precisely.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+#: Networks a post can come from. `webhook` is any other tool pushing posts to us.
+PLATFORMS = ("x", "mastodon", "bluesky", "rss", "webhook")
+Platform = Literal["x", "mastodon", "bluesky", "rss", "webhook"]
+
+#: Largest post text we accept. Long enough for a blog entry, short enough that a hostile
+#: sender cannot make us tokenise megabytes.
+MAX_TEXT_CHARS = 20_000
+
+Count = Annotated[int, Field(ge=0, strict=True)]
+Ident = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+ShortText = Annotated[StrictStr, Field(max_length=2_000)]
+
+
+class Author(BaseModel):
+    """The public account that wrote a post, as the network shows it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: Ident
+    handle: ShortText | None = None
+    name: ShortText | None = None
+    bio: ShortText | None = None
+    location: ShortText | None = None
+    followers: Count | None = None
+    following: Count | None = None
+    created_at: AwareDatetime | None = None
+    avatar_url: ShortText | None = None
+
+
+class Metrics(BaseModel):
+    """Engagement so far, at the moment the post was fetched."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    replies: Count = 0
+    reposts: Count = 0
+    likes: Count = 0
+    quotes: Count = 0
+
+
+class Post(BaseModel):
+    """One public post, normalized across networks."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    platform: Platform
+    id: Ident
+    url: ShortText | None = None
+    created_at: AwareDatetime
+    lang: Annotated[StrictStr, Field(max_length=16)] | None = None
+    text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    author: Author
+    metrics: Metrics = Metrics()
+    in_reply_to: Ident | None = None
+    conversation_id: Ident | None = None
+    repost_of: Ident | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("text is blank")
+        return text
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_null_is_zero(cls, value: Any) -> Any:
+        # Optional fields may be null; for metrics null means "not known yet", i.e. zero.
+        return {} if value is None else value
+
+    @property
+    def key(self) -> str:
+        """Our id for the post across all networks: `<platform>:<id>`."""
+        return f"{self.platform}:{self.id}"
+
+    @property
+    def external_id(self) -> str:
+        """The id the helpdesk ticket carries, so a ticket can be found again from its post."""
+        return f"yorisoi:{self.platform}:{self.id}"
+
+    @property
+    def author_external_id(self) -> str:
+        return f"yorisoi:{self.platform}:{self.author.id}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether a post qualifies for a human look, and every reason why (or why not)."""
+
+    qualified: bool
+    brand: str | None
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Label:
+    """One analysis label with its score and the evidence (tokens or rules) behind it.
+
+    For sentiment, `score` is signed in [-1, 1]; for the other labels it is a confidence or
+    strength in [0, 1].
+    """
+
+    value: str
+    score: float
+    evidence: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "score": round(self.score, 4), "evidence": list(self.evidence)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Label":
+        return cls(data["value"], float(data["score"]), tuple(data.get("evidence", ())))
+
+
+ANALYSIS_LABELS = (
+    "sentiment",
+    "intent",
+    "expectation_type",
+    "expectation_content",
+    "quality_axis",
+    "risk",
+    "priority",
+)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the analysis says about one post.
+
+    Values: sentiment negative|neutral|positive; intent complaint|question|request|praise|
+    report|other; expectation_type common|individual|situational|latent; expectation_content
+    menu|price|quality; quality_axis accuracy|speed|flexibility|empathy|reassurance|impression;
+    risk low|medium|high|critical; priority urgent|high|normal|low.
+    """
+
+    sentiment: Label
+    intent: Label
+    expectation_type: Label
+    expectation_content: Label
+    quality_axis: Label
+    risk: Label
+    priority: Label
+    language: str
+    version: str = "lexicon-1"
+
+    def labels(self) -> dict[str, Label]:
+        return {name: getattr(self, name) for name in ANALYSIS_LABELS}
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {name: label.to_dict() for name, label in self.labels().items()}
+        data["language"] = self.language
+        data["version"] = self.version
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Analysis":
+        labels = {name: Label.from_dict(data[name]) for name in ANALYSIS_LABELS}
+        return cls(**labels, language=data["language"], version=data.get("version", "lexicon-1"))
+
+
+@dataclass(frozen=True)
+class TicketRef:
+    """Where a post's ticket lives in the helpdesk."""
+
+    helpdesk: str
+    ticket_id: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A reply the team sent back to the network, for the sidebar's history."""
+
+    post_key: str
+    agent: str
+    text: str
+    sent_at: datetime
+    reply_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,30 @@
+"""Text folding for matching Japanese and Latin spellings of the same name.
+
+`fold` makes ＳＯＲＡ ＭＯＢＩＬＥ, sora mobile, ｿﾗﾓﾊﾞｲﾙ, ソラモバイル and そらもばいる compare equal
+where they should: NFKC (full/half width), case folding, then katakana → hiragana.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Katakana ァ (U+30A1) .. ヶ (U+30F6) sit exactly 0x60 above their hiragana twins; ヽヾ too.
+_KATA_TO_HIRA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
+_KATA_TO_HIRA.update({0x30FD: 0x309D, 0x30FE: 0x309E})
+
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def fold(text: str) -> str:
+    """NFKC + casefold + katakana→hiragana. Length may change (NFKC), so use for matching only."""
+    return unicodedata.normalize("NFKC", text).casefold().translate(_KATA_TO_HIRA)
+
+
+def guess_language(text: str) -> str | None:
+    """'ja' when the text has kana or kanji, 'en' when it has Latin letters, else None."""
+    if _JAPANESE.search(text):
+        return "ja"
+    if _LATIN.search(text):
+        return "en"
+    return None
