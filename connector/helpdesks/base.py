@@ -1,0 +1,88 @@
+"""The one small interface every helpdesk module implements.
+
+The outbox worker only knows this: create a ticket, find one by external id, add a comment,
+tell whether a comment is already there. Each module turns these into its own API's calls and
+its own errors into `HelpdeskError`, so nothing outside `helpdesks/` knows a helpdesk's JSON.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from connector.models import TicketRef
+
+
+@dataclass(frozen=True)
+class Requester:
+    """The social author as the helpdesk's end user."""
+
+    external_id: str  # yorisoi:<platform>:<author id>
+    name: str
+    handle: str | None
+    profile_url: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketDraft:
+    """Everything a helpdesk needs to open the ticket for one post."""
+
+    external_id: str  # yorisoi:<platform>:<post id>
+    subject: str
+    description: str  # plain text: post text, link, author
+    note: str  # internal note: the analysis with its evidence
+    priority: str  # urgent | high | normal | low
+    tags: tuple[str, ...]
+    requester: Requester
+    post_url: str | None
+    labels: dict[str, str] = field(default_factory=dict)  # for custom field mapping
+
+
+@dataclass(frozen=True)
+class CommentDraft:
+    """A follow-up post (or a note) added to an existing ticket."""
+
+    dedupe_key: str  # the follow-up post's key: a comment is added at most once
+    body: str
+    public: bool
+    author_external_id: str | None = None
+
+
+class HelpdeskError(Exception):
+    """A helpdesk call failed; says whether and when to try again.
+
+    - retryable: the helpdesk may accept the same call later (5xx, 429, network).
+    - retry_after: seconds the helpdesk asked us to wait (429 Retry-After).
+    - stop_delivery: every call will fail until an admin acts (401/403): stop this pass.
+    - field_errors: per-field validation messages to show the admin.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
+                 stop_delivery: bool = False, field_errors: dict[str, str] | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.stop_delivery = stop_delivery
+        self.field_errors = field_errors or {}
+        self.status = status
+
+
+class Helpdesk(Protocol):
+    name: str
+
+    def create_ticket(self, draft: TicketDraft) -> TicketRef:
+        """Open the ticket. Must be safe to call again for the same `external_id` after a
+        lookup found nothing (the outbox guarantees it is not called twice otherwise)."""
+
+    def find_ticket(self, external_id: str) -> TicketRef | None:
+        """The ticket carrying `external_id`, used after an unknown outcome."""
+
+    def add_comment(self, ticket: TicketRef, comment: CommentDraft) -> None:
+        """Append a comment (follow-up post or note) to an existing ticket."""
+
+    def has_comment(self, ticket: TicketRef, dedupe_key: str) -> bool:
+        """Whether a comment with this dedupe key already reached the ticket."""
+
+    def describe(self) -> dict[str, Any]:
+        """What the admin sees about this helpdesk (never secrets)."""

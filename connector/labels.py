@@ -1,0 +1,56 @@
+"""Japanese and English names of the analysis labels, shared by tickets and the dashboard."""
+from __future__ import annotations
+
+LABEL_NAMES: dict[str, tuple[str, str]] = {
+    "sentiment": ("感情", "Sentiment"),
+    "intent": ("意図", "Intent"),
+    "expectation_type": ("事前期待の持ち方", "Expectation type"),
+    "expectation_content": ("事前期待の内容", "Expectation content"),
+    "quality_axis": ("品質の軸", "Quality axis"),
+    "risk": ("公開リスク", "Public risk"),
+    "priority": ("優先度", "Priority"),
+}
+
+VALUE_NAMES: dict[str, dict[str, tuple[str, str]]] = {
+    "sentiment": {"negative": ("ネガティブ", "negative"), "neutral": ("中立", "neutral"),
+                  "positive": ("ポジティブ", "positive")},
+    "intent": {"complaint": ("苦情", "complaint"), "question": ("質問", "question"),
+               "request": ("要望", "request"), "praise": ("称賛", "praise"),
+               "report": ("報告", "report"), "other": ("その他", "other")},
+    "expectation_type": {"common": ("共通的", "common"), "individual": ("個別的", "individual"),
+                         "situational": ("状況で変化する", "situational"), "latent": ("潜在的", "latent")},
+    "expectation_content": {"menu": ("サービスメニュー", "menu"), "price": ("価格", "price"),
+                            "quality": ("品質", "quality")},
+    "quality_axis": {"accuracy": ("正確性", "accuracy"), "speed": ("迅速性", "speed"),
+                     "flexibility": ("柔軟性", "flexibility"), "empathy": ("共感性", "empathy"),
+                     "reassurance": ("安心感", "reassurance"), "impression": ("好印象", "impression")},
+    "risk": {"low": ("低", "low"), "medium": ("中", "medium"), "high": ("高", "high"),
+             "critical": ("重大", "critical")},
+    "priority": {"urgent": ("緊急", "urgent"), "high": ("高", "high"), "normal": ("通常", "normal"),
+                 "low": ("低", "low")},
+}
+
+#: Tag prefix per label, as the helpdesk's views, SLA policies and reports filter on them.
+TAG_PREFIX = {
+    "sentiment": "sentiment",
+    "intent": "intent",
+    "expectation_type": "expect",
+    "expectation_content": "content",
+    "quality_axis": "axis",
+    "risk": "risk",
+}
+
+PLATFORM_NAMES = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky", "rss": "RSS/Atom",
+                  "webhook": "Webhook"}
+
+
+def value_name(label: str, value: str, lang: str = "ja") -> str:
+    names = VALUE_NAMES.get(label, {}).get(value)
+    if names is None:
+        return value
+    return names[0] if lang == "ja" else names[1]
+
+
+def label_name(label: str, lang: str = "ja") -> str:
+    names = LABEL_NAMES.get(label, (label, label))
+    return names[0] if lang == "ja" else names[1]

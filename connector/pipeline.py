@@ -1,0 +1,282 @@
+"""The one path a post travels: validate → qualify → analyse → record (+ outbox) → deliver.
+
+Crash-safe by construction. `ingest` writes the post, its decision, its analysis and its
+outbox row in one transaction; `deliver` marks an outbox row `sending` (a committed claim)
+before it calls the helpdesk and `done` after, and a row that was ever attempted is looked
+up in the helpdesk by external id before it is sent again. So a crash or an error between
+any two steps neither loses the post nor makes a second ticket.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
+
+from pydantic import ValidationError
+
+from connector.analysis import analyse
+from connector.helpdesks.base import Helpdesk, HelpdeskError
+from connector.models import Post
+from connector.qualify import Qualifier
+from connector.store import OutboxItem, Store, utcnow
+from connector.ticket_format import follow_up_comment, ticket_draft
+from connector.watch import WatchConfig
+
+log = logging.getLogger(__name__)
+
+#: How long a claimed outbox row stays reserved for its worker before another may take it.
+DELIVERY_LEASE = timedelta(seconds=120)
+#: Retry delays when the helpdesk gives no Retry-After: 2, 4, 8 … seconds, at most 10 minutes.
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_MAX_SECONDS = 600.0
+
+
+class PostRejected(ValueError):
+    """A post that does not fit the normalized shape; `field` names the bad field."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "message": self.message}
+
+
+def parse_post(raw: Any) -> Post:
+    """Validate one normalized post (a dict, or JSON text). Raises PostRejected."""
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PostRejected(None, f"not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise PostRejected(None, f"a post must be a JSON object, not {type(raw).__name__}")
+    try:
+        return Post.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or None
+        message = first["msg"]
+        if len(exc.errors()) > 1:
+            message += f" (and {len(exc.errors()) - 1} more problem(s))"
+        raise PostRejected(where, message) from None
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What happened to one incoming post."""
+
+    key: str | None
+    status: str  # queued | follow_up | dropped | duplicate | rejected
+    reasons: tuple[str, ...] = ()
+    error: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"post": self.key, "status": self.status, "reasons": list(self.reasons)}
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+@dataclass
+class DeliveryReport:
+    created: int = 0
+    commented: int = 0
+    retried: int = 0
+    failed: int = 0
+    stopped: str | None = None  # why a pass stopped early (auth error, rate limit)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, other: "DeliveryReport") -> None:
+        self.created += other.created
+        self.commented += other.commented
+        self.retried += other.retried
+        self.failed += other.failed
+        self.stopped = other.stopped or self.stopped
+        self.errors.extend(other.errors)
+
+
+def backoff_seconds(attempts: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return max(0.0, retry_after)
+    return min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS ** max(1, attempts))
+
+
+class Pipeline:
+    def __init__(self, store: Store, watch: WatchConfig, helpdesk: Helpdesk,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.watch = watch
+        self.qualifier = Qualifier(watch)
+        self.helpdesk = helpdesk
+        self.clock = clock
+        # Set by a 429 Retry-After: the helpdesk refuses every call until then, so no pass
+        # calls it before (each further call would only be refused and count against us).
+        self.paused_until: datetime | None = None
+
+    # --- ingest -----------------------------------------------------------------------
+    def ingest_raw(self, raw: Any, source: str) -> IngestOutcome:
+        try:
+            post = parse_post(raw)
+        except PostRejected as exc:
+            return IngestOutcome(None, "rejected", error=exc.as_dict())
+        return self.ingest(post, source)
+
+    def ingest(self, post: Post, source: str) -> IngestOutcome:
+        if self.store.post_exists(post.key):
+            return IngestOutcome(post.key, "duplicate", ("already stored",))
+        thread = self.store.find_thread_ticket(post)
+        decision = self.qualifier.decide(post, *(thread or (None, None)))
+        analysis = analyse(post, self.watch.priority) if decision.qualified else None
+        ticket_post_key = thread[0] if (thread and decision.qualified) else None
+        if not self.store.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key):
+            return IngestOutcome(post.key, "duplicate", ("already stored",))  # lost a race: fine
+        if not decision.qualified:
+            return IngestOutcome(post.key, "dropped", decision.reasons)
+        return IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", decision.reasons)
+
+    # --- deliver ----------------------------------------------------------------------
+    def deliver(self, limit: int = 100) -> DeliveryReport:
+        """One pass over the due outbox rows. Safe to run in several workers at once."""
+        report = DeliveryReport()
+        now = self.clock()
+        if self.paused_until is not None and now < self.paused_until:
+            report.stopped = f"helpdesk asked us to wait until {self.paused_until.isoformat()}"
+            return report
+        claimed = self.store.claim_due(limit, DELIVERY_LEASE, now=now)
+        for index, item in enumerate(claimed):
+            try:
+                self._deliver_one(item, report)
+            except HelpdeskError as exc:
+                self._record_helpdesk_error(item, exc, report)
+                if exc.stop_delivery or exc.retry_after is not None:
+                    # Every further call would fail the same way (bad credentials) or be
+                    # refused (rate limit): hand the rest of the claimed rows back untouched.
+                    report.stopped = exc.message
+                    if exc.retry_after is not None:
+                        self.paused_until = self.clock() + timedelta(seconds=exc.retry_after)
+                    self.store.release_claims([rest.id for rest in claimed[index + 1:]])
+                    break
+            except Exception as exc:  # an unknown outcome: the next attempt looks up first
+                log.exception("delivery of %s failed unexpectedly", item.post_key)
+                self.store.mark_retry(item, f"unexpected error: {exc}", self._retry_at(item.attempts, None))
+                report.retried += 1
+                report.errors.append({"post": item.post_key, "stage": "deliver", "message": str(exc)})
+        return report
+
+    def _deliver_one(self, item: OutboxItem, report: DeliveryReport) -> None:
+        loaded = self.store.load_post(item.post_key)
+        if loaded is None:  # cannot happen with foreign keys; never crash the worker on it
+            self.store.mark_failed(item, "post is missing from the store")
+            report.failed += 1
+            return
+        post, decision, analysis = loaded
+        if item.kind == "create":
+            if analysis is None:
+                analysis = analyse(post, self.watch.priority)
+            draft = ticket_draft(post, decision, analysis)
+            ref = self.store.ticket_for(item.post_key)
+            if ref is None and item.attempts > 1:
+                # An earlier attempt may have reached the helpdesk before we crashed or timed
+                # out: look before sending again, so a retry never makes a second ticket.
+                ref = self.helpdesk.find_ticket(draft.external_id)
+            if ref is None:
+                ref = self.helpdesk.create_ticket(draft)
+            self.store.mark_created(item, ref, external_id=draft.external_id, subject=draft.subject,
+                                    priority=draft.priority, tags=draft.tags)
+            report.created += 1
+            log.debug("ticket %s created for %s", ref.ticket_id, item.post_key)
+            return
+        parent = self.store.ticket_for(item.ticket_post_key)
+        if parent is None:
+            # The conversation's ticket is not created yet (or failed): wait for it.
+            self.store.mark_retry(item, f"waiting for the ticket of {item.ticket_post_key}",
+                                  self._retry_at(item.attempts, None))
+            report.retried += 1
+            return
+        comment = follow_up_comment(post, analysis)
+        if not (item.attempts > 1 and self.helpdesk.has_comment(parent, comment.dedupe_key)):
+            self.helpdesk.add_comment(parent, comment)
+        self.store.mark_commented(item)
+        report.commented += 1
+
+    def _record_helpdesk_error(self, item: OutboxItem, exc: HelpdeskError, report: DeliveryReport) -> None:
+        detail = exc.message
+        if exc.field_errors:
+            detail += " — " + "; ".join(f"{k}: {v}" for k, v in exc.field_errors.items())
+        report.errors.append({"post": item.post_key, "stage": "deliver", "message": detail,
+                              "retryable": exc.retryable})
+        if exc.retryable or exc.stop_delivery:
+            self.store.mark_retry(item, detail, self._retry_at(item.attempts, exc.retry_after))
+            report.retried += 1
+        else:
+            self.store.mark_failed(item, detail)
+            report.failed += 1
+        log.warning("delivery of %s: %s", item.post_key, detail)
+
+    def _retry_at(self, attempts: int, retry_after: float | None) -> datetime:
+        return self.clock() + timedelta(seconds=backoff_seconds(attempts, retry_after))
+
+    def seconds_until_due(self) -> float | None:
+        """Seconds until the next outbox row may be tried (None: nothing is waiting)."""
+        next_due = self.store.next_due_at()
+        if next_due is None:
+            return None
+        if self.paused_until is not None:
+            next_due = max(next_due, self.paused_until)
+        return (next_due - self.clock()).total_seconds()
+
+    def drain(self, max_wait: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
+        """Deliver until nothing is due, waiting up to `max_wait` seconds for retries."""
+        total = DeliveryReport()
+        deadline = time.monotonic() + max_wait
+        while True:
+            report = self.deliver()
+            total.add(report)
+            if report.created or report.commented:
+                continue
+            wait = self.seconds_until_due()
+            if wait is None:
+                return total
+            if wait <= 0 and not (report.retried or report.failed):
+                continue
+            if time.monotonic() + max(wait, 0) > deadline:
+                return total
+            sleep(max(wait, 0.05))
+
+    # --- batches (replay files, the demo feed) -----------------------------------------
+    def ingest_lines(self, lines: Iterable[str], source: str) -> tuple[int, list[IngestOutcome]]:
+        read = 0
+        outcomes = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            read += 1
+            outcome = self.ingest_raw(line, source)
+            if outcome.error is not None:
+                outcome = IngestOutcome(outcome.key, outcome.status, outcome.reasons,
+                                        {"line": number, **outcome.error})
+            outcomes.append(outcome)
+        return read, outcomes
+
+
+def replay_summary(read: int, outcomes: list[IngestOutcome], delivery: DeliveryReport,
+                   pending: int) -> dict[str, Any]:
+    """The `yorisoi replay --json` object."""
+    count = lambda *statuses: sum(1 for o in outcomes if o.status in statuses)  # noqa: E731
+    errors = [o.error for o in outcomes if o.error] + delivery.errors
+    return {
+        "read": read,
+        "qualified": count("queued", "follow_up"),
+        "tickets_created": delivery.created,
+        "comments_added": delivery.commented,
+        "duplicates_skipped": count("duplicate"),
+        "rejected": count("rejected"),
+        "dropped": count("dropped"),
+        "pending": pending,
+        "errors": errors,
+    }
