@@ -1,0 +1,92 @@
+"""The connector's long-lived parts, built once per app: settings, store, watch rules,
+helpdesk, pipeline and the background delivery worker."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from flask import current_app
+
+from connector.config import Settings
+from connector.helpdesks import Helpdesk, make_helpdesk
+from connector.pipeline import Pipeline
+from connector.store import Store
+from connector.watch import WatchConfig, load_watch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    watch: WatchConfig
+    helpdesk: Helpdesk
+    pipeline: Pipeline
+    worker: "DeliveryWorker | None" = field(default=None)
+
+    @classmethod
+    def build(cls, settings: Settings) -> "Services":
+        watch = load_watch(settings.watch_path)  # fails at start-up on a bad file
+        store = Store(settings.database_url)
+        helpdesk = make_helpdesk(settings, store)
+        return cls(settings, store, watch, helpdesk, Pipeline(store, watch, helpdesk))
+
+    def start_worker(self) -> "DeliveryWorker":
+        if self.worker is None:
+            self.store.release_dead_claims()
+            self.worker = DeliveryWorker(self.pipeline, self.settings.delivery_interval)
+            self.worker.start()
+        return self.worker
+
+    def wake_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        self.store.engine.dispose()
+
+
+def services() -> Services:
+    return current_app.extensions["yorisoi"]
+
+
+class DeliveryWorker(threading.Thread):
+    """Delivers the outbox in the background while the web app serves.
+
+    It sleeps until the next retry is due, the idle interval passes, or `wake()` is called by
+    an ingest, so a webhook post becomes a ticket within a second.
+    """
+
+    def __init__(self, pipeline: Pipeline, interval: float) -> None:
+        super().__init__(name="yorisoi-delivery", daemon=True)
+        self.pipeline = pipeline
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self.join(timeout)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                report = self.pipeline.deliver()
+                if report.created or report.commented:
+                    continue  # more may be waiting
+                due_in = self.pipeline.seconds_until_due()
+                wait = self.interval if due_in is None else min(self.interval, max(0.05, due_in))
+            except Exception:  # the worker must outlive a bad pass (database locked, bug)
+                log.exception("delivery pass failed; retrying in %.0f s", self.interval)
+                wait = self.interval
+            self._wake.wait(wait)
