@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from connector import create_app
+from connector.config import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+WEBHOOK_SECRET = "test-webhook-secret-変える"
+
+_ids = itertools.count(1)
+
+
+def post_dict(**overrides: Any) -> dict[str, Any]:
+    """A valid normalized post; override any field (use author={...} to merge author fields)."""
+    n = next(_ids)
+    post: dict[str, Any] = {
+        "platform": "x", "id": f"18600000000000{n:05d}",
+        "url": f"https://x.com/tanaka_k/status/18600000000000{n:05d}",
+        "created_at": "2026-11-20T09:00:00Z", "lang": "ja",
+        "text": "ソラモバイル、駅で全然繋がらない。最悪",
+        "author": {"id": "90000001", "handle": "tanaka_k", "name": "田中", "bio": "", "location": "東京",
+                   "followers": 320, "following": 100, "created_at": "2016-05-01T00:00:00Z", "avatar_url": None},
+        "metrics": {"replies": 0, "reposts": 2, "likes": 6, "quotes": 0},
+        "in_reply_to": None, "conversation_id": None, "repost_of": None,
+    }
+    author = overrides.pop("author", None)
+    if author:
+        post["author"] = {**post["author"], **author}
+    post.update(overrides)
+    return post
+
+
+def write_jsonl(path: Path, posts: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in posts), encoding="utf-8")
+    return path
+
+
+def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "YORISOI_DATA_DIR": str(tmp_path / "data"),
+        "YORISOI_WATCH": str(FIXTURES / "watch.toml"),
+        "YORISOI_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "YORISOI_LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture
+def app_factory(env: dict[str, str]) -> Callable[..., Any]:
+    apps = []
+
+    def make(**extra: str):
+        app = create_app(Settings.from_env({**env, **extra}))
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["yorisoi"].close()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
+
+
+@pytest.fixture
+def svc(app):
+    return app.extensions["yorisoi"]
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -1,0 +1,31 @@
+"""The README stays true: its configuration table and commands match the code."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from connector.cli import main
+from connector.config import ENV_VARS, env_table_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_configuration_table_matches_the_code():
+    assert env_table_markdown() in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest"
+    assert command in readme
+    assert command in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_help_lists_every_command_and_variable():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "serve", "replay", "tickets", "deliver", "check-config"):
+        assert command in result.output
+    for name, _default, _meaning in ENV_VARS:
+        assert name in result.output

@@ -1,0 +1,47 @@
+"""The watch file fails at start-up with the file, the key and what is wrong."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.config import DEMO_WATCH
+from connector.watch import WatchConfigError, load_watch
+
+
+def test_bundled_demo_watch_file_is_valid():
+    watch = load_watch(DEMO_WATCH)
+    assert "ソラモバイル" in watch.brand_names
+
+
+@pytest.mark.parametrize("content, key, words", [
+    ("", "brand", "at least one [[brand]]"),
+    ("[[brand]]\nkeywords = ['x y']\n", "brand[0].name", "non-empty string"),
+    ("[[brand]]\nname = 'A'\n", "brand[0]", "at least one of keywords"),
+    ("[[brand]]\nname = 'A'\nkeywords = 'ソラ'\n", "brand[0].keywords", "list of non-empty strings"),
+    ("[[brand]]\nname = 'A'\nkeywords = ['ソラ', 3]\n", "brand[0].keywords", "list of non-empty strings"),
+    ("[[brand]]\nname = 'A'\nkeywords = ['a']\n", "brand[0].keywords", "too short"),
+    ("[[brand]]\nname = 'A'\nkeywords = ['ソラ']\nlanguage = ['ja']\n", "brand[0].language", "unknown key"),
+    ("[[brand]]\nname = 'A'\nkeywords = ['ソラ']\nlanguages = ['japanese']\n", "brand[0].languages", "not a language code"),
+    ("[[brand]]\nname = 'A'\nkeywords = ['ソラ']\n[[brand]]\nname = 'A'\nkeywords = ['ハル']\n", "brand[1].name", "listed twice"),
+    ("brands = 1\n", "brands", "unknown key"),
+    ("[[brand]]\nname = 'A'\nkeywords = ['ソラ']\n[[priority]]\nwhen = { risk = 'huge' }\npriority = 'urgent'\n",
+     "priority", "huge"),
+])
+def test_invalid_files_name_the_key(tmp_path: Path, content: str, key: str, words: str):
+    path = tmp_path / "watch.toml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(WatchConfigError) as info:
+        load_watch(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}"), message
+    assert words in message
+
+
+def test_bad_toml_and_missing_file(tmp_path: Path):
+    path = tmp_path / "watch.toml"
+    path.write_text("[[brand]\nname=", encoding="utf-8")
+    with pytest.raises(WatchConfigError, match="not valid TOML"):
+        load_watch(path)
+    with pytest.raises(WatchConfigError, match="file not found"):
+        load_watch(tmp_path / "nope.toml")
