@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEMO_WATCH = PACKAGE_DIR / "demo" / "watch.toml"
@@ -75,37 +75,27 @@ class Settings:
             helpdesk=helpdesk,
             webhook_secret=env.get("YORISOI_WEBHOOK_SECRET") or None,
             host=env.get("YORISOI_HOST") or "127.0.0.1",
-            port=_int(env, "YORISOI_PORT", 8750, 1, 65535),
+            port=_number(env, "YORISOI_PORT", 8750, 1, 65535),
             secret_key=env.get("YORISOI_SECRET_KEY") or None,
-            delivery_interval=_float(env, "YORISOI_DELIVERY_INTERVAL", 2.0),
-            max_body_bytes=_int(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
+            delivery_interval=_number(env, "YORISOI_DELIVERY_INTERVAL", 2.0, 0.05, 3600, float),
+            max_body_bytes=_number(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
             log_level=(env.get("YORISOI_LOG_LEVEL") or "INFO").upper(),
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float,
+            cast: type = int) -> Any:
+    """An int (or float) setting within [low, high]; the error names the variable."""
     raw = env.get(name)
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = cast(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        kind = "a whole number" if cast is int else "a number"
+        raise ConfigError(f"{name}={raw!r} is not {kind}") from None
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is out of range {low}..{high}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ConfigError(f"{name}={value} must be greater than 0")
     return value
 
 

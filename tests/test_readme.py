@@ -29,3 +29,17 @@ def test_help_lists_every_command_and_variable():
         assert command in result.output
     for name, _default, _meaning in ENV_VARS:
         assert name in result.output
+
+
+def test_bad_settings_name_the_variable():
+    import pytest
+    from connector.config import ConfigError, Settings
+    for env, words in [({"YORISOI_PORT": "http"}, "YORISOI_PORT='http' is not a whole number"),
+                       ({"YORISOI_PORT": "70000"}, "YORISOI_PORT=70000 is out of range"),
+                       ({"YORISOI_DELIVERY_INTERVAL": "0"}, "YORISOI_DELIVERY_INTERVAL=0.0 is out of range"),
+                       ({"YORISOI_HELPDESK": "kintone"}, "YORISOI_HELPDESK='kintone' is not supported")]:
+        with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
+            Settings.from_env(env)
+    settings = Settings.from_env({"YORISOI_WEBHOOK_SECRET": "s3cret-value", "YORISOI_DATABASE": "/tmp/x.db"})
+    assert settings.database_url == "sqlite:////tmp/x.db"
+    assert "s3cret-value" not in repr(settings)
