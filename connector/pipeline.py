@@ -131,7 +131,7 @@ class Pipeline:
             return IngestOutcome(post.key, "duplicate", ("already stored",))
         thread = self.store.find_thread_ticket(post)
         decision = self.qualifier.decide(post, *(thread or (None, None)))
-        analysis = analyse(post, self.watch.priority) if decision.qualified else None
+        analysis = analyse(post, self.watch.priority, now=self.clock()) if decision.qualified else None
         ticket_post_key = thread[0] if (thread and decision.qualified) else None
         if not self.store.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key):
             return IngestOutcome(post.key, "duplicate", ("already stored",))  # lost a race: fine
@@ -177,7 +177,7 @@ class Pipeline:
         post, decision, analysis = loaded
         if item.kind == "create":
             if analysis is None:
-                analysis = analyse(post, self.watch.priority)
+                analysis = analyse(post, self.watch.priority, now=self.clock())
             draft = ticket_draft(post, decision, analysis)
             ref = self.store.ticket_for(item.post_key)
             if ref is None and item.attempts > 1:
