@@ -19,7 +19,7 @@ from sqlalchemy import (
     Text, TypeDecorator, UniqueConstraint, create_engine, event, func, insert, select, update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from connector.models import Analysis, Decision, Post, TicketRef
 
@@ -206,8 +206,10 @@ def make_engine(url: str) -> Engine:
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # NullPool: a connection per use; cheap for SQLite and safe across threads and fork.
-        engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False})
+        # A small pool: opening a SQLite connection and setting its pragmas costs more than
+        # a whole post's insert. Each pooled connection is used by one thread at a time.
+        engine = create_engine(url, poolclass=QueuePool, pool_size=5, max_overflow=10,
+                               connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
