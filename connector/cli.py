@@ -165,6 +165,38 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
         _serve(app, host or settings.host, port or settings.port)
 
 
+@main.command()
+@click.argument("ticket_id")
+@click.argument("text")
+@click.option("--agent", required=True, help="The agent's name, as the customer should see it (e.g. 佐藤).")
+@click.option("--key", default=None, help="Dedupe key; the same key never posts twice (default: one per call).")
+def reply(ticket_id: str, text: str, agent: str, key: str | None) -> None:
+    """Reply publicly to a ticket's post as AGENT, like a public reply in the helpdesk would.
+
+    The reply is signed with the agent's name (YORISOI_REPLY_SIGNATURE) and posted through the
+    post's source; with the local helpdesk it is also added to the ticket as a public comment.
+    """
+    import uuid
+    from connector.replies import ReplyFailed, UnknownTicket
+    svc = _services(_app())
+    dedupe_key = key or f"cli:{uuid.uuid4()}"
+    try:
+        outcome = svc.reply(ticket_id=ticket_id, agent=agent, text=text, dedupe_key=dedupe_key)
+    except UnknownTicket as exc:
+        raise click.ClickException(str(exc)) from None
+    except ReplyFailed as exc:
+        raise click.ClickException(f"the reply was not sent: {exc}" + (" (try again later)" if exc.retryable else ""))
+    exchange = outcome.exchange
+    if svc.helpdesk.name == "local" and not outcome.duplicate:
+        from connector.helpdesks.base import CommentDraft
+        from connector.models import TicketRef
+        svc.helpdesk.add_comment(TicketRef("local", str(ticket_id)),
+                                 CommentDraft(dedupe_key=f"reply:{dedupe_key}", body=exchange["text"], public=True,
+                                              author_external_id=agent))
+    state = "already sent earlier" if outcome.duplicate else exchange["status"]
+    click.echo(f"{state}: {exchange['text']}" + (f"\n{exchange['url']}" if exchange.get("url") else ""))
+
+
 @main.command("check-config")
 def check_config() -> None:
     """Validate the settings and the watch file, and show what will be watched."""

@@ -15,6 +15,8 @@ DEMO_WATCH = PACKAGE_DIR / "demo" / "watch.toml"
 DEMO_FEED = PACKAGE_DIR / "demo" / "feed.jsonl"
 
 HELPDESKS = ("local",)
+#: Signature added to an agent's public reply that does not name the agent yet.
+DEFAULT_REPLY_SIGNATURE = "（{brand} {agent}）"
 
 
 class ConfigError(ValueError):
@@ -30,6 +32,8 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database)."),
     ("YORISOI_WEBHOOK_SECRET", "(unset: webhook disabled)",
      "Shared secret for `POST /sources/webhook` (HMAC-SHA256 of the raw body). Secret."),
+    ("YORISOI_REPLY_SIGNATURE", DEFAULT_REPLY_SIGNATURE,
+     "Signature added to an agent's public reply when it does not name the agent yet; `{agent}` and `{brand}` are filled in."),
     ("YORISOI_HOST", "127.0.0.1", "Address `yorisoi serve` and `yorisoi demo` listen on."),
     ("YORISOI_PORT", "8750", "Port `yorisoi serve` and `yorisoi demo` listen on."),
     ("YORISOI_SECRET_KEY", "(random per start)", "Flask secret key for session cookies. Secret."),
@@ -46,6 +50,7 @@ class Settings:
     watch_path: Path
     helpdesk: str
     webhook_secret: str | None
+    reply_signature: str
     host: str
     port: int
     secret_key: str | None
@@ -74,6 +79,7 @@ class Settings:
             watch_path=Path(env.get("YORISOI_WATCH") or DEMO_WATCH),
             helpdesk=helpdesk,
             webhook_secret=env.get("YORISOI_WEBHOOK_SECRET") or None,
+            reply_signature=_signature(env.get("YORISOI_REPLY_SIGNATURE") or DEFAULT_REPLY_SIGNATURE),
             host=env.get("YORISOI_HOST") or "127.0.0.1",
             port=_number(env, "YORISOI_PORT", 8750, 1, 65535),
             secret_key=env.get("YORISOI_SECRET_KEY") or None,
@@ -97,6 +103,14 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is out of range {low}..{high}")
     return value
+
+
+def _signature(template: str) -> str:
+    try:
+        template.format(agent="佐藤", brand="ソラモバイル")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(f"YORISOI_REPLY_SIGNATURE={template!r}: only {{agent}} and {{brand}} may be used ({exc})") from None
+    return template
 
 
 def env_table_markdown() -> str:

@@ -11,6 +11,8 @@ from flask import current_app
 from connector.config import Settings
 from connector.helpdesks import Helpdesk, make_helpdesk
 from connector.pipeline import Pipeline
+from connector.replies import ReplyOutcome, send_reply
+from connector.sources import Source, make_sources
 from connector.store import Store
 from connector.watch import WatchConfig, load_watch
 
@@ -24,6 +26,7 @@ class Services:
     watch: WatchConfig
     helpdesk: Helpdesk
     pipeline: Pipeline
+    sources: dict[str, Source]
     worker: "DeliveryWorker | None" = field(default=None)
 
     @classmethod
@@ -31,7 +34,12 @@ class Services:
         watch = load_watch(settings.watch_path)  # fails at start-up on a bad file
         store = Store(settings.database_url)
         helpdesk = make_helpdesk(settings, store)
-        return cls(settings, store, watch, helpdesk, Pipeline(store, watch, helpdesk))
+        return cls(settings, store, watch, helpdesk, Pipeline(store, watch, helpdesk), make_sources())
+
+    def reply(self, *, ticket_id: str, agent: str, text: str, dedupe_key: str) -> ReplyOutcome:
+        """An agent's public reply from the configured helpdesk, back to the network."""
+        return send_reply(self.store, self.sources, helpdesk=self.helpdesk.name, ticket_id=ticket_id,
+                          agent=agent, text=text, dedupe_key=dedupe_key, signature=self.settings.reply_signature)
 
     def start_worker(self) -> "DeliveryWorker":
         if self.worker is None:

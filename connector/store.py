@@ -180,6 +180,27 @@ local_comments = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Replies the team sent back to the network from the helpdesk: the sidebar's history, and the
+# guard that a helpdesk webhook delivered twice never posts twice (`dedupe_key` is unique).
+exchanges = Table(
+    "exchanges", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(400), nullable=False, unique=True),
+    Column("ticket_post_key", String(300), ForeignKey("posts.key"), nullable=False),
+    Column("reply_to_key", String(300), ForeignKey("posts.key"), nullable=False),
+    Column("helpdesk", String(32), nullable=False),
+    Column("ticket_id", String(64), nullable=False),
+    Column("agent", Text, nullable=False),
+    Column("text", Text, nullable=False),  # as sent: signed with the agent's name
+    Column("status", String(16), nullable=False),  # sending | sent | prepared | recorded | failed
+    Column("network_id", String(256)),
+    Column("url", Text),
+    Column("error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Index("ix_exchanges_ticket_post", "ticket_post_key", "created_at"),
+)
+
 
 @dataclass(frozen=True)
 class OutboxItem:
@@ -478,6 +499,53 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(select(outbox).where(outbox.c.status.in_(list(statuses)))
                                 .order_by(outbox.c.id).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
+    # --- replies ----------------------------------------------------------------------
+    def post_key_for_ticket(self, helpdesk: str, ticket_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(tickets.c.post_key).where(tickets.c.helpdesk == helpdesk)
+                                .where(tickets.c.ticket_id == str(ticket_id))).scalar()
+
+    def latest_customer_post(self, ticket_post_key: str) -> str:
+        """The newest post of the ticket's conversation by the customer: a reply answers it."""
+        with self.engine.connect() as conn:
+            key = conn.execute(
+                select(posts.c.key).join(outbox, outbox.c.post_key == posts.c.key)
+                .where(outbox.c.ticket_post_key == ticket_post_key)
+                .order_by(posts.c.created_at.desc(), outbox.c.id.desc()).limit(1)).scalar()
+        return key or ticket_post_key
+
+    def exchange(self, dedupe_key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(exchanges).where(exchanges.c.dedupe_key == dedupe_key)).mappings().first()
+        return dict(row) if row else None
+
+    def begin_exchange(self, *, dedupe_key: str, ticket_post_key: str, reply_to_key: str, helpdesk: str,
+                       ticket_id: str, agent: str, text: str) -> tuple[dict[str, Any], bool]:
+        """Record a reply as `sending` before it goes out. Returns (row, created); an existing
+        row with the same dedupe key is returned as it is, so a retried webhook cannot post twice."""
+        with self.engine.begin() as conn:
+            result = conn.execute(_insert(conn, exchanges).values(
+                dedupe_key=dedupe_key, ticket_post_key=ticket_post_key, reply_to_key=reply_to_key,
+                helpdesk=helpdesk, ticket_id=str(ticket_id), agent=agent, text=text, status="sending",
+                created_at=utcnow()).on_conflict_do_nothing(index_elements=["dedupe_key"]))
+            created = result.rowcount == 1
+        row = self.exchange(dedupe_key)
+        assert row is not None
+        return row, created
+
+    def finish_exchange(self, exchange_id: int, *, status: str, network_id: str | None = None,
+                        url: str | None = None, error: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(exchanges).where(exchanges.c.id == exchange_id).values(
+                status=status, network_id=network_id, url=url, error=error and error[:2000],
+                sent_at=utcnow() if status != "failed" else None))
+
+    def list_exchanges(self, ticket_post_key: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(exchanges).where(exchanges.c.ticket_post_key == ticket_post_key)
+                                .order_by(exchanges.c.created_at, exchanges.c.id)).mappings().all()
         return [dict(r) for r in rows]
 
     # --- reads for the dashboard and CLI ----------------------------------------------

@@ -25,7 +25,7 @@ def test_ci_runs_the_readme_test_command():
 def test_help_lists_every_command_and_variable():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("demo", "serve", "replay", "tickets", "deliver", "check-config"):
+    for command in ("demo", "serve", "replay", "tickets", "reply", "deliver", "check-config"):
         assert command in result.output
     for name, _default, _meaning in ENV_VARS:
         assert name in result.output

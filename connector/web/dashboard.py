@@ -27,7 +27,8 @@ def post_detail(key: str):
     if ref is not None and ref.helpdesk == "local" and hasattr(svc.helpdesk, "ticket"):
         local_ticket = svc.helpdesk.ticket(int(ref.ticket_id))
     return render_template("post.html", post=post, decision=decision, analysis=analysis, ref=ref,
-                           local_ticket=local_ticket, thread=svc.store.thread_posts(key))
+                           local_ticket=local_ticket, thread=svc.store.thread_posts(key),
+                           exchanges=svc.store.list_exchanges(key))
 
 
 @bp.get("/decisions")

@@ -48,6 +48,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                 "{posts} posts · {qualified} qualified · {tickets} tickets"),
     "outbox_heading": ("ヘルプデスクへの送信待ち・失敗", "Waiting for or failing delivery to the helpdesk"),
     "outbox_empty": ("送信待ちはありません。", "Nothing waiting."),
+    "exchanges": ("返信のやりとり", "Replies sent"),
     "back": ("一覧へ戻る", "Back to the list"),
     "not_found": ("見つかりません", "Not found"),
     "filter_all": ("すべて", "All"),

@@ -1,0 +1,91 @@
+"""An agent's public reply goes back to the network: signed with the agent's own name, sent
+through the post's source module, and recorded as an exchange exactly once.
+
+Helpdesk webhooks (Zendesk, Freshdesk) and the CLI call `send_reply`; it is the one place
+that knows the order: record `sending` → post to the network → record the outcome. A
+webhook retried by the helpdesk finds the exchange by its dedupe key and posts nothing again.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Mapping
+
+from connector.config import DEFAULT_REPLY_SIGNATURE
+from connector.sources.base import ReplyRefused, Source
+from connector.store import Store, utcnow
+
+log = logging.getLogger(__name__)
+
+
+
+class UnknownTicket(LookupError):
+    """The helpdesk ticket is not one Yorisoi created."""
+
+
+class ReplyFailed(RuntimeError):
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def sign_reply(text: str, agent: str, brand: str | None, template: str = DEFAULT_REPLY_SIGNATURE) -> str:
+    """Append the agent's signature unless the agent already signed (named themselves).
+
+    Active support answers as a person (「ソラモバイルの佐藤です」), never as a faceless centre.
+    """
+    text = text.strip()
+    agent = agent.strip()
+    if not agent or agent in text:
+        return text
+    signature = template.format(agent=agent, brand=brand or "").replace("  ", " ").replace("（ ", "（")
+    return f"{text}\n{signature}" if "\n" in text or len(text) > 60 else f"{text} {signature}"
+
+
+#: A reply still `sending` after this long is taken as interrupted (crash, timeout) and may be
+#: retried; a younger one is in flight in another request and must not be sent twice.
+SENDING_STALE_AFTER = timedelta(seconds=60)
+
+
+def _worth_retrying(row: Mapping[str, Any]) -> bool:
+    if row["status"] == "failed":
+        return True
+    return row["status"] == "sending" and row["created_at"] < utcnow() - SENDING_STALE_AFTER
+
+
+@dataclass(frozen=True)
+class ReplyOutcome:
+    exchange: dict[str, Any]
+    duplicate: bool  # True: this dedupe key was seen before, nothing was posted now
+
+
+def send_reply(store: Store, sources: Mapping[str, Source], *, helpdesk: str, ticket_id: str,
+               agent: str, text: str, dedupe_key: str, signature: str = DEFAULT_REPLY_SIGNATURE) -> ReplyOutcome:
+    ticket_post_key = store.post_key_for_ticket(helpdesk, str(ticket_id))
+    if ticket_post_key is None:
+        raise UnknownTicket(f"{helpdesk} ticket {ticket_id} was not created by Yorisoi")
+    reply_to_key = store.latest_customer_post(ticket_post_key)
+    loaded = store.load_post(reply_to_key)
+    assert loaded is not None  # the key came from the store
+    post, decision, _ = loaded
+    signed = sign_reply(text, agent, decision.brand, signature)
+    row, created = store.begin_exchange(dedupe_key=dedupe_key, ticket_post_key=ticket_post_key,
+                                        reply_to_key=reply_to_key, helpdesk=helpdesk, ticket_id=str(ticket_id),
+                                        agent=agent, text=signed)
+    if not created and not _worth_retrying(row):
+        return ReplyOutcome(row, duplicate=True)
+    # A new reply, or a retry of one that failed or whose outcome is unknown: send it with the
+    # same idempotency key, so networks that honour one never post it twice.
+    source = sources[post.platform]
+    try:
+        result = source.post_reply(post, row["text"], idempotency_key=dedupe_key)
+    except ReplyRefused as exc:
+        store.finish_exchange(row["id"], status="failed", error=str(exc))
+        raise ReplyFailed(str(exc), retryable=exc.retryable) from exc
+    except Exception as exc:  # network down, timeout: unknown outcome, worth a retry
+        log.exception("reply to %s failed", post.key)
+        store.finish_exchange(row["id"], status="failed", error=f"unexpected error: {exc}")
+        raise ReplyFailed(f"could not reach {post.platform}: {exc}", retryable=True) from exc
+    store.finish_exchange(row["id"], status=result.status, network_id=result.network_id, url=result.url)
+    return ReplyOutcome(store.exchange(dedupe_key) or row, duplicate=False)
