@@ -6,7 +6,7 @@ table and `yorisoi --help` are written from the same list, so they cannot drift 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -57,6 +57,9 @@ class Settings:
     delivery_interval: float
     max_body_bytes: int
     log_level: str
+    #: The environment it was read from, for modules that read their own variables
+    #: (a helpdesk's ZENDESK_* or FRESHDESK_*). Holds secrets: never print or log it.
+    env: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:  # never show secrets, even in a traceback or a debugger
         return (f"Settings(database_url={self.database_url!r}, watch_path={str(self.watch_path)!r}, "
@@ -86,6 +89,7 @@ class Settings:
             delivery_interval=_number(env, "YORISOI_DELIVERY_INTERVAL", 2.0, 0.05, 3600, float),
             max_body_bytes=_number(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
             log_level=(env.get("YORISOI_LOG_LEVEL") or "INFO").upper(),
+            env=dict(env),
         )
 
 
