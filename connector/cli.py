@@ -197,6 +197,27 @@ def reply(ticket_id: str, text: str, agent: str, key: str | None) -> None:
     click.echo(f"{state}: {exchange['text']}" + (f"\n{exchange['url']}" if exchange.get("url") else ""))
 
 
+@main.command("setup-sla")
+@click.option("--dry-run", is_flag=True, help="Print the policy JSON and change nothing.")
+def setup_sla(dry_run: bool) -> None:
+    """Create or update the helpdesk's SLA policy for Yorisoi tickets (tagged `yorisoi`).
+
+    First- and next-reply targets per priority come from YORISOI_SLA_MINUTES, so the
+    helpdesk's own SLA reports cover social tickets. Running it again changes nothing.
+    """
+    from connector.helpdesks.base import HelpdeskError, parse_sla_minutes
+    svc = _services(_app())
+    try:
+        minutes = parse_sla_minutes(svc.settings.env.get("YORISOI_SLA_MINUTES"))
+        plan = svc.helpdesk.setup_sla(minutes, dry_run=dry_run)
+    except (ValueError, HelpdeskError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{svc.helpdesk.name}: {plan.action}")
+    click.echo(json.dumps(plan.policy, ensure_ascii=False, indent=2))
+    for number, step in enumerate(plan.steps, start=1):
+        click.echo(f"{number}. {step}")
+
+
 @main.command("check-config")
 def check_config() -> None:
     """Validate the settings and the watch file, and show what will be watched."""

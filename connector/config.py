@@ -34,6 +34,8 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
      "Shared secret for `POST /sources/webhook` (HMAC-SHA256 of the raw body). Secret."),
     ("YORISOI_REPLY_SIGNATURE", DEFAULT_REPLY_SIGNATURE,
      "Signature added to an agent's public reply when it does not name the agent yet; `{agent}` and `{brand}` are filled in."),
+    ("YORISOI_SLA_MINUTES", "urgent=30,high=60,normal=240,low=1440",
+     "First- and next-reply targets per priority for `yorisoi setup-sla`, in minutes."),
     ("YORISOI_HOST", "127.0.0.1", "Address `yorisoi serve` and `yorisoi demo` listen on."),
     ("YORISOI_PORT", "8750", "Port `yorisoi serve` and `yorisoi demo` listen on."),
     ("YORISOI_SECRET_KEY", "(random per start)", "Flask secret key for session cookies. Secret."),

@@ -25,7 +25,7 @@ def test_ci_runs_the_readme_test_command():
 def test_help_lists_every_command_and_variable():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("demo", "serve", "replay", "tickets", "reply", "deliver", "check-config"):
+    for command in ("demo", "serve", "replay", "tickets", "reply", "setup-sla", "deliver", "check-config"):
         assert command in result.output
     for name, _default, _meaning in ENV_VARS:
         assert name in result.output
@@ -43,3 +43,19 @@ def test_bad_settings_name_the_variable():
     settings = Settings.from_env({"YORISOI_WEBHOOK_SECRET": "s3cret-value", "YORISOI_DATABASE": "/tmp/x.db"})
     assert settings.database_url == "sqlite:////tmp/x.db"
     assert "s3cret-value" not in repr(settings)
+
+
+def test_sla_minutes_parsing():
+    import pytest
+    from connector.helpdesks.base import parse_sla_minutes
+    assert parse_sla_minutes(None) == {"urgent": 30, "high": 60, "normal": 240, "low": 1440}
+    assert parse_sla_minutes("urgent=15, low=600")["urgent"] == 15
+    for bad in ("urgent=0", "soon=5", "high=one hour"):
+        with pytest.raises(ValueError, match="YORISOI_SLA_MINUTES"):
+            parse_sla_minutes(bad)
+
+
+def test_setup_sla_on_local_helpdesk_says_what_to_do(env):
+    result = CliRunner().invoke(main, ["setup-sla", "--dry-run"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("local: manual") and "YORISOI_HELPDESK=zendesk" in result.output

@@ -68,6 +68,35 @@ class HelpdeskError(Exception):
         self.status = status
 
 
+#: Default SLA targets in minutes (first reply and next reply), per priority: social posts are
+#: public, so they are answered in minutes, not days.
+DEFAULT_SLA_MINUTES = {"urgent": 30, "high": 60, "normal": 240, "low": 1440}
+
+
+@dataclass(frozen=True)
+class SlaPlan:
+    """What `yorisoi setup-sla` did or would do in one helpdesk."""
+
+    action: str  # created | updated | unchanged | dry-run | manual
+    policy: dict[str, Any]  # the helpdesk's own JSON for the policy
+    steps: tuple[str, ...] = ()  # manual steps, where the API cannot do it
+
+
+def parse_sla_minutes(raw: str | None) -> dict[str, int]:
+    """`urgent=30,high=60,normal=240,low=1440` (any subset) → minutes per priority."""
+    targets = dict(DEFAULT_SLA_MINUTES)
+    for part in (raw or "").split(","):
+        if not part.strip():
+            continue
+        name, _, minutes = part.partition("=")
+        name = name.strip().lower()
+        if name not in targets or not minutes.strip().isdigit() or int(minutes) <= 0:
+            raise ValueError(f"YORISOI_SLA_MINUTES: {part.strip()!r} should look like urgent=30 "
+                             f"(priorities: {', '.join(targets)}; minutes > 0)")
+        targets[name] = int(minutes)
+    return targets
+
+
 class Helpdesk(Protocol):
     name: str
 
@@ -86,3 +115,7 @@ class Helpdesk(Protocol):
 
     def describe(self) -> dict[str, Any]:
         """What the admin sees about this helpdesk (never secrets)."""
+
+    def setup_sla(self, minutes: dict[str, int], dry_run: bool) -> SlaPlan:
+        """Create or update (idempotently, by name) the SLA policy for Yorisoi tickets with
+        first/next reply targets per priority; with dry_run, only return the policy."""

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from connector.helpdesks.base import CommentDraft, HelpdeskError, TicketDraft
+from connector.helpdesks.base import CommentDraft, HelpdeskError, SlaPlan, TicketDraft
 from connector.models import TicketRef
 from connector.store import Store, local_comments, local_tickets, utcnow
 
@@ -75,6 +75,12 @@ class LocalHelpdesk:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "where": "tickets stored in Yorisoi's own database"}
+
+    def setup_sla(self, minutes: dict[str, int], dry_run: bool) -> SlaPlan:
+        # The local helpdesk has no SLA engine; say so with the targets it would use.
+        return SlaPlan(action="manual", policy={"first_reply_minutes": minutes, "next_reply_minutes": minutes},
+                       steps=("The local helpdesk keeps no SLA clock; set YORISOI_HELPDESK=zendesk or "
+                              "freshdesk and run yorisoi setup-sla there.",))
 
     # Reads for the dashboard's ticket page: the local helpdesk is also its own UI.
     def ticket(self, ticket_id: int) -> dict[str, Any] | None:
