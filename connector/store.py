@@ -257,13 +257,19 @@ class Store:
 
     # --- schema -----------------------------------------------------------------------
     def migrate(self) -> None:
-        """Create a fresh schema, or bring an older one up to SCHEMA_VERSION."""
+        """Create a fresh schema, or bring an older one up to SCHEMA_VERSION.
+
+        New tables need no numbered migration: `create_all` adds whatever table is missing,
+        on fresh and existing databases alike. Changes to existing tables (a new column, an
+        index) go into MIGRATIONS with the next version number.
+        """
         with self.engine.begin() as conn:
             if not self.engine.dialect.has_table(conn, "schema_version"):
                 metadata.create_all(conn)
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
                 return
             current = conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
+            metadata.create_all(conn)  # checkfirst: only the tables that are missing
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[version](conn)
                 conn.execute(insert(schema_version).values(version=version, applied_at=utcnow()))
