@@ -45,3 +45,15 @@ def test_bad_toml_and_missing_file(tmp_path: Path):
         load_watch(path)
     with pytest.raises(WatchConfigError, match="file not found"):
         load_watch(tmp_path / "nope.toml")
+
+
+def test_cli_fails_at_start_up_naming_file_and_key(tmp_path: Path, env: dict[str, str]):
+    from click.testing import CliRunner
+    from connector.cli import main
+    path = tmp_path / "watch.toml"
+    path.write_text("[[brand]]\nname = 'ソラモバイル'\nkeywords = ['ソラモバイル']\nexclude_account = ['x']\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["check-config"], env={**env, "YORISOI_WATCH": str(path)})
+    assert result.exit_code == 1
+    assert f"Error: {path}: brand[0].exclude_account: unknown key" in result.output
+    ok = CliRunner().invoke(main, ["check-config"], env=env)
+    assert ok.exit_code == 0 and "ソラモバイル: 5 keywords" in ok.output and "source webhook: enabled" in ok.output
