@@ -181,6 +181,20 @@ def test_admin_ui_round_trip(cclient, csvc):
     assert csvc.store.channel_instance(claims["i"])["brand"] == OTHER_BRAND
 
 
+def test_switching_brand_restarts_the_cursor_for_the_new_brand(cclient, csvc):
+    store_post(csvc, brand=OTHER_BRAND, text="ハルカ珈琲 美味しい")
+    store_post(csvc, text="ソラモバイル 圏外")
+    metadata = install(cclient, brand=BRAND)
+    status, body = pull(cclient, metadata)
+    assert [r["display_info"][0]["data"]["brand"] for r in body["external_resources"]] == [BRAND]
+    page = cclient.post("/zendesk/channel/admin_ui", data={"return_url": RETURN_URL, "subdomain": "acme",
+                                                           "metadata": metadata}).get_data(as_text=True)
+    cclient.post("/zendesk/channel/admin_ui/save", data={"form_token": _hidden(page, "form_token"),
+                                                          "name": "Haruka", "brand": OTHER_BRAND})
+    status, body = pull(cclient, metadata, body["state"])  # Zendesk still holds the old state
+    assert [r["display_info"][0]["data"]["brand"] for r in body["external_resources"]] == [OTHER_BRAND]
+
+
 def test_admin_ui_english_and_errors(cclient, csvc):
     page = cclient.post("/zendesk/channel/admin_ui", data={
         "return_url": RETURN_URL, "subdomain": "acme", "locale": "EN-us"}).get_data(as_text=True)

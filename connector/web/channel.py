@@ -301,13 +301,15 @@ def _instance_for(svc: Services, signer: TokenSigner, metadata: str | None) -> d
 
 
 # --- pull -----------------------------------------------------------------------------------
-def _cursor(signer: TokenSigner, state: str, instance_id: str) -> tuple[datetime, str] | None:
+def _cursor(signer: TokenSigner, state: str, instance: dict[str, Any]) -> tuple[datetime, str] | None:
     if not state.strip():
         return None
     try:
         claims = signer.open(STATE, state)
-        if claims.get("i") != instance_id:
+        if claims.get("i") != instance["id"]:
             raise BadToken("state belongs to another integration instance")
+        if claims.get("b") != instance["brand"]:
+            return None  # the admin switched brands: start the new brand from the backfill point
         return datetime.fromisoformat(claims["t"]), str(claims["k"])
     except BadToken as exc:
         raise _Refused(400, f"state refused: {exc}") from None
@@ -327,7 +329,7 @@ def pull():
     signer = _signer(_channel())
     instance = _instance_for(svc, signer, request.form.get("metadata"))
     state = request.form.get("state") or ""
-    after = _cursor(signer, state, instance["id"])
+    after = _cursor(signer, state, instance)
     if instance["brand"] not in svc.watch.brand_names:
         # The brand left the watch file: nothing to send; ask the admin to pick another.
         return jsonify({"external_resources": [], "state": state, "metadata_needs_update": True})
@@ -345,7 +347,8 @@ def pull():
     svc.store.remember_external_ids(long_ids)
     if rows:
         last = rows[-1]
-        state = signer.seal(STATE, {"i": instance["id"], "t": last["ingested_at"].isoformat(), "k": last["post"].key})
+        state = signer.seal(STATE, {"i": instance["id"], "b": instance["brand"],
+                                    "t": last["ingested_at"].isoformat(), "k": last["post"].key})
     svc.store.touch_channel_pull(instance["id"])
     log.info("pull for instance %s: %d resources", instance["id"], len(resources))
     return jsonify({"external_resources": resources, "state": state})
@@ -382,6 +385,10 @@ def channelback():
     if ticket_post[0].platform not in REPLYABLE_PLATFORMS:
         return _error(422, f"posts from {ticket_post[0].platform} cannot be answered from Zendesk")
     dedupe_key = f"zendesk-channel:{request_id}"
+    earlier = svc.store.exchange(dedupe_key)
+    if earlier is not None and (earlier["helpdesk"] != HELPDESK or earlier["ticket_id"] != instance["id"]):
+        # Checked before sending: a retry must never re-send another instance's failed reply.
+        return _error(409, "request_unique_identifier was already used by another integration instance")
     try:
         outcome = send_reply_to_post(svc.store, svc.sources, ticket_post_key=ticket_post_key, helpdesk=HELPDESK,
                                      ticket_id=instance["id"], agent=instance["signature"], text=message,
@@ -393,7 +400,7 @@ def channelback():
     except UnknownTicket as exc:
         return _error(404, str(exc))
     exchange = outcome.exchange
-    if exchange["ticket_id"] != instance["id"] or exchange["helpdesk"] != HELPDESK:
+    if exchange["ticket_id"] != instance["id"] or exchange["helpdesk"] != HELPDESK:  # lost a race to another
         return _error(409, "request_unique_identifier was already used by another integration instance")
     if exchange["status"] == "sending":
         return _error(503, "this reply is still being sent; retry later with the same request_unique_identifier")
