@@ -218,6 +218,25 @@ def setup_sla(dry_run: bool) -> None:
         click.echo(f"{number}. {step}")
 
 
+@main.command("channel-code")
+@click.argument("subdomain")
+def channel_code(subdomain: str) -> None:
+    """Print the install code a Zendesk admin types into Yorisoi's Channel framework admin UI.
+
+    SUBDOMAIN is the Zendesk account's subdomain (acme for acme.zendesk.com). The code is
+    derived from YORISOI_CHANNEL_SECRET: give it only to that account's admin.
+    """
+    from connector.channel import ChannelNotConfigured, ChannelSettings
+    from connector.channel.tokens import TokenSigner
+    from connector.config import Settings
+    try:
+        settings = ChannelSettings.from_env(Settings.from_env().env)
+    except (ChannelNotConfigured, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(TokenSigner(settings.secret).install_code(subdomain))
+    click.echo(f"manifest: {settings.public_url}/zendesk/manifest.json")
+
+
 @main.command("check-config")
 def check_config() -> None:
     """Validate the settings and the watch file, and show what will be watched."""

@@ -1,8 +1,10 @@
 """An agent's public reply goes back to the network: signed with the agent's own name, sent
 through the post's source module, and recorded as an exchange exactly once.
 
-Helpdesk webhooks (Zendesk, Freshdesk) and the CLI call `send_reply`; it is the one place
-that knows the order: record `sending` → post to the network → record the outcome. A
+Helpdesk webhooks (Zendesk, Freshdesk) and the CLI call `send_reply` with the helpdesk's ticket;
+the Zendesk Channel framework's channelback knows the post instead (Zendesk creates the ticket
+there, we never learn its id) and calls `send_reply_to_post`. `send_reply_to_post` is the one
+place that knows the order: record `sending` → post to the network → record the outcome. A
 webhook retried by the helpdesk finds the exchange by its dedupe key and posts nothing again.
 """
 from __future__ import annotations
@@ -62,12 +64,28 @@ class ReplyOutcome:
 
 def send_reply(store: Store, sources: Mapping[str, Source], *, helpdesk: str, ticket_id: str,
                agent: str, text: str, dedupe_key: str, signature: str = DEFAULT_REPLY_SIGNATURE) -> ReplyOutcome:
+    """Reply to the customer of a helpdesk ticket that Yorisoi created."""
     ticket_post_key = store.post_key_for_ticket(helpdesk, str(ticket_id))
     if ticket_post_key is None:
         raise UnknownTicket(f"{helpdesk} ticket {ticket_id} was not created by Yorisoi")
+    return send_reply_to_post(store, sources, ticket_post_key=ticket_post_key, helpdesk=helpdesk,
+                              ticket_id=str(ticket_id), agent=agent, text=text, dedupe_key=dedupe_key,
+                              signature=signature)
+
+
+def send_reply_to_post(store: Store, sources: Mapping[str, Source], *, ticket_post_key: str, helpdesk: str,
+                       ticket_id: str, agent: str, text: str, dedupe_key: str,
+                       signature: str = DEFAULT_REPLY_SIGNATURE) -> ReplyOutcome:
+    """Reply in the conversation whose ticket post is `ticket_post_key`, once per dedupe key.
+
+    The reply answers the newest customer post of the conversation. `ticket_id` is recorded
+    with the exchange as the helpdesk knows it (for the Channel framework: the instance id).
+    An empty `agent` leaves the text unsigned.
+    """
     reply_to_key = store.latest_customer_post(ticket_post_key)
     loaded = store.load_post(reply_to_key)
-    assert loaded is not None  # the key came from the store
+    if loaded is None:
+        raise UnknownTicket(f"post {ticket_post_key} is not stored")
     post, decision, _ = loaded
     signed = sign_reply(text, agent, decision.brand, signature)
     row, created = store.begin_exchange(dedupe_key=dedupe_key, ticket_post_key=ticket_post_key,

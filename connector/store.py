@@ -16,14 +16,16 @@ from typing import Any, Iterator, Sequence
 
 from sqlalchemy import (
     JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
-    Text, TypeDecorator, UniqueConstraint, create_engine, event, func, insert, select, update,
+    Text, TypeDecorator, UniqueConstraint, and_, create_engine, event, func, insert, or_, select, update,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
 from connector.models import Analysis, Decision, Post, TicketRef
 
-SCHEMA_VERSION = 1
+#: 2 is reserved for the `corrections` table of a parallel branch; 3 adds the Zendesk Channel
+#: framework tables. The lead reconciles the numbering when both are merged.
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> datetime:
@@ -202,6 +204,35 @@ exchanges = Table(
 )
 
 
+# Zendesk Channel framework ("Any Channel") installations: one row per integration instance an
+# admin created through our admin UI. Zendesk keeps the signed `metadata` we issued; this row is
+# what the metadata points at, so destroying an instance here stops its pulls and channelbacks
+# even though Zendesk (or a thief) still holds a validly signed metadata string.
+channel_instances = Table(
+    "channel_instances", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("subdomain", String(255), nullable=False),
+    Column("brand", Text, nullable=False),  # the watched brand (watch file `name`) it receives
+    Column("name", Text, nullable=False),  # the display name the admin gave it in Zendesk
+    Column("signature", Text, nullable=False),  # team signature for channelback replies ("" = none)
+    Column("locale", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # active | destroyed
+    Column("backfill_from", UTCDateTime, nullable=False),  # the first pull starts here
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("destroyed_at", UTCDateTime),
+    Column("last_pull_at", UTCDateTime),
+)
+
+# External ids too long for Zendesk's 255 ASCII characters are sent as a hash; this maps the
+# hash back to the post for clickthrough and channelback (short ids are decoded from the text).
+channel_external_ids = Table(
+    "channel_external_ids", metadata,
+    Column("external_id", String(255), primary_key=True),
+    Column("post_key", String(300), ForeignKey("posts.key"), nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     id: int
@@ -369,19 +400,100 @@ class Store:
             ).mappings().first()
         if row is None:
             return None
-        post = Post.model_validate({
-            "platform": row["platform"], "id": row["post_id"], "url": row["url"],
-            "created_at": row["created_at"], "lang": row["lang"], "text": row["text"],
-            "author": {"id": row["author_id"], "handle": row["handle"], "name": row["author_name"],
-                       "bio": row["bio"], "location": row["location"], "followers": row["followers"],
-                       "following": row["following"], "created_at": row["author_created_at"],
-                       "avatar_url": row["avatar_url"]},
-            "metrics": row["metrics"], "in_reply_to": row["in_reply_to"],
-            "conversation_id": row["conversation_id"], "repost_of": row["repost_of"],
-        })
-        decision = Decision(bool(row["qualified"]), row["brand"], tuple(row["reasons"]))
-        analysis = Analysis.from_dict(row["detail"]) if row["detail"] else None
-        return post, decision, analysis
+        return _post_from_row(row)
+
+    # --- Zendesk Channel framework ----------------------------------------------------
+    def save_channel_instance(self, *, instance_id: str, subdomain: str, brand: str, name: str,
+                              signature: str, locale: str, backfill_from: datetime) -> dict[str, Any]:
+        """Create an instance, or update the brand/name/signature of an active one (re-edit).
+
+        A destroyed instance is never revived: Zendesk destroyed it, a new one gets a new id."""
+        now = utcnow()
+        values = dict(subdomain=subdomain, brand=brand, name=name, signature=signature, locale=locale,
+                      updated_at=now)
+        with self.engine.begin() as conn:
+            conn.execute(_insert(conn, channel_instances).values(
+                id=instance_id, status="active", backfill_from=backfill_from, created_at=now, **values,
+            ).on_conflict_do_update(index_elements=["id"], set_=values,
+                                    where=channel_instances.c.status == "active"))
+        row = self.channel_instance(instance_id)
+        assert row is not None
+        return row
+
+    def channel_instance(self, instance_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(channel_instances).where(channel_instances.c.id == instance_id)
+                               ).mappings().first()
+        return dict(row) if row else None
+
+    def destroy_channel_instance(self, instance_id: str) -> bool:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            return conn.execute(update(channel_instances).where(channel_instances.c.id == instance_id)
+                                .where(channel_instances.c.status == "active")
+                                .values(status="destroyed", destroyed_at=now, updated_at=now)).rowcount == 1
+
+    def touch_channel_pull(self, instance_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(channel_instances).where(channel_instances.c.id == instance_id)
+                         .values(last_pull_at=utcnow()))
+
+    def channel_posts(self, brand: str, *, after: tuple[datetime, str] | None, since: datetime,
+                      until: datetime, limit: int) -> list[dict[str, Any]]:
+        """Qualifying, analysed posts of `brand`'s tickets in ingest order, after a cursor.
+
+        Keyset paging on (ingested_at, key): unique and totally ordered, so posts stored in the
+        same instant are neither repeated nor skipped across pulls. The brand is the ticket
+        post's (a follow-up belongs to its conversation's instance). `until` keeps the newest
+        seconds back: a transaction that took its timestamp earlier but commits later would
+        otherwise land behind a cursor that has already moved past it.
+        """
+        root = posts.alias("root")
+        stmt = (select(posts, authors.c.author_id, authors.c.handle, authors.c.name.label("author_name"),
+                       authors.c.bio, authors.c.location, authors.c.followers, authors.c.following,
+                       authors.c.created_at.label("author_created_at"), authors.c.avatar_url,
+                       analyses.c.detail, outbox.c.kind, outbox.c.ticket_post_key)
+                .join(authors, authors.c.key == posts.c.author_key)
+                .join(analyses, analyses.c.post_key == posts.c.key)
+                .join(outbox, outbox.c.post_key == posts.c.key)
+                .join(root, root.c.key == outbox.c.ticket_post_key)
+                .where(posts.c.qualified == True)  # noqa: E712
+                .where(root.c.brand == brand)
+                .where(posts.c.ingested_at <= until)
+                .order_by(posts.c.ingested_at, posts.c.key)
+                .limit(limit))
+        if after is None:
+            stmt = stmt.where(posts.c.ingested_at >= since)
+        else:
+            at, key = after
+            stmt = stmt.where(or_(posts.c.ingested_at > at, and_(posts.c.ingested_at == at, posts.c.key > key)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).mappings().all()
+        result = []
+        for row in rows:
+            post, decision, analysis = _post_from_row(row)
+            result.append({"post": post, "decision": decision, "analysis": analysis, "kind": row["kind"],
+                           "ticket_post_key": row["ticket_post_key"], "ingested_at": row["ingested_at"]})
+        return result
+
+    def remember_external_ids(self, pairs: Sequence[tuple[str, str]]) -> None:
+        if not pairs:
+            return
+        with self.engine.begin() as conn:
+            for external_id, post_key in pairs:
+                conn.execute(_insert(conn, channel_external_ids).values(
+                    external_id=external_id, post_key=post_key).on_conflict_do_nothing(index_elements=["external_id"]))
+
+    def post_key_for_external_id(self, external_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(channel_external_ids.c.post_key)
+                                .where(channel_external_ids.c.external_id == external_id)).scalar()
+
+    def ticket_post_key_of(self, post_key: str) -> str | None:
+        """The post whose ticket `post_key` belongs to (itself for a ticket post)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(outbox.c.ticket_post_key).where(outbox.c.post_key == post_key)).scalar()
+
 
     # --- outbox -----------------------------------------------------------------------
     def claim_due(self, limit: int, lease: timedelta, worker: str | None = None,
@@ -606,6 +718,23 @@ class Store:
         return {"posts": total, "qualified": qualified, "tickets": ticket_count}
 
 
+def _post_from_row(row: Any) -> tuple[Post, Decision, Analysis | None]:
+    """A stored post (joined with its author and analysis) as domain objects."""
+    post = Post.model_validate({
+        "platform": row["platform"], "id": row["post_id"], "url": row["url"],
+        "created_at": row["created_at"], "lang": row["lang"], "text": row["text"],
+        "author": {"id": row["author_id"], "handle": row["handle"], "name": row["author_name"],
+                   "bio": row["bio"], "location": row["location"], "followers": row["followers"],
+                   "following": row["following"], "created_at": row["author_created_at"],
+                   "avatar_url": row["avatar_url"]},
+        "metrics": row["metrics"], "in_reply_to": row["in_reply_to"],
+        "conversation_id": row["conversation_id"], "repost_of": row["repost_of"],
+    })
+    decision = Decision(bool(row["qualified"]), row["brand"], tuple(row["reasons"]))
+    analysis = Analysis.from_dict(row["detail"]) if row["detail"] else None
+    return post, decision, analysis
+
+
 class _AlreadyStored(Exception):
     """Raised inside a transaction to roll it back when the post is a duplicate."""
 
@@ -622,5 +751,15 @@ def _pid_alive(pid: int) -> bool:
 
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
-MIGRATIONS: dict[int, Any] = {}
+def _migrate_reserved_2(conn: Connection) -> None:
+    """Reserved for the `corrections` table of a parallel branch (the lead reconciles)."""
+
+
+def _migrate_channel_framework(conn: Connection) -> None:
+    """3: Zendesk Channel framework instances and long external ids."""
+    channel_instances.create(conn, checkfirst=True)
+    channel_external_ids.create(conn, checkfirst=True)
+
+
+MIGRATIONS: dict[int, Any] = {2: _migrate_reserved_2, 3: _migrate_channel_framework}
 
