@@ -25,7 +25,7 @@ from connector.models import Analysis, Decision, Post, TicketRef
 
 #: 2 is reserved for the `corrections` table of a parallel branch; 3 adds the Zendesk Channel
 #: framework tables. The lead reconciles the numbering when both are merged.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 1
 
 
 def utcnow() -> datetime:
@@ -751,15 +751,5 @@ def _pid_alive(pid: int) -> bool:
 
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
-def _migrate_reserved_2(conn: Connection) -> None:
-    """Reserved for the `corrections` table of a parallel branch (the lead reconciles)."""
-
-
-def _migrate_channel_framework(conn: Connection) -> None:
-    """3: Zendesk Channel framework instances and long external ids."""
-    channel_instances.create(conn, checkfirst=True)
-    channel_external_ids.create(conn, checkfirst=True)
-
-
-MIGRATIONS: dict[int, Any] = {2: _migrate_reserved_2, 3: _migrate_channel_framework}
+MIGRATIONS: dict[int, Any] = {}
 
