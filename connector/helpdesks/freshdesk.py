@@ -206,8 +206,9 @@ class FreshdeskHelpdesk:
 
     # --- HTTP -------------------------------------------------------------------------
     def _request(self, method: str, path: str, *, json: Any = None,
-                 params: Mapping[str, Any] | None = None) -> requests.Response:
-        self._check_budget()
+                 params: Mapping[str, Any] | None = None, pace: bool = True) -> requests.Response:
+        if pace:
+            self._check_budget()
         url = self.api + path
         try:
             response = self.session.request(method, url, json=json, params=params, timeout=TIMEOUT)
@@ -327,7 +328,9 @@ class FreshdeskHelpdesk:
         return self._ref(ticket_id)
 
     def _add_analysis_note(self, ticket_id: int, draft: TicketDraft) -> None:
-        self._request("POST", f"/tickets/{ticket_id}/notes", json={
+        # Not paced: the note completes a ticket just created; refusing it here would only
+        # leave agents a ticket without its analysis until the retry. A 429 still stops it.
+        self._request("POST", f"/tickets/{ticket_id}/notes", pace=False, json={
             "body": text_to_html(draft.note, marker=note_marker(f"{draft.external_id}#note")),
             "private": True,  # the analysis is for agents only
         })
