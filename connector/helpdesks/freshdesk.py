@@ -367,7 +367,9 @@ class FreshdeskHelpdesk:
             if exc.status in (400, 404):
                 return None  # no such contact yet: the ticket call creates it, so no ticket either
             raise
-        for ticket in tickets if isinstance(tickets, list) else []:
+        # The newest 30 are plenty (a retry comes minutes after the attempt) and bound the
+        # per-ticket reads below on a prolific requester.
+        for ticket in (tickets if isinstance(tickets, list) else [])[:30]:
             tags = ticket.get("tags")
             if tags is None:  # the documented list answer omits tags: read the ticket itself
                 tags = self._request("GET", f"/tickets/{ticket['id']}").json().get("tags") or []
