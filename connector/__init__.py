@@ -22,6 +22,7 @@ def _template_folder() -> str:
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
     from connector.services import Services
     from connector.web import channel, dashboard, i18n, webhooks
+    from connector.web import freshdesk as freshdesk_web
     from connector import cli
 
     settings = settings or Settings.from_env()
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(channel.bp)
+    app.register_blueprint(freshdesk_web.bp)
     cli.register(app)
 
     @app.before_request

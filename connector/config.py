@@ -14,7 +14,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEMO_WATCH = PACKAGE_DIR / "demo" / "watch.toml"
 DEMO_FEED = PACKAGE_DIR / "demo" / "feed.jsonl"
 
-HELPDESKS = ("local",)
+HELPDESKS = ("local", "freshdesk")
 #: Signature added to an agent's public reply that does not name the agent yet.
 DEFAULT_REPLY_SIGNATURE = "（{brand} {agent}）"
 
@@ -29,7 +29,7 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("YORISOI_DATABASE", "sqlite:///<data dir>/yorisoi.sqlite3",
      "Database URL (`sqlite:///path`) or a plain file path for SQLite."),
     ("YORISOI_WATCH", "bundled demo watch.toml", "Path of the watch configuration (TOML): brands, keywords, exclusions, priority rules."),
-    ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database)."),
+    ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database) or `freshdesk` (FRESHDESK_* below)."),
     ("YORISOI_WEBHOOK_SECRET", "(unset: webhook disabled)",
      "Shared secret for `POST /sources/webhook` (HMAC-SHA256 of the raw body). Secret."),
     ("YORISOI_REPLY_SIGNATURE", DEFAULT_REPLY_SIGNATURE,
@@ -48,6 +48,18 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle."),
     ("YORISOI_MAX_BODY_BYTES", "1048576", "Largest request body accepted by inbound webhooks."),
     ("YORISOI_LOG_LEVEL", "INFO", "Python logging level."),
+    # Freshdesk (YORISOI_HELPDESK=freshdesk); read by connector/helpdesks/freshdesk.py.
+    ("FRESHDESK_DOMAIN", "(required for freshdesk)", "Your Freshdesk subdomain: `acme` for acme.freshdesk.com."),
+    ("FRESHDESK_API_KEY", "(required for freshdesk)",
+     "API key of the Freshdesk agent Yorisoi acts as (profile settings); sent as basic auth. Secret."),
+    ("FRESHDESK_URL", "https://<FRESHDESK_DOMAIN>.freshdesk.com", "Base URL override (a proxy, or the fake Freshdesk in tests)."),
+    ("FRESHDESK_GROUP_ID", "(unset)",
+     "Group set on every Yorisoi ticket; `yorisoi setup-sla` applies its SLA policy to this group (Freshdesk SLAs cannot match tags)."),
+    ("FRESHDESK_SOURCE", "2 (Portal)", "Ticket source number set on Yorisoi tickets (a custom source for social posts, if you made one)."),
+    ("FRESHDESK_FIELDS", "(unset)",
+     "Analysis labels copied to ticket custom fields, e.g. `sentiment=cf_sentiment,intent=cf_intent,risk=cf_risk`."),
+    ("FRESHDESK_WEBHOOK_TOKEN", "(unset: webhook disabled)",
+     "Secret the Freshdesk automation rule sends to `POST /freshdesk/webhook` (header `X-Yorisoi-Token`, or `?token=`); 16+ characters. Secret."),
 )
 
 

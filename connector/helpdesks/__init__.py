@@ -12,4 +12,7 @@ def make_helpdesk(settings: Settings, store: Store) -> Helpdesk:
     if settings.helpdesk == "local":
         from connector.helpdesks.local import LocalHelpdesk
         return LocalHelpdesk(store)
+    if settings.helpdesk == "freshdesk":
+        from connector.helpdesks.freshdesk import FreshdeskHelpdesk
+        return FreshdeskHelpdesk.from_settings(settings, store)
     raise ValueError(f"unknown helpdesk {settings.helpdesk!r}")  # Settings already validated it
