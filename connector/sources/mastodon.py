@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from datetime import datetime, timezone
 from typing import Any, Sequence
@@ -126,7 +127,10 @@ class MastodonSource:
         raise SourceError(f"mastodon: {host} is no longer configured", retryable=False)
 
     def poll(self, unit: str, cursor: dict[str, Any] | None) -> PollResult:
-        _platform, host, kind, term = unit.split(":", 3)
+        match = re.fullmatch(r"mastodon:(.+?):(tag|search):(.*)", unit)
+        if match is None:
+            raise SourceError(f"mastodon: unknown poll unit {unit}", retryable=False)
+        host, kind, term = match.groups()  # the host may carry a port
         base = self._instance(host)
         cursor = dict(cursor or {})
         min_id = cursor.get("min_id")
