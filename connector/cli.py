@@ -295,7 +295,9 @@ def poll(once: bool, as_json: bool, wait: float) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def compliance(as_json: bool) -> None:
+@click.option("--all", "check_all", is_flag=True,
+              help="Check every stored post now, even those checked in the last 12 hours (e.g. after a deletion request).")
+def compliance(as_json: bool, check_all: bool) -> None:
     """Check stored posts against their network now; purge deleted or protected ones.
 
     X asks that deleted or protected posts leave our store within 24 hours (Bluesky and
@@ -303,9 +305,10 @@ def compliance(as_json: bool) -> None:
     live) the author's profile; their ticket gets an internal note saying so, once. `yorisoi
     poll` runs this every 12 hours by itself.
     """
+    from datetime import timedelta
     from connector.poller import Poller
     svc = _services(_app())
-    report = Poller(svc).run_compliance()
+    report = Poller(svc).run_compliance(timedelta(0) if check_all else timedelta(hours=12))
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:

@@ -46,10 +46,10 @@ def marker(platform: str, reason: str) -> str:
 def note_body(platform: str, reason: str, post_key: str) -> str:
     name = NETWORK_NAMES.get(platform, platform)
     return (f"Yorisoi: 元の投稿（{post_key}）は {name} で{REASONS_JA.get(reason, '削除')}されました。"
-            f"プラットフォームの規約に従い、Yorisoi に保存していた本文と投稿者のプロフィールを消去しました。"
+            f"プラットフォームの規約に従い、Yorisoi に保存していた本文を消去しました（投稿者の公開中の投稿が他になければプロフィールも消去）。"
             f"この投稿を引用したり、公開の返信で内容に触れたりしないでください。\n"
             f"Yorisoi: the original post ({post_key}) was {reason} on {name}. As the platform's rules require, "
-            f"Yorisoi removed its stored text and the author's profile. Do not quote it or refer to its "
+            f"Yorisoi removed its stored text (and the author's profile, unless another of their posts is still live). Do not quote it or refer to its "
             f"content in public replies.\n")
 
 
@@ -68,13 +68,14 @@ class ComplianceReport:
 
 def run_compliance(store: Store, sources: Mapping[str, Any], helpdesk: Helpdesk, *,
                    platforms: tuple[str, ...] = ("x", "mastodon", "bluesky"),
-                   clock: Callable[[], datetime] = utcnow, limit: int = MAX_PER_RUN) -> ComplianceReport:
+                   clock: Callable[[], datetime] = utcnow, limit: int = MAX_PER_RUN,
+                   recheck_after: timedelta = RECHECK_AFTER) -> ComplianceReport:
     report = ComplianceReport()
     for platform in platforms:
         source = sources.get(platform)
         if not isinstance(source, PollingSource):
             continue  # no network configured: nothing can be asked
-        keys = store.posts_due_for_compliance(platform, clock() - RECHECK_AFTER, limit)
+        keys = store.posts_due_for_compliance(platform, clock() - recheck_after, limit)
         report.checked[platform] = 0
         report.gone[platform] = 0
         for start in range(0, len(keys), 100):

@@ -165,8 +165,9 @@ class Poller:
             return True
         return datetime.fromisoformat(last) <= self.clock() - RECHECK_AFTER
 
-    def run_compliance(self) -> ComplianceReport:
-        result = run_compliance(self.store, self.svc.sources, self.svc.helpdesk, clock=self.clock)
+    def run_compliance(self, recheck_after: timedelta = RECHECK_AFTER) -> ComplianceReport:
+        result = run_compliance(self.store, self.svc.sources, self.svc.helpdesk, clock=self.clock,
+                                recheck_after=recheck_after)
         self.store.set_state("compliance:last_run", self.clock().isoformat())
         return result
 

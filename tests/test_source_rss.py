@@ -41,3 +41,13 @@ def test_rss_has_no_reply(social_app, fakes):
     with pytest.raises(ReplyFailed, match="no reply channel") as info:
         svc.reply(ticket_id=ticket["ticket_id"], agent="佐藤", text="ご不便をおかけしております", dedupe_key="k")
     assert not info.value.retryable
+
+
+def test_feed_tables_are_validated_strictly():
+    from connector.watch import WatchConfigError, parse_watch
+    brand = {"name": "ソラモバイル", "keywords": ["ソラモバイル"]}
+    assert parse_watch({"brand": [brand], "feed": [{"url": "https://diary.example/rss"}]}).feeds[0].name == "https://diary.example/rss"
+    for feed, problem in [({"url": "ftp://x"}, "feed[0].url"), ({"url": "https://a.example", "intervall": 5}, "feed[0].intervall"),
+                          ({"name": "no url"}, "feed[0].url")]:
+        with pytest.raises(WatchConfigError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+            parse_watch({"brand": [brand], "feed": [feed]})

@@ -62,6 +62,7 @@ class FakeBluesky(FakeServer):
             ("GET", re.compile(x + r"app\.bsky\.feed\.getPosts"), self.get_posts),
             ("GET", re.compile(x + r"app\.bsky\.actor\.getProfile"), self.get_profile),
             ("POST", re.compile(x + r"com\.atproto\.repo\.createRecord"), self.create_record),
+            ("GET", re.compile(r"/_fake/records"), lambda r, b: json_response(self.records)),  # demo control
         ]
 
     def _session_body(self) -> dict[str, Any]:

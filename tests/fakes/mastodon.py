@@ -56,6 +56,7 @@ class FakeMastodon(FakeServer):
             ("GET", re.compile(r"/api/v1/statuses/([^/]+)"), self.get_status),
             ("POST", re.compile(r"/api/v1/statuses"), self.post_status),
             ("GET", re.compile(r"/api/v1/accounts/lookup"), self.lookup),
+            ("GET", re.compile(r"/_fake/posted"), lambda r, b: json_response(self.posted)),  # demo control
         ]
 
     def _headers(self) -> dict[str, str]:

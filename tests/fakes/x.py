@@ -93,6 +93,9 @@ class FakeX(FakeServer):
             ("GET", re.compile(r"/2/users/(\d+)"), self.user),
             ("POST", re.compile(r"/2/tweets"), self.create),
             ("POST", re.compile(r"/2/oauth2/token"), self.token),
+            # Controls for loopback demos (not part of X's API).
+            ("POST", re.compile(r"/_fake/delete/(\d+)"), lambda r, b, i: (self.delete(i), json_response({"deleted": i}))[1]),
+            ("GET", re.compile(r"/_fake/replies"), lambda r, b: json_response(self.replies)),
         ]
 
     def _app_auth(self, request: Request) -> Response | None:
