@@ -126,25 +126,44 @@ def deliver(wait: float, retry_failed: bool) -> None:
                f"· failed {report.failed}" + (f" · stopped: {report.stopped}" if report.stopped else ""))
 
 
-def _serve(app: Flask, host: str, port: int) -> None:
+def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
     from waitress import serve as waitress_serve
     svc = _services(app)
     svc.start_worker()
-    click.echo(f"Yorisoi is listening on http://{host}:{port}/  (helpdesk: {svc.helpdesk.name}; Ctrl+C to stop)")
+    poller_thread = None
+    if poll:
+        from connector.poller import Poller, PollerThread
+        poller = Poller(svc)
+        if not poller.sources:
+            click.echo("no network is configured to poll (see X_BEARER_TOKEN, MASTODON_INSTANCES, "
+                       "BLUESKY_HANDLE, [[feed]]); serving without the poller", err=True)
+        else:
+            poller_thread = PollerThread(poller, wake_delivery=svc.wake_worker)
+            poller_thread.start()
+    click.echo(f"Yorisoi is listening on http://{host}:{port}/  (helpdesk: {svc.helpdesk.name}"
+               f"{'; polling ' + ', '.join(s.platform for s in poller_thread.poller.sources) if poller_thread else ''}"
+               f"; Ctrl+C to stop)")
     try:
         waitress_serve(app, host=host, port=port, threads=8, ident="yorisoi")
     finally:
+        if poller_thread is not None:
+            poller_thread.stop()
         svc.close()
 
 
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default: YORISOI_HOST).")
 @click.option("--port", type=int, default=None, help="Port (default: YORISOI_PORT).")
-def serve(host: str | None, port: int | None) -> None:
-    """Run the connector: web app, inbound webhooks and the delivery worker."""
+@click.option("--poll", is_flag=True, help="Also run the source poller in this process (small installs).")
+def serve(host: str | None, port: int | None, poll: bool) -> None:
+    """Run the connector: web app, inbound webhooks and the delivery worker.
+
+    With --poll, the configured networks (X, Mastodon, Bluesky, RSS) are polled in-process
+    too, as `yorisoi poll` would; larger installs run `yorisoi poll` as its own process.
+    """
     app = _app()
     settings = _services(app).settings
-    _serve(app, host or settings.host, port or settings.port)
+    _serve(app, host or settings.host, port or settings.port, poll=poll)
 
 
 @main.command()
@@ -195,6 +214,115 @@ def reply(ticket_id: str, text: str, agent: str, key: str | None) -> None:
                                               author_external_id=agent))
     state = "already sent earlier" if outcome.duplicate else exchange["status"]
     click.echo(f"{state}: {exchange['text']}" + (f"\n{exchange['url']}" if exchange.get("url") else ""))
+
+
+def _print_poll(report: Any) -> None:
+    for unit in report.units:
+        when = unit.next_poll_at.strftime("%H:%M:%S UTC") if unit.next_poll_at else "-"
+        if not unit.polled:
+            click.echo(f"  - {unit.unit}: " + (f"backing off until {when} (last error: {unit.error})"
+                                               if unit.backing_off else f"next poll at {when}"))
+        elif unit.error:
+            click.echo(f"  ! {unit.unit}: {unit.error} (backing off; next try {when})")
+        else:
+            click.echo(f"  {unit.unit}: fetched {unit.fetched} · new tickets {unit.queued} · follow-ups "
+                       f"{unit.follow_ups} · dropped {unit.dropped} · already stored {unit.duplicates}"
+                       + (f" · skipped {unit.skipped}" if unit.skipped else "")
+                       + (f" · rejected {unit.rejected}" if unit.rejected else "")
+                       + (f" ({unit.note})" if unit.note else ""))
+    for line in report.usage:
+        click.echo(f"  {line}")
+    if report.compliance is not None:
+        c = report.compliance
+        click.echo(f"  compliance: checked {sum(c.checked.values())} · gone {sum(c.gone.values())} · notes {c.notes_added}"
+                   + "".join(f"\n  ! {e}" for e in c.errors))
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Poll every configured source once, deliver, and exit (for cron).")
+@click.option("--json", "as_json", is_flag=True, help="With --once: print one JSON object.")
+@click.option("--wait", default=60.0, show_default=True,
+              help="With --once: seconds to keep retrying deliveries the helpdesk postponed before exiting.")
+def poll(once: bool, as_json: bool, wait: float) -> None:
+    """Poll X, Mastodon, Bluesky and RSS/Atom feeds for posts about the watched brands.
+
+    Each network's searches, hashtag timelines and feeds run on their own schedule
+    (YORISOI_POLL_INTERVALS) from persisted cursors, so a restart neither skips nor repeats a
+    post; a network that fails (429, 5xx) backs off alone. Every post goes through the same
+    qualification and analysis as the webhook, and qualifying ones become tickets. Platform
+    compliance (deleted posts) runs every 12 hours. Without --once it runs until Ctrl+C.
+    """
+    import time
+    from connector.poller import Poller
+    svc = _services(_app())
+    poller = Poller(svc)
+    if not poller.sources:
+        raise click.ClickException("no network is configured: set X_BEARER_TOKEN, MASTODON_INSTANCES, "
+                                   "BLUESKY_HANDLE/BLUESKY_APP_PASSWORD, or add [[feed]] tables to the watch file")
+    svc.store.release_dead_claims()
+    if once:
+        report = poller.run_once(ignore_interval=True)
+        delivery = svc.pipeline.drain(max_wait=wait)
+        if report.compliance is not None:  # notes for tickets created just now
+            from connector.compliance import add_pending_notes
+            report.compliance.notes_added += add_pending_notes(svc.store, svc.helpdesk, report.compliance)
+        if as_json:
+            click.echo(json.dumps({
+                "units": [u.as_dict() for u in report.units], "usage": report.usage,
+                "tickets_created": delivery.created, "comments_added": delivery.commented,
+                "compliance": report.compliance.as_dict() if report.compliance else None,
+            }, ensure_ascii=False))
+            return
+        click.echo(f"polled {sum(1 for u in report.units if u.polled)} units · fetched {report.total('fetched')} "
+                   f"· tickets created {delivery.created} · follow-up comments {delivery.commented}")
+        _print_poll(report)
+        return
+    svc.start_worker()
+    click.echo(f"polling {', '.join(s.platform for s in poller.sources)} (Ctrl+C to stop)")
+    try:
+        while True:
+            report = poller.run_once(ignore_interval=False)
+            if any(u.fetched or u.error for u in report.units):
+                click.echo(time.strftime("%H:%M:%S"))
+                _print_poll(report)
+                svc.wake_worker()
+            time.sleep(min(60.0, max(1.0, poller.seconds_until_next())))
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        svc.close()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--all", "check_all", is_flag=True,
+              help="Check every stored post now, even those checked in the last 12 hours (e.g. after a deletion request).")
+def compliance(as_json: bool, check_all: bool) -> None:
+    """Check stored posts against their network now; purge deleted or protected ones.
+
+    X asks that deleted or protected posts leave our store within 24 hours (Bluesky and
+    Mastodon likewise). Gone posts lose their text and (once none of the author's posts is
+    live) the author's profile; their ticket gets an internal note saying so, once. `yorisoi
+    poll` runs this every 12 hours by itself.
+    """
+    from datetime import timedelta
+    from connector.poller import Poller
+    svc = _services(_app())
+    report = Poller(svc).run_compliance(timedelta(0) if check_all else timedelta(hours=12))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        for platform, checked in report.checked.items():
+            click.echo(f"{platform}: checked {checked} · gone {report.gone.get(platform, 0)}")
+        for key in report.purged:
+            click.echo(f"  purged {key}")
+        click.echo(f"internal notes added: {report.notes_added}")
+        for error in report.errors:
+            click.echo(f"  ! {error}", err=True)
+    for source in Poller(svc).sources:
+        line = source.usage()
+        if line and source.platform == "x" and not as_json:
+            click.echo(line)
 
 
 @main.command("setup-sla")

@@ -34,7 +34,8 @@ class Services:
         watch = load_watch(settings.watch_path)  # fails at start-up on a bad file
         store = Store(settings.database_url)
         helpdesk = make_helpdesk(settings, store)
-        return cls(settings, store, watch, helpdesk, Pipeline(store, watch, helpdesk), make_sources())
+        return cls(settings, store, watch, helpdesk, Pipeline(store, watch, helpdesk),
+                   make_sources(settings, store, watch))
 
     def reply(self, *, ticket_id: str, agent: str, text: str, dedupe_key: str) -> ReplyOutcome:
         """An agent's public reply from the configured helpdesk, back to the network."""

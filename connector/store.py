@@ -232,6 +232,71 @@ channel_external_ids = Table(
     Column("post_key", String(300), ForeignKey("posts.key"), nullable=False),
 )
 
+# --- sources (connector/sources/, connector/poller.py, connector/compliance.py) ---------------
+# New tables need no numbered migration: `migrate` runs `create_all`, which adds missing tables
+# to existing databases too.
+
+# Small persisted state of the source modules, by key: `cursor:<unit>` (where a poll unit
+# resumes), `session:bluesky:<handle>` and `token:x` (rotated credentials: kept here so a
+# restarted poller does not log in again; never logged), `compliance:last_run`.
+source_state = Table(
+    "source_state", metadata,
+    Column("key", String(400), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Per poll unit: when it last ran, whether it worked, and when it may run again (back-off).
+source_health = Table(
+    "source_health", metadata,
+    Column("unit", String(400), primary_key=True),
+    Column("platform", String(16), nullable=False),
+    Column("last_polled_at", UTCDateTime),
+    Column("last_ok_at", UTCDateTime),
+    Column("failures", Integer, nullable=False, default=0),  # consecutive
+    Column("last_error", Text),
+    Column("next_poll_at", UTCDateTime),
+    Column("last_count", Integer, nullable=False, default=0),  # posts in the last good poll
+    Column("note", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Paid or limited calls per UTC day: X reads by kind (the daily read budget), Bluesky
+# createSession calls. `units` is a count of resources (posts, users) or calls.
+source_usage = Table(
+    "source_usage", metadata,
+    Column("platform", String(16), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC (X bills per UTC day)
+    Column("kind", String(32), primary_key=True),
+    Column("units", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# What a source module keeps about a post beyond the normalized Post (Bluesky uri/cid and
+# reply root, X reply_allowed, Mastodon instance and local id). Only sources/ reads `data`.
+source_post_extras = Table(
+    "source_post_extras", metadata,
+    Column("post_key", String(300), primary_key=True),
+    Column("platform", String(16), nullable=False),
+    Column("ref", String(400)),  # network-local reference (e.g. "mstdn.jp:1100…")
+    Column("data", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_source_extras_ref", "platform", "ref"),
+)
+
+# Platform compliance: when each stored post was last checked, and whether it is gone.
+post_compliance = Table(
+    "post_compliance", metadata,
+    Column("post_key", String(300), ForeignKey("posts.key"), primary_key=True),
+    Column("platform", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # live | gone
+    Column("reason", Text),
+    Column("checked_at", UTCDateTime, nullable=False),
+    Column("purged_at", UTCDateTime),
+    Column("noted_at", UTCDateTime),  # internal note added to the ticket
+    Index("ix_post_compliance_due", "platform", "state", "checked_at"),
+)
+
 
 @dataclass(frozen=True)
 class OutboxItem:
@@ -708,6 +773,191 @@ class Store:
             stmt = stmt.where(posts.c.qualified == qualified)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    # --- sources: state, health, usage, extras ----------------------------------------------
+    def get_state(self, key: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(select(source_state.c.value).where(source_state.c.key == key)).scalar()
+
+    def set_state(self, key: str, value: Any) -> None:
+        with self.engine.begin() as conn:
+            stmt = _insert(conn, source_state).values(key=key, value=value, updated_at=utcnow())
+            conn.execute(stmt.on_conflict_do_update(index_elements=["key"],
+                                                    set_={"value": value, "updated_at": utcnow()}))
+
+    def delete_state(self, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(source_state.delete().where(source_state.c.key == key))
+
+    def source_health_rows(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(source_health).order_by(source_health.c.unit)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def unit_health(self, unit: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(source_health).where(source_health.c.unit == unit)).mappings().first()
+        return dict(row) if row else None
+
+    def record_poll(self, unit: str, platform: str, *, ok: bool, next_poll_at: datetime,
+                    count: int = 0, error: str | None = None, note: str | None = None) -> int:
+        """Record one poll of a unit; returns its consecutive failure count."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            failures = conn.execute(select(source_health.c.failures)
+                                    .where(source_health.c.unit == unit)).scalar() or 0
+            failures = 0 if ok else failures + 1
+            values: dict[str, Any] = dict(platform=platform, last_polled_at=now, failures=failures,
+                                          next_poll_at=next_poll_at, note=note, updated_at=now,
+                                          last_error=None if ok else (error or "")[:2000])
+            if ok:
+                values.update(last_ok_at=now, last_count=count)
+            stmt = _insert(conn, source_health).values(unit=unit, **values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["unit"], set_=values))
+        return failures
+
+    def set_next_poll(self, unit: str, platform: str, next_poll_at: datetime, *, error: str | None = None) -> int:
+        """A failed poll: push the unit's next poll back; returns its consecutive failures."""
+        return self.record_poll(unit, platform, ok=False, next_poll_at=next_poll_at, error=error)
+
+    def usage_today(self, platform: str, day: str) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(source_usage.c.kind, source_usage.c.units)
+                                .where(source_usage.c.platform == platform)
+                                .where(source_usage.c.day == day)).all()
+        return {kind: units for kind, units in rows}
+
+    def add_usage(self, platform: str, day: str, kind: str, units: int) -> None:
+        if units <= 0:
+            return
+        with self.engine.begin() as conn:
+            stmt = _insert(conn, source_usage).values(platform=platform, day=day, kind=kind, units=units,
+                                                      updated_at=utcnow())
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["platform", "day", "kind"],
+                set_={"units": source_usage.c.units + units, "updated_at": utcnow()}))
+
+    def save_post_extras(self, post_key: str, platform: str, data: dict[str, Any], ref: str | None = None) -> None:
+        """Keep (or merge into) a source module's extras for a post."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            old = conn.execute(select(source_post_extras.c.data, source_post_extras.c.ref)
+                               .where(source_post_extras.c.post_key == post_key)).first()
+            if old is None:
+                conn.execute(insert(source_post_extras).values(post_key=post_key, platform=platform, ref=ref,
+                                                               data=data, updated_at=now))
+            else:
+                conn.execute(update(source_post_extras).where(source_post_extras.c.post_key == post_key)
+                             .values(data={**(old.data or {}), **data}, ref=old.ref or ref, updated_at=now))
+
+    def post_extras(self, post_key: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            data = conn.execute(select(source_post_extras.c.data)
+                                .where(source_post_extras.c.post_key == post_key)).scalar()
+        return dict(data or {})
+
+    def post_key_by_ref(self, platform: str, ref: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(source_post_extras.c.post_key)
+                                .where(source_post_extras.c.platform == platform)
+                                .where(source_post_extras.c.ref == ref).limit(1)).scalar()
+
+    def post_row(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(posts).where(posts.c.key == key)).mappings().first()
+        return dict(row) if row else None
+
+    # --- platform compliance --------------------------------------------------------------
+    def posts_due_for_compliance(self, platform: str, checked_before: datetime, limit: int) -> list[str]:
+        """Stored posts of `platform` not known to be gone whose last check is older than
+        `checked_before` (never-checked first, then the longest unchecked)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(posts.c.key).outerjoin(post_compliance, post_compliance.c.post_key == posts.c.key)
+                .where(posts.c.platform == platform)
+                .where((post_compliance.c.post_key.is_(None)) | (
+                    (post_compliance.c.state == "live") & (post_compliance.c.checked_at < checked_before)))
+                .order_by(post_compliance.c.checked_at.is_not(None), post_compliance.c.checked_at, posts.c.key)
+                .limit(limit)).scalars().all()
+        return list(rows)
+
+    def mark_live(self, keys: Sequence[str], platform: str) -> None:
+        if not keys:
+            return
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for key in keys:
+                stmt = _insert(conn, post_compliance).values(post_key=key, platform=platform, state="live",
+                                                             checked_at=now)
+                conn.execute(stmt.on_conflict_do_update(index_elements=["post_key"],
+                                                        set_={"state": "live", "checked_at": now}))
+
+    def purge_post(self, key: str, *, reason: str, marker: str, url: str | None = None) -> bool:
+        """Remove a gone post's text and (when no live post of the author remains) the author's
+        profile; keep the row, its decision and its ticket link. Returns False if already purged.
+
+        Everything that repeats the post's words goes: the text, the analysis evidence (tokens
+        of the text) and the ticket subject's excerpt. Labels (negative, complaint…) stay for
+        the counts on the dashboard.
+        """
+        now = utcnow()
+        with self.engine.begin() as conn:
+            state = conn.execute(select(post_compliance.c.state, post_compliance.c.purged_at)
+                                 .where(post_compliance.c.post_key == key)).first()
+            if state is not None and state.purged_at is not None:
+                return False
+            row = conn.execute(select(posts.c.platform, posts.c.author_key, posts.c.brand)
+                               .where(posts.c.key == key)).first()
+            if row is None:
+                return False
+            values: dict[str, Any] = {"text": marker}
+            if url is not None:
+                values["url"] = url
+            conn.execute(update(posts).where(posts.c.key == key).values(**values))
+            detail = conn.execute(select(analyses.c.detail).where(analyses.c.post_key == key)).scalar()
+            if detail:
+                scrubbed = {name: ({**value, "evidence": []} if isinstance(value, dict) else value)
+                            for name, value in detail.items()}
+                conn.execute(update(analyses).where(analyses.c.post_key == key).values(detail=scrubbed))
+            conn.execute(update(tickets).where(tickets.c.post_key == key).values(
+                subject=(f"[{row.brand}] " if row.brand else "") + marker))
+            stmt = _insert(conn, post_compliance).values(post_key=key, platform=row.platform, state="gone",
+                                                         reason=reason, checked_at=now, purged_at=now)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["post_key"], set_={
+                "state": "gone", "reason": reason, "checked_at": now, "purged_at": now}))
+            # The profile came with the author's posts: it may stay while one of them is live.
+            live_left = conn.execute(
+                select(func.count()).select_from(posts)
+                .outerjoin(post_compliance, post_compliance.c.post_key == posts.c.key)
+                .where(posts.c.author_key == row.author_key)
+                .where((post_compliance.c.state.is_(None)) | (post_compliance.c.state != "gone"))).scalar()
+            if not live_left:
+                conn.execute(update(authors).where(authors.c.key == row.author_key).values(
+                    handle=None, name=None, bio=None, location=None, followers=None, following=None,
+                    created_at=None, avatar_url=None, updated_at=now))
+        return True
+
+    def gone_posts_without_note(self, limit: int = 500) -> list[dict[str, Any]]:
+        """Purged posts whose ticket has not got its internal note yet (the ticket may have
+        been created after the purge, or the helpdesk failed last time)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(post_compliance.c.post_key, post_compliance.c.platform, post_compliance.c.reason,
+                       outbox.c.ticket_post_key)
+                .join(outbox, outbox.c.post_key == post_compliance.c.post_key)
+                .where(post_compliance.c.state == "gone").where(post_compliance.c.noted_at.is_(None))
+                .order_by(post_compliance.c.purged_at).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def mark_noted(self, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(post_compliance).where(post_compliance.c.post_key == key)
+                         .values(noted_at=utcnow()))
+
+    def compliance_state(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(post_compliance).where(post_compliance.c.post_key == key)).mappings().first()
+        return dict(row) if row else None
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -10,6 +10,7 @@ from datetime import timedelta, timezone
 from connector.helpdesks.base import CommentDraft, Requester, TicketDraft
 from connector.labels import PLATFORM_NAMES, TAG_PREFIX, label_name, value_name
 from connector.models import Analysis, Decision, Post
+from connector.sources.hints import reply_hint
 
 JST = timezone(timedelta(hours=9), "JST")
 SUBJECT_EXCERPT_CHARS = 40
@@ -45,6 +46,9 @@ def ticket_description(post: Post) -> str:
     lines = [author_line(post), "", post.text, ""]
     if post.url:
         lines.append(f"投稿 / Post: {post.url}")
+    hint = reply_hint(post)  # X without a summons, RSS: how the agent replies instead
+    if hint:
+        lines.append(hint)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -21,6 +21,7 @@ class WatchConfigError(ValueError):
 
 
 _BRAND_KEYS = {"name", "keywords", "hashtags", "mentions", "exclude_words", "exclude_accounts", "languages"}
+_FEED_KEYS = {"url", "name"}
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
@@ -36,10 +37,19 @@ class Brand:
 
 
 @dataclass(frozen=True)
+class Feed:
+    """An RSS/Atom feed to read (a blog search, a review site, はてな匿名ダイアリー, news alerts)."""
+
+    url: str
+    name: str
+
+
+@dataclass(frozen=True)
 class WatchConfig:
     brands: tuple[Brand, ...]
     priority: PriorityTable
     source: str = "<memory>"
+    feeds: tuple[Feed, ...] = ()
 
     @property
     def brand_names(self) -> tuple[str, ...]:
@@ -61,9 +71,9 @@ def parse_watch(raw: dict[str, Any], source: str = "<memory>") -> WatchConfig:
     def fail(key: str, problem: str) -> WatchConfigError:
         return WatchConfigError(f"{source}: {key}: {problem}")
 
-    unknown = set(raw) - {"brand", "priority"}
+    unknown = set(raw) - {"brand", "priority", "feed"}
     if unknown:
-        raise fail(sorted(unknown)[0], "unknown key (expected [[brand]] and optional [[priority]])")
+        raise fail(sorted(unknown)[0], "unknown key (expected [[brand]], optional [[priority]] and [[feed]])")
     brands_raw = raw.get("brand")
     if not isinstance(brands_raw, list) or not brands_raw:
         raise fail("brand", "at least one [[brand]] table is required")
@@ -117,4 +127,29 @@ def parse_watch(raw: dict[str, Any], source: str = "<memory>") -> WatchConfig:
             priority = PriorityTable.from_rules(priority_raw)
         except ValueError as exc:
             raise fail("priority", str(exc)) from None
-    return WatchConfig(brands=tuple(brands), priority=priority, source=source)
+    return WatchConfig(brands=tuple(brands), priority=priority, source=source, feeds=_feeds(raw.get("feed"), fail))
+
+
+def _feeds(feeds_raw: Any, fail: Any) -> tuple[Feed, ...]:
+    if feeds_raw is None:
+        return ()
+    if not isinstance(feeds_raw, list):
+        raise fail("feed", "must be an array of tables ([[feed]])")
+    feeds: list[Feed] = []
+    for index, entry in enumerate(feeds_raw):
+        where = f"feed[{index}]"
+        if not isinstance(entry, dict):
+            raise fail(where, "must be a table")
+        extra = set(entry) - _FEED_KEYS
+        if extra:
+            raise fail(f"{where}.{sorted(extra)[0]}", f"unknown key (allowed: {', '.join(sorted(_FEED_KEYS))})")
+        url = entry.get("url")
+        if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url.strip()):
+            raise fail(f"{where}.url", "an http:// or https:// URL is required")
+        name = entry.get("name", "")
+        if not isinstance(name, str):
+            raise fail(f"{where}.name", "must be a string")
+        if any(f.url == url.strip() for f in feeds):
+            raise fail(f"{where}.url", f"{url!r} is listed twice")
+        feeds.append(Feed(url=url.strip(), name=name.strip() or url.strip()))
+    return tuple(feeds)

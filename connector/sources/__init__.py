@@ -1,14 +1,106 @@
-"""Source modules, one per network, behind `base.Source`; `make_sources` picks them."""
+"""Source modules, one per network, behind `base.Source`; `make_sources` picks them.
+
+A network with configuration gets its real module (X, Mastodon, Bluesky, RSS); a network
+without falls back to `LocalSource`, which records replies in Yorisoi only.
+"""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Mapping
+
+from connector.config import ConfigError
 from connector.models import PLATFORMS
-from connector.sources.base import ReplyRefused, ReplyResult, Source
+from connector.sources.base import (
+    PolledPost, PollingSource, PollResult, ReplyRefused, ReplyResult, Source, SourceError,
+)
 from connector.sources.local import LocalSource
 
-__all__ = ["ReplyRefused", "ReplyResult", "Source", "make_sources"]
+if TYPE_CHECKING:
+    from connector.config import Settings
+    from connector.store import Store
+    from connector.watch import WatchConfig
+
+__all__ = ["PolledPost", "PollResult", "PollingSource", "ReplyRefused", "ReplyResult", "Source", "SourceError",
+           "make_sources", "poll_intervals", "polling_sources"]
+
+#: Seconds between polls of one unit when YORISOI_POLL_INTERVALS does not say otherwise.
+DEFAULT_INTERVALS = {"x": 300.0, "mastodon": 120.0, "bluesky": 120.0, "rss": 900.0}
 
 
-def make_sources() -> dict[str, Source]:
-    """The source for each platform. Until a network's own module is configured, replies to
-    its posts are recorded locally (status `recorded`)."""
-    return {platform: LocalSource(platform) for platform in PLATFORMS}
+def poll_intervals(raw: str | None) -> dict[str, float]:
+    """`x=300,mastodon=120,bluesky=120,rss=900` (any subset), seconds ≥ 10."""
+    intervals = dict(DEFAULT_INTERVALS)
+    for part in (raw or "").split(","):
+        if not part.strip():
+            continue
+        name, _, seconds = part.partition("=")
+        name = name.strip().lower()
+        try:
+            value = float(seconds)
+        except ValueError:
+            value = -1
+        if name not in intervals or value < 10:
+            raise ConfigError(f"YORISOI_POLL_INTERVALS: {part.strip()!r} should look like x=300 "
+                              f"(networks: {', '.join(intervals)}; seconds ≥ 10)")
+        intervals[name] = value
+    return intervals
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < low:
+        raise ConfigError(f"{name}={raw!r} must be at least {low}")
+    return value
+
+
+def make_sources(settings: "Settings | None" = None, store: "Store | None" = None,
+                 watch: "WatchConfig | None" = None) -> dict[str, Any]:
+    """The source for each platform, from the environment (see README, Configuration)."""
+    sources: dict[str, Any] = {platform: LocalSource(platform) for platform in PLATFORMS}
+    if settings is None or store is None or watch is None:
+        return sources
+    env = settings.env
+    intervals = poll_intervals(env.get("YORISOI_POLL_INTERVALS"))
+    if env.get("X_BEARER_TOKEN"):
+        from connector.sources.x import DEFAULT_API_URL, DEFAULT_BUDGET_USD, XSource
+        user_id = (env.get("X_USER_ID") or "").strip() or None
+        if user_id and not user_id.isdigit():
+            raise ConfigError(f"X_USER_ID={user_id!r} must be the numeric id of the brand's X account")
+        sources["x"] = XSource(
+            store=store, watch=watch, bearer_token=env["X_BEARER_TOKEN"],
+            api_url=env.get("X_API_URL") or DEFAULT_API_URL,
+            user_token=env.get("X_USER_ACCESS_TOKEN") or None, refresh_token=env.get("X_USER_REFRESH_TOKEN") or None,
+            client_id=env.get("X_CLIENT_ID") or None, client_secret=env.get("X_CLIENT_SECRET") or None,
+            user_id=user_id, budget_usd=_float(env, "X_DAILY_READ_BUDGET", DEFAULT_BUDGET_USD, 0.0),
+            interval=intervals["x"])
+    if env.get("MASTODON_INSTANCES"):
+        from connector.sources.mastodon import MastodonSource
+        instances = [i.strip() for i in env["MASTODON_INSTANCES"].split(",") if i.strip()]
+        for instance in instances:
+            if not instance.startswith(("https://", "http://")):
+                raise ConfigError(f"MASTODON_INSTANCES: {instance!r} should be a URL like https://mstdn.jp")
+        sources["mastodon"] = MastodonSource(store=store, watch=watch, instances=instances,
+                                             access_token=env.get("MASTODON_ACCESS_TOKEN") or None,
+                                             interval=intervals["mastodon"])
+    if env.get("BLUESKY_HANDLE") or env.get("BLUESKY_APP_PASSWORD"):
+        from connector.sources.bluesky import DEFAULT_SERVICE, BlueskySource
+        if not (env.get("BLUESKY_HANDLE") and env.get("BLUESKY_APP_PASSWORD")):
+            raise ConfigError("Bluesky needs both BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (an App Password, "
+                              "Settings → Privacy and security → App passwords)")
+        sources["bluesky"] = BlueskySource(store=store, watch=watch, handle=env["BLUESKY_HANDLE"],
+                                           app_password=env["BLUESKY_APP_PASSWORD"],
+                                           service=env.get("BLUESKY_SERVICE") or DEFAULT_SERVICE,
+                                           interval=intervals["bluesky"])
+    if watch.feeds:
+        from connector.sources.rss import RssSource
+        sources["rss"] = RssSource(store=store, watch=watch, feeds=watch.feeds, interval=intervals["rss"])
+    return sources
+
+
+def polling_sources(sources: Mapping[str, Any]) -> list[PollingSource]:
+    return [s for s in sources.values() if isinstance(s, PollingSource)]

@@ -1,0 +1,213 @@
+"""The poller: every configured source's units on their own schedules, each with its own
+back-off, so one failing network (or one failing feed) never stops the others.
+
+One poll of one unit: load its cursor → `source.poll` → for every post (oldest first) keep
+the module's extras and `pipeline.ingest` it (qualification, analysis, outbox: nothing is
+bypassed) → save the new cursor → record health. The cursor is saved only after the posts are
+stored, so a crash in between makes the next poll fetch them again, and `ingest` skips what is
+already stored: a restart neither skips nor repeats a post.
+
+Back-off: 429 waits as long as the network says (Retry-After / rate-limit reset); 5xx and
+network errors wait 30 s, 60 s, 120 s … up to 1 h; an error that needs an admin (401/403, bad
+configuration) waits 1 h. Platform compliance runs when it has not run for RECHECK_AFTER.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from connector.compliance import RECHECK_AFTER, ComplianceReport, run_compliance
+from connector.sources.base import PollingSource, SourceError
+from connector.sources import polling_sources
+from connector.store import utcnow
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START = 30.0
+BACKOFF_MAX = 3600.0
+ADMIN_WAIT = 3600.0
+#: A unit with more pages waiting is polled again this soon.
+CATCH_UP_SECONDS = 5.0
+
+
+@dataclass
+class UnitReport:
+    unit: str
+    platform: str
+    fetched: int = 0
+    queued: int = 0
+    follow_ups: int = 0
+    dropped: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    error: str | None = None
+    note: str | None = None
+    next_poll_at: datetime | None = None
+    backing_off: bool = False
+    polled: bool = True  # False: not due (interval not passed, or backing off)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["next_poll_at"] = self.next_poll_at.isoformat() if self.next_poll_at else None
+        return data
+
+
+@dataclass
+class PollReport:
+    units: list[UnitReport] = field(default_factory=list)
+    usage: list[str] = field(default_factory=list)
+    compliance: ComplianceReport | None = None
+
+    def total(self, name: str) -> int:
+        return sum(getattr(u, name) for u in self.units)
+
+
+def backoff_seconds(failures: int, error: SourceError | None) -> float:
+    if error is not None and error.retry_after is not None:
+        return max(1.0, error.retry_after)
+    if error is not None and not error.retryable:
+        return ADMIN_WAIT
+    return min(BACKOFF_MAX, BACKOFF_START * 2 ** max(0, failures - 1))
+
+
+class Poller:
+    def __init__(self, services: Any, clock: Callable[[], datetime] = utcnow) -> None:
+        self.svc = services
+        self.store = services.store
+        self.pipeline = services.pipeline
+        self.clock = clock
+        self.sources: list[PollingSource] = polling_sources(services.sources)
+
+    def schedule(self) -> list[tuple[PollingSource, str]]:
+        return [(source, unit) for source in self.sources for unit in source.units()]
+
+    def _due(self, unit: str, now: datetime, ignore_interval: bool) -> tuple[bool, datetime | None]:
+        health = self.store.unit_health(unit)
+        if not health or health["next_poll_at"] is None:
+            return True, None
+        if ignore_interval and not health["failures"]:
+            return True, None
+        return health["next_poll_at"] <= now, health["next_poll_at"]
+
+    def poll_unit(self, source: PollingSource, unit: str) -> UnitReport:
+        report = UnitReport(unit, source.platform)
+        cursor_key = f"cursor:{unit}"
+        try:
+            result = source.poll(unit, self.store.get_state(cursor_key))
+        except Exception as exc:  # one unit's failure never stops the others
+            error = exc if isinstance(exc, SourceError) else None
+            if error is None:
+                log.exception("poll of %s failed unexpectedly", unit)
+            message = error.message if error else f"unexpected error: {type(exc).__name__}: {exc}"
+            failures = (self.store.unit_health(unit) or {}).get("failures", 0) + 1
+            wait = backoff_seconds(failures, error if error else SourceError(message, retryable=True))
+            report.error = message
+            report.next_poll_at = self.clock() + timedelta(seconds=wait)
+            self.store.set_next_poll(unit, source.platform, report.next_poll_at, error=message)
+            log.warning("poll of %s failed (%s); next try in %.0f s", unit, message, wait)
+            return report
+        ordered = sorted(result.posts, key=lambda p: p.post.created_at)
+        for polled in ordered:
+            self.store.save_post_extras(polled.post.key, source.platform, polled.extras, ref=polled.ref)
+            outcome = self.pipeline.ingest(polled.post, source=source.platform)
+            report.fetched += 1
+            if outcome.status == "queued":
+                report.queued += 1
+            elif outcome.status == "follow_up":
+                report.follow_ups += 1
+            elif outcome.status == "dropped":
+                report.dropped += 1
+            elif outcome.status == "duplicate":
+                report.duplicates += 1
+            else:
+                report.rejected += 1
+            if outcome.status in ("queued", "follow_up", "dropped"):
+                # Just fetched, so it exists now: compliance asks again after RECHECK_AFTER.
+                self.store.mark_live([polled.post.key], source.platform)
+        self.store.set_state(cursor_key, result.cursor)
+        report.skipped = result.skipped
+        report.note = result.note
+        wait = source.interval if result.done else min(source.interval, CATCH_UP_SECONDS)
+        report.next_poll_at = self.clock() + timedelta(seconds=wait)
+        self.store.record_poll(unit, source.platform, ok=True, next_poll_at=report.next_poll_at,
+                               count=report.fetched, note=result.note)
+        return report
+
+    def run_once(self, *, ignore_interval: bool = True, compliance: bool | None = None) -> PollReport:
+        """Poll every due unit once. `ignore_interval`: poll even units whose interval has not
+        passed (`yorisoi poll --once` from cron), but never one that is backing off."""
+        report = PollReport()
+        now = self.clock()
+        for source, unit in self.schedule():
+            due, next_at = self._due(unit, now, ignore_interval)
+            if not due:
+                health = self.store.unit_health(unit) or {}
+                report.units.append(UnitReport(unit, source.platform, next_poll_at=next_at,
+                                               error=health.get("last_error"), backing_off=bool(health.get("failures")),
+                                               polled=False))
+                continue
+            report.units.append(self.poll_unit(source, unit))
+        if compliance or (compliance is None and self.compliance_due()):
+            report.compliance = self.run_compliance()
+        for source in self.sources:
+            line = source.usage()
+            if line:
+                report.usage.append(line)
+        return report
+
+    def compliance_due(self) -> bool:
+        last = self.store.get_state("compliance:last_run")
+        if not last:
+            return True
+        return datetime.fromisoformat(last) <= self.clock() - RECHECK_AFTER
+
+    def run_compliance(self, recheck_after: timedelta = RECHECK_AFTER) -> ComplianceReport:
+        result = run_compliance(self.store, self.svc.sources, self.svc.helpdesk, clock=self.clock,
+                                recheck_after=recheck_after)
+        self.store.set_state("compliance:last_run", self.clock().isoformat())
+        return result
+
+    def seconds_until_next(self) -> float:
+        now = self.clock()
+        waits = []
+        for _source, unit in self.schedule():
+            health = self.store.unit_health(unit)
+            if not health or health["next_poll_at"] is None:
+                return 0.0
+            waits.append((health["next_poll_at"] - now).total_seconds())
+        return max(0.0, min(waits)) if waits else 60.0
+
+
+class PollerThread(threading.Thread):
+    """Runs the poller until stopped (`yorisoi poll`, or in-process with `yorisoi serve --poll`)."""
+
+    def __init__(self, poller: Poller, on_pass: Callable[[PollReport], None] | None = None,
+                 wake_delivery: Callable[[], None] | None = None) -> None:
+        super().__init__(name="yorisoi-poller", daemon=True)
+        self.poller = poller
+        self.on_pass = on_pass
+        self.wake_delivery = wake_delivery
+        self._stop_event = threading.Event()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                report = self.poller.run_once(ignore_interval=False)
+                if self.on_pass and any(u.fetched or u.error for u in report.units):
+                    self.on_pass(report)
+                if self.wake_delivery and report.total("queued") + report.total("follow_ups"):
+                    self.wake_delivery()
+                wait = min(60.0, max(1.0, self.poller.seconds_until_next()))
+            except Exception:  # the poller must outlive a bad pass (database locked, bug)
+                log.exception("poll pass failed; retrying in 30 s")
+                wait = 30.0
+            self._stop_event.wait(wait)

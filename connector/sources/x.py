@@ -1,0 +1,361 @@
+"""X (API v2): recent search and mentions → posts, profiles, replies, deletion checks.
+
+Facts this module relies on (docs.x.com, read from xdevplatform/docs; see
+../shared/reference/social-apis.md §1):
+- Reads use the app-only Bearer token (`X_BEARER_TOKEN`). Replies need user context: we use an
+  OAuth 2.0 user access token (Authorization Code + PKCE, scopes `tweet.read users.read
+  tweet.write offline.access`) in `X_USER_ACCESS_TOKEN`; it lives 2 hours, so with
+  `X_USER_REFRESH_TOKEN` + `X_CLIENT_ID` (and `X_CLIENT_SECRET` for confidential clients) it is
+  refreshed at `POST /2/oauth2/token` and the rotated pair is kept in the store
+  (fundamentals/authentication/oauth-2-0/authorization-code.mdx). OAuth 1.0a is not used.
+- `GET /2/tweets/search/recent`: query ≤ 512 chars (self-serve), `since_id` + `next_token`
+  (keep the same since_id while paging; the first page's `meta.newest_id` is the next since_id).
+- Since 2026-02-23 `POST /2/tweets` with `reply` works only where the author @mentioned our
+  account or quoted our post; elsewhere we hand the agent the web intent link instead.
+- Pay-per-use: $0.005 per post read, $0.010 per user read, $0.001 per owned read (mentions of
+  our own account). `X_DAILY_READ_BUDGET` (USD per UTC day) is enforced before each call.
+- Deleted posts come back from `GET /2/tweets?ids=` in `errors[]` with type
+  `…/resource-not-found`; protected ones with `…/not-authorized-for-resource`.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+
+import requests
+from pydantic import ValidationError
+
+from connector.models import Author, Post
+from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
+from connector.sources.hints import x_intent_url
+from connector.sources.http import new_session, raise_for_status, request
+from connector.watch import WatchConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.x.com"
+MAX_QUERY_CHARS = 512
+#: USD per resource (x-api/getting-started/pricing.mdx). Counted conservatively: we cannot see
+#: X's same-day dedup, and whether includes.users is billed is unverified, so we count it.
+PRICE = {"post_read": 0.005, "user_read": 0.010, "owned_read": 0.001}
+DEFAULT_BUDGET_USD = 1.0
+#: Pages per unit per poll; the rest waits (with its next_token) for the next poll.
+MAX_PAGES = 5
+TWEET_FIELDS = ("created_at,lang,author_id,conversation_id,in_reply_to_user_id,referenced_tweets,"
+                "entities,public_metrics,note_tweet")
+USER_FIELDS = "description,location,public_metrics,created_at,profile_image_url,protected,verified"
+EXPANSIONS = "author_id,referenced_tweets.id,referenced_tweets.id.author_id"
+GONE_TYPES = {
+    "https://api.x.com/2/problems/resource-not-found": "deleted",
+    "https://api.twitter.com/2/problems/resource-not-found": "deleted",
+    "https://api.x.com/2/problems/not-authorized-for-resource": "protected",
+    "https://api.twitter.com/2/problems/not-authorized-for-resource": "protected",
+}
+
+
+def _term(word: str) -> str:
+    """A search term: exact phrase in quotes unless it is one plain token (or a #tag/@user)."""
+    word = word.strip()
+    if re.fullmatch(r"[#＃@＠]?\w+", word):
+        return word.replace("＃", "#").replace("＠", "@")
+    return '"' + word.replace('"', "") + '"'
+
+
+def build_queries(watch: WatchConfig, limit: int = MAX_QUERY_CHARS) -> list[str]:
+    """Recent-search queries from the watch file, each ≤ `limit` characters.
+
+    Per brand: `(term OR term …) (lang:ja OR lang:en) -is:retweet -"exclude word" -from:own`.
+    A brand whose terms do not fit is split into several queries with the same suffix; if even
+    one term does not fit with the exclusions, the exclusions are dropped (qualification drops
+    those posts anyway: the exclusions only save reads).
+    """
+    queries: list[str] = []
+    for brand in watch.brands:
+        terms = [_term(t) for t in (*brand.keywords, *brand.hashtags, *brand.mentions)]
+        langs = [l.split("-")[0] for l in brand.languages]
+        lang = ""
+        if len(langs) == 1:
+            lang = f" lang:{langs[0]}"
+        elif langs:
+            lang = " (" + " OR ".join(f"lang:{l}" for l in langs) + ")"
+        excludes = [f"-{_term(w)}" for w in brand.exclude_words]
+        excludes += [f"-from:{a.lstrip('@＠')}" for a in brand.exclude_accounts
+                     if ":" not in a and re.fullmatch(r"@?\w{1,15}", a)]
+        suffix_full = lang + " -is:retweet" + "".join(" " + e for e in excludes)
+        suffix = suffix_full
+        if max(len(t) for t in terms) + 2 + len(suffix) > limit:
+            suffix = lang + " -is:retweet"
+        group: list[str] = []
+        for term in terms:
+            candidate = group + [term]
+            if group and len("(" + " OR ".join(candidate) + ")" + suffix) > limit:
+                queries.append("(" + " OR ".join(group) + ")" + suffix)
+                group = [term]
+            else:
+                group = candidate
+        if group:
+            queries.append("(" + " OR ".join(group) + ")" + suffix)
+    return queries
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class XSource:
+    platform = "x"
+
+    def __init__(self, *, store: Any, watch: WatchConfig, bearer_token: str, api_url: str = DEFAULT_API_URL,
+                 user_token: str | None = None, refresh_token: str | None = None, client_id: str | None = None,
+                 client_secret: str | None = None, user_id: str | None = None,
+                 budget_usd: float = DEFAULT_BUDGET_USD, interval: float = 300.0,
+                 session: requests.Session | None = None, clock: Any = None) -> None:
+        self.store = store
+        self.watch = watch
+        self._bearer = bearer_token
+        self.api_url = api_url.rstrip("/")
+        self._user_token = user_token
+        self._refresh_token = refresh_token
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self.user_id = user_id
+        self.budget_usd = budget_usd
+        self.interval = interval
+        self.session = session or new_session()
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self.queries = build_queries(watch)
+
+    def __repr__(self) -> str:  # no tokens
+        return f"XSource(api_url={self.api_url!r}, queries={len(self.queries)}, budget_usd={self.budget_usd})"
+
+    # --- budget -----------------------------------------------------------------------
+    def _day(self) -> str:
+        return self._clock().astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+    def spent_today(self) -> float:
+        usage = self.store.usage_today("x", self._day())
+        return sum(PRICE.get(kind, 0.0) * units for kind, units in usage.items())
+
+    def _charge(self, kind: str, units: int) -> None:
+        self.store.add_usage("x", self._day(), kind, units)
+
+    def _affordable(self, per_item: float, wanted: int, minimum: int) -> int:
+        """How many results we can afford to ask for now (0: the budget is spent)."""
+        left = self.budget_usd - self.spent_today()
+        count = int(left // per_item) if per_item else wanted
+        count = min(wanted, count)
+        return count if count >= minimum else 0
+
+    def usage(self) -> str:
+        usage = self.store.usage_today("x", self._day())
+        parts = ", ".join(f"{kind} {units}" for kind, units in sorted(usage.items())) or "no reads"
+        return (f"X spend today (UTC {self._day()}): ${self.spent_today():.3f} of ${self.budget_usd:.2f} "
+                f"daily read budget ({parts})")
+
+    # --- polling ----------------------------------------------------------------------
+    def units(self) -> list[str]:
+        units = [f"x:search:{hashlib.sha1(q.encode()).hexdigest()[:10]}" for q in self.queries]
+        if self.user_id:
+            units.append("x:mentions")
+        return units
+
+    def _get(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        response = request(self.session, "x", "GET", self.api_url + path, params=dict(params),
+                           headers={"Authorization": f"Bearer {self._bearer}"})
+        raise_for_status("x", response)
+        return response.json()
+
+    def poll(self, unit: str, cursor: dict[str, Any] | None) -> PollResult:
+        cursor = dict(cursor or {})
+        if unit == "x:mentions":
+            path, page_param, kind, per_item = f"/2/users/{self.user_id}/mentions", "pagination_token", "owned_read", PRICE["owned_read"]
+            base: dict[str, Any] = {}
+            minimum = 5
+        else:
+            query = self.queries[[u for u in self.units()].index(unit)] if unit in self.units() else None
+            if query is None:
+                raise SourceError(f"x: unknown poll unit {unit} (the watch file changed?)", retryable=False)
+            path, page_param, kind, per_item = "/2/tweets/search/recent", "next_token", "post_read", PRICE["post_read"] + PRICE["user_read"]
+            base = {"query": query, "sort_order": "recency"}
+            minimum = 10
+        base.update({"tweet.fields": TWEET_FIELDS, "user.fields": USER_FIELDS, "expansions": EXPANSIONS})
+        since_id = cursor.get("since_id")
+        token = cursor.get("next_token")
+        sweep_newest = cursor.get("sweep_newest")
+        collected: list[PolledPost] = []
+        skipped = 0
+        for _page in range(MAX_PAGES):
+            count = self._affordable(per_item, 100, minimum)
+            if not count:
+                note = f"daily read budget reached (${self.budget_usd:.2f}); resumes tomorrow (UTC)"
+                return PollResult(collected, {"since_id": since_id, "next_token": token, "sweep_newest": sweep_newest},
+                                  done=True, note=note, skipped=skipped)
+            params = dict(base, max_results=count)
+            if since_id:
+                params["since_id"] = since_id
+            if token:
+                params[page_param] = token
+            body = self._get(path, params)
+            data = body.get("data") or []
+            users = (body.get("includes") or {}).get("users") or []
+            self._charge(kind, len(data))
+            if kind == "post_read":
+                self._charge("user_read", len(users))
+            meta = body.get("meta") or {}
+            if not token and meta.get("newest_id"):
+                sweep_newest = meta["newest_id"]  # the first page of this sweep
+            posts, bad = self._normalise(body, mentioned=(unit == "x:mentions"))
+            collected.extend(posts)
+            skipped += bad
+            token = meta.get("next_token")
+            if not token:
+                return PollResult(collected, {"since_id": sweep_newest or since_id}, done=True, skipped=skipped)
+        return PollResult(collected, {"since_id": since_id, "next_token": token, "sweep_newest": sweep_newest},
+                          done=False, note="more pages waiting", skipped=skipped)
+
+    def _normalise(self, body: dict[str, Any], mentioned: bool = False) -> tuple[list[PolledPost], int]:
+        includes = body.get("includes") or {}
+        users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
+        included_tweets = {t.get("id"): t for t in includes.get("tweets") or [] if isinstance(t, dict)}
+        result: list[PolledPost] = []
+        skipped = 0
+        for tweet in body.get("data") or []:
+            try:
+                result.append(self._to_post(tweet, users, included_tweets, mentioned))
+            except (ValidationError, KeyError, TypeError, ValueError) as exc:
+                skipped += 1
+                log.warning("x: post %s skipped: %s", tweet.get("id") if isinstance(tweet, dict) else "?",
+                            str(exc).splitlines()[0])
+        return result, skipped
+
+    def _to_post(self, tweet: dict[str, Any], users: dict[str, Any], included: dict[str, Any],
+                 mentioned: bool) -> PolledPost:
+        user = users.get(tweet.get("author_id")) or {"id": tweet["author_id"]}
+        metrics = user.get("public_metrics") or {}
+        author = Author(id=str(user["id"]), handle=user.get("username"), name=user.get("name"),
+                        bio=user.get("description"), location=user.get("location"),
+                        followers=metrics.get("followers_count"), following=metrics.get("following_count"),
+                        created_at=_parse_time(user.get("created_at")), avatar_url=user.get("profile_image_url"))
+        refs = {r.get("type"): r.get("id") for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)}
+        text = ((tweet.get("note_tweet") or {}).get("text")) or tweet.get("text") or ""
+        tm = tweet.get("public_metrics") or {}
+        handle = user.get("username")
+        post = Post(
+            platform="x", id=str(tweet["id"]),
+            url=f"https://x.com/{handle}/status/{tweet['id']}" if handle else f"https://x.com/i/web/status/{tweet['id']}",
+            created_at=_parse_time(tweet.get("created_at")) or self._clock(), lang=tweet.get("lang"),
+            text=text, author=author,
+            metrics={"replies": tm.get("reply_count", 0), "reposts": tm.get("retweet_count", 0),
+                     "likes": tm.get("like_count", 0), "quotes": tm.get("quote_count", 0)},
+            in_reply_to=refs.get("replied_to"), conversation_id=tweet.get("conversation_id"),
+            repost_of=refs.get("retweeted"),
+        )
+        return PolledPost(post, {"reply_allowed": mentioned or self._summoned(tweet, refs, included)})
+
+    def _summoned(self, tweet: dict[str, Any], refs: dict[str, Any], included: dict[str, Any]) -> bool:
+        """Whether the author @mentioned our account or quoted our post (API reply allowed)."""
+        if not self.user_id:
+            return False
+        mentions = ((tweet.get("entities") or {}).get("mentions")) or []
+        if any(isinstance(m, dict) and str(m.get("id")) == self.user_id for m in mentions):
+            return True
+        quoted = included.get(refs.get("quoted")) if refs.get("quoted") else None
+        return bool(quoted and str(quoted.get("author_id")) == self.user_id)
+
+    # --- profile and compliance ------------------------------------------------------
+    def fetch_profile(self, author_id: str) -> Author | None:
+        if not self._affordable(PRICE["user_read"], 1, 1):
+            raise SourceError("x: daily read budget reached; profile not fetched", retryable=True)
+        body = self._get(f"/2/users/{author_id}", {"user.fields": USER_FIELDS})
+        self._charge("user_read", 1)
+        user = body.get("data")
+        if not user:
+            return None
+        metrics = user.get("public_metrics") or {}
+        return Author(id=str(user["id"]), handle=user.get("username"), name=user.get("name"),
+                      bio=user.get("description"), location=user.get("location"),
+                      followers=metrics.get("followers_count"), following=metrics.get("following_count"),
+                      created_at=_parse_time(user.get("created_at")), avatar_url=user.get("profile_image_url"))
+
+    def check_exists(self, posts: Sequence[Post]) -> dict[str, str]:
+        """`GET /2/tweets?ids=` in batches of 100. Compliance reads are counted in the spend but
+        not stopped by the budget: X's policy requires them (developer-terms/policy.mdx)."""
+        gone: dict[str, str] = {}
+        ids = [p.id for p in posts]
+        for start in range(0, len(ids), 100):
+            batch = ids[start:start + 100]
+            body = self._get("/2/tweets", {"ids": ",".join(batch)})
+            self._charge("post_read", len(body.get("data") or []))
+            for error in body.get("errors") or []:
+                if not isinstance(error, dict):
+                    continue
+                post_id = str(error.get("resource_id") or error.get("value") or "")
+                reason = GONE_TYPES.get(str(error.get("type")))
+                if post_id in batch and reason and error.get("resource_type", "tweet") in ("tweet", "post"):
+                    gone[post_id] = reason
+        return gone
+
+    @staticmethod
+    def gone_url(post_id: str) -> str:
+        """A link that does not name the (possibly now private) account."""
+        return f"https://x.com/i/web/status/{post_id}"
+
+    # --- replies ----------------------------------------------------------------------
+    def _user_credentials(self) -> tuple[str | None, str | None]:
+        saved = self.store.get_state("token:x") or {}
+        return saved.get("access_token") or self._user_token, saved.get("refresh_token") or self._refresh_token
+
+    def _refresh(self) -> str | None:
+        _access, refresh = self._user_credentials()
+        if not (refresh and self._client_id):
+            return None
+        auth = (self._client_id, self._client_secret) if self._client_secret else None
+        response = request(self.session, "x", "POST", self.api_url + "/2/oauth2/token", auth=auth, data={
+            "grant_type": "refresh_token", "refresh_token": refresh, "client_id": self._client_id})
+        if response.status_code != 200:
+            log.warning("x: refreshing the user token failed (%s)", response.status_code)
+            return None
+        body = response.json()
+        # Refresh tokens rotate: keep the new pair, or the next refresh fails.
+        self.store.set_state("token:x", {"access_token": body.get("access_token"),
+                                         "refresh_token": body.get("refresh_token") or refresh})
+        return body.get("access_token")
+
+    def post_reply(self, post: Post, text: str, idempotency_key: str) -> ReplyResult:
+        intent = x_intent_url(post.id, text)
+        allowed = bool(self.store.post_extras(post.key).get("reply_allowed"))
+        access, _refresh = self._user_credentials()
+        if not allowed or not access:
+            # Not summoned (or no user token configured): the agent posts it by hand.
+            return ReplyResult("prepared", None, intent)
+        body = {"text": text, "reply": {"in_reply_to_tweet_id": post.id}}
+        # X has no idempotency key: the exchange row recorded before this call is the guard.
+        for attempt in range(2):
+            response = request(self.session, "x", "POST", self.api_url + "/2/tweets", json=body,
+                               headers={"Authorization": f"Bearer {access}"})
+            if response.status_code == 401 and attempt == 0:
+                access = self._refresh()
+                if access:
+                    continue
+            break
+        if response.status_code in (200, 201):
+            tweet = (response.json() or {}).get("data") or {}
+            return ReplyResult("sent", str(tweet.get("id")), f"https://x.com/i/web/status/{tweet.get('id')}")
+        if response.status_code == 403:
+            # The platform refused the reply (not summoned after all, reply settings): hand
+            # the agent the prepared link instead of failing.
+            log.info("x: API reply to %s refused (403); prepared link offered", post.id)
+            return ReplyResult("prepared", None, intent)
+        try:
+            raise_for_status("x", response)
+        except SourceError as exc:
+            raise ReplyRefused(exc.message, retryable=exc.retryable) from None
+        raise ReplyRefused(f"x: unexpected status {response.status_code}", retryable=True)

@@ -1,0 +1,103 @@
+"""What every fake shares: route table, request log, injected failures, standalone serving."""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "social"
+
+
+def template(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def clone(value: Any) -> Any:
+    return copy.deepcopy(value)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), status=status, headers=headers or {},
+                    content_type="application/json; charset=utf-8")
+
+
+Route = tuple[str, "re.Pattern[str]", Callable[..., Response]]
+
+
+class FakeServer:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.requests: list[dict[str, Any]] = []
+        self._failures: deque[tuple[int, dict[str, str], Any]] = deque()
+        self.server: HTTPServer | None = None
+
+    # --- test controls ----------------------------------------------------------------
+    def fail_next(self, status: int = 429, times: int = 1, headers: dict[str, str] | None = None,
+                  body: Any = None) -> None:
+        for _ in range(times):
+            self._failures.append((status, headers or {}, body or {"title": "Too Many Requests", "status": status}))
+
+    def calls(self, path_part: str, method: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.requests if path_part in r["path"] and (method is None or r["method"] == method)]
+
+    # --- wiring -----------------------------------------------------------------------
+    def routes(self) -> list[Route]:
+        raise NotImplementedError
+
+    def _dispatch(self, request: Request) -> Response:
+        with self.lock:
+            body: Any = None
+            if request.data:
+                try:
+                    body = json.loads(request.data)
+                except ValueError:
+                    body = request.form.to_dict() or request.data.decode("utf-8", "replace")
+            self.requests.append({"method": request.method, "path": request.path, "args": request.args.to_dict(flat=False),
+                                  "headers": dict(request.headers), "json": body})
+            if self._failures:
+                status, headers, payload = self._failures.popleft()
+                return json_response(payload, status, headers)
+            for method, pattern, handler in self.routes():
+                match = pattern.fullmatch(request.path)
+                if match and method == request.method:
+                    return handler(request, body, *match.groups())
+            return json_response({"error": "NotFound", "message": f"no route {request.method} {request.path}"}, 404)
+
+    def install(self, server: HTTPServer) -> "FakeServer":
+        self.server = server
+        server.expect_request(re.compile(".*")).respond_with_handler(self._dispatch)
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return self.server.url_for("").rstrip("/")
+
+    @classmethod
+    def main(cls, setup: Callable[["FakeServer"], None] | None = None) -> None:
+        parser = argparse.ArgumentParser(description=f"standalone loopback {cls.name} fake")
+        parser.add_argument("--port", type=int, default=0)
+        args = parser.parse_args()
+        fake = cls()
+        if setup:
+            setup(fake)
+        server = HTTPServer(host="127.0.0.1", port=args.port, threaded=True)
+        fake.install(server)
+        server.start()
+        print(f"{cls.name} fake listening on {fake.url}", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            server.stop()

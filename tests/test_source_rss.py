@@ -1,0 +1,53 @@
+"""RSS/Atom: conditional GET (304), only brand entries become posts, HTML stripped, size cap,
+replies refused with a clear message."""
+from __future__ import annotations
+
+import pytest
+
+from connector.poller import Poller
+from connector.replies import ReplyFailed
+from tests.fakes.fixtures import *  # noqa: F401,F403
+from tests.fakes.rss import FakeFeeds
+
+
+def test_feed_entries_about_the_brand_become_posts_and_304_costs_nothing(social_app, fakes):
+    feeds: FakeFeeds = fakes["rss"]
+    svc = social_app(only=("rss",))
+    first = Poller(svc).run_once(compliance=False)
+    [unit] = first.units
+    assert unit.fetched == 1 and unit.queued == 1  # the dinner diary is not about a brand: not stored
+    [row] = svc.store.decisions()
+    assert row["key"] == "rss:diary.example:20261120090000" and "alert(1)" not in row["text"]
+    assert row["text"].startswith("ソラモバイルに乗り換えて半年\n\n料金は安いけど、夜の速度が遅すぎる。")
+    second = Poller(svc).run_once(compliance=False)
+    assert second.units[0].note == "not modified (304)"
+    request = feeds.calls("/anond.rss")[-1]
+    assert request["headers"].get("If-None-Match") and request["headers"].get("If-Modified-Since")
+
+
+def test_oversized_feed_is_refused(social_app, fakes):
+    fakes["rss"].set_feed("/anond.rss", b"<rss>" + b" " * (6 * 1024 * 1024) + b"</rss>")
+    svc = social_app(only=("rss",))
+    [unit] = Poller(svc).run_once(compliance=False).units
+    assert unit.error and "larger than" in unit.error or "bytes" in (unit.error or "")
+
+
+def test_rss_has_no_reply(social_app, fakes):
+    svc = social_app(only=("rss",))
+    Poller(svc).run_once(compliance=False)
+    svc.pipeline.drain(max_wait=1)
+    [ticket] = svc.store.list_tickets()
+    assert "RSS/Atom には返信の経路がありません" in svc.helpdesk.ticket(int(ticket["ticket_id"]))["description"]
+    with pytest.raises(ReplyFailed, match="no reply channel") as info:
+        svc.reply(ticket_id=ticket["ticket_id"], agent="佐藤", text="ご不便をおかけしております", dedupe_key="k")
+    assert not info.value.retryable
+
+
+def test_feed_tables_are_validated_strictly():
+    from connector.watch import WatchConfigError, parse_watch
+    brand = {"name": "ソラモバイル", "keywords": ["ソラモバイル"]}
+    assert parse_watch({"brand": [brand], "feed": [{"url": "https://diary.example/rss"}]}).feeds[0].name == "https://diary.example/rss"
+    for feed, problem in [({"url": "ftp://x"}, "feed[0].url"), ({"url": "https://a.example", "intervall": 5}, "feed[0].intervall"),
+                          ({"name": "no url"}, "feed[0].url")]:
+        with pytest.raises(WatchConfigError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+            parse_watch({"brand": [brand], "feed": [feed]})
