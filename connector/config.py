@@ -14,7 +14,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEMO_WATCH = PACKAGE_DIR / "demo" / "watch.toml"
 DEMO_FEED = PACKAGE_DIR / "demo" / "feed.jsonl"
 
-HELPDESKS = ("local",)
+HELPDESKS = ("local", "zendesk")
 #: Signature added to an agent's public reply that does not name the agent yet.
 DEFAULT_REPLY_SIGNATURE = "（{brand} {agent}）"
 
@@ -29,7 +29,7 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("YORISOI_DATABASE", "sqlite:///<data dir>/yorisoi.sqlite3",
      "Database URL (`sqlite:///path`) or a plain file path for SQLite."),
     ("YORISOI_WATCH", "bundled demo watch.toml", "Path of the watch configuration (TOML): brands, keywords, exclusions, priority rules."),
-    ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database)."),
+    ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database) or `zendesk` (the ZENDESK_* settings below)."),
     ("YORISOI_WEBHOOK_SECRET", "(unset: webhook disabled)",
      "Shared secret for `POST /sources/webhook` (HMAC-SHA256 of the raw body). Secret."),
     ("YORISOI_REPLY_SIGNATURE", DEFAULT_REPLY_SIGNATURE,
@@ -42,6 +42,17 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle."),
     ("YORISOI_MAX_BODY_BYTES", "1048576", "Largest request body accepted by inbound webhooks."),
     ("YORISOI_LOG_LEVEL", "INFO", "Python logging level."),
+    # Zendesk (YORISOI_HELPDESK=zendesk); read by connector/helpdesks/zendesk.py.
+    ("ZENDESK_SUBDOMAIN", "(required for zendesk unless ZENDESK_URL is set)", "Your Zendesk subdomain: `acme` for https://acme.zendesk.com."),
+    ("ZENDESK_EMAIL", "(unset)", "Email of the Zendesk agent or admin the API token belongs to (with ZENDESK_API_TOKEN)."),
+    ("ZENDESK_API_TOKEN", "(unset)", "Zendesk API token (Admin Center → Apps and integrations → Zendesk API). Secret."),
+    ("ZENDESK_OAUTH_TOKEN", "(unset)", "Zendesk OAuth access token, instead of email + API token. Secret."),
+    ("ZENDESK_URL", "https://<subdomain>.zendesk.com", "Base URL override for a sandbox, a proxy or a local fake (e.g. `http://127.0.0.1:8089`)."),
+    ("ZENDESK_FIELDS", "(unset: no custom fields)", "Custom ticket fields to fill from the analysis: `sentiment=360001,intent=360002` (label=field id; add `:tag` to send the tag form, e.g. `sentiment_negative`, for drop-down fields). Labels: sentiment, intent, expectation_type, expectation_content, quality_axis, risk, priority, post_url."),
+    ("ZENDESK_WEBHOOK_SECRET", "(unset: webhook disabled)", "Signing secret of the Zendesk webhook that calls `POST /zendesk/webhook` for agent replies. Secret."),
+    ("ZENDESK_BULK_THRESHOLD", "200", "Waiting new tickets at or above which delivery switches to `create_many` jobs (≤100 tickets per job, ≤30 jobs in flight); 0 turns bulk off."),
+    ("ZENDESK_RATE_LIMIT_RESERVE", "10", "Percent of the account's per-minute API limit left to agents and other apps: delivery pauses until the next minute when fewer requests remain."),
+    ("ZENDESK_TIMEOUT", "30", "Seconds to wait for one Zendesk API call; a timeout is an unknown outcome, looked up before any retry."),
 )
 
 
