@@ -21,7 +21,7 @@ def _template_folder() -> str:
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
     from connector.services import Services
-    from connector.web import dashboard, i18n, webhooks
+    from connector.web import dashboard, i18n, webhooks, zendesk
     from connector import cli
 
     settings = settings or Settings.from_env()
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
 
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(zendesk.bp)
     cli.register(app)
 
     @app.before_request

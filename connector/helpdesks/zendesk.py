@@ -130,6 +130,12 @@ class ZendeskConfig:
         if api_token is None and oauth_token is None:
             raise ConfigError("Zendesk credentials are missing: set ZENDESK_EMAIL and ZENDESK_API_TOKEN, "
                               "or ZENDESK_OAUTH_TOKEN")
+        for name, value in (("ZENDESK_API_TOKEN", api_token), ("ZENDESK_OAUTH_TOKEN", oauth_token),
+                            ("ZENDESK_EMAIL", email)):
+            if value and (not value.isascii() or not value.isprintable() or value != value.strip()):
+                # HTTP auth headers are ASCII: a pasted token with a stray character would fail
+                # every call with a cryptic encoding error. The value itself is never shown.
+                raise ConfigError(f"{name} contains spaces or non-ASCII characters; paste it again")
         if email and "@" not in email:
             raise ConfigError(f"ZENDESK_EMAIL={email!r} is not an e-mail address")
         return cls(
