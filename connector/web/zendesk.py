@@ -28,8 +28,8 @@ SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
 
 
-def _answer(status: int, **body: object):
-    return jsonify(body), status
+def _answer(http_status: int, **body: object):
+    return jsonify(body), http_status
 
 
 @bp.post("/zendesk/webhook")
