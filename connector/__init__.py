@@ -21,7 +21,7 @@ def _template_folder() -> str:
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
     from connector.services import Services
-    from connector.web import channel, dashboard, i18n, webhooks
+    from connector.web import channel, dashboard, i18n, webhooks, zendesk
     from connector.web import freshdesk as freshdesk_web
     from connector import cli
 
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
 
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(zendesk.bp)
     app.register_blueprint(channel.bp)
     app.register_blueprint(freshdesk_web.bp)
     cli.register(app)

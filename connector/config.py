@@ -14,7 +14,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEMO_WATCH = PACKAGE_DIR / "demo" / "watch.toml"
 DEMO_FEED = PACKAGE_DIR / "demo" / "feed.jsonl"
 
-HELPDESKS = ("local", "freshdesk")
+HELPDESKS = ("local", "zendesk", "freshdesk")
 #: Signature added to an agent's public reply that does not name the agent yet.
 DEFAULT_REPLY_SIGNATURE = "（{brand} {agent}）"
 
@@ -29,7 +29,7 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("YORISOI_DATABASE", "sqlite:///<data dir>/yorisoi.sqlite3",
      "Database URL (`sqlite:///path`) or a plain file path for SQLite."),
     ("YORISOI_WATCH", "bundled demo watch.toml", "Path of the watch configuration (TOML): brands, keywords, exclusions, priority rules."),
-    ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database) or `freshdesk` (FRESHDESK_* below)."),
+    ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database), `zendesk` (ZENDESK_* below) or `freshdesk` (FRESHDESK_* below)."),
     ("YORISOI_WEBHOOK_SECRET", "(unset: webhook disabled)",
      "Shared secret for `POST /sources/webhook` (HMAC-SHA256 of the raw body). Secret."),
     ("YORISOI_REPLY_SIGNATURE", DEFAULT_REPLY_SIGNATURE,
@@ -48,38 +48,7 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle."),
     ("YORISOI_MAX_BODY_BYTES", "1048576", "Largest request body accepted by inbound webhooks."),
     ("YORISOI_LOG_LEVEL", "INFO", "Python logging level."),
-    # Freshdesk (YORISOI_HELPDESK=freshdesk); read by connector/helpdesks/freshdesk.py.
-    ("FRESHDESK_DOMAIN", "(required for freshdesk)", "Your Freshdesk subdomain: `acme` for acme.freshdesk.com."),
-    ("FRESHDESK_API_KEY", "(required for freshdesk)",
-     "API key of the Freshdesk agent Yorisoi acts as (profile settings); sent as basic auth. Secret."),
-    ("FRESHDESK_URL", "https://<FRESHDESK_DOMAIN>.freshdesk.com", "Base URL override (a proxy, or the fake Freshdesk in tests)."),
-    ("FRESHDESK_GROUP_ID", "(unset)",
-     "Group set on every Yorisoi ticket; `yorisoi setup-sla` applies its SLA policy to this group (Freshdesk SLAs cannot match tags)."),
-    ("FRESHDESK_SOURCE", "2 (Portal)", "Ticket source number set on Yorisoi tickets (a custom source for social posts, if you made one)."),
-    ("FRESHDESK_FIELDS", "(unset)",
-     "Analysis labels copied to ticket custom fields, e.g. `sentiment=cf_sentiment,intent=cf_intent,risk=cf_risk`."),
-    ("FRESHDESK_WEBHOOK_TOKEN", "(unset: webhook disabled)",
-     "Secret the Freshdesk automation rule sends to `POST /freshdesk/webhook` (header `X-Yorisoi-Token`, or `?token=`); 16+ characters. Secret."),
-    ("YORISOI_POLL_INTERVALS", "x=300,mastodon=120,bluesky=120,rss=900",
-     "Seconds between two polls of one search, hashtag timeline or feed, per network (`yorisoi poll`)."),
-    ("X_BEARER_TOKEN", "(unset: X not polled)", "X API app-only Bearer token for search, mentions, profiles and deletion checks. Secret."),
-    ("X_USER_ACCESS_TOKEN", "(unset: X replies prepared as links)",
-     "OAuth 2.0 user access token of the brand's X account (scopes `tweet.read users.read tweet.write offline.access`) for API replies. Secret."),
-    ("X_USER_REFRESH_TOKEN", "(unset)", "Its refresh token; with `X_CLIENT_ID` the 2-hour access token is renewed (rotated tokens are kept in the database). Secret."),
-    ("X_CLIENT_ID", "(unset)", "OAuth 2.0 client id of the X app, for refreshing the user token."),
-    ("X_CLIENT_SECRET", "(unset: public client)", "OAuth 2.0 client secret, for confidential X apps only. Secret."),
-    ("X_USER_ID", "(unset: mentions not polled)",
-     "Numeric id of the brand's X account: its mentions are polled (owned reads) and posts that mention or quote it can be answered through the API."),
-    ("X_DAILY_READ_BUDGET", "1.00",
-     "Most US dollars of X reads per UTC day ($0.005/post, $0.010/user, $0.001/owned read); polling stops at the budget. `yorisoi poll` shows the spend."),
-    ("X_API_URL", "https://api.x.com", "Base URL of the X API (a test server in tests)."),
-    ("MASTODON_INSTANCES", "(unset: Mastodon not polled)",
-     "Comma-separated Mastodon instance URLs whose hashtag timelines are read; the first is the brand's home instance."),
-    ("MASTODON_ACCESS_TOKEN", "(unset: read-only)",
-     "Access token of the brand's account on the first instance (`read write:statuses`): keyword search and replies. Secret."),
-    ("BLUESKY_HANDLE", "(unset: Bluesky not polled)", "Handle of the brand's Bluesky account (e.g. `sora-mobile.bsky.social`)."),
-    ("BLUESKY_APP_PASSWORD", "(unset)", "An App Password of that account (never the main password). Secret."),
-    ("BLUESKY_SERVICE", "https://bsky.social", "The account's PDS / entryway URL for sessions, search and replies."),
+    ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database), `zendesk` (ZENDESK_* below) or `freshdesk` (FRESHDESK_* below)."),
 )
 
 

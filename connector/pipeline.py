@@ -18,10 +18,10 @@ from typing import Any, Callable, Iterable
 from pydantic import ValidationError
 
 from connector.analysis import analyse
-from connector.helpdesks.base import Helpdesk, HelpdeskError
-from connector.models import Post
+from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketDraft, supports_bulk
+from connector.models import Post, TicketRef
 from connector.qualify import Qualifier
-from connector.store import OutboxItem, Store, utcnow
+from connector.store import BULK_CLAIM_SUFFIX, OutboxItem, Store, utcnow, worker_id
 from connector.ticket_format import follow_up_comment, ticket_draft
 from connector.watch import WatchConfig
 
@@ -32,6 +32,10 @@ DELIVERY_LEASE = timedelta(seconds=120)
 #: Retry delays when the helpdesk gives no Retry-After: 2, 4, 8 … seconds, at most 10 minutes.
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 600.0
+#: Lease of rows handed to a helpdesk bulk job. A job may still run in the helpdesk after we
+#: crash or stop polling, so its rows are not looked up (and maybe re-sent) before this
+#: horizon: Zendesk runs queued jobs within minutes and keeps their status for an hour.
+BULK_LEASE = timedelta(hours=1)
 
 
 class PostRejected(ValueError):
@@ -147,6 +151,11 @@ class Pipeline:
         if self.paused_until is not None and now < self.paused_until:
             report.stopped = f"helpdesk asked us to wait until {self.paused_until.isoformat()}"
             return report
+        if supports_bulk(self.helpdesk) and \
+                self.store.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold:  # type: ignore[attr-defined]
+            self._deliver_bulk(report)
+            if report.stopped:
+                return report
         claimed = self.store.claim_due(limit, DELIVERY_LEASE, now=now)
         for index, item in enumerate(claimed):
             try:
@@ -184,6 +193,9 @@ class Pipeline:
                 # An earlier attempt may have reached the helpdesk before we crashed or timed
                 # out: look before sending again, so a retry never makes a second ticket.
                 ref = self.helpdesk.find_ticket(draft.external_id)
+                if ref is not None:
+                    # It may have stopped between opening the ticket and adding the note.
+                    self._ensure_note(ref, draft)
             if ref is None:
                 ref = self.helpdesk.create_ticket(draft)
             self.store.mark_created(item, ref, external_id=draft.external_id, subject=draft.subject,
@@ -203,6 +215,53 @@ class Pipeline:
             self.helpdesk.add_comment(parent, comment)
         self.store.mark_commented(item)
         report.commented += 1
+
+    def _ensure_note(self, ref: TicketRef, draft: TicketDraft) -> None:
+        """Add the analysis note unless the ticket already has it (exactly once)."""
+        if not self.helpdesk.has_comment(ref, draft.note_key):
+            self.helpdesk.add_comment(ref, draft.note_comment())
+
+    def _deliver_bulk(self, report: DeliveryReport) -> None:
+        """Open many never-attempted tickets through the helpdesk's bulk capability.
+
+        Same proof as one by one: the rows are claimed (committed) before anything is sent,
+        with a lease as long as a bulk job may run (BULK_LEASE) and a claim that a restart
+        does not hand back early; a row whose outcome stays unknown is retried no sooner than
+        that horizon and then, having attempts > 1, goes the one-by-one way: lookup first.
+        """
+        helpdesk: Any = self.helpdesk
+        now = self.clock()
+        claimed = self.store.claim_due(helpdesk.bulk_max_drafts, BULK_LEASE, worker=worker_id() + BULK_CLAIM_SUFFIX,
+                                       now=now, kind="create", fresh_only=True)
+        drafts: list[TicketDraft] = []
+        items: list[OutboxItem] = []
+        for item in claimed:
+            loaded = self.store.load_post(item.post_key)
+            if loaded is None:
+                self.store.mark_failed(item, "post is missing from the store")
+                report.failed += 1
+                continue
+            post, decision, analysis = loaded
+            if analysis is None:
+                analysis = analyse(post, self.watch.priority, now=self.clock())
+            drafts.append(ticket_draft(post, decision, analysis))
+            items.append(item)
+        if not drafts:
+            return
+        result = helpdesk.create_tickets_many(drafts)
+        for index, (item, draft) in enumerate(zip(items, drafts)):
+            if index in result.refs:
+                self.store.mark_created(item, result.refs[index], external_id=draft.external_id,
+                                        subject=draft.subject, priority=draft.priority, tags=draft.tags)
+                report.created += 1
+            elif index in result.errors:
+                self._record_helpdesk_error(item, result.errors[index], report)
+        # Never sent (refused before it ran): hand back untouched, attempt refunded.
+        self.store.release_claims([items[i].id for i in result.unsent])
+        if result.stopped is not None:
+            report.stopped = result.stopped.message
+            if result.stopped.retry_after is not None:
+                self.paused_until = self.clock() + timedelta(seconds=result.stopped.retry_after)
 
     def _record_helpdesk_error(self, item: OutboxItem, exc: HelpdeskError, report: DeliveryReport) -> None:
         detail = exc.message

@@ -341,6 +341,10 @@ def _insert(conn: Connection, table: Table) -> Any:
     return sqlite_insert(table)
 
 
+#: Suffix of `claimed_by` for rows handed to a helpdesk bulk job (see release_dead_claims).
+BULK_CLAIM_SUFFIX = "#bulk"
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -562,17 +566,18 @@ class Store:
 
     # --- outbox -----------------------------------------------------------------------
     def claim_due(self, limit: int, lease: timedelta, worker: str | None = None,
-                  now: datetime | None = None) -> list[OutboxItem]:
+                  now: datetime | None = None, *, kind: str | None = None,
+                  fresh_only: bool = False) -> list[OutboxItem]:
         """Claim up to `limit` due rows for this worker, oldest first.
 
         A row is due when pending and its retry time has come, or when it is still `sending`
         but its lease ran out (its worker died mid-call). Each claim is a guarded UPDATE that
         only one worker can win, so two workers never deliver the same row at once.
+        `kind` and `fresh_only` (never attempted) narrow the rows, for bulk delivery.
         """
         now = now or utcnow()
         worker = worker or worker_id()
-        due = ((outbox.c.status == "pending") & (outbox.c.next_attempt_at <= now)) | \
-              ((outbox.c.status == "sending") & (outbox.c.lease_until < now))
+        due = self._due(now, kind, fresh_only)
         claimed: list[OutboxItem] = []
         with self.engine.connect() as conn:
             candidates = conn.execute(
@@ -589,6 +594,22 @@ class Store:
             if row is not None:
                 claimed.append(OutboxItem(row.id, row.post_key, row.kind, row.ticket_post_key, row.attempts))
         return claimed
+
+    @staticmethod
+    def _due(now: datetime, kind: str | None = None, fresh_only: bool = False) -> Any:
+        due = ((outbox.c.status == "pending") & (outbox.c.next_attempt_at <= now)) | \
+              ((outbox.c.status == "sending") & (outbox.c.lease_until < now))
+        if kind is not None:
+            due = due & (outbox.c.kind == kind)
+        if fresh_only:
+            due = due & (outbox.c.attempts == 0)
+        return due
+
+    def count_due(self, kind: str | None = None, fresh_only: bool = False, now: datetime | None = None) -> int:
+        """How many rows are due now (the backlog that decides bulk delivery)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(outbox)
+                                .where(self._due(now or utcnow(), kind, fresh_only))).scalar() or 0
 
     def release_claims(self, ids: Sequence[int]) -> None:
         """Give back rows this worker claimed but did not try (a pass stopped early); the
@@ -612,6 +633,11 @@ class Store:
             rows = conn.execute(select(outbox.c.id, outbox.c.claimed_by)
                                 .where(outbox.c.status == "sending")).all()
             for row in rows:
+                if (row.claimed_by or "").endswith(BULK_CLAIM_SUFFIX):
+                    # Part of a helpdesk bulk job that may still run there after our crash:
+                    # only its lease (the job horizon) may hand it back, or a lookup could
+                    # miss a ticket the job is about to create and we would send it twice.
+                    continue
                 owner_host, _, pid = (row.claimed_by or "").rpartition(":")
                 if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
                     conn.execute(update(outbox).where(outbox.c.id == row.id)

@@ -85,3 +85,10 @@ def svc(app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address():
+    # Fakes of external services listen on the loopback address only (house rule); an IP,
+    # not "localhost", also suits clients that build host names (zenpy: "<sub>.<domain>").
+    return ("127.0.0.1", 0)

@@ -12,6 +12,9 @@ def make_helpdesk(settings: Settings, store: Store) -> Helpdesk:
     if settings.helpdesk == "local":
         from connector.helpdesks.local import LocalHelpdesk
         return LocalHelpdesk(store)
+    if settings.helpdesk == "zendesk":
+        from connector.helpdesks.zendesk import make_zendesk
+        return make_zendesk(settings.env)  # ConfigError names any bad ZENDESK_* variable
     if settings.helpdesk == "freshdesk":
         from connector.helpdesks.freshdesk import FreshdeskHelpdesk
         return FreshdeskHelpdesk.from_settings(settings, store)

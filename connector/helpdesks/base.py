@@ -36,6 +36,14 @@ class TicketDraft:
     post_url: str | None
     labels: dict[str, str] = field(default_factory=dict)  # for custom field mapping
 
+    @property
+    def note_key(self) -> str:
+        """Dedupe key of the internal note: a ticket carries its analysis note exactly once."""
+        return f"{self.external_id}#note"
+
+    def note_comment(self) -> CommentDraft:
+        return CommentDraft(dedupe_key=self.note_key, body=self.note, public=False)
+
 
 @dataclass(frozen=True)
 class CommentDraft:
@@ -45,6 +53,24 @@ class CommentDraft:
     body: str
     public: bool
     author_external_id: str | None = None
+
+
+@dataclass
+class BulkCreateResult:
+    """What a helpdesk's bulk create did with each draft (by its index in the input).
+
+    - refs: the ticket exists (created now, with its note).
+    - errors: the draft failed; `retryable` says whether its outcome is unknown or temporary
+      (the outbox looks it up by external id before sending again) or final (422).
+    - unsent: never left Yorisoi (the helpdesk refused the submission before it ran, e.g.
+      429): the outbox hands these rows back untouched.
+    - stopped: why the bulk run stopped early (rate limit, credentials), if it did.
+    """
+
+    refs: dict[int, TicketRef] = field(default_factory=dict)
+    errors: dict[int, "HelpdeskError"] = field(default_factory=dict)
+    unsent: list[int] = field(default_factory=list)
+    stopped: "HelpdeskError | None" = None
 
 
 class HelpdeskError(Exception):
@@ -119,3 +145,23 @@ class Helpdesk(Protocol):
     def setup_sla(self, minutes: dict[str, int], dry_run: bool) -> SlaPlan:
         """Create or update (idempotently, by name) the SLA policy for Yorisoi tickets with
         first/next reply targets per priority; with dry_run, only return the policy."""
+
+
+class BulkHelpdesk(Helpdesk, Protocol):
+    """Optional capability: open many tickets in few calls when the backlog is large.
+
+    The pipeline uses it (detected with `supports_bulk`) only for rows never attempted before;
+    rows with an unknown earlier outcome always go the one-by-one way, lookup first.
+    """
+
+    #: Due `create` rows at or above which the pipeline switches to bulk (0: never).
+    bulk_threshold: int
+    #: Most drafts handed to one `create_tickets_many` call.
+    bulk_max_drafts: int
+
+    def create_tickets_many(self, drafts: "list[TicketDraft]") -> BulkCreateResult:
+        """Open one ticket per draft, each with its note; never raises HelpdeskError."""
+
+
+def supports_bulk(helpdesk: Any) -> bool:
+    return callable(getattr(helpdesk, "create_tickets_many", None)) and getattr(helpdesk, "bulk_threshold", 0) > 0

@@ -38,7 +38,7 @@ class LocalHelpdesk:
                 ticket_id = result.inserted_primary_key[0]
                 conn.execute(insert(local_comments).values(
                     ticket_id=ticket_id, body=draft.note, public=False, author="Yorisoi",
-                    dedupe_key=f"{draft.external_id}#note", created_at=now))
+                    dedupe_key=draft.note_key, created_at=now))
         except IntegrityError:
             # Same answer a real helpdesk gives for a reused idempotency key: the existing one.
             existing = self.find_ticket(draft.external_id)

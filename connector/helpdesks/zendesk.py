@@ -1,0 +1,825 @@
+"""Zendesk Support through zenpy: tickets, notes, follow-ups, bulk jobs, SLA policy, replies.
+
+The only module that knows Zendesk's JSON. Facts and sources: ../shared/reference/helpdesk-apis.md
+(§2 Support API, §3 zenpy 2.0.57); the links below point at the official pages.
+
+How a post becomes a ticket (https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/):
+1. The author becomes an end user found or created by user `external_id`
+   `yorisoi:<platform>:<author id>` (`POST /api/v2/users/create_or_update`, unique per account).
+2. `POST /api/v2/tickets` with an `Idempotency-Key` (the post's external id, made ASCII): the
+   first comment is the post itself, public and authored by that end user (requester =
+   submitter, as for a customer's own e-mail), so agents read the customer's words first.
+3. The analysis with its evidence is added as a private comment (internal note) in a second
+   call whose audit carries `metadata.custom.yorisoi_dedupe_key` — how `has_comment` finds it
+   again, so the note lands exactly once even if we stop between 2 and 3 (the outbox looks the
+   ticket up by external id and adds the note only when no audit carries its key).
+
+Rate limits (https://developer.zendesk.com/api-reference/introduction/rate-limits/): zenpy
+sleeps through a 429 for as long as Retry-After says, again and again (no cap without
+`ratelimit_budget`); that would freeze the delivery worker and the CLI. Our requests session
+answers a 429 itself by raising, which becomes HelpdeskError(retry_after=…) so the outbox
+pauses delivery and everything else keeps running; it also reads X-Rate-Limit-Remaining and
+stops sending while fewer than ZENDESK_RATE_LIMIT_RESERVE % of the account's limit remain
+(the limit is shared with the agents' own apps).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from urllib.parse import quote, urlsplit
+
+import requests
+from zenpy import Zenpy
+from zenpy.lib.api import BaseApi
+from zenpy.lib.api_objects import Comment, Ticket, User
+from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
+
+from connector.config import ConfigError
+from connector.helpdesks.base import (
+    BulkCreateResult, CommentDraft, HelpdeskError, Requester, SlaPlan, TicketDraft,
+)
+from connector.labels import TAG_PREFIX
+from connector.models import ANALYSIS_LABELS, TicketRef
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Zendesk's limits for bulk jobs: ≤100 records per create_many/update_many call
+#: (…/tickets/tickets/#create-many-tickets) and ≤30 jobs queued or running per account
+#: (support.zendesk.com/hc/en-us/articles/8050017386522).
+JOB_BATCH = 100
+MAX_JOBS_IN_FLIGHT = 30
+#: Fields the admin may map in ZENDESK_FIELDS: the analysis labels and the post's link.
+MAPPABLE_FIELDS = (*ANALYSIS_LABELS, "post_url")
+#: Audit metadata key that marks a comment we added (see module docstring, step 3).
+DEDUPE_METADATA_KEY = "yorisoi_dedupe_key"
+#: Ticket type per intent. Zendesk's types: question, incident, problem, task. A customer's
+#: question is a `question`; a report of a bug or outage and a complaint about a failure are
+#: each one customer's `incident`, which agents can link to a `problem` they open for the
+#: underlying cause (Zendesk's problem/incident linking) — Yorisoi cannot know that a storm is
+#: one problem, so it never sets `problem` itself. Requests (要望), praise and other posts fit
+#: no type: left unset rather than mislabelled (`task` means an agent's to-do with a due date).
+TICKET_TYPES = {"question": "question", "report": "incident", "complaint": "incident"}
+#: How old a webhook's signature timestamp may be. Zendesk signs each delivery when it sends
+#: it, so a genuine call is seconds old; five minutes allows for clock skew and a slow
+#: network, and refuses a captured request replayed later (the dedupe key would stop a second
+#: post anyway, but a stale request should not even be read).
+WEBHOOK_MAX_AGE = timedelta(minutes=5)
+#: Agent roles whose public comments are replies to the customer ({{current_user.role}}).
+AGENT_ROLES = {"agent", "admin", "administrator", "light agent"}
+
+
+# --- configuration ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class FieldMapping:
+    field_id: int
+    tag_form: bool  # send `sentiment_negative` (a drop-down option's tag) instead of `negative`
+
+
+@dataclass(frozen=True)
+class ZendeskConfig:
+    base_url: str  # https://acme.zendesk.com, or ZENDESK_URL
+    subdomain: str
+    email: str | None
+    api_token: str | None = field(default=None, repr=False)
+    oauth_token: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    fields: Mapping[str, FieldMapping] = field(default_factory=dict)
+    bulk_threshold: int = 200
+    rate_reserve_percent: int = 10
+    timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ZendeskConfig":
+        """Read and check the ZENDESK_* variables; every error names the variable."""
+        subdomain = (env.get("ZENDESK_SUBDOMAIN") or "").strip().lower()
+        url = (env.get("ZENDESK_URL") or "").strip().rstrip("/")
+        if subdomain and not subdomain.replace("-", "").isalnum():
+            raise ConfigError(f"ZENDESK_SUBDOMAIN={subdomain!r} should be the bare subdomain, e.g. `acme` "
+                              "for https://acme.zendesk.com")
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise ConfigError(f"ZENDESK_URL={url!r} should be a base URL such as https://acme.zendesk.com "
+                                  "or http://127.0.0.1:8089")
+            if "." not in parts.netloc.split("@")[-1]:
+                # zenpy builds hosts as "<subdomain>.<domain>": the host needs a dot.
+                raise ConfigError(f"ZENDESK_URL={url!r}: use a host name with a dot (127.0.0.1 instead of localhost)")
+            subdomain = subdomain or parts.netloc.split(".")[0]
+        elif not subdomain:
+            raise ConfigError("ZENDESK_SUBDOMAIN is required with YORISOI_HELPDESK=zendesk "
+                              "(e.g. ZENDESK_SUBDOMAIN=acme for https://acme.zendesk.com), or set ZENDESK_URL")
+        else:
+            url = f"https://{subdomain}.zendesk.com"
+        email = (env.get("ZENDESK_EMAIL") or "").strip() or None
+        api_token = env.get("ZENDESK_API_TOKEN") or None
+        oauth_token = env.get("ZENDESK_OAUTH_TOKEN") or None
+        if api_token and oauth_token:
+            raise ConfigError("set either ZENDESK_API_TOKEN (with ZENDESK_EMAIL) or ZENDESK_OAUTH_TOKEN, not both")
+        if api_token and not email:
+            raise ConfigError("ZENDESK_EMAIL is required with ZENDESK_API_TOKEN (the agent the token belongs to)")
+        if api_token is None and oauth_token is None:
+            raise ConfigError("Zendesk credentials are missing: set ZENDESK_EMAIL and ZENDESK_API_TOKEN, "
+                              "or ZENDESK_OAUTH_TOKEN")
+        for name, value in (("ZENDESK_API_TOKEN", api_token), ("ZENDESK_OAUTH_TOKEN", oauth_token),
+                            ("ZENDESK_EMAIL", email)):
+            if value and (not value.isascii() or not value.isprintable() or value != value.strip()):
+                # HTTP auth headers are ASCII: a pasted token with a stray character would fail
+                # every call with a cryptic encoding error. The value itself is never shown.
+                raise ConfigError(f"{name} contains spaces or non-ASCII characters; paste it again")
+        if email and "@" not in email:
+            raise ConfigError(f"ZENDESK_EMAIL={email!r} is not an e-mail address")
+        return cls(
+            base_url=url, subdomain=subdomain, email=email, api_token=api_token, oauth_token=oauth_token,
+            webhook_secret=env.get("ZENDESK_WEBHOOK_SECRET") or None,
+            fields=_parse_fields(env.get("ZENDESK_FIELDS") or ""),
+            bulk_threshold=_int(env, "ZENDESK_BULK_THRESHOLD", 200, 0, 1_000_000),
+            rate_reserve_percent=_int(env, "ZENDESK_RATE_LIMIT_RESERVE", 10, 0, 90),
+            timeout=float(_int(env, "ZENDESK_TIMEOUT", 30, 1, 600)),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{name}={raw!r} should be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _parse_fields(raw: str) -> dict[str, FieldMapping]:
+    """`sentiment=360001,intent=360002:tag` → label → custom field."""
+    mapping: dict[str, FieldMapping] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        label, _, target = part.partition("=")
+        field_id, _, form = target.strip().partition(":")
+        label = label.strip()
+        if label not in MAPPABLE_FIELDS:
+            raise ConfigError(f"ZENDESK_FIELDS: {label!r} is not a Yorisoi label (choose from {', '.join(MAPPABLE_FIELDS)})")
+        if not field_id.isdigit():
+            raise ConfigError(f"ZENDESK_FIELDS: {part!r} should look like {label}=360001 (the custom field's numeric id)")
+        if form not in ("", "tag"):
+            raise ConfigError(f"ZENDESK_FIELDS: {part!r}: only `:tag` may follow the field id")
+        mapping[label] = FieldMapping(int(field_id), form == "tag")
+    return mapping
+
+
+# --- HTTP session: idempotency header, rate limits ---------------------------------------
+class _RateLimited(Exception):
+    """Raised from inside zenpy's call so that zenpy never sleeps on a 429."""
+
+    def __init__(self, retry_after: float, refused: bool) -> None:
+        super().__init__(f"retry after {retry_after:.0f} s")
+        self.retry_after = retry_after
+        self.refused = refused  # True: Zendesk answered 429; False: we held back (reserve)
+
+
+class ZendeskSession(requests.Session):
+    """zenpy's transport, with what zenpy lacks: per-call headers and non-blocking 429s.
+
+    zenpy sends every call through `session.request`; we add the thread's extra headers
+    (zenpy has no per-request headers, facetoe/zenpy#541), record the rate-limit headers of
+    every answer, and raise instead of returning a 429 (zenpy would sleep on it).
+    """
+
+    def __init__(self, reserve_percent: int, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.reserve_percent = reserve_percent
+        self.clock = clock
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.limit: int | None = None
+        self.remaining: int | None = None
+        self.resume_at: float | None = None  # monotonic time until which we hold back
+
+    @contextmanager
+    def extra_headers(self, headers: Mapping[str, str]) -> Iterator[None]:
+        previous = getattr(self._local, "headers", None)
+        self._local.headers = {**(previous or {}), **headers}
+        try:
+            yield
+        finally:
+            self._local.headers = previous
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        with self._lock:
+            if self.resume_at is not None and self.clock() < self.resume_at:
+                raise _RateLimited(self.resume_at - self.clock(), refused=False)
+        extra = getattr(self._local, "headers", None)
+        if extra:
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), **extra}
+        response = super().request(method, url, **kwargs)
+        self._observe(response)
+        if response.status_code == 429:
+            raise _RateLimited(_retry_after(response.headers.get("Retry-After")), refused=True)
+        return response
+
+    def _observe(self, response: requests.Response) -> None:
+        limit = _header_int(response.headers, "X-Rate-Limit")
+        remaining = _header_int(response.headers, "X-Rate-Limit-Remaining")
+        if remaining is None:
+            return  # not every endpoint sends them; keep what we knew
+        with self._lock:
+            self.limit = limit or self.limit
+            self.remaining = remaining
+            reserve = (self.limit or 0) * self.reserve_percent / 100
+            if self.limit and remaining <= reserve:
+                # Leave the rest of this minute's budget to the agents' apps: hold back until
+                # the window resets (ratelimit-reset, seconds; else the next minute).
+                reset = _header_int(response.headers, "ratelimit-reset") or 60
+                self.resume_at = self.clock() + max(1, reset)
+            else:
+                self.resume_at = None
+
+
+def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+    try:
+        return int(str(headers.get(name)).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _retry_after(raw: str | None) -> float:
+    """Seconds from Retry-After (seconds or an HTTP date); 60 when missing or unreadable."""
+    if raw:
+        try:
+            return max(1.0, float(raw))
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+            try:
+                return max(1.0, (parsedate_to_datetime(raw) - datetime.now(timezone.utc)).total_seconds())
+            except (TypeError, ValueError):
+                pass
+    return 60.0
+
+
+def idempotency_key(external_id: str) -> str:
+    """The external id as a header value: ASCII, short; a digest when it is neither."""
+    encoded = quote(external_id, safe=":")
+    if len(encoded) <= 200:
+        return encoded
+    return "yorisoi:sha256:" + hashlib.sha256(external_id.encode("utf-8")).hexdigest()
+
+
+# --- errors ---------------------------------------------------------------------------------
+def _error_body(response: requests.Response | None) -> dict[str, Any]:
+    if response is None:
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _field_errors(details: Any) -> dict[str, str]:
+    """Zendesk's 422 `details`: {field: [{description, error}, …]} → {field: message}."""
+    if isinstance(details, str):
+        try:
+            details = json.loads(details)
+        except ValueError:
+            return {"base": details}
+    if not isinstance(details, dict):
+        return {}
+    errors = {}
+    for name, problems in details.items():
+        items = problems if isinstance(problems, list) else [problems]
+        errors[str(name)] = "; ".join(str(p.get("description") or p.get("error") or p) if isinstance(p, dict)
+                                      else str(p) for p in items)
+    return errors
+
+
+def translate_error(exc: Exception, what: str) -> HelpdeskError:
+    """Any failure of a Zendesk call → HelpdeskError saying whether and when to retry."""
+    if isinstance(exc, HelpdeskError):
+        return exc
+    if isinstance(exc, _RateLimited):
+        why = "Zendesk rate limit reached (429)" if exc.refused else \
+            "Zendesk API budget nearly used up (ZENDESK_RATE_LIMIT_RESERVE kept for agents)"
+        return HelpdeskError(f"{what}: {why}; retrying in {exc.retry_after:.0f} s", retryable=True,
+                             retry_after=exc.retry_after, status=429 if exc.refused else None)
+    if isinstance(exc, requests.Timeout):
+        return HelpdeskError(f"{what}: Zendesk did not answer in time (outcome unknown; looked up before any retry)",
+                             retryable=True)
+    if isinstance(exc, requests.ConnectionError):
+        return HelpdeskError(f"{what}: cannot reach Zendesk ({type(exc).__name__})", retryable=True)
+    response = getattr(exc, "response", None)
+    if isinstance(exc, (APIException, RecordNotFoundException, requests.HTTPError)) and response is not None:
+        status = response.status_code
+        body = _error_body(response)
+        message = " — ".join(str(x) for x in (body.get("error"), body.get("description")) if x) or response.reason
+        text = f"{what}: Zendesk answered {status}: {message}"
+        if status in (401, 403):
+            hint = " (check ZENDESK_EMAIL/ZENDESK_API_TOKEN or ZENDESK_OAUTH_TOKEN and the agent's role)"
+            return HelpdeskError(text + hint, retryable=False, stop_delivery=True, status=status)
+        if status == 422:
+            return HelpdeskError(text, retryable=False, field_errors=_field_errors(body.get("details")), status=status)
+        if status in (409, 423) or status >= 500:  # a lock conflict or Zendesk's trouble: try later
+            return HelpdeskError(text, retryable=True, status=status)
+        return HelpdeskError(text, retryable=False, status=status)
+    if isinstance(exc, ZenpyException):
+        return HelpdeskError(f"{what}: unexpected answer from Zendesk ({exc})"[:500], retryable=True)
+    return HelpdeskError(f"{what}: {type(exc).__name__}: {exc}"[:500], retryable=True)
+
+
+# --- the helpdesk --------------------------------------------------------------------------
+class ZendeskHelpdesk:
+    name = "zendesk"
+    bulk_max_drafts = JOB_BATCH * MAX_JOBS_IN_FLIGHT
+
+    def __init__(self, config: ZendeskConfig, *, poll_interval: float = 1.0, job_timeout: float = 600.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.config = config
+        self.bulk_threshold = config.bulk_threshold
+        self.poll_interval = poll_interval
+        self.job_timeout = job_timeout
+        self.sleep = sleep
+        self.session = ZendeskSession(config.rate_reserve_percent)
+        parts = urlsplit(config.base_url)
+        # zenpy builds "<scheme>://<subdomain>.<domain>/api/v2/…"; splitting the host at its
+        # first dot points it at any base URL (sandbox, proxy, local fake) without the
+        # process-wide ZENPY_FORCE_* variables, which would redirect every instance at once.
+        host_sub, _, host_rest = parts.netloc.partition(".")
+        self.client = Zenpy(subdomain=host_sub, domain=host_rest, email=config.email, token=config.api_token,
+                            oauth_token=config.oauth_token, session=self.session, timeout=config.timeout,
+                            disable_cache=True)  # the cache would answer lookups without asking
+        prefix = "/".join(p for p in (parts.path.strip("/"), "api/v2") if p)
+        for api in _apis(self.client):
+            api.protocol = parts.scheme
+            api.api_prefix = prefix
+        self._user_ids: dict[str, int] = {}  # requester external id → Zendesk user id
+
+    def __repr__(self) -> str:
+        return f"ZendeskHelpdesk(base_url={self.config.base_url!r})"
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except Exception as exc:
+            raise translate_error(exc, what) from exc
+
+    def ticket_url(self, ticket_id: Any) -> str:
+        return f"{self.config.base_url}/agent/tickets/{ticket_id}"
+
+    def _ref(self, ticket_id: Any) -> TicketRef:
+        return TicketRef(self.name, str(ticket_id), self.ticket_url(ticket_id))
+
+    # requesters
+    @staticmethod
+    def _display_name(requester: Requester) -> str:
+        handle = f"@{requester.handle}" if requester.handle else None
+        if handle and requester.name and requester.name not in (requester.handle, handle):
+            return f"{requester.name} ({handle})"[:255]
+        return (handle or requester.name or requester.external_id)[:255]
+
+    def _requester_user(self, requester: Requester) -> User:
+        return User(external_id=requester.external_id, name=self._display_name(requester))
+
+    def requester_id(self, requester: Requester) -> int:
+        """The end user for this social author, created or refreshed by external id."""
+        if requester.external_id in self._user_ids:
+            return self._user_ids[requester.external_id]
+        user = self._call(f"requester {requester.external_id}",
+                          lambda: self.client.users.create_or_update(self._requester_user(requester)))
+        self._user_ids[requester.external_id] = int(user.id)
+        return int(user.id)
+
+    def _user_id_for(self, external_id: str) -> int | None:
+        if external_id in self._user_ids:
+            return self._user_ids[external_id]
+        users = self._call(f"user {external_id}", lambda: list(self.client.users(external_id=quote(external_id, safe=":"))))
+        for user in users:
+            if (user.external_id or "").lower() == external_id.lower():
+                self._user_ids[external_id] = int(user.id)
+                return int(user.id)
+        return None
+
+    # tickets
+    def _custom_fields(self, draft: TicketDraft) -> list[dict[str, Any]]:
+        values = {**draft.labels, "post_url": draft.post_url}
+        fields = []
+        for label, mapping in self.config.fields.items():
+            value = values.get(label)
+            if value is None:
+                continue
+            if mapping.tag_form and label != "post_url":
+                value = f"{TAG_PREFIX.get(label, label)}_{value}"
+            fields.append({"id": mapping.field_id, "value": value})
+        return fields
+
+    def ticket_payload(self, draft: TicketDraft, requester_id: int) -> Ticket:
+        ticket = Ticket(
+            subject=draft.subject,
+            comment=Comment(body=draft.description, public=True, author_id=requester_id),
+            requester_id=requester_id, submitter_id=requester_id,
+            priority=draft.priority, tags=list(draft.tags), external_id=draft.external_id,
+        )
+        ticket_type = TICKET_TYPES.get(draft.labels.get("intent", ""))
+        if ticket_type:
+            ticket.type = ticket_type
+        custom_fields = self._custom_fields(draft)
+        if custom_fields:
+            ticket.custom_fields = custom_fields
+        return ticket
+
+    def create_ticket(self, draft: TicketDraft) -> TicketRef:
+        requester_id = self.requester_id(draft.requester)
+        ticket = self.ticket_payload(draft, requester_id)
+        # Idempotency-Key: a re-sent create within Zendesk's key lifetime returns the first
+        # ticket instead of a second (…/ticketing/introduction/#idempotency).
+        with self.session.extra_headers({"Idempotency-Key": idempotency_key(draft.external_id)}):
+            audit = self._call(f"ticket {draft.external_id}", lambda: self.client.tickets.create(ticket))
+        ref = self._ref(audit.ticket.id)
+        try:
+            self.add_comment(ref, draft.note_comment())
+        except HelpdeskError as exc:
+            # The ticket exists; the retry finds it by external id and adds the missing note.
+            raise HelpdeskError(f"ticket #{ref.ticket_id} was created but its analysis note was not added: "
+                                f"{exc.message}", retryable=True, retry_after=exc.retry_after, status=exc.status) from exc
+        return ref
+
+    def find_ticket(self, external_id: str) -> TicketRef | None:
+        # zenpy joins query strings without encoding them (helpdesk-apis.md §3): encode here.
+        tickets = self._call(f"lookup {external_id}",
+                             lambda: list(self.client.tickets(external_id=quote(external_id, safe=":"))))
+        matching = sorted((t for t in tickets if t.external_id == external_id), key=lambda t: int(t.id))
+        if len(matching) > 1:  # external_id is not unique in Zendesk; the oldest one is ours
+            log.warning("%d Zendesk tickets carry %s: using #%s", len(matching), external_id, matching[0].id)
+        return self._ref(matching[0].id) if matching else None
+
+    def _comment_ticket(self, ticket_id: int, comment: CommentDraft, author_id: int | None) -> Ticket:
+        body = Comment(body=comment.body, public=comment.public)
+        if author_id is not None:
+            body.author_id = author_id
+        # `metadata` on an update is stored as the audit's metadata.custom (write-only on the
+        # ticket; see "metadata" in …/tickets/tickets/#json-format): our dedupe mark.
+        return Ticket(id=ticket_id, comment=body, metadata={DEDUPE_METADATA_KEY: comment.dedupe_key})
+
+    def add_comment(self, ticket: TicketRef, comment: CommentDraft) -> None:
+        author_id = None
+        if comment.public and comment.author_external_id:
+            author_id = self._user_id_for(comment.author_external_id)
+        update = self._comment_ticket(int(ticket.ticket_id), comment, author_id)
+        self._call(f"comment on ticket #{ticket.ticket_id}", lambda: self.client.tickets.update(update))
+
+    def has_comment(self, ticket: TicketRef, dedupe_key: str) -> bool:
+        audits = self._call(f"audits of ticket #{ticket.ticket_id}",
+                            lambda: list(self.client.tickets.audits(ticket=int(ticket.ticket_id))))
+        return any(_audit_key(audit) == dedupe_key for audit in audits)
+
+    def describe(self) -> dict[str, Any]:
+        auth = "API token of " + (self.config.email or "?") if self.config.api_token else "OAuth token"
+        return {"name": self.name, "where": self.config.base_url, "auth": auth,
+                "custom_fields": {k: v.field_id for k, v in self.config.fields.items()},
+                "bulk_threshold": self.bulk_threshold,
+                "reply_webhook": "enabled" if self.config.webhook_secret else "disabled (ZENDESK_WEBHOOK_SECRET unset)"}
+
+    # bulk
+    def create_tickets_many(self, drafts: list[TicketDraft]) -> BulkCreateResult:
+        """Requesters, tickets and notes in jobs of ≤100, ≤30 jobs in flight.
+
+        Three job waves, each waiting for the previous: create_or_update_many users (so the
+        tickets can name their requester), create_many tickets, update_many notes. A ticket
+        whose note job fails is reported retryable: the outbox retries it one by one, finds
+        the ticket and adds the note exactly once.
+        """
+        result = BulkCreateResult()
+        remaining = list(range(len(drafts)))
+
+        # 1. requesters
+        wanted: dict[str, Requester] = {}
+        for draft in drafts:
+            if draft.requester.external_id not in self._user_ids:
+                wanted.setdefault(draft.requester.external_id, draft.requester)
+        requesters = list(wanted.values())
+        chunks = [requesters[i:i + JOB_BATCH] for i in range(0, len(requesters), JOB_BATCH)]
+        outcomes, stopped = self._run_jobs(
+            "requesters", chunks, lambda chunk: self.client.users.create_or_update([self._requester_user(r) for r in chunk]))
+        for chunk, outcome in zip(chunks, outcomes):
+            if isinstance(outcome, list):
+                for entry in outcome:
+                    index = entry.get("index")
+                    if entry.get("id") and isinstance(index, int) and index < len(chunk):
+                        self._user_ids[chunk[index].external_id] = int(entry["id"])
+        unknown = [i for i in remaining if drafts[i].requester.external_id not in self._user_ids]
+        if stopped is not None or unknown:
+            # Nothing of these tickets was sent yet: hand them back (users are idempotent).
+            result.unsent.extend(unknown)
+            result.stopped = stopped
+            remaining = [i for i in remaining if i not in set(unknown)]
+        if not remaining or result.stopped is not None:
+            result.unsent.extend(i for i in remaining if i not in result.unsent)
+            return result
+
+        # 2. tickets
+        chunks_idx = [remaining[i:i + JOB_BATCH] for i in range(0, len(remaining), JOB_BATCH)]
+        outcomes, stopped = self._run_jobs(
+            "tickets", chunks_idx, lambda chunk: self.client.tickets.create(
+                [self.ticket_payload(drafts[i], self._user_ids[drafts[i].requester.external_id]) for i in chunk]))
+        created: dict[int, int] = {}  # draft index → ticket id
+        for chunk, outcome in zip(chunks_idx, outcomes):
+            if outcome is None:
+                result.unsent.extend(chunk)
+            elif isinstance(outcome, HelpdeskError):
+                result.errors.update({i: outcome for i in chunk})
+            else:
+                by_index = {e.get("index"): e for e in outcome if isinstance(e, dict)}
+                for position, i in enumerate(chunk):
+                    entry = by_index.get(position)
+                    if entry and entry.get("id") and not entry.get("error"):
+                        created[i] = int(entry["id"])
+                    elif entry and entry.get("error"):
+                        result.errors[i] = HelpdeskError(
+                            f"ticket {drafts[i].external_id}: Zendesk refused it in a bulk job: {entry.get('error')}",
+                            retryable=False, field_errors=_field_errors(entry.get("details")), status=422)
+                    else:  # no result for it: outcome unknown, look up before re-sending
+                        result.errors[i] = HelpdeskError(
+                            f"ticket {drafts[i].external_id}: the bulk job reported no result for it", retryable=True)
+        result.stopped = stopped
+
+        # 3. notes
+        made = sorted(created)
+        note_chunks = [made[i:i + JOB_BATCH] for i in range(0, len(made), JOB_BATCH)]
+        outcomes, note_stopped = self._run_jobs(
+            "notes", note_chunks, lambda chunk: self.client.tickets.update(
+                [self._comment_ticket(created[i], drafts[i].note_comment(), None) for i in chunk]))
+        for chunk, outcome in zip(note_chunks, outcomes):
+            done: set[int] = set()
+            if isinstance(outcome, list):
+                by_index = {e.get("index"): e for e in outcome if isinstance(e, dict)}
+                done = {i for position, i in enumerate(chunk)
+                        if (e := by_index.get(position)) and not e.get("error") and e.get("status") != "Failed"}
+            for i in chunk:
+                if i in done:
+                    result.refs[i] = self._ref(created[i])
+                else:
+                    result.errors[i] = HelpdeskError(
+                        f"ticket #{created[i]} was created but its analysis note is not confirmed"
+                        + (f": {outcome.message}" if isinstance(outcome, HelpdeskError) else ""), retryable=True)
+        result.stopped = result.stopped or note_stopped
+        return result
+
+    def _run_jobs(self, what: str, chunks: Sequence[Sequence[Any]], submit: Callable[[Sequence[Any]], Any]
+                  ) -> tuple[list[list[dict[str, Any]] | HelpdeskError | None], HelpdeskError | None]:
+        """One job per chunk, ≤30 in flight; poll until each ends.
+
+        Per chunk: the job's `results`, a HelpdeskError (job failed, or still running when we
+        stopped polling: outcome unknown), or None (never submitted). Also returns the error
+        that stopped submissions (429, credentials), if any.
+        """
+        outcomes: list[list[dict[str, Any]] | HelpdeskError | None] = [None] * len(chunks)
+        waiting = list(range(len(chunks)))
+        in_flight: dict[str, int] = {}
+        stopped: HelpdeskError | None = None
+        deadline = time.monotonic() + self.job_timeout
+        while waiting or in_flight:
+            while waiting and stopped is None and len(in_flight) < MAX_JOBS_IN_FLIGHT:
+                index = waiting[0]
+                try:
+                    job = self._call(f"{what} bulk job", lambda: submit(chunks[index]))
+                except HelpdeskError as exc:
+                    if exc.status == 429 and in_flight:
+                        break  # too many jobs (or requests) now: submit again once ours finish
+                    stopped = exc
+                    break
+                waiting.pop(0)
+                in_flight[str(job.id)] = index
+            if not in_flight:
+                break
+            self.sleep(self.poll_interval)
+            try:
+                # GET /api/v2/job_statuses/show_many?ids=…: one call for every job in flight
+                # (zenpy answers a dict {"job_statuses": [JobStatus, …]}).
+                answer = self._call(f"{what} job status", lambda: self.client.job_status(ids=list(in_flight)))
+                statuses = answer.get("job_statuses", []) if isinstance(answer, dict) else list(answer)
+            except HelpdeskError as exc:
+                if not exc.retryable or time.monotonic() > deadline:
+                    for job_id, index in in_flight.items():
+                        outcomes[index] = HelpdeskError(f"{what} job {job_id}: outcome unknown ({exc.message})",
+                                                        retryable=True, retry_after=_horizon())
+                    return outcomes, stopped or (exc if not exc.retryable else None)
+                self.sleep(min(exc.retry_after or self.poll_interval, max(0.0, deadline - time.monotonic())))
+                continue
+            for status in statuses:
+                index = in_flight.get(str(status.id))
+                if index is None or status.status in ("queued", "working"):
+                    continue
+                del in_flight[str(status.id)]
+                results = [r if isinstance(r, dict) else _as_dict(r) for r in (status.results or [])]
+                if status.status == "completed" or results:
+                    outcomes[index] = results
+                else:
+                    outcomes[index] = HelpdeskError(f"{what} job {status.id} {status.status}: {status.message or ''}",
+                                                    retryable=True)
+            if in_flight and time.monotonic() > deadline:
+                for job_id, index in in_flight.items():
+                    # Still running in Zendesk: its tickets may appear later, so the rows wait
+                    # out the job horizon before their lookup (see pipeline.BULK_LEASE).
+                    outcomes[index] = HelpdeskError(f"{what} job {job_id} still running after {self.job_timeout:.0f} s",
+                                                    retryable=True, retry_after=_horizon())
+                break
+        return outcomes, stopped
+
+    # SLA
+    def sla_policy(self, minutes: Mapping[str, int]) -> dict[str, Any]:
+        """The policy JSON (…/business-rules/sla_policies/): tickets tagged `yorisoi`, first and
+        next reply targets per priority, counted in calendar hours — public posts do not wait
+        for office hours (a storm at night is still a storm)."""
+        metrics = [{"priority": priority, "metric": metric, "target": target, "business_hours": False}
+                   for priority, target in minutes.items()
+                   for metric in ("first_reply_time", "next_reply_time")]
+        return {
+            "title": SLA_TITLE,
+            "description": "Yorisoi: 公開投稿から作られたチケットの返信目標 / reply targets for tickets made from public "
+                           "posts (managed by `yorisoi setup-sla`; edits here are overwritten).",
+            "filter": {"all": [{"field": "current_tags", "operator": "includes", "value": "yorisoi"}], "any": []},
+            "policy_metrics": metrics,
+        }
+
+    def setup_sla(self, minutes: dict[str, int], dry_run: bool) -> SlaPlan:
+        policy = self.sla_policy(minutes)
+        if dry_run:
+            return SlaPlan(action="dry-run", policy=policy)
+        existing = self._call("list SLA policies", lambda: self._raw("GET", "slas/policies"))
+        for current in existing.get("sla_policies") or []:
+            if current.get("title") == SLA_TITLE:
+                if _same_policy(current, policy):
+                    return SlaPlan(action="unchanged", policy=current)
+                updated = self._call("update SLA policy",
+                                     lambda: self._raw("PUT", f"slas/policies/{current['id']}", {"sla_policy": policy}))
+                return SlaPlan(action="updated", policy=updated.get("sla_policy") or policy)
+        created = self._call("create SLA policy", lambda: self._raw("POST", "slas/policies", {"sla_policy": policy}))
+        return SlaPlan(action="created", policy=created.get("sla_policy") or policy)
+
+    def _raw(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A call through zenpy's transport (URL, auth, errors) returning the JSON as is.
+
+        For SLA policies: zenpy's SlaPolicyApi.create/update return None (2.0.57) and its
+        objects would reshape the filter, so the documented JSON is sent and read directly."""
+        api = self.client.sla_policies
+        url = f"{api.protocol}://{api.base_url}/{api.api_prefix}/{path}.json"
+        method_fn = {"GET": self.session.get, "POST": self.session.post, "PUT": self.session.put}[method]
+        kwargs: dict[str, Any] = {"timeout": api.timeout}
+        if payload is not None:
+            kwargs["json"] = payload
+        response = api._call_api(method_fn, url, **kwargs)
+        return response.json() if response.content else {}
+
+    # replies (POST /zendesk/webhook)
+    def verify_webhook(self, body: bytes, signature: str | None, timestamp: str | None,
+                       now: datetime | None = None) -> str | None:
+        """None when the call is genuine; else why not (for a 401)."""
+        secret = self.config.webhook_secret
+        if not secret:
+            return "ZENDESK_WEBHOOK_SECRET is not set"
+        return verify_webhook_signature(secret, body, signature, timestamp, now)
+
+
+SLA_TITLE = "Yorisoi ソーシャル投稿 / social posts"
+
+
+def verify_webhook_signature(secret: str, body: bytes, signature: str | None, timestamp: str | None,
+                             now: datetime | None = None) -> str | None:
+    """Zendesk's webhook signature: base64(HMAC-SHA256(secret, timestamp + raw body)).
+
+    https://developer.zendesk.com/documentation/webhooks/verifying/ — not hex, no separator.
+    Returns None when it matches and the timestamp is fresh, else the reason.
+    """
+    if not signature or not timestamp:
+        return "missing X-Zendesk-Webhook-Signature or X-Zendesk-Webhook-Signature-Timestamp"
+    expected = base64.b64encode(hmac.new(secret.encode("utf-8"), timestamp.encode("utf-8") + body,
+                                         hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, signature.strip().encode("utf-8", "replace")):
+        return "bad X-Zendesk-Webhook-Signature (expected base64 HMAC-SHA256 of timestamp + body with the signing secret)"
+    sent = _parse_timestamp(timestamp)
+    if sent is None:
+        return "unreadable X-Zendesk-Webhook-Signature-Timestamp"
+    now = now or datetime.now(timezone.utc)
+    if abs(now - sent) > WEBHOOK_MAX_AGE:
+        return f"stale webhook: signed at {sent.isoformat()}, more than {int(WEBHOOK_MAX_AGE.total_seconds() // 60)} minutes from now"
+    return None
+
+
+def _parse_timestamp(raw: str) -> datetime | None:
+    raw = raw.strip()
+    try:
+        if raw.isdigit():
+            return datetime.fromtimestamp(int(raw), timezone.utc)
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    ticket_id: str
+    comment_id: str
+    agent: str
+    text: str
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"zendesk:{self.ticket_id}:{self.comment_id}"
+
+
+class WebhookBodyError(ValueError):
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+#: The JSON body the admin pastes into the trigger's webhook action (README, Zendesk setup).
+#: Placeholders: support.zendesk.com/hc/en-us/articles/4408886858138 (ticket.id, current_user,
+#: the Liquid ticket.comments list, newest first).
+WEBHOOK_BODY_TEMPLATE = """{
+  "ticket_id": "{{ticket.id}}",
+  "comment_id": "{% for comment in ticket.comments limit:1 %}{{comment.id}}{% endfor %}",
+  "public": "{% for comment in ticket.comments limit:1 %}{{comment.is_public}}{% endfor %}",
+  "text": "{% for comment in ticket.comments limit:1 %}{{comment.value}}{% endfor %}",
+  "agent": "{{current_user.name}}",
+  "author_role": "{{current_user.role}}"
+}"""
+
+
+def parse_agent_reply(body: bytes) -> AgentReply | None:
+    """The webhook body → the agent's reply; None when it is to be ignored (a private note,
+    or a comment by an end user). Raises WebhookBodyError naming the bad field."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WebhookBodyError("body", f"not valid JSON ({exc}); paste the body from the README") from None
+    if not isinstance(data, dict):
+        raise WebhookBodyError("body", "should be a JSON object")
+
+    def text(name: str, required: bool = True) -> str:
+        value = data.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                raise WebhookBodyError(name, "is missing or empty")
+            return ""
+        if not isinstance(value, (str, int, bool)):
+            raise WebhookBodyError(name, "should be a string")
+        return str(value).strip()
+
+    ticket_id = text("ticket_id")
+    if not ticket_id.isdigit():
+        raise WebhookBodyError("ticket_id", f"should be a ticket number, not {ticket_id[:40]!r}")
+    public = text("public", required=False).lower()
+    role = text("author_role", required=False).lower()
+    if public in ("false", "0", "no") or (role and role not in AGENT_ROLES):
+        return None
+    comment_id = text("comment_id")
+    if not comment_id.isdigit():
+        raise WebhookBodyError("comment_id", f"should be a comment number, not {comment_id[:40]!r}")
+    return AgentReply(ticket_id=ticket_id, comment_id=comment_id, agent=text("agent"), text=text("text"))
+
+
+def _same_policy(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    def metrics(policy: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        return sorted((m.get("priority"), m.get("metric"), int(m.get("target") or 0), bool(m.get("business_hours")))
+                      for m in policy.get("policy_metrics") or [])
+    return (current.get("filter") == wanted["filter"] and metrics(current) == metrics(wanted)
+            and (current.get("description") or "") == wanted["description"])
+
+
+def _audit_key(audit: Any) -> str | None:
+    metadata = getattr(audit, "metadata", None)
+    if metadata is None:
+        return None
+    custom = metadata.get("custom") if hasattr(metadata, "get") else getattr(metadata, "custom", None)
+    if custom is None:
+        return None
+    return custom.get(DEDUPE_METADATA_KEY) if hasattr(custom, "get") else None
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def _horizon() -> float:
+    from connector.pipeline import BULK_LEASE
+    return BULK_LEASE.total_seconds()
+
+
+def _apis(client: Zenpy) -> Iterator[BaseApi]:
+    seen: set[int] = set()
+    for value in vars(client).values():
+        for api in (value, *vars(value).values()) if hasattr(value, "__dict__") else (value,):
+            if isinstance(api, BaseApi) and id(api) not in seen:
+                seen.add(id(api))
+                yield api
+
+
+def make_zendesk(env: Mapping[str, str]) -> ZendeskHelpdesk:
+    return ZendeskHelpdesk(ZendeskConfig.from_env(env))

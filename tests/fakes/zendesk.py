@@ -1,0 +1,443 @@
+"""A stateful fake of the Zendesk Support API, at the HTTP level, for tests and demos.
+
+It keeps users, tickets, comments, audits, background jobs and SLA policies in memory and
+answers with bodies shaped like the documented ones, so the real client code (zenpy over
+requests) runs against it unchanged:
+
+- tickets: developer.zendesk.com/api-reference/ticketing/tickets/tickets/
+- create_many / update_many + job statuses: …/ticketing/ticket-management/job_statuses/
+- users create_or_update(_many): …/ticketing/users/users/
+- SLA policies: …/ticketing/business-rules/sla_policies/
+- errors and rate-limit headers: …/api-reference/introduction/rate-limits ,
+  …/ticketing/introduction/#idempotency
+
+Two ways to run it:
+- in pytest: `httpserver.expect_request(re.compile(".*")).respond_with_handler(fake.handle)`
+  (see tests/test_zendesk.py's fixture);
+- standalone on the loopback interface, for the closing demo and benchmarks:
+  `python -m tests.fakes.zendesk --port 8089`; `GET /__fake/state` shows what it holds.
+
+Fault injection (tests): `fail_next(...)` answers the next matching calls with a given status;
+`slow_next(...)` processes the next matching call and then stalls longer than the client's
+timeout (an unknown outcome); `reject_ticket` refuses tickets with a 422 like Zendesk's.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import itertools
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+from urllib.parse import unquote
+
+from werkzeug.wrappers import Request, Response
+
+#: Zendesk's own answer for a request without valid credentials.
+UNAUTHORIZED = {"error": "Couldn't authenticate you"}
+FORBIDDEN = {"error": "Forbidden",
+             "description": "You do not have access to this page. Please contact the account owner of this help desk for further help."}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    body: Any
+    headers: dict[str, str]
+    times: int
+
+
+@dataclass
+class Stall:
+    method: str
+    path: re.Pattern[str]
+    seconds: float
+    times: int
+
+
+@dataclass
+class FakeZendesk:
+    subdomain: str = "acme"
+    #: Basic-auth user (`email/token`) and token, or a bearer token, that the fake accepts.
+    email: str = "agent@example.com"
+    token: str = "test-token"
+    oauth_token: str | None = None
+    #: X-Rate-Limit per minute (Zendesk Enterprise is 700); the window resets each minute.
+    rate_limit: int = 700
+    #: Polls of a job status before the job runs (0: done at the first poll).
+    job_polls_before_done: int = 1
+    #: A ticket for which this returns a details dict is refused with 422 RecordInvalid.
+    reject_ticket: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+    users: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    audits: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sla_policies: dict[int, dict[str, Any]] = field(default_factory=dict)
+    idempotency: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
+    log: list[tuple[str, str, dict[str, str], Any]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    stalls: list[Stall] = field(default_factory=list)
+    max_jobs_in_flight_seen: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1001)
+        self._window = (int(time.time() // 60), 0)
+
+    # --- test helpers -------------------------------------------------------------------
+    def fail_next(self, method: str, path: str, status: int, body: Any = None,
+                  headers: dict[str, str] | None = None, times: int = 1) -> None:
+        self.faults.append(Fault(method.upper(), re.compile(path), status, body, headers or {}, times))
+
+    def slow_next(self, method: str, path: str, seconds: float, times: int = 1) -> None:
+        self.stalls.append(Stall(method.upper(), re.compile(path), seconds, times))
+
+    def calls(self, method: str | None = None, path: str | None = None) -> list[tuple[str, str, dict[str, str], Any]]:
+        return [c for c in self.log if (method is None or c[0] == method)
+                and (path is None or re.search(path, c[1]))]
+
+    def ticket_by_external_id(self, external_id: str) -> list[dict[str, Any]]:
+        return [t for t in self.tickets.values() if t["external_id"] == external_id]
+
+    # --- HTTP ---------------------------------------------------------------------------
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        return self.handle(Request(environ))(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        path = re.sub(r"\.json$", "", request.path)
+        body = request.get_json(silent=True) if request.data else None
+        with self._lock:
+            self.log.append((request.method, path, dict(request.headers), body))
+        stall = self._take(self.stalls, request.method, path)
+        if path.startswith("/__fake/"):
+            return self._json(200, self.state())
+        if not self._authorized(request):
+            return self._json(401, UNAUTHORIZED)
+        fault = self._take(self.faults, request.method, path)
+        if fault is not None:
+            return self._json(fault.status, fault.body or {"error": "fault"}, fault.headers)
+        limited = self._count_rate()
+        if limited is not None:
+            return limited
+        with self._lock:
+            status, payload, headers = self._route(request, path, body)
+        if stall is not None:
+            time.sleep(stall.seconds)  # processed, but the client gives up first
+        return self._json(status, payload, {**headers, **self._rate_headers()})
+
+    def _take(self, queue: list[Any], method: str, path: str) -> Any:
+        with self._lock:
+            for item in queue:
+                if item.method == method and item.path.search(path):
+                    item.times -= 1
+                    if item.times <= 0:
+                        queue.remove(item)
+                    return item
+        return None
+
+    def _authorized(self, request: Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if self.oauth_token and header == f"Bearer {self.oauth_token}":
+            return True
+        expected = base64.b64encode(f"{self.email}/token:{self.token}".encode()).decode()
+        return header == f"Basic {expected}"
+
+    def _count_rate(self) -> Response | None:
+        with self._lock:
+            minute, used = self._window
+            now_minute = int(time.time() // 60)
+            if now_minute != minute:
+                minute, used = now_minute, 0
+            if used >= self.rate_limit:
+                self._window = (minute, used)
+                return self._json(429, {"error": "APIRateLimitExceeded"},
+                                  {"Retry-After": str(60 - int(time.time()) % 60), **self._rate_headers()})
+            self._window = (minute, used + 1)
+        return None
+
+    def _rate_headers(self) -> dict[str, str]:
+        _, used = self._window
+        return {"X-Rate-Limit": str(self.rate_limit), "X-Rate-Limit-Remaining": str(max(0, self.rate_limit - used)),
+                "ratelimit-reset": str(60 - int(time.time()) % 60)}
+
+    @staticmethod
+    def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+        return Response(json.dumps(payload, ensure_ascii=False), status=status,
+                        headers=headers or {}, content_type="application/json; charset=utf-8")
+
+    def _url(self, request: Request, path: str) -> str:
+        return f"{request.host_url.rstrip('/')}{path}.json"
+
+    # --- routes -------------------------------------------------------------------------
+    def _route(self, request: Request, path: str, body: Any) -> tuple[int, Any, dict[str, str]]:
+        m = request.method
+        if path == "/api/v2/users/create_or_update" and m == "POST":
+            user, created = self._upsert_user((body or {}).get("user") or {})
+            return (201 if created else 200), {"user": user}, {}
+        if path == "/api/v2/users/create_or_update_many" and m == "POST":
+            return self._job(request, "users", (body or {}).get("users") or [])
+        if path == "/api/v2/users/show_many" and m == "GET":
+            wanted = {unquote(x).lower() for x in request.args.get("external_ids", "").split(",") if x}
+            return 200, {"users": [u for u in self.users.values() if (u.get("external_id") or "").lower() in wanted],
+                         "next_page": None, "previous_page": None}, {}
+        if (g := re.fullmatch(r"/api/v2/users/(\d+)", path)) and m == "GET":
+            user = self.users.get(int(g[1]))
+            return (200, {"user": user}, {}) if user else (404, {"error": "RecordNotFound", "description": "Not found"}, {})
+        if path == "/api/v2/tickets" and m == "POST":
+            return self._create_ticket_call(request, (body or {}).get("ticket") or {})
+        if path == "/api/v2/tickets" and m == "GET":
+            wanted = unquote(request.args.get("external_id", "")) or None
+            found = [t for t in self.tickets.values() if wanted is None or t["external_id"] == wanted]
+            return 200, {"tickets": found, "meta": {"has_more": False, "after_cursor": None, "before_cursor": None},
+                         "links": {"next": None, "prev": None}}, {}
+        if path == "/api/v2/tickets/create_many" and m == "POST":
+            return self._job(request, "create", (body or {}).get("tickets") or [])
+        if path == "/api/v2/tickets/update_many" and m == "PUT":
+            return self._job(request, "update", (body or {}).get("tickets") or [])
+        if g := re.fullmatch(r"/api/v2/tickets/(\d+)(/comments|/audits)?", path):
+            ticket = self.tickets.get(int(g[1]))
+            if ticket is None:
+                return 404, {"error": "RecordNotFound", "description": "Not found"}, {}
+            if g[2] == "/comments" and m == "GET":
+                return 200, {"comments": self.comments[ticket["id"]], "next_page": None, "previous_page": None,
+                             "count": len(self.comments[ticket["id"]])}, {}
+            if g[2] == "/audits" and m == "GET":
+                return 200, {"audits": self.audits[ticket["id"]], "next_page": None, "previous_page": None,
+                             "count": len(self.audits[ticket["id"]])}, {}
+            if g[2] is None and m == "GET":
+                return 200, {"ticket": ticket}, {}
+            if g[2] is None and m == "PUT":
+                return self._update_ticket(ticket, (body or {}).get("ticket") or {})
+        if path == "/api/v2/job_statuses/show_many" and m == "GET":
+            ids = [i for i in request.args.get("ids", "").split(",") if i]
+            return 200, {"job_statuses": [self._poll(i) for i in ids if i in self.jobs]}, {}
+        if (g := re.fullmatch(r"/api/v2/job_statuses/([\w-]+)", path)) and m == "GET":
+            if g[1] not in self.jobs:
+                return 404, {"error": "RecordNotFound", "description": "Not found"}, {}
+            return 200, {"job_status": self._poll(g[1])}, {}
+        if path == "/api/v2/slas/policies" and m == "GET":
+            return 200, {"sla_policies": sorted(self.sla_policies.values(), key=lambda p: p["position"]),
+                         "next_page": None, "previous_page": None, "count": len(self.sla_policies)}, {}
+        if path == "/api/v2/slas/policies" and m == "POST":
+            return self._save_policy(None, (body or {}).get("sla_policy") or {})
+        if (g := re.fullmatch(r"/api/v2/slas/policies/(\d+)", path)) and m == "PUT":
+            if int(g[1]) not in self.sla_policies:
+                return 404, {"error": "RecordNotFound", "description": "Not found"}, {}
+            return self._save_policy(int(g[1]), (body or {}).get("sla_policy") or {})
+        return 404, {"error": "InvalidEndpoint", "description": f"Not found: {m} {path}"}, {}
+
+    # users
+    def _upsert_user(self, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        external_id = data.get("external_id")
+        for user in self.users.values():
+            if external_id and (user.get("external_id") or "").lower() == str(external_id).lower():
+                user.update({k: v for k, v in data.items() if k != "id"}, updated_at=_now())
+                return user, False
+        user_id = next(self._ids)
+        user = {"id": user_id, "url": f"/api/v2/users/{user_id}.json", "name": data.get("name") or "Unknown",
+                "email": data.get("email"), "external_id": external_id, "role": data.get("role") or "end-user",
+                "verified": bool(data.get("verified")), "created_at": _now(), "updated_at": _now(),
+                "tags": [], "user_fields": {}, "active": True}
+        user.update({k: v for k, v in data.items() if k not in ("id",)})
+        self.users[user_id] = user
+        return user, True
+
+    # tickets
+    def _validate(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        details: dict[str, Any] = {}
+        if not (data.get("comment") or {}).get("body") and not (data.get("comment") or {}).get("html_body"):
+            details["base"] = [{"description": "Description: cannot be blank", "error": "BlankValue"}]
+        if data.get("priority") not in (None, "urgent", "high", "normal", "low"):
+            details["priority"] = [{"description": "Priority: is invalid", "error": "InvalidValue"}]
+        if data.get("type") not in (None, "problem", "incident", "question", "task"):
+            details["type"] = [{"description": "Type: is invalid", "error": "InvalidValue"}]
+        if data.get("requester_id") and int(data["requester_id"]) not in self.users:
+            details["requester"] = [{"description": "Requester: is invalid", "error": "InvalidValue"}]
+        if not details and self.reject_ticket is not None:
+            details = self.reject_ticket(data) or {}
+        return details or None
+
+    def _create_ticket_call(self, request: Request, data: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        key = request.headers.get("Idempotency-Key")
+        fingerprint = json.dumps(data, sort_keys=True, ensure_ascii=False)
+        if key and key in self.idempotency:
+            previous, status, payload = self.idempotency[key]
+            if previous != fingerprint:
+                return 400, {"error": "IdempotentRequestError",
+                             "description": "Idempotency key already used with different parameters"}, {}
+            return status, payload, {"x-idempotency-lookup": "hit"}
+        details = self._validate(data)
+        if details:
+            return 422, {"error": "RecordInvalid", "description": "Record validation errors", "details": details}, {}
+        ticket, audit = self._create_ticket(data)
+        payload = {"ticket": ticket, "audit": audit}
+        if key:
+            self.idempotency[key] = (fingerprint, 201, payload)
+        return 201, payload, {"Location": ticket["url"], **({"x-idempotency-lookup": "miss"} if key else {})}
+
+    def _create_ticket(self, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        ticket_id = next(self._ids)
+        comment = data.get("comment") or {}
+        requester_id = data.get("requester_id")
+        ticket = {
+            "id": ticket_id, "url": f"/api/v2/tickets/{ticket_id}.json", "external_id": data.get("external_id"),
+            "subject": data.get("subject"), "raw_subject": data.get("subject"), "description": comment.get("body"),
+            "priority": data.get("priority"), "type": data.get("type"), "status": data.get("status") or "new",
+            "requester_id": requester_id, "submitter_id": data.get("submitter_id") or requester_id,
+            "assignee_id": None, "group_id": None, "tags": sorted(set(data.get("tags") or [])),
+            "custom_fields": data.get("custom_fields") or [], "via": {"channel": "api", "source": {}},
+            "created_at": _now(), "updated_at": _now(), "brand_id": data.get("brand_id"),
+        }
+        self.tickets[ticket_id] = ticket
+        self.comments[ticket_id] = []
+        self.audits[ticket_id] = []
+        audit = self._add_audit(ticket, comment, data.get("metadata"),
+                                author_id=comment.get("author_id") or ticket["submitter_id"])
+        return ticket, audit
+
+    def _add_audit(self, ticket: dict[str, Any], comment: dict[str, Any], metadata: dict[str, Any] | None,
+                   author_id: Any) -> dict[str, Any]:
+        events = []
+        if comment:
+            comment_id = next(self._ids)
+            stored = {"id": comment_id, "type": "Comment", "author_id": comment.get("author_id") or author_id,
+                      "body": comment.get("body"), "plain_body": comment.get("body"),
+                      "public": comment.get("public", True), "created_at": _now(), "attachments": []}
+            self.comments[ticket["id"]].append(stored)
+            events.append(stored)
+        audit = {"id": next(self._ids), "ticket_id": ticket["id"], "created_at": _now(), "author_id": author_id,
+                 "metadata": {"system": {"client": "zenpy"}, "custom": metadata or {}},
+                 "via": {"channel": "api"}, "events": events}
+        self.audits[ticket["id"]].append(audit)
+        return audit
+
+    def _update_ticket(self, ticket: dict[str, Any], data: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        comment = data.get("comment") or {}
+        if comment and not comment.get("body"):
+            return 422, {"error": "RecordInvalid", "description": "Record validation errors",
+                         "details": {"base": [{"description": "Comment: cannot be blank"}]}}, {}
+        for key in ("status", "priority", "type", "tags", "subject"):
+            if key in data:
+                ticket[key] = data[key]
+        ticket["updated_at"] = _now()
+        if comment and ticket["status"] == "new":
+            ticket["status"] = "open"
+        audit = self._add_audit(ticket, comment, data.get("metadata"), author_id=comment.get("author_id"))
+        return 200, {"ticket": ticket, "audit": audit}, {}
+
+    # jobs
+    def _job(self, request: Request, kind: str, items: list[dict[str, Any]]) -> tuple[int, Any, dict[str, str]]:
+        if len(items) > 100:
+            return 400, {"error": "TooManyValues", "description": "Too many values (maximum 100)"}, {}
+        in_flight = sum(1 for j in self.jobs.values() if j["status"] in ("queued", "working"))
+        if in_flight >= 30:
+            # Zendesk refuses a 31st queued or running job of the account.
+            return 429, {"error": "TooManyJobs", "description": "Number of allowed concurrent jobs exceeded"}, \
+                {"Retry-After": "5"}
+        self.max_jobs_in_flight_seen = max(self.max_jobs_in_flight_seen, in_flight + 1)
+        job_id = f"V3-{next(self._ids):08x}"
+        self.jobs[job_id] = {"id": job_id, "url": self._url(request, f"/api/v2/job_statuses/{job_id}"),
+                             "job_type": {"create": "ThirdPartyTicketCreateMany", "update": "BulkUpdateTickets",
+                                          "users": "CreateOrUpdateManyUsers"}[kind],
+                             "total": len(items), "progress": 0, "status": "queued", "message": None,
+                             "results": None, "_kind": kind, "_items": items, "_polls": 0}
+        return 200, {"job_status": self._public_job(self.jobs[job_id])}, {}
+
+    def _poll(self, job_id: str) -> dict[str, Any]:
+        job = self.jobs[job_id]
+        if job["status"] in ("queued", "working"):
+            job["_polls"] += 1
+            if job["_polls"] > self.job_polls_before_done:
+                self.run_job(job_id)
+            else:
+                job["status"] = "working"
+        return self._public_job(job)
+
+    def run_job(self, job_id: str) -> None:
+        """Run a queued job now (what Zendesk's workers do in the background)."""
+        job = self.jobs[job_id]
+        results = []
+        for index, item in enumerate(job["_items"]):
+            if job["_kind"] == "create":
+                details = self._validate(item)
+                if details:
+                    results.append({"index": index, "error": "RecordInvalid", "details": json.dumps(details)})
+                    continue
+                ticket, _ = self._create_ticket(item)
+                results.append({"index": index, "id": ticket["id"]})
+            elif job["_kind"] == "update":
+                ticket = self.tickets.get(int(item.get("id") or 0))
+                if ticket is None:
+                    results.append({"index": index, "id": item.get("id"), "error": "TicketNotFound", "status": "Failed"})
+                    continue
+                self._update_ticket(ticket, item)
+                results.append({"index": index, "id": ticket["id"], "action": "update", "success": True, "status": "Updated"})
+            else:
+                user, created = self._upsert_user(item)
+                results.append({"index": index, "id": user["id"], "external_id": user.get("external_id"),
+                                "action": "create" if created else "update", "status": "Created" if created else "Updated"})
+        job.update(status="completed", progress=job["total"], results=results, message="Completed at " + _now())
+
+    @staticmethod
+    def _public_job(job: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in job.items() if not k.startswith("_")}
+
+    # SLA policies
+    def _save_policy(self, policy_id: int | None, data: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        if not data.get("title"):
+            return 422, {"error": "RecordInvalid", "description": "Record validation errors",
+                         "details": {"title": [{"description": "Title: cannot be blank"}]}}, {}
+        created = policy_id is None
+        if policy_id is None:
+            policy_id = next(self._ids)
+            self.sla_policies[policy_id] = {"id": policy_id, "url": f"/api/v2/slas/policies/{policy_id}.json",
+                                            "position": len(self.sla_policies) + 1, "created_at": _now()}
+        policy = self.sla_policies[policy_id]
+        policy.update({k: v for k, v in data.items() if k in ("title", "description", "filter", "policy_metrics", "position")},
+                      updated_at=_now())
+        policy.setdefault("description", "")
+        return (201 if created else 200), {"sla_policy": policy}, {}
+
+    # inspection
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "tickets": len(self.tickets), "users": len(self.users), "jobs": len(self.jobs),
+                "sla_policies": len(self.sla_policies),
+                "external_ids": sorted(t["external_id"] or "" for t in self.tickets.values()),
+                "duplicate_external_ids": sorted({t["external_id"] for t in self.tickets.values()
+                                                  if len(self.ticket_by_external_id(t["external_id"])) > 1}),
+                "max_jobs_in_flight_seen": self.max_jobs_in_flight_seen,
+            }
+
+
+def main(argv: list[str] | None = None) -> None:
+    from werkzeug.serving import make_server
+
+    parser = argparse.ArgumentParser(description="A fake Zendesk Support API on the loopback interface.")
+    parser.add_argument("--port", type=int, default=8089)
+    parser.add_argument("--email", default="agent@example.com", help="accepted ZENDESK_EMAIL")
+    parser.add_argument("--token", default="test-token", help="accepted ZENDESK_API_TOKEN")
+    args = parser.parse_args(argv)
+    fake = FakeZendesk(email=args.email, token=args.token)
+    server = make_server("127.0.0.1", args.port, fake.wsgi, threaded=True)
+    print(f"fake Zendesk on http://127.0.0.1:{args.port} (accepts {args.email}/token:{args.token})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,392 @@
+"""Zendesk Tickets API mode: real zenpy against a stateful fake Zendesk at the HTTP level."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from click.testing import CliRunner
+
+from connector import create_app
+from connector.cli import main
+from connector.config import ConfigError, Settings
+from connector.helpdesks.base import Requester, TicketDraft
+from connector.helpdesks.zendesk import (
+    SLA_TITLE, ZendeskConfig, ZendeskHelpdesk, idempotency_key,
+)
+from tests.conftest import post_dict, write_jsonl
+from tests.fakes.zendesk import FakeZendesk
+
+EMAIL, TOKEN = "agent@example.com", "zd-secret-token-4f2b9c"
+
+
+@pytest.fixture
+def fake(httpserver):
+    fake = FakeZendesk(email=EMAIL, token=TOKEN)
+    httpserver.expect_request(re.compile(".*")).respond_with_handler(fake.handle)
+    return fake
+
+
+@pytest.fixture
+def zd_env(httpserver, fake):
+    return {"YORISOI_HELPDESK": "zendesk", "ZENDESK_URL": httpserver.url_for("/").rstrip("/"),
+            "ZENDESK_EMAIL": EMAIL, "ZENDESK_API_TOKEN": TOKEN, "ZENDESK_TIMEOUT": "1"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(timezone.utc) + timedelta(seconds=1)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def zsvc(app_factory, zd_env):
+    svc = app_factory(**zd_env).extensions["yorisoi"]
+    svc.pipeline.clock = Clock()
+    svc.helpdesk.poll_interval = 0.01
+    return svc
+
+
+def ingest(svc, *posts):
+    for post in posts:
+        outcome = svc.pipeline.ingest_raw(post, "test")
+        assert outcome.status in ("queued", "follow_up"), outcome
+
+
+def only_ticket(fake, external_id):
+    found = fake.ticket_by_external_id(external_id)
+    assert len(found) == 1, f"{len(found)} tickets for {external_id}"
+    return found[0]
+
+
+# --- ticket fields ------------------------------------------------------------------------
+def test_ticket_fields_tags_requester_and_note(app_factory, zd_env, fake):
+    svc = app_factory(**zd_env, ZENDESK_FIELDS="sentiment=360001,intent=360002:tag,post_url=360003")
+    svc = svc.extensions["yorisoi"]
+    ingest(svc, post_dict(id="501", url="https://x.com/tanaka_k/status/501", text="ソラモバイルの料金プランはどう変更できますか？", author={"name": "田中", "handle": "tanaka_k"}))
+    report = svc.pipeline.deliver()
+    assert report.created == 1 and not report.errors
+
+    ticket = only_ticket(fake, "yorisoi:x:501")
+    assert ticket["subject"].startswith("[ソラモバイル] ソラモバイルの料金プラン")
+    assert ticket["priority"] in ("urgent", "high", "normal", "low")
+    assert ticket["type"] == "question"
+    assert {"yorisoi", "src_x", "intent_question"} <= set(ticket["tags"])
+    assert any(t.startswith("sentiment_") for t in ticket["tags"])
+    fields = {f["id"]: f["value"] for f in ticket["custom_fields"]}
+    assert fields[360002] == "intent_question" and fields[360001] in ("negative", "neutral", "positive")
+    assert fields[360003] == "https://x.com/tanaka_k/status/501"
+
+    requester = fake.users[ticket["requester_id"]]
+    assert requester["external_id"] == "yorisoi:x:90000001" and requester["name"] == "田中 (@tanaka_k)"
+    first, note = fake.comments[ticket["id"]]
+    # The customer's own words open the ticket, as their public comment.
+    assert first["public"] and first["author_id"] == requester["id"] == ticket["submitter_id"]
+    assert "ソラモバイルの料金プラン" in first["body"] and "https://x.com/tanaka_k/status/501" in first["body"]
+    assert "田中 (@tanaka_k)" in first["body"]
+    # The analysis with its evidence is an internal note.
+    assert not note["public"] and "感情 / Sentiment" in note["body"] and "判定 / Qualification" in note["body"]
+
+    stored = svc.store.list_tickets()[0]
+    assert stored["helpdesk"] == "zendesk" and stored["ticket_id"] == str(ticket["id"])
+    assert stored["url"].endswith(f"/agent/tickets/{ticket['id']}")
+
+
+def test_requester_found_or_created_by_external_id(zsvc, fake):
+    ingest(zsvc, post_dict(id="601"), post_dict(id="602", text="ソラモバイル、また圏外"),
+           post_dict(id="603", author={"id": "555", "handle": "other", "name": None}))
+    assert zsvc.pipeline.deliver().created == 3
+    assert sorted(u["external_id"] for u in fake.users.values()) == ["yorisoi:x:555", "yorisoi:x:90000001"]
+    assert fake.users[only_ticket(fake, "yorisoi:x:603")["requester_id"]]["name"] == "@other"
+    # A fresh connector (cold cache) finds the same end user again instead of a second one.
+    helpdesk = ZendeskHelpdesk(zsvc.helpdesk.config)
+    again = helpdesk.requester_id(Requester("yorisoi:x:90000001", "田中", "tanaka_k"))
+    assert again == only_ticket(fake, "yorisoi:x:601")["requester_id"] and len(fake.users) == 2
+
+
+def test_ticket_type_follows_intent(zsvc, fake):
+    ingest(zsvc, post_dict(id="701", text="ソラモバイル、駅で全然繋がらない。最悪"),
+           post_dict(id="702", text="ソラモバイルの店員さん神対応でした、ありがとう！", author={"id": "7"}))
+    zsvc.pipeline.deliver()
+    assert only_ticket(fake, "yorisoi:x:701")["type"] in ("incident", None)
+    assert only_ticket(fake, "yorisoi:x:702")["type"] is None  # praise: no Zendesk type fits
+
+
+def test_follow_up_post_becomes_public_comment_by_the_customer(zsvc, fake):
+    ingest(zsvc, post_dict(id="801", text="ソラモバイル、請求が二重です"))
+    zsvc.pipeline.deliver()
+    ingest(zsvc, post_dict(id="802", text="まだ直りません", conversation_id="801", in_reply_to="801",
+                           created_at="2026-11-20T10:00:00Z"))
+    assert zsvc.pipeline.deliver().commented == 1
+    ticket = only_ticket(fake, "yorisoi:x:801")
+    follow_up = fake.comments[ticket["id"]][-1]
+    assert follow_up["public"] and "まだ直りません" in follow_up["body"]
+    assert follow_up["author_id"] == ticket["requester_id"]
+
+
+# --- exactly once -------------------------------------------------------------------------
+def test_idempotency_key_and_lookup_after_a_timeout(zsvc, fake):
+    ingest(zsvc, post_dict(id="901"))
+    fake.slow_next("POST", r"^/api/v2/tickets$", seconds=1.6)  # Zendesk creates it; we time out
+    first = zsvc.pipeline.deliver()
+    assert first.created == 0 and first.retried == 1 and "did not answer in time" in first.errors[0]["message"]
+    assert len(fake.ticket_by_external_id("yorisoi:x:901")) == 1  # it exists, without its note
+
+    zsvc.pipeline.clock.advance(60)
+    second = zsvc.pipeline.deliver()
+    assert second.created == 1
+    ticket = only_ticket(fake, "yorisoi:x:901")
+    assert [c["public"] for c in fake.comments[ticket["id"]]] == [True, False]  # note added exactly once
+    assert fake.calls("GET", r"^/api/v2/tickets$")  # looked up before any re-send
+    assert len(fake.calls("POST", r"^/api/v2/tickets$")) == 1
+    assert fake.calls("POST", r"^/api/v2/tickets$")[0][2]["Idempotency-Key"] == "yorisoi:x:901"
+
+
+def test_note_added_once_after_a_failure_between_ticket_and_note(zsvc, fake):
+    ingest(zsvc, post_dict(id="902"))
+    fake.fail_next("PUT", r"^/api/v2/tickets/\d+$", 500, {"error": "InternalError"})
+    assert zsvc.pipeline.deliver().retried == 1
+    zsvc.pipeline.clock.advance(60)
+    assert zsvc.pipeline.deliver().created == 1
+    zsvc.pipeline.clock.advance(60)
+    assert zsvc.pipeline.deliver().created == 0
+    ticket = only_ticket(fake, "yorisoi:x:902")
+    assert [c["public"] for c in fake.comments[ticket["id"]]] == [True, False]
+
+
+def test_same_idempotency_key_returns_the_first_ticket(fake, zd_env):
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env))
+    draft = TicketDraft("yorisoi:x:903", "s", "text", "note", "normal", ("yorisoi",),
+                        Requester("yorisoi:x:1", "n", None), None, {})
+    first = helpdesk.create_ticket(draft)
+    second = helpdesk.create_ticket(draft)
+    assert first.ticket_id == second.ticket_id and len(fake.tickets) == 1
+
+
+def test_external_ids_are_encoded_in_lookups(fake, zd_env):
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env))
+    odd = "yorisoi:rss:https://blog.example/p?a=1&b=2 #x"
+    helpdesk.create_ticket(TicketDraft(odd, "s", "text", "note", "normal", ("yorisoi",),
+                                       Requester("yorisoi:rss:blog", "blog", None), None, {}))
+    assert helpdesk.find_ticket(odd) is not None
+    assert helpdesk.find_ticket("yorisoi:rss:https://blog.example/p?a=1") is None
+    assert idempotency_key("yorisoi:x:ソラ").isascii() and len(idempotency_key("x" * 500)) < 100
+
+
+# --- errors and rate limits -----------------------------------------------------------------
+def test_429_pauses_delivery_without_sleeping_then_succeeds(zsvc, fake):
+    ingest(zsvc, post_dict(id="1001"), post_dict(id="1002", text="ソラモバイル圏外"))
+    fake.fail_next("POST", r"^/api/v2/tickets$", 429, {"error": "APIRateLimitExceeded"}, {"Retry-After": "30"})
+    started = time.monotonic()
+    report = zsvc.pipeline.deliver()
+    assert time.monotonic() - started < 5  # zenpy did not sleep 30 s
+    assert report.created == 0 and "429" in report.stopped and "30 s" in report.stopped
+    assert zsvc.pipeline.deliver().stopped.startswith("helpdesk asked us to wait")
+    zsvc.pipeline.clock.advance(31)
+    assert zsvc.pipeline.deliver().created == 2
+    only_ticket(fake, "yorisoi:x:1001")
+    only_ticket(fake, "yorisoi:x:1002")
+
+
+def test_5xx_then_recovery(zsvc, fake):
+    ingest(zsvc, post_dict(id="1101"))
+    fake.fail_next("POST", r"^/api/v2/tickets$", 503, {"error": "ServiceUnavailable", "description": "Maintenance"})
+    report = zsvc.pipeline.deliver()
+    assert report.retried == 1 and "503" in report.errors[0]["message"]
+    zsvc.pipeline.clock.advance(60)
+    assert zsvc.pipeline.deliver().created == 1
+    only_ticket(fake, "yorisoi:x:1101")
+
+
+def test_422_fails_one_ticket_and_not_the_others(zsvc, fake):
+    fake.reject_ticket = lambda t: ({"subject": [{"description": "Subject: 禁止語が含まれています", "error": "InvalidValue"}]}
+                                    if "禁止" in (t.get("subject") or "") else None)
+    ingest(zsvc, post_dict(id="1201", text="ソラモバイル 禁止ワード"), post_dict(id="1202"), post_dict(id="1203", text="ソラモバイル遅い"))
+    report = zsvc.pipeline.deliver()
+    assert report.created == 2 and report.failed == 1
+    error = report.errors[0]
+    assert error["post"] == "x:1201" and "422" in error["message"] and "subject: Subject: 禁止語" in error["message"]
+    failed = zsvc.store.outbox_rows(("failed",))
+    assert [r["post_key"] for r in failed] == ["x:1201"] and "禁止語" in failed[0]["last_error"]
+
+
+def test_401_stops_the_pass_with_zendesks_message(app_factory, zd_env, fake):
+    svc = app_factory(**{**zd_env, "ZENDESK_API_TOKEN": "wrong"}).extensions["yorisoi"]
+    ingest(svc, post_dict(id="1301"), post_dict(id="1302", text="ソラモバイル遅い"))
+    report = svc.pipeline.deliver()
+    assert "401" in report.stopped and "Couldn't authenticate you" in report.stopped and "ZENDESK_API_TOKEN" in report.stopped
+    assert TOKEN not in report.stopped and "wrong" not in report.stopped
+    assert report.created == 0 and svc.store.outbox_counts().get("pending") == 2
+    assert len(fake.calls("POST")) == 1  # the second row was not even tried
+
+
+def test_403_stops_delivery(zsvc, fake):
+    ingest(zsvc, post_dict(id="1401"))
+    fake.fail_next("POST", r"create_or_update", 403, {"error": "Forbidden", "description": "You do not have access"})
+    report = zsvc.pipeline.deliver()
+    assert "403" in report.stopped and "You do not have access" in report.stopped
+
+
+def test_paces_by_rate_limit_remaining(fake, zd_env):
+    fake.rate_limit = 10
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env({**zd_env, "ZENDESK_RATE_LIMIT_RESERVE": "20"}))
+    for n in range(8):  # 10 per minute, 20 % kept: 8 calls, then we hold back ourselves
+        assert helpdesk.find_ticket(f"yorisoi:x:{n}") is None
+    sent = len(fake.log)
+    from connector.helpdesks.base import HelpdeskError
+    with pytest.raises(HelpdeskError) as caught:
+        helpdesk.find_ticket("yorisoi:x:9")
+    assert caught.value.retryable and caught.value.retry_after and caught.value.retry_after <= 60
+    assert len(fake.log) == sent  # nothing was sent
+
+
+# --- bulk -------------------------------------------------------------------------------------
+def test_backlog_goes_through_create_many_jobs(app_factory, zd_env, fake):
+    svc = app_factory(**zd_env, ZENDESK_BULK_THRESHOLD="50").extensions["yorisoi"]
+    svc.helpdesk.poll_interval = 0.01
+    fake.job_polls_before_done = 2
+    ingest(svc, *[post_dict(id=f"2{n:04d}", author={"id": f"a{n % 40}"}) for n in range(230)])
+    report = svc.pipeline.deliver()
+    assert report.created == 230 and not report.errors
+    assert len(fake.tickets) == 230 and not fake.state()["duplicate_external_ids"]
+    assert len(fake.calls("POST", r"^/api/v2/tickets$")) == 0  # no ticket was created one by one
+    assert len(fake.calls("POST", "create_many")) == 3 and len(fake.calls("PUT", "update_many")) == 3
+    assert len(fake.calls("POST", "create_or_update_many")) == 1 and len(fake.users) == 40
+    for ticket in fake.tickets.values():
+        assert [c["public"] for c in fake.comments[ticket["id"]]] == [True, False]
+        assert fake.users[ticket["requester_id"]]["external_id"].startswith("yorisoi:x:a")
+    assert svc.store.outbox_counts() == {"done": 230}
+
+
+def test_bulk_keeps_at_most_30_jobs_in_flight(fake, zd_env):
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.001)
+    fake.job_polls_before_done = 3
+    drafts = [TicketDraft(f"yorisoi:x:j{n}", "s", "text", "note", "normal", ("yorisoi",),
+                          Requester("yorisoi:x:same", "n", None), None, {}) for n in range(3300)]
+    result = helpdesk.create_tickets_many(drafts)
+    assert len(result.refs) == 3300 and not result.errors and not result.unsent
+    assert fake.max_jobs_in_flight_seen == 30
+    assert all(len(j["_items"]) <= 100 for j in fake.jobs.values())
+
+
+def test_bulk_failures_are_per_ticket_and_unknown_ones_are_looked_up(app_factory, zd_env, fake):
+    svc = app_factory(**zd_env, ZENDESK_BULK_THRESHOLD="5").extensions["yorisoi"]
+    svc.helpdesk.poll_interval = 0.01
+    svc.pipeline.clock = Clock()
+    fake.reject_ticket = lambda t: {"subject": [{"description": "bad"}]} if "禁止" in t["subject"] else None
+    ingest(svc, *[post_dict(id=f"3{n:03d}", text="ソラモバイル 禁止" if n == 3 else "ソラモバイル遅い") for n in range(8)])
+    # The notes job fails: the tickets exist without their notes; the rows are retried one by
+    # one, found by external id, and get their note exactly once.
+    fake.fail_next("PUT", "update_many", 503, {"error": "ServiceUnavailable"})
+    report = svc.pipeline.deliver()
+    assert report.failed == 1 and report.created == 0 and report.retried == 7
+    svc.pipeline.clock.advance(600)
+    assert svc.pipeline.deliver().created == 7
+    assert len(fake.tickets) == 7 and not fake.state()["duplicate_external_ids"]
+    for ticket in fake.tickets.values():
+        assert [c["public"] for c in fake.comments[ticket["id"]]] == [True, False]
+
+
+def test_bulk_rows_survive_a_restart_until_the_job_horizon(app_factory, zd_env):
+    """A bulk claim of a dead process is not handed back early: its job may still run."""
+    import socket
+    from connector.store import BULK_CLAIM_SUFFIX
+    svc = app_factory(**zd_env).extensions["yorisoi"]
+    ingest(svc, post_dict(id="4001"), post_dict(id="4002", text="ソラモバイル遅い"))
+    dead = f"{socket.gethostname()}:999999"
+    svc.store.claim_due(1, timedelta(hours=1), worker=dead + BULK_CLAIM_SUFFIX)
+    svc.store.claim_due(1, timedelta(hours=1), worker=dead)
+    assert svc.store.release_dead_claims() == 1  # only the one-by-one claim
+    assert svc.store.outbox_counts() == {"sending": 1, "pending": 1}
+
+
+# --- configuration and secrets ------------------------------------------------------------------
+@pytest.mark.parametrize("env, variable", [
+    ({}, "ZENDESK_SUBDOMAIN"),
+    ({"ZENDESK_SUBDOMAIN": "acme"}, "ZENDESK_API_TOKEN"),
+    ({"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_API_TOKEN": "t"}, "ZENDESK_EMAIL"),
+    ({"ZENDESK_SUBDOMAIN": "acme.zendesk.com", "ZENDESK_OAUTH_TOKEN": "t"}, "ZENDESK_SUBDOMAIN"),
+    ({"ZENDESK_URL": "ftp://x.y", "ZENDESK_OAUTH_TOKEN": "t"}, "ZENDESK_URL"),
+    ({"ZENDESK_URL": "http://localhost:8080", "ZENDESK_OAUTH_TOKEN": "t"}, "ZENDESK_URL"),
+    ({"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_OAUTH_TOKEN": "t", "ZENDESK_FIELDS": "mood=1"}, "ZENDESK_FIELDS"),
+    ({"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_OAUTH_TOKEN": "t", "ZENDESK_FIELDS": "sentiment=abc"}, "ZENDESK_FIELDS"),
+    ({"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_OAUTH_TOKEN": "t", "ZENDESK_BULK_THRESHOLD": "-1"}, "ZENDESK_BULK_THRESHOLD"),
+    ({"ZENDESK_SUBDOMAIN": "acme", "ZENDESK_EMAIL": "a@b.c", "ZENDESK_API_TOKEN": "トークン"}, "ZENDESK_API_TOKEN"),
+])
+def test_bad_settings_fail_at_start_up_naming_the_variable(env, variable, app_factory):
+    with pytest.raises(ConfigError) as caught:
+        app_factory(YORISOI_HELPDESK="zendesk", **env)
+    assert variable in str(caught.value)
+
+
+def test_secrets_never_shown(fake, zd_env):
+    config = ZendeskConfig.from_env({**zd_env, "ZENDESK_WEBHOOK_SECRET": "whsec-ひみつ"})
+    helpdesk = ZendeskHelpdesk(config)
+    for text in (repr(config), repr(helpdesk), json.dumps(helpdesk.describe(), ensure_ascii=False),
+                 repr(Settings.from_env({**zd_env, "YORISOI_HELPDESK": "zendesk"}))):
+        assert TOKEN not in text and "whsec" not in text
+
+
+def test_oauth_token_is_sent_as_bearer(httpserver, fake, zd_env):
+    fake.oauth_token = "oauth-abc"
+    env = {k: v for k, v in zd_env.items() if k not in ("ZENDESK_EMAIL", "ZENDESK_API_TOKEN")}
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env({**env, "ZENDESK_OAUTH_TOKEN": "oauth-abc"}))
+    assert helpdesk.find_ticket("yorisoi:x:1") is None
+    assert fake.log[-1][2]["Authorization"] == "Bearer oauth-abc"
+
+
+# --- SLA -------------------------------------------------------------------------------------
+def test_setup_sla_creates_updates_and_is_idempotent(env, zd_env, fake):
+    def run(*args, **extra):
+        return CliRunner().invoke(main, ["setup-sla", *args], env={**env, **zd_env, **extra})
+
+    assert "zendesk: created" in run().output
+    (policy,) = fake.sla_policies.values()
+    assert policy["title"] == SLA_TITLE
+    assert policy["filter"]["all"] == [{"field": "current_tags", "operator": "includes", "value": "yorisoi"}]
+    targets = {(m["priority"], m["metric"]): m["target"] for m in policy["policy_metrics"]}
+    assert targets[("urgent", "first_reply_time")] == 30 and targets[("low", "next_reply_time")] == 1440
+    assert "zendesk: unchanged" in run().output
+
+    assert "zendesk: updated" in run(YORISOI_SLA_MINUTES="urgent=15").output
+    assert len(fake.sla_policies) == 1
+    (policy,) = fake.sla_policies.values()
+    targets = {(m["priority"], m["metric"]): m["target"] for m in policy["policy_metrics"]}
+    assert targets[("urgent", "next_reply_time")] == 15 and targets[("high", "first_reply_time")] == 60
+
+
+def test_setup_sla_dry_run_prints_the_policy_and_calls_nothing(env, zd_env, fake):
+    result = CliRunner().invoke(main, ["setup-sla", "--dry-run"], env={**env, **zd_env})
+    assert result.exit_code == 0 and "zendesk: dry-run" in result.output
+    policy = json.loads(result.output.split("\n", 1)[1])
+    assert policy["title"] == SLA_TITLE and len(policy["policy_metrics"]) == 8
+    assert all(m["business_hours"] is False for m in policy["policy_metrics"])
+    assert not fake.log
+
+
+def test_setup_sla_errors_are_shown(env, zd_env, fake):
+    fake.fail_next("GET", "slas", 403, {"error": "Forbidden", "description": "SLA policies need Support Professional"})
+    result = CliRunner().invoke(main, ["setup-sla"], env={**env, **zd_env})
+    assert result.exit_code != 0 and "SLA policies need Support Professional" in result.output
+
+
+# --- the issue's "done when" ---------------------------------------------------------------------
+def test_replay_twice_creates_exactly_one_ticket_per_post(tmp_path, env, zd_env, fake, monkeypatch):
+    posts = [post_dict(id=f"5{n:03d}", text=f"ソラモバイル 繋がらない {n}") for n in range(6)]
+    posts.append(post_dict(id="5999", text="今日はいい天気"))  # does not qualify
+    path = write_jsonl(tmp_path / "posts.jsonl", posts)
+    for name, value in {**env, **zd_env}.items():
+        monkeypatch.setenv(name, value)
+    first = CliRunner().invoke(main, ["replay", str(path), "--json"])
+    second = CliRunner().invoke(main, ["replay", str(path), "--json"])
+    one, two = json.loads(first.output), json.loads(second.output)
+    assert (one["qualified"], one["tickets_created"], one["dropped"], one["errors"]) == (6, 6, 1, [])
+    assert (two["tickets_created"], two["duplicates_skipped"]) == (0, 7)
+    assert len(fake.tickets) == 6 and not fake.state()["duplicate_external_ids"]
