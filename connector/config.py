@@ -36,6 +36,9 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle."),
     ("YORISOI_MAX_BODY_BYTES", "1048576", "Largest request body accepted by inbound webhooks."),
     ("YORISOI_LOG_LEVEL", "INFO", "Python logging level."),
+    ("YORISOI_MODEL_DIR", "(unset: lexicon only)",
+     "Folder of a sentiment model made by `yorisoi train` (JSON and plain arrays, never executed); "
+     "sentiment then comes from it, the lexicon stays as evidence and fallback."),
 )
 
 
@@ -52,6 +55,7 @@ class Settings:
     delivery_interval: float
     max_body_bytes: int
     log_level: str
+    model_dir: Path | None = None
 
     def __repr__(self) -> str:  # never show secrets, even in a traceback or a debugger
         return (f"Settings(database_url={self.database_url!r}, watch_path={str(self.watch_path)!r}, "
@@ -80,6 +84,7 @@ class Settings:
             delivery_interval=_number(env, "YORISOI_DELIVERY_INTERVAL", 2.0, 0.05, 3600, float),
             max_body_bytes=_number(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
             log_level=(env.get("YORISOI_LOG_LEVEL") or "INFO").upper(),
+            model_dir=Path(env["YORISOI_MODEL_DIR"]) if env.get("YORISOI_MODEL_DIR") else None,
         )
 
 

@@ -130,3 +130,25 @@ def score(gold: Sequence[str], predicted: Sequence[str], classes: Sequence[str] 
     macro = _ratio(sum(f1s), len(f1s))
     return {"n": n, "classes": list(classes), "accuracy": round(_ratio(correct, n), 4),
             "macro_f1": round(macro, 4), "per_class": per_class, "confusion": confusion}
+
+
+def evaluate_rows(rows: Sequence[LabelledText], model=None, *, lang: str | None = None,
+                  warm_up: int = 20) -> dict:
+    """Score the sentiment analysis (the lexicon, or `model`) on labelled rows.
+
+    `texts_per_s` is sentiment analysis only, in this process, timed after a warm-up pass over
+    the first `warm_up` texts (which loads nagisa, the lexicons and VADER).
+    """
+    import time
+
+    from connector.analysis import sentiment_of
+
+    for row in rows[:warm_up]:
+        sentiment_of(row.text, lang, model)
+    started = time.perf_counter()
+    predicted = [sentiment_of(row.text, lang, model).value for row in rows]
+    elapsed = time.perf_counter() - started
+    result = score([row.label for row in rows], predicted)
+    result["texts_per_s"] = round(len(rows) / elapsed, 1) if elapsed > 0 else None
+    result["analyser"] = model.name if model is not None else "lexicon"
+    return result
