@@ -48,7 +48,9 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle."),
     ("YORISOI_MAX_BODY_BYTES", "1048576", "Largest request body accepted by inbound webhooks."),
     ("YORISOI_LOG_LEVEL", "INFO", "Python logging level."),
-    ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database), `zendesk` (ZENDESK_* below) or `freshdesk` (FRESHDESK_* below)."),
+    ("YORISOI_MODEL_DIR", "(unset: lexicon only)",
+     "Folder of a sentiment model made by `yorisoi train` (JSON and plain arrays, never executed); "
+     "sentiment then comes from it, the lexicon stays as evidence and fallback."),
 )
 
 
@@ -69,6 +71,7 @@ class Settings:
     #: The environment it was read from, for modules that read their own variables
     #: (a helpdesk's ZENDESK_* or FRESHDESK_*). Holds secrets: never print or log it.
     env: Mapping[str, str] = field(default_factory=dict, compare=False)
+    model_dir: Path | None = None
 
     def __repr__(self) -> str:  # never show secrets, even in a traceback or a debugger
         return (f"Settings(database_url={self.database_url!r}, watch_path={str(self.watch_path)!r}, "
@@ -99,6 +102,7 @@ class Settings:
             max_body_bytes=_number(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
             log_level=(env.get("YORISOI_LOG_LEVEL") or "INFO").upper(),
             env=dict(env),
+            model_dir=Path(env["YORISOI_MODEL_DIR"]) if env.get("YORISOI_MODEL_DIR") else None,
         )
 
 
