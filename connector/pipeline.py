@@ -119,9 +119,16 @@ class Pipeline:
         self.qualifier = Qualifier(watch)
         self.helpdesk = helpdesk
         self.clock = clock
-        # Set by a 429 Retry-After: the helpdesk refuses every call until then, so no pass
-        # calls it before (each further call would only be refused and count against us).
-        self.paused_until: datetime | None = None
+
+    # Set by a 429 Retry-After: the helpdesk refuses every call until then, so no pass calls it
+    # before (each further call would only be refused and count against us). Kept in the store,
+    # so that every connector instance sharing the database holds back, not only this one.
+    @property
+    def paused_until(self) -> datetime | None:
+        return self.store.delivery_paused_until(self.helpdesk.name)
+
+    def pause(self, seconds: float, reason: str) -> None:
+        self.store.pause_delivery(self.helpdesk.name, self.clock() + timedelta(seconds=seconds), reason)
 
     # --- ingest -----------------------------------------------------------------------
     def ingest_raw(self, raw: Any, source: str) -> IngestOutcome:
@@ -150,8 +157,9 @@ class Pipeline:
         """One pass over the due outbox rows. Safe to run in several workers at once."""
         report = DeliveryReport()
         now = self.clock()
-        if self.paused_until is not None and now < self.paused_until:
-            report.stopped = f"helpdesk asked us to wait until {self.paused_until.isoformat()}"
+        paused_until = self.paused_until
+        if paused_until is not None and now < paused_until:
+            report.stopped = f"helpdesk asked us to wait until {paused_until.isoformat()}"
             return report
         if supports_bulk(self.helpdesk) and \
                 self.store.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold:  # type: ignore[attr-defined]
@@ -169,7 +177,7 @@ class Pipeline:
                     # refused (rate limit): hand the rest of the claimed rows back untouched.
                     report.stopped = exc.message
                     if exc.retry_after is not None:
-                        self.paused_until = self.clock() + timedelta(seconds=exc.retry_after)
+                        self.pause(exc.retry_after, exc.message)
                     self.store.release_claims([rest.id for rest in claimed[index + 1:]])
                     break
             except Exception as exc:  # an unknown outcome: the next attempt looks up first
@@ -263,7 +271,7 @@ class Pipeline:
         if result.stopped is not None:
             report.stopped = result.stopped.message
             if result.stopped.retry_after is not None:
-                self.paused_until = self.clock() + timedelta(seconds=result.stopped.retry_after)
+                self.pause(result.stopped.retry_after, result.stopped.message)
 
     def _record_helpdesk_error(self, item: OutboxItem, exc: HelpdeskError, report: DeliveryReport) -> None:
         detail = exc.message
@@ -287,8 +295,9 @@ class Pipeline:
         next_due = self.store.next_due_at()
         if next_due is None:
             return None
-        if self.paused_until is not None:
-            next_due = max(next_due, self.paused_until)
+        paused_until = self.paused_until
+        if paused_until is not None:
+            next_due = max(next_due, paused_until)
         return (next_due - self.clock()).total_seconds()
 
     def drain(self, max_wait: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:

@@ -7,18 +7,20 @@ leave a qualifying post without its outbox row (or a half-stored post).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from sqlalchemy import (
     JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
-    Text, TypeDecorator, UniqueConstraint, and_, create_engine, event, func, insert, or_, select, update,
+    Text, TypeDecorator, UniqueConstraint, and_, create_engine, event, func, insert, or_, select, text, update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
 from connector.models import Analysis, Decision, Post, TicketRef
@@ -311,6 +313,19 @@ corrections = Table(
 )
 
 
+# --- scale-out (several connector instances on one PostgreSQL database) ----------------------
+# A helpdesk's "wait until" after a 429 Retry-After. Kept in the database, not only in the
+# process that got the 429: the rate limit is the account's, so every instance must hold back,
+# or each would spend its own 429s (and Zendesk counts those against the account too).
+delivery_pauses = Table(
+    "delivery_pauses", metadata,
+    Column("helpdesk", String(32), primary_key=True),
+    Column("paused_until", UTCDateTime, nullable=False),
+    Column("reason", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     id: int
@@ -320,18 +335,47 @@ class OutboxItem:
     attempts: int  # including the current one
 
 
+#: How long a statement waits for a lock another connection holds (SQLite's busy timeout,
+#: PostgreSQL's lock_timeout) before it fails with a clear "database is locked" error: the
+#: webhook then answers 503 and the sender retries, instead of hanging forever.
+LOCK_TIMEOUT_SECONDS = 10.0
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the dashboard read while the worker writes; busy_timeout waits for the writer
     # instead of failing at once; NORMAL is durable across process crashes in WAL mode.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    # Set per connection (not in the URL) so that tests can lower it; autocommit is off, so
+    # the SET is committed at once to survive the pool's rollback-on-return.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_SECONDS * 1000)}")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+def driver_url(url: str) -> str:
+    """The SQLAlchemy URL for a YORISOI_DATABASE value.
+
+    `postgresql://` (and Heroku-style `postgres://`) mean psycopg 3: SQLAlchemy's default for a
+    bare `postgresql://` is psycopg2, an older driver we do not ship. An explicit
+    `postgresql+<driver>://` is left alone.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def make_engine(url: str) -> Engine:
+    url = driver_url(url)
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
@@ -339,10 +383,26 @@ def make_engine(url: str) -> Engine:
         # A small pool: opening a SQLite connection and setting its pragmas costs more than
         # a whole post's insert. Each pooled connection is used by one thread at a time.
         engine = create_engine(url, poolclass=QueuePool, pool_size=5, max_overflow=10,
-                               connect_args={"check_same_thread": False, "timeout": 10})
+                               connect_args={"check_same_thread": False, "timeout": LOCK_TIMEOUT_SECONDS})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if make_url(url).get_backend_name() != "postgresql":
+        raise ValueError(f"unsupported database {make_url(url).render_as_string(hide_password=True)}: "
+                         "use sqlite:///path or postgresql://user@host/db")
+    # pre_ping: a restarted PostgreSQL (failover, maintenance) must not fail the next webhook.
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    event.listen(engine, "connect", _postgres_session)
+    return engine
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_lock, from a name (a poll unit, …)."""
+    return int.from_bytes(hashlib.sha256(f"yorisoi:{name}".encode("utf-8")).digest()[:8], "big", signed=True)
+
+
+#: Advisory lock key held while the schema is created or migrated: instances started together
+#: must not all run CREATE TABLE at once.
+MIGRATE_LOCK = advisory_key("migrate")
 
 
 def _insert(conn: Connection, table: Table) -> Any:
@@ -366,7 +426,11 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name  # "sqlite" | "postgresql"
         self.migrate()
+
+    def __repr__(self) -> str:  # the URL may carry a password
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     # --- schema -----------------------------------------------------------------------
     def migrate(self) -> None:
@@ -377,6 +441,9 @@ class Store:
         index) go into MIGRATIONS with the next version number.
         """
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Serialises instances that start at the same time; released at commit.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
             if not self.engine.dialect.has_table(conn, "schema_version"):
                 metadata.create_all(conn)
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
@@ -591,22 +658,26 @@ class Store:
         now = now or utcnow()
         worker = worker or worker_id()
         due = self._due(now, kind, fresh_only)
-        claimed: list[OutboxItem] = []
-        with self.engine.connect() as conn:
-            candidates = conn.execute(
-                select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)).scalars().all()
-        for row_id in candidates:
-            with self.engine.begin() as conn:
-                result = conn.execute(
-                    update(outbox).where(outbox.c.id == row_id).where(due)
-                    .values(status="sending", attempts=outbox.c.attempts + 1, claimed_by=worker,
-                            lease_until=now + lease, updated_at=now)
-                    .returning(outbox.c.id, outbox.c.post_key, outbox.c.kind,
-                               outbox.c.ticket_post_key, outbox.c.attempts))
-                row = result.first()
-            if row is not None:
-                claimed.append(OutboxItem(row.id, row.post_key, row.kind, row.ticket_post_key, row.attempts))
-        return claimed
+        candidates = select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
+        values = dict(status="sending", attempts=outbox.c.attempts + 1, claimed_by=worker,
+                      lease_until=now + lease, updated_at=now)
+        returning = (outbox.c.id, outbox.c.post_key, outbox.c.kind, outbox.c.ticket_post_key, outbox.c.attempts)
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Several instances claim at once: SKIP LOCKED makes each lock rows no other
+                # transaction is claiming right now instead of queueing behind them. Two
+                # statements, not `id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`: PostgreSQL
+                # may run such a subquery more than once and claim more than `limit` rows.
+                ids = conn.execute(candidates.with_for_update(skip_locked=True)).scalars().all()
+                rows = conn.execute(update(outbox).where(outbox.c.id.in_(ids)).where(due)
+                                    .values(**values).returning(*returning)).all() if ids else []
+            else:
+                # SQLite: one guarded UPDATE takes the write lock at once (a read first and a
+                # write later could fail on the lock upgrade); one writer at a time wins a row.
+                rows = conn.execute(update(outbox).where(outbox.c.id.in_(candidates.scalar_subquery()))
+                                    .where(due).values(**values).returning(*returning)).all()
+        return [OutboxItem(r.id, r.post_key, r.kind, r.ticket_post_key, r.attempts)
+                for r in sorted(rows, key=lambda r: r.id)]
 
     @staticmethod
     def _due(now: datetime, kind: str | None = None, fresh_only: bool = False) -> Any:
@@ -658,6 +729,47 @@ class Store:
                                  .values(status="pending", lease_until=None, updated_at=utcnow()))
                     released += 1
         return released
+
+    # --- scale-out: shared pause, one poller per unit ----------------------------------
+    def pause_delivery(self, helpdesk: str, until: datetime, reason: str | None = None) -> None:
+        """Hold every instance's deliveries to `helpdesk` back until `until` (never shortens
+        a longer pause another instance recorded)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            stmt = _insert(conn, delivery_pauses).values(helpdesk=helpdesk, paused_until=until,
+                                                         reason=(reason or "")[:2000], updated_at=now)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["helpdesk"],
+                set_={"paused_until": until, "reason": (reason or "")[:2000], "updated_at": now},
+                where=delivery_pauses.c.paused_until < until))
+
+    def delivery_paused_until(self, helpdesk: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(delivery_pauses.c.paused_until)
+                                .where(delivery_pauses.c.helpdesk == helpdesk)).scalar()
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Try to become the one instance doing `name` (polling a source unit, compliance).
+
+        PostgreSQL: a session advisory lock on a connection held for the duration; it is
+        released at the end, or by the server when the process dies (its session ends), so a
+        crashed instance never blocks the others. Yields False when another instance holds it.
+        SQLite: always True — a SQLite database is served by one instance (see README).
+        """
+        if self.dialect != "postgresql":
+            yield True
+            return
+        key = advisory_key(name)
+        with self.engine.connect() as conn:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    conn.commit()
 
     def ticket_for(self, post_key: str) -> TicketRef | None:
         with self.engine.connect() as conn:
@@ -751,8 +863,11 @@ class Store:
             result = conn.execute(_insert(conn, exchanges).values(
                 dedupe_key=dedupe_key, ticket_post_key=ticket_post_key, reply_to_key=reply_to_key,
                 helpdesk=helpdesk, ticket_id=str(ticket_id), agent=agent, text=text, status="sending",
-                created_at=utcnow()).on_conflict_do_nothing(index_elements=["dedupe_key"]))
-            created = result.rowcount == 1
+                created_at=utcnow()).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(exchanges.c.id))
+            # RETURNING, not rowcount: with PostgreSQL's implicit RETURNING of the new id,
+            # SQLAlchemy reports rowcount -1 for this insert.
+            created = result.first() is not None
         row = self.exchange(dedupe_key)
         assert row is not None
         return row, created
