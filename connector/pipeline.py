@@ -36,6 +36,9 @@ BACKOFF_MAX_SECONDS = 600.0
 #: crash or stop polling, so its rows are not looked up (and maybe re-sent) before this
 #: horizon: Zendesk runs queued jobs within minutes and keeps their status for an hour.
 BULK_LEASE = timedelta(hours=1)
+#: Rows one delivery pass claims. Small, so that several instances (or worker threads) share
+#: a backlog instead of one claiming all of it; each claim is one short transaction.
+DELIVERY_BATCH = 10
 
 
 class PostRejected(ValueError):
@@ -153,7 +156,7 @@ class Pipeline:
         return IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", decision.reasons)
 
     # --- deliver ----------------------------------------------------------------------
-    def deliver(self, limit: int = 100) -> DeliveryReport:
+    def deliver(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:
         """One pass over the due outbox rows. Safe to run in several workers at once."""
         report = DeliveryReport()
         now = self.clock()
