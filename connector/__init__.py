@@ -45,6 +45,29 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     app.register_blueprint(freshdesk_web.bp)
     cli.register(app)
 
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    @app.before_request
+    def _body_size_limit() -> None:
+        # Checked on every route before any view runs, not left to the first read of the
+        # body: a view that answers early (disabled integration, bad signature) or reads the
+        # body through get_json(silent=True) would otherwise never refuse an oversized one.
+        if request.content_length is not None and request.content_length > settings.max_body_bytes:
+            raise RequestEntityTooLarge()
+
+    @app.before_request
+    def _no_nul_in_url():
+        # No browser, helpdesk or network puts U+0000 in a URL: it is forged input, and
+        # PostgreSQL cannot even compare text holding it (`/posts/%00` would fail in the query).
+        if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+            return {"error": "the URL contains a NUL character (%00)"}, 400
+        return None
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_exc: RequestEntityTooLarge):
+        return {"error": f"本文が大きすぎます（上限 {settings.max_body_bytes} バイト） / request body larger than "
+                         f"{settings.max_body_bytes} bytes (YORISOI_MAX_BODY_BYTES); split it or send less"}, 413
+
     @app.before_request
     def _language() -> None:
         g.lang = i18n.pick_lang(request)

@@ -25,11 +25,17 @@ def _no_nul(value: str) -> str:
     # failing later inside the database (where SQLite would have kept it and PostgreSQL not).
     if "\x00" in value:
         raise ValueError("contains a NUL character (U+0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A JSON escape such as \ud800 decodes to half a character that no database stores.
+        raise ValueError("contains invalid Unicode (an unpaired surrogate such as \\ud800)") from None
     return value
 
 
 Str = Annotated[StrictStr, AfterValidator(_no_nul)]
-Count = Annotated[int, Field(ge=0, strict=True)]
+#: Counts fit a 32-bit integer column (PostgreSQL `integer`); no account has 2 billion followers.
+Count = Annotated[int, Field(ge=0, le=2_147_483_647, strict=True)]
 Ident = Annotated[Str, Field(min_length=1, max_length=256)]
 ShortText = Annotated[Str, Field(max_length=2_000)]
 
