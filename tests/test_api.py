@@ -262,3 +262,8 @@ def test_openapi_describes_exactly_the_routes(app, client):
     Draft202012Validator.check_schema({"components": doc["components"]})
     for schema in doc["components"]["schemas"].values():
         Draft202012Validator.check_schema(schema)
+
+
+def test_me_names_the_tokens_agent(client, seeded):
+    body = client.get("/api/v1/me", headers=seeded["headers"]).json
+    assert body["agent"] == "佐藤" and not list(schema_of("Me").iter_errors(body))

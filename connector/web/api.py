@@ -179,6 +179,13 @@ def _json_body() -> dict[str, Any]:
     return body
 
 
+@bp.get("/me")
+def me():
+    """Who the token belongs to: the options page's connection test."""
+    agent: AgentIdentity = g.api_agent
+    return jsonify({"agent": agent.agent, "token_id": agent.token_id})
+
+
 @bp.get("/context")
 def context():
     """The sidebar's view of one ticket."""

@@ -53,6 +53,8 @@ def _schemas() -> dict[str, Any]:
             "error": {"type": "string"}, "code": {"type": "string"}, "message_ja": {"type": "string"},
             "message_en": {"type": "string"}, "field": {"type": "string"}, "retry_after": {"type": "integer"}}},
         "Label": label,
+        "Me": {"type": "object", "required": ["agent", "token_id"], "properties": {
+            "agent": {"type": "string"}, "token_id": {"type": "integer"}}},
         "Exchange": {"type": "object", "required": ["agent", "text", "status", "created_at"], "properties": {
             "agent": {"type": "string"}, "text": {"type": "string"},
             "status": {"type": "string", "enum": ["sending", "sent", "prepared", "recorded", "failed"]},
@@ -150,6 +152,9 @@ def document() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "security": [{"agentToken": []}],
         "paths": {
+            "/me": {"get": {
+                "operationId": "getMe", "summary": "The agent the token belongs to (connection test)",
+                "responses": {"200": ok("Me"), **{k: v for k, v in _ERRORS.items() if k in ("401", "429")}}}},
             "/context": {"get": {
                 "operationId": "getContext", "summary": "The sidebar's view of a ticket",
                 "parameters": [
