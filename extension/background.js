@@ -43,6 +43,20 @@ async function api(method, path, body) {
   return { ok: false, state, status: response.status, message };
 }
 
+// UI strings: the agent may pick Japanese or English in the options (a Japanese team's browser
+// is not always in Japanese); `auto` follows the browser. chrome.i18n cannot switch locales,
+// so the pages get the chosen _locales file from here.
+const messageCache = {};
+async function uiMessages() {
+  const { uiLang } = await chrome.storage.local.get('uiLang');
+  const auto = (chrome.i18n.getUILanguage() || 'en').toLowerCase().startsWith('ja') ? 'ja' : 'en';
+  const lang = uiLang === 'ja' || uiLang === 'en' ? uiLang : auto;
+  if (!messageCache[lang]) {
+    messageCache[lang] = await (await fetch(chrome.runtime.getURL(`_locales/${lang}/messages.json`))).json();
+  }
+  return { ok: true, lang, messages: messageCache[lang] };
+}
+
 async function tabTickets() {
   const area = chrome.storage.session;
   if (!area) return {};
@@ -92,6 +106,8 @@ async function handle(req, sender) {
       return { ok: true, configured: Boolean(await connector()) };
     case 'whoami':
       return api('GET', '/me');
+    case 'messages':
+      return uiMessages();
     case 'openOptions':
       await chrome.runtime.openOptionsPage();
       return { ok: true };

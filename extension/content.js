@@ -14,8 +14,6 @@
   if (window.__yorisoiSidebar) return;  // injected twice (extension reload): keep the first
   window.__yorisoiSidebar = true;
   const S = YorisoiShared;
-  const lang = (chrome.i18n.getUILanguage() || 'en').toLowerCase().startsWith('ja') ? 'ja' : 'en';
-  const t = (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
 
   // Where the helpdesks keep the reply being written (best effort: their markup changes).
   // Zendesk Agent Workspace: CKEditor 5 in the omnicomposer; classic: the comment textarea.
@@ -50,59 +48,68 @@
     }
   }
 
-  const host = document.createElement('div');
-  host.id = 'yorisoi-sidebar-host';
-  const shadow = host.attachShadow({ mode: 'open' });
-  const style = document.createElement('style');
-  style.textContent = S.CSS;
-  shadow.appendChild(style);
-  const sidebar = S.createSidebar(document, {
-    lang, t, send,
-    readDraft: async () => readDraft(),
-    onOpenOptions: () => send({ type: 'openOptions' }),
-  });
-  shadow.appendChild(sidebar.panel);
+  async function start() {
+    // The UI language the agent chose in the options (default: the browser's).
+    const ui = await send({ type: 'messages' });
+    const lang = ui.ok ? ui.lang : 'en';
+    const t = ui.ok ? S.translator(ui.messages) : (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
 
-  // Mirror the panel's state on the host element: tests and page-level tooling can wait for it
-  // without reaching into the shadow root.
-  new MutationObserver(() => {
-    for (const name of ['data-state', 'data-rendered', 'data-ticket']) {
-      const value = sidebar.panel.getAttribute(name);
-      if (value === null) host.removeAttribute(name); else host.setAttribute(name, value);
-    }
-  }).observe(sidebar.panel, { attributes: true, attributeFilter: ['data-state', 'data-rendered', 'data-ticket'] });
+    const host = document.createElement('div');
+    host.id = 'yorisoi-sidebar-host';
+    const shadow = host.attachShadow({ mode: 'open' });
+    const style = document.createElement('style');
+    style.textContent = S.CSS;
+    shadow.appendChild(style);
+    const sidebar = S.createSidebar(document, {
+      lang, t, send,
+      readDraft: async () => readDraft(),
+      onOpenOptions: () => send({ type: 'openOptions' }),
+    });
+    shadow.appendChild(sidebar.panel);
 
-  let shownKey;
-  function onLocationChange() {
-    const ticket = S.parseTicketUrl(location.href);
-    const key = ticket ? `${ticket.helpdesk}:${ticket.ticket}` : null;
-    if (key === shownKey) return;
-    shownKey = key;
-    if (!ticket) {
-      host.remove();  // views, dashboards, settings: no sidebar
-      sidebar.show(null);
-      return;
+    // Mirror the panel's state on the host element: tests and page-level tooling can wait for it
+    // without reaching into the shadow root.
+    new MutationObserver(() => {
+      for (const name of ['data-state', 'data-rendered', 'data-ticket']) {
+        const value = sidebar.panel.getAttribute(name);
+        if (value === null) host.removeAttribute(name); else host.setAttribute(name, value);
+      }
+    }).observe(sidebar.panel, { attributes: true, attributeFilter: ['data-state', 'data-rendered', 'data-ticket'] });
+
+    let shownKey;
+    function onLocationChange() {
+      const ticket = S.parseTicketUrl(location.href);
+      const key = ticket ? `${ticket.helpdesk}:${ticket.ticket}` : null;
+      if (key === shownKey) return;
+      shownKey = key;
+      if (!ticket) {
+        host.remove();  // views, dashboards, settings: no sidebar
+        sidebar.show(null);
+        return;
+      }
+      if (!host.isConnected) document.documentElement.appendChild(host);
+      send({ type: 'ticketShown', helpdesk: ticket.helpdesk, ticket: ticket.ticket });
+      sidebar.show(ticket);
     }
-    if (!host.isConnected) document.documentElement.appendChild(host);
-    send({ type: 'ticketShown', helpdesk: ticket.helpdesk, ticket: ticket.ticket });
-    sidebar.show(ticket);
+
+    // The four signals, first one wins (shownKey makes the others no-ops): the Navigation API
+    // (fires first in Chromium and Firefox), popstate (back/forward), the background's
+    // tabs.onUpdated relay, and a slow poll for anything else.
+    if (window.navigation && window.navigation.addEventListener) {
+      window.navigation.addEventListener('navigatesuccess', onLocationChange);
+      window.navigation.addEventListener('currententrychange', () => setTimeout(onLocationChange, 0));
+    }
+    window.addEventListener('popstate', onLocationChange);
+    window.addEventListener('hashchange', onLocationChange);
+    setInterval(onLocationChange, 1000);
+    chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
+      if (sender.id !== chrome.runtime.id || !msg) return false;
+      if (msg.type === 'locationChanged') onLocationChange();
+      if (msg.type === 'readDraft') sendResponse({ text: readDraft() });
+      return false;
+    });
+    onLocationChange();
   }
 
-  // The four signals, first one wins (shownKey makes the others no-ops): the Navigation API
-  // (fires first in Chromium and Firefox), popstate (back/forward), the background's
-  // tabs.onUpdated relay, and a slow poll for anything else.
-  if (window.navigation && window.navigation.addEventListener) {
-    window.navigation.addEventListener('navigatesuccess', onLocationChange);
-    window.navigation.addEventListener('currententrychange', () => setTimeout(onLocationChange, 0));
-  }
-  window.addEventListener('popstate', onLocationChange);
-  window.addEventListener('hashchange', onLocationChange);
-  setInterval(onLocationChange, 1000);
-  chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
-    if (sender.id !== chrome.runtime.id || !msg) return false;
-    if (msg.type === 'locationChanged') onLocationChange();
-    if (msg.type === 'readDraft') sendResponse({ text: readDraft() });
-    return false;
-  });
-  onLocationChange();
+  start();
 })();

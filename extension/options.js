@@ -6,11 +6,11 @@
  * background worker reads it.
  */
 /* global YorisoiShared */
-(() => {
+(async () => {
   const S = YorisoiShared;
-  const t = (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
-  const lang = (chrome.i18n.getUILanguage() || 'en').toLowerCase().startsWith('ja') ? 'ja' : 'en';
-  document.documentElement.lang = lang;
+  const ui = await chrome.runtime.sendMessage({ type: 'messages' }).catch(() => null);
+  const t = ui && ui.ok ? S.translator(ui.messages) : (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
+  document.documentElement.lang = ui && ui.ok ? ui.lang : 'en';
   document.title = t('optionsTitle');
   for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
 
@@ -18,10 +18,12 @@
   const url = document.getElementById('url');
   const token = document.getElementById('token');
   const status = document.getElementById('status');
+  const uiLang = document.getElementById('lang');
   const say = (text, error) => { status.textContent = text; status.className = error ? 'error' : 'ok'; };
 
-  chrome.storage.local.get(['connectorUrl', 'apiToken']).then(({ connectorUrl, apiToken }) => {
+  chrome.storage.local.get(['connectorUrl', 'apiToken', 'uiLang']).then(({ connectorUrl, apiToken, uiLang: chosen }) => {
     if (connectorUrl) url.value = connectorUrl;
+    uiLang.value = chosen === 'ja' || chosen === 'en' ? chosen : 'auto';
     if (apiToken) token.placeholder = '••••••••（保存済み / saved）';
   });
 
@@ -34,7 +36,7 @@
     // permissions.request must run inside the user's click: no await before it.
     chrome.permissions.request({ origins: [target.pattern] }).then(async (granted) => {
       if (!granted) { say(t('permissionDenied'), true); return; }
-      const values = { connectorUrl: target.base };
+      const values = { connectorUrl: target.base, uiLang: uiLang.value };
       if (typed) values.apiToken = typed;
       await chrome.storage.local.set(values);
       token.value = '';

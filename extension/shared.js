@@ -171,6 +171,7 @@
         if (!/^[a-z_]{1,32}$/.test(msg.label) || !/^[a-z_]{1,32}$/.test(msg.value)) return null;
         return { type: msg.type, helpdesk: msg.helpdesk, ticket: msg.ticket, label: msg.label, value: msg.value };
       case 'status':
+      case 'messages':
       case 'whoami':
       case 'openOptions':
         return { type: msg.type };
@@ -230,7 +231,9 @@
     // Profile card
     const age = accountAge(author.account_age_days, lang);
     root.appendChild(el(doc, 'section', { class: 'profile' },
-      safeUrl(author.avatar_url, true) ? el(doc, 'img', { class: 'avatar', src: author.avatar_url, alt: '', width: 48, height: 48 }) : null,
+      safeUrl(author.avatar_url, true) ? el(doc, 'img', { class: 'avatar', src: author.avatar_url, alt: '', width: 48, height: 48,
+        // A strict page CSP (img-src) or a dead link: no broken-image icon.
+        on: { error: (ev) => ev.currentTarget.remove() } }) : null,
       el(doc, 'div', { class: 'who' },
         el(doc, 'div', { class: 'name', 'data-field': 'name' }, author.name || author.handle || t('unknownAuthor')),
         author.handle ? el(doc, author.profile_url ? 'a' : 'span', { class: 'handle', href: author.profile_url, 'data-field': 'handle' },
@@ -238,7 +241,7 @@
         el(doc, 'div', { class: 'facts' },
           el(doc, 'span', { 'data-field': 'followers' }, t('followers', formatCount(author.followers))),
           age ? el(doc, 'span', { 'data-field': 'age' }, t('accountAge', age)) : null,
-          author.location ? el(doc, 'span', { 'data-field': 'location' }, '📍 ' + author.location) : null)),
+          author.location ? el(doc, 'span', { 'data-field': 'location' }, author.location) : null)),
       author.bio ? el(doc, 'p', { class: 'bio', 'data-field': 'bio' }, author.bio) : null));
 
     // Risk and priority
@@ -259,33 +262,6 @@
         reply.mode === 'none' && reply.url ? el(doc, 'a', { href: reply.url, class: 'link-reply' }, t('replyOnSite')) : null),
       reply.mode === 'prepared' ? el(doc, 'p', { class: 'note' }, t('preparedNote')) : null));
 
-    // Labels with evidence and the correction buttons
-    const sets = ctx.label_sets || {};
-    const labelList = el(doc, 'div', { class: 'labels' });
-    for (const key of Object.keys(labels)) {
-      const label = labels[key];
-      const row = el(doc, 'div', { class: 'label', 'data-label': key },
-        el(doc, 'div', { class: 'label-head' },
-          el(doc, 'span', { class: 'label-name' }, (lang === 'ja' ? label.name_ja : label.name_en) || key),
-          el(doc, 'span', { class: 'label-value', 'data-field': 'value' }, name(label)),
-          typeof label.score === 'number' ? el(doc, 'span', { class: 'score' }, label.score.toFixed(2)) : null),
-        (label.evidence || []).length
-          ? el(doc, 'ul', { class: 'evidence' }, label.evidence.slice(0, 6).map((e) => el(doc, 'li', {}, e))) : null);
-      if (sets[key] && opts.onCorrect) {
-        const buttons = el(doc, 'div', { class: 'correct', 'aria-label': t('correctLabel') },
-          el(doc, 'span', { class: 'correct-label' }, t('correctTo')),
-          sets[key].filter((v) => v.value !== label.value).map((v) => el(doc, 'button', {
-            type: 'button', class: 'correct-btn', 'data-value': v.value,
-            on: { click: (ev) => opts.onCorrect(key, v.value, ev.currentTarget) } }, lang === 'ja' ? v.ja : v.en)));
-        row.appendChild(buttons);
-      }
-      labelList.appendChild(row);
-    }
-    root.appendChild(section(doc, t('analysis'), labelList));
-
-    // Sentiment history
-    root.appendChild(section(doc, t('sentimentHistory'), sentimentChart(doc, ctx.sentiment_history, t)));
-
     // Draft check
     if (opts.draftArea) {
       root.appendChild(section(doc, t('draftCheck'),
@@ -294,6 +270,9 @@
         el(doc, 'button', { type: 'button', class: 'primary check-btn', on: { click: () => opts.onCheck() } }, t('checkMyReply')),
         opts.findings || el(doc, 'div', { class: 'findings' })));
     }
+
+    // Sentiment history
+    root.appendChild(section(doc, t('sentimentHistory'), sentimentChart(doc, ctx.sentiment_history, t)));
 
     // Earlier posts, exchanges, other tickets
     root.appendChild(section(doc, t('earlierPosts'), (ctx.history || []).length
@@ -315,6 +294,31 @@
           el(doc, tk.url ? 'a' : 'span', { href: tk.url }, `#${tk.id} `, tk.subject || ''),
           ' ', tk.sentiment ? badge(doc, SENTIMENT_CLASS[tk.sentiment] || 'neu', t('sentiment_' + tk.sentiment)) : null)))
       : el(doc, 'p', { class: 'empty' }, t('noOtherTickets'))));
+    // Labels with evidence and the correction buttons
+    const sets = ctx.label_sets || {};
+    const labelList = el(doc, 'div', { class: 'labels' });
+    const order = ['sentiment', 'intent', 'expectation_type', 'expectation_content', 'quality_axis', 'risk', 'priority'];
+    for (const key of order.filter((k) => labels[k]).concat(Object.keys(labels).filter((k) => !order.includes(k)))) {
+      const label = labels[key];
+      const row = el(doc, 'div', { class: 'label', 'data-label': key },
+        el(doc, 'div', { class: 'label-head' },
+          el(doc, 'span', { class: 'label-name' }, (lang === 'ja' ? label.name_ja : label.name_en) || key),
+          el(doc, 'span', { class: 'label-value', 'data-field': 'value' }, name(label)),
+          typeof label.score === 'number' ? el(doc, 'span', { class: 'score' }, label.score.toFixed(2)) : null),
+        (label.evidence || []).length
+          ? el(doc, 'ul', { class: 'evidence' }, label.evidence.slice(0, 6).map((e) => el(doc, 'li', {}, e))) : null);
+      if (sets[key] && opts.onCorrect) {
+        const buttons = el(doc, 'div', { class: 'correct', 'aria-label': t('correctLabel') },
+          el(doc, 'span', { class: 'correct-label' }, t('correctTo')),
+          sets[key].filter((v) => v.value !== label.value).map((v) => el(doc, 'button', {
+            type: 'button', class: 'correct-btn', 'data-value': v.value,
+            on: { click: (ev) => opts.onCorrect(key, v.value, ev.currentTarget) } }, lang === 'ja' ? v.ja : v.en)));
+        row.appendChild(buttons);
+      }
+      labelList.appendChild(row);
+    }
+    root.appendChild(section(doc, t('analysis'), labelList));
+
     return root;
   }
 

@@ -3,13 +3,10 @@
  * view as the in-page sidebar, for the ticket of the active tab (or of ?tabId=N).
  */
 /* global YorisoiShared */
-(() => {
+(async () => {
   const S = YorisoiShared;
-  const lang = (chrome.i18n.getUILanguage() || 'en').toLowerCase().startsWith('ja') ? 'ja' : 'en';
-  const t = (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
   const params = new URLSearchParams(location.search);
   const forcedTab = params.has('tabId') && /^\d+$/.test(params.get('tabId')) ? Number(params.get('tabId')) : null;
-  document.documentElement.lang = lang;
 
   async function send(msg) {
     try {
@@ -18,6 +15,11 @@
       return { ok: false, state: 'error' };
     }
   }
+
+  const ui = await send({ type: 'messages' });
+  const lang = ui.ok ? ui.lang : 'en';
+  const t = ui.ok ? S.translator(ui.messages) : (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
+  document.documentElement.lang = lang;
 
   const style = document.createElement('style');
   style.textContent = S.CSS + '\nbody { margin: 0; }';
