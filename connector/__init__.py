@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from pathlib import Path
 
 from flask import Flask, g, request
 

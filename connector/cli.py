@@ -363,6 +363,113 @@ def channel_code(subdomain: str) -> None:
         raise click.ClickException(str(exc)) from None
     click.echo(TokenSigner(settings.secret).install_code(subdomain))
     click.echo(f"manifest: {settings.public_url}/zendesk/manifest.json")
+def _read_labelled(path: Path) -> list:
+    from connector.analysis.evaluation import LabelledFileError, read_labelled_tsv
+
+    try:
+        rows, errors = read_labelled_tsv(path)
+    except LabelledFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    for error in errors[:20]:
+        click.echo(f"  ! {path}: {error} (row skipped)", err=True)
+    if len(errors) > 20:
+        click.echo(f"  … and {len(errors) - 20} more rows skipped", err=True)
+    return rows, errors
+
+
+def _load_model(model_dir: Path | None):
+    if model_dir is None:
+        return None
+    from connector.analysis.model import ModelError, SentimentModel
+    try:
+        return SentimentModel.load(model_dir)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Score a model made by `yorisoi train` instead of the built-in lexicon.")
+@click.option("--lang", default=None, help="Language of every row (ja, en); default: detected per text.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(file: Path, model_dir: Path | None, lang: str | None, as_json: bool) -> None:
+    """Score sentiment on a labelled TSV file: id<TAB>text<TAB>label per line.
+
+    Labels are negative, neutral or positive; extra columns and a header line (id, text, label)
+    are ignored; bad rows are reported on stderr and skipped. A file whose labels have only two
+    classes is scored on those two (a neutral prediction is then an error). Prints accuracy,
+    macro-F1, per-class precision/recall/F1, the confusion matrix (gold → predicted) and
+    texts_per_s (sentiment only, this process, after a warm-up).
+    """
+    from connector.analysis.evaluation import evaluate_rows
+
+    rows, errors = _read_labelled(file)
+    result = evaluate_rows(rows, _load_model(model_dir), lang=lang)
+    result["rows_skipped"] = len(errors)
+    if as_json:
+        keys = ("n", "accuracy", "macro_f1", "per_class", "confusion", "texts_per_s")
+        ordered = {k: result[k] for k in keys} | {k: v for k, v in result.items() if k not in keys}
+        click.echo(json.dumps(ordered, ensure_ascii=False))
+        return
+    click.echo(f"{file}: n {result['n']} · accuracy {result['accuracy']:.4f} · macro-F1 {result['macro_f1']:.4f} "
+               f"· {result['texts_per_s']} texts/s · {result['analyser']}")
+    for label, m in result["per_class"].items():
+        click.echo(f"  {label:<9} precision {m['precision']:.4f}  recall {m['recall']:.4f}  f1 {m['f1']:.4f}  "
+                   f"(n {m['support']})")
+    shown = list(next(iter(result["confusion"].values())))
+    click.echo("  confusion (rows gold, columns predicted): " + " ".join(shown))
+    for gold, row in result["confusion"].items():
+        click.echo(f"  {gold:<9} " + " ".join(f"{row[p]:>6}" for p in shown))
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--from-corrections", is_flag=True,
+              help="Train on the sentiment corrections agents made (texts from the database).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the model to (model.json + weights.npz); set YORISOI_MODEL_DIR to it.")
+@click.option("--lang", default=None, help="Language of every row of FILE (ja, en); default: detected per text.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the model.")
+def train(file: Path | None, from_corrections: bool, out_dir: Path, lang: str | None, as_json: bool) -> None:
+    """Train a sentiment model from a labelled TSV file, or from agents' corrections.
+
+    FILE has id<TAB>text<TAB>label per line (label negative, neutral or positive; extra columns
+    ignored; bad rows reported and skipped). Needs at least two classes.
+    """
+    from connector.analysis import prepare
+    from connector.analysis.model import ModelError, SentimentModel
+
+    if (file is None) == (not from_corrections):
+        raise click.UsageError("give either FILE or --from-corrections (one of them)")
+    skipped = 0
+    if file is not None:
+        rows, errors = _read_labelled(file)
+        skipped = len(errors)
+        texts = [(row.text, lang) for row in rows]
+        labels = [row.label for row in rows]
+        source = str(file)
+    else:
+        examples = _services(_app()).store.corrected_examples("sentiment")
+        if not examples:
+            raise click.ClickException("no sentiment corrections in the database yet")
+        texts = [(text, post_lang) for _key, text, _value, post_lang in examples]
+        labels = [value for _key, _text, value, _lang in examples]
+        source = "corrections"
+    items = [prepare(text, language) for text, language in texts]
+    try:
+        model = SentimentModel.fit(items, labels, source=source)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+    model.save(out_dir)
+    summary = {"out": str(out_dir), "name": model.name, "classes": list(model.classes),
+               "training_size": len(items), "rows_skipped": skipped, **model.meta}
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in model.meta["class_counts"].items())
+        click.echo(f"model {model.name} written to {out_dir}: {len(items)} examples ({counts})"
+                   + (f", {skipped} rows skipped" if skipped else ""))
 
 
 @main.group()

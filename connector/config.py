@@ -54,7 +54,9 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
      "Regular expression a draft reply must match to count as personally signed; `{agent}` and `{brand}` are filled in (escaped)."),
     ("YORISOI_DRAFT_SIMILARITY", "0.6",
      "From this similarity (0–1, character trigrams) the draft check warns that a reply copies a recent reply of the team."),
-    ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database), `zendesk` (ZENDESK_* below) or `freshdesk` (FRESHDESK_* below)."),
+    ("YORISOI_MODEL_DIR", "(unset: lexicon only)",
+     "Folder of a sentiment model made by `yorisoi train` (JSON and plain arrays, never executed); "
+     "sentiment then comes from it, the lexicon stays as evidence and fallback."),
 )
 
 
@@ -75,6 +77,7 @@ class Settings:
     #: The environment it was read from, for modules that read their own variables
     #: (a helpdesk's ZENDESK_* or FRESHDESK_*). Holds secrets: never print or log it.
     env: Mapping[str, str] = field(default_factory=dict, compare=False)
+    model_dir: Path | None = None
 
     def __repr__(self) -> str:  # never show secrets, even in a traceback or a debugger
         return (f"Settings(database_url={self.database_url!r}, watch_path={str(self.watch_path)!r}, "
@@ -105,6 +108,7 @@ class Settings:
             max_body_bytes=_number(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
             log_level=(env.get("YORISOI_LOG_LEVEL") or "INFO").upper(),
             env=dict(env),
+            model_dir=Path(env["YORISOI_MODEL_DIR"]) if env.get("YORISOI_MODEL_DIR") else None,
         )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 from pydantic import ValidationError
 
-from connector.analysis import analyse
+from connector.analysis import SentimentModel, analyse
 from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketDraft, supports_bulk
 from connector.models import Post, TicketRef
 from connector.qualify import Qualifier
@@ -112,8 +112,9 @@ def backoff_seconds(attempts: int, retry_after: float | None) -> float:
 
 class Pipeline:
     def __init__(self, store: Store, watch: WatchConfig, helpdesk: Helpdesk,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, model: SentimentModel | None = None) -> None:
         self.store = store
+        self.model = model  # a trained sentiment model (YORISOI_MODEL_DIR), or None: lexicon only
         self.watch = watch
         self.qualifier = Qualifier(watch)
         self.helpdesk = helpdesk
@@ -135,7 +136,8 @@ class Pipeline:
             return IngestOutcome(post.key, "duplicate", ("already stored",))
         thread = self.store.find_thread_ticket(post)
         decision = self.qualifier.decide(post, *(thread or (None, None)))
-        analysis = analyse(post, self.watch.priority, now=self.clock()) if decision.qualified else None
+        analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model)
+                    if decision.qualified else None)
         ticket_post_key = thread[0] if (thread and decision.qualified) else None
         if not self.store.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key):
             return IngestOutcome(post.key, "duplicate", ("already stored",))  # lost a race: fine
@@ -186,7 +188,7 @@ class Pipeline:
         post, decision, analysis = loaded
         if item.kind == "create":
             if analysis is None:
-                analysis = analyse(post, self.watch.priority, now=self.clock())
+                analysis = analyse(post, self.watch.priority, now=self.clock(), model=self.model)
             draft = ticket_draft(post, decision, analysis)
             ref = self.store.ticket_for(item.post_key)
             if ref is None and item.attempts > 1:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
-from connector.config import Settings
+from connector.analysis.model import ModelError, SentimentModel
+from connector.config import ConfigError, Settings
 from connector.helpdesks import Helpdesk, make_helpdesk
 from connector.pipeline import Pipeline
 from connector.replies import ReplyOutcome, send_reply
@@ -32,9 +33,10 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> "Services":
         watch = load_watch(settings.watch_path)  # fails at start-up on a bad file
+        model = load_model(settings)  # fails at start-up on a bad model folder
         store = Store(settings.database_url)
         helpdesk = make_helpdesk(settings, store)
-        return cls(settings, store, watch, helpdesk, Pipeline(store, watch, helpdesk),
+        return cls(settings, store, watch, helpdesk, Pipeline(store, watch, helpdesk, model=model),
                    make_sources(settings, store, watch))
 
     def reply(self, *, ticket_id: str, agent: str, text: str, dedupe_key: str) -> ReplyOutcome:
@@ -58,6 +60,19 @@ class Services:
             self.worker.stop()
             self.worker = None
         self.store.engine.dispose()
+
+
+def load_model(settings: Settings) -> SentimentModel | None:
+    """The sentiment model named by YORISOI_MODEL_DIR, loaded once; None when unset."""
+    if settings.model_dir is None:
+        return None
+    try:
+        model = SentimentModel.load(settings.model_dir)
+    except ModelError as exc:
+        raise ConfigError(f"YORISOI_MODEL_DIR: {exc}") from None
+    log.info("sentiment model %s loaded from %s (%s examples, trained %s)", model.name, settings.model_dir,
+             model.meta.get("training_size"), model.meta.get("trained_at"))
+    return model
 
 
 def services() -> Services:

@@ -12,7 +12,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from sqlalchemy import (
     JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
@@ -23,8 +23,6 @@ from sqlalchemy.pool import QueuePool
 
 from connector.models import Analysis, Decision, Post, TicketRef
 
-#: 2 is reserved for the `corrections` table of a parallel branch; 3 adds the Zendesk Channel
-#: framework tables. The lead reconciles the numbering when both are merged.
 SCHEMA_VERSION = 1
 
 
@@ -295,6 +293,21 @@ post_compliance = Table(
     Column("purged_at", UTCDateTime),
     Column("noted_at", UTCDateTime),  # internal note added to the ticket
     Index("ix_post_compliance_due", "platform", "state", "checked_at"),
+)
+
+
+# An agent's correction of one analysis label (version 2). The learner trains on the latest
+# correction of each post; the analysis row itself keeps what the analysis said.
+corrections = Table(
+    "corrections", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("post_key", String(300), ForeignKey("posts.key"), nullable=False),
+    Column("label", String(32), nullable=False),       # sentiment, intent, … (ANALYSIS_LABELS)
+    Column("old_value", String(32)),                   # what the analysis said (None: no analysis)
+    Column("new_value", String(32), nullable=False),
+    Column("agent", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_corrections_label", "label", "post_key", "id"),
 )
 
 
@@ -868,6 +881,55 @@ class Store:
                 .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc()).limit(limit))
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings().all()]
+    # --- corrections (agents fixing labels; the learner's training data) ---------------
+    def add_correction(self, post_key: str, label: str, new_value: str, agent: str, *,
+                       old_value: str | None = None, at: datetime | None = None) -> int:
+        """Record that `agent` set `label` of a stored post to `new_value`; returns its id.
+
+        `old_value` defaults to what the stored analysis says. Raises KeyError for an unknown
+        post and ValueError for an unknown label or value (see labels.VALUE_NAMES)."""
+        from connector.labels import VALUE_NAMES
+
+        if label not in VALUE_NAMES:
+            raise ValueError(f"unknown label {label!r}; one of: {', '.join(VALUE_NAMES)}")
+        if new_value not in VALUE_NAMES[label]:
+            raise ValueError(f"{label} cannot be {new_value!r}; one of: {', '.join(VALUE_NAMES[label])}")
+        if not agent or not agent.strip():
+            raise ValueError("agent is required")
+        with self.engine.begin() as conn:
+            if conn.execute(select(posts.c.key).where(posts.c.key == post_key)).first() is None:
+                raise KeyError(post_key)
+            if old_value is None:
+                detail = conn.execute(select(analyses.c.detail)
+                                      .where(analyses.c.post_key == post_key)).scalar()
+                old_value = ((detail or {}).get(label) or {}).get("value")
+            return conn.execute(insert(corrections).values(
+                post_key=post_key, label=label, old_value=old_value, new_value=new_value,
+                agent=agent.strip()[:200], created_at=at or utcnow())).inserted_primary_key[0]
+
+    def list_corrections(self, label: str | None = None, post_key: str | None = None,
+                         limit: int | None = None) -> list[dict[str, Any]]:
+        """Corrections, oldest first."""
+        stmt = select(corrections).order_by(corrections.c.id)
+        if label is not None:
+            stmt = stmt.where(corrections.c.label == label)
+        if post_key is not None:
+            stmt = stmt.where(corrections.c.post_key == post_key)
+        if limit:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def corrected_examples(self, label: str = "sentiment") -> list[tuple[str, str, str, str | None]]:
+        """(post key, text, corrected value, post language) for every post whose `label` an
+        agent corrected, with the latest correction winning, oldest post first."""
+        latest = (select(func.max(corrections.c.id)).where(corrections.c.label == label)
+                  .group_by(corrections.c.post_key).scalar_subquery())
+        stmt = (select(posts.c.key, posts.c.text, corrections.c.new_value, posts.c.lang)
+                .join(posts, posts.c.key == corrections.c.post_key)
+                .where(corrections.c.id.in_(latest)).order_by(posts.c.created_at, posts.c.key))
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(stmt).all()]
 
     # --- reads for the dashboard and CLI ----------------------------------------------
     def list_tickets(self, helpdesk: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -1138,6 +1200,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
-#: created by `metadata.create_all`; later versions append here.
+#: created by `metadata.create_all`; later versions append here, and a fresh database gets every
+#: table from `metadata` at once.
 MIGRATIONS: dict[int, Any] = {}
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connector.cli import main
 from connector.helpdesks.local import LocalHelpdesk
 from connector.pipeline import Pipeline
-from connector.store import Store, local_comments, local_tickets, outbox, utcnow
+from connector.store import Store, local_tickets, outbox, utcnow
 from tests.conftest import post_dict, write_jsonl
 
 

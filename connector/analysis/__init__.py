@@ -7,22 +7,31 @@ once; Japanese is tokenised once per post with nagisa, English goes through VADE
     analyse(post)                       the pipeline's entry point
     analyse_text(text, lang=…, …)       the same without a Post (evaluation, tests)
     sentiment_of(text, lang=None)       sentiment only, for the evaluation command
+
+Each takes an optional `model` (a `SentimentModel` trained on the customer's own labels, loaded
+once by the caller): sentiment then comes from the model, and the lexicon's verdict is one of
+its features, its evidence and the fallback should the model fail.
 """
 from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
 
+import logging
+
 from connector.analysis import cues
+from connector.analysis.model import Prepared, SentimentModel, english_words
 from connector.analysis.priority import PRIORITY_SCORE, PriorityTable
 from connector.analysis.risk import public_risk
 from connector.analysis.sentiment import english_sentiment, japanese_sentiment
 from connector.analysis.text import detect_language, normalize, tokenize
 from connector.models import Analysis, Label, Post
 
-__all__ = ["analyse", "analyse_text", "sentiment_of", "PriorityTable", "VERSION"]
+__all__ = ["analyse", "analyse_text", "sentiment_of", "prepare", "PriorityTable", "SentimentModel", "VERSION"]
 
 VERSION = "lexicon-1"
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -30,27 +39,43 @@ def _default_table() -> PriorityTable:
     return PriorityTable.default()
 
 
-def _sentiment(normalized: str, language: str) -> Label:
-    if not normalized:
-        return Label("neutral", 0.0, ("empty text after normalisation: neutral",))
-    if language == "ja":
-        return japanese_sentiment(tokenize(normalized))
-    return english_sentiment(normalized)
-
-
-def sentiment_of(text: str, lang: str | None = None) -> Label:
-    """Sentiment only: negative | neutral | positive, score in [-1, 1], with evidence."""
+def prepare(text: str, lang: str | None = None) -> Prepared:
+    """Normalise, detect the language, tokenise once and run the lexicon: what both the lexicon
+    label and a model's features are made of."""
     normalized = normalize(text)
-    return _sentiment(normalized, detect_language(normalized, lang))
+    language = detect_language(normalized, lang)
+    if not normalized:
+        return Prepared(normalized, language, (), Label("neutral", 0.0, ("empty text after normalisation: neutral",)))
+    if language == "ja":
+        tokens = tokenize(normalized)
+        return Prepared(normalized, language, tokens.words, japanese_sentiment(tokens))
+    return Prepared(normalized, language, english_words(normalized), english_sentiment(normalized))
+
+
+def _sentiment(prepared: Prepared, model: SentimentModel | None) -> Label:
+    if model is None or not prepared.normalized:
+        return prepared.lexicon
+    try:
+        return model.label(prepared)
+    except Exception as exc:  # a broken model must never stop a post: the lexicon stands in
+        log.exception("sentiment model %s failed; using the lexicon", model.name)
+        lexicon = prepared.lexicon
+        return Label(lexicon.value, lexicon.score,
+                     (f"model {model.name} failed ({type(exc).__name__}): lexicon used",) + lexicon.evidence)
+
+
+def sentiment_of(text: str, lang: str | None = None, model: SentimentModel | None = None) -> Label:
+    """Sentiment only: negative | neutral | positive, score in [-1, 1], with evidence."""
+    return _sentiment(prepare(text, lang), model)
 
 
 def analyse_text(text: str, *, lang: str | None = None, followers: int = 0, reposts: int = 0,
                  likes: int = 0, quotes: int = 0, replies: int = 0, age_minutes: float | None = None,
-                 priority_table: PriorityTable | None = None) -> Analysis:
+                 priority_table: PriorityTable | None = None, model: SentimentModel | None = None) -> Analysis:
     """Every label for a text and its engagement numbers. `age_minutes` None: velocity unknown."""
-    normalized = normalize(text)
-    language = detect_language(normalized, lang)
-    sentiment = _sentiment(normalized, language)
+    prepared = prepare(text, lang)
+    normalized, language = prepared.normalized, prepared.language
+    sentiment = _sentiment(prepared, model)
     found = cues.find(language, normalized.casefold())
     intent = cues.intent(found, sentiment)
     risk = public_risk(escalation_cues=found.get("escalation", {}).get("escalation", []),
@@ -68,16 +93,19 @@ def analyse_text(text: str, *, lang: str | None = None, followers: int = 0, repo
     table = priority_table if priority_table is not None else _default_table()
     priority, why = table.decide({name: label.value for name, label in labels.items()})
     return Analysis(**labels, priority=Label(priority, PRIORITY_SCORE[priority], (why,)),
-                    language=language, version=VERSION)
+                    language=language, version=VERSION if model is None else f"{VERSION}+{model.name}")
 
 
-def analyse(post: Post, priority_table: PriorityTable | None = None, *, now: datetime | None = None) -> Analysis:
+def analyse(post: Post, priority_table: PriorityTable | None = None, *, now: datetime | None = None,
+            model: SentimentModel | None = None) -> Analysis:
     """Analyse a post. Velocity needs the post's age: pass `now` (aware) to get it; without it
-    the result depends on the post alone, so the same post always gets the same labels."""
+    the result depends on the post alone, so the same post always gets the same labels.
+    `model`: a trained sentiment model (see `SentimentModel`); the lexicon stays as evidence."""
     age_minutes = None
     if now is not None:
         age_minutes = max((now - post.created_at).total_seconds() / 60, 0.0)
     metrics = post.metrics
     return analyse_text(post.text, lang=post.lang, followers=post.author.followers or 0,
                         reposts=metrics.reposts, likes=metrics.likes, quotes=metrics.quotes,
-                        replies=metrics.replies, age_minutes=age_minutes, priority_table=priority_table)
+                        replies=metrics.replies, age_minutes=age_minutes, priority_table=priority_table,
+                        model=model)

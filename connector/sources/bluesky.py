@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from connector.models import Author, Post
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
-from connector.sources.http import new_session, raise_for_status, request
+from connector.sources.http import new_session, parse_time, raise_for_status, request
 from connector.watch import WatchConfig
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,6 @@ MAX_SESSIONS_PER_DAY = 20
 #: Bluesky posts are at most 300 graphemes (lexicons/app/bsky/feed/post.json).
 MAX_REPLY_CHARS = 300
 
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _web_url(handle_or_did: str, uri: str) -> str:
@@ -198,15 +189,15 @@ class BlueskySource:
         reply = record.get("reply") or {}
         parent = (reply.get("parent") or {}).get("uri")
         root = reply.get("root") or None
-        created = _parse_time(record.get("createdAt")) or _parse_time(view.get("indexedAt")) or self._clock()
-        indexed = _parse_time(view.get("indexedAt")) or created
+        created = parse_time(record.get("createdAt")) or parse_time(view.get("indexedAt")) or self._clock()
+        indexed = parse_time(view.get("indexedAt")) or created
         sort_at = min(created, indexed).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         langs = record.get("langs") or []
         post = Post(platform="bluesky", id=view["uri"], url=_web_url(handle or did, view["uri"]),
                     created_at=created, lang=langs[0] if langs else None, text=text,
                     author=Author(id=did, handle=handle, name=author_view.get("displayName") or None,
                                   avatar_url=author_view.get("avatar"),
-                                  created_at=_parse_time(author_view.get("createdAt"))),
+                                  created_at=parse_time(author_view.get("createdAt"))),
                     metrics={"replies": view.get("replyCount") or 0, "reposts": view.get("repostCount") or 0,
                              "likes": view.get("likeCount") or 0, "quotes": view.get("quoteCount") or 0},
                     in_reply_to=parent, conversation_id=(root or {}).get("uri") if root else None)
@@ -222,7 +213,7 @@ class BlueskySource:
         p = response.json()
         return Author(id=p["did"], handle=p.get("handle"), name=p.get("displayName") or None,
                       bio=p.get("description") or None, followers=p.get("followersCount"),
-                      following=p.get("followsCount"), created_at=_parse_time(p.get("createdAt")),
+                      following=p.get("followsCount"), created_at=parse_time(p.get("createdAt")),
                       avatar_url=p.get("avatar"))
 
     def _get_posts(self, uris: Sequence[str]) -> dict[str, dict[str, Any]]:

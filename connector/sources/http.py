@@ -19,6 +19,18 @@ USER_AGENT = "Yorisoi/0.1 (+active support connector)"
 TIMEOUT = (5.0, 30.0)
 
 
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 timestamp from a network's JSON (a trailing Z allowed); naive means UTC;
+    None for missing or unreadable values, so one odd post never breaks a poll."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def new_session() -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT

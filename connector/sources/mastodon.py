@@ -27,7 +27,6 @@ import hashlib
 import logging
 import re
 import time
-from datetime import datetime, timezone
 from typing import Any, Sequence
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -37,7 +36,7 @@ from pydantic import ValidationError
 from connector.models import Author, Post
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.html_text import html_to_text
-from connector.sources.http import new_session, parse_reset, raise_for_status, request
+from connector.sources.http import new_session, parse_reset, parse_time, raise_for_status, request
 from connector.watch import WatchConfig
 
 log = logging.getLogger(__name__)
@@ -47,14 +46,6 @@ MAX_PAGES = 5
 #: Requests kept in reserve per 5-minute window (replies and compliance must still get through).
 RATE_RESERVE = 20
 
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _host(url: str) -> str:
@@ -207,7 +198,7 @@ class MastodonSource:
         return Author(id=acct, handle=acct, name=account.get("display_name") or None,
                       bio=html_to_text(account.get("note"), 2000) or None,
                       followers=account.get("followers_count"), following=account.get("following_count"),
-                      created_at=_parse_time(account.get("created_at")), avatar_url=account.get("avatar"))
+                      created_at=parse_time(account.get("created_at")), avatar_url=account.get("avatar"))
 
     def _to_post(self, status: dict[str, Any], base: str) -> PolledPost | None:
         host = _host(base)
@@ -231,7 +222,7 @@ class MastodonSource:
                 conversation = self.store.post_extras(parent_key).get("conversation") or in_reply_to
         post_id = self.post_id_for(uri)
         post = Post(platform="mastodon", id=post_id, url=status.get("url") or uri,
-                    created_at=_parse_time(status.get("created_at")), lang=status.get("language"),
+                    created_at=parse_time(status.get("created_at")), lang=status.get("language"),
                     text=text, author=author,
                     metrics={"replies": status.get("replies_count") or 0, "reposts": status.get("reblogs_count") or 0,
                              "likes": status.get("favourites_count") or 0, "quotes": status.get("quotes_count") or 0},

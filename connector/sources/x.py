@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from connector.models import Author, Post
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.hints import x_intent_url
-from connector.sources.http import new_session, raise_for_status, request
+from connector.sources.http import new_session, parse_time, raise_for_status, request
 from connector.watch import WatchConfig
 
 log = logging.getLogger(__name__)
@@ -100,14 +100,6 @@ def build_queries(watch: WatchConfig, limit: int = MAX_QUERY_CHARS) -> list[str]
             queries.append("(" + " OR ".join(group) + ")" + suffix)
     return queries
 
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 class XSource:
@@ -243,7 +235,7 @@ class XSource:
         author = Author(id=str(user["id"]), handle=user.get("username"), name=user.get("name"),
                         bio=user.get("description"), location=user.get("location"),
                         followers=metrics.get("followers_count"), following=metrics.get("following_count"),
-                        created_at=_parse_time(user.get("created_at")), avatar_url=user.get("profile_image_url"))
+                        created_at=parse_time(user.get("created_at")), avatar_url=user.get("profile_image_url"))
         refs = {r.get("type"): r.get("id") for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)}
         text = ((tweet.get("note_tweet") or {}).get("text")) or tweet.get("text") or ""
         tm = tweet.get("public_metrics") or {}
@@ -251,7 +243,7 @@ class XSource:
         post = Post(
             platform="x", id=str(tweet["id"]),
             url=f"https://x.com/{handle}/status/{tweet['id']}" if handle else f"https://x.com/i/web/status/{tweet['id']}",
-            created_at=_parse_time(tweet.get("created_at")) or self._clock(), lang=tweet.get("lang"),
+            created_at=parse_time(tweet.get("created_at")) or self._clock(), lang=tweet.get("lang"),
             text=text, author=author,
             metrics={"replies": tm.get("reply_count", 0), "reposts": tm.get("retweet_count", 0),
                      "likes": tm.get("like_count", 0), "quotes": tm.get("quote_count", 0)},
@@ -283,7 +275,7 @@ class XSource:
         return Author(id=str(user["id"]), handle=user.get("username"), name=user.get("name"),
                       bio=user.get("description"), location=user.get("location"),
                       followers=metrics.get("followers_count"), following=metrics.get("following_count"),
-                      created_at=_parse_time(user.get("created_at")), avatar_url=user.get("profile_image_url"))
+                      created_at=parse_time(user.get("created_at")), avatar_url=user.get("profile_image_url"))
 
     def check_exists(self, posts: Sequence[Post]) -> dict[str, str]:
         """`GET /2/tweets?ids=` in batches of 100. Compliance reads are counted in the spend but

@@ -101,3 +101,16 @@ class FakeServer:
                 time.sleep(3600)
         except KeyboardInterrupt:
             server.stop()
+
+
+def serve_wsgi(wsgi: Callable[..., Any], port: int, banner: str) -> None:
+    """Serve a stateful fake's WSGI app on the loopback interface until Ctrl+C (for the
+    closing-note demos and benchmarks, where no pytest-httpserver is running)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", port, wsgi, threaded=True)
+    print(banner.format(port=server.server_port), flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from werkzeug import Request, Response
+from tests.fakes.base import serve_wsgi
 
 TICKET_KEYS = {"name", "requester_id", "email", "facebook_id", "phone", "twitter_id", "unique_external_id",
                "subject", "type", "status", "priority", "description", "responder_id", "attachments",
@@ -363,8 +364,6 @@ class FakeFreshdesk:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from werkzeug.serving import make_server
-
     parser = argparse.ArgumentParser(description="A fake Freshdesk API v2 on the loopback interface.")
     parser.add_argument("--port", type=int, default=8901)
     parser.add_argument("--api-key", default=None, help="Accept only this key (default: any non-empty key).")
@@ -372,12 +371,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="Seconds before a new ticket shows up in /search (as on the real service).")
     args = parser.parse_args(argv)
     fake = FakeFreshdesk(api_key=args.api_key, search_lag_seconds=args.search_lag)
-    server = make_server("127.0.0.1", args.port, fake.wsgi, threaded=True)
-    print(f"fake Freshdesk listening on http://127.0.0.1:{server.server_port}  (state: /_fake/state)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    serve_wsgi(fake.wsgi, args.port, "fake Freshdesk listening on http://127.0.0.1:{port}  (state: /_fake/state)")
 
 
 if __name__ == "__main__":

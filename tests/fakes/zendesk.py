@@ -36,6 +36,7 @@ from typing import Any, Callable
 from urllib.parse import unquote
 
 from werkzeug.wrappers import Request, Response
+from tests.fakes.base import serve_wsgi
 
 #: Zendesk's own answer for a request without valid credentials.
 UNAUTHORIZED = {"error": "Couldn't authenticate you"}
@@ -423,20 +424,13 @@ class FakeZendesk:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from werkzeug.serving import make_server
-
     parser = argparse.ArgumentParser(description="A fake Zendesk Support API on the loopback interface.")
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--email", default="agent@example.com", help="accepted ZENDESK_EMAIL")
     parser.add_argument("--token", default="test-token", help="accepted ZENDESK_API_TOKEN")
     args = parser.parse_args(argv)
     fake = FakeZendesk(email=args.email, token=args.token)
-    server = make_server("127.0.0.1", args.port, fake.wsgi, threaded=True)
-    print(f"fake Zendesk on http://127.0.0.1:{args.port} (accepts {args.email}/token:{args.token})", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    serve_wsgi(fake.wsgi, args.port, f"fake Zendesk on http://127.0.0.1:{{port}} (accepts {args.email}/token:{args.token})")
 
 
 if __name__ == "__main__":
