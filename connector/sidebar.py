@@ -175,7 +175,17 @@ def build_context(store: Store, post_key: str, *, live_sources: Collection[str] 
         "sentiment_history": [{"at": iso(r["created_at"]), "score": r["sentiment_score"], "sentiment": r["sentiment"],
                                "key": r["key"], "current": r["key"] == post_key} for r in series],
         "label_sets": label_sets(),
+        "corrections": _latest_corrections(store, post_key),
     }
+
+
+def _latest_corrections(store: Store, post_key: str) -> dict[str, dict[str, Any]]:
+    """The newest agent correction per label of this post (what the learner will train on)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in store.list_corrections(post_key=post_key):  # oldest first: later ones win
+        latest[row["label"]] = {"value": row["new_value"], "previous": row["old_value"], "agent": row["agent"],
+                                "at": iso(row["created_at"])}
+    return latest
 
 
 @dataclass(frozen=True)

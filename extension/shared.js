@@ -296,6 +296,11 @@
       : el(doc, 'p', { class: 'empty' }, t('noOtherTickets'))));
     // Labels with evidence and the correction buttons
     const sets = ctx.label_sets || {};
+    const corrected = ctx.corrections || {};
+    const valueName = (label, value) => {
+      const found = (sets[label] || []).find((v) => v.value === value);
+      return found ? (lang === 'ja' ? found.ja : found.en) : value;
+    };
     const labelList = el(doc, 'div', { class: 'labels' });
     const order = ['sentiment', 'intent', 'expectation_type', 'expectation_content', 'quality_axis', 'risk', 'priority'];
     for (const key of order.filter((k) => labels[k]).concat(Object.keys(labels).filter((k) => !order.includes(k)))) {
@@ -305,6 +310,8 @@
           el(doc, 'span', { class: 'label-name' }, (lang === 'ja' ? label.name_ja : label.name_en) || key),
           el(doc, 'span', { class: 'label-value', 'data-field': 'value' }, name(label)),
           typeof label.score === 'number' ? el(doc, 'span', { class: 'score' }, label.score.toFixed(2)) : null),
+        corrected[key] ? el(doc, 'div', { class: 'corrected', 'data-field': 'corrected' },
+          t('correctedBy', valueName(key, corrected[key].value), corrected[key].agent)) : null,
         (label.evidence || []).length
           ? el(doc, 'ul', { class: 'evidence' }, label.evidence.slice(0, 6).map((e) => el(doc, 'li', {}, e))) : null);
       if (sets[key] && opts.onCorrect) {
@@ -490,6 +497,7 @@ blockquote { margin: 0; padding: 6px 8px; background: #fff; border-left: 3px sol
 .evidence { margin: 2px 0 0 16px; padding: 0; color: #555; font-size: 11px; }
 .correct { display: flex; flex-wrap: wrap; gap: 3px; margin-top: 3px; align-items: center; }
 .correct-label { color: #888; font-size: 11px; }
+.corrected { color: #1d5e29; font-size: 11px; }
 button { font: inherit; font-size: 12px; border: 1px solid #bdb7aa; background: #fff; border-radius: 4px; padding: 2px 8px; cursor: pointer; }
 button.primary { background: #2f5d50; color: #fff; border-color: #2f5d50; padding: 4px 10px; }
 button.done { background: #d6efd9; border-color: #1d5e29; }

@@ -267,3 +267,40 @@ def test_openapi_describes_exactly_the_routes(app, client):
 def test_me_names_the_tokens_agent(client, seeded):
     body = client.get("/api/v1/me", headers=seeded["headers"]).json
     assert body["agent"] == "佐藤" and not list(schema_of("Me").iter_errors(body))
+
+
+# --- corrections --------------------------------------------------------------------------
+
+def test_corrections_are_stored_for_training(client, svc, seeded):
+    response = client.post("/api/v1/corrections", headers=seeded["headers"],
+                           json={"ticket": "101", "helpdesk": "zendesk", "label": "intent", "value": "report"})
+    assert response.status_code == 201
+    body = response.json
+    assert not list(schema_of("Correction").iter_errors(body))
+    assert body["previous"] == "complaint" and body["value"] == "report" and body["agent"] == "佐藤"
+    client.post("/api/v1/corrections", headers=seeded["headers"],
+                json={"ticket": "101", "helpdesk": "zendesk", "label": "sentiment", "value": "neutral", "agent": "佐藤 (SV)"})
+    [row] = svc.store.list_corrections(label="sentiment")
+    assert (row["post_key"], row["new_value"], row["agent"]) == ("x:1860000000000000103", "neutral", "佐藤 (SV)")
+    # What `yorisoi train --from-corrections` reads:
+    assert svc.store.corrected_examples("sentiment")[0][2] == "neutral"
+    ctx = client.get("/api/v1/context?helpdesk=zendesk&ticket=101", headers=seeded["headers"]).json
+    assert ctx["corrections"]["intent"]["value"] == "report" and ctx["corrections"]["sentiment"]["agent"] == "佐藤 (SV)"
+    assert not list(schema_of("Context").iter_errors(ctx))
+
+
+@pytest.mark.parametrize("payload, status, field", [
+    ({"label": "risk", "value": "low"}, 400, "label"),  # computed, not corrected
+    ({"label": "sentiment", "value": "angry"}, 400, "value"),
+    ({"label": "intent", "value": "negative"}, 400, "value"),  # another label's value
+    ({"label": None, "value": "neutral"}, 400, "label"),
+    ({"label": "sentiment", "value": "neutral", "agent": ["x"]}, 400, "agent"),
+    ({"label": "sentiment", "value": "neutral", "ticket": "999"}, 404, None),
+])
+def test_corrections_validation(client, svc, seeded, payload, status, field):
+    body = {"ticket": "101", "helpdesk": "zendesk", **payload}
+    response = client.post("/api/v1/corrections", headers=seeded["headers"], json=body)
+    assert response.status_code == status
+    if field:
+        assert response.json["field"] == field
+    assert svc.store.list_corrections() == []

@@ -322,3 +322,18 @@ def test_side_panel_shows_the_same_view(stack):
     assert "田中 健" in helper.inner_text("aside.panel")
     helper.close()
     page.close()
+
+
+def test_correction_buttons_store_a_correction(stack):
+    configure(stack, connectorUrl=stack["api"], apiToken=stack["token"])
+    page = open_ticket(stack, "/a/tickets/7")  # the Mastodon question (nobody else corrects it)
+    row = panel(page).locator(".label[data-label='intent']")
+    row.locator("button.correct-btn[data-value='request']").click()
+    row.locator("button.correct-btn.done").wait_for(timeout=15000)
+    assert "✓" in row.locator(".label-value").inner_text()
+    [correction] = stack["svc"].store.list_corrections(label="intent")
+    assert (correction["new_value"], correction["agent"]) == ("request", "佐藤")
+    page.reload()
+    page.wait_for_selector("#yorisoi-sidebar-host[data-state='ok']", state="attached", timeout=15000)
+    assert "要望 に修正済み（佐藤）" in panel(page).locator(".label[data-label='intent']").inner_text()
+    page.close()

@@ -63,7 +63,7 @@ def _schemas() -> dict[str, Any]:
             "helpdesk": {"type": "string"}, "ticket_id": {"type": "string"}}},
         "Context": {"type": "object",
                     "required": ["ticket", "post", "analysis", "author", "history", "exchanges", "other_tickets",
-                                 "sentiment_history", "label_sets"],
+                                 "sentiment_history", "label_sets", "corrections"],
                     "properties": {
             "ticket": {"type": ["object", "null"], "description": "null for Zendesk Channel framework tickets (looked up by external_id).",
                        "properties": {"helpdesk": {"type": "string"}, "id": {"type": "string"}, "url": _URL_OR_NULL,
@@ -107,6 +107,10 @@ def _schemas() -> dict[str, Any]:
                 "type": "object", "required": ["at", "score", "sentiment"], "properties": {
                     "at": {"type": "string", "format": "date-time"}, "score": {"type": "number"},
                     "sentiment": {"type": "string"}, "key": {"type": "string"}, "current": {"type": "boolean"}}}},
+            "corrections": {"type": "object", "description": "The newest agent correction per label of this post.",
+                            "additionalProperties": {"type": "object", "required": ["value", "agent", "at"], "properties": {
+                                "value": {"type": "string"}, "previous": _STR_OR_NULL, "agent": {"type": "string"},
+                                "at": {"type": "string", "format": "date-time"}}}},
             "label_sets": {"type": "object", "description": "Values the correction buttons offer, per label.",
                            "additionalProperties": {"type": "array", "items": {"type": "object", "properties": {
                                "value": {"type": "string"}, "ja": {"type": "string"}, "en": {"type": "string"}}}}},
