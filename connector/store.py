@@ -305,8 +305,8 @@ users = Table(
     Column("last_login_at", UTCDateTime),
 )
 
-#: The qualification log lists recent dropped posts newest first within a date range.
-ix_posts_qualified_created = Index("ix_posts_qualified_created", posts.c.qualified, posts.c.created_at)
+#: The qualification log lists the newest posts of a date range (walking back from its end).
+ix_posts_created = Index("ix_posts_created", posts.c.created_at)
 
 
 @dataclass(frozen=True)
@@ -838,6 +838,11 @@ class Store:
         with self.engine.connect() as conn:
             return [(day, str(value), int(n)) for day, value, n in conn.execute(stmt)]
 
+    def report_latest_day(self) -> str | None:
+        """The newest day with a post ('YYYY-MM-DD'); the day is the key's first column: cheap."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(report_daily.c.day))).scalar()
+
     def report_facets(self, f: ReportFilter) -> dict[str, list[str]]:
         """Brands and platforms seen in the date range, for the filter menus."""
         where = [report_daily.c.day >= f.since, report_daily.c.day <= f.until]
@@ -872,8 +877,9 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings().all()]
 
-    def report_open_tickets(self, f: ReportFilter, limit: int) -> tuple[int, list[dict[str, Any]]]:
-        """Tickets without a public reply yet, highest public risk first, and how many there are."""
+    def report_open_tickets(self, f: ReportFilter, limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        """Tickets without a public reply yet, highest public risk first, and how many there are
+        per risk level."""
         where = [ticket_facts.c.answered == 0, *f.where(ticket_facts)]
         stmt = (select(ticket_facts, posts.c.text, posts.c.url.label("post_url"), authors.c.handle,
                        authors.c.followers, tickets.c.helpdesk, tickets.c.ticket_id,
@@ -885,9 +891,10 @@ class Store:
                 .order_by(ticket_facts.c.risk_score.desc(), ticket_facts.c.posted_at.desc(),
                           ticket_facts.c.post_key).limit(limit))
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(ticket_facts).where(*where)).scalar() or 0
+            by_risk = conn.execute(select(ticket_facts.c.risk, func.count()).where(*where)
+                                   .group_by(ticket_facts.c.risk)).all()
             rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
-        return int(total), rows
+        return {risk: int(n) for risk, n in by_risk}, rows
 
     def report_response_times(self, f: ReportFilter) -> list[tuple[str, str, int, int | None]]:
         """(day, priority, post→ticket seconds, post→first reply seconds or None) per ticket."""
@@ -896,15 +903,17 @@ class Store:
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(stmt)]  # type: ignore[misc]
 
-    def report_dropped_posts(self, f: ReportFilter, since: datetime, until: datetime,
-                             limit: int) -> list[dict[str, Any]]:
-        """The newest dropped posts posted in [since, until), with why."""
+    def report_decisions(self, f: ReportFilter, since: datetime, until: datetime, *,
+                         qualified: bool | None, limit: int) -> list[dict[str, Any]]:
+        """The newest posts posted in [since, until) (only kept or only dropped ones), with why."""
         stmt = (select(posts.c.key, posts.c.platform, posts.c.text, posts.c.url, posts.c.created_at,
-                       posts.c.brand, posts.c.reasons, authors.c.handle)
+                       posts.c.qualified, posts.c.brand, posts.c.reasons, posts.c.source, authors.c.handle,
+                       authors.c.name.label("author_name"))
                 .join(authors, authors.c.key == posts.c.author_key)
-                .where(posts.c.qualified == False)  # noqa: E712
                 .where(posts.c.created_at >= since).where(posts.c.created_at < until)
                 .order_by(posts.c.created_at.desc(), posts.c.key.desc()).limit(limit))
+        if qualified is not None:
+            stmt = stmt.where(posts.c.qualified == qualified)
         if f.brands:
             stmt = stmt.where(posts.c.brand.in_(list(f.brands)))
         if f.platforms:
@@ -1092,9 +1101,9 @@ def _rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Seq
 
 def _migrate_2_reports(conn: Connection) -> None:
     """The dashboard's report tables are new (create_all made them); fill them from the posts
-    already stored, and index posts by (qualified, created_at) for the qualification log.
+    already stored, and index posts by created_at for the qualification log.
     Complaint topics of older posts need nagisa: `yorisoi report --rebuild` adds them."""
-    ix_posts_qualified_created.create(conn, checkfirst=True)
+    ix_posts_created.create(conn, checkfirst=True)
     _rebuild_reports(conn, None)
 
 
