@@ -250,6 +250,10 @@ def _pad(text: str, width: int) -> str:
 
 
 # --- percentiles --------------------------------------------------------------------------
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds / 60
+
+
 def percentile(sorted_values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile of already sorted values (None when there are none)."""
     if not sorted_values:
@@ -265,12 +269,12 @@ _BREAKDOWN_TITLES = {
 }
 
 
-def overview(store: Store, f: ReportFilter) -> list[ReportTable]:
+def overview(store: Store, f: ReportFilter, breakdowns: Sequence[str] = BREAKDOWNS) -> list[ReportTable]:
     """Volumes per day (or week) by each breakdown: one table per breakdown."""
     unit, bucket_of = buckets(f)
     bucket_list = sorted(set(bucket_of.values()))
     tables = []
-    for breakdown in BREAKDOWNS:
+    for breakdown in breakdowns:
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         seen: set[str] = set()
         for day, value, n in store.report_volumes(f, breakdown):
@@ -340,28 +344,33 @@ def response_times(store: Store, f: ReportFilter) -> list[ReportTable]:
     """Post → ticket and post → first public reply: p50/p90/p99 per priority, overall and over time."""
     unit, bucket_of = buckets(f)
     bucket_list = sorted(set(bucket_of.values()))
-    ticket: dict[tuple[str, str], list[float]] = defaultdict(list)
-    reply: dict[tuple[str, str], list[float]] = defaultdict(list)
-    tickets_per: dict[tuple[str, str], int] = defaultdict(int)
+    # Group once per (bucket, priority); the per-priority and per-bucket totals are unions of
+    # those groups. Values stay whole seconds until shown (minutes), to keep the loop cheap.
+    ticket: dict[tuple[str, str], list[int]] = defaultdict(list)
+    reply: dict[tuple[str, str], list[int]] = defaultdict(list)
     for day, priority, ticket_s, reply_s in store.report_response_times(f):
         bucket = bucket_of.get(day)
         if bucket is None:
             continue
-        for key in ((bucket, priority), ("*", priority), (bucket, "*"), ("*", "*")):
-            tickets_per[key] += 1
-            ticket[key].append(ticket_s / 60)
-            if reply_s is not None:
-                reply[key].append(reply_s / 60)
+        ticket[(bucket, priority)].append(ticket_s)
+        if reply_s is not None:
+            reply[(bucket, priority)].append(reply_s)
     for series in (ticket, reply):
+        groups = [k for k in series if k[0] != "*" and k[1] != "*"]
+        for bucket, priority in groups:
+            series.setdefault(("*", priority), []).extend(series[(bucket, priority)])
+            series.setdefault((bucket, "*"), []).extend(series[(bucket, priority)])
+            series.setdefault(("*", "*"), []).extend(series[(bucket, priority)])
         for values in series.values():
             values.sort()
+    tickets_per = {key: len(values) for key, values in ticket.items()}
     priorities = [*PRIORITIES, "*"]
 
     def pcols(prefix: str) -> list[Column]:
         return [Column(f"{prefix}_p{p}", f"p{p}（分）", f"p{p} (min)", "minutes") for p in PERCENTILES]
 
-    def pvals(values: list[float]) -> list[float | None]:
-        return [percentile(values, p) for p in PERCENTILES]
+    def pvals(values: list[int]) -> list[float | None]:
+        return [_minutes(percentile(values, p)) for p in PERCENTILES]
 
     summary_rows = []
     for priority in priorities:
@@ -385,7 +394,7 @@ def response_times(store: Store, f: ReportFilter) -> list[ReportTable]:
         for bucket in bucket_list:
             row: list[Any] = [bucket]
             for priority in priorities:
-                row.append(percentile(series.get((bucket, priority), []), 90))
+                row.append(_minutes(percentile(series.get((bucket, priority), []), 90)))
             row.append(len(series.get((bucket, "*"), [])))
             rows.append(row)
         first = Column(unit, "日" if unit == "day" else "週（月曜から）", "Day" if unit == "day" else "Week (from Monday)")

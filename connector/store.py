@@ -251,6 +251,20 @@ report_daily = Table(
     Column("n", Integer, nullable=False),
 )
 
+# The same counts one label at a time (label = 'qualified', 'platform' or a LABEL_COLUMNS name):
+# what the overview reads when no label filter is set. report_daily has a row per combination
+# of all labels, which over a year is close to one row per few posts; this has ~30 per day and
+# brand and source, so a year's overview stays a few thousand rows per chart.
+report_daily_label = Table(
+    "report_daily_label", metadata,
+    Column("label", String(32), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("brand", String(200), primary_key=True),
+    Column("platform", String(16), primary_key=True),
+    Column("value", String(16), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
 # Why posts were kept or dropped, per day: the qualification log's counts per rule.
 report_reasons = Table(
     "report_reasons", metadata,
@@ -830,11 +844,16 @@ class Store:
     # Each returns plain rows; connector/reports.py turns them into tables, charts and CSV.
     def report_volumes(self, f: ReportFilter, column: str) -> list[tuple[str, str, int]]:
         """(day, value of `column`, posts) for the days and filters of `f`."""
-        col = report_daily.c[column]
-        stmt = (select(report_daily.c.day, col, func.sum(report_daily.c.n))
-                .where(*f.where(report_daily)).group_by(report_daily.c.day, col))
-        if column in LABEL_COLUMNS:  # dropped posts are not analysed: no label to count
-            stmt = stmt.where(report_daily.c.qualified == 1)
+        if not f.labels:  # the small one-label-at-a-time table answers it
+            t = report_daily_label
+            stmt = (select(t.c.day, t.c.value, func.sum(t.c.n)).where(t.c.label == column)
+                    .where(*f.where(t, labels=False)).group_by(t.c.day, t.c.value))
+        else:
+            col = report_daily.c[column]
+            stmt = (select(report_daily.c.day, col, func.sum(report_daily.c.n))
+                    .where(*f.where(report_daily)).group_by(report_daily.c.day, col))
+            if column in LABEL_COLUMNS:  # dropped posts are not analysed: no label to count
+                stmt = stmt.where(report_daily.c.qualified == 1)
         with self.engine.connect() as conn:
             return [(day, str(value), int(n)) for day, value, n in conn.execute(stmt)]
 
@@ -845,10 +864,11 @@ class Store:
 
     def report_facets(self, f: ReportFilter) -> dict[str, list[str]]:
         """Brands and platforms seen in the date range, for the filter menus."""
-        where = [report_daily.c.day >= f.since, report_daily.c.day <= f.until]
+        t = report_daily_label
+        where = [t.c.label == "platform", t.c.day >= f.since, t.c.day <= f.until]
         with self.engine.connect() as conn:
-            brands = conn.execute(select(report_daily.c.brand).where(*where).distinct()).scalars().all()
-            platforms = conn.execute(select(report_daily.c.platform).where(*where).distinct()).scalars().all()
+            brands = conn.execute(select(t.c.brand).where(*where).distinct()).scalars().all()
+            platforms = conn.execute(select(t.c.platform).where(*where).distinct()).scalars().all()
         return {"brands": sorted(b for b in brands if b), "platforms": sorted(platforms)}
 
     def report_reasons(self, f: ReportFilter) -> list[tuple[bool, str, int]]:
@@ -873,7 +893,7 @@ class Store:
         stmt = (select(posts.c.key, posts.c.text, posts.c.url, posts.c.created_at)
                 .join(posts, posts.c.key == post_topics.c.post_key)
                 .where(post_topics.c.topic == topic).where(*f.where(post_topics))
-                .order_by(post_topics.c.day.desc(), post_topics.c.post_key.desc()).limit(limit))
+                .order_by(post_topics.c.day.desc()).limit(limit))  # the (topic, day) index order: no sort
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings().all()]
 
@@ -901,7 +921,7 @@ class Store:
         stmt = (select(ticket_facts.c.day, ticket_facts.c.priority, ticket_facts.c.ticket_seconds,
                        ticket_facts.c.reply_seconds).where(*f.where(ticket_facts)))
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(stmt)]  # type: ignore[misc]
+            return conn.execute(stmt).all()  # type: ignore[return-value]
 
     def report_decisions(self, f: ReportFilter, since: datetime, until: datetime, *,
                          qualified: bool | None, limit: int) -> list[dict[str, Any]]:
@@ -911,7 +931,7 @@ class Store:
                        authors.c.name.label("author_name"))
                 .join(authors, authors.c.key == posts.c.author_key)
                 .where(posts.c.created_at >= since).where(posts.c.created_at < until)
-                .order_by(posts.c.created_at.desc(), posts.c.key.desc()).limit(limit))
+                .order_by(posts.c.created_at.desc()).limit(limit))  # walks ix_posts_created back: no sort
         if qualified is not None:
             stmt = stmt.where(posts.c.qualified == qualified)
         if f.brands:
@@ -998,6 +1018,15 @@ def _label_values(analysis: Analysis | None) -> dict[str, str]:
     return {name: getattr(analysis, name).value for name in LABEL_COLUMNS}
 
 
+def _one_label_values(qualified: bool, platform: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+    """(label, value) rows of report_daily_label for one post: every post counts under
+    'qualified' and 'platform'; only analysed (qualified) posts under the analysis labels."""
+    pairs = [("qualified", str(int(qualified))), ("platform", platform)]
+    if qualified:
+        pairs += [(name, value) for name, value in labels.items() if value]
+    return pairs
+
+
 def _bump(conn: Connection, table: Table, key: dict[str, Any], by: int = 1) -> None:
     """Add `by` to the count of one summary row, creating it at `by`."""
     stmt = _insert(conn, table).values(**key, n=by)
@@ -1009,6 +1038,8 @@ def _count_post(conn: Connection, post: Post, decision: Decision, analysis: Anal
     where = dict(day=report_day(post.created_at), brand=decision.brand or "", platform=post.platform)
     labels = _label_values(analysis)
     _bump(conn, report_daily, {**where, "qualified": int(decision.qualified), **labels})
+    for label, value in _one_label_values(decision.qualified, post.platform, labels):
+        _bump(conn, report_daily_label, {**where, "label": label, "value": value})
     for reason in dict.fromkeys(decision.reasons):
         _bump(conn, report_reasons, {**where, "qualified": int(decision.qualified), "reason": reason[:400]})
     for topic in dict.fromkeys(topics):
@@ -1056,9 +1087,10 @@ def _record_first_reply(conn: Connection, exchange_id: int, sent_at: datetime) -
 def _rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Sequence[str]] | None) -> int:
     from collections import Counter
 
-    for table in (report_daily, report_reasons, ticket_facts) + ((post_topics,) if topics_of else ()):
+    for table in (report_daily, report_daily_label, report_reasons, ticket_facts) + ((post_topics,) if topics_of else ()):
         conn.execute(table.delete())
     daily: Counter[tuple[Any, ...]] = Counter()
+    one_label: Counter[tuple[Any, ...]] = Counter()
     reasons: Counter[tuple[Any, ...]] = Counter()
     counted = 0
     stmt = (select(posts.c.key, posts.c.created_at, posts.c.platform, posts.c.brand, posts.c.qualified,
@@ -1071,6 +1103,8 @@ def _rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Seq
         labels = tuple(row[name] or "" for name in LABEL_COLUMNS)
         qualified = int(bool(row["qualified"]))
         daily[(*where, qualified, *labels)] += 1
+        for label, value in _one_label_values(bool(qualified), row["platform"], dict(zip(LABEL_COLUMNS, labels))):
+            one_label[(label, *where, value)] += 1
         for reason in dict.fromkeys(row["reasons"] or []):
             reasons[(*where, qualified, reason[:400])] += 1
         if topics_of is not None:
@@ -1081,6 +1115,9 @@ def _rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Seq
     keys = ("day", "brand", "platform", "qualified", *LABEL_COLUMNS)
     if daily:
         conn.execute(insert(report_daily), [{**dict(zip(keys, k)), "n": n} for k, n in daily.items()])
+    if one_label:
+        conn.execute(insert(report_daily_label), [{**dict(zip(("label", "day", "brand", "platform", "value"), k)),
+                                                   "n": n} for k, n in one_label.items()])
     if reasons:
         conn.execute(insert(report_reasons), [{**dict(zip(("day", "brand", "platform", "qualified", "reason"), k)),
                                                 "n": n} for k, n in reasons.items()])

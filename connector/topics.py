@@ -26,6 +26,7 @@ _SUFFIX = "接尾辞"
 STOP_WORDS = frozenset("""
 こと もの もん の ん よう ため ところ とき 時 今 今日 昨日 明日 今回 前 後 中 方 人 自分 私 僕 俺 あなた 皆 みんな
 これ それ あれ どれ ここ そこ あそこ どこ 何 なん なに 感じ 気 マジ 本当 ほんと 全然 普通 一 二 三 回 度 件 日 月 年 分 秒
+ダメ だめ ヶ月 か月 ヵ月 円 毎回 毎日 今朝 今夜 最近 一番 以外 気持ち 時間 感 ほう 辺 あと
 さん 様 くん ちゃん 方々 的 系 場合 状態 予定 以上 以下 一つ 全部 みたい 意味 理由 結果 場所 ww www 草
 """.split())
 _WORDY = re.compile(r"[^\W\d_]", re.UNICODE)  # at least one letter: not an emoji, digit or symbol

@@ -119,7 +119,7 @@ def decisions():
     store = services().store
     only = request.args.get("only") or ""
     return render_template("decisions.html", tables=reports.qualification(store, f),
-                           volume=reports.overview(store, f)[0],
+                           volume=reports.overview(store, f, ("qualified",))[0],
                            recent=reports.recent_decisions(store, f, _only()), only=only, **_context(f))
 
 
