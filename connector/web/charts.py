@@ -38,7 +38,7 @@ def _nice_max(value: float) -> float:
 
 
 def _number(value: float) -> str:
-    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+    return f"{value:g}" if value == int(value) or value >= 100 else f"{value:.1f}"
 
 
 def _frame(table: ReportTable, lang: str, body: list[str], legend: list[tuple[str, str]]) -> Markup:
