@@ -48,6 +48,10 @@ def ts(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+MONTHLY_TOPICS_SQL = ("INSERT INTO report_topic_monthly SELECT substr(day, 1, 7), brand, platform, topic, count(*) "
+                      "FROM post_topics GROUP BY substr(day, 1, 7), brand, platform, topic")
+
+
 def seed(path: Path, total: int, seed_value: int = 8) -> dict:
     Store(f"sqlite:///{path}").engine.dispose()  # the schema, exactly as the app creates it
     rng = random.Random(seed_value)
@@ -153,10 +157,11 @@ def seed(path: Path, total: int, seed_value: int = 8) -> dict:
     db.executemany("INSERT INTO report_daily VALUES (?,?,?,?,?,?,?,?,?,?)", [(*k, v) for k, v in daily.items()])
     db.executemany("INSERT INTO report_daily_label VALUES (?,?,?,?,?,?)", [(*k, v) for k, v in one_label.items()])
     db.executemany("INSERT INTO report_reasons VALUES (?,?,?,?,?,?)", [(*k, v) for k, v in reasons.items()])
+    db.execute(MONTHLY_TOPICS_SQL)  # what ingest keeps per month, counted in one go
     db.commit()
     counts = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
               for table in ("posts", "tickets", "post_topics", "report_daily", "report_daily_label", "report_reasons",
-                            "ticket_facts")}
+                            "ticket_facts", "report_topic_monthly")}
     db.close()
     return counts
 

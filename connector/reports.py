@@ -348,15 +348,16 @@ def response_times(store: Store, f: ReportFilter) -> list[ReportTable]:
     # those groups. Values stay whole seconds until shown (minutes), to keep the loop cheap.
     ticket: dict[tuple[str, str], list[int]] = defaultdict(list)
     reply: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for day, priority, ticket_s, reply_s in store.report_response_times(f):
+    for day, priority, ticket_values, reply_values in store.report_response_times(f):
         bucket = bucket_of.get(day)
         if bucket is None:
             continue
-        ticket[(bucket, priority)].append(ticket_s)
-        if reply_s is not None:
-            reply[(bucket, priority)].append(reply_s)
+        ticket[(bucket, priority)].extend(ticket_values)
+        reply[(bucket, priority)].extend(reply_values)
     for series in (ticket, reply):
         groups = [k for k in series if k[0] != "*" and k[1] != "*"]
+        for values in series.values():
+            values.sort()  # sorted runs: the unions below sort by merging them (timsort)
         for bucket, priority in groups:
             series.setdefault(("*", priority), []).extend(series[(bucket, priority)])
             series.setdefault((bucket, "*"), []).extend(series[(bucket, priority)])

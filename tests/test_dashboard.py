@@ -143,12 +143,17 @@ def test_percentile_is_nearest_rank():
     assert reports.percentile([1, 2, 3, 4], 50) == 2
 
 
-def test_topics_equal_brute_force_and_leave_out_brand_names(seeded):
-    f = reports.parse_filter(window())
+@pytest.mark.parametrize("args", [window(), {"from": "2026-10-01", "to": "2026-11-30"},
+                                  {"from": "2026-11-19", "to": "2027-01-31"}, {"from": "2026-09-15", "to": "2026-12-02"}])
+def test_topics_equal_brute_force_and_leave_out_brand_names(seeded, args):
+    """Whole months come from the monthly counts, the days around them from post_topics."""
+    f = reports.parse_filter(args)
     expected: Counter = Counter()
     terms = watch_terms(seeded.watch)
     for post in brute_posts(seeded):
-        if post["qualified"] and (post["sentiment"] == "negative" or post["intent"] == "complaint"):
+        day = report_day(post["created_at"])
+        if post["qualified"] and (post["sentiment"] == "negative" or post["intent"] == "complaint") \
+                and f.since <= day <= f.until:
             expected.update(set(topics_of_text(post["text"], exclude=terms, lang=post["lang"])))
     table = reports.topics(seeded.store, f, limit=1000)
     assert {row[1]: row[2] for row in table.rows} == dict(expected)
@@ -157,7 +162,14 @@ def test_topics_equal_brute_force_and_leave_out_brand_names(seeded):
     assert "通信速度" in topics and "電話" in topics
     assert not any("ソラモバ" in t or "ハルカ珈琲" in t for t in topics)
     top = next(row for row in table.rows if row[1] == "通信速度")
-    assert top[2] == 6 and "通信速度" in top[3]  # 2 posts × 3 days, with example posts
+    assert top[2] == (6 if f.since <= "2026-11-18" else 4) and "通信速度" in top[3]  # 2 posts a day, with examples
+
+
+def test_whole_months():
+    assert store_module._whole_months("2026-10-01", "2026-11-30") == ["2026-10", "2026-11"]
+    assert store_module._whole_months("2026-10-02", "2026-11-30") == ["2026-11"]
+    assert store_module._whole_months("2026-10-02", "2026-11-29") == []
+    assert store_module._whole_months("2025-12-01", "2026-01-31") == ["2025-12", "2026-01"]
 
 
 def test_topic_extraction_masks_brand_terms_before_tagging():
@@ -381,13 +393,16 @@ def test_migration_fills_report_tables_of_an_existing_database(seeded):
     """A database from before the dashboard (schema 1) gets its counts at the upgrade."""
     s = store_module
     f = reports.parse_filter(window())
-    before = [t.rows for t in reports.overview(seeded.store, f)], reports.response_times(seeded.store, f)[0].rows
+    year = reports.parse_filter({"from": "2026-01-01", "to": "2026-12-31"})
+    before = ([t.rows for t in reports.overview(seeded.store, f)], reports.response_times(seeded.store, f)[0].rows,
+              reports.topics(seeded.store, year).rows)
     with seeded.store.engine.begin() as conn:
-        for table in (s.report_daily, s.report_daily_label, s.report_reasons, s.ticket_facts):
+        for table in (s.report_daily, s.report_daily_label, s.report_reasons, s.ticket_facts, s.report_topic_monthly):
             conn.execute(table.delete())
         conn.execute(s.schema_version.delete())
         conn.execute(s.schema_version.insert().values(version=1, applied_at=s.utcnow()))
     upgraded = s.Store(seeded.store.url)
-    after = [t.rows for t in reports.overview(upgraded, f)], reports.response_times(upgraded, f)[0].rows
+    after = ([t.rows for t in reports.overview(upgraded, f)], reports.response_times(upgraded, f)[0].rows,
+             reports.topics(upgraded, year).rows)
     upgraded.engine.dispose()
     assert after == before

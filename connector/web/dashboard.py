@@ -128,7 +128,7 @@ def outbox():
     f = _filter()
     svc = services()
     counts, table = reports.outbox(svc.store, f)
-    return render_template("outbox.html", table=table, counts=counts, all_counts=svc.store.outbox_counts(),
+    return render_template("outbox.html", table=table, counts=counts, all_counts=svc.store.outbox_counts(("pending", "sending", "failed")),
                            **_context(f))
 
 
