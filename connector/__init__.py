@@ -20,7 +20,7 @@ def _template_folder() -> str:
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
     from connector.services import Services
-    from connector.web import api, channel, dashboard, i18n, webhooks, zendesk
+    from connector.web import api, auth, channel, dashboard, i18n, webhooks, zendesk
     from connector.web import freshdesk as freshdesk_web
     from connector import cli
 
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     if start_worker:
         svc.start_worker()
 
+    auth.init_app(app)  # login, session cookie flags, CSRF tokens for the dashboard
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(zendesk.bp)
