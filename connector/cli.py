@@ -496,6 +496,56 @@ def train(file: Path | None, from_corrections: bool, out_dir: Path, lang: str | 
                    + (f", {skipped} rows skipped" if skipped else ""))
 
 
+@main.group()
+def token() -> None:
+    """Per-agent API tokens for the sidebar browser extension (/api/v1/).
+
+    Each agent gets their own token: the connector then knows who checked a draft or corrected
+    a label, and a lost laptop means revoking one token. Tokens are stored hashed (SHA-256).
+    """
+
+
+@token.command("create")
+@click.option("--agent", required=True, help="The agent's name as customers see it (e.g. 佐藤).")
+def token_create(agent: str) -> None:
+    """Create a token for AGENT and print it once (it cannot be shown again)."""
+    from connector.agents import create_token
+    try:
+        token_id, secret = create_token(_services(_app()).store, agent)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"token #{token_id} for {agent.strip()} — 一度だけ表示します / shown once, paste it into the extension's options:")
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def token_list(as_json: bool) -> None:
+    """List tokens (id, agent, created, last used, revoked); never the tokens themselves."""
+    rows = _services(_app()).store.list_agent_tokens()
+    records = [{"id": r["id"], "agent": r["agent"], "created_at": r["created_at"].isoformat(),
+                "last_used_at": r["last_used_at"].isoformat() if r["last_used_at"] else None,
+                "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None} for r in rows]
+    if as_json:
+        click.echo(json.dumps(records, ensure_ascii=False, indent=1))
+        return
+    if not records:
+        click.echo("no tokens yet (yorisoi token create --agent NAME)")
+    for rec in records:
+        state = f"revoked {rec['revoked_at'][:16]}" if rec["revoked_at"] else "active"
+        used = rec["last_used_at"][:16] if rec["last_used_at"] else "never"
+        click.echo(f"#{rec['id']:>4}  {rec['agent']}  created {rec['created_at'][:16]}  last used {used}  {state}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke token TOKEN_ID (see `yorisoi token list`); the sidebar using it gets 401 at once."""
+    if not _services(_app()).store.revoke_agent_token(token_id):
+        raise click.ClickException(f"no active token #{token_id} (see yorisoi token list)")
+    click.echo(f"token #{token_id} revoked")
+
+
 @main.command("check-config")
 def check_config() -> None:
     """Validate the settings and the watch file, and show what will be watched."""

@@ -50,6 +50,12 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle."),
     ("YORISOI_MAX_BODY_BYTES", "1048576", "Largest request body accepted by inbound webhooks."),
     ("YORISOI_LOG_LEVEL", "INFO", "Python logging level."),
+    ("YORISOI_API_RATE_LIMIT", "120/minute",
+     "Requests each agent token may make to `/api/v1/` (the sidebar), as `N/second`, `N/minute` or `N/hour` (bursts up to N); `0` turns the limit off. Kept per connector process."),
+    ("YORISOI_DRAFT_SIGNATURE_PATTERN", "(built in: 「{brand}の{agent}です」, “{agent} from {brand}” or the YORISOI_REPLY_SIGNATURE form)",
+     "Regular expression a draft reply must match to count as personally signed; `{agent}` and `{brand}` are filled in (escaped)."),
+    ("YORISOI_DRAFT_SIMILARITY", "0.6",
+     "From this similarity (0–1, character trigrams) the draft check warns that a reply copies a recent reply of the team."),
     ("YORISOI_MODEL_DIR", "(unset: lexicon only)",
      "Folder of a sentiment model made by `yorisoi train` (JSON and plain arrays, never executed); "
      "sentiment then comes from it, the lexicon stays as evidence and fallback."),

@@ -312,6 +312,21 @@ corrections = Table(
 )
 
 
+# --- the agent sidebar's API (connector/web/api.py, connector/agents.py) ---------------------
+# Per-agent bearer tokens. Only the SHA-256 of a token is kept: a token is 32 random bytes from
+# the OS's CSPRNG, so there is nothing to brute-force and a slow password hash (bcrypt, argon2)
+# would only add latency to every sidebar request; a plain digest also lets us look a token up
+# by its hash through the unique index instead of comparing it against every row.
+agent_tokens = Table(
+    "agent_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex of the token
+    Column("agent", Text, nullable=False),  # the agent's name as customers see it (佐藤)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
+)
+
 # --- the listening dashboard's report tables ---------------------------------------------
 # Kept up to date in the same transaction as the row they count (a post, a ticket, a reply),
 # so a page over a year of posts (1M+) reads a few thousand summary rows instead of joining
@@ -909,6 +924,101 @@ class Store:
                                 .order_by(exchanges.c.created_at, exchanges.c.id)).mappings().all()
         return [dict(r) for r in rows]
 
+    # --- agent tokens (the sidebar's API) ------------------------------------------------
+    def add_agent_token(self, agent: str, token_hash: str) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(insert(agent_tokens).values(
+                token_hash=token_hash, agent=agent, created_at=utcnow())).inserted_primary_key[0]
+
+    def agent_token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(agent_tokens).where(agent_tokens.c.token_hash == token_hash)).mappings().first()
+        return dict(row) if row else None
+
+    def list_agent_tokens(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(agent_tokens.c.id, agent_tokens.c.agent, agent_tokens.c.created_at,
+                                       agent_tokens.c.revoked_at, agent_tokens.c.last_used_at)
+                                .order_by(agent_tokens.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def revoke_agent_token(self, token_id: int) -> bool:
+        """Revoke a token; False when there is no such token or it was revoked already."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(agent_tokens).where(agent_tokens.c.id == token_id)
+                                .where(agent_tokens.c.revoked_at.is_(None))
+                                .values(revoked_at=utcnow())).rowcount == 1
+
+    def touch_agent_token(self, token_id: int, at: datetime, *, not_since: datetime) -> None:
+        """Set last_used_at, but only when the stored one is older than `not_since`: one write
+        per token per minute or so, not one per sidebar request."""
+        with self.engine.begin() as conn:
+            conn.execute(update(agent_tokens).where(agent_tokens.c.id == token_id)
+                         .where((agent_tokens.c.last_used_at.is_(None)) | (agent_tokens.c.last_used_at < not_since))
+                         .values(last_used_at=at))
+
+    # --- reads for the agent sidebar -------------------------------------------------------
+    def ticket_row(self, post_key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tickets).where(tickets.c.post_key == post_key)).mappings().first()
+        return dict(row) if row else None
+
+    def author_of(self, post_key: str) -> dict[str, Any] | None:
+        """The author row of a stored post (profile as last seen)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(authors).join(posts, posts.c.author_key == authors.c.key)
+                               .where(posts.c.key == post_key)).mappings().first()
+        return dict(row) if row else None
+
+    def author_posts(self, author_key: str, *, brand: str | None = None, exclude_key: str | None = None,
+                     limit: int = 50) -> list[dict[str, Any]]:
+        """The author's stored posts (about `brand` when given), newest first, with their
+        sentiment and intent and the ticket each one has (if any)."""
+        stmt = (select(posts.c.key, posts.c.platform, posts.c.url, posts.c.text, posts.c.created_at,
+                       posts.c.brand, posts.c.qualified, analyses.c.sentiment, analyses.c.sentiment_score,
+                       analyses.c.intent, tickets.c.helpdesk, tickets.c.ticket_id)
+                .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                .outerjoin(tickets, tickets.c.post_key == posts.c.key)
+                .where(posts.c.author_key == author_key)
+                .order_by(posts.c.created_at.desc(), posts.c.key.desc()).limit(limit))
+        if brand is not None:
+            stmt = stmt.where(posts.c.brand == brand)
+        if exclude_key is not None:
+            stmt = stmt.where(posts.c.key != exclude_key)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def author_tickets(self, author_key: str, *, exclude_post_key: str | None = None,
+                       limit: int = 50) -> list[dict[str, Any]]:
+        """Tickets whose post is by this author, newest first."""
+        stmt = (select(tickets, posts.c.url.label("post_url"), posts.c.created_at.label("posted_at"),
+                       analyses.c.sentiment, analyses.c.intent)
+                .join(posts, posts.c.key == tickets.c.post_key)
+                .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                .where(posts.c.author_key == author_key)
+                .order_by(tickets.c.created_at.desc(), tickets.c.post_key.desc()).limit(limit))
+        if exclude_post_key is not None:
+            stmt = stmt.where(tickets.c.post_key != exclude_post_key)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def author_exchanges(self, author_key: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The team's replies in any conversation this author opened, newest first."""
+        stmt = (select(exchanges).join(posts, posts.c.key == exchanges.c.ticket_post_key)
+                .where(posts.c.author_key == author_key)
+                .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def recent_exchanges(self, since: datetime, limit: int = 200) -> list[dict[str, Any]]:
+        """The whole team's recent replies (not failed), newest first: the draft check compares
+        a draft against them so nobody pastes the same answer to everyone."""
+        stmt = (select(exchanges.c.id, exchanges.c.agent, exchanges.c.text, exchanges.c.created_at,
+                       exchanges.c.helpdesk, exchanges.c.ticket_id, exchanges.c.ticket_post_key)
+                .where(exchanges.c.created_at >= since).where(exchanges.c.status != "failed")
+                .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
     # --- corrections (agents fixing labels; the learner's training data) ---------------
     def add_correction(self, post_key: str, label: str, new_value: str, agent: str, *,
                        old_value: str | None = None, at: datetime | None = None) -> int:
