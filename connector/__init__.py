@@ -20,7 +20,7 @@ def _template_folder() -> str:
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
     from connector.services import Services
-    from connector.web import channel, dashboard, i18n, webhooks, zendesk
+    from connector.web import api, auth, channel, dashboard, i18n, webhooks, zendesk
     from connector.web import freshdesk as freshdesk_web
     from connector import cli
 
@@ -38,11 +38,13 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     if start_worker:
         svc.start_worker()
 
+    auth.init_app(app)  # login, session cookie flags, CSRF tokens for the dashboard
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(zendesk.bp)
     app.register_blueprint(channel.bp)
     app.register_blueprint(freshdesk_web.bp)
+    api.init_app(app)  # /api/v1/: the agent sidebar (bearer tokens; exempt from CSRF)
     cli.register(app)
 
     from werkzeug.exceptions import RequestEntityTooLarge

@@ -126,6 +126,23 @@ def deliver(wait: float, retry_failed: bool) -> None:
                f"· failed {report.failed}" + (f" · stopped: {report.stopped}" if report.stopped else ""))
 
 
+DEMO_USER = "demo"
+
+
+def _demo_replies(app: Flask) -> None:
+    """Answer every other demo ticket as agent 佐藤, so the dashboard's reply times and open
+    tickets have something to show. Through the normal reply path (the local source records
+    the reply, no network); one dedupe key per ticket, so a second run sends nothing new."""
+    from connector.replies import ReplyFailed, UnknownTicket
+    svc = _services(app)
+    for row in svc.store.list_tickets(helpdesk=svc.helpdesk.name)[::2]:
+        try:
+            svc.reply(ticket_id=row["ticket_id"], agent="佐藤", dedupe_key=f"demo:reply:{row['ticket_id']}",
+                      text="ソラモバイルの佐藤です。ご不便をおかけしております。状況を確認のうえ、DMでご案内いたします。")
+        except (UnknownTicket, ReplyFailed):
+            continue  # the demo goes on without this one reply
+
+
 def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
     from waitress import serve as waitress_serve
     svc = _services(app)
@@ -179,7 +196,14 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
     app = _app()
     summary = _replay_file(app, DEMO_FEED, "demo", wait=30.0)
     _print_summary(summary)
+    _demo_replies(app)
     if not no_serve:
+        # One supervisor account with a fresh password each start, shown here once and
+        # never logged (the dashboard needs a login; the demo must not need an admin step).
+        from connector.web.auth import generate_password, hash_password
+        password = generate_password()
+        _services(app).store.create_user(DEMO_USER, hash_password(password), replace=True)
+        click.echo(f"dashboard login / ダッシュボードのログイン: user {DEMO_USER}  password {password}")
         settings = _services(app).settings
         _serve(app, host or settings.host, port or settings.port)
 
@@ -472,6 +496,56 @@ def train(file: Path | None, from_corrections: bool, out_dir: Path, lang: str | 
                    + (f", {skipped} rows skipped" if skipped else ""))
 
 
+@main.group()
+def token() -> None:
+    """Per-agent API tokens for the sidebar browser extension (/api/v1/).
+
+    Each agent gets their own token: the connector then knows who checked a draft or corrected
+    a label, and a lost laptop means revoking one token. Tokens are stored hashed (SHA-256).
+    """
+
+
+@token.command("create")
+@click.option("--agent", required=True, help="The agent's name as customers see it (e.g. 佐藤).")
+def token_create(agent: str) -> None:
+    """Create a token for AGENT and print it once (it cannot be shown again)."""
+    from connector.agents import create_token
+    try:
+        token_id, secret = create_token(_services(_app()).store, agent)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"token #{token_id} for {agent.strip()} — 一度だけ表示します / shown once, paste it into the extension's options:")
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def token_list(as_json: bool) -> None:
+    """List tokens (id, agent, created, last used, revoked); never the tokens themselves."""
+    rows = _services(_app()).store.list_agent_tokens()
+    records = [{"id": r["id"], "agent": r["agent"], "created_at": r["created_at"].isoformat(),
+                "last_used_at": r["last_used_at"].isoformat() if r["last_used_at"] else None,
+                "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None} for r in rows]
+    if as_json:
+        click.echo(json.dumps(records, ensure_ascii=False, indent=1))
+        return
+    if not records:
+        click.echo("no tokens yet (yorisoi token create --agent NAME)")
+    for rec in records:
+        state = f"revoked {rec['revoked_at'][:16]}" if rec["revoked_at"] else "active"
+        used = rec["last_used_at"][:16] if rec["last_used_at"] else "never"
+        click.echo(f"#{rec['id']:>4}  {rec['agent']}  created {rec['created_at'][:16]}  last used {used}  {state}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke token TOKEN_ID (see `yorisoi token list`); the sidebar using it gets 401 at once."""
+    if not _services(_app()).store.revoke_agent_token(token_id):
+        raise click.ClickException(f"no active token #{token_id} (see yorisoi token list)")
+    click.echo(f"token #{token_id} revoked")
+
+
 @main.command("check-config")
 def check_config() -> None:
     """Validate the settings and the watch file, and show what will be watched."""
@@ -484,6 +558,116 @@ def check_config() -> None:
     click.echo(f"helpdesk: {svc.helpdesk.name}")
     click.echo(f"database: {svc.store.engine.url.render_as_string(hide_password=True)}")
     click.echo(f"source webhook: {'enabled' if svc.settings.webhook_secret else 'disabled (YORISOI_WEBHOOK_SECRET unset)'}")
+
+
+@main.command()
+@click.option("--since", default="7d", show_default=True,
+              help="Days to cover, ending today (Japan time): 7d, 4w, 3m, or a first day YYYY-MM-DD.")
+@click.option("--until", "until", default=None, help="Last day (YYYY-MM-DD, inclusive; default today).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@click.option("--brand", multiple=True, help="Only this brand (repeatable).")
+@click.option("--source", multiple=True, help="Only this network, e.g. x, mastodon (repeatable).")
+@click.option("--label", "labels", multiple=True, metavar="NAME=VALUE",
+              help="Only posts with this label, e.g. sentiment=negative, intent=complaint (repeatable).")
+@click.option("--lang", type=click.Choice(["ja", "en"]), default="en", show_default=True,
+              help="Language of headings and label names (text and csv).")
+@click.option("--rebuild", is_flag=True, help="First recount the report tables from the stored posts "
+              "(and find complaint topics of posts stored before topics existed; slow on big databases).")
+def report(since: str, until: str | None, fmt: str, brand: tuple[str, ...], source: tuple[str, ...],
+           labels: tuple[str, ...], lang: str, rebuild: bool) -> None:
+    """Print the dashboard's figures for scripts and e-mail: volumes per day by label and
+    source, top complaint topics, open tickets by public risk, response times from the post
+    (p50/p90/p99 by priority), qualification reasons and the outbox.
+
+    The figures are computed by the same code as the dashboard pages, with the same filters.
+    csv prints every table one after another, each headed by a `# name` line.
+    """
+    from connector import reports
+    svc = _services(_app())
+    if rebuild:
+        from connector.topics import watch_terms, topics_of_text, is_complaint
+        terms = watch_terms(svc.watch)
+
+        def topics_of(row: dict[str, Any]) -> list[str]:
+            if not (row.get("sentiment") == "negative" or row.get("intent") == "complaint"):
+                return []
+            return topics_of_text(row["text"], exclude=terms, lang=row.get("lang"))
+        click.echo(f"recounted {svc.store.rebuild_reports(topics_of)} posts", err=True)
+    args: dict[str, list[str]] = {"brand": list(brand), "source": list(source)}
+    try:
+        args["from"] = [reports.parse_since(since).isoformat()]
+        if until:
+            args["to"] = [until]
+        for item in labels:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise reports.FilterError(f"--label {item!r}: expected NAME=VALUE, e.g. sentiment=negative")
+            args.setdefault(name.strip(), []).append(value.strip())
+        unknown = set(args) - {"brand", "source", "from", "to", *reports.LABEL_COLUMNS}
+        if unknown:
+            raise reports.FilterError(f"--label {sorted(unknown)[0]}=…: not a label; use one of "
+                                      f"{', '.join(reports.LABEL_COLUMNS)}")
+        f = reports.parse_filter(args)
+    except reports.FilterError as exc:
+        raise click.ClickException(str(exc)) from None
+    tables = reports.full_report(svc.store, f)
+    if fmt == "json":
+        click.echo(json.dumps({"filter": {"since": f.since, "until": f.until, "brands": list(f.brands),
+                                          "sources": list(f.platforms), "labels": dict(f.labels)},
+                               "tables": [t.as_json() for t in tables]}, ensure_ascii=False, indent=1))
+    elif fmt == "csv":
+        for table in tables:
+            click.echo(f"# {table.name}")
+            click.echo(reports.to_csv(table, lang).rstrip("\r\n").replace("\r\n", "\n"))
+            click.echo("")
+    else:
+        click.echo(f"Yorisoi report · {reports.describe_filter(f)}\n")
+        for table in tables:
+            click.echo(reports.to_text(table, lang))
+            click.echo("")
+
+
+@main.group()
+def user() -> None:
+    """Dashboard accounts for supervisors (the dashboard needs a login)."""
+
+
+@user.command("create")
+@click.argument("name")
+@click.option("--generate", is_flag=True, help="Generate a random password and print it once.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin (for scripts).")
+@click.option("--reset", is_flag=True, help="Set a new password for an existing account.")
+def user_create(name: str, generate: bool, password_stdin: bool, reset: bool) -> None:
+    """Create a supervisor account NAME; prompts for the password unless told otherwise.
+
+    Passwords are stored as salted scrypt hashes; a generated one is printed once, here only.
+    """
+    from connector.web.auth import check_password_strength, generate_password, hash_password
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise click.ClickException("NAME must be 1 to 100 characters")
+    if generate:
+        password = generate_password()
+    elif password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("password / パスワード", hide_input=True, confirmation_prompt=True)
+    problem = check_password_strength(password)
+    if problem:
+        raise click.ClickException(problem)
+    svc = _services(_app())
+    if not svc.store.create_user(name, hash_password(password), replace=reset):
+        raise click.ClickException(f"account {name!r} exists already (use --reset to set a new password)")
+    click.echo(f"{'password reset for' if reset else 'created'} {name}" +
+               (f"  password {password}" if generate else ""))
+
+
+@user.command("list")
+def user_list() -> None:
+    """List the supervisor accounts and when they last signed in."""
+    for row in _services(_app()).store.list_users():
+        last = row["last_login_at"].isoformat(timespec="seconds") if row["last_login_at"] else "never"
+        click.echo(f"{row['name']}\tcreated {row['created_at'].isoformat(timespec='seconds')}\tlast sign-in {last}")
 
 
 def register(app: Flask) -> None:

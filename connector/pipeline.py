@@ -23,6 +23,7 @@ from connector.models import Post, TicketRef
 from connector.qualify import Qualifier
 from connector.store import BULK_CLAIM_SUFFIX, OutboxItem, Store, utcnow, worker_id
 from connector.ticket_format import follow_up_comment, ticket_draft
+from connector.topics import complaint_topics
 from connector.watch import WatchConfig
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,8 @@ class Pipeline:
         analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model)
                     if decision.qualified else None)
         ticket_post_key = thread[0] if (thread and decision.qualified) else None
-        if not self.store.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key):
+        if not self.store.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key,
+                                      topics=complaint_topics(post, analysis, self.watch)):
             return IngestOutcome(post.key, "duplicate", ("already stored",))  # lost a race: fine
         if not decision.qualified:
             return IngestOutcome(post.key, "dropped", decision.reasons)

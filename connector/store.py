@@ -14,18 +14,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import (
     JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
-    Text, TypeDecorator, UniqueConstraint, and_, create_engine, event, func, insert, or_, select, text, update,
+    Text, TypeDecorator, UniqueConstraint, and_, cast, create_engine, event, func, insert, or_, select, text, update,
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
 from connector.models import Analysis, Decision, Post, TicketRef
+from connector.report_time import report_day
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
 
 
 def utcnow() -> datetime:
@@ -325,6 +326,148 @@ delivery_pauses = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
+# --- the agent sidebar's API (connector/web/api.py, connector/agents.py) ---------------------
+# Per-agent bearer tokens. Only the SHA-256 of a token is kept: a token is 32 random bytes from
+# the OS's CSPRNG, so there is nothing to brute-force and a slow password hash (bcrypt, argon2)
+# would only add latency to every sidebar request; a plain digest also lets us look a token up
+# by its hash through the unique index instead of comparing it against every row.
+agent_tokens = Table(
+    "agent_tokens", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex of the token
+    Column("agent", Text, nullable=False),  # the agent's name as customers see it (佐藤)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
+)
+
+# --- the listening dashboard's report tables ---------------------------------------------
+# Kept up to date in the same transaction as the row they count (a post, a ticket, a reply),
+# so a page over a year of posts (1M+) reads a few thousand summary rows instead of joining
+# posts × analyses. `day` is the post's calendar day in Japan (connector.report_time), as
+# 'YYYY-MM-DD'; a missing brand or label is '' (NULL would break the composite keys).
+LABEL_COLUMNS = ("sentiment", "intent", "expectation_type", "expectation_content", "quality_axis")
+
+report_daily = Table(
+    "report_daily", metadata,
+    Column("day", String(10), primary_key=True),
+    Column("brand", String(200), primary_key=True),
+    Column("platform", String(16), primary_key=True),
+    Column("qualified", Integer, primary_key=True),
+    *(Column(name, String(16), primary_key=True) for name in LABEL_COLUMNS),
+    Column("n", Integer, nullable=False),
+)
+
+# The same counts one label at a time (label = 'qualified', 'platform' or a LABEL_COLUMNS name):
+# what the overview reads when no label filter is set. report_daily has a row per combination
+# of all labels, which over a year is close to one row per few posts; this has ~30 per day and
+# brand and source, so a year's overview stays a few thousand rows per chart.
+report_daily_label = Table(
+    "report_daily_label", metadata,
+    Column("label", String(32), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("brand", String(200), primary_key=True),
+    Column("platform", String(16), primary_key=True),
+    Column("value", String(16), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# Why posts were kept or dropped, per day: the qualification log's counts per rule.
+report_reasons = Table(
+    "report_reasons", metadata,
+    Column("day", String(10), primary_key=True),
+    Column("brand", String(200), primary_key=True),
+    Column("platform", String(16), primary_key=True),
+    Column("qualified", Integer, primary_key=True),
+    Column("reason", String(400), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# Complaint topics (nouns/noun phrases of negative or complaint posts), one row per post and
+# topic, with the post's filter columns copied so counting never joins the posts table.
+post_topics = Table(
+    "post_topics", metadata,
+    Column("post_key", String(300), ForeignKey("posts.key"), primary_key=True),
+    Column("topic", String(100), primary_key=True),
+    Column("day", String(10), nullable=False),
+    Column("brand", String(200), nullable=False),
+    Column("platform", String(16), nullable=False),
+    *(Column(name, String(16), nullable=False) for name in LABEL_COLUMNS),
+    Index("ix_post_topics_day", "day", "topic"),
+    Index("ix_post_topics_topic", "topic", "day"),
+)
+
+# Topic counts per calendar month (Japan), for ranges of months: a year's top topics read ~12
+# months of these plus the partial months at both ends from post_topics, instead of every
+# topic row of the year. Used when no label filter is set (it has no label columns).
+report_topic_monthly = Table(
+    "report_topic_monthly", metadata,
+    Column("month", String(7), primary_key=True),  # 'YYYY-MM'
+    Column("brand", String(200), primary_key=True),
+    Column("platform", String(16), primary_key=True),
+    Column("topic", String(100), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# One row per ticket we created: response times measured from the moment of the post, and
+# whether a public reply went out yet (the public-risk leaderboard lists the unanswered ones).
+ticket_facts = Table(
+    "ticket_facts", metadata,
+    Column("post_key", String(300), ForeignKey("posts.key"), primary_key=True),
+    Column("day", String(10), nullable=False),
+    Column("brand", String(200), nullable=False),
+    Column("platform", String(16), nullable=False),
+    *(Column(name, String(16), nullable=False) for name in LABEL_COLUMNS),
+    Column("priority", String(16), nullable=False),
+    Column("risk", String(16), nullable=False),
+    Column("risk_score", Float, nullable=False),
+    Column("posted_at", UTCDateTime, nullable=False),
+    Column("ticket_seconds", Integer, nullable=False),  # ticket created − post created
+    Column("reply_seconds", Integer),  # first public reply sent − post created; NULL: none yet
+    Column("answered", Integer, nullable=False),
+    # Covering the response-time query: day range → priority and both latencies, no table reads.
+    Index("ix_ticket_facts_times", "day", "priority", "ticket_seconds", "reply_seconds"),
+    Index("ix_ticket_facts_open", "answered", "risk_score"),
+)
+
+# Supervisors who may open the dashboard (admin-created with `yorisoi user create`).
+users = Table(
+    "users", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime),
+)
+
+#: The qualification log lists the newest posts of a date range (walking back from its end).
+ix_posts_created = Index("ix_posts_created", posts.c.created_at)
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """What every dashboard page and `yorisoi report` narrow down by (all optional but days).
+
+    `labels` maps a label column (LABEL_COLUMNS) to the values allowed; values of one label
+    are alternatives (OR), different labels must all hold (AND).
+    """
+
+    since: str  # first day, 'YYYY-MM-DD' (Japan), inclusive
+    until: str  # last day, inclusive
+    brands: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    labels: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def where(self, table: Table, *, labels: bool = True) -> list[Any]:
+        clauses: list[Any] = [table.c.day >= self.since, table.c.day <= self.until]
+        if self.brands:
+            clauses.append(table.c.brand.in_(list(self.brands)))
+        if self.platforms:
+            clauses.append(table.c.platform.in_(list(self.platforms)))
+        if labels:
+            for name, values in self.labels:
+                clauses.append(table.c[name].in_(list(values)))
+        return clauses
+
 
 @dataclass(frozen=True)
 class OutboxItem:
@@ -484,16 +627,19 @@ class Store:
         return (row.ticket_post_key, row.brand) if row else None
 
     def record_post(self, post: Post, decision: Decision, analysis: Analysis | None, *,
-                    source: str, ticket_post_key: str | None = None) -> bool:
+                    source: str, ticket_post_key: str | None = None, topics: Sequence[str] = ()) -> bool:
         """Store a post with its decision, analysis and outbox row in one transaction.
 
         Returns False (and writes nothing) when the post was already stored. For a qualifying
         post an outbox row is added: `create`, or `comment` on `ticket_post_key`'s ticket.
+        The dashboard's counts (and the post's complaint `topics`) are added in the same
+        transaction, so they never disagree with the posts stored.
         """
         now = utcnow()
         try:
             with self.engine.begin() as conn:
                 self._insert_post(conn, post, decision, analysis, source, ticket_post_key, now)
+                _count_post(conn, post, decision, analysis, topics)
         except _AlreadyStored:
             return False
         return True
@@ -786,6 +932,7 @@ class Store:
                 external_id=external_id, subject=subject, priority=priority, tags=list(tags),
                 created_at=now,
             ).on_conflict_do_nothing(index_elements=["post_key"]))
+            _record_ticket_facts(conn, item.post_key, now)
             self._finish(conn, item, now)
 
     def mark_commented(self, item: OutboxItem) -> None:
@@ -823,9 +970,12 @@ class Store:
             return conn.execute(select(func.min(outbox.c.next_attempt_at))
                                 .where(outbox.c.status == "pending")).scalar()
 
-    def outbox_counts(self) -> dict[str, int]:
+    def outbox_counts(self, statuses: Sequence[str] | None = None) -> dict[str, int]:
+        stmt = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+        if statuses is not None:  # e.g. only the waiting ones: read from ix_outbox_due, not every row
+            stmt = stmt.where(outbox.c.status.in_(list(statuses)))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status)).all()
+            rows = conn.execute(stmt).all()
         return {status: count for status, count in rows}
 
     def outbox_rows(self, statuses: Sequence[str] = ("pending", "sending", "failed"),
@@ -874,10 +1024,13 @@ class Store:
 
     def finish_exchange(self, exchange_id: int, *, status: str, network_id: str | None = None,
                         url: str | None = None, error: str | None = None) -> None:
+        sent_at = utcnow() if status != "failed" else None
         with self.engine.begin() as conn:
             conn.execute(update(exchanges).where(exchanges.c.id == exchange_id).values(
                 status=status, network_id=network_id, url=url, error=error and error[:2000],
-                sent_at=utcnow() if status != "failed" else None))
+                sent_at=sent_at))
+            if sent_at is not None:
+                _record_first_reply(conn, exchange_id, sent_at)
 
     def list_exchanges(self, ticket_post_key: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -885,6 +1038,101 @@ class Store:
                                 .order_by(exchanges.c.created_at, exchanges.c.id)).mappings().all()
         return [dict(r) for r in rows]
 
+    # --- agent tokens (the sidebar's API) ------------------------------------------------
+    def add_agent_token(self, agent: str, token_hash: str) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(insert(agent_tokens).values(
+                token_hash=token_hash, agent=agent, created_at=utcnow())).inserted_primary_key[0]
+
+    def agent_token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(agent_tokens).where(agent_tokens.c.token_hash == token_hash)).mappings().first()
+        return dict(row) if row else None
+
+    def list_agent_tokens(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(agent_tokens.c.id, agent_tokens.c.agent, agent_tokens.c.created_at,
+                                       agent_tokens.c.revoked_at, agent_tokens.c.last_used_at)
+                                .order_by(agent_tokens.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def revoke_agent_token(self, token_id: int) -> bool:
+        """Revoke a token; False when there is no such token or it was revoked already."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(agent_tokens).where(agent_tokens.c.id == token_id)
+                                .where(agent_tokens.c.revoked_at.is_(None))
+                                .values(revoked_at=utcnow())).rowcount == 1
+
+    def touch_agent_token(self, token_id: int, at: datetime, *, not_since: datetime) -> None:
+        """Set last_used_at, but only when the stored one is older than `not_since`: one write
+        per token per minute or so, not one per sidebar request."""
+        with self.engine.begin() as conn:
+            conn.execute(update(agent_tokens).where(agent_tokens.c.id == token_id)
+                         .where((agent_tokens.c.last_used_at.is_(None)) | (agent_tokens.c.last_used_at < not_since))
+                         .values(last_used_at=at))
+
+    # --- reads for the agent sidebar -------------------------------------------------------
+    def ticket_row(self, post_key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tickets).where(tickets.c.post_key == post_key)).mappings().first()
+        return dict(row) if row else None
+
+    def author_of(self, post_key: str) -> dict[str, Any] | None:
+        """The author row of a stored post (profile as last seen)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(authors).join(posts, posts.c.author_key == authors.c.key)
+                               .where(posts.c.key == post_key)).mappings().first()
+        return dict(row) if row else None
+
+    def author_posts(self, author_key: str, *, brand: str | None = None, exclude_key: str | None = None,
+                     limit: int = 50) -> list[dict[str, Any]]:
+        """The author's stored posts (about `brand` when given), newest first, with their
+        sentiment and intent and the ticket each one has (if any)."""
+        stmt = (select(posts.c.key, posts.c.platform, posts.c.url, posts.c.text, posts.c.created_at,
+                       posts.c.brand, posts.c.qualified, analyses.c.sentiment, analyses.c.sentiment_score,
+                       analyses.c.intent, tickets.c.helpdesk, tickets.c.ticket_id)
+                .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                .outerjoin(tickets, tickets.c.post_key == posts.c.key)
+                .where(posts.c.author_key == author_key)
+                .order_by(posts.c.created_at.desc(), posts.c.key.desc()).limit(limit))
+        if brand is not None:
+            stmt = stmt.where(posts.c.brand == brand)
+        if exclude_key is not None:
+            stmt = stmt.where(posts.c.key != exclude_key)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def author_tickets(self, author_key: str, *, exclude_post_key: str | None = None,
+                       limit: int = 50) -> list[dict[str, Any]]:
+        """Tickets whose post is by this author, newest first."""
+        stmt = (select(tickets, posts.c.url.label("post_url"), posts.c.created_at.label("posted_at"),
+                       analyses.c.sentiment, analyses.c.intent)
+                .join(posts, posts.c.key == tickets.c.post_key)
+                .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                .where(posts.c.author_key == author_key)
+                .order_by(tickets.c.created_at.desc(), tickets.c.post_key.desc()).limit(limit))
+        if exclude_post_key is not None:
+            stmt = stmt.where(tickets.c.post_key != exclude_post_key)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def author_exchanges(self, author_key: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The team's replies in any conversation this author opened, newest first."""
+        stmt = (select(exchanges).join(posts, posts.c.key == exchanges.c.ticket_post_key)
+                .where(posts.c.author_key == author_key)
+                .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def recent_exchanges(self, since: datetime, limit: int = 200) -> list[dict[str, Any]]:
+        """The whole team's recent replies (not failed), newest first: the draft check compares
+        a draft against them so nobody pastes the same answer to everyone."""
+        stmt = (select(exchanges.c.id, exchanges.c.agent, exchanges.c.text, exchanges.c.created_at,
+                       exchanges.c.helpdesk, exchanges.c.ticket_id, exchanges.c.ticket_post_key)
+                .where(exchanges.c.created_at >= since).where(exchanges.c.status != "failed")
+                .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
     # --- corrections (agents fixing labels; the learner's training data) ---------------
     def add_correction(self, post_key: str, label: str, new_value: str, agent: str, *,
                        old_value: str | None = None, at: datetime | None = None) -> int:
@@ -1171,6 +1419,190 @@ class Store:
             ticket_count = conn.execute(select(func.count()).select_from(tickets)).scalar() or 0
         return {"posts": total, "qualified": qualified, "tickets": ticket_count}
 
+    # --- the listening dashboard and `yorisoi report` -------------------------------------
+    # Each returns plain rows; connector/reports.py turns them into tables, charts and CSV.
+    def report_volumes(self, f: ReportFilter, column: str) -> list[tuple[str, str, int]]:
+        """(day, value of `column`, posts) for the days and filters of `f`."""
+        if not f.labels:  # the small one-label-at-a-time table answers it
+            t = report_daily_label
+            stmt = (select(t.c.day, t.c.value, func.sum(t.c.n)).where(t.c.label == column)
+                    .where(*f.where(t, labels=False)).group_by(t.c.day, t.c.value))
+        else:
+            col = report_daily.c[column]
+            stmt = (select(report_daily.c.day, col, func.sum(report_daily.c.n))
+                    .where(*f.where(report_daily)).group_by(report_daily.c.day, col))
+            if column in LABEL_COLUMNS:  # dropped posts are not analysed: no label to count
+                stmt = stmt.where(report_daily.c.qualified == 1)
+        with self.engine.connect() as conn:
+            return [(day, str(value), int(n)) for day, value, n in conn.execute(stmt)]
+
+    def report_latest_day(self) -> str | None:
+        """The newest day with a post ('YYYY-MM-DD'); the day is the key's first column: cheap."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(report_daily.c.day))).scalar()
+
+    def report_facets(self, f: ReportFilter) -> dict[str, list[str]]:
+        """Brands and platforms seen in the date range, for the filter menus."""
+        t = report_daily_label
+        where = [t.c.label == "platform", t.c.day >= f.since, t.c.day <= f.until]
+        with self.engine.connect() as conn:
+            brands = conn.execute(select(t.c.brand).where(*where).distinct()).scalars().all()
+            platforms = conn.execute(select(t.c.platform).where(*where).distinct()).scalars().all()
+        return {"brands": sorted(b for b in brands if b), "platforms": sorted(platforms)}
+
+    def report_reasons(self, f: ReportFilter) -> list[tuple[bool, str, int]]:
+        """(qualified, reason, posts): which rule kept or dropped how many posts.
+
+        Label filters do not apply: dropped posts are never analysed."""
+        stmt = (select(report_reasons.c.qualified, report_reasons.c.reason, func.sum(report_reasons.c.n))
+                .where(*f.where(report_reasons, labels=False))
+                .group_by(report_reasons.c.qualified, report_reasons.c.reason))
+        with self.engine.connect() as conn:
+            return [(bool(q), reason, int(n)) for q, reason, n in conn.execute(stmt)]
+
+    def report_topics(self, f: ReportFilter, limit: int) -> list[tuple[str, int]]:
+        """The most frequent complaint topics: (topic, posts), most posts first."""
+        months = [] if f.labels else _whole_months(f.since, f.until)
+        if not months:
+            parts = [select(post_topics.c.topic, func.count().label("n")).where(*f.where(post_topics))
+                     .group_by(post_topics.c.topic)]
+        else:
+            m = report_topic_monthly
+            monthly = select(m.c.topic, func.sum(m.c.n).label("n")).where(m.c.month.in_(months))
+            if f.brands:
+                monthly = monthly.where(m.c.brand.in_(list(f.brands)))
+            if f.platforms:
+                monthly = monthly.where(m.c.platform.in_(list(f.platforms)))
+            parts = [monthly.group_by(m.c.topic)]
+            first_day, last_day = f"{months[0]}-01", _month_end(months[-1])
+            for since, until in ((f.since, _day_before(first_day)), (_day_after(last_day), f.until)):
+                if since <= until:
+                    edge = ReportFilter(since, until, f.brands, f.platforms)
+                    parts.append(select(post_topics.c.topic, func.count().label("n"))
+                                 .where(*edge.where(post_topics)).group_by(post_topics.c.topic))
+        union = parts[0].union_all(*parts[1:]).subquery() if len(parts) > 1 else parts[0].subquery()
+        total = func.sum(union.c.n).label("total")
+        stmt = select(union.c.topic, total).group_by(union.c.topic).order_by(total.desc(), union.c.topic).limit(limit)
+        with self.engine.connect() as conn:
+            return [(topic, int(count)) for topic, count in conn.execute(stmt)]
+
+    def report_topic_examples(self, f: ReportFilter, topic: str, limit: int) -> list[dict[str, Any]]:
+        stmt = (select(posts.c.key, posts.c.text, posts.c.url, posts.c.created_at)
+                .join(posts, posts.c.key == post_topics.c.post_key)
+                .where(post_topics.c.topic == topic).where(*f.where(post_topics))
+                .order_by(post_topics.c.day.desc()).limit(limit))  # the (topic, day) index order: no sort
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def report_open_tickets(self, f: ReportFilter, limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        """Tickets without a public reply yet, highest public risk first, and how many there are
+        per risk level."""
+        where = [ticket_facts.c.answered == 0, *f.where(ticket_facts)]
+        stmt = (select(ticket_facts, posts.c.text, posts.c.url.label("post_url"), authors.c.handle,
+                       authors.c.followers, tickets.c.helpdesk, tickets.c.ticket_id,
+                       tickets.c.url.label("ticket_url"))
+                .join(posts, posts.c.key == ticket_facts.c.post_key)
+                .join(authors, authors.c.key == posts.c.author_key)
+                .join(tickets, tickets.c.post_key == ticket_facts.c.post_key)
+                .where(*where)
+                .order_by(ticket_facts.c.risk_score.desc(), ticket_facts.c.posted_at.desc(),
+                          ticket_facts.c.post_key).limit(limit))
+        with self.engine.connect() as conn:
+            by_risk = conn.execute(select(ticket_facts.c.risk, func.count()).where(*where)
+                                   .group_by(ticket_facts.c.risk)).all()
+            rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
+        return {risk: int(n) for risk, n in by_risk}, rows
+
+    def report_response_times(self, f: ReportFilter) -> list[tuple[str, str, list[int], list[int]]]:
+        """(day, priority, post→ticket seconds, post→first reply seconds) per day and priority.
+
+        The database joins each group's values into one string (SQLite's group_concat,
+        PostgreSQL's string_agg) over the covering index ix_ticket_facts_times, so a year
+        (~500k tickets) comes back as ~1,500 rows instead of 500k row objects."""
+        t = ticket_facts
+        if self.engine.dialect.name == "postgresql":
+            def joined(col: Any) -> Any:
+                return func.string_agg(cast(col, Text), ",")
+        else:
+            def joined(col: Any) -> Any:
+                return func.group_concat(col, ",")
+        stmt = (select(t.c.day, t.c.priority, joined(t.c.ticket_seconds), joined(t.c.reply_seconds))
+                .where(*f.where(t)).group_by(t.c.day, t.c.priority))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [(day, priority, _ints(tickets_joined), _ints(replies_joined))
+                for day, priority, tickets_joined, replies_joined in rows]
+
+    def report_decisions(self, f: ReportFilter, since: datetime, until: datetime, *,
+                         qualified: bool | None, limit: int) -> list[dict[str, Any]]:
+        """The newest posts posted in [since, until) (only kept or only dropped ones), with why."""
+        stmt = (select(posts.c.key, posts.c.platform, posts.c.text, posts.c.url, posts.c.created_at,
+                       posts.c.qualified, posts.c.brand, posts.c.reasons, posts.c.source, authors.c.handle,
+                       authors.c.name.label("author_name"))
+                .join(authors, authors.c.key == posts.c.author_key)
+                .where(posts.c.created_at >= since).where(posts.c.created_at < until)
+                .order_by(posts.c.created_at.desc()).limit(limit))  # walks ix_posts_created back: no sort
+        if qualified is not None:
+            stmt = stmt.where(posts.c.qualified == qualified)
+        if f.brands:
+            stmt = stmt.where(posts.c.brand.in_(list(f.brands)))
+        if f.platforms:
+            stmt = stmt.where(posts.c.platform.in_(list(f.platforms)))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def report_outbox(self, f: ReportFilter, since: datetime, until: datetime,
+                      limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        """Deliveries not done yet (pending, sending, failed) for posts posted in [since, until):
+        counts per status and rows (failing first, then the oldest)."""
+        where = [posts.c.created_at >= since, posts.c.created_at < until]
+        if f.brands:
+            where.append(posts.c.brand.in_(list(f.brands)))
+        if f.platforms:
+            where.append(posts.c.platform.in_(list(f.platforms)))
+        waiting = outbox.c.status.in_(["pending", "sending", "failed"])
+        failing_first = (outbox.c.status != "failed")
+        stmt = (select(outbox, posts.c.text, posts.c.brand, posts.c.platform, posts.c.created_at.label("posted_at"))
+                .join(posts, posts.c.key == outbox.c.post_key).where(waiting, *where)
+                .order_by(failing_first, outbox.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            counts = conn.execute(select(outbox.c.status, func.count()).join(posts, posts.c.key == outbox.c.post_key)
+                                  .where(waiting, *where).group_by(outbox.c.status)).all()
+            rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
+        return {status: int(n) for status, n in counts}, rows
+
+    def rebuild_reports(self, topics_of: Callable[[dict[str, Any]], Sequence[str]] | None = None) -> int:
+        """Recount every report table from the stored posts (after an upgrade, or to add topics
+        to posts stored before topics existed). Returns the number of posts counted."""
+        with self.engine.begin() as conn:
+            return _rebuild_reports(conn, topics_of)
+
+    # --- dashboard accounts --------------------------------------------------------------
+    def create_user(self, name: str, password_hash: str, *, replace: bool = False) -> bool:
+        """Add a supervisor; with `replace`, set a new password for an existing one. Returns
+        False when the name exists and `replace` is not set."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            stmt = _insert(conn, users).values(name=name, password_hash=password_hash, created_at=now)
+            if replace:
+                stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"password_hash": password_hash})
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=["name"])
+            return conn.execute(stmt).rowcount == 1
+
+    def user_password_hash(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(users.c.password_hash).where(users.c.name == name)).scalar()
+
+    def record_login(self, name: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(users).where(users.c.name == name).values(last_login_at=utcnow()))
+
+    def list_users(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(users.c.name, users.c.created_at, users.c.last_login_at)
+                                                  .order_by(users.c.name)).mappings().all()]
+
 
 def _post_from_row(row: Any) -> tuple[Post, Decision, Analysis | None]:
     """A stored post (joined with its author and analysis) as domain objects."""
@@ -1189,6 +1621,185 @@ def _post_from_row(row: Any) -> tuple[Post, Decision, Analysis | None]:
     return post, decision, analysis
 
 
+# --- report tables: kept in step with the rows they count ----------------------------------
+def _whole_months(since: str, until: str) -> list[str]:
+    """The calendar months ('YYYY-MM') lying entirely within [since, until] (days 'YYYY-MM-DD')."""
+    from datetime import date as _date
+    first, last = _date.fromisoformat(since), _date.fromisoformat(until)
+    month = _date(first.year, first.month, 1)
+    if month < first:
+        month = _date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    months = []
+    while True:
+        end = _date.fromisoformat(_month_end(month.isoformat()[:7]))
+        if end > last:
+            return months
+        months.append(month.isoformat()[:7])
+        month = end + timedelta(days=1)
+
+
+def _month_end(month: str) -> str:
+    from datetime import date as _date
+    year, mon = int(month[:4]), int(month[5:7])
+    following = _date(year + mon // 12, mon % 12 + 1, 1)
+    return (following - timedelta(days=1)).isoformat()
+
+
+def _day_before(day: str) -> str:
+    from datetime import date as _date
+    return (_date.fromisoformat(day) - timedelta(days=1)).isoformat()
+
+
+def _day_after(day: str) -> str:
+    from datetime import date as _date
+    return (_date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def _ints(joined: str | None) -> list[int]:
+    return list(map(int, joined.split(","))) if joined else []
+
+
+def _label_values(analysis: Analysis | None) -> dict[str, str]:
+    if analysis is None:
+        return {name: "" for name in LABEL_COLUMNS}
+    return {name: getattr(analysis, name).value for name in LABEL_COLUMNS}
+
+
+def _one_label_values(qualified: bool, platform: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+    """(label, value) rows of report_daily_label for one post: every post counts under
+    'qualified' and 'platform'; only analysed (qualified) posts under the analysis labels."""
+    pairs = [("qualified", str(int(qualified))), ("platform", platform)]
+    if qualified:
+        pairs += [(name, value) for name, value in labels.items() if value]
+    return pairs
+
+
+def _bump(conn: Connection, table: Table, key: dict[str, Any], by: int = 1) -> None:
+    """Add `by` to the count of one summary row, creating it at `by`."""
+    stmt = _insert(conn, table).values(**key, n=by)
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_={"n": table.c.n + by}))
+
+
+def _count_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,
+                topics: Sequence[str]) -> None:
+    where = dict(day=report_day(post.created_at), brand=decision.brand or "", platform=post.platform)
+    labels = _label_values(analysis)
+    _bump(conn, report_daily, {**where, "qualified": int(decision.qualified), **labels})
+    for label, value in _one_label_values(decision.qualified, post.platform, labels):
+        _bump(conn, report_daily_label, {**where, "label": label, "value": value})
+    for reason in dict.fromkeys(decision.reasons):
+        _bump(conn, report_reasons, {**where, "qualified": int(decision.qualified), "reason": reason[:400]})
+    for topic in dict.fromkeys(t[:100] for t in topics):
+        conn.execute(_insert(conn, post_topics).values(post_key=post.key, topic=topic, **where, **labels)
+                     .on_conflict_do_nothing(index_elements=["post_key", "topic"]))
+        _bump(conn, report_topic_monthly, {"month": where["day"][:7], "brand": where["brand"],
+                                           "platform": where["platform"], "topic": topic})
+
+
+def _record_ticket_facts(conn: Connection, post_key: str, ticket_created_at: datetime) -> None:
+    row = conn.execute(select(posts.c.created_at, posts.c.brand, posts.c.platform, analyses.c.sentiment,
+                              analyses.c.intent, analyses.c.expectation_type, analyses.c.expectation_content,
+                              analyses.c.quality_axis, analyses.c.priority, analyses.c.risk, analyses.c.risk_score)
+                       .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                       .where(posts.c.key == post_key)).mappings().first()
+    if row is None:
+        return
+    first_reply = conn.execute(select(func.min(exchanges.c.sent_at))
+                               .where(exchanges.c.ticket_post_key == post_key)).scalar()
+    conn.execute(_insert(conn, ticket_facts).values(**_ticket_fact(post_key, row, ticket_created_at, first_reply))
+                 .on_conflict_do_nothing(index_elements=["post_key"]))
+
+
+def _ticket_fact(post_key: str, row: Any, ticket_created_at: datetime, first_reply: datetime | None) -> dict[str, Any]:
+    posted_at = row["created_at"]
+    return dict(
+        post_key=post_key, day=report_day(posted_at), brand=row["brand"] or "", platform=row["platform"],
+        **{name: row[name] or "" for name in LABEL_COLUMNS},
+        priority=row["priority"] or "normal", risk=row["risk"] or "low", risk_score=row["risk_score"] or 0.0,
+        posted_at=posted_at, ticket_seconds=round((ticket_created_at - posted_at).total_seconds()),
+        reply_seconds=round((first_reply - posted_at).total_seconds()) if first_reply else None,
+        answered=int(first_reply is not None),
+    )
+
+
+def _record_first_reply(conn: Connection, exchange_id: int, sent_at: datetime) -> None:
+    ticket_post_key = conn.execute(select(exchanges.c.ticket_post_key).where(exchanges.c.id == exchange_id)).scalar()
+    posted_at = conn.execute(select(ticket_facts.c.posted_at).where(ticket_facts.c.post_key == ticket_post_key)
+                             .where(ticket_facts.c.reply_seconds.is_(None))).scalar()
+    if posted_at is None:  # no ticket (yet), or an earlier reply already counted
+        return
+    conn.execute(update(ticket_facts).where(ticket_facts.c.post_key == ticket_post_key)
+                 .where(ticket_facts.c.reply_seconds.is_(None))
+                 .values(reply_seconds=round((sent_at - posted_at).total_seconds()), answered=1))
+
+
+def _rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Sequence[str]] | None) -> int:
+    from collections import Counter
+
+    for table in (report_daily, report_daily_label, report_reasons, ticket_facts) + ((post_topics,) if topics_of else ()):
+        conn.execute(table.delete())
+    daily: Counter[tuple[Any, ...]] = Counter()
+    one_label: Counter[tuple[Any, ...]] = Counter()
+    reasons: Counter[tuple[Any, ...]] = Counter()
+    counted = 0
+    stmt = (select(posts.c.key, posts.c.created_at, posts.c.platform, posts.c.brand, posts.c.qualified,
+                   posts.c.reasons, posts.c.text, posts.c.lang,
+                   *(analyses.c[name] for name in LABEL_COLUMNS), analyses.c.detail)
+            .outerjoin(analyses, analyses.c.post_key == posts.c.key))
+    for row in conn.execute(stmt).mappings():
+        counted += 1
+        where = (report_day(row["created_at"]), row["brand"] or "", row["platform"])
+        labels = tuple(row[name] or "" for name in LABEL_COLUMNS)
+        qualified = int(bool(row["qualified"]))
+        daily[(*where, qualified, *labels)] += 1
+        for label, value in _one_label_values(bool(qualified), row["platform"], dict(zip(LABEL_COLUMNS, labels))):
+            one_label[(label, *where, value)] += 1
+        for reason in dict.fromkeys(row["reasons"] or []):
+            reasons[(*where, qualified, reason[:400])] += 1
+        if topics_of is not None:
+            for topic in dict.fromkeys(t[:100] for t in topics_of(dict(row))):
+                conn.execute(insert(post_topics).values(
+                    post_key=row["key"], topic=topic, day=where[0], brand=where[1], platform=where[2],
+                    **dict(zip(LABEL_COLUMNS, labels))))
+    # Monthly topic counts from post_topics (new or kept), whichever way it was filled.
+    conn.execute(report_topic_monthly.delete())
+    conn.execute(insert(report_topic_monthly).from_select(
+        ["month", "brand", "platform", "topic", "n"],
+        select(func.substr(post_topics.c.day, 1, 7), post_topics.c.brand, post_topics.c.platform, post_topics.c.topic,
+               func.count()).group_by(func.substr(post_topics.c.day, 1, 7), post_topics.c.brand,
+                                      post_topics.c.platform, post_topics.c.topic)))
+    keys = ("day", "brand", "platform", "qualified", *LABEL_COLUMNS)
+    if daily:
+        conn.execute(insert(report_daily), [{**dict(zip(keys, k)), "n": n} for k, n in daily.items()])
+    if one_label:
+        conn.execute(insert(report_daily_label), [{**dict(zip(("label", "day", "brand", "platform", "value"), k)),
+                                                   "n": n} for k, n in one_label.items()])
+    if reasons:
+        conn.execute(insert(report_reasons), [{**dict(zip(("day", "brand", "platform", "qualified", "reason"), k)),
+                                                "n": n} for k, n in reasons.items()])
+    first_replies = (select(exchanges.c.ticket_post_key, func.min(exchanges.c.sent_at).label("first_reply"))
+                     .group_by(exchanges.c.ticket_post_key).subquery())
+    ticket_rows = conn.execute(
+        select(tickets.c.post_key, tickets.c.created_at.label("ticket_created_at"), posts.c.created_at,
+               posts.c.brand, posts.c.platform, *(analyses.c[name] for name in LABEL_COLUMNS),
+               analyses.c.priority, analyses.c.risk, analyses.c.risk_score, first_replies.c.first_reply)
+        .join(posts, posts.c.key == tickets.c.post_key)
+        .outerjoin(analyses, analyses.c.post_key == tickets.c.post_key)
+        .outerjoin(first_replies, first_replies.c.ticket_post_key == tickets.c.post_key)).mappings().all()
+    if ticket_rows:
+        conn.execute(insert(ticket_facts), [_ticket_fact(r["post_key"], r, r["ticket_created_at"], r["first_reply"])
+                                            for r in ticket_rows])
+    return counted
+
+
+def _migrate_2_reports(conn: Connection) -> None:
+    """The dashboard's report tables are new (create_all made them); fill them from the posts
+    already stored, and index posts by created_at for the qualification log.
+    Complaint topics of older posts need nagisa: `yorisoi report --rebuild` adds them."""
+    ix_posts_created.create(conn, checkfirst=True)
+    _rebuild_reports(conn, None)
+
+
 class _AlreadyStored(Exception):
     """Raised inside a transaction to roll it back when the post is a duplicate."""
 
@@ -1204,7 +1815,6 @@ def _pid_alive(pid: int) -> bool:
 
 
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
-#: created by `metadata.create_all`; later versions append here, and a fresh database gets every
-#: table from `metadata` at once.
-MIGRATIONS: dict[int, Any] = {}
+#: created by `metadata.create_all`; later versions append here.
+MIGRATIONS: dict[int, Any] = {2: _migrate_2_reports}
 

@@ -125,3 +125,31 @@ def httpserver_listen_address():
     # Fakes of external services listen on the loopback address only (house rule); an IP,
     # not "localhost", also suits clients that build host names (zenpy: "<sub>.<domain>").
     return ("127.0.0.1", 0)
+
+
+SUPERVISOR = ("supervisor", "a-long-test-password-監督")
+
+
+def csrf_from(html: str) -> str:
+    import re
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def login(client, app, name: str = SUPERVISOR[0], password: str = SUPERVISOR[1]):
+    """Create the supervisor account (once) and sign the test client in through the form."""
+    from connector.web.auth import hash_password
+    store = app.extensions["yorisoi"].store
+    if store.user_password_hash(name) is None:
+        store.create_user(name, hash_password(password))
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"name": name, "password": password, "csrf_token": token, "next": "/"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+@pytest.fixture
+def supervisor(app):
+    """A test client signed in to the dashboard (the webhooks' `client` stays anonymous)."""
+    return login(app.test_client(), app)

@@ -97,8 +97,8 @@ def test_cli_reply_on_local_helpdesk(env, svc):
     assert unknown.exit_code == 1 and "was not created by Yorisoi" in unknown.output
 
 
-def test_post_page_shows_exchanges(client, svc):
+def test_post_page_shows_exchanges(supervisor, svc):
     ticket_id = ticketed(svc)
     svc.reply(ticket_id=ticket_id, agent="佐藤", text="<b>確認します</b>", dedupe_key="k-page")
-    page = client.get("/posts/x:1").get_data(as_text=True)
+    page = supervisor.get("/posts/x:1").get_data(as_text=True)
     assert "返信のやりとり" in page and "&lt;b&gt;確認します&lt;/b&gt;" in page and "recorded" in page

@@ -116,11 +116,12 @@ def test_oversized_body_is_413(app_factory):
     assert response.status_code == 413
 
 
-def test_hostile_text_is_stored_verbatim_and_shown_inert(client, svc):
+def test_hostile_text_is_stored_verbatim_and_shown_inert(client, supervisor, svc):
     text = 'ソラモバイル最悪 <script>alert(1)</script><img src=x onerror=alert(2)>'
     send(client, post_dict(id="9201", text=text, url="javascript:alert(3)"))
     svc.pipeline.drain(max_wait=1)
-    page = client.get("/").get_data(as_text=True)
+    client = supervisor  # the pages need a signed-in supervisor (the ticket list is /tickets)
+    page = client.get("/tickets").get_data(as_text=True)
     assert "<script>alert(1)" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert 'href="javascript:' not in page

@@ -1,14 +1,96 @@
-"""The listening dashboard: tickets created, the qualification log and the outbox."""
+"""The listening dashboard: the voice of the customer as numbers, for supervisors.
+
+Thin views: the figures come from connector/reports.py (shared with `yorisoi report`), the
+charts from connector/web/charts.py. Every page takes the same filters (brand, source, date
+range, labels) from the query string, and every table has a CSV export with those filters.
+"""
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, render_template, request
+from typing import Any, Callable
 
+from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
+
+from connector import reports
+from connector.labels import PLATFORM_NAMES, VALUE_NAMES
+from connector.reports import FilterError, ReportTable
 from connector.services import services
+from connector.store import LABEL_COLUMNS, ReportFilter
+from connector.web import auth
+from connector.web.charts import render as render_chart
 
 bp = Blueprint("dashboard", __name__)
 
+#: Pages in the navigation: (endpoint, i18n key).
+PAGES = (("dashboard.overview", "nav_overview"), ("dashboard.topics", "nav_topics"),
+         ("dashboard.risk", "nav_risk"), ("dashboard.response_times", "nav_response"),
+         ("dashboard.tickets", "nav_tickets"), ("dashboard.decisions", "nav_decisions"),
+         ("dashboard.outbox", "nav_outbox"))
 
+
+@bp.record_once
+def _globals(state: Any) -> None:
+    state.app.jinja_env.globals.update(nav_pages=PAGES, zip=zip)
+
+
+@bp.before_request
+def _login_required():
+    if request.endpoint == "dashboard.healthz":
+        return None  # load balancers and uptime checks have no account
+    return auth.require_login()
+
+
+@bp.errorhandler(FilterError)
+def _bad_filter(exc: FilterError):
+    return render_template("error.html", message=str(exc), f=None, query=[]), 400
+
+
+def _filter() -> ReportFilter:
+    latest = None if request.args.get("to") else services().store.report_latest_day()
+    return reports.parse_filter(request.args, latest_day=latest)
+
+
+def _only() -> bool | None:
+    return {"qualified": True, "dropped": False}.get(request.args.get("only") or "")
+
+
+def _context(f: ReportFilter, **extra: Any) -> dict[str, Any]:
+    query = reports.filter_query(f)
+    return dict(f=f, query=query, facets=services().store.report_facets(f), label_columns=LABEL_COLUMNS,
+                value_names=VALUE_NAMES, platform_names=PLATFORM_NAMES, pages=PAGES,
+                chosen_labels=dict(f.labels), render_chart=render_chart, **extra)
+
+
+# --- pages --------------------------------------------------------------------------------
 @bp.get("/")
+def overview():
+    f = _filter()
+    svc = services()
+    return render_template("overview.html", tables=reports.overview(svc.store, f),
+                           totals=reports.totals(svc.store, f), **_context(f))
+
+
+@bp.get("/topics")
+def topics():
+    f = _filter()
+    return render_template("report.html", heading="nav_topics", intro="topics_intro",
+                           tables=[reports.topics(services().store, f)], **_context(f))
+
+
+@bp.get("/risk")
+def risk():
+    f = _filter()
+    counts, board = reports.open_tickets(services().store, f)
+    return render_template("risk.html", counts=counts, board=board, **_context(f))
+
+
+@bp.get("/response-times")
+def response_times():
+    f = _filter()
+    return render_template("report.html", heading="nav_response", intro="response_intro",
+                           tables=reports.response_times(services().store, f), **_context(f))
+
+
+@bp.get("/tickets")
 def tickets():
     svc = services()
     return render_template("tickets.html", tickets=svc.store.list_tickets(limit=500),
@@ -33,19 +115,95 @@ def post_detail(key: str):
 
 @bp.get("/decisions")
 def decisions():
-    only = request.args.get("only")
-    qualified = {"qualified": True, "dropped": False}.get(only or "")
-    return render_template("decisions.html", decisions=services().store.decisions(qualified=qualified),
-                           only=only)
+    f = _filter()
+    store = services().store
+    only = request.args.get("only") or ""
+    return render_template("decisions.html", tables=reports.qualification(store, f),
+                           volume=reports.overview(store, f, ("qualified",))[0],
+                           recent=reports.recent_decisions(store, f, _only()), only=only, **_context(f))
 
 
 @bp.get("/outbox")
 def outbox():
+    f = _filter()
     svc = services()
-    return render_template("outbox.html", rows=svc.store.outbox_rows(), counts=svc.store.outbox_counts())
+    counts, table = reports.outbox(svc.store, f)
+    return render_template("outbox.html", table=table, counts=counts, all_counts=svc.store.outbox_counts(("pending", "sending", "failed")),
+                           **_context(f))
+
+
+@bp.post("/outbox/<int:outbox_id>/retry")
+def retry(outbox_id: int):
+    svc = services()
+    svc.store.retry_failed(outbox_id)
+    svc.wake_worker()
+    return redirect(_back_to_outbox())
+
+
+@bp.post("/outbox/retry-failed")
+def retry_all():
+    svc = services()
+    svc.store.retry_failed()
+    svc.wake_worker()
+    return redirect(_back_to_outbox())
+
+
+def _back_to_outbox() -> str:
+    target = request.form.get("back") or ""
+    return target if target.startswith("/outbox") else url_for("dashboard.outbox")
+
+
+# --- CSV ----------------------------------------------------------------------------------
+def _tables(name: str, f: ReportFilter) -> list[ReportTable]:
+    store = services().store
+    makers: dict[str, Callable[[], list[ReportTable]]] = {
+        "volume_": lambda: reports.overview(store, f),
+        "topics": lambda: [reports.topics(store, f)],
+        "open_by_risk": lambda: list(reports.open_tickets(store, f)),
+        "risk_leaderboard": lambda: list(reports.open_tickets(store, f)),
+        "response_summary": lambda: reports.response_times(store, f),
+        "ticket_": lambda: reports.response_times(store, f),
+        "reply_": lambda: reports.response_times(store, f),
+        "dropped_reasons": lambda: reports.qualification(store, f),
+        "kept_reasons": lambda: reports.qualification(store, f),
+        "decisions": lambda: [reports.recent_decisions(store, f, _only())],
+        "outbox": lambda: [reports.outbox(store, f)[1]],
+    }
+    for prefix, make in makers.items():
+        if name.startswith(prefix):
+            return make()
+    return []
+
+
+@bp.get("/export/<name>.csv")
+def export_csv(name: str):
+    f = _filter()
+    table = next((t for t in _tables(name, f) if t.name == name), None)
+    if table is None:
+        abort(404)
+    # UTF-8 with a BOM: Excel (still the tool of most Japanese support teams) reads it as
+    # UTF-8 instead of Shift_JIS only when the BOM is there.
+    body = "\ufeff" + reports.to_csv(table, g.lang)
+    filename = f"yorisoi-{name}-{f.since}-{f.until}.csv"
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
 
 
 @bp.get("/healthz")
 def healthz():
     svc = services()
     return {"ok": True, "helpdesk": svc.helpdesk.name, "outbox": svc.store.outbox_counts()}
+
+
+@bp.app_template_global()
+def page_url(endpoint: str, query: list[tuple[str, str]] | None = None, **values: Any) -> str:
+    """A dashboard URL carrying the current filters (and any extra parameters)."""
+    from urllib.parse import urlencode
+    pairs = list(query or []) + [(k, str(v)) for k, v in values.items() if v not in (None, "")]
+    return url_for(endpoint) + ("?" + urlencode(pairs) if pairs else "")
+
+
+@bp.app_template_global()
+def csv_url(name: str, query: list[tuple[str, str]] | None = None) -> str:
+    from urllib.parse import urlencode
+    return url_for("dashboard.export_csv", name=name) + ("?" + urlencode(query) if query else "")

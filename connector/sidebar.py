@@ -1,0 +1,221 @@
+"""What the agent sidebar shows about a ticket, assembled from the store: the post with its
+analysis and evidence, the author's public profile, their earlier posts about the brand, the
+team's earlier replies to them, their other tickets and a sentiment history.
+
+The API (connector/web/api.py) serialises these dicts as they are, so every value here is JSON
+ready. Text from posts and profiles is hostile: it is returned as plain strings (the extension
+renders it as text only), and only http(s) links — avatars https only — are passed on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Collection, Iterable
+from urllib.parse import quote, urlsplit
+
+from connector.draft_check import DEFAULT_SIMILARITY, DraftContext, RecentReply
+from connector.labels import LABEL_NAMES, PLATFORM_NAMES, VALUE_NAMES
+from connector.models import ANALYSIS_LABELS
+from connector.sources.hints import x_intent_url
+from connector.store import Store, utcnow
+
+#: Labels an agent may correct from the sidebar. Risk and priority are computed from these and
+#: the author's reach, so they are not corrected directly.
+CORRECTABLE_LABELS = ("sentiment", "intent", "expectation_type", "expectation_content", "quality_axis")
+#: How far back (and how many) team replies a draft is compared with.
+RECENT_REPLIES_WINDOW = timedelta(days=30)
+RECENT_REPLIES_LIMIT = 300
+HISTORY_LIMIT = 20
+TEXT_LIMIT = 1000
+
+
+class TicketNotFound(LookupError):
+    """Not a ticket Yorisoi created (or not in this connector's database)."""
+
+    def __init__(self, helpdesk: str, ticket: str) -> None:
+        super().__init__(f"{helpdesk} ticket {ticket} was not created by Yorisoi")
+        self.message_ja = f"{helpdesk} のチケット {ticket} は Yorisoi が作成したものではありません（この接続先のデータベースにありません）。"
+        self.message_en = f"{helpdesk} ticket {ticket} was not created by Yorisoi (it is not in this connector's database)."
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def http_url(url: str | None, *, https_only: bool = False) -> str | None:
+    """The URL if it is an absolute http(s) URL (https only for images), else None."""
+    if not url or not isinstance(url, str) or len(url) > 2000:
+        return None
+    parts = urlsplit(url.strip())
+    allowed = ("https",) if https_only else ("http", "https")
+    return url.strip() if parts.scheme.lower() in allowed and parts.netloc else None
+
+
+def profile_url(platform: str, handle: str | None, author_id: str, post_url: str | None) -> str | None:
+    """The author's public profile page on their network (None where there is none)."""
+    if platform == "x" and handle:
+        return f"https://x.com/{quote(handle.lstrip('@'), safe='_')}"
+    if platform == "bluesky":
+        return f"https://bsky.app/profile/{quote((handle or author_id).lstrip('@'), safe='.:-_')}"
+    if platform == "mastodon" and handle:
+        user, _, host = handle.lstrip("@").partition("@")
+        host = host or (urlsplit(post_url).hostname if post_url else None) or ""
+        return http_url(f"https://{host}/@{quote(user, safe='_.-')}") if host else None
+    return None
+
+
+def _truncate(text: str | None, limit: int = TEXT_LIMIT) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def label_sets() -> dict[str, list[dict[str, str]]]:
+    """Every correctable label's values with their names, for the correction buttons."""
+    return {label: [{"value": value, "ja": ja, "en": en} for value, (ja, en) in VALUE_NAMES[label].items()]
+            for label in CORRECTABLE_LABELS}
+
+
+def _analysis(detail: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not detail:
+        return None
+    labels = {}
+    for name in ANALYSIS_LABELS:
+        label = detail.get(name) or {}
+        value = label.get("value")
+        names = VALUE_NAMES.get(name, {}).get(value, (value, value))
+        labels[name] = {"value": value, "value_ja": names[0], "value_en": names[1],
+                        "name_ja": LABEL_NAMES[name][0], "name_en": LABEL_NAMES[name][1],
+                        "score": label.get("score"), "evidence": [str(e) for e in label.get("evidence", [])]}
+    return {"labels": labels, "language": detail.get("language"), "version": detail.get("version")}
+
+
+def _reply_link(store: Store, post_key: str, platform: str, post_url: str | None,
+                live_sources: Collection[str]) -> dict[str, Any]:
+    """How this ticket's reply reaches the network: through the API from the helpdesk, or a
+    prepared link the agent opens (X, where the API refuses), or not at all (RSS: on the site)."""
+    if platform == "x":
+        reply_to = store.latest_customer_post(post_key)
+        allowed = bool(store.post_extras(reply_to).get("reply_allowed")) and "x" in live_sources
+        if allowed:
+            return {"mode": "api", "url": None}
+        return {"mode": "prepared", "url": x_intent_url(reply_to.split(":", 1)[1])}
+    if platform in ("mastodon", "bluesky"):
+        return {"mode": "api" if platform in live_sources else "recorded", "url": None}
+    return {"mode": "none", "url": http_url(post_url)}
+
+
+def _exchange(row: dict[str, Any]) -> dict[str, Any]:
+    return {"agent": row["agent"], "text": _truncate(row["text"]), "status": row["status"],
+            "url": http_url(row.get("url")), "created_at": iso(row["created_at"]), "sent_at": iso(row.get("sent_at")),
+            "helpdesk": row["helpdesk"], "ticket_id": row["ticket_id"]}
+
+
+def resolve_ticket(store: Store, helpdesk: str, ticket: str | None, external_id: str | None) -> str:
+    """The ticket post's key for a helpdesk ticket id, or for a Channel framework external id
+    (Zendesk creates those tickets, so only the external id names the post)."""
+    if ticket:
+        key = store.post_key_for_ticket(helpdesk, ticket)
+        if key is None:
+            raise TicketNotFound(helpdesk, ticket)
+        return key
+    from connector.channel.resources import post_key_from_external_id
+    assert external_id is not None
+    key = post_key_from_external_id(external_id) or store.post_key_for_external_id(external_id)
+    key = key and (store.ticket_post_key_of(key) or key)
+    if not key or not store.post_exists(key):
+        raise TicketNotFound(helpdesk, external_id)
+    return key
+
+
+def build_context(store: Store, post_key: str, *, live_sources: Collection[str] = (),
+                  now: datetime | None = None) -> dict[str, Any]:
+    now = now or utcnow()
+    post_row = store.post_row(post_key)
+    if post_row is None:
+        raise TicketNotFound("?", post_key)
+    ticket = store.ticket_row(post_key)
+    author = store.author_of(post_key) or {}
+    loaded = store.load_post(post_key)
+    detail = loaded[2].to_dict() if loaded and loaded[2] else None
+    platform = post_row["platform"]
+    created = author.get("created_at")
+    history_rows = store.author_posts(post_row["author_key"], brand=post_row["brand"], limit=HISTORY_LIMIT + 1)
+    earlier = [r for r in history_rows if r["key"] != post_key][:HISTORY_LIMIT]
+    series = sorted((r for r in history_rows if r["sentiment"] is not None), key=lambda r: r["created_at"])
+    return {
+        "ticket": None if ticket is None else {
+            "helpdesk": ticket["helpdesk"], "id": ticket["ticket_id"], "url": http_url(ticket["url"]),
+            "subject": ticket["subject"], "priority": ticket["priority"], "tags": list(ticket["tags"]),
+            "external_id": ticket["external_id"], "created_at": iso(ticket["created_at"])},
+        "post": {
+            "key": post_key, "platform": platform, "platform_name": PLATFORM_NAMES.get(platform, platform),
+            "url": http_url(post_row["url"]), "text": post_row["text"], "created_at": iso(post_row["created_at"]),
+            "lang": post_row["lang"], "brand": post_row["brand"], "metrics": post_row["metrics"],
+            "reply": _reply_link(store, post_key, platform, post_row["url"], live_sources)},
+        "analysis": _analysis(detail),
+        "author": {
+            "name": author.get("name"), "handle": author.get("handle"), "bio": author.get("bio"),
+            "location": author.get("location"), "followers": author.get("followers"),
+            "following": author.get("following"), "account_created_at": iso(created),
+            "account_age_days": (now - created).days if created else None,
+            "avatar_url": http_url(author.get("avatar_url"), https_only=True),
+            "profile_url": profile_url(platform, author.get("handle"), author.get("author_id", ""), post_row["url"])},
+        "history": [{
+            "key": r["key"], "url": http_url(r["url"]), "text": _truncate(r["text"], 500),
+            "created_at": iso(r["created_at"]), "sentiment": r["sentiment"], "sentiment_score": r["sentiment_score"],
+            "intent": r["intent"],
+            "ticket": {"helpdesk": r["helpdesk"], "id": r["ticket_id"]} if r["ticket_id"] else None,
+        } for r in earlier],
+        "exchanges": [_exchange(r) for r in store.author_exchanges(post_row["author_key"])],
+        "other_tickets": [{
+            "helpdesk": r["helpdesk"], "id": r["ticket_id"], "url": http_url(r["url"]), "subject": r["subject"],
+            "priority": r["priority"], "sentiment": r["sentiment"], "intent": r["intent"],
+            "created_at": iso(r["created_at"]),
+        } for r in store.author_tickets(post_row["author_key"], exclude_post_key=post_key)],
+        "sentiment_history": [{"at": iso(r["created_at"]), "score": r["sentiment_score"], "sentiment": r["sentiment"],
+                               "key": r["key"], "current": r["key"] == post_key} for r in series],
+        "label_sets": label_sets(),
+        "corrections": _latest_corrections(store, post_key),
+    }
+
+
+def _latest_corrections(store: Store, post_key: str) -> dict[str, dict[str, Any]]:
+    """The newest agent correction per label of this post (what the learner will train on)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in store.list_corrections(post_key=post_key):  # oldest first: later ones win
+        latest[row["label"]] = {"value": row["new_value"], "previous": row["old_value"], "agent": row["agent"],
+                                "at": iso(row["created_at"])}
+    return latest
+
+
+@dataclass(frozen=True)
+class DraftSettings:
+    """The draft check's configuration (YORISOI_DRAFT_*), read once at start-up."""
+
+    signature_template: str
+    signature_pattern: str | None = None
+    similarity_threshold: float = DEFAULT_SIMILARITY
+
+
+def draft_context(store: Store, post_key: str, agent: str | None, settings: DraftSettings,
+                  now: datetime | None = None) -> DraftContext:
+    post_row = store.post_row(post_key)
+    if post_row is None:
+        raise TicketNotFound("?", post_key)
+    loaded = store.load_post(post_key)
+    analysis = loaded[2] if loaded else None
+    recent = store.recent_exchanges((now or utcnow()) - RECENT_REPLIES_WINDOW, RECENT_REPLIES_LIMIT)
+    return DraftContext(
+        platform=post_row["platform"], agent=agent, brand=post_row["brand"],
+        post_sentiment=analysis.sentiment.value if analysis else None,
+        post_intent=analysis.intent.value if analysis else None,
+        recent_replies=[RecentReply(r["text"], r["agent"], r["created_at"], r["ticket_id"]) for r in recent],
+        signature_template=settings.signature_template, signature_pattern=settings.signature_pattern,
+        similarity_threshold=settings.similarity_threshold)
+
+
+def summarise(findings: Iterable[Any]) -> dict[str, int]:
+    counts = {"error": 0, "warning": 0, "info": 0}
+    for finding in findings:
+        counts[finding.severity] += 1
+    return counts

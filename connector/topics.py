@@ -1,0 +1,142 @@
+"""Complaint topics: the nouns and noun phrases people complain about, for the dashboard.
+
+Pure, like the analysis package (whose nagisa tokenizer it reuses). Runs at ingest for
+negative or complaint posts only, and the result is stored with the post (`post_topics`), so
+the dashboard counts topics over a year of posts without tagging any text at page time.
+
+The brand's own names, keywords and hashtags are masked out of the text *before* tagging:
+nagisa splits 「ソラ光」 into ソラ (an interjection) + 光, so filtering the words afterwards would
+keep 光 and drop legitimate topics such as アプリ (part of the keyword ソラアプリ).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Iterable
+
+from connector.analysis.text import detect_language, normalize, tokenize
+from connector.textnorm import fold
+
+#: nagisa's tags that make up a noun phrase: nouns, and Latin words inside Japanese text
+#: (eSIM, Wi-Fi, 5G). A phrase is a run of them, with a prefix (お, 再) or suffix (料, 者) kept.
+_NOUN = {"名詞", "英単語"}
+_PREFIX = "接頭辞"
+_SUFFIX = "接尾辞"
+#: Words that are nouns to nagisa but say nothing about what is wrong.
+STOP_WORDS = frozenset("""
+こと もの もん の ん よう ため ところ とき 時 今 今日 昨日 明日 今回 前 後 中 方 人 自分 私 僕 俺 あなた 皆 みんな
+これ それ あれ どれ ここ そこ あそこ どこ 何 なん なに 感じ 気 マジ 本当 ほんと 全然 普通 一 二 三 回 度 件 日 月 年 分 秒
+ダメ だめ ヶ月 か月 ヵ月 円 毎回 毎日 今朝 今夜 最近 一番 以外 気持ち 時間 感 ほう 辺 あと
+さん 様 くん ちゃん 方々 的 系 場合 状態 予定 以上 以下 一つ 全部 みたい 意味 理由 結果 場所 ww www 草
+""".split())
+_WORDY = re.compile(r"[^\W\d_]", re.UNICODE)  # at least one letter: not an emoji, digit or symbol
+_LATIN_END = re.compile(r"[A-Za-z0-9]$")
+_LATIN_START = re.compile(r"[A-Za-z0-9]")
+MAX_TOPICS = 8
+MAX_CHARS = 40
+
+
+def _fold_keep_length(text: str) -> str:
+    """fold() applied per character where it keeps the length, so offsets map back."""
+    out = []
+    for char in text:
+        folded = fold(char)
+        out.append(folded if len(folded) == 1 else char)
+    return "".join(out)
+
+
+def brand_terms(names: Iterable[str]) -> tuple[str, ...]:
+    """Folded brand names/keywords/hashtags to mask, longest first (ソラモバイル before ソラ)."""
+    terms = {fold(unicodedata.normalize("NFKC", n)).strip().lstrip("#＃@＠") for n in names}
+    return tuple(sorted((t for t in terms if t), key=len, reverse=True))
+
+
+def _mask(text: str, terms: tuple[str, ...]) -> str:
+    if not terms:
+        return text
+    folded = _fold_keep_length(text)
+    pattern = "|".join(r"\s*".join(re.escape(part) for part in term.split()) for term in terms)
+    chars = list(text)
+    for match in re.finditer(pattern, folded):
+        for i in range(match.start(), match.end()):
+            chars[i] = "、"  # a punctuation break: the words on either side never join up
+    return "".join(chars)
+
+
+def topics_of_text(text: str, *, exclude: tuple[str, ...] = (), lang: str | None = None) -> list[str]:
+    """Nouns and noun phrases of a Japanese text, in order of appearance, without duplicates,
+    stop words or anything in `exclude` (folded brand terms from `brand_terms`).
+
+    English text gives none: nagisa tags English words without parts of speech."""
+    normalized = normalize(text)
+    if not normalized or detect_language(normalized, lang) != "ja":
+        return []
+    tokens = tokenize(_mask(normalized, exclude))
+    found: list[str] = []
+    phrase: list[str] = []
+    prefix = ""
+
+    def close() -> None:
+        nonlocal prefix
+        words = [w.strip() for w in phrase if w.strip()]
+        if words:
+            term = prefix + words[0]
+            for before, word in zip(words, words[1:]):
+                # Japanese compounds join without a space (通信+速度); two Latin words keep one.
+                term += (" " if _LATIN_END.search(before) and _LATIN_START.match(word) else "") + word
+            if _keep(term, exclude) and term not in found:
+                found.append(term)
+        phrase.clear()
+        prefix = ""
+
+    for word, tag in zip(tokens.words, tokens.postags):
+        if tag in _NOUN and _WORDY.search(word) and word not in STOP_WORDS:
+            phrase.append(word)
+        elif tag == _SUFFIX and phrase:
+            phrase.append(word)
+        elif tag == _PREFIX:
+            close()
+            prefix = word
+        else:
+            close()
+    close()
+    return found[:MAX_TOPICS]
+
+
+def _keep(term: str, exclude: tuple[str, ...]) -> bool:
+    if len(term) < 2 and not re.search(r"[\u4e00-\u9fff]", term):
+        return False  # one kana or letter is noise; one kanji (駅, 店) is a real topic
+    if len(term) > MAX_CHARS or term in STOP_WORDS:
+        return False
+    folded = fold(term)
+    return not any(t == folded or t in folded for t in exclude)
+
+
+def is_complaint(analysis: object | None) -> bool:
+    """Topics are counted for what customers complain about: negative or complaint posts."""
+    if analysis is None:
+        return False
+    return getattr(analysis, "sentiment").value == "negative" or getattr(analysis, "intent").value == "complaint"
+
+
+_TERMS_CACHE: dict[int, tuple[object, tuple[str, ...]]] = {}
+
+
+def watch_terms(watch: object) -> tuple[str, ...]:
+    """Every watched brand's name, keywords, hashtags and mentions, folded (cached per config)."""
+    cached = _TERMS_CACHE.get(id(watch))
+    if cached is not None and cached[0] is watch:
+        return cached[1]
+    names: list[str] = []
+    for brand in getattr(watch, "brands", ()):
+        names += [brand.name, *brand.keywords, *brand.hashtags, *brand.mentions]
+    terms = brand_terms(names)
+    _TERMS_CACHE[id(watch)] = (watch, terms)
+    return terms
+
+
+def complaint_topics(post: object, analysis: object | None, watch: object) -> list[str]:
+    """The topics to store with a post: none unless it is a negative or complaint post."""
+    if not is_complaint(analysis):
+        return []
+    return topics_of_text(getattr(post, "text"), exclude=watch_terms(watch), lang=getattr(post, "lang"))

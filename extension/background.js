@@ -1,0 +1,173 @@
+/*
+ * Yorisoi background (Chrome: service worker; Firefox: event page). The ONLY place that talks
+ * to the connector: content scripts' own fetches would go out with the helpdesk page's origin
+ * and be blocked by CORS, and they must never see the agent's token. The token is read from
+ * storage.local here, sent as `Authorization: Bearer`, and never passed to a page.
+ */
+/* global importScripts, YorisoiShared */
+if (typeof YorisoiShared === 'undefined' && typeof importScripts === 'function') importScripts('shared.js');
+const S = YorisoiShared;
+const TIMEOUT_MS = 10000;
+const TICKETS_KEY = 'tabTickets';  // storage.session: survives the service worker's restarts
+
+async function connector() {
+  const { connectorUrl, apiToken } = await chrome.storage.local.get(['connectorUrl', 'apiToken']);
+  const target = S.connectorBase(connectorUrl || '');
+  return target && apiToken ? { base: target.base, token: apiToken } : null;
+}
+
+async function api(method, path, body) {
+  const target = await connector();
+  if (!target) return { ok: false, state: 'not_configured' };
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  let response;
+  try {
+    const headers = { Authorization: 'Bearer ' + target.token, Accept: 'application/json' };
+    if (body) headers['Content-Type'] = 'application/json';
+    response = await fetch(target.base + '/api/v1' + path, {
+      method, headers, body: body ? JSON.stringify(body) : undefined, signal: controller.signal,
+      credentials: 'omit', cache: 'no-store', redirect: 'error',
+    });
+  } catch (e) {
+    return { ok: false, state: 'unreachable' };
+  } finally {
+    clearTimeout(timer);
+  }
+  let data = null;
+  try { data = await response.json(); } catch (e) { data = null; }
+  const state = S.stateForResponse(response.status, data);
+  if (state === 'ok') return { ok: true, data };
+  const message = data && typeof data.message_ja === 'string'
+    ? { message_ja: data.message_ja, message_en: String(data.message_en || data.error || '') } : null;
+  return { ok: false, state, status: response.status, message };
+}
+
+// UI strings: the agent may pick Japanese or English in the options (a Japanese team's browser
+// is not always in Japanese); `auto` follows the browser. chrome.i18n cannot switch locales,
+// so the pages get the chosen _locales file from here.
+const messageCache = {};
+async function uiMessages() {
+  const { uiLang } = await chrome.storage.local.get('uiLang');
+  const auto = (chrome.i18n.getUILanguage() || 'en').toLowerCase().startsWith('ja') ? 'ja' : 'en';
+  const lang = uiLang === 'ja' || uiLang === 'en' ? uiLang : auto;
+  if (!messageCache[lang]) {
+    messageCache[lang] = await (await fetch(chrome.runtime.getURL(`_locales/${lang}/messages.json`))).json();
+  }
+  return { ok: true, lang, messages: messageCache[lang] };
+}
+
+async function tabTickets() {
+  const area = chrome.storage.session;
+  if (!area) return {};
+  const stored = await area.get(TICKETS_KEY);
+  return stored[TICKETS_KEY] || {};
+}
+
+async function rememberTicket(tabId, ticket) {
+  if (chrome.storage.session) {
+    const all = await tabTickets();
+    if (ticket) all[tabId] = ticket; else delete all[tabId];
+    await chrome.storage.session.set({ [TICKETS_KEY]: all });
+  }
+  // Tell an open side panel (or Firefox sidebar) which ticket this tab shows now.
+  chrome.runtime.sendMessage({ type: 'ticketChanged', tabId, ticket }).catch(() => {});
+}
+
+async function activeTabId(requested) {
+  if (Number.isInteger(requested)) return requested;
+  const [tab] = await chrome.tabs.query({ active: true, lastFocusedWindow: true });
+  return tab ? tab.id : null;
+}
+
+function enablePanel(tabId, enabled) {
+  // chrome.sidePanel: Chromium 114+; Firefox has sidebar_action instead (no per-tab toggle needed).
+  if (chrome.sidePanel && chrome.sidePanel.setOptions) {
+    chrome.sidePanel.setOptions({ tabId, path: 'sidepanel.html', enabled }).catch(() => {});
+  }
+}
+
+async function handle(req, sender) {
+  const q = (params) => new URLSearchParams(params).toString();
+  switch (req.type) {
+    case 'context':
+      return api('GET', '/context?' + q({ helpdesk: req.helpdesk, ticket: req.ticket }));
+    case 'draftCheck':
+      return api('POST', '/draft-check', { helpdesk: req.helpdesk, ticket: req.ticket, text: req.text });
+    case 'correction':
+      return api('POST', '/corrections', { helpdesk: req.helpdesk, ticket: req.ticket, label: req.label, value: req.value });
+    case 'ticketShown':
+      if (sender.tab && Number.isInteger(sender.tab.id)) {
+        enablePanel(sender.tab.id, true);
+        await rememberTicket(sender.tab.id, { helpdesk: req.helpdesk, ticket: req.ticket });
+      }
+      return { ok: true };
+    case 'status':
+      return { ok: true, configured: Boolean(await connector()) };
+    case 'whoami':
+      return api('GET', '/me');
+    case 'messages':
+      return uiMessages();
+    case 'openOptions':
+      await chrome.runtime.openOptionsPage();
+      return { ok: true };
+    case 'activeTicket': {
+      const tabId = await activeTabId(req.tabId);
+      const all = await tabTickets();
+      return { ok: true, tabId, ticket: tabId !== null ? all[tabId] || null : null };
+    }
+    case 'tabDraft': {
+      const tabId = await activeTabId(req.tabId);
+      if (tabId === null) return { ok: true, text: '' };
+      try {
+        const answer = await chrome.tabs.sendMessage(tabId, { type: 'readDraft' });
+        return { ok: true, text: answer && typeof answer.text === 'string' ? answer.text : '' };
+      } catch (e) {
+        return { ok: true, text: '' };
+      }
+    }
+    default:
+      return { ok: false, state: 'error' };
+  }
+}
+
+chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
+  // Only our own content scripts and pages; web pages cannot message us (no externally_connectable).
+  if (sender.id !== chrome.runtime.id) return false;
+  if (msg && msg.type === 'ticketChanged') return false;  // our own broadcast
+  const req = S.validateRequest(msg);
+  if (!req) {
+    sendResponse({ ok: false, state: 'error' });
+    return false;
+  }
+  handle(req, sender).then(sendResponse, () => sendResponse({ ok: false, state: 'error' }));
+  return true;  // answer asynchronously
+});
+
+// In-app navigation backup: the helpdesks switch tickets with pushState, which re-runs no
+// content script. The content script listens to the Navigation API and popstate itself; this
+// relay covers what those miss. The tab re-reads its own location (the URL is not trusted).
+chrome.tabs.onUpdated.addListener((tabId, changeInfo) => {
+  if (!changeInfo.url) return;
+  const ticket = S.parseTicketUrl(changeInfo.url);
+  enablePanel(tabId, Boolean(ticket));
+  if (!ticket) rememberTicket(tabId, null);
+  chrome.tabs.sendMessage(tabId, { type: 'locationChanged' }).catch(() => {});
+});
+
+chrome.tabs.onRemoved.addListener((tabId) => { rememberTicket(tabId, null); });
+
+function setUp() {
+  if (chrome.sidePanel && chrome.sidePanel.setPanelBehavior) {
+    chrome.sidePanel.setPanelBehavior({ openPanelOnActionClick: true }).catch(() => {});
+    // Off by default; enabled per tab on ticket pages (ticketShown / onUpdated).
+    chrome.sidePanel.setOptions({ path: 'sidepanel.html', enabled: false }).catch(() => {});
+  }
+}
+chrome.runtime.onInstalled.addListener(setUp);
+chrome.runtime.onStartup.addListener(setUp);
+
+// Firefox: the toolbar button toggles the sidebar (sidebarAction needs this user action).
+if (typeof browser !== 'undefined' && browser.sidebarAction && chrome.action) {
+  chrome.action.onClicked.addListener(() => { browser.sidebarAction.toggle(); });
+}

@@ -1,0 +1,115 @@
+/*
+ * Yorisoi content script on Zendesk (/agent/tickets/<id>) and Freshdesk (/a/tickets/<id>)
+ * pages: shows the sidebar for the ticket in the URL and follows the helpdesk's in-app
+ * navigation between tickets. Page glue only: rendering lives in shared.js, connector calls in
+ * background.js.
+ *
+ * The sidebar sits in a shadow root so the helpdesk's CSS cannot restyle it (and ours cannot
+ * leak into the helpdesk). It is an *open* root: a closed one only hides it from scripts the
+ * page already trusts (the helpdesk itself, which holds this ticket anyway), while open lets
+ * accessibility tools and our browser tests reach it.
+ */
+/* global YorisoiShared */
+(() => {
+  if (window.__yorisoiSidebar) return;  // injected twice (extension reload): keep the first
+  window.__yorisoiSidebar = true;
+  const S = YorisoiShared;
+
+  // Where the helpdesks keep the reply being written (best effort: their markup changes).
+  // Zendesk Agent Workspace: CKEditor 5 in the omnicomposer; classic: the comment textarea.
+  // Freshdesk: the Froala editor of the reply box.
+  const DRAFT_SELECTORS = [
+    '[data-test-id="omnicomposer-rich-text-ckeditor"]',
+    '[data-test-id="ticket-reply-editor"] [contenteditable="true"]',
+    '.ck-editor__editable[contenteditable="true"]',
+    '.zendesk-editor--rich-text-container [contenteditable="true"]',
+    'textarea[name="comment[body]"]',
+    '.fr-element.fr-view[contenteditable="true"]',
+    '[data-test-id="reply-editor"] [contenteditable="true"]',
+    '.redactor-editor[contenteditable="true"]',
+  ];
+
+  function readDraft() {
+    for (const selector of DRAFT_SELECTORS) {
+      const node = document.querySelector(selector);
+      if (!node) continue;
+      const text = node.tagName === 'TEXTAREA' ? node.value : node.innerText;
+      if (text && text.trim()) return text.trim();
+    }
+    return '';
+  }
+
+  async function send(msg) {
+    try {
+      return (await chrome.runtime.sendMessage(msg)) || { ok: false, state: 'error' };
+    } catch (e) {
+      // After the extension is reloaded or updated, this old script is cut off from it.
+      return { ok: false, state: /invalidated/i.test(String(e && e.message)) ? 'reload' : 'error' };
+    }
+  }
+
+  async function start() {
+    // The UI language the agent chose in the options (default: the browser's).
+    const ui = await send({ type: 'messages' });
+    const lang = ui.ok ? ui.lang : 'en';
+    const t = ui.ok ? S.translator(ui.messages) : (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
+
+    const host = document.createElement('div');
+    host.id = 'yorisoi-sidebar-host';
+    const shadow = host.attachShadow({ mode: 'open' });
+    const style = document.createElement('style');
+    style.textContent = S.CSS;
+    shadow.appendChild(style);
+    const sidebar = S.createSidebar(document, {
+      lang, t, send,
+      readDraft: async () => readDraft(),
+      onOpenOptions: () => send({ type: 'openOptions' }),
+    });
+    shadow.appendChild(sidebar.panel);
+
+    // Mirror the panel's state on the host element: tests and page-level tooling can wait for it
+    // without reaching into the shadow root.
+    new MutationObserver(() => {
+      for (const name of ['data-state', 'data-rendered', 'data-ticket']) {
+        const value = sidebar.panel.getAttribute(name);
+        if (value === null) host.removeAttribute(name); else host.setAttribute(name, value);
+      }
+    }).observe(sidebar.panel, { attributes: true, attributeFilter: ['data-state', 'data-rendered', 'data-ticket'] });
+
+    let shownKey;
+    function onLocationChange() {
+      const ticket = S.parseTicketUrl(location.href);
+      const key = ticket ? `${ticket.helpdesk}:${ticket.ticket}` : null;
+      if (key === shownKey) return;
+      shownKey = key;
+      if (!ticket) {
+        host.remove();  // views, dashboards, settings: no sidebar
+        sidebar.show(null);
+        return;
+      }
+      if (!host.isConnected) document.documentElement.appendChild(host);
+      send({ type: 'ticketShown', helpdesk: ticket.helpdesk, ticket: ticket.ticket });
+      sidebar.show(ticket);
+    }
+
+    // The four signals, first one wins (shownKey makes the others no-ops): the Navigation API
+    // (fires first in Chromium and Firefox), popstate (back/forward), the background's
+    // tabs.onUpdated relay, and a slow poll for anything else.
+    if (window.navigation && window.navigation.addEventListener) {
+      window.navigation.addEventListener('navigatesuccess', onLocationChange);
+      window.navigation.addEventListener('currententrychange', () => setTimeout(onLocationChange, 0));
+    }
+    window.addEventListener('popstate', onLocationChange);
+    window.addEventListener('hashchange', onLocationChange);
+    setInterval(onLocationChange, 1000);
+    chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
+      if (sender.id !== chrome.runtime.id || !msg) return false;
+      if (msg.type === 'locationChanged') onLocationChange();
+      if (msg.type === 'readDraft') sendResponse({ text: readDraft() });
+      return false;
+    });
+    onLocationChange();
+  }
+
+  start();
+})();

@@ -1,0 +1,524 @@
+/*
+ * Yorisoi sidebar: pure functions shared by the content script, the side panel and the
+ * background worker, and unit-tested under node (tests/js/). No chrome.* calls here.
+ *
+ * Everything that comes from the connector — post text, names, bios, evidence — is hostile
+ * (anyone can post "<img onerror>" about a brand). It only ever becomes DOM through text
+ * nodes: `el()` below never parses HTML, refuses on* attributes, and keeps links only when they
+ * are absolute http(s) URLs (images: https only). Nothing in this extension parses HTML.
+ */
+(function (root, factory) {
+  const api = factory();
+  if (typeof module === 'object' && module.exports) module.exports = api;
+  else root.YorisoiShared = api;
+})(typeof globalThis !== 'undefined' ? globalThis : this, function () {
+  'use strict';
+
+  const HELPDESKS = ['zendesk', 'freshdesk', 'local'];
+  const TICKET_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+  const MAX_DRAFT = 10000;
+  // Loopback hosts run the test pages (and a developer's fake helpdesk); real agents work on
+  // <subdomain>.zendesk.com and <subdomain>.freshdesk.com.
+  const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+  /** The helpdesk ticket a URL shows: {helpdesk, ticket, host} or null. */
+  function parseTicketUrl(href) {
+    let url;
+    try { url = new URL(href); } catch (e) { return null; }
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) return null;
+    const host = url.hostname.toLowerCase();
+    const zendesk = /^\/agent\/tickets\/(\d{1,20})(?:\/|$)/.exec(url.pathname);
+    const freshdesk = /^\/a\/tickets\/(\d{1,20})(?:\/|$)/.exec(url.pathname);
+    const loopback = LOOPBACK.has(host);
+    if (zendesk && (host.endsWith('.zendesk.com') || loopback)) return { helpdesk: 'zendesk', ticket: zendesk[1], host };
+    if (freshdesk && (host.endsWith('.freshdesk.com') || loopback)) return { helpdesk: 'freshdesk', ticket: freshdesk[1], host };
+    return null;
+  }
+
+  /** `url` if it is an absolute http(s) URL (https only when httpsOnly), else null. */
+  function safeUrl(url, httpsOnly) {
+    if (typeof url !== 'string' || url.length > 2000) return null;
+    let parsed;
+    try { parsed = new URL(url.trim()); } catch (e) { return null; }
+    const ok = httpsOnly ? parsed.protocol === 'https:' : (parsed.protocol === 'https:' || parsed.protocol === 'http:');
+    return ok && parsed.host ? parsed.href : null;
+  }
+
+  /**
+   * The connector's base URL from the options page (scheme, host, port and an optional path
+   * prefix for a reverse proxy; no query, no trailing slash) and the host permission pattern
+   * to request for it, or null.
+   */
+  function connectorBase(value) {
+    const url = safeUrl(value, false);
+    if (!url) return null;
+    const parsed = new URL(url);
+    if (parsed.username || parsed.password) return null;
+    const path = parsed.pathname.replace(/\/+$/, '');
+    return { base: parsed.origin + path, pattern: parsed.origin + '/*', origin: parsed.origin };
+  }
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  const ALLOWED_ATTRS = /^(class|title|role|type|lang|dir|id|name|for|value|placeholder|rows|disabled|hidden|tabindex|alt|width|height|viewBox|points|cx|cy|r|x|y|x1|x2|y1|y2|d|fill|stroke|stroke-width|preserveAspectRatio|data-[a-z-]+|aria-[a-z-]+)$/;
+
+  /**
+   * Build an element. attrs: plain attributes (allow-listed), `href` (http(s) only, else the
+   * attribute is dropped), `src` (https only), `on` ({event: handler}). Children: strings
+   * (become text nodes), nodes, arrays, null/undefined/false (skipped).
+   */
+  function el(doc, tag, attrs, ...children) {
+    const svg = tag.startsWith('svg:');
+    const node = svg ? doc.createElementNS(SVG_NS, tag.slice(4)) : doc.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === 'on') {
+        for (const [event, handler] of Object.entries(value)) node.addEventListener(event, handler);
+      } else if (name === 'href') {
+        const href = safeUrl(value, false);
+        if (href) {
+          node.setAttribute('href', href);
+          node.setAttribute('target', '_blank');
+          node.setAttribute('rel', 'noopener noreferrer');
+        }
+      } else if (name === 'src') {
+        const src = safeUrl(value, true);
+        if (src) {
+          node.setAttribute('src', src);
+          node.setAttribute('referrerpolicy', 'no-referrer');
+        }
+      } else if (ALLOWED_ATTRS.test(name)) {
+        node.setAttribute(name, value === true ? '' : String(value));
+      }
+    }
+    append(doc, node, children);
+    return node;
+  }
+
+  function append(doc, node, children) {
+    for (const child of children) {
+      if (child === null || child === undefined || child === false) continue;
+      if (Array.isArray(child)) append(doc, node, child);
+      else if (typeof child === 'string' || typeof child === 'number') node.appendChild(doc.createTextNode(String(child)));
+      else node.appendChild(child);
+    }
+  }
+
+  // --- formatting --------------------------------------------------------------------------
+
+  function formatDate(iso, lang) {
+    if (!iso) return '';
+    const d = new Date(iso);
+    if (isNaN(d.getTime())) return '';
+    const pad = (n) => String(n).padStart(2, '0');
+    const day = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+    return `${day} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+
+  function accountAge(days, lang) {
+    if (typeof days !== 'number' || days < 0) return null;
+    const years = Math.floor(days / 365);
+    const months = Math.floor((days % 365) / 30);
+    if (lang === 'ja') return years ? `${years}年${months ? months + 'か月' : ''}` : (months ? `${months}か月` : `${days}日`);
+    if (years) return `${years} yr${years > 1 ? 's' : ''}${months ? ' ' + months + ' mo' : ''}`;
+    return months ? `${months} mo` : `${days} d`;
+  }
+
+  function formatCount(n) {
+    if (typeof n !== 'number') return '–';
+    return n.toLocaleString('en-US');
+  }
+
+  /** A translator over chrome.i18n-style messages ({key: {message}}), for tests and pages. */
+  function translator(messages) {
+    // The same substitution chrome.i18n.getMessage does: $NAME$ → its placeholder's content,
+    // then $1…$9 → the arguments (as text: the result is only ever used as a text node).
+    return (key, ...subs) => {
+      const entry = messages && messages[key];
+      if (!entry) return key;
+      let text = entry.message.replace(/\$([A-Za-z0-9_]+)\$/g, (m, name) => {
+        const ph = entry.placeholders && entry.placeholders[name.toLowerCase()];
+        return ph ? ph.content : m;
+      });
+      return text.replace(/\$(\d)/g, (m, n) => (subs[n - 1] !== undefined ? String(subs[n - 1]) : ''));
+    };
+  }
+
+  // --- connector responses -> sidebar states ----------------------------------------------------
+
+  /** What the sidebar should show for a connector answer (used by the background worker). */
+  function stateForResponse(status, body) {
+    if (status === 0) return 'unreachable';
+    if (status === 401) return 'unauthorized';
+    if (status === 404 && body && body.code === 'unknown_ticket') return 'not_found';
+    if (status === 429) return 'rate_limited';
+    if (status >= 200 && status < 300) return 'ok';
+    return 'error';
+  }
+
+  /** A message from a content script or page, checked before the background acts on it. */
+  function validateRequest(msg) {
+    if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') return null;
+    const ticketOk = HELPDESKS.includes(msg.helpdesk) && typeof msg.ticket === 'string' && TICKET_ID.test(msg.ticket);
+    switch (msg.type) {
+      case 'context':
+      case 'ticketShown':
+        return ticketOk ? { type: msg.type, helpdesk: msg.helpdesk, ticket: msg.ticket } : null;
+      case 'draftCheck':
+        if (!ticketOk || typeof msg.text !== 'string' || !msg.text.trim() || msg.text.length > MAX_DRAFT) return null;
+        return { type: msg.type, helpdesk: msg.helpdesk, ticket: msg.ticket, text: msg.text };
+      case 'correction':
+        if (!ticketOk || typeof msg.label !== 'string' || typeof msg.value !== 'string') return null;
+        if (!/^[a-z_]{1,32}$/.test(msg.label) || !/^[a-z_]{1,32}$/.test(msg.value)) return null;
+        return { type: msg.type, helpdesk: msg.helpdesk, ticket: msg.ticket, label: msg.label, value: msg.value };
+      case 'status':
+      case 'messages':
+      case 'whoami':
+      case 'openOptions':
+        return { type: msg.type };
+      case 'activeTicket':
+      case 'tabDraft':
+        return { type: msg.type, tabId: Number.isInteger(msg.tabId) && msg.tabId >= 0 ? msg.tabId : null };
+      default:
+        return null;
+    }
+  }
+
+  // --- rendering ---------------------------------------------------------------------------
+
+  const SENTIMENT_CLASS = { negative: 'neg', neutral: 'neu', positive: 'pos' };
+
+  function badge(doc, cls, text) {
+    return el(doc, 'span', { class: 'badge ' + cls }, text);
+  }
+
+  /** A small SVG line chart of sentiment scores (-1..1), oldest left; the current post ringed. */
+  function sentimentChart(doc, series, t) {
+    const points = (series || []).filter((p) => typeof p.score === 'number');
+    const width = 300, height = 70, pad = 8;
+    const svg = el(doc, 'svg:svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, width: '100%', height: String(height),
+      role: 'img', 'aria-label': t('chartLabel'), preserveAspectRatio: 'none' });
+    svg.appendChild(el(doc, 'svg:line', { x1: 0, x2: width, y1: height / 2, y2: height / 2, class: 'axis' }));
+    if (!points.length) return svg;
+    const x = (i) => points.length === 1 ? width / 2 : pad + (i * (width - 2 * pad)) / (points.length - 1);
+    const y = (s) => pad + ((1 - Math.max(-1, Math.min(1, s))) / 2) * (height - 2 * pad);
+    svg.appendChild(el(doc, 'svg:polyline', { points: points.map((p, i) => `${x(i).toFixed(1)},${y(p.score).toFixed(1)}`).join(' '),
+      class: 'line', fill: 'none' }));
+    points.forEach((p, i) => {
+      svg.appendChild(el(doc, 'svg:circle', { cx: x(i).toFixed(1), cy: y(p.score).toFixed(1), r: p.current ? 5 : 3,
+        class: 'dot ' + (SENTIMENT_CLASS[p.sentiment] || 'neu') + (p.current ? ' current' : '') },
+        el(doc, 'svg:title', {}, `${formatDate(p.at)} ${p.sentiment} ${p.score.toFixed(2)}`)));
+    });
+    return svg;
+  }
+
+  function section(doc, title, ...children) {
+    return el(doc, 'section', { class: 'section' }, el(doc, 'h3', {}, title), ...children);
+  }
+
+  /**
+   * The sidebar body for a context answer. opts: {lang, t, onCorrect(label, value, button),
+   * onCheck(), draftArea (a textarea the caller owns), findings (an element or null)}.
+   */
+  function renderContext(doc, ctx, opts) {
+    const t = opts.t;
+    const lang = opts.lang === 'ja' ? 'ja' : 'en';
+    const labels = (ctx.analysis && ctx.analysis.labels) || {};
+    const name = (l) => (lang === 'ja' ? l.value_ja : l.value_en) || l.value || '–';
+    const author = ctx.author || {};
+    const post = ctx.post || {};
+    const root = el(doc, 'div', { class: 'context', 'data-ticket': ctx.ticket ? ctx.ticket.id : '' });
+
+    // Profile card
+    const age = accountAge(author.account_age_days, lang);
+    root.appendChild(el(doc, 'section', { class: 'profile' },
+      safeUrl(author.avatar_url, true) ? el(doc, 'img', { class: 'avatar', src: author.avatar_url, alt: '', width: 48, height: 48,
+        // A strict page CSP (img-src) or a dead link: no broken-image icon.
+        on: { error: (ev) => ev.currentTarget.remove() } }) : null,
+      el(doc, 'div', { class: 'who' },
+        el(doc, 'div', { class: 'name', 'data-field': 'name' }, author.name || author.handle || t('unknownAuthor')),
+        author.handle ? el(doc, author.profile_url ? 'a' : 'span', { class: 'handle', href: author.profile_url, 'data-field': 'handle' },
+          '@' + author.handle) : null,
+        el(doc, 'div', { class: 'facts' },
+          el(doc, 'span', { 'data-field': 'followers' }, t('followers', formatCount(author.followers))),
+          age ? el(doc, 'span', { 'data-field': 'age' }, t('accountAge', age)) : null,
+          author.location ? el(doc, 'span', { 'data-field': 'location' }, author.location) : null)),
+      author.bio ? el(doc, 'p', { class: 'bio', 'data-field': 'bio' }, author.bio) : null));
+
+    // Risk and priority
+    const risk = labels.risk, priority = labels.priority;
+    root.appendChild(el(doc, 'div', { class: 'risk-row' },
+      priority ? badge(doc, 'prio-' + priority.value, t('priority') + ': ' + name(priority)) : null,
+      risk ? badge(doc, 'risk-' + risk.value, t('risk') + ': ' + name(risk)) : null,
+      labels.sentiment ? badge(doc, SENTIMENT_CLASS[labels.sentiment.value] || 'neu', name(labels.sentiment)) : null,
+      labels.intent ? badge(doc, 'intent', name(labels.intent)) : null));
+
+    // The post, with its links
+    const reply = post.reply || {};
+    root.appendChild(section(doc, t('post'),
+      el(doc, 'blockquote', { class: 'post-text', 'data-field': 'post-text' }, post.text || ''),
+      el(doc, 'div', { class: 'links' },
+        post.url ? el(doc, 'a', { href: post.url, class: 'link-post' }, t('openPost', post.platform_name || '')) : null,
+        reply.mode === 'prepared' && reply.url ? el(doc, 'a', { href: reply.url, class: 'link-reply' }, t('openPreparedReply')) : null,
+        reply.mode === 'none' && reply.url ? el(doc, 'a', { href: reply.url, class: 'link-reply' }, t('replyOnSite')) : null),
+      reply.mode === 'prepared' ? el(doc, 'p', { class: 'note' }, t('preparedNote')) : null));
+
+    // Draft check
+    if (opts.draftArea) {
+      root.appendChild(section(doc, t('draftCheck'),
+        el(doc, 'p', { class: 'note' }, t('draftHelp')),
+        opts.draftArea,
+        el(doc, 'button', { type: 'button', class: 'primary check-btn', on: { click: () => opts.onCheck() } }, t('checkMyReply')),
+        opts.findings || el(doc, 'div', { class: 'findings' })));
+    }
+
+    // Sentiment history
+    root.appendChild(section(doc, t('sentimentHistory'), sentimentChart(doc, ctx.sentiment_history, t)));
+
+    // Earlier posts, exchanges, other tickets
+    root.appendChild(section(doc, t('earlierPosts'), (ctx.history || []).length
+      ? el(doc, 'ol', { class: 'history' }, ctx.history.map((h) => el(doc, 'li', { 'data-key': h.key },
+          el(doc, 'div', { class: 'meta' }, formatDate(h.created_at, lang), ' ',
+            h.sentiment ? badge(doc, SENTIMENT_CLASS[h.sentiment] || 'neu', t('sentiment_' + h.sentiment)) : null, ' ',
+            h.intent ? badge(doc, 'intent', t('intent_' + h.intent)) : null,
+            h.ticket ? el(doc, 'span', { class: 'ticket-ref' }, ` #${h.ticket.id}`) : null),
+          el(doc, h.url ? 'a' : 'span', { href: h.url, class: 'history-text' }, h.text))))
+      : el(doc, 'p', { class: 'empty' }, t('noEarlierPosts'))));
+    root.appendChild(section(doc, t('exchanges'), (ctx.exchanges || []).length
+      ? el(doc, 'ol', { class: 'exchanges' }, ctx.exchanges.map((x) => el(doc, 'li', {},
+          el(doc, 'div', { class: 'meta' }, formatDate(x.created_at, lang), ' · ', x.agent, ' · ', t('status_' + x.status), ' · #', x.ticket_id),
+          el(doc, 'div', { class: 'exchange-text' }, x.text),
+          x.url ? el(doc, 'a', { href: x.url }, t('openLink')) : null)))
+      : el(doc, 'p', { class: 'empty' }, t('noExchanges'))));
+    root.appendChild(section(doc, t('otherTickets'), (ctx.other_tickets || []).length
+      ? el(doc, 'ul', { class: 'tickets' }, ctx.other_tickets.map((tk) => el(doc, 'li', {},
+          el(doc, tk.url ? 'a' : 'span', { href: tk.url }, `#${tk.id} `, tk.subject || ''),
+          ' ', tk.sentiment ? badge(doc, SENTIMENT_CLASS[tk.sentiment] || 'neu', t('sentiment_' + tk.sentiment)) : null)))
+      : el(doc, 'p', { class: 'empty' }, t('noOtherTickets'))));
+    // Labels with evidence and the correction buttons
+    const sets = ctx.label_sets || {};
+    const corrected = ctx.corrections || {};
+    const valueName = (label, value) => {
+      const found = (sets[label] || []).find((v) => v.value === value);
+      return found ? (lang === 'ja' ? found.ja : found.en) : value;
+    };
+    const labelList = el(doc, 'div', { class: 'labels' });
+    const order = ['sentiment', 'intent', 'expectation_type', 'expectation_content', 'quality_axis', 'risk', 'priority'];
+    for (const key of order.filter((k) => labels[k]).concat(Object.keys(labels).filter((k) => !order.includes(k)))) {
+      const label = labels[key];
+      const row = el(doc, 'div', { class: 'label', 'data-label': key },
+        el(doc, 'div', { class: 'label-head' },
+          el(doc, 'span', { class: 'label-name' }, (lang === 'ja' ? label.name_ja : label.name_en) || key),
+          el(doc, 'span', { class: 'label-value', 'data-field': 'value' }, name(label)),
+          typeof label.score === 'number' ? el(doc, 'span', { class: 'score' }, label.score.toFixed(2)) : null),
+        corrected[key] ? el(doc, 'div', { class: 'corrected', 'data-field': 'corrected' },
+          t('correctedBy', valueName(key, corrected[key].value), corrected[key].agent)) : null,
+        (label.evidence || []).length
+          ? el(doc, 'ul', { class: 'evidence' }, label.evidence.slice(0, 6).map((e) => el(doc, 'li', {}, e))) : null);
+      if (sets[key] && opts.onCorrect) {
+        const buttons = el(doc, 'div', { class: 'correct', 'aria-label': t('correctLabel') },
+          el(doc, 'span', { class: 'correct-label' }, t('correctTo')),
+          sets[key].filter((v) => v.value !== label.value).map((v) => el(doc, 'button', {
+            type: 'button', class: 'correct-btn', 'data-value': v.value,
+            on: { click: (ev) => opts.onCorrect(key, v.value, ev.currentTarget) } }, lang === 'ja' ? v.ja : v.en)));
+        row.appendChild(buttons);
+      }
+      labelList.appendChild(row);
+    }
+    root.appendChild(section(doc, t('analysis'), labelList));
+
+    return root;
+  }
+
+  /** The draft-check result: findings with severity, message and hint in the UI language. */
+  function renderFindings(doc, result, opts) {
+    const t = opts.t;
+    const lang = opts.lang === 'ja' ? 'ja' : 'en';
+    const box = el(doc, 'div', { class: 'findings', 'data-count': String((result.findings || []).length) });
+    if (result.length) {
+      const over = result.length.count > result.length.limit;
+      box.appendChild(el(doc, 'p', { class: 'length' + (over ? ' over' : '') },
+        t('lengthCount', result.length.count, result.length.limit)));
+    }
+    if (!(result.findings || []).length) {
+      box.appendChild(el(doc, 'p', { class: 'ok' }, t('noFindings')));
+      return box;
+    }
+    box.appendChild(el(doc, 'ul', {}, result.findings.map((f) => el(doc, 'li', { class: 'finding sev-' + f.severity, 'data-rule': f.rule },
+      el(doc, 'span', { class: 'sev' }, t('severity_' + f.severity)),
+      el(doc, 'span', { class: 'msg' }, lang === 'ja' ? f.message_ja : f.message_en),
+      el(doc, 'div', { class: 'hint' }, lang === 'ja' ? f.hint_ja : f.hint_en)))));
+    return box;
+  }
+
+  /** One of the sidebar's states other than a rendered ticket. */
+  function renderState(doc, state, opts) {
+    const t = opts.t;
+    const lang = opts.lang === 'ja' ? 'ja' : 'en';
+    const detail = opts.message ? (lang === 'ja' ? opts.message.message_ja : opts.message.message_en) : null;
+    const box = el(doc, 'div', { class: 'state state-' + state, 'data-state': state },
+      el(doc, 'p', { class: 'state-title' }, t('state_' + state)),
+      detail ? el(doc, 'p', { class: 'state-detail' }, detail) : null);
+    if ((state === 'not_configured' || state === 'unauthorized') && opts.onOpenOptions) {
+      box.appendChild(el(doc, 'button', { type: 'button', class: 'primary', on: { click: opts.onOpenOptions } }, t('openOptions')));
+    }
+    if ((state === 'unreachable' || state === 'error' || state === 'rate_limited') && opts.onRetry) {
+      box.appendChild(el(doc, 'button', { type: 'button', on: { click: opts.onRetry } }, t('retry')));
+    }
+    return box;
+  }
+
+  /**
+   * The sidebar controller shared by the in-page sidebar and the side panel. It owns one panel
+   * element and shows a ticket in it; every answer is keyed by ticket, so a slow answer for a
+   * ticket the agent already left is dropped. opts: {lang, t, send(msg) → Promise<answer>,
+   * readDraft() → Promise<string>, onOpenOptions(), embedded (side panel: no fixed position)}.
+   */
+  function createSidebar(doc, opts) {
+    const t = opts.t;
+    const lang = opts.lang === 'ja' ? 'ja' : 'en';
+    const body = el(doc, 'div', { class: 'body' });
+    const ticketLabel = el(doc, 'span', { class: 'ticket-label' });
+    const toggle = el(doc, 'button', { type: 'button', class: 'toggle', title: t('collapse'), 'aria-label': t('collapse') }, '⟩');
+    const panel = el(doc, 'aside', { class: 'panel', lang, 'aria-label': t('sidebarTitle'), 'data-state': 'idle' },
+      el(doc, 'header', {}, el(doc, 'span', { class: 'title' }, t('sidebarTitle')), ticketLabel, toggle), body);
+    toggle.addEventListener('click', () => {
+      const collapsed = panel.classList.toggle('collapsed');
+      toggle.textContent = collapsed ? '⟨' : '⟩';
+      toggle.setAttribute('title', collapsed ? t('expand') : t('collapse'));
+    });
+    let current = null;
+    let seq = 0;
+
+    function setState(state, message) {
+      panel.setAttribute('data-state', state);
+      body.replaceChildren(renderState(doc, state, { t, lang, message,
+        onOpenOptions: opts.onOpenOptions, onRetry: () => current && show(current, true) }));
+    }
+
+    async function show(ticket, force) {
+      if (!ticket) {
+        current = null;
+        seq += 1;
+        ticketLabel.textContent = '';
+        panel.removeAttribute('data-ticket');
+        setState('no_ticket');
+        return;
+      }
+      if (!force && current && current.helpdesk === ticket.helpdesk && current.ticket === ticket.ticket) return;
+      current = { helpdesk: ticket.helpdesk, ticket: ticket.ticket };
+      const mine = ++seq;
+      ticketLabel.textContent = `#${ticket.ticket}`;
+      panel.setAttribute('data-ticket', ticket.ticket);
+      panel.removeAttribute('data-rendered');
+      setState('loading');
+      const answer = await opts.send({ type: 'context', helpdesk: ticket.helpdesk, ticket: ticket.ticket });
+      if (mine !== seq) return;  // the agent moved on to another ticket meanwhile
+      if (!answer || !answer.ok) {
+        setState((answer && answer.state) || 'error', answer && answer.message);
+        return;
+      }
+      render(ticket, answer.data, mine);
+    }
+
+    function render(ticket, ctx, mine) {
+      const draftArea = el(doc, 'textarea', { class: 'draft', rows: 4, 'aria-label': t('draftCheck') });
+      let findings = el(doc, 'div', { class: 'findings' });
+      const onCheck = async () => {
+        const fromEditor = opts.readDraft ? ((await opts.readDraft()) || '') : '';
+        if (fromEditor.trim()) draftArea.value = fromEditor;
+        const text = draftArea.value;
+        let next;
+        if (!text.trim()) {
+          next = el(doc, 'div', { class: 'findings', 'data-count': '0' }, el(doc, 'p', { class: 'note' }, t('noDraftFound')));
+        } else {
+          findings.replaceChildren(el(doc, 'p', { class: 'note' }, t('checking')));
+          const answer = await opts.send({ type: 'draftCheck', helpdesk: ticket.helpdesk, ticket: ticket.ticket, text });
+          if (mine !== seq) return;
+          next = answer && answer.ok ? renderFindings(doc, answer.data, { t, lang })
+            : renderState(doc, (answer && answer.state) || 'error', { t, lang, message: answer && answer.message });
+        }
+        findings.replaceWith(next);
+        findings = next;
+      };
+      const onCorrect = async (label, value, button) => {
+        button.setAttribute('disabled', '');
+        const answer = await opts.send({ type: 'correction', helpdesk: ticket.helpdesk, ticket: ticket.ticket, label, value });
+        button.removeAttribute('disabled');
+        const row = button.closest ? button.closest('.label') : null;
+        if (answer && answer.ok) {
+          button.classList.add('done');
+          button.setAttribute('title', t('correctionSaved'));
+          const shown = row && row.querySelector('.label-value');
+          if (shown) shown.textContent = button.textContent + ' ✓';
+        } else {
+          button.setAttribute('title', t('correctionFailed'));
+          button.classList.add('failed');
+        }
+      };
+      body.replaceChildren(renderContext(doc, ctx, { t, lang, draftArea, findings, onCheck, onCorrect }));
+      panel.setAttribute('data-state', 'ok');
+      panel.setAttribute('data-rendered', ticket.ticket);
+    }
+
+    if (opts.embedded) panel.classList.add('embedded');
+    return { panel, show, current: () => current };
+  }
+
+  const CSS = `
+:host { all: initial; }
+.panel { position: fixed; top: 0; right: 0; width: 360px; height: 100vh; overflow-y: auto; z-index: 2147483646;
+  background: #fbfaf7; color: #222; border-left: 1px solid #d8d4cc; box-shadow: -2px 0 8px rgba(0,0,0,.08);
+  font: 13px/1.5 "Noto Sans CJK JP", "Hiragino Sans", "Yu Gothic", system-ui, sans-serif; box-sizing: border-box; }
+.panel.collapsed { width: 36px; overflow: hidden; }
+.panel.collapsed .body { display: none; }
+.panel.embedded { position: static; width: auto; height: auto; min-height: 100vh; border: 0; box-shadow: none; }
+header { display: flex; align-items: center; gap: 6px; padding: 8px 10px; background: #2f5d50; color: #fff; position: sticky; top: 0; z-index: 1; }
+header .title { font-weight: 700; flex: 1; }
+header button { background: transparent; color: #fff; border: 1px solid rgba(255,255,255,.5); border-radius: 4px; cursor: pointer; }
+.body { padding: 10px; }
+.profile { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
+.avatar { border-radius: 50%; background: #ddd; }
+.who { flex: 1; min-width: 0; }
+.name { font-weight: 700; font-size: 15px; word-break: break-word; }
+.handle { color: #2f5d50; }
+.facts { display: flex; flex-wrap: wrap; gap: 8px; color: #555; font-size: 12px; }
+.bio { flex-basis: 100%; margin: 4px 0 0; color: #333; white-space: pre-wrap; word-break: break-word; }
+.risk-row { display: flex; flex-wrap: wrap; gap: 4px; margin: 8px 0; }
+.badge { display: inline-block; padding: 1px 6px; border-radius: 10px; font-size: 11px; background: #e7e3da; }
+.badge.neg { background: #f6d5d1; color: #8a1c12; } .badge.pos { background: #d6efd9; color: #1d5e29; } .badge.neu { background: #e7e3da; }
+.prio-urgent, .risk-critical { background: #b3261e !important; color: #fff; } .prio-high, .risk-high { background: #f0a35e !important; }
+.section { margin-top: 12px; } h3 { font-size: 12px; margin: 0 0 4px; color: #2f5d50; text-transform: uppercase; letter-spacing: .03em; }
+blockquote { margin: 0; padding: 6px 8px; background: #fff; border-left: 3px solid #2f5d50; white-space: pre-wrap; word-break: break-word; }
+.links { display: flex; gap: 10px; margin-top: 4px; flex-wrap: wrap; } a { color: #1f5fa8; }
+.note { color: #666; font-size: 12px; margin: 4px 0; }
+.label { padding: 4px 0; border-bottom: 1px dashed #e0dcd2; }
+.label-head { display: flex; gap: 6px; align-items: baseline; } .label-name { color: #555; min-width: 96px; } .label-value { font-weight: 700; }
+.score { color: #999; font-size: 11px; margin-left: auto; }
+.evidence { margin: 2px 0 0 16px; padding: 0; color: #555; font-size: 11px; }
+.correct { display: flex; flex-wrap: wrap; gap: 3px; margin-top: 3px; align-items: center; }
+.correct-label { color: #888; font-size: 11px; }
+.corrected { color: #1d5e29; font-size: 11px; }
+button { font: inherit; font-size: 12px; border: 1px solid #bdb7aa; background: #fff; border-radius: 4px; padding: 2px 8px; cursor: pointer; }
+button.primary { background: #2f5d50; color: #fff; border-color: #2f5d50; padding: 4px 10px; }
+button.done { background: #d6efd9; border-color: #1d5e29; }
+textarea { width: 100%; box-sizing: border-box; min-height: 70px; font: inherit; margin: 4px 0; }
+.findings ul { list-style: none; margin: 6px 0 0; padding: 0; }
+.finding { margin: 4px 0; padding: 5px 7px; border-radius: 4px; background: #fff; border-left: 4px solid #999; }
+.sev-error { border-color: #b3261e; } .sev-warning { border-color: #e09a2d; } .sev-info { border-color: #1f5fa8; }
+.sev { font-weight: 700; margin-right: 6px; font-size: 11px; } .hint { color: #555; font-size: 12px; margin-top: 2px; }
+.length { font-size: 12px; margin: 6px 0 0; } .length.over { color: #b3261e; font-weight: 700; } .ok { color: #1d5e29; }
+ol, ul { padding-left: 18px; margin: 0; } li { margin: 4px 0; word-break: break-word; }
+.meta { color: #777; font-size: 11px; } .empty { color: #888; margin: 0; }
+.chart { display: block; background: #fff; border: 1px solid #e0dcd2; }
+.chart .axis { stroke: #ccc; stroke-dasharray: 3 3; } .chart .line { stroke: #2f5d50; stroke-width: 1.5; }
+.dot.neg { fill: #b3261e; } .dot.pos { fill: #2e8b3d; } .dot.neu { fill: #888; } .dot.current { stroke: #222; stroke-width: 2; }
+.state { padding: 12px; background: #fff; border: 1px solid #e0dcd2; border-radius: 6px; }
+.state-title { font-weight: 700; margin: 0 0 6px; } .state-detail { color: #555; margin: 0 0 8px; }
+.state-unauthorized .state-title, .state-unreachable .state-title { color: #b3261e; }
+`;
+
+  return {
+    HELPDESKS, MAX_DRAFT, parseTicketUrl, safeUrl, connectorBase, el, createSidebar, formatDate, accountAge, formatCount, translator,
+    stateForResponse, validateRequest, sentimentChart, renderContext, renderFindings, renderState, CSS,
+  };
+});

@@ -1,0 +1,104 @@
+"""Only supervisors get in: login, session cookie flags, CSRF on every dashboard POST, the
+throttle against guessing, the optional SSO header, and webhooks that still need no token."""
+from __future__ import annotations
+
+import json
+
+from tests.conftest import SUPERVISOR, csrf_from, login, post_dict, sign
+
+
+def test_pages_and_csv_need_a_login_but_healthz_does_not(app, client):
+    for path in ("/", "/topics", "/risk", "/response-times", "/tickets", "/decisions", "/outbox", "/posts/x:1"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/login?next=" in response.headers["Location"], path
+    assert client.get("/export/topics.csv").status_code == 401
+    assert client.post("/outbox/1/retry").status_code == 401
+    assert client.get("/healthz").status_code == 200
+
+
+def test_login_sets_a_safe_session_cookie_and_logout_ends_it(app, client):
+    login(client, app)
+    cookie = client.get_cookie("yorisoi_session")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Lax" and not cookie.secure
+    page = client.get("/").get_data(as_text=True)
+    assert "supervisor" in page
+    assert client.post("/logout").status_code == 400  # no CSRF token
+    assert client.post("/logout", data={"csrf_token": csrf_from(page)}).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_session_cookie_is_secure_over_https(app):
+    client = app.test_client()
+    login(client, app)
+    https = app.test_client()
+    token = csrf_from(https.get("/login", headers={"X-Forwarded-Proto": "https"}).get_data(as_text=True))
+    response = https.post("/login", data={"name": SUPERVISOR[0], "password": SUPERVISOR[1], "csrf_token": token},
+                          headers={"X-Forwarded-Proto": "https"})
+    assert response.status_code == 302
+    assert "Secure" in response.headers["Set-Cookie"] and "HttpOnly" in response.headers["Set-Cookie"]
+
+
+def test_wrong_password_and_missing_csrf_are_refused(app, client):
+    login(app.test_client(), app)  # creates the account
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    bad = client.post("/login", data={"name": SUPERVISOR[0], "password": "wrong", "csrf_token": token})
+    assert bad.status_code == 401 and "パスワードが違います" in bad.get_data(as_text=True)
+    unknown = client.post("/login", data={"name": "nobody", "password": "wrong", "csrf_token": token})
+    assert unknown.status_code == 401
+    no_token = client.post("/login", data={"name": SUPERVISOR[0], "password": SUPERVISOR[1]})
+    assert no_token.status_code == 400
+    forged = client.post("/login", data={"name": SUPERVISOR[0], "password": SUPERVISOR[1], "csrf_token": "x" * 43})
+    assert forged.status_code == 400
+    assert client.get("/").status_code == 302
+
+
+def test_login_is_throttled_after_repeated_failures(app, client):
+    login(app.test_client(), app)
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    for _ in range(5):
+        assert client.post("/login", data={"name": SUPERVISOR[0], "password": "guess", "csrf_token": token}).status_code == 401
+    blocked = client.post("/login", data={"name": SUPERVISOR[0], "password": SUPERVISOR[1], "csrf_token": token})
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    # Another address guessing the same account is blocked too (the name is a key of its own).
+    other = app.test_client()
+    other_token = csrf_from(other.get("/login").get_data(as_text=True))
+    assert other.post("/login", data={"name": SUPERVISOR[0], "password": SUPERVISOR[1], "csrf_token": other_token},
+                      environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 429
+
+
+def test_next_parameter_cannot_redirect_off_site(app, client):
+    login(app.test_client(), app)
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"name": SUPERVISOR[0], "password": SUPERVISOR[1], "csrf_token": token,
+                                           "next": "//evil.example/"})
+    assert response.headers["Location"] == "/"
+
+
+def test_sso_header_is_trusted_only_when_configured(app_factory):
+    sso = app_factory(YORISOI_SSO_HEADER="X-Forwarded-User").test_client()
+    assert sso.get("/").status_code == 302
+    page = sso.get("/?lang=en", headers={"X-Forwarded-User": "suzuki@example.co.jp"})
+    assert page.status_code == 200 and "Signed in as suzuki@example.co.jp" in page.get_data(as_text=True)
+    plain = app_factory().test_client()
+    assert plain.get("/", headers={"X-Forwarded-User": "suzuki@example.co.jp"}).status_code == 302
+
+
+def test_sso_posts_still_need_the_csrf_token(app_factory):
+    client = app_factory(YORISOI_SSO_HEADER="X-Forwarded-User").test_client()
+    headers = {"X-Forwarded-User": "suzuki"}
+    assert client.get("/outbox", headers=headers).status_code == 200
+    page = client.get("/login").get_data(as_text=True)  # the token is bound to this browser's session
+    assert client.post("/outbox/retry-failed", headers=headers).status_code == 400
+    assert client.post("/outbox/retry-failed", headers=headers, data={"csrf_token": csrf_from(page)}).status_code == 302
+
+
+def test_webhooks_need_no_csrf_token_even_with_a_dashboard_session(app, svc):
+    client = login(app.test_client(), app)  # a browser that is also signed in to the dashboard
+    body = json.dumps(post_dict(id="77"), ensure_ascii=False).encode()
+    response = client.post("/sources/webhook", data=body, content_type="application/json",
+                           headers={"X-Yorisoi-Signature": sign(body)})
+    assert response.status_code in (200, 202), response.get_data(as_text=True)
+    assert svc.store.post_exists("x:77")
+    anonymous = app.test_client().post("/sources/webhook", data=body, content_type="application/json",
+                                       headers={"X-Yorisoi-Signature": sign(body)})
+    assert anonymous.status_code in (200, 202)
