@@ -470,6 +470,17 @@ class ReportFilter:
 
 
 @dataclass(frozen=True)
+class PostRecord:
+    """One new post of a batch for `Store.record_posts`."""
+
+    post: Post
+    decision: Decision
+    analysis: Analysis | None
+    ticket_post_key: str | None = None
+    topics: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     id: int
     post_key: str
@@ -643,6 +654,63 @@ class Store:
         except _AlreadyStored:
             return False
         return True
+
+    def existing_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of these post keys are stored already (one query for a batch)."""
+        if not keys:
+            return set()
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(posts.c.key).where(posts.c.key.in_(list(keys)))).scalars().all())
+
+    def record_posts(self, batch: Sequence["PostRecord"], *, source: str) -> None:
+        """Store a batch of new posts (each with its decision, analysis, outbox row, counts and
+        topics) in ONE transaction: all of them or, on any error, none.
+
+        The caller checked that none is stored yet (`existing_keys`); another instance storing
+        one meanwhile makes this raise IntegrityError with nothing written, and the caller
+        falls back to `record_post` one by one. Statements are built once per table and run
+        with many rows each (executemany): building a SQLAlchemy statement per row cost more
+        than the SQL itself.
+        """
+        if not batch:
+            return
+        now = utcnow()
+        with self.engine.begin() as conn:
+            statements = _batch_statements(conn)
+            author_rows: dict[str, dict[str, Any]] = {}
+            for record in batch:
+                author = record.post.author
+                author_rows[f"{record.post.platform}:{author.id}"] = dict(
+                    key=f"{record.post.platform}:{author.id}", platform=record.post.platform, author_id=author.id,
+                    handle=author.handle, name=author.name, bio=author.bio, location=author.location,
+                    followers=author.followers, following=author.following, created_at=author.created_at,
+                    avatar_url=author.avatar_url, updated_at=now)
+            conn.execute(statements["authors"], list(author_rows.values()))
+            conn.execute(insert(posts), [dict(
+                key=r.post.key, platform=r.post.platform, post_id=r.post.id, url=r.post.url,
+                created_at=r.post.created_at, lang=r.post.lang, text=r.post.text,
+                author_key=f"{r.post.platform}:{r.post.author.id}", metrics=r.post.metrics.model_dump(),
+                in_reply_to=r.post.in_reply_to, conversation_id=r.post.conversation_id, repost_of=r.post.repost_of,
+                qualified=r.decision.qualified, brand=r.decision.brand, reasons=list(r.decision.reasons),
+                source=source, ingested_at=now) for r in batch])
+            analysed = [r for r in batch if r.analysis is not None]
+            if analysed:
+                conn.execute(insert(analyses), [dict(
+                    post_key=r.post.key, sentiment=r.analysis.sentiment.value,
+                    sentiment_score=r.analysis.sentiment.score, intent=r.analysis.intent.value,
+                    expectation_type=r.analysis.expectation_type.value,
+                    expectation_content=r.analysis.expectation_content.value,
+                    quality_axis=r.analysis.quality_axis.value, risk=r.analysis.risk.value,
+                    risk_score=r.analysis.risk.score, priority=r.analysis.priority.value,
+                    detail=r.analysis.to_dict(), version=r.analysis.version, analysed_at=now)
+                    for r in analysed])  # type: ignore[union-attr]
+            qualified = [r for r in batch if r.decision.qualified]
+            if qualified:
+                conn.execute(insert(outbox), [dict(
+                    post_key=r.post.key, kind="comment" if r.ticket_post_key else "create",
+                    ticket_post_key=r.ticket_post_key or r.post.key, status="pending", attempts=0,
+                    next_attempt_at=now, created_at=now, updated_at=now) for r in qualified])
+            _count_posts(conn, [(r.post, r.decision, r.analysis, r.topics) for r in batch])
 
     @staticmethod
     def _insert_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,
@@ -1680,20 +1748,62 @@ def _bump(conn: Connection, table: Table, key: dict[str, Any], by: int = 1) -> N
     conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_={"n": table.c.n + by}))
 
 
+_BATCH_STATEMENTS: dict[str, dict[str, Any]] = {}
+
+
+def _batch_statements(conn: Connection) -> dict[str, Any]:
+    """Upserts for batches, built once per dialect and run with many parameter sets each."""
+    dialect = conn.dialect.name
+    if dialect not in _BATCH_STATEMENTS:
+        built: dict[str, Any] = {}
+        stmt = _insert(conn, authors)
+        built["authors"] = stmt.on_conflict_do_update(index_elements=["key"], set_={
+            name: stmt.excluded[name] for name in ("handle", "name", "bio", "location", "followers", "following",
+                                                   "created_at", "avatar_url", "updated_at")})
+        for table in (report_daily, report_daily_label, report_reasons, report_topic_monthly):
+            stmt = _insert(conn, table)
+            keys = [c.name for c in table.primary_key.columns]
+            built[table.name] = stmt.on_conflict_do_update(index_elements=keys, set_={"n": table.c.n + stmt.excluded.n})
+        built["post_topics"] = _insert(conn, post_topics).on_conflict_do_nothing(index_elements=["post_key", "topic"])
+        _BATCH_STATEMENTS[dialect] = built
+    return _BATCH_STATEMENTS[dialect]
+
+
 def _count_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,
                 topics: Sequence[str]) -> None:
-    where = dict(day=report_day(post.created_at), brand=decision.brand or "", platform=post.platform)
-    labels = _label_values(analysis)
-    _bump(conn, report_daily, {**where, "qualified": int(decision.qualified), **labels})
-    for label, value in _one_label_values(decision.qualified, post.platform, labels):
-        _bump(conn, report_daily_label, {**where, "label": label, "value": value})
-    for reason in dict.fromkeys(decision.reasons):
-        _bump(conn, report_reasons, {**where, "qualified": int(decision.qualified), "reason": reason[:400]})
-    for topic in dict.fromkeys(t[:100] for t in topics):
-        conn.execute(_insert(conn, post_topics).values(post_key=post.key, topic=topic, **where, **labels)
-                     .on_conflict_do_nothing(index_elements=["post_key", "topic"]))
-        _bump(conn, report_topic_monthly, {"month": where["day"][:7], "brand": where["brand"],
-                                           "platform": where["platform"], "topic": topic})
+    _count_posts(conn, [(post, decision, analysis, topics)])
+
+
+def _count_posts(conn: Connection, entries: Sequence[tuple[Post, Decision, Analysis | None, Sequence[str]]]) -> None:
+    """Add posts to the dashboard's summary tables: the bumps of a whole batch are summed per
+    row first, then each table gets one executemany (one upsert per distinct row)."""
+    from collections import Counter
+
+    bumps: dict[str, Counter] = {name: Counter() for name in
+                                 ("report_daily", "report_daily_label", "report_reasons", "report_topic_monthly")}
+    topic_rows: list[dict[str, Any]] = []
+    for post, decision, analysis, topics in entries:
+        where = dict(day=report_day(post.created_at), brand=decision.brand or "", platform=post.platform)
+        labels = _label_values(analysis)
+        bumps["report_daily"][_frozen({**where, "qualified": int(decision.qualified), **labels})] += 1
+        for label, value in _one_label_values(decision.qualified, post.platform, labels):
+            bumps["report_daily_label"][_frozen({**where, "label": label, "value": value})] += 1
+        for reason in dict.fromkeys(decision.reasons):
+            bumps["report_reasons"][_frozen({**where, "qualified": int(decision.qualified), "reason": reason[:400]})] += 1
+        for topic in dict.fromkeys(t[:100] for t in topics):
+            topic_rows.append(dict(post_key=post.key, topic=topic, **where, **labels))
+            bumps["report_topic_monthly"][_frozen({"month": where["day"][:7], "brand": where["brand"],
+                                                   "platform": where["platform"], "topic": topic})] += 1
+    statements = _batch_statements(conn)
+    if topic_rows:
+        conn.execute(statements["post_topics"], topic_rows)
+    for name, counter in bumps.items():
+        if counter:
+            conn.execute(statements[name], [{**dict(key), "n": n} for key, n in counter.items()])
+
+
+def _frozen(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(values.items())
 
 
 def _record_ticket_facts(conn: Connection, post_key: str, ticket_created_at: datetime) -> None:
