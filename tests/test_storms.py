@@ -268,3 +268,19 @@ def test_slack_payload_shape() -> None:
     payload = slack_payload(alert, "start", "https://acme.zendesk.com/agent/tickets/9")
     assert set(payload) == {"text", "blocks"}
     assert payload["blocks"][1]["elements"][0]["text"] == "<https://acme.zendesk.com/agent/tickets/9|チケット / ticket>"
+
+
+def test_dashboard_lists_storms_behind_login_with_banner(app_factory, storm_env) -> None:
+    from tests.conftest import login
+
+    app = app_factory(YORISOI_STORM_MIN_POSTS="5", YORISOI_SPIKE_MIN_COUNT="10")
+    svc = app.extensions["yorisoi"]
+    clock = {"now": datetime(2026, 11, 20, 10, 12, tzinfo=timezone.utc)}
+    svc.pipeline.clock = lambda: clock["now"]
+    replay(svc)
+    client = app.test_client()
+    assert client.get("/storms").status_code in (302, 401)
+    login(client, app)
+    page = client.get("/storms").get_data(as_text=True)
+    assert 'id="storms"' in page and "ソラモバイル" in page and 'class="storm"' in page
+    assert 'id="spike-banner"' in page  # the alert is still running at 10:12
