@@ -11,6 +11,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "nav_tickets": ("チケット", "Tickets"),
     "nav_decisions": ("判定ログ", "Qualification log"),
     "nav_outbox": ("送信キュー", "Outbox"),
+    "nav_storms": ("炎上", "Storms"),
     "tickets_heading": ("作成したチケット", "Tickets created"),
     "no_tickets": ("まだチケットはありません。", "No tickets yet."),
     "col_priority": ("優先度", "Priority"),
