@@ -1629,6 +1629,17 @@ class Store:
                 stmt = stmt.limit(limit)
             return [dict(r) for r in conn.execute(stmt).mappings().all()]
 
+    def storm_replies(self, storm_id: int, limit: int = 5) -> list[dict[str, Any]]:
+        """The team's newest replies to any post of a storm: how others were answered."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(exchanges.c.agent, exchanges.c.text, exchanges.c.status, exchanges.c.created_at,
+                       exchanges.c.ticket_post_key, exchanges.c.helpdesk, exchanges.c.ticket_id)
+                .join(storm_members, storm_members.c.post_key == exchanges.c.ticket_post_key)
+                .where(storm_members.c.storm_id == storm_id).where(exchanges.c.status != "failed")
+                .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc()).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
     def storm_top_words(self, storm_id: int, limit: int = 5) -> list[str]:
         """The complaint topics (nouns, stored at ingest) most members share."""
         with self.engine.connect() as conn:

@@ -284,3 +284,34 @@ def test_dashboard_lists_storms_behind_login_with_banner(app_factory, storm_env)
     page = client.get("/storms").get_data(as_text=True)
     assert 'id="storms"' in page and "ソラモバイル" in page and 'class="storm"' in page
     assert 'id="spike-banner"' in page  # the alert is still running at 10:12
+
+
+def test_storm_shown_to_agents_in_context_and_post_page(app_factory, tmp_path):
+    """A post in a storm shows its cluster: size, first post, why it belongs, how others were answered."""
+    from pathlib import Path
+    from connector.agents import create_token
+    from tests.conftest import login
+    app = app_factory(YORISOI_STORM_MIN_POSTS="3")
+    svc = app.extensions["yorisoi"]
+    lines = (Path(__file__).parent / "fixtures" / "storm.jsonl").read_text(encoding="utf-8").splitlines()
+    outcomes = [svc.pipeline.ingest_raw(line, "test") for line in lines if line.strip()]
+    svc.pipeline.drain(max_wait=2)
+    members = [o.key for o in outcomes if svc.store.storm_of(o.key) and svc.store.storm_of(o.key)["storm_id"]]
+    assert len(members) >= 3
+    first_ticket = svc.store.ticket_for(members[0])
+    svc.reply(ticket_id=first_ticket.ticket_id, agent="佐藤", text="ご不便をおかけしております。障害を確認中です。",
+              dedupe_key="storm-answer-1")
+    later = members[-1]
+    later_ticket = svc.store.ticket_for(later)
+    _token_id, token = create_token(svc.store, "佐藤")
+    response = app.test_client().get(f"/api/v1/context?helpdesk=local&ticket={later_ticket.ticket_id}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    storm = response.get_json()["storm"]
+    assert storm["size"] >= 3 and storm["first_post"]["key"] == svc.store.storm(storm["id"])["first_post_key"]
+    assert storm["reason"] and storm["answers"][0]["agent"] == "佐藤"
+    assert "障害を確認中です" in storm["answers"][0]["text"]
+    page = login(app.test_client(), app).get(f"/posts/{later}").get_data(as_text=True)
+    assert "この投稿が属する炎上" in page and "障害を確認中です" in page
+    unrelated = [o.key for o in outcomes if o.key not in members][0]
+    assert (svc.store.storm_of(unrelated) or {}).get("storm_id") is None

@@ -14,6 +14,7 @@ from connector import reports
 from connector.labels import PLATFORM_NAMES, VALUE_NAMES
 from connector.reports import FilterError, ReportTable
 from connector.services import services
+from connector.sidebar import storm_summary
 from connector.store import LABEL_COLUMNS, ReportFilter
 from connector.web import auth
 from connector.web.charts import render as render_chart
@@ -121,7 +122,7 @@ def post_detail(key: str):
         local_ticket = svc.helpdesk.ticket(int(ref.ticket_id))
     return render_template("post.html", post=post, decision=decision, analysis=analysis, ref=ref,
                            local_ticket=local_ticket, thread=svc.store.thread_posts(key),
-                           exchanges=svc.store.list_exchanges(key))
+                           exchanges=svc.store.list_exchanges(key), storm=storm_summary(svc.store, key))
 
 
 @bp.get("/decisions")
