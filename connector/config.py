@@ -116,17 +116,17 @@ class Settings:
             webhook_secret=env.get("YORISOI_WEBHOOK_SECRET") or None,
             reply_signature=_signature(env.get("YORISOI_REPLY_SIGNATURE") or DEFAULT_REPLY_SIGNATURE),
             host=env.get("YORISOI_HOST") or "127.0.0.1",
-            port=_number(env, "YORISOI_PORT", 8750, 1, 65535),
+            port=number_setting(env, "YORISOI_PORT", 8750, 1, 65535),
             secret_key=env.get("YORISOI_SECRET_KEY") or None,
-            delivery_interval=_number(env, "YORISOI_DELIVERY_INTERVAL", 2.0, 0.05, 3600, float),
-            max_body_bytes=_number(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
+            delivery_interval=number_setting(env, "YORISOI_DELIVERY_INTERVAL", 2.0, 0.05, 3600, float),
+            max_body_bytes=number_setting(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
             log_level=(env.get("YORISOI_LOG_LEVEL") or "INFO").upper(),
             env=dict(env),
             model_dir=Path(env["YORISOI_MODEL_DIR"]) if env.get("YORISOI_MODEL_DIR") else None,
         )
 
 
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float,
+def number_setting(env: Mapping[str, str], name: str, default: float, low: float, high: float,
             cast: type = int) -> Any:
     """An int (or float) setting within [low, high]; the error names the variable."""
     raw = env.get(name)

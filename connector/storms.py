@@ -43,7 +43,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from connector.config import ConfigError
+from connector.config import ConfigError, number_setting
 from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, TicketDraft
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.textnorm import fold
@@ -90,16 +90,7 @@ class StormSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "StormSettings":
         def num(name: str, default: float, low: float, high: float, cast: type = float) -> Any:
-            raw = env.get(name)
-            if not raw:
-                return default
-            try:
-                value = cast(raw)
-            except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not a number") from None
-            if not low <= value <= high:
-                raise ConfigError(f"{name}={value} is out of range {low}..{high}")
-            return value
+            return number_setting(env, name, default, low, high, cast)
 
         webhook = env.get("YORISOI_ALERT_WEBHOOK") or None
         if webhook and not webhook.startswith(("https://", "http://")):
