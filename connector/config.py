@@ -57,6 +57,18 @@ ENV_VARS: tuple[tuple[str, str, str], ...] = (
      "Regular expression a draft reply must match to count as personally signed; `{agent}` and `{brand}` are filled in (escaped)."),
     ("YORISOI_DRAFT_SIMILARITY", "0.6",
      "From this similarity (0–1, character trigrams) the draft check warns that a reply copies a recent reply of the team."),
+    ("YORISOI_STORM_SIMILARITY", "0.5",
+     "Storm grouping: least similarity (Jaccard of character 3-grams, or containment for quotes) for a post to join the storm of a recent post of the same brand."),
+    ("YORISOI_STORM_WINDOW_MINUTES", "120", "Storm grouping: how far apart in time two posts may be and still be echoes of each other."),
+    ("YORISOI_STORM_MIN_POSTS", "5", "Posts a storm needs before it gets its `problem` ticket and its members' tickets become linked incidents."),
+    ("YORISOI_STORM_UPDATE_SECONDS", "120",
+     "Least seconds between two updates of a storm's problem ticket (its running count); Zendesk allows 30 updates per ticket per 10 minutes."),
+    ("YORISOI_STORM_HIGH_REACH", "10000", "Followers from which a storm member is a voice (own visible incident, own priority) rather than an echo."),
+    ("YORISOI_SPIKE_ALPHA", "0.0001",
+     "Spike alert: Poisson tail probability below which the last 15 minutes' negative posts are a spike (vs the same hour on the same weekday over 4 weeks)."),
+    ("YORISOI_SPIKE_MIN_COUNT", "10", "Spike alert: least negative posts in 15 minutes for an alert, whatever the baseline."),
+    ("YORISOI_ALERT_WEBHOOK", "(unset: no message)",
+     "URL that receives a Slack-compatible JSON message (`text`, `blocks`) when a spike alert starts and ends (Slack, Mattermost, Teams incoming webhooks). Secret."),
     ("YORISOI_MODEL_DIR", "(unset: lexicon only)",
      "Folder of a sentiment model made by `yorisoi train` (JSON and plain arrays, never executed); "
      "sentiment then comes from it, the lexicon stays as evidence and fallback."),
@@ -110,17 +122,17 @@ class Settings:
             webhook_secret=env.get("YORISOI_WEBHOOK_SECRET") or None,
             reply_signature=_signature(env.get("YORISOI_REPLY_SIGNATURE") or DEFAULT_REPLY_SIGNATURE),
             host=env.get("YORISOI_HOST") or "127.0.0.1",
-            port=_number(env, "YORISOI_PORT", 8750, 1, 65535),
+            port=number_setting(env, "YORISOI_PORT", 8750, 1, 65535),
             secret_key=env.get("YORISOI_SECRET_KEY") or None,
-            delivery_interval=_number(env, "YORISOI_DELIVERY_INTERVAL", 2.0, 0.05, 3600, float),
-            max_body_bytes=_number(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
+            delivery_interval=number_setting(env, "YORISOI_DELIVERY_INTERVAL", 2.0, 0.05, 3600, float),
+            max_body_bytes=number_setting(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
             log_level=(env.get("YORISOI_LOG_LEVEL") or "INFO").upper(),
             env=dict(env),
             model_dir=Path(env["YORISOI_MODEL_DIR"]) if env.get("YORISOI_MODEL_DIR") else None,
         )
 
 
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float,
+def number_setting(env: Mapping[str, str], name: str, default: float, low: float, high: float,
             cast: type = int) -> Any:
     """An int (or float) setting within [low, high]; the error names the variable."""
     raw = env.get(name)

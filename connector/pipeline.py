@@ -126,6 +126,8 @@ class Pipeline:
         self.qualifier = Qualifier(watch)
         self.helpdesk = helpdesk
         self.clock = clock
+        # Public storms (connector/storms.py): set by Services when enabled; None in bare tests.
+        self.storms: Any = None
 
     # Set by a 429 Retry-After: the helpdesk refuses every call until then, so no pass calls it
     # before (each further call would only be refused and count against us). Kept in the store,
@@ -156,6 +158,8 @@ class Pipeline:
         if not self.store.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key,
                                       topics=complaint_topics(post, analysis, self.watch)):
             return IngestOutcome(post.key, "duplicate", ("already stored",))  # lost a race: fine
+        if self.storms is not None and decision.qualified and not ticket_post_key:
+            self.storms.observe(post, decision, analysis)
         if not decision.qualified:
             return IngestOutcome(post.key, "dropped", decision.reasons)
         return IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", decision.reasons)
@@ -221,7 +225,12 @@ class Pipeline:
             # Another instance stored one of them meanwhile: nothing of the batch was written.
             log.info("a post of the batch was stored meanwhile by another instance; ingesting one by one")
             redo = {record.post.key: self.ingest(record.post, source) for record in records}
-            outcomes = [redo.get(o.key, o) if o is not None and o.status != "duplicate" else o for o in outcomes]
+            return [redo.get(o.key, o) if o is not None and o.status != "duplicate" else o  # type: ignore[misc]
+                    for o in outcomes if o is not None]
+        if self.storms is not None:  # as `ingest` does, once the posts are stored, in order
+            for record in records:
+                if record.decision.qualified and not record.ticket_post_key:
+                    self.storms.observe(record.post, record.decision, record.analysis)
         return [o for o in outcomes if o is not None]
 
     # --- deliver ----------------------------------------------------------------------
@@ -233,6 +242,8 @@ class Pipeline:
         if paused_until is not None and now < paused_until:
             report.stopped = f"helpdesk asked us to wait until {paused_until.isoformat()}"
             return report
+        if self.storms is not None:
+            self._deliver_storms(report)
         if supports_bulk(self.helpdesk) and \
                 self.store.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold:  # type: ignore[attr-defined]
             self._deliver_bulk(report)
@@ -270,6 +281,8 @@ class Pipeline:
             if analysis is None:
                 analysis = analyse(post, self.watch.priority, now=self.clock(), model=self.model)
             draft = ticket_draft(post, decision, analysis)
+            if self.storms is not None:
+                draft = self.storms.shape(item.post_key, draft)
             ref = self.store.ticket_for(item.post_key)
             if ref is None and item.attempts > 1:
                 # An earlier attempt may have reached the helpdesk before we crashed or timed
@@ -326,7 +339,8 @@ class Pipeline:
             post, decision, analysis = loaded
             if analysis is None:
                 analysis = analyse(post, self.watch.priority, now=self.clock())
-            drafts.append(ticket_draft(post, decision, analysis))
+            draft = ticket_draft(post, decision, analysis)
+            drafts.append(self.storms.shape(item.post_key, draft) if self.storms is not None else draft)
             items.append(item)
         if not drafts:
             return
@@ -344,6 +358,16 @@ class Pipeline:
             report.stopped = result.stopped.message
             if result.stopped.retry_after is not None:
                 self.pause(result.stopped.retry_after, result.stopped.message)
+
+    def _deliver_storms(self, report: DeliveryReport) -> None:
+        """Storm problem tickets, incident links and spike alerts (connector/storms.py)."""
+        try:
+            storm_report = self.storms.deliver(self.helpdesk)
+        except Exception as exc:  # never let storms stop the delivery of tickets
+            log.exception("storm delivery failed")
+            report.errors.append({"stage": "storms", "message": str(exc)})
+            return
+        report.errors.extend(storm_report.errors)
 
     def _record_helpdesk_error(self, item: OutboxItem, exc: HelpdeskError, report: DeliveryReport) -> None:
         detail = exc.message

@@ -15,6 +15,7 @@ from connector.pipeline import Pipeline
 from connector.replies import ReplyOutcome, send_reply
 from connector.sources import Source, make_sources
 from connector.store import Store
+from connector.storms import StormSettings, Storms
 from connector.watch import WatchConfig, load_watch
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,9 @@ class Services:
         model = load_model(settings)  # fails at start-up on a bad model folder
         store = Store(settings.database_url)
         helpdesk = make_helpdesk(settings, store)
-        return cls(settings, store, watch, helpdesk, Pipeline(store, watch, helpdesk, model=model),
-                   make_sources(settings, store, watch))
+        pipeline = Pipeline(store, watch, helpdesk, model=model)
+        pipeline.storms = make_storms(settings, store, watch, pipeline)
+        return cls(settings, store, watch, helpdesk, pipeline, make_sources(settings, store, watch))
 
     def reply(self, *, ticket_id: str, agent: str, text: str, dedupe_key: str) -> ReplyOutcome:
         """An agent's public reply from the configured helpdesk, back to the network."""
@@ -73,6 +75,12 @@ def load_model(settings: Settings) -> SentimentModel | None:
     log.info("sentiment model %s loaded from %s (%s examples, trained %s)", model.name, settings.model_dir,
              model.meta.get("training_size"), model.meta.get("trained_at"))
     return model
+
+
+def make_storms(settings: Settings, store: Store, watch: WatchConfig, pipeline: Pipeline) -> Storms:
+    """Storm grouping and spike alerts (connector/storms.py), from YORISOI_STORM_* / SPIKE_*."""
+    words = {b.name: (b.name, *b.keywords, *b.hashtags, *b.mentions) for b in watch.brands}
+    return Storms(store, StormSettings.from_env(settings.env), words, clock=lambda: pipeline.clock())
 
 
 def services() -> Services:

@@ -176,6 +176,33 @@ def build_context(store: Store, post_key: str, *, live_sources: Collection[str] 
                                "key": r["key"], "current": r["key"] == post_key} for r in series],
         "label_sets": label_sets(),
         "corrections": _latest_corrections(store, post_key),
+        "storm": storm_summary(store, post_key),
+    }
+
+
+def storm_summary(store: Store, post_key: str) -> dict[str, Any] | None:
+    """The storm (炎上) this post belongs to: its size, first post, why this post is in it and
+    how the team answered the others, so the agent answers in line with them (or not at all,
+    when the problem ticket's answer covers it). None when the post is in no storm."""
+    member = store.storm_of(post_key)
+    if member is None or member["storm_id"] is None:
+        return None
+    storm = store.storm(member["storm_id"])
+    if storm is None:
+        return None
+    first = store.post_row(storm["first_post_key"]) or {}
+    return {
+        "id": storm["id"], "size": storm["size"], "topic": storm["topic"],
+        "started_at": iso(storm["started_at"]), "last_post_at": iso(storm["last_post_at"]),
+        "role": member["role"], "reason": member["reason"], "similarity": member["similarity"],
+        "first_post": {"key": storm["first_post_key"], "text": _truncate(first.get("text") or "", 280),
+                       "url": http_url(first.get("url"))},
+        "problem_ticket": None if not storm["problem_ticket_id"] else {
+            "helpdesk": storm["problem_helpdesk"], "id": storm["problem_ticket_id"],
+            "url": http_url(storm["problem_url"])},
+        "answers": [{"agent": r["agent"], "text": _truncate(r["text"]), "status": r["status"],
+                     "created_at": iso(r["created_at"]), "ticket_id": r["ticket_id"]}
+                    for r in store.storm_replies(storm["id"])],
     }
 
 

@@ -262,6 +262,26 @@
         reply.mode === 'none' && reply.url ? el(doc, 'a', { href: reply.url, class: 'link-reply' }, t('replyOnSite')) : null),
       reply.mode === 'prepared' ? el(doc, 'p', { class: 'note' }, t('preparedNote')) : null));
 
+    // The storm (炎上) this post is part of: answer in line with the team, or leave it to the
+    // problem ticket's answer.
+    const storm = ctx.storm;
+    if (storm) {
+      const first = storm.first_post || {};
+      root.appendChild(section(doc, t('storm'),
+        el(doc, 'p', { class: 'storm-size', 'data-field': 'storm-size' }, t('stormSize', String(storm.size)),
+          storm.topic ? ' · ' + storm.topic : ''),
+        storm.reason ? el(doc, 'p', { class: 'note', 'data-field': 'storm-reason' }, storm.reason) : null,
+        el(doc, 'div', { class: 'storm-first' }, t('stormFirstPost'), ' ',
+          el(doc, first.url ? 'a' : 'span', { href: first.url, 'data-field': 'storm-first' }, first.text || '')),
+        storm.problem_ticket ? el(doc, storm.problem_ticket.url ? 'a' : 'span',
+          { href: storm.problem_ticket.url, class: 'storm-problem' }, t('stormProblem', '#' + storm.problem_ticket.id)) : null,
+        (storm.answers || []).length
+          ? el(doc, 'ol', { class: 'exchanges storm-answers' }, storm.answers.map((x) => el(doc, 'li', {},
+              el(doc, 'div', { class: 'meta' }, formatDate(x.created_at, lang), ' · ', x.agent, ' · #', x.ticket_id),
+              el(doc, 'div', { class: 'exchange-text' }, x.text))))
+          : el(doc, 'p', { class: 'empty' }, t('stormNoAnswers'))));
+    }
+
     // Draft check
     if (opts.draftArea) {
       root.appendChild(section(doc, t('draftCheck'),

@@ -35,6 +35,11 @@ class TicketDraft:
     requester: Requester
     post_url: str | None
     labels: dict[str, str] = field(default_factory=dict)  # for custom field mapping
+    #: `problem` for a storm's problem ticket, `incident` for a member linked to one (None:
+    #: the helpdesk module decides from the intent, as before).
+    ticket_type: str | None = None
+    #: The storm's problem ticket this incident is linked to (connector/storms.py).
+    problem_id: str | None = None
 
     @property
     def note_key(self) -> str:

@@ -33,7 +33,7 @@ class LocalHelpdesk:
                     external_id=draft.external_id, subject=draft.subject, description=draft.description,
                     priority=draft.priority, status="new", tags=list(draft.tags),
                     requester_external_id=draft.requester.external_id, requester_name=draft.requester.name,
-                    post_url=draft.post_url, fields=dict(draft.labels), created_at=now, updated_at=now,
+                    post_url=draft.post_url, fields=_fields(draft), created_at=now, updated_at=now,
                 ))
                 ticket_id = result.inserted_primary_key[0]
                 conn.execute(insert(local_comments).values(
@@ -82,6 +82,23 @@ class LocalHelpdesk:
                        steps=("The local helpdesk keeps no SLA clock; set YORISOI_HELPDESK=zendesk or "
                               "freshdesk and run yorisoi setup-sla there.",))
 
+    # Storms (connector/storms.py): the local helpdesk links an incident to its problem
+    # ticket with the `problem_id` field, as Zendesk does with the ticket property.
+    def link_incident(self, problem: TicketRef, incident: TicketRef) -> None:
+        with self.store.engine.begin() as conn:
+            row = conn.execute(select(local_tickets.c.fields).where(local_tickets.c.id == int(incident.ticket_id))).first()
+            if row is None:
+                raise HelpdeskError(f"ticket {incident.ticket_id} does not exist", retryable=False, status=404)
+            fields = {**(row.fields or {}), "ticket_type": "incident", "problem_id": problem.ticket_id}
+            conn.execute(update(local_tickets).where(local_tickets.c.id == int(incident.ticket_id))
+                         .values(fields=fields, updated_at=utcnow()))
+
+    def update_problem(self, problem: TicketRef, subject: str, note: CommentDraft) -> None:
+        with self.store.engine.begin() as conn:
+            conn.execute(update(local_tickets).where(local_tickets.c.id == int(problem.ticket_id))
+                         .values(subject=subject, updated_at=utcnow()))
+        self.add_comment(problem, note)
+
     # Reads for the dashboard's ticket page: the local helpdesk is also its own UI.
     def ticket(self, ticket_id: int) -> dict[str, Any] | None:
         with self.store.engine.connect() as conn:
@@ -91,3 +108,12 @@ class LocalHelpdesk:
             comments = conn.execute(select(local_comments).where(local_comments.c.ticket_id == ticket_id)
                                     .order_by(local_comments.c.id)).mappings().all()
         return {**dict(row), "comments": [dict(c) for c in comments]}
+
+
+def _fields(draft: TicketDraft) -> dict[str, Any]:
+    fields: dict[str, Any] = dict(draft.labels)
+    if draft.ticket_type:
+        fields["ticket_type"] = draft.ticket_type
+    if draft.problem_id:
+        fields["problem_id"] = draft.problem_id
+    return fields

@@ -66,8 +66,8 @@ DEDUPE_METADATA_KEY = "yorisoi_dedupe_key"
 #: Ticket type per intent. Zendesk's types: question, incident, problem, task. A customer's
 #: question is a `question`; a report of a bug or outage and a complaint about a failure are
 #: each one customer's `incident`, which agents can link to a `problem` they open for the
-#: underlying cause (Zendesk's problem/incident linking) — Yorisoi cannot know that a storm is
-#: one problem, so it never sets `problem` itself. Requests (要望), praise and other posts fit
+#: underlying cause (Zendesk's problem/incident linking). A storm of echoes (connector/storms.py)
+#: gets its own `problem` ticket and its members become incidents of it (`problem_id`). Requests (要望), praise and other posts fit
 #: no type: left unset rather than mislabelled (`task` means an agent's to-do with a due date).
 TICKET_TYPES = {"question": "question", "report": "incident", "complaint": "incident"}
 #: How old a webhook's signature timestamp may be. Zendesk signs each delivery when it sends
@@ -425,7 +425,13 @@ class ZendeskHelpdesk:
             requester_id=requester_id, submitter_id=requester_id,
             priority=draft.priority, tags=list(draft.tags), external_id=draft.external_id,
         )
-        ticket_type = TICKET_TYPES.get(draft.labels.get("intent", ""))
+        ticket_type = draft.ticket_type or TICKET_TYPES.get(draft.labels.get("intent", ""))
+        if draft.problem_id:
+            # A storm's member: an incident linked to the storm's problem ticket; solving the
+            # problem solves its incidents with the same comment (…/tickets/tickets/#json-format:
+            # problem_id "For tickets of type 'incident', the ID of the problem the incident is linked to").
+            ticket_type = "incident"
+            ticket.problem_id = int(draft.problem_id)
         if ticket_type:
             ticket.type = ticket_type
         custom_fields = self._custom_fields(draft)
@@ -477,6 +483,20 @@ class ZendeskHelpdesk:
         audits = self._call(f"audits of ticket #{ticket.ticket_id}",
                             lambda: list(self.client.tickets.audits(ticket=int(ticket.ticket_id))))
         return any(_audit_key(audit) == dedupe_key for audit in audits)
+
+    # storms (connector/storms.py)
+    def link_incident(self, problem: TicketRef, incident: TicketRef) -> None:
+        """Make an existing ticket an incident of the storm's problem (one ticket update)."""
+        update = Ticket(id=int(incident.ticket_id), type="incident", problem_id=int(problem.ticket_id))
+        self._call(f"link ticket #{incident.ticket_id} to problem #{problem.ticket_id}",
+                   lambda: self.client.tickets.update(update))
+
+    def update_problem(self, problem: TicketRef, subject: str, note: CommentDraft) -> None:
+        """New count in the subject and a count note in ONE update: Zendesk allows 30 updates
+        per ticket per 10 minutes (Update Ticket rate limit, …/tickets/tickets/#update-ticket)."""
+        update = self._comment_ticket(int(problem.ticket_id), note, None)
+        update.subject = subject
+        self._call(f"update problem #{problem.ticket_id}", lambda: self.client.tickets.update(update))
 
     def describe(self) -> dict[str, Any]:
         auth = "API token of " + (self.config.email or "?") if self.config.api_token else "OAuth token"

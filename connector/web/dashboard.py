@@ -14,6 +14,7 @@ from connector import reports
 from connector.labels import PLATFORM_NAMES, VALUE_NAMES
 from connector.reports import FilterError, ReportTable
 from connector.services import services
+from connector.sidebar import storm_summary
 from connector.store import LABEL_COLUMNS, ReportFilter
 from connector.web import auth
 from connector.web.charts import render as render_chart
@@ -24,7 +25,7 @@ bp = Blueprint("dashboard", __name__)
 PAGES = (("dashboard.overview", "nav_overview"), ("dashboard.topics", "nav_topics"),
          ("dashboard.risk", "nav_risk"), ("dashboard.response_times", "nav_response"),
          ("dashboard.tickets", "nav_tickets"), ("dashboard.decisions", "nav_decisions"),
-         ("dashboard.outbox", "nav_outbox"))
+         ("dashboard.outbox", "nav_outbox"), ("dashboard.storms", "nav_storms"))
 
 
 @bp.record_once
@@ -37,6 +38,17 @@ def _login_required():
     if request.endpoint == "dashboard.healthz":
         return None  # load balancers and uptime checks have no account
     return auth.require_login()
+
+
+@bp.app_context_processor
+def _active_alerts() -> dict[str, Any]:
+    """Spike alerts still running, for the banner on every dashboard page."""
+    def active() -> list[dict[str, Any]]:
+        try:
+            return [a for a in services().store.list_alerts(limit=20) if a["ended_at"] is None]
+        except Exception:  # the banner must never break a page
+            return []
+    return {"active_alerts": active}
 
 
 @bp.errorhandler(FilterError)
@@ -110,7 +122,7 @@ def post_detail(key: str):
         local_ticket = svc.helpdesk.ticket(int(ref.ticket_id))
     return render_template("post.html", post=post, decision=decision, analysis=analysis, ref=ref,
                            local_ticket=local_ticket, thread=svc.store.thread_posts(key),
-                           exchanges=svc.store.list_exchanges(key))
+                           exchanges=svc.store.list_exchanges(key), storm=storm_summary(svc.store, key))
 
 
 @bp.get("/decisions")
@@ -130,6 +142,24 @@ def outbox():
     counts, table = reports.outbox(svc.store, f)
     return render_template("outbox.html", table=table, counts=counts, all_counts=svc.store.outbox_counts(("pending", "sending", "failed")),
                            **_context(f))
+
+
+@bp.get("/storms")
+def storms():
+    """Active and past storms with their timelines (posts per 5 minutes) and spike alerts."""
+    store = services().store
+    rows = []
+    for storm in store.list_storms(min_size=2, limit=100):
+        timeline = store.storm_timeline(storm["id"])
+        start = timeline[0][0] if timeline else storm["started_at"]
+        buckets: dict[int, int] = {}
+        for at, _ in timeline:
+            slot = int((at - start).total_seconds() // 300)
+            buckets[slot] = buckets.get(slot, 0) + 1
+        series = [buckets.get(i, 0) for i in range(max(buckets) + 1)] if buckets else []
+        first = store.storm_members_of(storm["id"], limit=1)
+        rows.append({**storm, "series": series[:48], "first": first[0] if first else None})
+    return render_template("storms.html", storms=rows, alerts=store.list_alerts(limit=50))
 
 
 @bp.post("/outbox/<int:outbox_id>/retry")

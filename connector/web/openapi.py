@@ -63,7 +63,7 @@ def _schemas() -> dict[str, Any]:
             "helpdesk": {"type": "string"}, "ticket_id": {"type": "string"}}},
         "Context": {"type": "object",
                     "required": ["ticket", "post", "analysis", "author", "history", "exchanges", "other_tickets",
-                                 "sentiment_history", "label_sets", "corrections"],
+                                 "sentiment_history", "label_sets", "corrections", "storm"],
                     "properties": {
             "ticket": {"type": ["object", "null"], "description": "null for Zendesk Channel framework tickets (looked up by external_id).",
                        "properties": {"helpdesk": {"type": "string"}, "id": {"type": "string"}, "url": _URL_OR_NULL,
@@ -99,6 +99,18 @@ def _schemas() -> dict[str, Any]:
                             "ticket": {"type": ["object", "null"]}}}},
             "exchanges": {"type": "array", "description": "The team's replies to this author, newest first.",
                           "items": _ref("Exchange")},
+            "storm": {"type": ["object", "null"], "description": "The storm (炎上) this post belongs to, or null.",
+                      "required": ["id", "size", "first_post", "answers"], "properties": {
+                "id": {"type": "integer"}, "size": {"type": "integer"}, "topic": _STR_OR_NULL,
+                "started_at": _STR_OR_NULL, "last_post_at": _STR_OR_NULL, "role": _STR_OR_NULL,
+                "reason": _STR_OR_NULL, "similarity": {"type": ["number", "null"]},
+                "first_post": {"type": "object", "properties": {
+                    "key": {"type": "string"}, "text": {"type": "string"}, "url": _URL_OR_NULL}},
+                "problem_ticket": {"type": ["object", "null"], "properties": {
+                    "helpdesk": {"type": "string"}, "id": {"type": "string"}, "url": _URL_OR_NULL}},
+                "answers": {"type": "array", "items": {"type": "object", "properties": {
+                    "agent": {"type": "string"}, "text": {"type": "string"}, "status": {"type": "string"},
+                    "created_at": _STR_OR_NULL, "ticket_id": {"type": "string"}}}}}},
             "other_tickets": {"type": "array", "items": {"type": "object", "properties": {
                 "helpdesk": {"type": "string"}, "id": {"type": "string"}, "url": _URL_OR_NULL,
                 "subject": {"type": "string"}, "priority": {"type": "string"}, "sentiment": _STR_OR_NULL,

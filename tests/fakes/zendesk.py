@@ -306,6 +306,11 @@ class FakeZendesk:
             details["priority"] = [{"description": "Priority: is invalid", "error": "InvalidValue"}]
         if data.get("type") not in (None, "problem", "incident", "question", "task"):
             details["type"] = [{"description": "Type: is invalid", "error": "InvalidValue"}]
+        if data.get("problem_id") is not None:
+            # Zendesk links only incidents, and only to an existing problem ticket.
+            problem = self.tickets.get(int(data["problem_id"]))
+            if data.get("type") != "incident" or problem is None or problem.get("type") != "problem":
+                details["problem_id"] = [{"description": "Problem: is invalid", "error": "InvalidValue"}]
         if data.get("requester_id") and int(data["requester_id"]) not in self.users:
             details["requester"] = [{"description": "Requester: is invalid", "error": "InvalidValue"}]
         if not details and self.reject_ticket is not None:
@@ -338,6 +343,7 @@ class FakeZendesk:
             "id": ticket_id, "url": f"/api/v2/tickets/{ticket_id}.json", "external_id": data.get("external_id"),
             "subject": data.get("subject"), "raw_subject": data.get("subject"), "description": comment.get("body"),
             "priority": data.get("priority"), "type": data.get("type"), "status": data.get("status") or "new",
+            "problem_id": data.get("problem_id"),
             "requester_id": requester_id, "submitter_id": data.get("submitter_id") or requester_id,
             "assignee_id": None, "group_id": None, "tags": sorted(set(data.get("tags") or [])),
             "custom_fields": data.get("custom_fields") or [], "via": {"channel": "api", "source": {}},
@@ -372,7 +378,13 @@ class FakeZendesk:
         if comment and not comment.get("body"):
             return 422, {"error": "RecordInvalid", "description": "Record validation errors",
                          "details": {"base": [{"description": "Comment: cannot be blank"}]}}, {}
-        for key in ("status", "priority", "type", "tags", "subject"):
+        if data.get("problem_id") is not None:
+            merged = {**ticket, **{k: data[k] for k in ("type", "problem_id") if k in data},
+                      "comment": {"body": "x"}}
+            details = self._validate(merged)
+            if details:
+                return 422, {"error": "RecordInvalid", "description": "Record validation errors", "details": details}, {}
+        for key in ("status", "priority", "type", "tags", "subject", "problem_id"):
             if key in data:
                 ticket[key] = data[key]
         ticket["updated_at"] = _now()

@@ -237,3 +237,23 @@ test('manifest: one folder for Chrome MV3 and Firefox', () => {
   assert.ok(cs.matches.includes('https://*.zendesk.com/agent/*') && cs.matches.includes('https://*.freshdesk.com/a/*'));
   assert.ok(!manifest.permissions.includes('tabs'), 'no broad tabs permission');
 });
+
+test('renderContext shows the storm a post belongs to, inert, or nothing without one', () => {
+  const storm = {
+    id: 7, size: 42, topic: '圏外・駅', reason: 'near-duplicate of x:1 (0.82)', role: 'echo', similarity: 0.82,
+    first_post: { key: 'x:1', text: HOSTILE, url: 'javascript:alert(9)' },
+    problem_ticket: { helpdesk: 'zendesk', id: '900', url: 'https://acme.zendesk.com/agent/tickets/900' },
+    answers: [{ agent: '佐藤', text: '障害を確認中です', status: 'sent', created_at: '2026-11-20T10:00:00Z', ticket_id: '901' }],
+  };
+  const doc = new FakeDocument();
+  const root = S.renderContext(doc, context({ storm }), { lang: 'ja', t: tJa });
+  const text = root.textContent;
+  for (const expected of ['42 件の類似投稿', '圏外・駅', 'near-duplicate of x:1', 'まとめチケット #900', '佐藤', '障害を確認中です', HOSTILE]) {
+    assert.ok(text.includes(expected), expected);
+  }
+  const all = elements(root);
+  assert.equal(all.filter((e) => e.tagName === 'SCRIPT').length, 0);
+  assert.ok(all.every((e) => !/javascript:/i.test(e.getAttribute('href') || '')));
+  const plain = S.renderContext(new FakeDocument(), context({ storm: null }), { lang: 'ja', t: tJa });
+  assert.ok(!plain.textContent.includes('類似投稿'));
+});

@@ -1,0 +1,606 @@
+"""Public storms (炎上): group the echoes of one incident, answer once, alert on spikes.
+
+Three parts, each small:
+
+1. **Grouping** (pure functions + an in-memory index): every qualifying post is compared with
+   the recent posts of the same brand (within `window`) by the similarity of their character
+   3-gram sets, after the brand's own names, URLs and @mentions are taken out (they are in
+   every post and would make unrelated complaints look alike). Candidates come from a MinHash
+   LSH index (numpy; 64 hashes in 32 bands of 2, so pairs from Jaccard ≈ 0.2 up are found with
+   high probability), then the exact score decides:
+   `max(Jaccard, containment)`, where containment (|A∩B| / the smaller set) counts only when
+   the smaller post has at least MIN_CONTAINMENT_SHINGLES 3-grams — a quote (「これ私も→」 +
+   the original text) contains the original, while a two-word 「私も」 contains nothing worth
+   matching. A reply to a post already in a storm joins that storm outright. Each assignment
+   is stored with the post it resembles and the score (the explanation the dashboard shows).
+2. **Tickets**: once a storm has `min_posts` posts it gets one `problem` ticket; its members'
+   tickets become incidents linked to it (Zendesk `problem_id`; local helpdesk: the
+   `problem_id` field). Echoes get priority low and tag `yorisoi_storm_echo`; high-reach
+   authors and questions keep their priority and get `yorisoi_storm_voice`, so agents still
+   answer them personally. The problem ticket's count is refreshed at most every
+   `update_seconds` (Zendesk allows 30 updates per ticket per 10 minutes).
+   The problem job is claimed like an outbox row (committed claim with a lease, lookup by
+   external id before any re-send), so a crash never makes a second problem ticket.
+3. **Spike alert**: per brand, the negative posts of the last 15 minutes are compared with the
+   same clock hour of the same weekday over the past `baseline_weeks` weeks (mean per 15
+   minutes, at least BASELINE_FLOOR). The test is the Poisson upper tail: with λ the baseline
+   and k the count, p = P(X ≥ k | λ). It fires when k ≥ `spike_min_count` and p < `spike_alpha`;
+   an active alert blocks new ones for the brand, and it ends when p ≥ SPIKE_END_ALPHA (the
+   count is no longer unusual). Start and end each create one ticket / note and one webhook
+   message (Slack-compatible JSON).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+import unicodedata
+import zlib
+from collections import Counter, deque
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from connector.config import ConfigError, number_setting
+from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, TicketDraft
+from connector.models import Analysis, Decision, Post, TicketRef
+from connector.textnorm import fold
+from connector.ticket_format import JST, excerpt
+
+log = logging.getLogger(__name__)
+
+SHINGLE = 3
+MIN_CONTAINMENT_SHINGLES = 12
+NUM_HASHES = 64
+BANDS = 32
+ROWS = NUM_HASHES // BANDS
+_PRIME = 4_294_967_311  # > 2**32, so a*h + b fits in uint64 for 32-bit a, b, h
+_rng = np.random.default_rng(20261122)  # fixed: signatures are comparable across restarts
+_A = _rng.integers(1, 2**32 - 1, NUM_HASHES, dtype=np.uint64)
+_B = _rng.integers(0, 2**32 - 1, NUM_HASHES, dtype=np.uint64)
+#: Representatives indexed per storm: enough to follow a storm whose wording drifts, few enough
+#: that a 5,000-post storm does not make every new post compare with 5,000 others.
+REPRESENTATIVES_PER_STORM = 12
+SPIKE_WINDOW = timedelta(minutes=15)
+#: Least expected count per 15 minutes: a brand with no history is not "infinitely" surprised.
+BASELINE_FLOOR = 0.5
+SPIKE_END_ALPHA = 0.05
+JOB_LEASE = timedelta(seconds=120)
+SYSTEM_REQUESTER = Requester(external_id="yorisoi:system", name="Yorisoi 炎上検知 / storm watch", handle=None)
+
+_URL = re.compile(r"https?://\S+|www\.\S+")
+_MENTION = re.compile(r"@[A-Za-z0-9_.]+")
+
+
+# --- settings -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StormSettings:
+    similarity: float = 0.5
+    window: timedelta = timedelta(minutes=120)
+    min_posts: int = 5
+    update_seconds: float = 120.0
+    high_reach: int = 10_000
+    spike_alpha: float = 1e-4
+    spike_min_count: int = 10
+    baseline_weeks: int = 4
+    alert_webhook: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "StormSettings":
+        def num(name: str, default: float, low: float, high: float, cast: type = float) -> Any:
+            return number_setting(env, name, default, low, high, cast)
+
+        webhook = env.get("YORISOI_ALERT_WEBHOOK") or None
+        if webhook and not webhook.startswith(("https://", "http://")):
+            raise ConfigError("YORISOI_ALERT_WEBHOOK must be an http(s) URL")
+        return cls(
+            similarity=num("YORISOI_STORM_SIMILARITY", 0.5, 0.05, 1.0),
+            window=timedelta(minutes=num("YORISOI_STORM_WINDOW_MINUTES", 120, 1, 7 * 24 * 60, int)),
+            min_posts=num("YORISOI_STORM_MIN_POSTS", 5, 2, 100_000, int),
+            update_seconds=num("YORISOI_STORM_UPDATE_SECONDS", 120.0, 20.0, 86_400.0),
+            high_reach=num("YORISOI_STORM_HIGH_REACH", 10_000, 0, 10**10, int),
+            spike_alpha=num("YORISOI_SPIKE_ALPHA", 1e-4, 1e-12, 0.5),
+            spike_min_count=num("YORISOI_SPIKE_MIN_COUNT", 10, 1, 100_000, int),
+            alert_webhook=webhook,
+        )
+
+
+# --- similarity (pure) -----------------------------------------------------------------
+def clean_text(text: str, drop: tuple[str, ...] = ()) -> str:
+    """Text as compared: folded (width, case, kana), without URLs, mentions, the brand's own
+    names, spaces and punctuation."""
+    text = _MENTION.sub(" ", _URL.sub(" ", text))
+    text = fold(unicodedata.normalize("NFKC", text))
+    for word in drop:
+        if word:
+            text = text.replace(word, " ")
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LN")
+
+
+def shingles(text: str, n: int = SHINGLE) -> frozenset[str]:
+    if len(text) <= n:
+        return frozenset([text]) if text else frozenset()
+    return frozenset(text[i:i + n] for i in range(len(text) - n + 1))
+
+
+def similarity(a: frozenset[str], b: frozenset[str]) -> tuple[float, str]:
+    """(score, kind): Jaccard, or containment of the smaller post when it is long enough."""
+    if not a or not b:
+        return 0.0, "empty"
+    common = len(a & b)
+    jaccard = common / (len(a) + len(b) - common)
+    small = min(len(a), len(b))
+    if small >= MIN_CONTAINMENT_SHINGLES:
+        contained = common / small
+        if contained > jaccard:
+            return contained, "quote"
+    return jaccard, "near-duplicate"
+
+
+def signature(sh: frozenset[str]) -> np.ndarray:
+    hashes = np.fromiter((zlib.crc32(s.encode("utf-8")) for s in sh), dtype=np.uint64, count=len(sh))
+    if hashes.size == 0:
+        return np.zeros(NUM_HASHES, dtype=np.uint64)
+    return ((_A[:, None] * hashes[None, :] + _B[:, None]) % _PRIME).min(axis=1)
+
+
+def band_keys(sig: np.ndarray) -> list[bytes]:
+    return [sig[i * ROWS:(i + 1) * ROWS].tobytes() + bytes([i]) for i in range(BANDS)]
+
+
+@dataclass
+class _Entry:
+    post_key: str
+    storm_id: int | None
+    at: datetime
+    shingles: frozenset[str]
+    keys: list[bytes]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Where one post went and why."""
+
+    post_key: str
+    resembles: str | None
+    similarity: float | None
+    reason: str | None
+    storm_id: int | None  # the storm of the resembled post (None: it was alone)
+
+    @property
+    def found(self) -> bool:
+        return self.resembles is not None
+
+
+class StormIndex:
+    """Recent posts of one brand, searchable by similarity (MinHash LSH + exact check)."""
+
+    def __init__(self, threshold: float, window: timedelta) -> None:
+        self.threshold = threshold
+        self.window = window
+        self.entries: dict[str, _Entry] = {}
+        self.buckets: dict[bytes, list[str]] = {}
+        self.order: deque[str] = deque()
+        self.per_storm: Counter[int] = Counter()
+
+    def _expire(self, now: datetime) -> None:
+        horizon = now - self.window
+        while self.order and (self.order[0] not in self.entries or self.entries[self.order[0]].at < horizon):
+            key = self.order.popleft()
+            entry = self.entries.pop(key, None)
+            if entry is None:
+                continue
+            if entry.storm_id is not None:
+                self.per_storm[entry.storm_id] -= 1
+            for band in entry.keys:
+                bucket = self.buckets.get(band)
+                if bucket is not None:
+                    try:
+                        bucket.remove(key)
+                    except ValueError:
+                        pass
+                    if not bucket:
+                        del self.buckets[band]
+
+    def find(self, sh: frozenset[str], at: datetime, keys: list[bytes]) -> tuple[_Entry | None, float, str]:
+        self._expire(at)
+        best: tuple[_Entry | None, float, str] = (None, 0.0, "")
+        seen: set[str] = set()
+        for band in keys:
+            for key in self.buckets.get(band, ()):
+                if key in seen:
+                    continue
+                seen.add(key)
+                entry = self.entries[key]
+                if abs((entry.at - at).total_seconds()) > self.window.total_seconds():
+                    continue
+                score, kind = similarity(sh, entry.shingles)
+                if score > best[1]:
+                    best = (entry, score, kind)
+        if best[0] is None or best[1] < self.threshold:
+            return None, best[1], ""
+        return best
+
+    def add(self, post_key: str, storm_id: int | None, at: datetime, sh: frozenset[str], keys: list[bytes]) -> None:
+        if storm_id is not None and self.per_storm[storm_id] >= REPRESENTATIVES_PER_STORM:
+            return  # the storm is represented well enough; this post is only counted
+        entry = _Entry(post_key, storm_id, at, sh, keys)
+        self.entries[post_key] = entry
+        self.order.append(post_key)
+        if storm_id is not None:
+            self.per_storm[storm_id] += 1
+        for band in keys:
+            self.buckets.setdefault(band, []).append(post_key)
+
+    def set_storm(self, post_key: str, storm_id: int) -> None:
+        entry = self.entries.get(post_key)
+        if entry is not None and entry.storm_id is None:
+            entry.storm_id = storm_id
+            self.per_storm[storm_id] += 1
+
+
+# --- spike test (pure) --------------------------------------------------------------------
+def poisson_tail(k: int, lam: float) -> float:
+    """P(X ≥ k) for X ~ Poisson(lam), computed stably in log space."""
+    if k <= 0:
+        return 1.0
+    term = math.exp(-lam)
+    cdf = 0.0
+    for i in range(k):
+        cdf += term
+        term *= lam / (i + 1)
+    if cdf < 0.999:
+        return max(0.0, 1.0 - cdf)
+    # Near 1: sum the tail instead of subtracting (keeps tiny p-values exact).
+    tail, term_k = 0.0, math.exp(-lam + k * math.log(lam) - math.lgamma(k + 1)) if lam > 0 else 0.0
+    i, term = k, term_k
+    while term > tail * 1e-16 and i < k + 10_000:
+        tail += term
+        i += 1
+        term *= lam / i
+    return tail
+
+
+def spike_fires(count: int, baseline: float, settings: StormSettings) -> tuple[bool, float]:
+    p = poisson_tail(count, max(baseline, BASELINE_FLOOR))
+    return (count >= settings.spike_min_count and p < settings.spike_alpha), p
+
+
+# --- formatting (pure) -------------------------------------------------------------------
+def problem_external_id(storm: Mapping[str, Any]) -> str:
+    return f"yorisoi:storm:{storm['first_post_key']}"
+
+
+def storm_topic(words: list[str], members: list[Mapping[str, Any]]) -> str:
+    if words:
+        return "・".join(words[:3])
+    return excerpt(members[0]["text"], 24) if members else "?"
+
+
+def voices(members: list[Mapping[str, Any]], limit: int = 5) -> list[Mapping[str, Any]]:
+    """The highest-risk voices: by risk score, then reach."""
+    return sorted(members, key=lambda m: (-(m.get("risk_score") or 0.0), -(m.get("followers") or 0)))[:limit]
+
+
+def problem_subject(brand: str, topic: str, size: int) -> str:
+    return f"[{brand}] 炎上: {topic} — {size}件 / Storm: {topic} — {size} posts"
+
+
+def member_line(m: Mapping[str, Any]) -> str:
+    who = f"@{m['handle']}" if m.get("handle") else (m.get("name") or m["post_key"])
+    ticket = f" → #{m['ticket_id']}" if m.get("ticket_id") else ""
+    reach = f", {m['followers']:,} followers" if m.get("followers") else ""
+    return f"- {who}{reach} ({m.get('risk') or '?'}): {excerpt(m['text'], 60)}{ticket}"
+
+
+def problem_draft(storm: Mapping[str, Any], members: list[Mapping[str, Any]], words: list[str]) -> TicketDraft:
+    first = members[0]
+    size = storm["size"]
+    topic = storm_topic(words, members)
+    started = storm["started_at"].astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+    lines = [
+        f"炎上の可能性: 同じ出来事についての投稿が {size} 件あります（{started} から）。",
+        f"Possible storm: {size} posts about the same incident since {started}.",
+        "",
+        "■ 最初の投稿 / First post:",
+        member_line(first),
+        *( [f"  {first['url']}"] if first.get("url") else [] ),
+        "",
+        f"■ 件数 / Posts: {size}（更新されます / kept up to date）",
+        f"■ よく出る言葉 / Top words: {'、'.join(words) if words else '—'}",
+        "■ リスクの高い声 / Highest-risk voices:",
+        *(member_line(m) for m in voices(members)),
+        "",
+        "このチケットを解決すると、リンクされたインシデントにも同じ回答が届きます（Zendesk）。",
+        "Solving this problem ticket answers every linked incident at once (Zendesk).",
+    ]
+    note = ["Yorisoi 炎上の判定 / how posts were grouped:"]
+    for m in members[1:21]:
+        note.append(f"- {m['post_key']}: {m.get('reason') or '—'}")
+    if len(members) > 21:
+        note.append(f"… (+{len(members) - 21})")
+    any_critical = any(m.get("risk") == "critical" for m in members)
+    return TicketDraft(
+        external_id=problem_external_id(storm),
+        subject=problem_subject(storm["brand"], topic, size),
+        description="\n".join(lines) + "\n",
+        note="\n".join(note) + "\n",
+        priority="urgent" if any_critical else "high",
+        tags=("yorisoi", "yorisoi_storm", "yorisoi_storm_problem"),
+        requester=SYSTEM_REQUESTER,
+        post_url=first.get("url"),
+        labels={},
+        ticket_type="problem",
+    )
+
+
+def count_note(storm: Mapping[str, Any], members: list[Mapping[str, Any]], words: list[str]) -> CommentDraft:
+    size = storm["size"]
+    body = [f"件数の更新 / Count update: {size} 件 / posts (前回 / before: {storm['reported_size']})",
+            f"よく出る言葉 / Top words: {'、'.join(words) if words else '—'}",
+            "リスクの高い声 / Highest-risk voices:", *(member_line(m) for m in voices(members))]
+    return CommentDraft(dedupe_key=f"{problem_external_id(storm)}#count:{size}", body="\n".join(body) + "\n",
+                        public=False)
+
+
+def alert_text(alert: Mapping[str, Any], stage: str) -> str:
+    when = alert["started_at"].astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+    if stage == "start":
+        return (f"【急増アラート / Spike alert】{alert['brand']}: ネガティブな投稿が15分で {alert['count']} 件"
+                f"（通常 {alert['baseline']:.1f} 件, p={alert['p_value']:.2g}）— {when}\n"
+                f"Negative posts in 15 minutes: {alert['count']} (usual {alert['baseline']:.1f}).")
+    ended = alert["ended_at"].astimezone(JST).strftime("%H:%M JST") if alert.get("ended_at") else "?"
+    return (f"【アラート終了 / Spike ended】{alert['brand']}: {when} からの急増は {ended} に通常の水準に戻りました"
+            f"（最大 {alert['peak']} 件/15分）。 The spike has ended (peak {alert['peak']} per 15 minutes).")
+
+
+def slack_payload(alert: Mapping[str, Any], stage: str, ticket_url: str | None) -> dict[str, Any]:
+    """Slack incoming-webhook JSON (`text` + `blocks`); Teams/Mattermost accept `text` too."""
+    text = alert_text(alert, stage)
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    if ticket_url:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{ticket_url}|チケット / ticket>"}]})
+    return {"text": text, "blocks": blocks}
+
+
+def alert_draft(alert: Mapping[str, Any]) -> TicketDraft:
+    text = alert_text(alert, "start")
+    return TicketDraft(
+        external_id=f"yorisoi:alert:{alert['id']}:{alert['started_at'].strftime('%Y%m%dT%H%M')}",
+        subject=f"[{alert['brand']}] 急増アラート / Spike alert: {alert['count']}件/15分",
+        description=text + "\n\nスーパーバイザーへ: 炎上の一覧はダッシュボードの「炎上 / Storms」で確認できます。\n"
+                           "Supervisors: see the dashboard's Storms page.\n",
+        note=f"Poisson test: count={alert['count']}, baseline λ={alert['baseline']:.3f}, p={alert['p_value']:.3g}\n",
+        priority="urgent",
+        tags=("yorisoi", "yorisoi_spike_alert"),
+        requester=SYSTEM_REQUESTER,
+        post_url=None,
+        labels={},
+    )
+
+
+# --- the service ------------------------------------------------------------------------
+@dataclass
+class StormReport:
+    problems_created: int = 0
+    problems_updated: int = 0
+    incidents_linked: int = 0
+    alerts_sent: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Storms:
+    """Online grouping at ingest (`observe`), ticket shaping and jobs at delivery."""
+
+    def __init__(self, store: Any, settings: StormSettings, brand_words: Mapping[str, tuple[str, ...]],
+                 clock: Callable[[], datetime], post_json: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.brand_words = {b: tuple(sorted({clean_text(w) for w in words if w}, key=len, reverse=True))
+                            for b, words in brand_words.items()}
+        self.clock = clock
+        self.post_json = post_json or _post_json
+        self.indexes: dict[str, StormIndex] = {}
+        self._baseline: dict[tuple[str, datetime], float] = {}
+
+    # grouping
+    def _index(self, brand: str, at: datetime) -> StormIndex:
+        index = self.indexes.get(brand)
+        if index is None:
+            index = self.indexes[brand] = StormIndex(self.settings.similarity, self.settings.window)
+            for row in self.store.storm_recent_members(brand, at - self.settings.window):
+                sh = shingles(clean_text(row["text"], self.brand_words.get(brand, ())))
+                index.add(row["post_key"], row["storm_id"], row["created_at"], sh, band_keys(signature(sh)))
+        return index
+
+    def assign(self, post: Post, brand: str) -> tuple[Assignment, frozenset[str], list[bytes]]:
+        index = self._index(brand, post.created_at)
+        sh = shingles(clean_text(post.text, self.brand_words.get(brand, ())))
+        keys = band_keys(signature(sh))
+        for ref in (post.in_reply_to, post.conversation_id):
+            if ref:
+                parent = self.store.storm_of(f"{post.platform}:{ref}")
+                if parent is not None and parent["brand"] == brand and parent["post_key"] != post.key:
+                    return (Assignment(post.key, parent["post_key"], 1.0, f"reply to {parent['post_key']}",
+                                       parent["storm_id"]), sh, keys)
+        entry, score, kind = index.find(sh, post.created_at, keys)
+        if entry is None:
+            return Assignment(post.key, None, None, None, None), sh, keys
+        return (Assignment(post.key, entry.post_key, round(score, 4), f"{kind} of {entry.post_key} ({score:.2f})",
+                           entry.storm_id), sh, keys)
+
+    def observe(self, post: Post, decision: Decision, analysis: Analysis | None) -> int | None:
+        """Place a qualified post in a storm (or alone) and check the brand for a spike."""
+        if not decision.qualified or decision.brand is None or analysis is None:
+            return None
+        brand = decision.brand
+        assignment, sh, keys = self.assign(post, brand)
+        voice = (post.author.followers or 0) >= self.settings.high_reach or analysis.intent.value == "question"
+        now = self.clock()
+        storm_id = self.store.storm_add_member(
+            post_key=post.key, brand=brand, created_at=post.created_at,
+            negative=analysis.sentiment.value == "negative", resembles=assignment.resembles,
+            similarity=assignment.similarity, reason=assignment.reason, role="voice" if voice else "echo",
+            risk_score=analysis.risk.score, join_storm=assignment.storm_id,
+            found_single=assignment.found and assignment.storm_id is None,
+            min_posts=self.settings.min_posts, due_at=now,
+            throttle=timedelta(seconds=self.settings.update_seconds))
+        index = self.indexes[brand]
+        if storm_id is not None and assignment.storm_id is None and assignment.resembles:
+            index.set_storm(assignment.resembles, storm_id)
+        index.add(post.key, storm_id, post.created_at, sh, keys)
+        if analysis.sentiment.value == "negative":
+            self.check_spike(brand, post.created_at)
+        return storm_id
+
+    # spikes
+    def baseline(self, brand: str, at: datetime) -> float:
+        """Mean negative posts per 15 minutes in the same clock hour, same weekday, past weeks."""
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        cached = self._baseline.get((brand, hour))
+        if cached is None:
+            weeks = self.settings.baseline_weeks
+            total = sum(self.store.count_negative(brand, hour - timedelta(weeks=w) - timedelta(microseconds=1),
+                                                  hour - timedelta(weeks=w) + timedelta(hours=1) - timedelta(microseconds=1))
+                        for w in range(1, weeks + 1))
+            cached = self._baseline[(brand, hour)] = total / (weeks * 4)
+        return cached
+
+    def check_spike(self, brand: str, at: datetime) -> None:
+        count = self.store.count_negative(brand, at - SPIKE_WINDOW, at)
+        baseline = self.baseline(brand, at)
+        active = self.store.active_alert(brand)
+        fires, p = spike_fires(count, baseline, self.settings)
+        if active is None:
+            if fires:
+                alert_id = self.store.open_alert(brand=brand, started_at=at, count=count, baseline=baseline, p_value=p)
+                if alert_id is not None:
+                    log.warning("spike alert for %s: %d negative posts in 15 min (baseline %.2f, p=%.2g)",
+                                brand, count, baseline, p)
+        elif at >= active["started_at"]:
+            self.store.alert_peak(active["id"], count)
+            if p >= SPIKE_END_ALPHA and at - active["started_at"] >= SPIKE_WINDOW:
+                self.store.close_alert(active["id"], at)
+
+    def tick(self, now: datetime) -> None:
+        """End alerts whose brand went quiet (no post arrives to end them)."""
+        for alert in self.store.list_alerts(limit=20):
+            if alert["ended_at"] is None and now - alert["started_at"] >= SPIKE_WINDOW:
+                self.check_spike(alert["brand"], max(now, alert["started_at"] + SPIKE_WINDOW))
+
+    # delivery
+    def shape(self, post_key: str, draft: TicketDraft) -> TicketDraft:
+        """A member's ticket: tagged with its storm, linked to the problem once it exists."""
+        member = self.store.storm_of(post_key)
+        if member is None or member["storm_id"] is None:
+            return draft
+        storm = self.store.storm(member["storm_id"])
+        if storm is None or storm["size"] < self.settings.min_posts:
+            return draft
+        role = member["role"] or "echo"
+        tags = tuple(dict.fromkeys((*draft.tags, "yorisoi_storm", f"yorisoi_storm_{storm['id']}", f"yorisoi_storm_{role}")))
+        draft = replace(draft, tags=tags, priority="low" if role == "echo" else draft.priority)
+        if storm["problem_ticket_id"]:
+            draft = replace(draft, ticket_type="incident", problem_id=storm["problem_ticket_id"])
+            # Every later attempt of this create carries the link too, so it counts as linked.
+            self.store.storm_mark_linked([post_key])
+        return draft
+
+    def deliver(self, helpdesk: Any) -> StormReport:
+        report = StormReport()
+        now = self.clock()
+        for storm_id in self.store.storms_needing_update(now):
+            storm = self.store.storm(storm_id)
+            if storm is not None:
+                last = storm["last_update_at"] or now
+                self.store.storm_schedule(storm_id, max(now, last + timedelta(seconds=self.settings.update_seconds)))
+        for storm in self.store.claim_storm_jobs(now, JOB_LEASE):
+            try:
+                self._problem_job(helpdesk, storm, report)
+            except HelpdeskError as exc:
+                report.errors.append({"storm": storm["id"], "stage": "storm_problem", "message": exc.message})
+                retry = timedelta(seconds=exc.retry_after if exc.retry_after is not None
+                                  else min(600, 2 ** storm["job_attempts"]))
+                self.store.storm_job_retry(storm["id"], exc.message, now + retry,
+                                           failed=not (exc.retryable or exc.stop_delivery))
+                if exc.stop_delivery or exc.retry_after is not None:
+                    break
+            except Exception as exc:  # unknown outcome: the retry looks up first
+                log.exception("storm %s: problem ticket job failed", storm["id"])
+                self.store.storm_job_retry(storm["id"], str(exc), now + timedelta(seconds=30))
+        self.tick(now)
+        for stage, alert in self.store.claim_alert_jobs(now, JOB_LEASE):
+            try:
+                self._alert_job(helpdesk, stage, alert)
+                report.alerts_sent += 1
+            except Exception as exc:
+                message = exc.message if isinstance(exc, HelpdeskError) else str(exc)
+                log.warning("spike alert %s (%s): %s", alert["id"], stage, message)
+                report.errors.append({"alert": alert["id"], "stage": f"alert_{stage}", "message": message})
+                self.store.alert_job_retry(alert["id"], stage, message,
+                                           failed=isinstance(exc, HelpdeskError) and not exc.retryable)
+        return report
+
+    def _problem_job(self, helpdesk: Any, storm: dict[str, Any], report: StormReport) -> None:
+        members = self.store.storm_members_of(storm["id"])
+        words = self.store.storm_top_words(storm["id"])
+        draft = problem_draft(storm, members, words)
+        ref = (TicketRef(storm["problem_helpdesk"], storm["problem_ticket_id"], storm["problem_url"])
+               if storm["problem_ticket_id"] else None)
+        if ref is None:
+            if storm["job_attempts"] > 1:
+                ref = helpdesk.find_ticket(draft.external_id)
+                if ref is not None and not helpdesk.has_comment(ref, draft.note_key):
+                    helpdesk.add_comment(ref, draft.note_comment())
+            if ref is None:
+                ref = helpdesk.create_ticket(draft)
+            self.store.storm_problem_created(storm["id"], ref)
+            report.problems_created += 1
+        elif storm["size"] > storm["reported_size"]:
+            note = count_note(storm, members, words)
+            if not (storm["job_attempts"] > 1 and helpdesk.has_comment(ref, note.dedupe_key)):
+                update = getattr(helpdesk, "update_problem", None)
+                if callable(update):  # one update: new subject + the count note
+                    update(ref, draft.subject, note)
+                else:
+                    helpdesk.add_comment(ref, note)
+            report.problems_updated += 1
+        link = getattr(helpdesk, "link_incident", None)
+        if callable(link):
+            for m in members:
+                if m["ticket_id"] and not m["linked"]:
+                    link(ref, TicketRef(m["helpdesk"], m["ticket_id"], m["ticket_url"]))
+                    self.store.storm_mark_linked([m["post_key"]])
+                    report.incidents_linked += 1
+        self.store.storm_job_done(storm["id"], storm["size"], storm_topic(words, members), self.clock())
+
+    def _alert_job(self, helpdesk: Any, stage: str, alert: dict[str, Any]) -> None:
+        ref = self.store.alert_ticket(alert["id"])
+        if stage == "start":
+            draft = alert_draft(alert)
+            if ref is None and alert["attempts"] > 1:
+                ref = helpdesk.find_ticket(draft.external_id)
+            if ref is None:
+                ref = helpdesk.create_ticket(draft)
+            self.store.alert_job_done(alert["id"], "start", ticket=ref)  # ticket first: never twice
+            if self.settings.alert_webhook:
+                self.post_json(self.settings.alert_webhook, slack_payload(alert, stage, ref.url))
+            return
+        if ref is not None:
+            comment = CommentDraft(dedupe_key=f"yorisoi:alert:{alert['id']}#end", body=alert_text(alert, "end") + "\n",
+                                   public=False)
+            if not helpdesk.has_comment(ref, comment.dedupe_key):
+                helpdesk.add_comment(ref, comment)
+        if self.settings.alert_webhook:
+            self.post_json(self.settings.alert_webhook, slack_payload(alert, stage, ref.url if ref else None))
+        self.store.alert_job_done(alert["id"], "end")
+
+
+def _post_json(url: str, payload: dict[str, Any]) -> None:
+    import requests  # only when a webhook is configured
+
+    response = requests.post(url, json=payload, timeout=10)
+    if response.status_code >= 300:
+        raise RuntimeError(f"alert webhook answered HTTP {response.status_code}")
