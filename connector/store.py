@@ -1721,7 +1721,8 @@ class Store:
                 stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"password_hash": password_hash})
             else:
                 stmt = stmt.on_conflict_do_nothing(index_elements=["name"])
-            return conn.execute(stmt).rowcount == 1
+            # RETURNING, not rowcount (-1 on PostgreSQL with an implicit RETURNING of the id).
+            return conn.execute(stmt.returning(users.c.name)).first() is not None
 
     def user_password_hash(self, name: str) -> str | None:
         with self.engine.connect() as conn:
@@ -2176,8 +2177,8 @@ def _rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Seq
     conn.execute(report_topic_monthly.delete())
     conn.execute(insert(report_topic_monthly).from_select(
         ["month", "brand", "platform", "topic", "n"],
-        select(func.substr(post_topics.c.day, 1, 7), post_topics.c.brand, post_topics.c.platform, post_topics.c.topic,
-               func.count()).group_by(func.substr(post_topics.c.day, 1, 7), post_topics.c.brand,
+        select(_month_of(post_topics.c.day), post_topics.c.brand, post_topics.c.platform, post_topics.c.topic,
+               func.count()).group_by(_month_of(post_topics.c.day), post_topics.c.brand,
                                       post_topics.c.platform, post_topics.c.topic)))
     keys = ("day", "brand", "platform", "qualified", *LABEL_COLUMNS)
     if daily:
@@ -2201,6 +2202,14 @@ def _rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Seq
         conn.execute(insert(ticket_facts), [_ticket_fact(r["post_key"], r, r["ticket_created_at"], r["first_reply"])
                                             for r in ticket_rows])
     return counted
+
+
+def _month_of(day: Any) -> Any:
+    """'YYYY-MM' of a 'YYYY-MM-DD' column. The positions are literals, not bound parameters:
+    PostgreSQL sees `substr(day, $1, $2)` in SELECT and `substr(day, $3, $4)` in GROUP BY as
+    different expressions and refuses the query."""
+    from sqlalchemy import literal_column
+    return func.substr(day, literal_column("1"), literal_column("7"))
 
 
 def _migrate_2_reports(conn: Connection) -> None:

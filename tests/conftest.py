@@ -88,6 +88,9 @@ def db_env(env: dict[str, str], backend: str):
         with pg.fresh_database() as url:
             yield {**env, "YORISOI_DATABASE": url}
         return
+    if backend == "sqlite":  # SQLite even when the whole suite runs on PostgreSQL
+        yield {**env, "YORISOI_DATABASE": f"sqlite:///{env['YORISOI_DATA_DIR']}/yorisoi.sqlite3"}
+        return
     yield env
 
 

@@ -245,7 +245,7 @@ def test_disk_full_answers_503_stores_nothing_and_recovers(env, app_factory):
     """SQLite's max_page_count caps the file where it is now: the next write that needs a new
     page fails with SQLITE_FULL, as on a full disk. (PostgreSQL: see the lock test; a full
     disk there is the server's to report, and reaches us as the same OperationalError.)"""
-    app = app_factory()
+    app = app_factory(YORISOI_DATABASE=f"sqlite:///{env['YORISOI_DATA_DIR']}/full.sqlite3")
     svc = app.extensions["yorisoi"]
     client = app.test_client()
     assert _webhook(client, [post_dict(id="f-0")]).status_code == 202
