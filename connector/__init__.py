@@ -47,6 +47,29 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     api.init_app(app)  # /api/v1/: the agent sidebar (bearer tokens; exempt from CSRF)
     cli.register(app)
 
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    @app.before_request
+    def _body_size_limit() -> None:
+        # Checked on every route before any view runs, not left to the first read of the
+        # body: a view that answers early (disabled integration, bad signature) or reads the
+        # body through get_json(silent=True) would otherwise never refuse an oversized one.
+        if request.content_length is not None and request.content_length > settings.max_body_bytes:
+            raise RequestEntityTooLarge()
+
+    @app.before_request
+    def _no_nul_in_url():
+        # No browser, helpdesk or network puts U+0000 in a URL: it is forged input, and
+        # PostgreSQL cannot even compare text holding it (`/posts/%00` would fail in the query).
+        if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+            return {"error": "the URL contains a NUL character (%00)"}, 400
+        return None
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_exc: RequestEntityTooLarge):
+        return {"error": f"本文が大きすぎます（上限 {settings.max_body_bytes} バイト） / request body larger than "
+                         f"{settings.max_body_bytes} bytes (YORISOI_MAX_BODY_BYTES); split it or send less"}, 413
+
     @app.before_request
     def _language() -> None:
         g.lang = i18n.pick_lang(request)
@@ -63,6 +86,27 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
+
+    from sqlalchemy.exc import OperationalError
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError):
+        # Database locked (another writer, lock_timeout), disk full, server gone: the request
+        # is not acknowledged, so the sender (a webhook, Zendesk, the extension) retries it.
+        # Every state change is one transaction, so nothing half-stored is left behind; a
+        # resent post that was stored before the failure is skipped as a duplicate.
+        # Logged without the statement's parameters (post text, tokens in replies).
+        log = logging.getLogger("connector.web")
+        original = getattr(exc, "orig", None) or exc
+        reason = (str(original).strip().splitlines() or [type(original).__name__])[0][:300]
+        log.error("%s %s: database unavailable: %s: %s", request.method, request.path,
+                  type(original).__name__, reason)
+        body = {"error": "データベースが一時的に使えません（ロック中または容量不足）。この要求は完了していません。"
+                         "しばらくして同じ内容を再送してください（保存済みの投稿は重複しません）。 / "
+                         "The database is unavailable (locked or full): this request was not completed. "
+                         "Send it again later; posts already stored are skipped, never duplicated.",
+                "reason": reason}
+        return body, 503, {"Retry-After": "30"}
 
     from connector.labels import label_name, value_name
     from connector.ticket_format import excerpt

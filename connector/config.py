@@ -27,7 +27,8 @@ class ConfigError(ValueError):
 ENV_VARS: tuple[tuple[str, str, str], ...] = (
     ("YORISOI_DATA_DIR", "./data", "Folder for the SQLite database and other local state."),
     ("YORISOI_DATABASE", "sqlite:///<data dir>/yorisoi.sqlite3",
-     "Database URL (`sqlite:///path`) or a plain file path for SQLite."),
+     "Database URL: `sqlite:///path` (or a plain file path; one instance), or `postgresql://user:password@host/db` "
+     "(psycopg 3; several instances may share it). Secret when it holds a password."),
     ("YORISOI_WATCH", "bundled demo watch.toml", "Path of the watch configuration (TOML): brands, keywords, exclusions, priority rules."),
     ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database), `zendesk` (ZENDESK_* below) or `freshdesk` (FRESHDESK_* below)."),
     ("YORISOI_WEBHOOK_SECRET", "(unset: webhook disabled)",
@@ -94,7 +95,12 @@ class Settings:
     model_dir: Path | None = None
 
     def __repr__(self) -> str:  # never show secrets, even in a traceback or a debugger
-        return (f"Settings(database_url={self.database_url!r}, watch_path={str(self.watch_path)!r}, "
+        from sqlalchemy.engine import make_url
+        try:
+            database = make_url(self.database_url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - an unparsable URL: show nothing of it
+            database = "<unreadable>"
+        return (f"Settings(database_url={database!r}, watch_path={str(self.watch_path)!r}, "
                 f"helpdesk={self.helpdesk!r}, host={self.host!r}, port={self.port})")
 
     @classmethod

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 #: Networks a post can come from. `webhook` is any other tool pushing posts to us.
 PLATFORMS = ("x", "mastodon", "bluesky", "rss", "webhook")
@@ -19,9 +19,25 @@ Platform = Literal["x", "mastodon", "bluesky", "rss", "webhook"]
 #: sender cannot make us tokenise megabytes.
 MAX_TEXT_CHARS = 20_000
 
-Count = Annotated[int, Field(ge=0, strict=True)]
-Ident = Annotated[StrictStr, Field(min_length=1, max_length=256)]
-ShortText = Annotated[StrictStr, Field(max_length=2_000)]
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000 and no network lets a person type it: a post
+    # carrying one is forged or corrupt, refused here with the field's name rather than
+    # failing later inside the database (where SQLite would have kept it and PostgreSQL not).
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (U+0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A JSON escape such as \ud800 decodes to half a character that no database stores.
+        raise ValueError("contains invalid Unicode (an unpaired surrogate such as \\ud800)") from None
+    return value
+
+
+Str = Annotated[StrictStr, AfterValidator(_no_nul)]
+#: Counts fit a 32-bit integer column (PostgreSQL `integer`); no account has 2 billion followers.
+Count = Annotated[int, Field(ge=0, le=2_147_483_647, strict=True)]
+Ident = Annotated[Str, Field(min_length=1, max_length=256)]
+ShortText = Annotated[Str, Field(max_length=2_000)]
 
 
 class Author(BaseModel):
@@ -60,8 +76,8 @@ class Post(BaseModel):
     id: Ident
     url: ShortText | None = None
     created_at: AwareDatetime
-    lang: Annotated[StrictStr, Field(max_length=16)] | None = None
-    text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    lang: Annotated[Str, Field(max_length=16)] | None = None
+    text: Annotated[Str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
     author: Author
     metrics: Metrics = Metrics()
     in_reply_to: Ident | None = None

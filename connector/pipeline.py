@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from connector.analysis import SentimentModel, analyse
 from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketDraft, supports_bulk
 from connector.models import Post, TicketRef
 from connector.qualify import Qualifier
-from connector.store import BULK_CLAIM_SUFFIX, OutboxItem, Store, utcnow, worker_id
+from connector.store import BULK_CLAIM_SUFFIX, OutboxItem, PostRecord, Store, utcnow, worker_id
 from connector.ticket_format import follow_up_comment, ticket_draft
 from connector.topics import complaint_topics
 from connector.watch import WatchConfig
@@ -37,6 +38,11 @@ BACKOFF_MAX_SECONDS = 600.0
 #: crash or stop polling, so its rows are not looked up (and maybe re-sent) before this
 #: horizon: Zendesk runs queued jobs within minutes and keeps their status for an hour.
 BULK_LEASE = timedelta(hours=1)
+#: Rows one delivery pass claims. Small, so that several instances (or worker threads) share
+#: a backlog instead of one claiming all of it; each claim is one short transaction.
+DELIVERY_BATCH = 10
+#: Posts stored per transaction by `ingest_lines` (replay files, the demo feed).
+INGEST_BATCH = 200
 
 
 class PostRejected(ValueError):
@@ -120,11 +126,18 @@ class Pipeline:
         self.qualifier = Qualifier(watch)
         self.helpdesk = helpdesk
         self.clock = clock
-        # Set by a 429 Retry-After: the helpdesk refuses every call until then, so no pass
-        # calls it before (each further call would only be refused and count against us).
-        self.paused_until: datetime | None = None
         # Public storms (connector/storms.py): set by Services when enabled; None in bare tests.
         self.storms: Any = None
+
+    # Set by a 429 Retry-After: the helpdesk refuses every call until then, so no pass calls it
+    # before (each further call would only be refused and count against us). Kept in the store,
+    # so that every connector instance sharing the database holds back, not only this one.
+    @property
+    def paused_until(self) -> datetime | None:
+        return self.store.delivery_paused_until(self.helpdesk.name)
+
+    def pause(self, seconds: float, reason: str) -> None:
+        self.store.pause_delivery(self.helpdesk.name, self.clock() + timedelta(seconds=seconds), reason)
 
     # --- ingest -----------------------------------------------------------------------
     def ingest_raw(self, raw: Any, source: str) -> IngestOutcome:
@@ -151,13 +164,83 @@ class Pipeline:
             return IngestOutcome(post.key, "dropped", decision.reasons)
         return IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", decision.reasons)
 
+    def ingest_many(self, raws: Iterable[Any], source: str) -> list[IngestOutcome]:
+        """Ingest a batch (a webhook call, a chunk of a replay file) in one transaction.
+
+        The same decisions as `ingest` post by post, with fewer round-trips: one query finds
+        the posts already stored, the thread lookup runs only for posts that reply to
+        something (and sees the batch's own earlier posts), and everything is written in one
+        transaction — so a failure (database locked, disk full) stores none of the batch and
+        the caller can answer "not done". If another instance stored one of the posts in the
+        meantime, the batch falls back to `ingest` one by one (which skips that one).
+        """
+        outcomes: list[IngestOutcome | None] = []
+        parsed: list[tuple[int, Post]] = []
+        for raw in raws:
+            try:
+                post = raw if isinstance(raw, Post) else parse_post(raw)
+            except PostRejected as exc:
+                outcomes.append(IngestOutcome(None, "rejected", error=exc.as_dict()))
+                continue
+            parsed.append((len(outcomes), post))
+            outcomes.append(None)
+        stored = self.store.existing_keys(list(dict.fromkeys(post.key for _, post in parsed)))
+        seen: set[str] = set()
+        # Qualifying posts of this batch, as find_thread_ticket would find them once stored:
+        # (author key, post key) and (author key, platform, conversation id) → (ticket post, brand)
+        by_key: dict[tuple[str, str], tuple[str, str | None]] = {}
+        by_conversation: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+        records: list[PostRecord] = []
+        for index, post in parsed:
+            if post.key in stored or post.key in seen:
+                outcomes[index] = IngestOutcome(post.key, "duplicate", ("already stored",))
+                continue
+            seen.add(post.key)
+            author_key = f"{post.platform}:{post.author.id}"
+            refs = [r for r in (post.in_reply_to, post.conversation_id) if r]
+            thread = None
+            if refs:
+                thread = self.store.find_thread_ticket(post)  # earlier, stored posts come first
+                for ref in refs if thread is None else ():
+                    thread = by_key.get((author_key, f"{post.platform}:{ref}")) or \
+                        by_conversation.get((author_key, post.platform, ref))
+                    if thread:
+                        break
+            decision = self.qualifier.decide(post, *(thread or (None, None)))
+            analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model)
+                        if decision.qualified else None)
+            ticket_post_key = thread[0] if (thread and decision.qualified) else None
+            records.append(PostRecord(post, decision, analysis, ticket_post_key,
+                                      complaint_topics(post, analysis, self.watch)))
+            if decision.qualified:
+                target = (ticket_post_key or post.key, decision.brand)  # as the stored row would answer
+                by_key.setdefault((author_key, post.key), target)
+                if post.conversation_id:
+                    by_conversation.setdefault((author_key, post.platform, post.conversation_id), target)
+            status = ("follow_up" if ticket_post_key else "queued") if decision.qualified else "dropped"
+            outcomes[index] = IngestOutcome(post.key, status, decision.reasons)
+        try:
+            self.store.record_posts(records, source=source)
+        except IntegrityError:
+            # Another instance stored one of them meanwhile: nothing of the batch was written.
+            log.info("a post of the batch was stored meanwhile by another instance; ingesting one by one")
+            redo = {record.post.key: self.ingest(record.post, source) for record in records}
+            return [redo.get(o.key, o) if o is not None and o.status != "duplicate" else o  # type: ignore[misc]
+                    for o in outcomes if o is not None]
+        if self.storms is not None:  # as `ingest` does, once the posts are stored, in order
+            for record in records:
+                if record.decision.qualified and not record.ticket_post_key:
+                    self.storms.observe(record.post, record.decision, record.analysis)
+        return [o for o in outcomes if o is not None]
+
     # --- deliver ----------------------------------------------------------------------
-    def deliver(self, limit: int = 100) -> DeliveryReport:
+    def deliver(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:
         """One pass over the due outbox rows. Safe to run in several workers at once."""
         report = DeliveryReport()
         now = self.clock()
-        if self.paused_until is not None and now < self.paused_until:
-            report.stopped = f"helpdesk asked us to wait until {self.paused_until.isoformat()}"
+        paused_until = self.paused_until
+        if paused_until is not None and now < paused_until:
+            report.stopped = f"helpdesk asked us to wait until {paused_until.isoformat()}"
             return report
         if self.storms is not None:
             self._deliver_storms(report)
@@ -177,7 +260,7 @@ class Pipeline:
                     # refused (rate limit): hand the rest of the claimed rows back untouched.
                     report.stopped = exc.message
                     if exc.retry_after is not None:
-                        self.paused_until = self.clock() + timedelta(seconds=exc.retry_after)
+                        self.pause(exc.retry_after, exc.message)
                     self.store.release_claims([rest.id for rest in claimed[index + 1:]])
                     break
             except Exception as exc:  # an unknown outcome: the next attempt looks up first
@@ -274,7 +357,7 @@ class Pipeline:
         if result.stopped is not None:
             report.stopped = result.stopped.message
             if result.stopped.retry_after is not None:
-                self.paused_until = self.clock() + timedelta(seconds=result.stopped.retry_after)
+                self.pause(result.stopped.retry_after, result.stopped.message)
 
     def _deliver_storms(self, report: DeliveryReport) -> None:
         """Storm problem tickets, incident links and spike alerts (connector/storms.py)."""
@@ -308,8 +391,9 @@ class Pipeline:
         next_due = self.store.next_due_at()
         if next_due is None:
             return None
-        if self.paused_until is not None:
-            next_due = max(next_due, self.paused_until)
+        paused_until = self.paused_until
+        if paused_until is not None:
+            next_due = max(next_due, paused_until)
         return (next_due - self.clock()).total_seconds()
 
     def drain(self, max_wait: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> DeliveryReport:
@@ -331,18 +415,27 @@ class Pipeline:
             sleep(max(wait, 0.05))
 
     # --- batches (replay files, the demo feed) -----------------------------------------
-    def ingest_lines(self, lines: Iterable[str], source: str) -> tuple[int, list[IngestOutcome]]:
+    def ingest_lines(self, lines: Iterable[str], source: str,
+                     batch_size: int = INGEST_BATCH) -> tuple[int, list[IngestOutcome]]:
         read = 0
-        outcomes = []
+        outcomes: list[IngestOutcome] = []
+        batch: list[tuple[int, str]] = []
+
+        def flush() -> None:
+            for (number, _line), outcome in zip(batch, self.ingest_many([line for _, line in batch], source)):
+                if outcome.error is not None:
+                    outcome = IngestOutcome(outcome.key, outcome.status, outcome.reasons, {"line": number, **outcome.error})
+                outcomes.append(outcome)
+            batch.clear()
+
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             read += 1
-            outcome = self.ingest_raw(line, source)
-            if outcome.error is not None:
-                outcome = IngestOutcome(outcome.key, outcome.status, outcome.reasons,
-                                        {"line": number, **outcome.error})
-            outcomes.append(outcome)
+            batch.append((number, line))
+            if len(batch) >= batch_size:
+                flush()
+        flush()
         return read, outcomes
 
 

@@ -143,16 +143,27 @@ class Poller:
         report = PollReport()
         now = self.clock()
         for source, unit in self.schedule():
-            due, next_at = self._due(unit, now, ignore_interval)
-            if not due:
-                health = self.store.unit_health(unit) or {}
-                report.units.append(UnitReport(unit, source.platform, next_poll_at=next_at,
-                                               error=health.get("last_error"), backing_off=bool(health.get("failures")),
-                                               polled=False))
-                continue
-            report.units.append(self.poll_unit(source, unit))
+            # Several `yorisoi poll`/`serve --poll` instances may share a PostgreSQL database:
+            # each unit is polled by one of them at a time (an advisory lock), and whether it
+            # is due is read after taking the lock, so a unit another instance has just polled
+            # is not polled again (its cursor and next_poll_at were saved before it let go).
+            with self.store.exclusive(f"poll:{unit}") as mine:
+                if not mine:
+                    report.units.append(UnitReport(unit, source.platform, polled=False,
+                                                   note="being polled by another instance"))
+                    continue
+                due, next_at = self._due(unit, now, ignore_interval)
+                if not due:
+                    health = self.store.unit_health(unit) or {}
+                    report.units.append(UnitReport(unit, source.platform, next_poll_at=next_at,
+                                                   error=health.get("last_error"),
+                                                   backing_off=bool(health.get("failures")), polled=False))
+                    continue
+                report.units.append(self.poll_unit(source, unit))
         if compliance or (compliance is None and self.compliance_due()):
-            report.compliance = self.run_compliance()
+            with self.store.exclusive("compliance") as mine:
+                if mine and (compliance or self.compliance_due()):
+                    report.compliance = self.run_compliance()
         for source in self.sources:
             line = source.usage()
             if line:

@@ -7,8 +7,10 @@ leave a qualifying post without its outbox row (or a half-stored post).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,9 +18,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import (
     JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
-    Text, TypeDecorator, UniqueConstraint, and_, cast, create_engine, event, func, insert, or_, select, update,
+    Text, TypeDecorator, UniqueConstraint, and_, cast, create_engine, event, func, insert, or_, select, text, update,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
 from connector.models import Analysis, Decision, Post, TicketRef
@@ -312,6 +314,18 @@ corrections = Table(
 )
 
 
+# --- scale-out (several connector instances on one PostgreSQL database) ----------------------
+# A helpdesk's "wait until" after a 429 Retry-After. Kept in the database, not only in the
+# process that got the 429: the rate limit is the account's, so every instance must hold back,
+# or each would spend its own 429s (and Zendesk counts those against the account too).
+delivery_pauses = Table(
+    "delivery_pauses", metadata,
+    Column("helpdesk", String(32), primary_key=True),
+    Column("paused_until", UTCDateTime, nullable=False),
+    Column("reason", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # --- the agent sidebar's API (connector/web/api.py, connector/agents.py) ---------------------
 # Per-agent bearer tokens. Only the SHA-256 of a token is kept: a token is 32 random bytes from
 # the OS's CSPRNG, so there is nothing to brute-force and a slow password hash (bcrypt, argon2)
@@ -521,6 +535,17 @@ class ReportFilter:
 
 
 @dataclass(frozen=True)
+class PostRecord:
+    """One new post of a batch for `Store.record_posts`."""
+
+    post: Post
+    decision: Decision
+    analysis: Analysis | None
+    ticket_post_key: str | None = None
+    topics: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
 class OutboxItem:
     id: int
     post_key: str
@@ -529,18 +554,47 @@ class OutboxItem:
     attempts: int  # including the current one
 
 
+#: How long a statement waits for a lock another connection holds (SQLite's busy timeout,
+#: PostgreSQL's lock_timeout) before it fails with a clear "database is locked" error: the
+#: webhook then answers 503 and the sender retries, instead of hanging forever.
+LOCK_TIMEOUT_SECONDS = 10.0
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the dashboard read while the worker writes; busy_timeout waits for the writer
     # instead of failing at once; NORMAL is durable across process crashes in WAL mode.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    # Set per connection (not in the URL) so that tests can lower it; autocommit is off, so
+    # the SET is committed at once to survive the pool's rollback-on-return.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_SECONDS * 1000)}")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+def driver_url(url: str) -> str:
+    """The SQLAlchemy URL for a YORISOI_DATABASE value.
+
+    `postgresql://` (and Heroku-style `postgres://`) mean psycopg 3: SQLAlchemy's default for a
+    bare `postgresql://` is psycopg2, an older driver we do not ship. An explicit
+    `postgresql+<driver>://` is left alone.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def make_engine(url: str) -> Engine:
+    url = driver_url(url)
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
@@ -548,10 +602,26 @@ def make_engine(url: str) -> Engine:
         # A small pool: opening a SQLite connection and setting its pragmas costs more than
         # a whole post's insert. Each pooled connection is used by one thread at a time.
         engine = create_engine(url, poolclass=QueuePool, pool_size=5, max_overflow=10,
-                               connect_args={"check_same_thread": False, "timeout": 10})
+                               connect_args={"check_same_thread": False, "timeout": LOCK_TIMEOUT_SECONDS})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if make_url(url).get_backend_name() != "postgresql":
+        raise ValueError(f"unsupported database {make_url(url).render_as_string(hide_password=True)}: "
+                         "use sqlite:///path or postgresql://user@host/db")
+    # pre_ping: a restarted PostgreSQL (failover, maintenance) must not fail the next webhook.
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    event.listen(engine, "connect", _postgres_session)
+    return engine
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_lock, from a name (a poll unit, …)."""
+    return int.from_bytes(hashlib.sha256(f"yorisoi:{name}".encode("utf-8")).digest()[:8], "big", signed=True)
+
+
+#: Advisory lock key held while the schema is created or migrated: instances started together
+#: must not all run CREATE TABLE at once.
+MIGRATE_LOCK = advisory_key("migrate")
 
 
 def _insert(conn: Connection, table: Table) -> Any:
@@ -575,7 +645,11 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name  # "sqlite" | "postgresql"
         self.migrate()
+
+    def __repr__(self) -> str:  # the URL may carry a password
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     # --- schema -----------------------------------------------------------------------
     def migrate(self) -> None:
@@ -586,6 +660,9 @@ class Store:
         index) go into MIGRATIONS with the next version number.
         """
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Serialises instances that start at the same time; released at commit.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
             if not self.engine.dialect.has_table(conn, "schema_version"):
                 metadata.create_all(conn)
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
@@ -642,6 +719,63 @@ class Store:
         except _AlreadyStored:
             return False
         return True
+
+    def existing_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of these post keys are stored already (one query for a batch)."""
+        if not keys:
+            return set()
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(posts.c.key).where(posts.c.key.in_(list(keys)))).scalars().all())
+
+    def record_posts(self, batch: Sequence["PostRecord"], *, source: str) -> None:
+        """Store a batch of new posts (each with its decision, analysis, outbox row, counts and
+        topics) in ONE transaction: all of them or, on any error, none.
+
+        The caller checked that none is stored yet (`existing_keys`); another instance storing
+        one meanwhile makes this raise IntegrityError with nothing written, and the caller
+        falls back to `record_post` one by one. Statements are built once per table and run
+        with many rows each (executemany): building a SQLAlchemy statement per row cost more
+        than the SQL itself.
+        """
+        if not batch:
+            return
+        now = utcnow()
+        with self.engine.begin() as conn:
+            statements = _batch_statements(conn)
+            author_rows: dict[str, dict[str, Any]] = {}
+            for record in batch:
+                author = record.post.author
+                author_rows[f"{record.post.platform}:{author.id}"] = dict(
+                    key=f"{record.post.platform}:{author.id}", platform=record.post.platform, author_id=author.id,
+                    handle=author.handle, name=author.name, bio=author.bio, location=author.location,
+                    followers=author.followers, following=author.following, created_at=author.created_at,
+                    avatar_url=author.avatar_url, updated_at=now)
+            conn.execute(statements["authors"], list(author_rows.values()))
+            conn.execute(insert(posts), [dict(
+                key=r.post.key, platform=r.post.platform, post_id=r.post.id, url=r.post.url,
+                created_at=r.post.created_at, lang=r.post.lang, text=r.post.text,
+                author_key=f"{r.post.platform}:{r.post.author.id}", metrics=r.post.metrics.model_dump(),
+                in_reply_to=r.post.in_reply_to, conversation_id=r.post.conversation_id, repost_of=r.post.repost_of,
+                qualified=r.decision.qualified, brand=r.decision.brand, reasons=list(r.decision.reasons),
+                source=source, ingested_at=now) for r in batch])
+            analysed = [r for r in batch if r.analysis is not None]
+            if analysed:
+                conn.execute(insert(analyses), [dict(
+                    post_key=r.post.key, sentiment=r.analysis.sentiment.value,
+                    sentiment_score=r.analysis.sentiment.score, intent=r.analysis.intent.value,
+                    expectation_type=r.analysis.expectation_type.value,
+                    expectation_content=r.analysis.expectation_content.value,
+                    quality_axis=r.analysis.quality_axis.value, risk=r.analysis.risk.value,
+                    risk_score=r.analysis.risk.score, priority=r.analysis.priority.value,
+                    detail=r.analysis.to_dict(), version=r.analysis.version, analysed_at=now)
+                    for r in analysed])  # type: ignore[union-attr]
+            qualified = [r for r in batch if r.decision.qualified]
+            if qualified:
+                conn.execute(insert(outbox), [dict(
+                    post_key=r.post.key, kind="comment" if r.ticket_post_key else "create",
+                    ticket_post_key=r.ticket_post_key or r.post.key, status="pending", attempts=0,
+                    next_attempt_at=now, created_at=now, updated_at=now) for r in qualified])
+            _count_posts(conn, [(r.post, r.decision, r.analysis, r.topics) for r in batch])
 
     @staticmethod
     def _insert_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,
@@ -803,22 +937,26 @@ class Store:
         now = now or utcnow()
         worker = worker or worker_id()
         due = self._due(now, kind, fresh_only)
-        claimed: list[OutboxItem] = []
-        with self.engine.connect() as conn:
-            candidates = conn.execute(
-                select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)).scalars().all()
-        for row_id in candidates:
-            with self.engine.begin() as conn:
-                result = conn.execute(
-                    update(outbox).where(outbox.c.id == row_id).where(due)
-                    .values(status="sending", attempts=outbox.c.attempts + 1, claimed_by=worker,
-                            lease_until=now + lease, updated_at=now)
-                    .returning(outbox.c.id, outbox.c.post_key, outbox.c.kind,
-                               outbox.c.ticket_post_key, outbox.c.attempts))
-                row = result.first()
-            if row is not None:
-                claimed.append(OutboxItem(row.id, row.post_key, row.kind, row.ticket_post_key, row.attempts))
-        return claimed
+        candidates = select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
+        values = dict(status="sending", attempts=outbox.c.attempts + 1, claimed_by=worker,
+                      lease_until=now + lease, updated_at=now)
+        returning = (outbox.c.id, outbox.c.post_key, outbox.c.kind, outbox.c.ticket_post_key, outbox.c.attempts)
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Several instances claim at once: SKIP LOCKED makes each lock rows no other
+                # transaction is claiming right now instead of queueing behind them. Two
+                # statements, not `id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`: PostgreSQL
+                # may run such a subquery more than once and claim more than `limit` rows.
+                ids = conn.execute(candidates.with_for_update(skip_locked=True)).scalars().all()
+                rows = conn.execute(update(outbox).where(outbox.c.id.in_(ids)).where(due)
+                                    .values(**values).returning(*returning)).all() if ids else []
+            else:
+                # SQLite: one guarded UPDATE takes the write lock at once (a read first and a
+                # write later could fail on the lock upgrade); one writer at a time wins a row.
+                rows = conn.execute(update(outbox).where(outbox.c.id.in_(candidates.scalar_subquery()))
+                                    .where(due).values(**values).returning(*returning)).all()
+        return [OutboxItem(r.id, r.post_key, r.kind, r.ticket_post_key, r.attempts)
+                for r in sorted(rows, key=lambda r: r.id)]
 
     @staticmethod
     def _due(now: datetime, kind: str | None = None, fresh_only: bool = False) -> Any:
@@ -870,6 +1008,47 @@ class Store:
                                  .values(status="pending", lease_until=None, updated_at=utcnow()))
                     released += 1
         return released
+
+    # --- scale-out: shared pause, one poller per unit ----------------------------------
+    def pause_delivery(self, helpdesk: str, until: datetime, reason: str | None = None) -> None:
+        """Hold every instance's deliveries to `helpdesk` back until `until` (never shortens
+        a longer pause another instance recorded)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            stmt = _insert(conn, delivery_pauses).values(helpdesk=helpdesk, paused_until=until,
+                                                         reason=(reason or "")[:2000], updated_at=now)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["helpdesk"],
+                set_={"paused_until": until, "reason": (reason or "")[:2000], "updated_at": now},
+                where=delivery_pauses.c.paused_until < until))
+
+    def delivery_paused_until(self, helpdesk: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(delivery_pauses.c.paused_until)
+                                .where(delivery_pauses.c.helpdesk == helpdesk)).scalar()
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Try to become the one instance doing `name` (polling a source unit, compliance).
+
+        PostgreSQL: a session advisory lock on a connection held for the duration; it is
+        released at the end, or by the server when the process dies (its session ends), so a
+        crashed instance never blocks the others. Yields False when another instance holds it.
+        SQLite: always True — a SQLite database is served by one instance (see README).
+        """
+        if self.dialect != "postgresql":
+            yield True
+            return
+        key = advisory_key(name)
+        with self.engine.connect() as conn:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    conn.commit()
 
     def ticket_for(self, post_key: str) -> TicketRef | None:
         with self.engine.connect() as conn:
@@ -967,8 +1146,11 @@ class Store:
             result = conn.execute(_insert(conn, exchanges).values(
                 dedupe_key=dedupe_key, ticket_post_key=ticket_post_key, reply_to_key=reply_to_key,
                 helpdesk=helpdesk, ticket_id=str(ticket_id), agent=agent, text=text, status="sending",
-                created_at=utcnow()).on_conflict_do_nothing(index_elements=["dedupe_key"]))
-            created = result.rowcount == 1
+                created_at=utcnow()).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(exchanges.c.id))
+            # RETURNING, not rowcount: with PostgreSQL's implicit RETURNING of the new id,
+            # SQLAlchemy reports rowcount -1 for this insert.
+            created = result.first() is not None
         row = self.exchange(dedupe_key)
         assert row is not None
         return row, created
@@ -1539,7 +1721,8 @@ class Store:
                 stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"password_hash": password_hash})
             else:
                 stmt = stmt.on_conflict_do_nothing(index_elements=["name"])
-            return conn.execute(stmt).rowcount == 1
+            # RETURNING, not rowcount (-1 on PostgreSQL with an implicit RETURNING of the id).
+            return conn.execute(stmt.returning(users.c.name)).first() is not None
 
     def user_password_hash(self, name: str) -> str | None:
         with self.engine.connect() as conn:
@@ -1867,20 +2050,62 @@ def _bump(conn: Connection, table: Table, key: dict[str, Any], by: int = 1) -> N
     conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_={"n": table.c.n + by}))
 
 
+_BATCH_STATEMENTS: dict[str, dict[str, Any]] = {}
+
+
+def _batch_statements(conn: Connection) -> dict[str, Any]:
+    """Upserts for batches, built once per dialect and run with many parameter sets each."""
+    dialect = conn.dialect.name
+    if dialect not in _BATCH_STATEMENTS:
+        built: dict[str, Any] = {}
+        stmt = _insert(conn, authors)
+        built["authors"] = stmt.on_conflict_do_update(index_elements=["key"], set_={
+            name: stmt.excluded[name] for name in ("handle", "name", "bio", "location", "followers", "following",
+                                                   "created_at", "avatar_url", "updated_at")})
+        for table in (report_daily, report_daily_label, report_reasons, report_topic_monthly):
+            stmt = _insert(conn, table)
+            keys = [c.name for c in table.primary_key.columns]
+            built[table.name] = stmt.on_conflict_do_update(index_elements=keys, set_={"n": table.c.n + stmt.excluded.n})
+        built["post_topics"] = _insert(conn, post_topics).on_conflict_do_nothing(index_elements=["post_key", "topic"])
+        _BATCH_STATEMENTS[dialect] = built
+    return _BATCH_STATEMENTS[dialect]
+
+
 def _count_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,
                 topics: Sequence[str]) -> None:
-    where = dict(day=report_day(post.created_at), brand=decision.brand or "", platform=post.platform)
-    labels = _label_values(analysis)
-    _bump(conn, report_daily, {**where, "qualified": int(decision.qualified), **labels})
-    for label, value in _one_label_values(decision.qualified, post.platform, labels):
-        _bump(conn, report_daily_label, {**where, "label": label, "value": value})
-    for reason in dict.fromkeys(decision.reasons):
-        _bump(conn, report_reasons, {**where, "qualified": int(decision.qualified), "reason": reason[:400]})
-    for topic in dict.fromkeys(t[:100] for t in topics):
-        conn.execute(_insert(conn, post_topics).values(post_key=post.key, topic=topic, **where, **labels)
-                     .on_conflict_do_nothing(index_elements=["post_key", "topic"]))
-        _bump(conn, report_topic_monthly, {"month": where["day"][:7], "brand": where["brand"],
-                                           "platform": where["platform"], "topic": topic})
+    _count_posts(conn, [(post, decision, analysis, topics)])
+
+
+def _count_posts(conn: Connection, entries: Sequence[tuple[Post, Decision, Analysis | None, Sequence[str]]]) -> None:
+    """Add posts to the dashboard's summary tables: the bumps of a whole batch are summed per
+    row first, then each table gets one executemany (one upsert per distinct row)."""
+    from collections import Counter
+
+    bumps: dict[str, Counter] = {name: Counter() for name in
+                                 ("report_daily", "report_daily_label", "report_reasons", "report_topic_monthly")}
+    topic_rows: list[dict[str, Any]] = []
+    for post, decision, analysis, topics in entries:
+        where = dict(day=report_day(post.created_at), brand=decision.brand or "", platform=post.platform)
+        labels = _label_values(analysis)
+        bumps["report_daily"][_frozen({**where, "qualified": int(decision.qualified), **labels})] += 1
+        for label, value in _one_label_values(decision.qualified, post.platform, labels):
+            bumps["report_daily_label"][_frozen({**where, "label": label, "value": value})] += 1
+        for reason in dict.fromkeys(decision.reasons):
+            bumps["report_reasons"][_frozen({**where, "qualified": int(decision.qualified), "reason": reason[:400]})] += 1
+        for topic in dict.fromkeys(t[:100] for t in topics):
+            topic_rows.append(dict(post_key=post.key, topic=topic, **where, **labels))
+            bumps["report_topic_monthly"][_frozen({"month": where["day"][:7], "brand": where["brand"],
+                                                   "platform": where["platform"], "topic": topic})] += 1
+    statements = _batch_statements(conn)
+    if topic_rows:
+        conn.execute(statements["post_topics"], topic_rows)
+    for name, counter in bumps.items():
+        if counter:
+            conn.execute(statements[name], [{**dict(key), "n": n} for key, n in counter.items()])
+
+
+def _frozen(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(values.items())
 
 
 def _record_ticket_facts(conn: Connection, post_key: str, ticket_created_at: datetime) -> None:
@@ -1952,8 +2177,8 @@ def _rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Seq
     conn.execute(report_topic_monthly.delete())
     conn.execute(insert(report_topic_monthly).from_select(
         ["month", "brand", "platform", "topic", "n"],
-        select(func.substr(post_topics.c.day, 1, 7), post_topics.c.brand, post_topics.c.platform, post_topics.c.topic,
-               func.count()).group_by(func.substr(post_topics.c.day, 1, 7), post_topics.c.brand,
+        select(_month_of(post_topics.c.day), post_topics.c.brand, post_topics.c.platform, post_topics.c.topic,
+               func.count()).group_by(_month_of(post_topics.c.day), post_topics.c.brand,
                                       post_topics.c.platform, post_topics.c.topic)))
     keys = ("day", "brand", "platform", "qualified", *LABEL_COLUMNS)
     if daily:
@@ -1977,6 +2202,14 @@ def _rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Seq
         conn.execute(insert(ticket_facts), [_ticket_fact(r["post_key"], r, r["ticket_created_at"], r["first_reply"])
                                             for r in ticket_rows])
     return counted
+
+
+def _month_of(day: Any) -> Any:
+    """'YYYY-MM' of a 'YYYY-MM-DD' column. The positions are literals, not bound parameters:
+    PostgreSQL sees `substr(day, $1, $2)` in SELECT and `substr(day, $3, $4)` in GROUP BY as
+    different expressions and refuses the query."""
+    from sqlalchemy import literal_column
+    return func.substr(day, literal_column("1"), literal_column("7"))
 
 
 def _migrate_2_reports(conn: Connection) -> None:

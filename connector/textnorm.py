@@ -28,3 +28,15 @@ def guess_language(text: str) -> str | None:
     if _LATIN.search(text):
         return "en"
     return None
+
+
+def scrub(text: str) -> str:
+    """Text that every database and encoder accepts: lone surrogates (invalid Unicode that a
+    JSON `\\ud800` escape can carry in) become `?`, NUL characters are dropped."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
+def is_number_id(value: str, max_digits: int = 20) -> bool:
+    """A helpdesk's numeric id: ASCII digits only (not ９ or ٩, which isdigit() accepts), and
+    short enough for a 64-bit integer and our columns."""
+    return value.isascii() and value.isdigit() and 0 < len(value) <= max_digits

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -11,6 +12,7 @@ import pytest
 
 from connector import create_app
 from connector.config import Settings
+from tests import pg
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WEBHOOK_SECRET = "test-webhook-secret-変える"
@@ -48,8 +50,8 @@ def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return {
+def env(tmp_path: Path):
+    base = {
         "YORISOI_DATA_DIR": str(tmp_path / "data"),
         "YORISOI_WATCH": str(FIXTURES / "watch.toml"),
         "YORISOI_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -60,6 +62,40 @@ def env(tmp_path: Path) -> dict[str, str]:
         "YORISOI_STORM_MIN_POSTS": "100000",
         "YORISOI_SPIKE_MIN_COUNT": "100000",
     }
+    if os.environ.get("YORISOI_TEST_DATABASE") == "postgresql":
+        # The whole suite on PostgreSQL (a check of "same schema, same behaviour"; CI runs
+        # the tests marked for both backends through the `backend` fixture instead).
+        if pg.unavailable():
+            pytest.skip(pg.unavailable())
+        with pg.fresh_database() as url:
+            yield {**base, "YORISOI_DATABASE": url}
+        return
+    yield base
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request) -> str:
+    """Run a test on SQLite and on a real PostgreSQL server (skipped with the reason when none)."""
+    if request.param == "postgresql" and pg.unavailable():
+        pytest.skip(pg.unavailable())
+    return request.param
+
+
+@pytest.fixture
+def db_env(env: dict[str, str], backend: str):
+    """`env` with YORISOI_DATABASE on the chosen backend (a fresh PostgreSQL database, dropped after)."""
+    if backend == "postgresql" and "YORISOI_DATABASE" not in env:
+        with pg.fresh_database() as url:
+            yield {**env, "YORISOI_DATABASE": url}
+        return
+    if backend == "sqlite":  # SQLite even when the whole suite runs on PostgreSQL
+        yield {**env, "YORISOI_DATABASE": f"sqlite:///{env['YORISOI_DATA_DIR']}/yorisoi.sqlite3"}
+        return
+    yield env
+
+
+def database_url(env: dict[str, str]) -> str:
+    return env.get("YORISOI_DATABASE") or f"sqlite:///{env['YORISOI_DATA_DIR']}/yorisoi.sqlite3"
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from connector.store import Store, local_tickets, outbox
-from tests.conftest import post_dict, write_jsonl
+from tests.conftest import database_url, post_dict, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,7 @@ def test_kill_9_mid_delivery_then_restart(tmp_path, env, cls, method, when):
     assert restarted.returncode == 0, restarted.stderr
     summary = json.loads(restarted.stdout)
 
-    store = Store(f"sqlite:///{env['YORISOI_DATA_DIR']}/yorisoi.sqlite3")
+    store = Store(database_url(env))
     with store.engine.connect() as conn:
         per_post = Counter(conn.execute(select(local_tickets.c.external_id)).scalars().all())
         statuses = Counter(conn.execute(select(outbox.c.status)).scalars().all())

@@ -15,7 +15,7 @@ from connector.cli import main
 from connector.helpdesks.local import LocalHelpdesk
 from connector.pipeline import Pipeline
 from connector.store import Store, local_tickets, outbox, utcnow
-from tests.conftest import post_dict, write_jsonl
+from tests.conftest import database_url, post_dict, write_jsonl
 
 
 def local_ticket_counts(store: Store) -> Counter:
@@ -64,7 +64,7 @@ def test_replay_counts_and_is_idempotent(tmp_path, env):
     assert second["tickets_created"] == 0 and second["comments_added"] == 0
     assert second["duplicates_skipped"] == 7 and second["rejected"] == 1
 
-    store = Store(f"sqlite:///{env['YORISOI_DATA_DIR']}/yorisoi.sqlite3")
+    store = Store(database_url(env))
     assert set(local_ticket_counts(store).values()) == {1}
     assert len(local_ticket_counts(store)) == 3
 

@@ -49,6 +49,7 @@ from connector.helpdesks.base import (
 )
 from connector.labels import TAG_PREFIX
 from connector.models import ANALYSIS_LABELS, TicketRef
+from connector.textnorm import is_number_id, scrub
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -790,19 +791,19 @@ def parse_agent_reply(body: bytes) -> AgentReply | None:
             return ""
         if not isinstance(value, (str, int, bool)):
             raise WebhookBodyError(name, "should be a string")
-        return str(value).strip()
+        return scrub(str(value)).strip()
 
     ticket_id = text("ticket_id")
-    if not ticket_id.isdigit():
+    if not is_number_id(ticket_id):
         raise WebhookBodyError("ticket_id", f"should be a ticket number, not {ticket_id[:40]!r}")
     public = text("public", required=False).lower()
     role = text("author_role", required=False).lower()
     if public in ("false", "0", "no") or (role and role not in AGENT_ROLES):
         return None
     comment_id = text("comment_id")
-    if not comment_id.isdigit():
+    if not is_number_id(comment_id):
         raise WebhookBodyError("comment_id", f"should be a comment number, not {comment_id[:40]!r}")
-    return AgentReply(ticket_id=ticket_id, comment_id=comment_id, agent=text("agent"), text=text("text"))
+    return AgentReply(ticket_id=ticket_id, comment_id=comment_id, agent=text("agent")[:200], text=text("text"))
 
 
 def _same_policy(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:

@@ -285,6 +285,17 @@ def _refused(exc: _Refused):
     return _error(exc.status, exc.message)
 
 
+@bp.before_request
+def _no_nul_in_fields():
+    # Zendesk never sends a NUL character; one in a form field or query parameter is forged
+    # input that PostgreSQL could not even compare (text cannot hold U+0000).
+    for where, values in (("query", request.args), ("form", request.form)):
+        for name, value in values.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                return _error(400, f"{where} field {name.replace(chr(0), '')[:40]!r} contains a NUL character")
+    return None
+
+
 def _instance_for(svc: Services, signer: TokenSigner, metadata: str | None) -> dict[str, Any]:
     """The active instance a signed metadata names. 401 for missing/forged metadata, 403 for
     an instance that does not exist (any more) here or was destroyed in Zendesk."""

@@ -25,6 +25,7 @@ from flask import Blueprint, jsonify, request
 
 from connector.replies import ReplyFailed, UnknownTicket
 from connector.services import services
+from connector.textnorm import is_number_id, scrub
 
 log = logging.getLogger(__name__)
 bp = Blueprint("freshdesk", __name__)
@@ -55,6 +56,8 @@ def dedupe_key(ticket_id: str, agent: str, text: str, comment_id: str | None) ->
     one, else ticket + a hash of agent and text (the same words by the same agent on the same
     ticket are one reply)."""
     if comment_id:
+        if len(comment_id) > 64:  # keys are at most 400 characters: a long id goes as its hash
+            comment_id = "sha256:" + hashlib.sha256(comment_id.encode("utf-8")).hexdigest()
         return f"freshdesk:{ticket_id}:comment:{comment_id}"
     digest = hashlib.sha256(f"{agent}\n{' '.join(text.split())}".encode("utf-8")).hexdigest()[:32]
     return f"freshdesk:{ticket_id}:{digest}"
@@ -84,13 +87,13 @@ def freshdesk_webhook():
     payload = _payload()
     if payload is None:
         return _error(400, "body is not a JSON object: see the README's Freshdesk setup for the payload")
-    ticket_id = str(payload.get("ticket_id") or "").strip().lstrip("#")
-    agent = str(payload.get("agent") or "").strip()
-    text = comment_text(str(payload.get("text") or ""))
+    ticket_id = scrub(str(payload.get("ticket_id") or "")).strip().lstrip("#")
+    agent = scrub(str(payload.get("agent") or "")).strip()[:200]
+    text = comment_text(scrub(str(payload.get("text") or "")))
     missing = [name for name, value in (("ticket_id", ticket_id), ("agent", agent), ("text", text)) if not value]
     if missing:
         return _error(400, f"missing {', '.join(missing)} (a placeholder may be misspelt in the rule's JSON)")
-    if not ticket_id.isdigit():
+    if not is_number_id(ticket_id):
         return _error(400, f"ticket_id: {ticket_id[:40]!r} is not a Freshdesk ticket number")
     if len(text) > MAX_TEXT_CHARS:
         return _error(413, f"text: {len(text)} characters is more than {MAX_TEXT_CHARS}")
@@ -98,7 +101,7 @@ def freshdesk_webhook():
     if MARKER in text:
         # Yorisoi's own notes (a customer's follow-up post) are never sent back out.
         return jsonify({"status": "ignored", "reason": "Yorisoi's own note"}), 200
-    key = dedupe_key(ticket_id, agent, text, str(payload.get("comment_id") or "").strip() or None)
+    key = dedupe_key(ticket_id, agent, text, scrub(str(payload.get("comment_id") or "")).strip() or None)
     try:
         outcome = svc.reply(ticket_id=ticket_id, agent=agent, text=text, dedupe_key=key)
     except UnknownTicket:

@@ -56,7 +56,9 @@ def source_webhook():
     if len(batch) > MAX_BATCH:
         return _error(413, f"too many posts in one call ({len(batch)} > {MAX_BATCH}); split the batch")
 
-    outcomes = [svc.pipeline.ingest_raw(raw, source="webhook") for raw in batch]
+    # One transaction for the whole call: if the database fails (locked, full), none of the
+    # posts is stored and the 503 tells the sender to send the same body again.
+    outcomes = svc.pipeline.ingest_many(batch, source="webhook")
     for index, outcome in enumerate(outcomes):
         if outcome.error is not None:
             outcome.error["index"] = index

@@ -114,3 +114,42 @@ def serve_wsgi(wsgi: Callable[..., Any], port: int, banner: str) -> None:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
+
+
+class LoopbackServer:
+    """A fake's WSGI app on 127.0.0.1 in a background thread, which can be stopped and started
+    again on the same port: while stopped, clients get "connection refused" (a helpdesk that
+    is down), and a connector configured with its URL reaches it again once it is back."""
+
+    def __init__(self, wsgi: Callable[..., Any], port: int = 0) -> None:
+        self.wsgi = wsgi
+        self.port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reserve_port(self) -> int:
+        """Pick a free port without serving on it yet (the helpdesk starts "down")."""
+        import socket
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        return self.port
+
+    def start(self) -> "LoopbackServer":
+        from werkzeug.serving import make_server
+
+        self._server = make_server("127.0.0.1", self.port, self.wsgi, threaded=True)
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

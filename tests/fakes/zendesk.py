@@ -20,6 +20,15 @@ Two ways to run it:
 Fault injection (tests): `fail_next(...)` answers the next matching calls with a given status;
 `slow_next(...)` processes the next matching call and then stalls longer than the client's
 timeout (an unknown outcome); `reject_ticket` refuses tickets with a 422 like Zendesk's.
+
+Outage modes, for tests with real connector processes and for benchmarks (set them with
+`set_mode(...)` or `POST /__fake/mode {"mode": …, "seconds": …, "latency": …}`):
+`ok`; `error` — every API call answers 500; `slow` — every call is processed, then the answer
+stalls `seconds` (longer than ZENDESK_TIMEOUT: the client gives up, the outcome is unknown).
+`latency` adds that many seconds to every call (a far-away Zendesk). "Down" (connection
+refused) is the server not running: see tests/fakes/base.py's LoopbackServer.
+The rate limit (`rate_limit` per minute, 700 like Zendesk Enterprise; `--rate-limit`) answers
+429 with Retry-After until the minute's window resets.
 """
 from __future__ import annotations
 
@@ -90,6 +99,13 @@ class FakeZendesk:
     faults: list[Fault] = field(default_factory=list)
     stalls: list[Stall] = field(default_factory=list)
     max_jobs_in_flight_seen: int = 0
+    #: Outage mode (see module docstring): ok | error | slow, and its stall in seconds.
+    mode: str = "ok"
+    mode_seconds: float = 0.0
+    latency: float = 0.0
+    #: Calls answered 429 by the rate limit (for benchmarks: "within the rate limit").
+    refused_429: int = 0
+    created_times: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -103,6 +119,14 @@ class FakeZendesk:
 
     def slow_next(self, method: str, path: str, seconds: float, times: int = 1) -> None:
         self.stalls.append(Stall(method.upper(), re.compile(path), seconds, times))
+
+    def set_mode(self, mode: str, seconds: float = 0.0, latency: float | None = None) -> None:
+        if mode not in ("ok", "error", "slow"):
+            raise ValueError(f"unknown mode {mode!r}")
+        with self._lock:
+            self.mode, self.mode_seconds = mode, seconds
+            if latency is not None:
+                self.latency = latency
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[tuple[str, str, dict[str, str], Any]]:
         return [c for c in self.log if (method is None or c[0] == method)
@@ -121,10 +145,26 @@ class FakeZendesk:
         with self._lock:
             self.log.append((request.method, path, dict(request.headers), body))
         stall = self._take(self.stalls, request.method, path)
+        if path == "/__fake/mode" and request.method == "POST":
+            self.set_mode(str((body or {}).get("mode", "ok")), float((body or {}).get("seconds") or 0),
+                          (body or {}).get("latency"))
+            return self._json(200, {"mode": self.mode, "seconds": self.mode_seconds, "latency": self.latency})
+        if path == "/__fake/tickets":
+            with self._lock:
+                return self._json(200, {"tickets": [
+                    {"id": t["id"], "external_id": t["external_id"], "created_at": t["created_at"],
+                     "created": self.created_times.get(t["id"]),
+                     "notes": sum(1 for a in self.audits.get(t["id"], [])
+                                  if (a.get("metadata") or {}).get("custom", {}).get("yorisoi_dedupe_key"))}
+                    for t in self.tickets.values()]})
         if path.startswith("/__fake/"):
             return self._json(200, self.state())
+        if self.latency:
+            time.sleep(self.latency)
         if not self._authorized(request):
             return self._json(401, UNAUTHORIZED)
+        if self.mode == "error":
+            return self._json(500, {"error": "InternalServerError", "description": "fake outage"})
         fault = self._take(self.faults, request.method, path)
         if fault is not None:
             return self._json(fault.status, fault.body or {"error": "fault"}, fault.headers)
@@ -135,6 +175,8 @@ class FakeZendesk:
             status, payload, headers = self._route(request, path, body)
         if stall is not None:
             time.sleep(stall.seconds)  # processed, but the client gives up first
+        elif self.mode == "slow":
+            time.sleep(self.mode_seconds)
         return self._json(status, payload, {**headers, **self._rate_headers()})
 
     def _take(self, queue: list[Any], method: str, path: str) -> Any:
@@ -162,6 +204,7 @@ class FakeZendesk:
                 minute, used = now_minute, 0
             if used >= self.rate_limit:
                 self._window = (minute, used)
+                self.refused_429 += 1
                 return self._json(429, {"error": "APIRateLimitExceeded"},
                                   {"Retry-After": str(60 - int(time.time()) % 60), **self._rate_headers()})
             self._window = (minute, used + 1)
@@ -306,6 +349,7 @@ class FakeZendesk:
             "custom_fields": data.get("custom_fields") or [], "via": {"channel": "api", "source": {}},
             "created_at": _now(), "updated_at": _now(), "brand_id": data.get("brand_id"),
         }
+        self.created_times[ticket_id] = time.time()  # epoch seconds, for the latency benchmark
         self.tickets[ticket_id] = ticket
         self.comments[ticket_id] = []
         self.audits[ticket_id] = []
@@ -432,6 +476,7 @@ class FakeZendesk:
                 "duplicate_external_ids": sorted({t["external_id"] for t in self.tickets.values()
                                                   if len(self.ticket_by_external_id(t["external_id"])) > 1}),
                 "max_jobs_in_flight_seen": self.max_jobs_in_flight_seen,
+                "requests": len(self.log), "refused_429": self.refused_429,
             }
 
 
@@ -440,8 +485,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8089)
     parser.add_argument("--email", default="agent@example.com", help="accepted ZENDESK_EMAIL")
     parser.add_argument("--token", default="test-token", help="accepted ZENDESK_API_TOKEN")
+    parser.add_argument("--rate-limit", type=int, default=700, help="requests per minute before 429 (default 700)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
+    parser.add_argument("--job-polls", type=int, default=1, help="job status polls before a bulk job has run")
     args = parser.parse_args(argv)
-    fake = FakeZendesk(email=args.email, token=args.token)
+    fake = FakeZendesk(email=args.email, token=args.token, rate_limit=args.rate_limit, latency=args.latency,
+                       job_polls_before_done=args.job_polls)
     serve_wsgi(fake.wsgi, args.port, f"fake Zendesk on http://127.0.0.1:{{port}} (accepts {args.email}/token:{args.token})")
 
 
