@@ -161,3 +161,24 @@ def login(client, app, name: str = SUPERVISOR[0], password: str = SUPERVISOR[1])
 def supervisor(app):
     """A test client signed in to the dashboard (the webhooks' `client` stays anonymous)."""
     return login(app.test_client(), app)
+
+
+class Crash(BaseException):
+    """Stands for the process dying: not an Exception, so nothing in the pipeline catches it."""
+
+
+def raise_once(monkeypatch, cls, name: str, exc_factory, before: bool = True) -> None:
+    """Make `cls.name` raise `exc_factory()` on its first call only: before doing its work
+    (the call never happened) or after it (the work happened, the answer was lost)."""
+    original = getattr(cls, name)
+    state = {"raised": False}
+
+    def wrapper(self, *args, **kwargs):
+        if state["raised"]:
+            return original(self, *args, **kwargs)
+        state["raised"] = True
+        if not before:
+            original(self, *args, **kwargs)
+        raise exc_factory()
+
+    monkeypatch.setattr(cls, name, wrapper)

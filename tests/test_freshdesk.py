@@ -18,29 +18,10 @@ from connector.helpdesks.freshdesk import (MAX_TAG_CHARS, FreshdeskHelpdesk, Fre
                                            text_to_html)
 from connector.pipeline import Pipeline
 from connector.store import Store, utcnow
-from tests.conftest import post_dict, write_jsonl
+from tests.conftest import Crash, post_dict, raise_once, write_jsonl
 from tests.fakes.freshdesk import FakeFreshdesk
 from tests.freshdesk_support import (API_KEY, GROUP_ID, fake, fd_app, fd_svc, freshdesk_env,  # noqa: F401
                                      serve)
-
-
-class Crash(BaseException):
-    """The process dying: not an Exception, so nothing in the pipeline catches it."""
-
-
-def raise_once(monkeypatch, cls, name, exc, before=True):
-    original = getattr(cls, name)
-    state = {"raised": False}
-
-    def wrapper(self, *args, **kwargs):
-        if state["raised"]:
-            return original(self, *args, **kwargs)
-        state["raised"] = True
-        if not before:
-            original(self, *args, **kwargs)
-        raise exc()
-
-    monkeypatch.setattr(cls, name, wrapper)
 
 
 def restarted(svc, minutes=5):

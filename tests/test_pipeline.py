@@ -15,7 +15,7 @@ from connector.cli import main
 from connector.helpdesks.local import LocalHelpdesk
 from connector.pipeline import Pipeline
 from connector.store import Store, local_tickets, outbox, utcnow
-from tests.conftest import database_url, post_dict, write_jsonl
+from tests.conftest import Crash, database_url, post_dict, raise_once, write_jsonl
 
 
 def local_ticket_counts(store: Store) -> Counter:
@@ -137,26 +137,6 @@ def test_follow_up_waits_for_its_ticket(svc, monkeypatch):
     assert local_ticket_counts(svc.store) == Counter({"yorisoi:x:3001": 1})
 
 
-class Crash(BaseException):
-    """Stands for the process dying: not an Exception, so nothing in the pipeline catches it."""
-
-
-def _raise_once(monkeypatch, cls, name, exc_factory, before=True):
-    original = getattr(cls, name)
-    state = {"raised": False}
-
-    def wrapper(self, *args, **kwargs):
-        if state["raised"]:
-            return original(self, *args, **kwargs)
-        state["raised"] = True
-        if before:
-            raise exc_factory()
-        original(self, *args, **kwargs)
-        raise exc_factory()
-
-    monkeypatch.setattr(cls, name, wrapper)
-
-
 STEPS = [
     # (class, method, raise before or after the real call)
     (LocalHelpdesk, "create_ticket", True),    # the helpdesk call fails: nothing created
@@ -169,7 +149,7 @@ STEPS = [
 def test_error_between_steps_loses_nothing_and_duplicates_nothing(svc, monkeypatch, cls, method, before):
     for i in range(3):
         svc.pipeline.ingest_raw(post_dict(id=f"40{i}", text=f"ソラモバイル繋がらない {i}"), "test")
-    _raise_once(monkeypatch, cls, method, lambda: TimeoutError("read timed out"), before)
+    raise_once(monkeypatch, cls, method, lambda: TimeoutError("read timed out"), before)
     svc.pipeline.deliver()
     later = Pipeline(svc.store, svc.watch, svc.helpdesk, clock=lambda: utcnow() + timedelta(minutes=5))
     later.deliver()
@@ -182,7 +162,7 @@ def test_error_between_steps_loses_nothing_and_duplicates_nothing(svc, monkeypat
 def test_crash_between_steps_loses_nothing_and_duplicates_nothing(svc, monkeypatch, cls, method, before):
     for i in range(3):
         svc.pipeline.ingest_raw(post_dict(id=f"50{i}", text=f"ソラモバイル繋がらない {i}"), "test")
-    _raise_once(monkeypatch, cls, method, Crash, before)
+    raise_once(monkeypatch, cls, method, Crash, before)
     with pytest.raises(Crash):
         svc.pipeline.deliver()
     assert outbox_statuses(svc.store)["sending"] >= 1  # the claim survived the "crash"

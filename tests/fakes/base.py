@@ -7,6 +7,7 @@ import json
 import re
 import threading
 import time
+from dataclasses import dataclass
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +32,19 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 Route = tuple[str, "re.Pattern[str]", Callable[..., Response]]
+
+
+@dataclass
+class Fault:
+    """An answer a stateful helpdesk fake gives instead of the real one, `times` times."""
+
+    method: str
+    path: re.Pattern[str]
+    status: int
+    body: Any
+    headers: dict[str, str]
+    times: int
+    after: bool = False  # True: do the real work, then answer with the fault (a lost answer)
 
 
 class FakeServer:

@@ -22,12 +22,11 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 from werkzeug import Request, Response
-from tests.fakes.base import serve_wsgi
+from tests.fakes.base import Fault, serve_wsgi
 
 TICKET_KEYS = {"name", "requester_id", "email", "facebook_id", "phone", "twitter_id", "unique_external_id",
                "subject", "type", "status", "priority", "description", "responder_id", "attachments",
@@ -54,15 +53,6 @@ def validation_error(*errors: tuple[str, str, str]) -> tuple[int, Any]:
                  "errors": [{"field": f, "message": m, "code": c} for f, m, c in errors]}
 
 
-@dataclass
-class Fault:
-    method: str
-    path: re.Pattern[str]
-    status: int
-    body: Any
-    headers: dict[str, str]
-    times: int
-    after: bool = False  # True: do the real work, then answer with the fault (a lost answer)
 
 
 class FakeFreshdesk:

@@ -45,7 +45,7 @@ from typing import Any, Callable
 from urllib.parse import unquote
 
 from werkzeug.wrappers import Request, Response
-from tests.fakes.base import serve_wsgi
+from tests.fakes.base import Fault, serve_wsgi
 
 #: Zendesk's own answer for a request without valid credentials.
 UNAUTHORIZED = {"error": "Couldn't authenticate you"}
@@ -57,14 +57,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass
-class Fault:
-    method: str
-    path: re.Pattern[str]
-    status: int
-    body: Any
-    headers: dict[str, str]
-    times: int
 
 
 @dataclass
