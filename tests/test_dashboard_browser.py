@@ -5,48 +5,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.test_serve_browser import CHROMIUM, CHROMIUM_FLAGS, ROOT, USER, free_port
+from tests.test_serve_browser import CHROMIUM, CHROMIUM_FLAGS, USER, served_demo  # noqa: F401 (a fixture)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright not installed (pip install playwright)")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")
 
 
 @pytest.fixture
-def demo_server(tmp_path):
-    env = {**os.environ, "YORISOI_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT),
-           "YORISOI_LOG_LEVEL": "WARNING"}
-    env.pop("YORISOI_WATCH", None)
-    cli = [sys.executable, "-m", "connector.cli"]
-    loaded = subprocess.run(cli + ["demo", "--no-serve"], env=env, capture_output=True, text=True, timeout=300)
-    assert loaded.returncode == 0, loaded.stderr
-    made = subprocess.run(cli + ["user", "create", USER[0], "--password-stdin"], env=env, input=USER[1] + "\n",
-                          capture_output=True, text=True, timeout=120)
-    assert made.returncode == 0, made.stderr
-    port = free_port()
-    server = subprocess.Popen(cli + ["serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("yorisoi serve did not answer")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
+def demo_server(served_demo):
+    """The real `yorisoi demo` data served by `yorisoi serve` (started as in test_serve_browser)."""
+    url, _summary = served_demo
+    return url
 
 
 def test_overview_renders_charts_in_chromium(demo_server, tmp_path):
