@@ -378,8 +378,8 @@ def channel_code(subdomain: str) -> None:
     SUBDOMAIN is the Zendesk account's subdomain (acme for acme.zendesk.com). The code is
     derived from YORISOI_CHANNEL_SECRET: give it only to that account's admin.
     """
-    from connector.channel import ChannelNotConfigured, ChannelSettings
-    from connector.channel.tokens import TokenSigner
+    from connector.helpdesks.zendesk.channel import ChannelNotConfigured, ChannelSettings
+    from connector.helpdesks.zendesk.channel.tokens import TokenSigner
     from connector.config import Settings
     try:
         settings = ChannelSettings.from_env(Settings.from_env().env)

@@ -132,7 +132,7 @@ def resolve_ticket(store: Store, helpdesk: str, ticket: str | None, external_id:
         if key is None:
             raise TicketNotFound(helpdesk, ticket)
         return key
-    from connector.channel.resources import post_key_from_external_id
+    from connector.helpdesks.zendesk.channel.resources import post_key_from_external_id
     assert external_id is not None
     key = post_key_from_external_id(external_id) or store.post_key_for_external_id(external_id)
     key = key and (store.ticket_post_key_of(key) or key)

@@ -1,7 +1,7 @@
 """`POST /zendesk/webhook`: an agent's public comment in Zendesk goes back to the network.
 
 A Zendesk trigger (README, "Zendesk") calls this with the JSON body Yorisoi defines
-(`helpdesks.zendesk.WEBHOOK_BODY_TEMPLATE`), signed by Zendesk with the webhook's signing
+(`helpdesks.zendesk.client.WEBHOOK_BODY_TEMPLATE`), signed by Zendesk with the webhook's signing
 secret. Thin: the signature check and the body's meaning live in helpdesks/zendesk.py, the
 reply itself in `Services.reply` (signed with the agent's name, sent once per comment).
 
@@ -34,7 +34,7 @@ def _answer(http_status: int, **body: object):
 
 @bp.post("/zendesk/webhook")
 def zendesk_webhook():
-    from connector.helpdesks.zendesk import WebhookBodyError, ZendeskHelpdesk, parse_agent_reply
+    from connector.helpdesks.zendesk.client import WebhookBodyError, ZendeskHelpdesk, parse_agent_reply
 
     svc = services()
     helpdesk = svc.helpdesk
