@@ -7,8 +7,9 @@ import secrets
 from flask import Flask, g, request
 
 from connector.config import PACKAGE_DIR, Settings
+from connector.version import __version__
 
-__version__ = "0.1.0"
+__all__ = ["__version__", "create_app"]
 
 
 def _template_folder() -> str:

@@ -45,3 +45,29 @@ def test_app_routes_of_the_helpdesks(tmp_path):
     app = create_app(Settings.from_env({"YORISOI_DATA_DIR": str(tmp_path)}))
     rules = {r.rule for r in app.url_map.iter_rules()}
     assert {"/zendesk/webhook", "/freshdesk/webhook", "/zendesk/manifest.json"} <= rules
+
+
+def test_no_module_imports_the_package_init():
+    """`connector/__init__` (the app factory) imports the web modules; a module importing a name
+    defined there (as web/openapi.py once imported __version__) closes a cycle."""
+    import pkgutil
+    import connector
+    submodules = {m.name for m in pkgutil.iter_modules(connector.__path__)}
+    for path in CONNECTOR.rglob("*.py"):
+        if path == CONNECTOR / "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "connector" and node.level == 0:
+                for alias in node.names:
+                    if alias.name in submodules:
+                        continue
+                    # only the CLI may build the app (lazily, inside a command)
+                    assert path.name == "cli.py" and alias.name == "create_app", (path, alias.name)
+
+
+def test_openapi_imports_first():
+    import subprocess
+    import sys
+    code = "import connector.web.openapi as o, connector; print(o.__version__ == connector.__version__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "True"
