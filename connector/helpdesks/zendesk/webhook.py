@@ -2,7 +2,7 @@
 
 A Zendesk trigger (README, "Zendesk") calls this with the JSON body Yorisoi defines
 (`helpdesks.zendesk.client.WEBHOOK_BODY_TEMPLATE`), signed by Zendesk with the webhook's signing
-secret. Thin: the signature check and the body's meaning live in helpdesks/zendesk.py, the
+secret. Thin: the signature check and the body's meaning live in client.py beside it, the
 reply itself in `Services.reply` (signed with the agent's name, sent once per comment).
 
 Answers are chosen for Zendesk's retry behaviour (developer.zendesk.com/api-reference/webhooks/

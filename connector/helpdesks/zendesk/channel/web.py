@@ -13,7 +13,7 @@ Zendesk calls these (https://developer.zendesk.com/documentation/channel_framewo
 - `GET  /zendesk/channel/healthcheck`
 - `POST /zendesk/channel/events`           event callbacks (logged; destroy stops an instance)
 
-Views validate and translate; the store, replies and `connector/channel/` do the work.
+Views validate and translate; the store, replies and the rest of `helpdesks/zendesk/channel/` do the work.
 """
 from __future__ import annotations
 
