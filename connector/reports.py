@@ -27,6 +27,11 @@ from connector.store import LABEL_COLUMNS, ReportFilter, Store
 #: Ranges longer than this are shown per week (starting Monday) instead of per day.
 DAILY_MAX_DAYS = 92
 DEFAULT_DAYS = 30
+#: Longest range a filter may span (two years and a leap day). Every figure materialises one
+#: row per day of the range (charts, CSV, the per-day series), so an unbounded `from`/`to`
+#: (0001-01-01 … 9999-12-31 is 3.6 million days) would make one request, or one shared link,
+#: allocate gigabytes. Longer ranges are refused with the parameters named.
+MAX_RANGE_DAYS = 731
 TOP_TOPICS = 30
 TOPIC_EXAMPLES = 3
 LEADERBOARD = 50
@@ -81,6 +86,10 @@ def parse_filter(args: Mapping[str, Any], *, now: datetime | None = None,
     since = _parse_day("from", values("from")[0]) if values("from") else until - timedelta(days=DEFAULT_DAYS - 1)
     if since > until:
         raise FilterError(f"from={since} is after to={until}")
+    span = (until - since).days + 1
+    if span > MAX_RANGE_DAYS:
+        raise FilterError(f"from={since} to={until} spans {span} days; at most {MAX_RANGE_DAYS} days "
+                          f"(2 years) can be shown at once: narrow the range")
     labels = []
     for name in LABEL_COLUMNS:
         chosen = values(name)

@@ -406,3 +406,25 @@ def test_migration_fills_report_tables_of_an_existing_database(seeded):
              reports.topics(upgraded, year).rows)
     upgraded.engine.dispose()
     assert after == before
+
+
+# --- bounded ranges (issue 16 #9) ---------------------------------------------------------------
+def test_a_range_longer_than_two_years_is_refused_not_materialised(seeded, supervisor, env):
+    """`/?from=0001-01-01&to=9999-12-31` made every figure build one row per day (3.6 million
+    days, gigabytes); a link could trigger it. The filter itself bounds the range, so the pages,
+    the CSV export and `yorisoi report` all refuse it with the parameters named."""
+    from connector.cli import main
+    with pytest.raises(reports.FilterError, match="731 days"):
+        reports.parse_filter({"from": "0001-01-01", "to": "9999-12-31"})
+    assert reports.parse_filter({"from": "2024-11-21", "to": "2026-11-21"}).since == "2024-11-21"  # 731 days
+    with pytest.raises(reports.FilterError, match="from=2024-11-20"):
+        reports.parse_filter({"from": "2024-11-20", "to": "2026-11-21"})
+    for path in ("/", "/topics", "/export/topics.csv"):
+        response = supervisor.get(f"{path}?from=2019-01-01&to=2026-11-21")
+        assert response.status_code == 400, path
+    page = supervisor.get("/?from=2019-01-01&to=2026-11-21").get_data(as_text=True)
+    assert "731 days" in page
+    result = CliRunner().invoke(main, ["report", "--since", "2019-01-01", "--until", "2026-11-21"], env=env)
+    assert result.exit_code != 0 and "731 days" in result.output
+    result = CliRunner().invoke(main, ["report", "--since", "9999d"], env=env)
+    assert result.exit_code != 0 and "731 days" in result.output
