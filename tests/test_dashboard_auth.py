@@ -74,6 +74,30 @@ def test_next_parameter_cannot_redirect_off_site(app, client):
     assert response.headers["Location"] == "/"
 
 
+def test_next_with_control_characters_or_backslashes_stays_on_site(app):
+    """Browsers drop tabs and line breaks from a URL and read "\\" as "/": "/%09/evil.example/"
+    was accepted (it starts with one "/") and followed as "//evil.example/"; a CR/LF in `next`
+    reached the Location header and answered 500. Issue 16 #10."""
+    login(app.test_client(), app)
+    hostile = ("/\t/evil.example/", "/\n/evil.example/", "/\r\n/evil.example/", " //evil.example/",
+               "/\x00/evil.example", "/\u200b/evil.example/", "/\\evil.example/", "\t//evil.example/",
+               "/ /evil.example", "https://evil.example/", "javascript:alert(1)", "/\x0b/evil.example/")
+    for target in hostile:
+        client = app.test_client()
+        token = csrf_from(client.get("/login").get_data(as_text=True))
+        response = client.post("/login", data={"name": SUPERVISOR[0], "password": SUPERVISOR[1],
+                                               "csrf_token": token, "next": target})
+        assert response.status_code == 302, repr(target)
+        assert response.headers["Location"] == "/", repr(target)
+    client = app.test_client()
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"name": SUPERVISOR[0], "password": SUPERVISOR[1], "csrf_token": token,
+                                           "next": "/topics?from=2026-11-01\r\nSet-Cookie: x=1"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/topics?from=2026-11-01Set-Cookie:x=1"
+    assert "\n" not in response.headers["Location"] and "\r" not in response.headers["Location"]
+
+
 def test_sso_header_is_trusted_only_when_configured(app_factory):
     sso = app_factory(YORISOI_SSO_HEADER="X-Forwarded-User").test_client()
     assert sso.get("/").status_code == 302

@@ -20,9 +20,11 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+import unicodedata
 from collections import defaultdict, deque
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (Blueprint, Flask, Response, abort, current_app, g, redirect, render_template, request,
                    session, url_for)
@@ -166,11 +168,30 @@ def require_login() -> Any:
     return None
 
 
+def same_site_path(target: str | None) -> str | None:
+    """`target` as a path on this site, or None when it could lead anywhere else.
+
+    Browsers drop tabs and line breaks from a URL and treat a backslash as a slash, so
+    "/%09/evil.example/" arrives as "/\t/evil.example/" and is followed as "//evil.example/".
+    Control characters (C0, C1, and format characters such as U+200B) and whitespace are
+    therefore removed *first*, then only a path starting with one "/" and holding no backslash
+    is accepted. The cleaned path is what is returned, so a CR/LF can never reach the
+    Location header (Werkzeug refuses it there with a 500)."""
+    if not isinstance(target, str):
+        return None
+    cleaned = "".join(ch for ch in target
+                      if not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"))
+    if not cleaned.startswith("/") or cleaned.startswith("//") or "\\" in cleaned:
+        return None
+    parts = urlsplit(cleaned)
+    if parts.scheme or parts.netloc:
+        return None
+    return cleaned
+
+
 def _safe_next(target: str | None) -> str:
     # Only paths on this site: "//evil.example" or "https://…" would be an open redirect.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("dashboard.overview")
+    return same_site_path(target) or url_for("dashboard.overview")
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -180,8 +180,8 @@ def retry_all():
 
 
 def _back_to_outbox() -> str:
-    target = request.form.get("back") or ""
-    return target if target.startswith("/outbox") else url_for("dashboard.outbox")
+    target = auth.same_site_path(request.form.get("back"))
+    return target if target and target.startswith("/outbox") else url_for("dashboard.outbox")
 
 
 # --- CSV ----------------------------------------------------------------------------------
