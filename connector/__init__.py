@@ -7,6 +7,7 @@ import secrets
 from flask import Flask, g, request
 
 from connector.config import PACKAGE_DIR, Settings
+from connector.jsonsafe import SafeJSONProvider
 from connector.version import __version__
 
 __all__ = ["__version__", "create_app"]
@@ -33,6 +34,9 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         JSON_AS_ASCII=False,
     )
+    # Request bodies are parsed with bounded nesting (connector.jsonsafe): a deeply nested
+    # body is a 400 on every JSON route, never a RecursionError and a 500.
+    app.json = SafeJSONProvider(app)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     svc = Services.build(settings)
     app.extensions["yorisoi"] = svc

@@ -301,3 +301,34 @@ def test_request_size_limit_is_enforced_on_every_route(app_factory, route, encod
 def test_every_post_route_is_covered(app):
     routes = {rule.rule for rule in app.url_map.iter_rules() if "POST" in rule.methods}
     assert routes <= set(POST_ROUTES), routes - set(POST_ROUTES)
+
+
+# --- deep nesting (issue 16 #17) ---------------------------------------------------------------
+DEEP_BODIES = [b"[" * 50_000 + b"]" * 50_000, b'{"a":' * 20_000 + b"1" + b"}" * 20_000, b"[" * 100 + b"]" * 100]
+
+
+def test_deeply_nested_json_is_a_400_on_every_json_route(zendesk_app, freshdesk_app):
+    """`json.loads` raises RecursionError (not a ValueError) on deep nesting, which every
+    'not valid JSON → 400' branch missed: a 500, on the unauthenticated Channel event callback
+    too. Every route that reads a JSON body is sent one, authenticated so the body is read."""
+    from connector.agents import create_token
+    from connector.jsonsafe import JSONTooDeep, loads
+    with pytest.raises(JSONTooDeep):
+        loads(DEEP_BODIES[0])
+    assert loads(b"[" * 64 + b"]" * 64) is not None  # the limit itself is accepted
+    zendesk, _ticket = zendesk_app
+    freshdesk, _ticket = freshdesk_app
+    _id, token = create_token(zendesk.extensions["yorisoi"].store, "佐藤")
+    for body in DEEP_BODIES:
+        calls = [
+            (zendesk, "/sources/webhook", {"X-Yorisoi-Signature": sign(body)}),
+            (zendesk, "/zendesk/webhook", _zendesk_signed(body)),
+            (zendesk, "/zendesk/channel/events", {}),
+            (zendesk, "/api/v1/draft-check", {"Authorization": f"Bearer {token}"}),
+            (zendesk, "/api/v1/corrections", {"Authorization": f"Bearer {token}"}),
+            (freshdesk, "/freshdesk/webhook", {"X-Yorisoi-Token": FRESHDESK_TOKEN}),
+        ]
+        for app, route, headers in calls:
+            response = app.test_client().post(route, data=body, headers=headers, content_type="application/json")
+            assert response.status_code == 400, (route, len(body), response.status_code,
+                                                 response.get_data(as_text=True)[:200])

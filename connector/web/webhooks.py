@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 
 from flask import Blueprint, jsonify, request
 
+from connector import jsonsafe
 from connector.services import services
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ def source_webhook():
     if not signature_ok(secret, body, request.headers.get(SIGNATURE_HEADER)):
         return _error(401, f"missing or bad {SIGNATURE_HEADER} (expected sha256=<hex HMAC-SHA256 of the raw body>)")
     try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        payload = jsonsafe.loads(body)
+    except ValueError as exc:  # not JSON, not UTF-8, or nested too deep
         return _error(400, f"body is not valid JSON: {exc}")
     batch = payload if isinstance(payload, list) else [payload]
     if not batch:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
-import json
 import logging
 import re
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from connector import jsonsafe
 from connector.replies import ReplyFailed, UnknownTicket
 from connector.services import services
 from connector.textnorm import is_number_id, scrub
@@ -68,8 +68,8 @@ def _payload() -> dict[str, Any] | None:
     if request.form:
         return request.form.to_dict()
     try:
-        data = json.loads(request.get_data(cache=True) or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = jsonsafe.loads(request.get_data(cache=True) or b"null")
+    except ValueError:  # not JSON, not UTF-8 (UnicodeDecodeError), or nested too deep
         return None
     return data if isinstance(data, dict) else None
 

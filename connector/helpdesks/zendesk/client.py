@@ -43,6 +43,7 @@ from zenpy.lib.api import BaseApi
 from zenpy.lib.api_objects import Comment, Ticket, User
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
+from connector import jsonsafe
 from connector.config import ConfigError
 from connector.helpdesks.base import (
     BULK_LEASE, BulkCreateResult, CommentDraft, HelpdeskError, Requester, SlaPlan, TicketDraft,
@@ -777,7 +778,7 @@ def parse_agent_reply(body: bytes) -> AgentReply | None:
     """The webhook body → the agent's reply; None when it is to be ignored (a private note,
     or a comment by an end user). Raises WebhookBodyError naming the bad field."""
     try:
-        data = json.loads(body)
+        data = jsonsafe.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WebhookBodyError("body", f"not valid JSON ({exc}); paste the body from the README") from None
     if not isinstance(data, dict):
