@@ -120,17 +120,36 @@ class Settings:
             database_url=database,
             watch_path=Path(env.get("YORISOI_WATCH") or DEMO_WATCH),
             helpdesk=helpdesk,
-            webhook_secret=env.get("YORISOI_WEBHOOK_SECRET") or None,
+            webhook_secret=shared_secret(env, "YORISOI_WEBHOOK_SECRET"),
             reply_signature=_signature(env.get("YORISOI_REPLY_SIGNATURE") or DEFAULT_REPLY_SIGNATURE),
             host=env.get("YORISOI_HOST") or "127.0.0.1",
             port=number_setting(env, "YORISOI_PORT", 8750, 1, 65535),
-            secret_key=env.get("YORISOI_SECRET_KEY") or None,
+            secret_key=shared_secret(env, "YORISOI_SECRET_KEY"),
             delivery_interval=number_setting(env, "YORISOI_DELIVERY_INTERVAL", 2.0, 0.05, 3600, float),
             max_body_bytes=number_setting(env, "YORISOI_MAX_BODY_BYTES", 1_048_576, 1024, 100 * 1_048_576),
             log_level=(env.get("YORISOI_LOG_LEVEL") or "INFO").upper(),
             env=dict(env),
             model_dir=Path(env["YORISOI_MODEL_DIR"]) if env.get("YORISOI_MODEL_DIR") else None,
         )
+
+
+#: Shortest shared secret accepted (webhook HMAC keys and tokens, the session-signing key), as
+#: for YORISOI_CHANNEL_SECRET: a 1-character secret is guessed in a few hundred requests.
+MIN_SECRET_CHARS = 16
+
+
+def shared_secret(env: Mapping[str, str], name: str, *, strip: bool = False) -> str | None:
+    """A shared secret, or None when unset; a set one shorter than MIN_SECRET_CHARS is refused
+    at start-up with a ConfigError naming the variable (never showing the value)."""
+    value = env.get(name) or ""
+    if strip:
+        value = value.strip()
+    if not value:
+        return None
+    if len(value) < MIN_SECRET_CHARS:
+        raise ConfigError(f"{name} is too short ({len(value)} characters): use {MIN_SECRET_CHARS} or more random "
+                          "characters (e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
+    return value
 
 
 def number_setting(env: Mapping[str, str], name: str, default: float, low: float, high: float,

@@ -150,7 +150,7 @@ def test_each_signature_and_token_check_calls_compare_digest(app_factory, compar
     server = LoopbackServer(fd.wsgi).start()
     try:
         zapp = app_factory(YORISOI_HELPDESK="zendesk", ZENDESK_SUBDOMAIN="acme", ZENDESK_EMAIL="a@example.com",
-                           ZENDESK_API_TOKEN="t", ZENDESK_WEBHOOK_SECRET="zsecret", YORISOI_PUBLIC_URL=PUBLIC_URL,
+                           ZENDESK_API_TOKEN="t", ZENDESK_WEBHOOK_SECRET="zsecret-0123456789abcdef", YORISOI_PUBLIC_URL=PUBLIC_URL,
                            YORISOI_CHANNEL_SECRET="channel-secret-for-tests-0123456789")
         fapp = app_factory(YORISOI_HELPDESK="freshdesk", FRESHDESK_URL=server.url, FRESHDESK_API_KEY="k",
                            FRESHDESK_WEBHOOK_TOKEN="fd-token-0123456789abcdef", FRESHDESK_GROUP_ID="1")

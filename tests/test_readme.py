@@ -58,9 +58,9 @@ def test_bad_settings_name_the_variable():
                        ({"YORISOI_HELPDESK": "kintone"}, "YORISOI_HELPDESK='kintone' is not supported")]:
         with pytest.raises(ConfigError, match=words.replace("(", r"\(")):
             Settings.from_env(env)
-    settings = Settings.from_env({"YORISOI_WEBHOOK_SECRET": "s3cret-value", "YORISOI_DATABASE": "/tmp/x.db"})
+    settings = Settings.from_env({"YORISOI_WEBHOOK_SECRET": "s3cret-value-0123456789", "YORISOI_DATABASE": "/tmp/x.db"})
     assert settings.database_url == "sqlite:////tmp/x.db"
-    assert "s3cret-value" not in repr(settings)
+    assert "s3cret-value-0123456789" not in repr(settings)
 
 
 def test_sla_minutes_parsing():
@@ -77,3 +77,25 @@ def test_setup_sla_on_local_helpdesk_says_what_to_do(env):
     result = CliRunner().invoke(main, ["setup-sla", "--dry-run"], env=env)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("local: manual") and "YORISOI_HELPDESK=zendesk" in result.output
+
+
+def test_weak_shared_secrets_are_refused_at_start_up(env, app_factory):
+    """A 1-character YORISOI_WEBHOOK_SECRET (or session key, or helpdesk webhook secret) was
+    accepted: it is guessed in a few hundred requests. Like YORISOI_CHANNEL_SECRET, every shared
+    secret needs 16+ characters, refused at start-up naming the variable (issue 16 #19)."""
+    import pytest
+    from connector.config import ConfigError, Settings
+    from connector.helpdesks.zendesk.client import ZendeskConfig
+    for name in ("YORISOI_WEBHOOK_SECRET", "YORISOI_SECRET_KEY"):
+        for weak in ("x", "fifteen-chars-x"):
+            with pytest.raises(ConfigError, match=name) as caught:
+                Settings.from_env({name: weak})
+            assert weak not in str(caught.value) and "16" in str(caught.value)
+            with pytest.raises(ConfigError, match=name):
+                app_factory(**{name: weak})
+        assert getattr(Settings.from_env({name: "sixteen-chars-ok"}),
+                       "webhook_secret" if name == "YORISOI_WEBHOOK_SECRET" else "secret_key") == "sixteen-chars-ok"
+    zendesk = {"ZENDESK_URL": "https://acme.zendesk.com", "ZENDESK_EMAIL": "a@example.com", "ZENDESK_API_TOKEN": "tok"}
+    with pytest.raises(ConfigError, match="ZENDESK_WEBHOOK_SECRET"):
+        ZendeskConfig.from_env({**zendesk, "ZENDESK_WEBHOOK_SECRET": "z"})
+    assert ZendeskConfig.from_env({**zendesk, "ZENDESK_WEBHOOK_SECRET": "z" * 16}).webhook_secret == "z" * 16

@@ -327,7 +327,7 @@ def test_bad_settings_fail_at_start_up_naming_the_variable(env, variable, app_fa
 
 
 def test_secrets_never_shown(fake, zd_env):
-    config = ZendeskConfig.from_env({**zd_env, "ZENDESK_WEBHOOK_SECRET": "whsec-ひみつ"})
+    config = ZendeskConfig.from_env({**zd_env, "ZENDESK_WEBHOOK_SECRET": "whsec-ひみつ-0123456789abcdef"})
     helpdesk = ZendeskHelpdesk(config)
     for text in (repr(config), repr(helpdesk), json.dumps(helpdesk.describe(), ensure_ascii=False),
                  repr(Settings.from_env({**zd_env, "YORISOI_HELPDESK": "zendesk"}))):

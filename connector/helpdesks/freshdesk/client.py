@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping
 
 import requests
 
-from connector.config import ConfigError
+from connector.config import ConfigError, shared_secret
 from connector.helpdesks.base import CommentDraft, HelpdeskError, SlaPlan, TicketDraft
 from connector.models import TicketRef
 
@@ -113,10 +113,7 @@ class FreshdeskSettings:
         else:
             raise ConfigError("FRESHDESK_DOMAIN is not set: give your Freshdesk subdomain (acme for "
                               "acme.freshdesk.com), or FRESHDESK_URL")
-        token = (env.get("FRESHDESK_WEBHOOK_TOKEN") or "").strip() or None
-        if token is not None and len(token) < 16:
-            raise ConfigError("FRESHDESK_WEBHOOK_TOKEN is too short: use 16 or more random characters "
-                              "(e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
+        token = shared_secret(env, "FRESHDESK_WEBHOOK_TOKEN", strip=True)
         return cls(base_url=url, api_key=api_key, group_id=_optional_int(env, "FRESHDESK_GROUP_ID"),
                    source=_optional_int(env, "FRESHDESK_SOURCE") or DEFAULT_SOURCE,
                    fields=_field_map(env.get("FRESHDESK_FIELDS")), webhook_token=token)

@@ -44,7 +44,7 @@ from zenpy.lib.api_objects import Comment, Ticket, User
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
 from connector import jsonsafe
-from connector.config import ConfigError
+from connector.config import ConfigError, shared_secret
 from connector.helpdesks.base import (
     BULK_LEASE, BulkCreateResult, CommentDraft, HelpdeskError, Requester, SlaPlan, TicketDraft,
 )
@@ -142,7 +142,7 @@ class ZendeskConfig:
             raise ConfigError(f"ZENDESK_EMAIL={email!r} is not an e-mail address")
         return cls(
             base_url=url, subdomain=subdomain, email=email, api_token=api_token, oauth_token=oauth_token,
-            webhook_secret=env.get("ZENDESK_WEBHOOK_SECRET") or None,
+            webhook_secret=shared_secret(env, "ZENDESK_WEBHOOK_SECRET"),
             fields=_parse_fields(env.get("ZENDESK_FIELDS") or ""),
             bulk_threshold=_int(env, "ZENDESK_BULK_THRESHOLD", 200, 0, 1_000_000),
             rate_reserve_percent=_int(env, "ZENDESK_RATE_LIMIT_RESERVE", 10, 0, 90),
