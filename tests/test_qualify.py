@@ -102,3 +102,16 @@ def test_follow_up_repost_still_excluded(qualifier):
     post = Post.model_validate(post_dict(text="RT @x: 追記", repost_of="5"))
     decision = qualifier.decide(post, follow_up_of="x:1", follow_up_brand="ソラモバイル")
     assert not decision.qualified
+
+
+@pytest.mark.parametrize("mark", ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"])
+def test_zero_width_characters_do_not_hide_a_keyword_or_an_excluded_word(qualifier, mark):
+    """ソラ<U+200B>モバイル reads as ソラモバイル but did not contain the keyword (a complaint
+    slipped past), and 求<U+200B>人 slipped past exclude_words (a job ad became a ticket).
+    Zero-width characters are removed before matching (issue 16 #19)."""
+    hidden_keyword = decide(qualifier, f"ソラ{mark}モバイル最悪、繋がらない")
+    assert hidden_keyword.qualified and "brand ソラモバイル: matched keyword ソラモバイル" in hidden_keyword.reasons
+    hidden_latin = decide(qualifier, f"So{mark}ra{mark}Mobile is slow today")
+    assert "brand ソラモバイル: matched keyword sora mobile" in hidden_latin.reasons
+    hidden_exclusion = decide(qualifier, f"ソラモバイル 求{mark}人 募集中")
+    assert not hidden_exclusion.qualified and "excluded: word 求人" in hidden_exclusion.reasons
