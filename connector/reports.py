@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from connector.labels import VALUE_NAMES, label_name, value_name
 from connector.sources import PLATFORM_NAMES
 from connector.report_time import day_start, report_day, today
+from connector.textnorm import ZERO_WIDTH
 from connector.store import LABEL_COLUMNS, ReportFilter, Store
 
 #: Ranges longer than this are shown per week (starting Monday) instead of per day.
@@ -231,8 +232,18 @@ def to_csv(table: ReportTable, lang: str) -> str:
     return out.getvalue()
 
 
+#: First characters that make a spreadsheet read a cell as a formula: the ASCII ones and their
+#: full-width forms (Excel and LibreOffice in Japanese locales accept ＝ＳＵＭ(…) as =SUM(…)).
+_FORMULA_START = frozenset("=+-@＝＋－＠")
+
+
 def _csv_safe(text: str) -> str:
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    # Spreadsheets skip leading blanks (space, ideographic space U+3000, zero-width characters)
+    # before looking for a formula, so " =cmd" and "\u3000＝cmd" are formulas too.
+    lead = text.lstrip(" \t\r\n\u3000\u00a0" + ZERO_WIDTH)
+    if text[:1] in ("\t", "\r", "\n") or lead[:1] in _FORMULA_START:
+        return "'" + text
+    return text
 
 
 def to_text(table: ReportTable, lang: str = "en") -> str:

@@ -324,6 +324,24 @@ def test_hostile_post_text_is_inert_on_every_page_and_csv(seeded, supervisor):
     assert reports.to_csv(table, "en").splitlines()[1] == "'=cmd|' /C calc'!A0"
 
 
+
+@pytest.mark.parametrize("cell", [" =cmd|' /C calc'!A0", "\u3000=1+1", "＝cmd|' /C calc'!A0", "＋1＋1", "－1＋1",
+                                  "＠SUM(A1)", "  ＝HYPERLINK(\"http://evil\")", "\u200b=1+1", "\n=1+1"])
+def test_csv_neutralises_formulas_behind_blanks_and_in_full_width(cell):
+    """Spreadsheets skip leading blanks and (in Japanese locales) read ＝＋－＠ as = + - @, so
+    " =cmd" and "＝cmd" ran as formulas although the ASCII "=cmd" was neutralised (issue 16 #19)."""
+    table = reports.ReportTable("t", "t", "t", [reports.Column("text", "t", "t")], [[cell]])
+    rows = list(csv.reader(io.StringIO(reports.to_csv(table, "en"))))
+    assert rows[1] == ["'" + cell]
+
+
+def test_csv_leaves_ordinary_text_alone():
+    table = reports.ReportTable("t", "t", "t", [reports.Column("text", "t", "t")],
+                                [[" ソラモバイル"], ["通信速度 = 遅い"], ["ａｂｃ"]])
+    rows = list(csv.reader(io.StringIO(reports.to_csv(table, "en"))))
+    assert rows[1:] == [[" ソラモバイル"], ["通信速度 = 遅い"], ["ａｂｃ"]]
+
+
 def test_topics_in_svg_are_escaped(seeded):
     from connector.web.charts import bars
     table = reports.ReportTable("topics", "t", "t", [reports.Column("topic", "t", "t"), reports.Column("posts", "p", "p", "int")],
