@@ -20,6 +20,22 @@ def _template_folder() -> str:
     return str(packaged if packaged.is_dir() else PACKAGE_DIR.parent / "templates")
 
 
+#: Libraries that log request and response bodies, SQL parameters or headers at INFO/DEBUG:
+#: zenpy logs every ticket it sends (post text, author names), urllib3/requests/httpx the
+#: URLs and headers, SQLAlchemy the statements' parameters. YORISOI_LOG_LEVEL=DEBUG is for
+#: Yorisoi's own loggers; these stay at WARNING (or above, when the configured level is higher).
+QUIET_LIBRARY_LOGGERS = ("zenpy", "urllib3", "requests", "requests_oauthlib", "oauthlib", "charset_normalizer",
+                         "httpx", "httpcore", "hpack", "feedparser", "sqlalchemy", "psycopg", "atproto", "mastodon")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet = max(logging.WARNING, logging.getLevelName(level) if isinstance(logging.getLevelName(level), int)
+                else logging.WARNING)
+    for name in QUIET_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
+
+
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
     from connector.services import Services
     from connector import cli
@@ -27,7 +43,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from connector.web import api, auth, dashboard, i18n, webhooks
 
     settings = settings or Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     app = Flask(__name__, template_folder=_template_folder())
     app.config.update(
         SECRET_KEY=settings.secret_key or secrets.token_hex(32),

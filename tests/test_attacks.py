@@ -216,3 +216,20 @@ def test_hostile_post_text_is_never_markup(app_factory, monkeypatch):
         assert not RAW_MARKUP.search(page), (where, RAW_MARKUP.search(page).group(0),
                                             page[max(0, RAW_MARKUP.search(page).start() - 200):][:400])
     assert "&lt;script&gt;" in pages["/posts/x:xss1"]
+
+
+def test_library_loggers_stay_at_warning_at_debug(app_factory, caplog):
+    """At YORISOI_LOG_LEVEL=DEBUG zenpy logged every ticket it sent (post text, author names),
+    urllib3/requests the URLs, SQLAlchemy the parameters: library loggers inherited DEBUG from
+    the root. They are held at WARNING; Yorisoi's own loggers keep the level (issue 16 #18)."""
+    caplog.set_level(logging.DEBUG)
+    app_factory(YORISOI_LOG_LEVEL="DEBUG")
+    text = "ソラモバイル最悪 by 田中花子"
+    for name in ("zenpy.lib.api", "zenpy.lib.request", "urllib3.connectionpool", "requests.packages",
+                 "sqlalchemy.engine.Engine", "httpx", "feedparser"):
+        logging.getLogger(name).debug("POST /api/v2/tickets.json %s", text)
+        logging.getLogger(name).info("ticket body %s", text)
+    assert text not in caplog.text
+    logging.getLogger("zenpy.lib.api").warning("rate limited")
+    logging.getLogger("connector.pipeline").debug("our own debug line")
+    assert "rate limited" in caplog.text and "our own debug line" in caplog.text
