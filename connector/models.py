@@ -6,7 +6,7 @@ files and the inbound webhook carry; pydantic validates it so a bad field is nam
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from pydantic import (
@@ -33,6 +33,29 @@ def _no_nul(value: str) -> str:
 
 
 Str = Annotated[StrictStr, AfterValidator(_no_nul)]
+
+#: Earliest post time accepted: before any of the networks existed (X/Twitter opened in 2006).
+EARLIEST_POST_TIME = datetime(2006, 1, 1, tzinfo=timezone.utc)
+#: How far ahead of this server's clock a post time may be (clock skew, time zones done wrong).
+MAX_FUTURE_SKEW = timedelta(days=1)
+
+
+def _sane_time(value: datetime) -> datetime:
+    # Any author sets a post's date (Bluesky's createdAt, a feed's <pubDate>). 9999-12-31
+    # overflowed the conversion to Japanese time inside ingest (a 500 on every resend, and a
+    # poller unit that never advanced); 0001-01-01 stored, then overflowed the storm index.
+    # A time no network can have produced is refused here, with the field named.
+    if value < EARLIEST_POST_TIME:
+        raise ValueError(f"is before {EARLIEST_POST_TIME:%Y-%m-%d}: no network has posts that old")
+    latest = datetime.now(timezone.utc) + MAX_FUTURE_SKEW
+    if value > latest:
+        raise ValueError(f"is more than {MAX_FUTURE_SKEW.days} day in the future of this server's clock "
+                         f"(after {latest:%Y-%m-%dT%H:%M:%SZ})")
+    return value
+
+
+#: A post time within [EARLIEST_POST_TIME, now + MAX_FUTURE_SKEW], with a time zone.
+PostTime = Annotated[AwareDatetime, AfterValidator(_sane_time)]
 
 
 def _known_platform(value: Any) -> str:
@@ -90,7 +113,7 @@ class Post(BaseModel):
     platform: Platform
     id: Ident
     url: ShortText | None = None
-    created_at: AwareDatetime
+    created_at: PostTime
     lang: Annotated[Str, Field(max_length=16)] | None = None
     text: Annotated[Str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
     author: Author

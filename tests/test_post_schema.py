@@ -59,3 +59,30 @@ def test_text_at_the_limit_is_accepted():
 def test_non_objects_are_rejected(raw, words):
     with pytest.raises(PostRejected, match=words):
         parse_post(raw)
+
+
+@pytest.mark.parametrize("created_at, words", [
+    ("9999-12-31T23:59:59Z", "in the future"),
+    ("9999-12-31T23:59:59+14:00", "in the future"),
+    ("0001-01-01T00:00:00Z", "before 2006-01-01"),
+    ("0001-01-01T00:00:00-12:00", "before 2006-01-01"),
+    ("2005-12-31T23:59:59Z", "before 2006-01-01"),
+])
+def test_a_created_at_outside_a_sane_window_is_rejected_naming_the_field(created_at, words):
+    """A 9999-12-31 created_at overflowed the conversion to Japanese time inside ingest; year
+    0001 stored and then overflowed the storm index (issue 16 #1). Refused in the schema."""
+    with pytest.raises(PostRejected) as info:
+        parse_post(post_dict(created_at=created_at))
+    assert info.value.field == "created_at"
+    assert words in info.value.message
+
+
+def test_created_at_up_to_a_day_ahead_of_the_clock_is_accepted():
+    from datetime import datetime, timedelta, timezone
+    soon = datetime.now(timezone.utc) + timedelta(hours=23)
+    assert parse_post(post_dict(created_at=soon.isoformat())).created_at == soon
+    later = datetime.now(timezone.utc) + timedelta(hours=25)
+    with pytest.raises(PostRejected) as info:
+        parse_post(post_dict(created_at=later.isoformat()))
+    assert info.value.field == "created_at"
+    assert parse_post(post_dict(created_at="2006-01-01T00:00:00Z")).created_at.year == 2006

@@ -128,3 +128,20 @@ def test_hostile_text_is_stored_verbatim_and_shown_inert(client, supervisor, svc
     detail = client.get("/posts/x:9201").get_data(as_text=True)
     assert "<script>alert(1)" not in detail and 'href="javascript:' not in detail
     assert "default-src 'self'" in client.get("/").headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("created_at", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"])
+def test_a_post_dated_outside_a_sane_window_is_a_400_naming_created_at(client, svc, created_at):
+    """9999-12-31 overflowed the conversion to Japanese time inside ingest: a 500 on every
+    resend. 0001-01-01 stored, then overflowed the storm index. Both are refused before
+    ingest, naming the field; the rest of a batch is still taken (issue 16 #1)."""
+    response = send(client, post_dict(id="9100", text="ソラモバイル最悪", created_at=created_at))
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith("created_at:")
+    batch = send(client, [post_dict(id="9101", text="ソラモバイル最悪", created_at=created_at),
+                          post_dict(id="9102", text="ソラモバイル遅い", author={"id": "u9102"})])
+    assert batch.status_code == 202
+    body = batch.get_json()
+    assert body["accepted"] == 1 and body["results"][0]["status"] == "rejected"
+    assert body["results"][0]["error"]["field"] == "created_at"
+    assert svc.store.counts()["posts"] == 1
