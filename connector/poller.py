@@ -99,17 +99,7 @@ class Poller:
         try:
             result = source.poll(unit, self.store.get_state(cursor_key))
         except Exception as exc:  # one unit's failure never stops the others
-            error = exc if isinstance(exc, SourceError) else None
-            if error is None:
-                log.exception("poll of %s failed unexpectedly", unit)
-            message = error.message if error else f"unexpected error: {type(exc).__name__}: {exc}"
-            failures = (self.store.unit_health(unit) or {}).get("failures", 0) + 1
-            wait = backoff_seconds(failures, error if error else SourceError(message, retryable=True))
-            report.error = message
-            report.next_poll_at = self.clock() + timedelta(seconds=wait)
-            self.store.set_next_poll(unit, source.platform, report.next_poll_at, error=message)
-            log.warning("poll of %s failed (%s); next try in %.0f s", unit, message, wait)
-            return report
+            return self._failed(report, source, unit, exc)
         ordered = sorted(result.posts, key=lambda p: p.post.created_at)
         for polled in ordered:
             self.store.save_post_extras(polled.post.key, source.platform, polled.extras, ref=polled.ref)
@@ -137,6 +127,35 @@ class Poller:
                                count=report.fetched, note=result.note)
         return report
 
+    def _failed(self, report: UnitReport, source: PollingSource, unit: str, exc: Exception) -> UnitReport:
+        """Record a failed poll of `unit` (the cursor is not moved) and back it off."""
+        error = exc if isinstance(exc, SourceError) else None
+        if error is None:
+            log.exception("poll of %s failed unexpectedly", unit)
+        message = error.message if error else f"unexpected error: {type(exc).__name__}: {exc}"
+        failures = (self.store.unit_health(unit) or {}).get("failures", 0) + 1
+        wait = backoff_seconds(failures, error if error else SourceError(message, retryable=True))
+        report.error = message
+        report.next_poll_at = self.clock() + timedelta(seconds=wait)
+        self.store.set_next_poll(unit, source.platform, report.next_poll_at, error=message)
+        log.warning("poll of %s failed (%s); next try in %.0f s", unit, message, wait)
+        return report
+
+    def _poll_isolated(self, source: PollingSource, unit: str) -> UnitReport:
+        """`poll_unit`, but whatever goes wrong inside it (a post the pipeline cannot take, a
+        bug, the database) fails this unit alone: the other units and the compliance step run.
+        The cursor is saved only after the posts are stored, so the unit retries them."""
+        try:
+            return self.poll_unit(source, unit)
+        except Exception as exc:  # noqa: BLE001 - isolation is the point
+            report = UnitReport(unit, source.platform)
+            try:
+                return self._failed(report, source, unit, exc)
+            except Exception:  # noqa: BLE001 - recording failed too (database down): still go on
+                log.exception("could not record the failure of %s", unit)
+                report.error = f"unexpected error: {type(exc).__name__}: {exc}"
+                return report
+
     def run_once(self, *, ignore_interval: bool = True, compliance: bool | None = None) -> PollReport:
         """Poll every due unit once. `ignore_interval`: poll even units whose interval has not
         passed (`yorisoi poll --once` from cron), but never one that is backing off."""
@@ -159,7 +178,7 @@ class Poller:
                                                    error=health.get("last_error"),
                                                    backing_off=bool(health.get("failures")), polled=False))
                     continue
-                report.units.append(self.poll_unit(source, unit))
+                report.units.append(self._poll_isolated(source, unit))
         if compliance or (compliance is None and self.compliance_due()):
             with self.store.exclusive("compliance") as mine:
                 if mine and (compliance or self.compliance_due()):

@@ -72,3 +72,34 @@ def test_poll_once_ingests_from_all_four_sources(env, tmp_path, fakes):
 def test_poll_without_any_network_says_what_to_set(env):
     result = CliRunner().invoke(main, ["poll", "--once"], env=env)
     assert result.exit_code == 1 and "X_BEARER_TOKEN" in result.output
+
+
+def test_one_unit_raising_stops_neither_the_others_nor_compliance(social_app, fakes, monkeypatch):
+    """A post the pipeline cannot take (a 9999-12-31 date overflowing ingest) made the exception
+    escape `poll_unit`: the other units of the pass were never polled and the compliance step
+    (X's 24-hour deletion rule) never ran again. Each unit is isolated (issue 16 #1)."""
+    _seed(fakes)
+    svc = social_app()
+    poller = Poller(svc)
+    original = svc.pipeline.ingest
+    failing = {"platform": "x"}
+
+    def ingest(post, source):
+        if source == failing["platform"]:
+            raise OverflowError("date value out of range")
+        return original(post, source=source)
+    monkeypatch.setattr(svc.pipeline, "ingest", ingest)
+    ran = []
+    monkeypatch.setattr(poller, "run_compliance", lambda *a, **k: ran.append(True))
+    report = poller.run_once(compliance=True)
+    x_units = [u for u in report.units if u.platform == "x"]
+    assert x_units and any(u.error and "OverflowError" in u.error for u in x_units)
+    assert all(u.next_poll_at is not None for u in x_units)
+    others = [u for u in report.units if u.platform != "x"]
+    assert {u.platform for u in others} == {"mastodon", "bluesky", "rss"}
+    assert sum(u.queued for u in others) == 3
+    assert ran == [True]
+    # The failed unit's cursor did not move: once the cause is gone, it picks the post up.
+    monkeypatch.setattr(svc.pipeline, "ingest", original)
+    later = Poller(svc, clock=lambda: utcnow() + timedelta(hours=2)).run_once(compliance=False)
+    assert sum(u.queued for u in later.units if u.platform == "x") == 1
