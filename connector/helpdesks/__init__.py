@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from connector.config import Settings
 from connector.helpdesks.base import CommentDraft, Helpdesk, HelpdeskError, Requester, TicketDraft
-from connector.store import Store
+from connector.db import Store
 
 __all__ = ["CommentDraft", "Helpdesk", "HelpdeskError", "Requester", "TicketDraft", "make_helpdesk"]
 
@@ -11,7 +11,7 @@ __all__ = ["CommentDraft", "Helpdesk", "HelpdeskError", "Requester", "TicketDraf
 def make_helpdesk(settings: Settings, store: Store) -> Helpdesk:
     if settings.helpdesk == "local":
         from connector.helpdesks.local import LocalHelpdesk
-        return LocalHelpdesk(store)
+        return LocalHelpdesk(store.tickets)
     if settings.helpdesk == "zendesk":
         from connector.helpdesks.zendesk import make_zendesk
         return make_zendesk(settings.env)  # ConfigError names any bad ZENDESK_* variable

@@ -31,6 +31,7 @@ from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyRe
 from connector.sources.html_text import html_to_text
 from connector.sources.http import TIMEOUT, new_session, raise_for_status, request
 from connector.watch import Feed, WatchConfig
+from connector.ports import SourceState
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,9 @@ def _when(parsed: Any) -> datetime | None:
 class RssSource:
     platform = "rss"
 
-    def __init__(self, *, store: Any, watch: WatchConfig, feeds: Sequence[Feed], interval: float = 900.0,
+    def __init__(self, *, state: SourceState, watch: WatchConfig, feeds: Sequence[Feed], interval: float = 900.0,
                  session: requests.Session | None = None, max_bytes: int = MAX_FEED_BYTES, clock: Any = None) -> None:
-        self.store = store
+        self.state = state
         self.feeds = {f"rss:{f.url}": f for f in feeds}
         self.interval = interval
         self.session = session or new_session()
