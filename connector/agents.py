@@ -65,11 +65,11 @@ def authenticate(store: Store, token: str) -> AgentIdentity | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = store.accounts.agent_token_by_hash(token_hash(token))
-    if row is None or row["revoked_at"] is not None:
+    if row is None or row.revoked_at is not None:
         return None
     now = utcnow()
-    store.accounts.touch_agent_token(row["id"], now, not_since=now - TOUCH_EVERY)
-    return AgentIdentity(row["id"], row["agent"])
+    store.accounts.touch_agent_token(row.id, now, not_since=now - TOUCH_EVERY)
+    return AgentIdentity(row.id, row.agent)
 
 
 def parse_rate(raw: str | None) -> tuple[int, float]:

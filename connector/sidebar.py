@@ -190,19 +190,19 @@ def storm_summary(store: Store, post_key: str) -> dict[str, Any] | None:
     storm = store.storms.storm(member["storm_id"])
     if storm is None:
         return None
-    first = store.posts.post_row(storm["first_post_key"]) or {}
+    first = store.posts.post_row(storm.first_post_key) or {}
     return {
-        "id": storm["id"], "size": storm["size"], "topic": storm["topic"],
-        "started_at": iso(storm["started_at"]), "last_post_at": iso(storm["last_post_at"]),
+        "id": storm.id, "size": storm.size, "topic": storm.topic,
+        "started_at": iso(storm.started_at), "last_post_at": iso(storm.last_post_at),
         "role": member["role"], "reason": member["reason"], "similarity": member["similarity"],
-        "first_post": {"key": storm["first_post_key"], "text": _truncate(first.get("text") or "", 280),
+        "first_post": {"key": storm.first_post_key, "text": _truncate(first.get("text") or "", 280),
                        "url": http_url(first.get("url"))},
-        "problem_ticket": None if not storm["problem_ticket_id"] else {
-            "helpdesk": storm["problem_helpdesk"], "id": storm["problem_ticket_id"],
-            "url": http_url(storm["problem_url"])},
+        "problem_ticket": None if not storm.problem_ticket_id else {
+            "helpdesk": storm.problem_helpdesk, "id": storm.problem_ticket_id,
+            "url": http_url(storm.problem_url)},
         "answers": [{"agent": r["agent"], "text": _truncate(r["text"]), "status": r["status"],
                      "created_at": iso(r["created_at"]), "ticket_id": r["ticket_id"]}
-                    for r in store.storms.storm_replies(storm["id"])],
+                    for r in store.storms.storm_replies(storm.id)],
     }
 
 

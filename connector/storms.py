@@ -46,6 +46,7 @@ import numpy as np
 from connector.config import ConfigError, number_setting
 from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, TicketDraft
 from connector.models import Analysis, Decision, Post, TicketRef
+from connector.db.storms import Storm
 from connector.ports import StormStore
 from connector.textnorm import fold
 from connector.ticket_format import JST, excerpt
@@ -270,8 +271,8 @@ def spike_fires(count: int, baseline: float, settings: StormSettings) -> tuple[b
 
 
 # --- formatting (pure) -------------------------------------------------------------------
-def problem_external_id(storm: Mapping[str, Any]) -> str:
-    return f"yorisoi:storm:{storm['first_post_key']}"
+def problem_external_id(storm: Storm) -> str:
+    return f"yorisoi:storm:{storm.first_post_key}"
 
 
 def storm_topic(words: list[str], members: list[Mapping[str, Any]]) -> str:
@@ -296,11 +297,11 @@ def member_line(m: Mapping[str, Any]) -> str:
     return f"- {who}{reach} ({m.get('risk') or '?'}): {excerpt(m['text'], 60)}{ticket}"
 
 
-def problem_draft(storm: Mapping[str, Any], members: list[Mapping[str, Any]], words: list[str]) -> TicketDraft:
+def problem_draft(storm: Storm, members: list[Mapping[str, Any]], words: list[str]) -> TicketDraft:
     first = members[0]
-    size = storm["size"]
+    size = storm.size
     topic = storm_topic(words, members)
-    started = storm["started_at"].astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+    started = storm.started_at.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
     lines = [
         f"炎上の可能性: 同じ出来事についての投稿が {size} 件あります（{started} から）。",
         f"Possible storm: {size} posts about the same incident since {started}.",
@@ -325,7 +326,7 @@ def problem_draft(storm: Mapping[str, Any], members: list[Mapping[str, Any]], wo
     any_critical = any(m.get("risk") == "critical" for m in members)
     return TicketDraft(
         external_id=problem_external_id(storm),
-        subject=problem_subject(storm["brand"], topic, size),
+        subject=problem_subject(storm.brand, topic, size),
         description="\n".join(lines) + "\n",
         note="\n".join(note) + "\n",
         priority="urgent" if any_critical else "high",
@@ -337,9 +338,9 @@ def problem_draft(storm: Mapping[str, Any], members: list[Mapping[str, Any]], wo
     )
 
 
-def count_note(storm: Mapping[str, Any], members: list[Mapping[str, Any]], words: list[str]) -> CommentDraft:
-    size = storm["size"]
-    body = [f"件数の更新 / Count update: {size} 件 / posts (前回 / before: {storm['reported_size']})",
+def count_note(storm: Storm, members: list[Mapping[str, Any]], words: list[str]) -> CommentDraft:
+    size = storm.size
+    body = [f"件数の更新 / Count update: {size} 件 / posts (前回 / before: {storm.reported_size})",
             f"よく出る言葉 / Top words: {'、'.join(words) if words else '—'}",
             "リスクの高い声 / Highest-risk voices:", *(member_line(m) for m in voices(members))]
     return CommentDraft(dedupe_key=f"{problem_external_id(storm)}#count:{size}", body="\n".join(body) + "\n",
@@ -498,13 +499,13 @@ class Storms:
         if member is None or member["storm_id"] is None:
             return draft
         storm = self.repo.storm(member["storm_id"])
-        if storm is None or storm["size"] < self.settings.min_posts:
+        if storm is None or storm.size < self.settings.min_posts:
             return draft
         role = member["role"] or "echo"
-        tags = tuple(dict.fromkeys((*draft.tags, "yorisoi_storm", f"yorisoi_storm_{storm['id']}", f"yorisoi_storm_{role}")))
+        tags = tuple(dict.fromkeys((*draft.tags, "yorisoi_storm", f"yorisoi_storm_{storm.id}", f"yorisoi_storm_{role}")))
         draft = replace(draft, tags=tags, priority="low" if role == "echo" else draft.priority)
-        if storm["problem_ticket_id"]:
-            draft = replace(draft, ticket_type="incident", problem_id=storm["problem_ticket_id"])
+        if storm.problem_ticket_id:
+            draft = replace(draft, ticket_type="incident", problem_id=storm.problem_ticket_id)
             # Every later attempt of this create carries the link too, so it counts as linked.
             self.repo.storm_mark_linked([post_key])
         return draft
@@ -515,22 +516,22 @@ class Storms:
         for storm_id in self.repo.storms_needing_update(now):
             storm = self.repo.storm(storm_id)
             if storm is not None:
-                last = storm["last_update_at"] or now
+                last = storm.last_update_at or now
                 self.repo.storm_schedule(storm_id, max(now, last + timedelta(seconds=self.settings.update_seconds)))
         for storm in self.repo.claim_storm_jobs(now, JOB_LEASE):
             try:
                 self._problem_job(helpdesk, storm, report)
             except HelpdeskError as exc:
-                report.errors.append({"storm": storm["id"], "stage": "storm_problem", "message": exc.message})
+                report.errors.append({"storm": storm.id, "stage": "storm_problem", "message": exc.message})
                 retry = timedelta(seconds=exc.retry_after if exc.retry_after is not None
-                                  else min(600, 2 ** storm["job_attempts"]))
-                self.repo.storm_job_retry(storm["id"], exc.message, now + retry,
+                                  else min(600, 2 ** storm.job_attempts))
+                self.repo.storm_job_retry(storm.id, exc.message, now + retry,
                                            failed=not (exc.retryable or exc.stop_delivery))
                 if exc.stop_delivery or exc.retry_after is not None:
                     break
             except Exception as exc:  # unknown outcome: the retry looks up first
-                log.exception("storm %s: problem ticket job failed", storm["id"])
-                self.repo.storm_job_retry(storm["id"], str(exc), now + timedelta(seconds=30))
+                log.exception("storm %s: problem ticket job failed", storm.id)
+                self.repo.storm_job_retry(storm.id, str(exc), now + timedelta(seconds=30))
         self.tick(now)
         for stage, alert in self.repo.claim_alert_jobs(now, JOB_LEASE):
             try:
@@ -544,24 +545,24 @@ class Storms:
                                            failed=isinstance(exc, HelpdeskError) and not exc.retryable)
         return report
 
-    def _problem_job(self, helpdesk: Any, storm: dict[str, Any], report: StormReport) -> None:
-        members = self.repo.storm_members_of(storm["id"])
-        words = self.repo.storm_top_words(storm["id"])
+    def _problem_job(self, helpdesk: Any, storm: Storm, report: StormReport) -> None:
+        members = self.repo.storm_members_of(storm.id)
+        words = self.repo.storm_top_words(storm.id)
         draft = problem_draft(storm, members, words)
-        ref = (TicketRef(storm["problem_helpdesk"], storm["problem_ticket_id"], storm["problem_url"])
-               if storm["problem_ticket_id"] else None)
+        ref = (TicketRef(storm.problem_helpdesk, storm.problem_ticket_id, storm.problem_url)
+               if storm.problem_ticket_id else None)
         if ref is None:
-            if storm["job_attempts"] > 1:
+            if storm.job_attempts > 1:
                 ref = helpdesk.find_ticket(draft.external_id)
                 if ref is not None and not helpdesk.has_comment(ref, draft.note_key):
                     helpdesk.add_comment(ref, draft.note_comment())
             if ref is None:
                 ref = helpdesk.create_ticket(draft)
-            self.repo.storm_problem_created(storm["id"], ref)
+            self.repo.storm_problem_created(storm.id, ref)
             report.problems_created += 1
-        elif storm["size"] > storm["reported_size"]:
+        elif storm.size > storm.reported_size:
             note = count_note(storm, members, words)
-            if not (storm["job_attempts"] > 1 and helpdesk.has_comment(ref, note.dedupe_key)):
+            if not (storm.job_attempts > 1 and helpdesk.has_comment(ref, note.dedupe_key)):
                 update = getattr(helpdesk, "update_problem", None)
                 if callable(update):  # one update: new subject + the count note
                     update(ref, draft.subject, note)
@@ -575,7 +576,7 @@ class Storms:
                     link(ref, TicketRef(m["helpdesk"], m["ticket_id"], m["ticket_url"]))
                     self.repo.storm_mark_linked([m["post_key"]])
                     report.incidents_linked += 1
-        self.repo.storm_job_done(storm["id"], storm["size"], storm_topic(words, members), self.clock())
+        self.repo.storm_job_done(storm.id, storm.size, storm_topic(words, members), self.clock())
 
     def _alert_job(self, helpdesk: Any, stage: str, alert: dict[str, Any]) -> None:
         ref = self.repo.alert_ticket(alert["id"])

@@ -140,12 +140,12 @@ def test_problem_count_updates_as_the_storm_grows_throttled(storm_env: dict[str,
                                               author={"id": f"55{n}", "handle": f"late_{n}"}), "replay")
         clock["now"] += timedelta(seconds=10)
         svc.pipeline.drain(max_wait=0)
-        assert svc.store.storms.storm(storm["id"])["reported_size"] == 13  # not yet: throttled
+        assert svc.store.storms.storm(storm["id"]).reported_size == 13  # not yet: throttled
         clock["now"] += timedelta(seconds=60)
         svc.pipeline.drain(max_wait=0)
         updated = svc.store.storms.storm(storm["id"])
-        assert updated["reported_size"] == 16 and updated["size"] == 16
-        ticket = svc.helpdesk.ticket(int(updated["problem_ticket_id"]))
+        assert updated.reported_size == 16 and updated.size == 16
+        ticket = svc.helpdesk.ticket(int(updated.problem_ticket_id))
         assert "16件" in ticket["subject"]
         assert sum("件数の更新" in c["body"] for c in ticket["comments"]) == 1
     finally:
@@ -308,7 +308,7 @@ def test_storm_shown_to_agents_in_context_and_post_page(app_factory, tmp_path):
                                      headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.get_data(as_text=True)
     storm = response.get_json()["storm"]
-    assert storm["size"] >= 3 and storm["first_post"]["key"] == svc.store.storms.storm(storm["id"])["first_post_key"]
+    assert storm["size"] >= 3 and storm["first_post"]["key"] == svc.store.storms.storm(storm["id"]).first_post_key
     assert storm["reason"] and storm["answers"][0]["agent"] == "佐藤"
     assert "障害を確認中です" in storm["answers"][0]["text"]
     page = login(app.test_client(), app).get(f"/posts/{later}").get_data(as_text=True)

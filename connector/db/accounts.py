@@ -1,6 +1,7 @@
 """Agent bearer tokens (the sidebar's API) and dashboard supervisors."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,18 @@ from sqlalchemy.engine import Engine
 
 from connector.db.engine import dialect_insert, new_id, utcnow
 from connector.db.schema import agent_tokens, users
+
+
+@dataclass(frozen=True, slots=True)
+class AgentToken:
+    """An agent's bearer token as stored: only its SHA-256 (`token_hash`), never the token."""
+
+    id: int
+    token_hash: str
+    agent: str  # the agent's name as customers see it (佐藤)
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
 
 
 class AccountRepository:
@@ -22,10 +35,10 @@ class AccountRepository:
             return new_id(conn.execute(insert(agent_tokens).values(
                 token_hash=token_hash, agent=agent, created_at=utcnow())))
 
-    def agent_token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
+    def agent_token_by_hash(self, token_hash: str) -> AgentToken | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(agent_tokens).where(agent_tokens.c.token_hash == token_hash)).mappings().first()
-        return dict(row) if row else None
+        return AgentToken(**row) if row else None
 
     def list_agent_tokens(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

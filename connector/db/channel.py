@@ -7,9 +7,11 @@ from typing import Any, Sequence
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Engine
 
-from connector.db.engine import utcnow, dialect_insert
-from connector.db.schema import authors, posts, analyses, outbox, tickets, channel_instances, channel_external_ids
+from connector.db.engine import dialect_insert, utcnow
 from connector.db.posts import post_from_row
+from connector.db.schema import (
+    analyses, authors, channel_external_ids, channel_instances, outbox, posts,
+)
 
 
 class ChannelRepository:

@@ -7,8 +7,8 @@ from typing import Any, Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
-from connector.db.engine import utcnow, dialect_insert
-from connector.db.schema import authors, posts, analyses, outbox, tickets, post_compliance
+from connector.db.engine import dialect_insert, utcnow
+from connector.db.schema import analyses, authors, outbox, post_compliance, posts, tickets
 
 
 class ComplianceRepository:

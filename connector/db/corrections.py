@@ -8,7 +8,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
 
 from connector.db.engine import new_id, utcnow
-from connector.db.schema import posts, analyses, corrections
+from connector.db.schema import analyses, corrections, posts
 
 
 class CorrectionRepository:

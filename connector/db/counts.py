@@ -8,13 +8,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import func, insert, select, update, literal_column
+from sqlalchemy import func, insert, literal_column, select, update
 from sqlalchemy.engine import Connection
 
+from connector.db.engine import dialect_insert
+from connector.db.schema import (
+    LABEL_COLUMNS, analyses, authors, exchanges, post_topics, posts, report_daily, report_daily_label,
+    report_reasons, report_topic_monthly, ticket_facts, tickets,
+)
 from connector.models import Analysis, Decision, Post
 from connector.report_time import report_day
-from connector.db.engine import dialect_insert
-from connector.db.schema import authors, posts, analyses, tickets, exchanges, report_daily, report_daily_label, report_reasons, post_topics, report_topic_monthly, ticket_facts, LABEL_COLUMNS
 
 
 _BATCH_STATEMENTS: dict[str, dict[str, Any]] = {}
@@ -190,5 +193,4 @@ def _month_of(day: Any) -> Any:
     """'YYYY-MM' of a 'YYYY-MM-DD' column. The positions are literals, not bound parameters:
     PostgreSQL sees `substr(day, $1, $2)` in SELECT and `substr(day, $3, $4)` in GROUP BY as
     different expressions and refuses the query."""
-    from sqlalchemy import literal_column
     return func.substr(day, literal_column("1"), literal_column("7"))

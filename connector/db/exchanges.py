@@ -4,12 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from connector.db.engine import utcnow, dialect_insert
 from connector.db.counts import record_first_reply
-from connector.db.schema import posts, outbox, tickets, exchanges
+from connector.db.engine import dialect_insert, utcnow
+from connector.db.schema import exchanges, outbox, posts, tickets
 
 
 class ExchangeRepository:

@@ -10,17 +10,17 @@ from typing import Any, Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.models import TicketRef
-from connector.db.engine import utcnow, dialect_insert, worker_id
 from connector.db.counts import record_ticket_facts
-from connector.db.schema import authors, posts, analyses, outbox, tickets, delivery_pauses
+from connector.db.engine import dialect_insert, utcnow, worker_id
+from connector.db.schema import analyses, authors, delivery_pauses, outbox, posts, tickets
+from connector.models import TicketRef
 
 
 #: Suffix of `claimed_by` for rows handed to a helpdesk bulk job (see release_dead_claims).
 BULK_CLAIM_SUFFIX = "#bulk"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutboxItem:
     id: int
     post_key: str

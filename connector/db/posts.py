@@ -8,13 +8,13 @@ from typing import Any, Sequence
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, Engine
 
+from connector.db.counts import batch_statements, count_post, count_posts
+from connector.db.engine import dialect_insert, utcnow
+from connector.db.schema import analyses, authors, outbox, posts, tickets
 from connector.models import Analysis, Decision, Post
-from connector.db.engine import utcnow, dialect_insert
-from connector.db.counts import count_post, count_posts, batch_statements
-from connector.db.schema import authors, posts, analyses, outbox, tickets
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PostRecord:
     """One new post of a batch for `Store.record_posts`."""
 

@@ -9,10 +9,13 @@ from sqlalchemy import Table, Text, cast, func, select
 from sqlalchemy.engine import Engine
 
 from connector.db.counts import rebuild_reports
-from connector.db.schema import authors, posts, outbox, tickets, report_daily, report_daily_label, report_reasons, post_topics, report_topic_monthly, ticket_facts, LABEL_COLUMNS, ix_posts_created
+from connector.db.schema import (
+    LABEL_COLUMNS, authors, outbox, post_topics, posts, report_daily,
+    report_daily_label, report_reasons, report_topic_monthly, ticket_facts, tickets,
+)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReportFilter:
     """What every dashboard page and `yorisoi report` narrow down by (all optional but days).
 

@@ -8,7 +8,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from connector.db.engine import advisory_lock, dialect_insert, utcnow
-from connector.db.schema import source_state, source_health, source_usage, source_post_extras
+from connector.db.schema import source_health, source_post_extras, source_state, source_usage
 
 
 class SourceStateRepository:

@@ -1,15 +1,42 @@
 """Public storms (connector/storms.py): clusters, their problem-ticket jobs and spike alerts."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Engine
 
-from connector.models import TicketRef
 from connector.db.engine import new_id, worker_id
-from connector.db.schema import authors, posts, analyses, tickets, exchanges, post_topics, storm_members, storms, storm_alerts
+from connector.db.schema import (
+    analyses, authors, exchanges, post_topics, posts, storm_alerts, storm_members, storms, tickets,
+)
+from connector.models import TicketRef
+
+
+@dataclass(frozen=True, slots=True)
+class Storm:
+    """A storm cluster with its problem ticket and that ticket's delivery job."""
+
+    id: int
+    brand: str
+    first_post_key: str
+    started_at: datetime
+    last_post_at: datetime
+    size: int
+    topic: str | None
+    problem_helpdesk: str | None
+    problem_ticket_id: str | None
+    problem_url: str | None
+    reported_size: int  # the count the ticket shows
+    job_status: str | None  # null until the storm reaches the ticket threshold; pending | sending | done | failed
+    job_due_at: datetime | None
+    job_attempts: int
+    job_claimed_by: str | None
+    job_lease_until: datetime | None
+    last_update_at: datetime | None
+    last_error: str | None
 
 
 class StormRepository:
@@ -71,10 +98,10 @@ class StormRepository:
                         job_status="pending", job_due_at=due))
         return storm_id
 
-    def storm(self, storm_id: int) -> dict[str, Any] | None:
+    def storm(self, storm_id: int) -> Storm | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(storms).where(storms.c.id == storm_id)).mappings().first()
-        return dict(row) if row else None
+        return Storm(**row) if row else None
 
     def storm_members_of(self, storm_id: int, limit: int | None = None) -> list[dict[str, Any]]:
         """Members, oldest first, with their text, author and ticket, for the problem ticket."""
@@ -113,7 +140,7 @@ class StormRepository:
                                 .limit(limit)).all()
         return [r.topic for r in rows]
 
-    def claim_storm_jobs(self, now: datetime, lease: timedelta, limit: int = 20) -> list[dict[str, Any]]:
+    def claim_storm_jobs(self, now: datetime, lease: timedelta, limit: int = 20) -> list[Storm]:
         """Claim due problem-ticket jobs (a guarded UPDATE per storm, like `claim_due`)."""
         due = (((storms.c.job_status == "pending") & (storms.c.job_due_at <= now)) |
                ((storms.c.job_status == "sending") & (storms.c.job_lease_until < now)))

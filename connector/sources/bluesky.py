@@ -27,10 +27,10 @@ import requests
 from pydantic import ValidationError
 
 from connector.models import Author, Post
+from connector.ports import SourceState
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.http import new_session, parse_time, raise_for_status, request
 from connector.watch import WatchConfig
-from connector.ports import SourceState
 
 log = logging.getLogger(__name__)
 

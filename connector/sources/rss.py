@@ -26,12 +26,12 @@ import requests
 from pydantic import ValidationError
 
 from connector.models import MAX_TEXT_CHARS, Author, Post
+from connector.ports import SourceState
 from connector.qualify import Qualifier
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.html_text import html_to_text
 from connector.sources.http import TIMEOUT, new_session, raise_for_status, request
 from connector.watch import Feed, WatchConfig
-from connector.ports import SourceState
 
 log = logging.getLogger(__name__)
 
