@@ -137,9 +137,9 @@ def build_context(store: Store, post_key: str, *, live_sources: Collection[str] 
     author = store.posts.author_of(post_key) or {}
     loaded = store.posts.load_post(post_key)
     detail = loaded[2].to_dict() if loaded and loaded[2] else None
-    platform = post_row["platform"]
+    platform = post_row.platform
     created = author.get("created_at")
-    history_rows = store.posts.author_posts(post_row["author_key"], brand=post_row["brand"], limit=HISTORY_LIMIT + 1)
+    history_rows = store.posts.author_posts(post_row.author_key, brand=post_row.brand, limit=HISTORY_LIMIT + 1)
     earlier = [r for r in history_rows if r["key"] != post_key][:HISTORY_LIMIT]
     series = sorted((r for r in history_rows if r["sentiment"] is not None), key=lambda r: r["created_at"])
     return {
@@ -149,9 +149,9 @@ def build_context(store: Store, post_key: str, *, live_sources: Collection[str] 
             "external_id": ticket["external_id"], "created_at": iso(ticket["created_at"])},
         "post": {
             "key": post_key, "platform": platform, "platform_name": PLATFORM_NAMES.get(platform, platform),
-            "url": http_url(post_row["url"]), "text": post_row["text"], "created_at": iso(post_row["created_at"]),
-            "lang": post_row["lang"], "brand": post_row["brand"], "metrics": post_row["metrics"],
-            "reply": _reply_link(store, post_key, platform, post_row["url"], live_sources)},
+            "url": http_url(post_row.url), "text": post_row.text, "created_at": iso(post_row.created_at),
+            "lang": post_row.lang, "brand": post_row.brand, "metrics": post_row.metrics,
+            "reply": _reply_link(store, post_key, platform, post_row.url, live_sources)},
         "analysis": _analysis(detail),
         "author": {
             "name": author.get("name"), "handle": author.get("handle"), "bio": author.get("bio"),
@@ -159,19 +159,19 @@ def build_context(store: Store, post_key: str, *, live_sources: Collection[str] 
             "following": author.get("following"), "account_created_at": iso(created),
             "account_age_days": (now - created).days if created else None,
             "avatar_url": http_url(author.get("avatar_url"), https_only=True),
-            "profile_url": profile_url(platform, author.get("handle"), author.get("author_id", ""), post_row["url"])},
+            "profile_url": profile_url(platform, author.get("handle"), author.get("author_id", ""), post_row.url)},
         "history": [{
             "key": r["key"], "url": http_url(r["url"]), "text": _truncate(r["text"], 500),
             "created_at": iso(r["created_at"]), "sentiment": r["sentiment"], "sentiment_score": r["sentiment_score"],
             "intent": r["intent"],
             "ticket": {"helpdesk": r["helpdesk"], "id": r["ticket_id"]} if r["ticket_id"] else None,
         } for r in earlier],
-        "exchanges": [_exchange(r) for r in store.exchanges.author_exchanges(post_row["author_key"])],
+        "exchanges": [_exchange(r) for r in store.exchanges.author_exchanges(post_row.author_key)],
         "other_tickets": [{
             "helpdesk": r["helpdesk"], "id": r["ticket_id"], "url": http_url(r["url"]), "subject": r["subject"],
             "priority": r["priority"], "sentiment": r["sentiment"], "intent": r["intent"],
             "created_at": iso(r["created_at"]),
-        } for r in store.outbox.author_tickets(post_row["author_key"], exclude_post_key=post_key)],
+        } for r in store.outbox.author_tickets(post_row.author_key, exclude_post_key=post_key)],
         "sentiment_history": [{"at": iso(r["created_at"]), "score": r["sentiment_score"], "sentiment": r["sentiment"],
                                "key": r["key"], "current": r["key"] == post_key} for r in series],
         "label_sets": label_sets(),
@@ -190,13 +190,13 @@ def storm_summary(store: Store, post_key: str) -> dict[str, Any] | None:
     storm = store.storms.storm(member["storm_id"])
     if storm is None:
         return None
-    first = store.posts.post_row(storm.first_post_key) or {}
+    first = store.posts.post_row(storm.first_post_key)
     return {
         "id": storm.id, "size": storm.size, "topic": storm.topic,
         "started_at": iso(storm.started_at), "last_post_at": iso(storm.last_post_at),
         "role": member["role"], "reason": member["reason"], "similarity": member["similarity"],
-        "first_post": {"key": storm.first_post_key, "text": _truncate(first.get("text") or "", 280),
-                       "url": http_url(first.get("url"))},
+        "first_post": {"key": storm.first_post_key, "text": _truncate(first.text if first else "", 280),
+                       "url": http_url(first.url if first else None)},
         "problem_ticket": None if not storm.problem_ticket_id else {
             "helpdesk": storm.problem_helpdesk, "id": storm.problem_ticket_id,
             "url": http_url(storm.problem_url)},
@@ -233,7 +233,7 @@ def draft_context(store: Store, post_key: str, agent: str | None, settings: Draf
     analysis = loaded[2] if loaded else None
     recent = store.exchanges.recent_exchanges((now or utcnow()) - RECENT_REPLIES_WINDOW, RECENT_REPLIES_LIMIT)
     return DraftContext(
-        platform=post_row["platform"], agent=agent, brand=post_row["brand"],
+        platform=post_row.platform, agent=agent, brand=post_row.brand,
         post_sentiment=analysis.sentiment.value if analysis else None,
         post_intent=analysis.intent.value if analysis else None,
         recent_replies=[RecentReply(r["text"], r["agent"], r["created_at"], r["ticket_id"]) for r in recent],

@@ -25,6 +25,29 @@ class PostRecord:
     topics: Sequence[str] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class PostRow:
+    """A stored post as its row (the sidebar's view; `load_post` gives the domain objects)."""
+
+    key: str  # "<platform>:<post id>"
+    platform: str
+    post_id: str
+    url: str | None
+    created_at: datetime
+    lang: str | None
+    text: str
+    author_key: str
+    metrics: dict[str, Any]
+    in_reply_to: str | None
+    conversation_id: str | None
+    repost_of: str | None
+    qualified: bool
+    brand: str | None
+    reasons: list[str]
+    source: str  # how it reached us: replay, webhook, demo…
+    ingested_at: datetime
+
+
 def post_from_row(row: Any) -> tuple[Post, Decision, Analysis | None]:
     """A stored post (joined with its author and analysis) as domain objects."""
     post = Post.model_validate({
@@ -209,10 +232,10 @@ class PostRepository:
             return None
         return post_from_row(row)
 
-    def post_row(self, key: str) -> dict[str, Any] | None:
+    def post_row(self, key: str) -> PostRow | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(posts).where(posts.c.key == key)).mappings().first()
-        return dict(row) if row else None
+        return PostRow(**row) if row else None
 
     def author_of(self, post_key: str) -> dict[str, Any] | None:
         """The author row of a stored post (profile as last seen)."""
