@@ -53,11 +53,11 @@ def main() -> None:
 
 def _replay_file(app: Flask, path: Path, source: str, wait: float) -> dict[str, Any]:
     svc = _services(app)
-    svc.store.release_dead_claims()
+    svc.store.outbox.release_dead_claims()
     with path.open(encoding="utf-8", errors="replace") as lines:
         read, outcomes = svc.pipeline.ingest_lines(lines, source=source)
     delivery = svc.pipeline.drain(max_wait=wait)
-    counts = svc.store.outbox_counts()
+    counts = svc.store.outbox.outbox_counts()
     return replay_summary(read, outcomes, delivery, pending=counts.get("pending", 0) + counts.get("sending", 0))
 
 
@@ -98,7 +98,7 @@ def replay(file: Path, as_json: bool, wait: float) -> None:
 def tickets(as_json: bool, limit: int | None) -> None:
     """List the tickets created in the configured helpdesk, newest first."""
     svc = _services(_app())
-    rows = svc.store.list_tickets(helpdesk=svc.helpdesk.name, limit=limit)
+    rows = svc.store.outbox.list_tickets(helpdesk=svc.helpdesk.name, limit=limit)
     records = [{
         "ticket_id": r["ticket_id"], "helpdesk": r["helpdesk"], "external_id": r["external_id"],
         "priority": r["priority"], "tags": r["tags"], "subject": r["subject"], "post_url": r["post_url"],
@@ -122,9 +122,9 @@ def tickets(as_json: bool, limit: int | None) -> None:
 def deliver(wait: float, retry_failed: bool) -> None:
     """Deliver what is waiting in the outbox, then exit."""
     svc = _services(_app())
-    svc.store.release_dead_claims()
+    svc.store.outbox.release_dead_claims()
     if retry_failed:
-        click.echo(f"requeued {svc.store.retry_failed()} failed deliveries")
+        click.echo(f"requeued {svc.store.outbox.retry_failed()} failed deliveries")
     report = svc.pipeline.drain(max_wait=wait)
     click.echo(f"tickets created {report.created} · comments {report.commented} · retrying {report.retried} "
                f"· failed {report.failed}" + (f" · stopped: {report.stopped}" if report.stopped else ""))
@@ -139,7 +139,7 @@ def _demo_replies(app: Flask) -> None:
     the reply, no network); one dedupe key per ticket, so a second run sends nothing new."""
     from connector.replies import ReplyFailed, UnknownTicket
     svc = _services(app)
-    for row in svc.store.list_tickets(helpdesk=svc.helpdesk.name)[::2]:
+    for row in svc.store.outbox.list_tickets(helpdesk=svc.helpdesk.name)[::2]:
         try:
             svc.reply(ticket_id=row["ticket_id"], agent="佐藤", dedupe_key=f"demo:reply:{row['ticket_id']}",
                       text="ソラモバイルの佐藤です。ご不便をおかけしております。状況を確認のうえ、DMでご案内いたします。")
@@ -206,7 +206,7 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
         # never logged (the dashboard needs a login; the demo must not need an admin step).
         from connector.web.auth import generate_password, hash_password
         password = generate_password()
-        _services(app).store.create_user(DEMO_USER, hash_password(password), replace=True)
+        _services(app).store.accounts.create_user(DEMO_USER, hash_password(password), replace=True)
         click.echo(f"dashboard login / ダッシュボードのログイン: user {DEMO_USER}  password {password}")
         settings = _services(app).settings
         _serve(app, host or settings.host, port or settings.port)
@@ -287,7 +287,7 @@ def poll(once: bool, as_json: bool, wait: float) -> None:
     if not poller.sources:
         raise click.ClickException("no network is configured: set X_BEARER_TOKEN, MASTODON_INSTANCES, "
                                    "BLUESKY_HANDLE/BLUESKY_APP_PASSWORD, or add [[feed]] tables to the watch file")
-    svc.store.release_dead_claims()
+    svc.store.outbox.release_dead_claims()
     if once:
         report = poller.run_once(ignore_interval=True)
         delivery = svc.pipeline.drain(max_wait=wait)
@@ -478,7 +478,7 @@ def train(file: Path | None, from_corrections: bool, out_dir: Path, lang: str | 
         labels = [row.label for row in rows]
         source = str(file)
     else:
-        examples = _services(_app()).store.corrected_examples("sentiment")
+        examples = _services(_app()).store.corrections.corrected_examples("sentiment")
         if not examples:
             raise click.ClickException("no sentiment corrections in the database yet")
         texts = [(text, post_lang) for _key, text, _value, post_lang in examples]
@@ -526,7 +526,7 @@ def token_create(agent: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def token_list(as_json: bool) -> None:
     """List tokens (id, agent, created, last used, revoked); never the tokens themselves."""
-    rows = _services(_app()).store.list_agent_tokens()
+    rows = _services(_app()).store.accounts.list_agent_tokens()
     records = [{"id": r["id"], "agent": r["agent"], "created_at": r["created_at"].isoformat(),
                 "last_used_at": r["last_used_at"].isoformat() if r["last_used_at"] else None,
                 "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None} for r in rows]
@@ -545,7 +545,7 @@ def token_list(as_json: bool) -> None:
 @click.argument("token_id", type=int)
 def token_revoke(token_id: int) -> None:
     """Revoke token TOKEN_ID (see `yorisoi token list`); the sidebar using it gets 401 at once."""
-    if not _services(_app()).store.revoke_agent_token(token_id):
+    if not _services(_app()).store.accounts.revoke_agent_token(token_id):
         raise click.ClickException(f"no active token #{token_id} (see yorisoi token list)")
     click.echo(f"token #{token_id} revoked")
 
@@ -600,7 +600,7 @@ def report(since: str, until: str | None, fmt: str, brand: tuple[str, ...], sour
             if not (row.get("sentiment") == "negative" or row.get("intent") == "complaint"):
                 return []
             return topics_of_text(row["text"], exclude=terms, lang=row.get("lang"))
-        click.echo(f"recounted {svc.store.rebuild_reports(topics_of)} posts", err=True)
+        click.echo(f"recounted {svc.store.reports.rebuild_reports(topics_of)} posts", err=True)
     args: dict[str, list[str]] = {"brand": list(brand), "source": list(source)}
     try:
         args["from"] = [reports.parse_since(since).isoformat()]
@@ -664,7 +664,7 @@ def user_create(name: str, generate: bool, password_stdin: bool, reset: bool) ->
     if problem:
         raise click.ClickException(problem)
     svc = _services(_app())
-    if not svc.store.create_user(name, hash_password(password), replace=reset):
+    if not svc.store.accounts.create_user(name, hash_password(password), replace=reset):
         raise click.ClickException(f"account {name!r} exists already (use --reset to set a new password)")
     click.echo(f"{'password reset for' if reset else 'created'} {name}" +
                (f"  password {password}" if generate else ""))
@@ -673,7 +673,7 @@ def user_create(name: str, generate: bool, password_stdin: bool, reset: bool) ->
 @user.command("list")
 def user_list() -> None:
     """List the supervisor accounts and when they last signed in."""
-    for row in _services(_app()).store.list_users():
+    for row in _services(_app()).store.accounts.list_users():
         last = row["last_login_at"].isoformat(timespec="seconds") if row["last_login_at"] else "never"
         click.echo(f"{row['name']}\tcreated {row['created_at'].isoformat(timespec='seconds')}\tlast sign-in {last}")
 

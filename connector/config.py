@@ -96,11 +96,8 @@ class Settings:
     model_dir: Path | None = None
 
     def __repr__(self) -> str:  # never show secrets, even in a traceback or a debugger
-        from sqlalchemy.engine import make_url
-        try:
-            database = make_url(self.database_url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - an unparsable URL: show nothing of it
-            database = "<unreadable>"
+        from connector.db.engine import safe_url
+        database = safe_url(self.database_url)
         return (f"Settings(database_url={database!r}, watch_path={str(self.watch_path)!r}, "
                 f"helpdesk={self.helpdesk!r}, host={self.host!r}, port={self.port})")
 

@@ -69,18 +69,18 @@ def seed(svc: Any) -> dict[str, Any]:
         assert outcome.status == "queued", (role, outcome)
         keys[role] = outcome.key
     by_key = {keys[role]: ref for role, ref in tickets.items()}
-    for item in svc.store.claim_due(100, timedelta(minutes=5)):
+    for item in svc.store.outbox.claim_due(100, timedelta(minutes=5)):
         if item.post_key in by_key:
             helpdesk, ticket_id = by_key[item.post_key]
             url = (f"https://sora.zendesk.com/agent/tickets/{ticket_id}" if helpdesk == "zendesk"
                    else f"https://sora.freshdesk.com/a/tickets/{ticket_id}")
-            svc.store.mark_created(item, TicketRef(helpdesk, ticket_id, url), external_id=f"yorisoi:{item.post_key}",
+            svc.store.outbox.mark_created(item, TicketRef(helpdesk, ticket_id, url), external_id=f"yorisoi:{item.post_key}",
                                    subject=f"[ソラモバイル] {item.post_key}", priority="high", tags=["yorisoi"])
         else:  # the praise: stored and analysed, no ticket of ours (delivered elsewhere)
-            svc.store.mark_commented(item)
-    row, _ = svc.store.begin_exchange(dedupe_key="seed:1", ticket_post_key=keys["question"],
+            svc.store.outbox.mark_commented(item)
+    row, _ = svc.store.exchanges.begin_exchange(dedupe_key="seed:1", ticket_post_key=keys["question"],
                                       reply_to_key=keys["question"], helpdesk="zendesk", ticket_id="100",
                                       agent="鈴木", text=EARLIER_REPLY)
-    svc.store.finish_exchange(row["id"], status="prepared",
+    svc.store.exchanges.finish_exchange(row["id"], status="prepared",
                               url="https://x.com/intent/tweet?in_reply_to=1860000000000000102")
     return {"keys": keys, "tickets": tickets}

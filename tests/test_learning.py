@@ -17,7 +17,8 @@ from connector.analysis.evaluation import parse_labelled_lines, read_labelled_ts
 from connector.analysis.model import ModelError, SentimentModel
 from connector.cli import main
 from connector.config import ConfigError, Settings
-from connector.store import SCHEMA_VERSION, Store
+from connector.db.schema import SCHEMA_VERSION
+from connector.store import Store
 
 from conftest import FIXTURES, post_dict
 
@@ -217,7 +218,7 @@ def test_pipeline_uses_the_configured_model(app_factory, ja_model_dir):
     assert svc.pipeline.model is not None
     outcome = svc.pipeline.ingest_raw(post_dict(text="ソラモバイル、駅で全然繋がらない。最悪"), "test")
     assert outcome.status == "queued"
-    _post, _decision, analysis = svc.store.load_post(outcome.key)
+    _post, _decision, analysis = svc.store.posts.load_post(outcome.key)
     assert analysis.version == "lexicon-1+lr-charngram-1"
     assert analysis.sentiment.value == "negative"
     assert analysis.sentiment.evidence[0].startswith("model lr-charngram-1: P(neg)=")
@@ -226,7 +227,7 @@ def test_pipeline_uses_the_configured_model(app_factory, ja_model_dir):
 
 def test_without_a_model_the_lexicon_decides(svc):
     outcome = svc.pipeline.ingest_raw(post_dict(), "test")
-    _post, _decision, analysis = svc.store.load_post(outcome.key)
+    _post, _decision, analysis = svc.store.posts.load_post(outcome.key)
     assert analysis.version == "lexicon-1"
     assert not analysis.sentiment.evidence[0].startswith("model ")
 
@@ -248,27 +249,27 @@ def test_a_failing_model_falls_back_to_the_lexicon(ja_model_dir):
 
 def test_corrections_are_stored_and_listed(svc):
     key = svc.pipeline.ingest_raw(post_dict(text="ソラモバイル、普通に使えてます"), "test").key
-    first = svc.store.add_correction(key, "sentiment", "positive", "agent-sato")
-    svc.store.add_correction(key, "sentiment", "neutral", "agent-kato")
-    rows = svc.store.list_corrections(label="sentiment")
+    first = svc.store.corrections.add_correction(key, "sentiment", "positive", "agent-sato")
+    svc.store.corrections.add_correction(key, "sentiment", "neutral", "agent-kato")
+    rows = svc.store.corrections.list_corrections(label="sentiment")
     assert [r["id"] for r in rows][0] == first
     assert rows[0]["old_value"] in ("negative", "neutral", "positive")  # what the analysis said
     assert (rows[0]["new_value"], rows[0]["agent"]) == ("positive", "agent-sato")
     assert rows[0]["created_at"].tzinfo is not None
     # the latest correction wins
-    assert svc.store.corrected_examples() == [(key, "ソラモバイル、普通に使えてます", "neutral", "ja")]
+    assert svc.store.corrections.corrected_examples() == [(key, "ソラモバイル、普通に使えてます", "neutral", "ja")]
 
 
 def test_corrections_are_validated(svc):
     key = svc.pipeline.ingest_raw(post_dict(), "test").key
     with pytest.raises(KeyError):
-        svc.store.add_correction("x:nope", "sentiment", "positive", "agent")
+        svc.store.corrections.add_correction("x:nope", "sentiment", "positive", "agent")
     with pytest.raises(ValueError, match="unknown label"):
-        svc.store.add_correction(key, "mood", "positive", "agent")
+        svc.store.corrections.add_correction(key, "mood", "positive", "agent")
     with pytest.raises(ValueError, match="cannot be"):
-        svc.store.add_correction(key, "sentiment", "happy", "agent")
+        svc.store.corrections.add_correction(key, "sentiment", "happy", "agent")
     with pytest.raises(ValueError, match="agent"):
-        svc.store.add_correction(key, "sentiment", "positive", " ")
+        svc.store.corrections.add_correction(key, "sentiment", "positive", " ")
 
 
 def test_a_version_1_database_gets_the_corrections_table(tmp_path):
@@ -285,7 +286,7 @@ def test_a_version_1_database_gets_the_corrections_table(tmp_path):
     # The corrections table came with no version of its own (create_all adds new tables);
     # the upgrade still runs every later migration.
     assert versions == list(range(1, SCHEMA_VERSION + 1))
-    assert upgraded.list_corrections() == []
+    assert upgraded.corrections.list_corrections() == []
     upgraded.engine.dispose()
 
 
@@ -295,7 +296,7 @@ def test_train_from_corrections(app_factory, env, tmp_path):
     rows, _ = read_labelled_tsv(JA)
     for n, row in enumerate(rows):
         key = svc.pipeline.ingest_raw(post_dict(text=f"ソラモバイル {row.text}", id=f"c{n}"), "test").key
-        svc.store.add_correction(key, "sentiment", row.label, "agent-sato")
+        svc.store.corrections.add_correction(key, "sentiment", row.label, "agent-sato")
     svc.store.engine.dispose()
     out = tmp_path / "from-corrections"
     result = run("train", "--from-corrections", "--out", str(out), "--json", env=env)
