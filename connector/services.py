@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from connector.analysis.labeller import LabelModel, default_model, load_model_folder
 from connector.analysis.model import ModelError, SentimentModel
 from connector.config import ConfigError, Settings
 from connector.helpdesks import Helpdesk, make_helpdesk
@@ -37,7 +38,7 @@ class Services:
         model = load_model(settings)  # fails at start-up on a bad model folder
         store = Store(settings.database_url)
         helpdesk = make_helpdesk(settings, store)
-        pipeline = Pipeline(store, watch, helpdesk, model=model)
+        pipeline = Pipeline(store, watch, helpdesk, model=model, confidence=settings.confidence)
         pipeline.storms = make_storms(settings, store, watch, pipeline)
         return cls(settings, store, watch, helpdesk, pipeline, make_sources(settings, store, watch))
 
@@ -64,16 +65,19 @@ class Services:
         self.store.engine.dispose()
 
 
-def load_model(settings: Settings) -> SentimentModel | None:
-    """The sentiment model named by YORISOI_MODEL_DIR, loaded once; None when unset."""
-    if settings.model_dir is None:
-        return None
+def load_model(settings: Settings) -> SentimentModel | LabelModel | None:
+    """The model named by YORISOI_MODEL_DIR, else the shipped label model, loaded once;
+    None (lexicon and rules alone) for YORISOI_MODEL_DIR=lexicon or a package without one."""
+    folder = settings.model_dir
     try:
-        model = SentimentModel.load(settings.model_dir)
+        if folder is not None and str(folder).strip().lower() == "lexicon":
+            return None
+        model = default_model() if folder is None else load_model_folder(folder)
     except ModelError as exc:
         raise ConfigError(f"YORISOI_MODEL_DIR: {exc}") from None
-    log.info("sentiment model %s loaded from %s (%s examples, trained %s)", model.name, settings.model_dir,
-             model.meta.get("training_size"), model.meta.get("trained_at"))
+    if model is not None:
+        log.info("model %s loaded from %s (%s examples)", model.name, folder or "the package",
+                 model.meta.get("training_size"))
     return model
 
 
