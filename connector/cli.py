@@ -499,26 +499,26 @@ def train(file: Path | None, corpus_dir: Path | None, from_corrections: bool, we
     --corpus DIR: the label model on DIR/posts.jsonl + DIR/labels.tsv (qualifying posts; the
       shipped model is `yorisoi train --corpus corpus --out connector/analysis/default_model`).
       Deterministic: the same corpus gives the same bytes.
-    --from-corrections: the team's corpus plus every correction agents made in the sidebar
-      (each counted --weight times), judged before/after on a held-back fifth of the corrected
-      posts; a model that is worse there than the current one is not saved (exit 1).
+    --from-corrections: the team's corpus (or --corpus DIR) plus every correction agents made in
+      the sidebar (each counted --weight times), judged before/after on a held-back fifth of the
+      corrected posts; a model that is worse there than the current one is not saved (exit 1).
     FILE.tsv: a sentiment-only model from id<TAB>text<TAB>label rows (negative, neutral,
       positive; bad rows reported and skipped).
     """
     from connector.analysis.model import ModelError, SentimentModel
     from connector.analysis.training import CorpusError
 
-    if sum((file is not None, corpus_dir is not None, from_corrections)) != 1:
-        raise click.UsageError("give one of FILE, --corpus DIR or --from-corrections")
+    if (file is not None) + (corpus_dir is not None or from_corrections) != 1:
+        raise click.UsageError("give FILE, or --corpus DIR and/or --from-corrections")
     try:
-        if corpus_dir is not None:
+        if from_corrections:
+            summary = _fine_tune(out_dir, weight, corpus_dir)
+        elif corpus_dir is not None:
             from connector.analysis.training import train_on_corpus
 
             model = train_on_corpus(corpus_dir)
             model.save(out_dir)
             summary = {"out": str(out_dir), "name": model.name, **model.meta}
-        elif from_corrections:
-            summary = _fine_tune(out_dir, weight)
         else:
             from connector.analysis import prepare
 
@@ -550,12 +550,12 @@ def train(file: Path | None, corpus_dir: Path | None, from_corrections: bool, we
     click.echo(f"model {summary['name']} written to {out_dir}: {summary.get('training_size')} examples ({shown})")
 
 
-def _fine_tune(out_dir: Path, weight: float) -> dict:
+def _fine_tune(out_dir: Path, weight: float, corpus: Path | None) -> dict:
     """`train --from-corrections`: the corrections of every model label, latest per post and label."""
     from connector.analysis.labeller import LABELS, LabelModel
     from connector.analysis.training import CorpusError, corrections_as_examples, default_corpus, fine_tune
 
-    corpus = default_corpus()
+    corpus = corpus or default_corpus()
     if corpus is None:
         raise CorpusError("the team's corpus is not installed with this package (corpus/labels.tsv)")
     svc = _services(_app())

@@ -5,7 +5,13 @@ the product reads: `posts.jsonl` (the normalized post shape `yorisoi replay` tak
 `yorisoi evaluate --gold`) and `watch.toml` (the brands, from brands.json).
 
 Deterministic: ids, handles and times are derived from a hash of the text, so re-running gives
-the same bytes. Usage: python corpus/make_posts.py corpus/written/*.jsonl
+the same bytes. Settled: `settled_*.jsonl` (`{"id": post id, "qualify": …, labels…}`) hold the final labels of
+the posts the two passes disagreed on, decided by the guide; they replace the first labels.
+
+Second pass: `second_<file>` beside a writer's file (lines `{"n": line index, "qualify": …,
+labels…}`, labelled blind by another person) becomes `second_pass.tsv` in the same layout.
+
+Usage: python corpus/make_posts.py corpus/written/w*.jsonl
 """
 from __future__ import annotations
 
@@ -77,7 +83,7 @@ def post_of(row: dict, brands: dict, index: int) -> dict:
     return {"platform": platform, "id": post_id, "url": url,
             "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"), "lang": row["lang"], "text": text,
             "author": author,
-            "metrics": {"replies": reposts // 3, "reposts": reposts, "likes": reposts * 4 + index % 7, "quotes": reposts // 10},
+            "metrics": {"replies": reposts // 3, "reposts": reposts, "likes": reposts * 4 + index % 7, "quotes": 0},
             "in_reply_to": None, "conversation_id": None,
             "repost_of": None}
 
@@ -111,6 +117,41 @@ def main(paths: list[str]) -> None:
             posts.append(post)
             cells = [row["qualify"]] + [row.get(SOURCE[c]) or "" for c in COLUMNS[1:]]
             labels.append(post["id"] + "\t" + "\t".join(cells))
+    second = ["id\t" + "\t".join(COLUMNS)]
+    for path in sorted(paths):
+        blind = Path(path).with_name("second_" + Path(path).name)
+        if not blind.exists():
+            continue
+        originals = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        for line in blind.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            post = post_of(originals[row["n"]], brands, 0)
+            cells = [row["qualify"]] + [row.get(SOURCE[c]) or "" for c in COLUMNS[1:]]
+            second.append(post["id"] + "\t" + "\t".join(cells))
+    if len(second) > 1:
+        (HERE / "second_pass.tsv").write_text("\n".join(second) + "\n", encoding="utf-8")
+    # Disagreements between the two passes, settled by the guide (settled_*.jsonl, by post id):
+    # the final labels of those posts.
+    settled: dict[str, dict] = {}
+    for path in sorted(Path(paths[0]).parent.glob("settled_*.jsonl")) if paths else ():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                settled[row["id"]] = row
+    if len(second) > 1:  # the first pass's own labels of the double-labelled posts, for agreement.py
+        twice = {line.split("\t", 1)[0] for line in second[1:]}
+        first = [labels[0]] + [line for line in labels[1:] if line.split("\t", 1)[0] in twice]
+        (HERE / "first_pass.tsv").write_text("\n".join(first) + "\n", encoding="utf-8")
+    if settled:
+        final = [labels[0]]
+        for line in labels[1:]:
+            post_id = line.split("\t", 1)[0]
+            row = settled.get(post_id)
+            final.append(line if row is None else post_id + "\t" + "\t".join(
+                [row["qualify"]] + [row.get(SOURCE[c]) or "" for c in COLUMNS[1:]]))
+        labels = final
     (HERE / "posts.jsonl").write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in posts), encoding="utf-8")
     (HERE / "labels.tsv").write_text("\n".join(labels) + "\n", encoding="utf-8")
     (HERE / "watch.toml").write_text(watch_toml(brands), encoding="utf-8")

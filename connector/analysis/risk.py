@@ -5,8 +5,8 @@ Level (the guide, in order; "negative" is the post's sentiment):
   critical  negative with ≥ 10,000 followers or a strong escalation word (拡散希望, 消費者センター,
             弁護士, 保健所, 晒す: weight ≥ 0.3); or a safety or legal issue (food poisoning, foreign
             matter, injury, fire, fraud, data leak…) in a negative post or a report;
-  high      negative with ≥ 1,000 followers, or negative and already spreading (≥ 20 reposts+quotes);
-  medium    negative with modest reach; or any post spreading widely (≥ 100 reposts+quotes);
+  high      negative with ≥ 1,000 followers, or negative and already spreading (≥ 50 reposts+quotes);
+  medium    negative with modest reach; or any post already spreading (≥ 50 reposts+quotes);
   low       the rest.
 
 Score (for ordering, e.g. the dashboard's risk list; it no longer sets the level):
@@ -37,8 +37,8 @@ PRAISE_FACTOR = 0.6
 LARGE_AUDIENCE = 10_000
 REAL_REACH = 1_000
 STRONG_ESCALATION = 0.3
-SPREADING_NEGATIVE = 20     # reposts + quotes: a negative post already travelling
-SPREADING_ANY = 100         # … any post travelling widely
+#: "Many reposts" (docs/labels.md): reposts + quotes from this many on, a post is spreading.
+SPREADING = 50
 
 #: Engagement weights: a repost or quote puts the post in front of new people; a like barely does.
 REPOST, QUOTE, REPLY, LIKE = 3.0, 4.0, 1.5, 0.5
@@ -68,12 +68,12 @@ def risk_level(*, negative: bool, report: bool, followers: int, spread: int, str
         return "critical", f"negative with escalation word {', '.join(strong_escalation[:3])}"
     if negative and followers >= REAL_REACH:
         return "high", f"negative, {followers:,} followers ≥ {REAL_REACH:,}"
-    if negative and spread >= SPREADING_NEGATIVE:
-        return "high", f"negative and spreading ({spread:,} reposts+quotes ≥ {SPREADING_NEGATIVE})"
+    if negative and spread >= SPREADING:
+        return "high", f"negative and spreading ({spread:,} reposts+quotes ≥ {SPREADING})"
     if negative:
         return "medium", "negative with modest reach"
-    if spread >= SPREADING_ANY:
-        return "medium", f"spreading ({spread:,} reposts+quotes ≥ {SPREADING_ANY})"
+    if spread >= SPREADING:
+        return "medium", f"spreading ({spread:,} reposts+quotes ≥ {SPREADING})"
     return "low", "not negative, not spreading"
 
 
