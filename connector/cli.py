@@ -423,8 +423,9 @@ def _load_model(model_dir: Path | None, *, default: bool = True):
 @click.option("--watch", "watch_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Watch file for --posts (default: YORISOI_WATCH or the demo's).")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Score a model made by `yorisoi train` instead of the shipped one.")
-@click.option("--lexicon", "lexicon_only", is_flag=True, help="Score the lexicon and rules alone (no model).")
+              help="Score this model folder (made by `yorisoi train`, or connector/analysis/default_model).")
+@click.option("--lexicon", "lexicon_only", is_flag=True,
+              help="Score the lexicon and rules alone (the default for FILE.tsv).")
 @click.option("--lang", default=None, help="Language of every row of FILE (ja, en); default: detected per text.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(file: Path | None, posts_file: Path | None, gold_file: Path | None, watch_file: Path | None,
@@ -435,14 +436,20 @@ def evaluate(file: Path | None, posts_file: Path | None, gold_file: Path | None,
     FILE.tsv: sentiment only, id<TAB>text<TAB>label per line (negative, neutral, positive;
       extra columns and a header line ignored; bad rows reported on stderr and skipped; a file
       with two classes is scored on those two). Prints accuracy, macro-F1, per-class
-      precision/recall/F1, the confusion matrix (gold → predicted) and texts_per_s.
+      precision/recall/F1, the confusion matrix (gold → predicted) and texts_per_s. General
+      text: the lexicon scores it unless --model is given.
     --posts POSTS.jsonl --gold GOLD.tsv [--watch WATCH.toml]: the whole path, as the pipeline
-      runs it (qualification, then every label), per label with its confusion matrix. An empty
-      gold cell is left out of that label's score.
+      runs it (qualification, then every label, with the shipped model unless --model or
+      --lexicon), per label with its confusion matrix. An empty gold cell is left out of that
+      label's score.
     """
     if lexicon_only and model_dir is not None:
         raise click.UsageError("--lexicon and --model exclude each other")
-    model = None if lexicon_only else _load_model(model_dir)
+    # Brand posts (--posts) go through the shipped label model, as in the pipeline. A FILE.tsv is
+    # general labelled text (the public data sets): the lexicon scores it unless --model is
+    # given — the label model learnt sentiment *about a brand* and reads general text worse
+    # (README, "Analysis": both measured).
+    model = None if lexicon_only else _load_model(model_dir, default=posts_file is not None)
     if posts_file is not None or gold_file is not None:
         if file is not None or posts_file is None or gold_file is None:
             raise click.UsageError("give FILE.tsv, or --posts and --gold together")
@@ -547,7 +554,9 @@ def train(file: Path | None, corpus_dir: Path | None, from_corrections: bool, we
     counts = summary.get("class_counts", {})
     shown = "; ".join(f"{label}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for label, c in counts.items()) \
         if counts and isinstance(next(iter(counts.values())), dict) else ", ".join(f"{k} {v}" for k, v in counts.items())
-    click.echo(f"model {summary['name']} written to {out_dir}: {summary.get('training_size')} examples ({shown})")
+    skipped = summary.get("rows_skipped")
+    click.echo(f"model {summary['name']} written to {out_dir}: {summary.get('training_size')} examples ({shown})"
+               + (f", {skipped} rows skipped" if skipped else ""))
 
 
 def _fine_tune(out_dir: Path, weight: float, corpus: Path | None) -> dict:

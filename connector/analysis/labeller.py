@@ -321,11 +321,11 @@ class LabelModel:
             raise ModelError(f"{folder}: damaged label model ({type(exc).__name__}: {exc})") from None
         width = len(fitted["char_terms"]) + len(fitted["word_terms"]) + len(_CUE_NAMES)
         for label, (coef, intercept) in weights.items():
-            expected = width + (len(classes["sentiment"]) if label in CHAINED else 0)
+            columns = width + (len(classes["sentiment"]) if label in CHAINED else 0)
             rows = 1 if len(classes[label]) == 2 else len(classes[label])
-            if coef.shape != (rows, expected) or intercept.shape != (rows,):
+            if coef.shape != (rows, columns) or intercept.shape != (rows,):
                 raise ModelError(f"{folder}: {label} weights do not match model.json "
-                                 f"(coef {coef.shape}, expected {(rows, expected)})")
+                                 f"(coef {coef.shape}, expected {(rows, columns)})")
         meta = {k: v for k, v in info.items() if k not in ("format", "name", "classes", "features", "vocabulary")}
         model = cls(classes, weights, settings, meta)
         model.char_vec, model.word_vec = _vectorizers(settings, fitted)

@@ -126,7 +126,8 @@ def accuracy(model: LabelModel | None, examples: Sequence[Example]) -> dict[str,
 
 
 def held_back(key: str) -> bool:
-    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % HOLD_BACK == 0
+    bucket = int.from_bytes(hashlib.sha1(key.encode()).digest()[:8], "big") % HOLD_BACK
+    return bucket == 0
 
 
 def corrections_as_examples(rows: Iterable[tuple[str, str, str, str, str | None]]) -> list[Example]:

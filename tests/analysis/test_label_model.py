@@ -24,6 +24,7 @@ from connector.models import Decision
 from connector.ticket_format import analysis_note
 
 from conftest import FIXTURES, post_dict
+from corpus_support import small_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "corpus"
@@ -46,20 +47,6 @@ def hard_cases() -> list[tuple[str, str, dict[str, str]]]:
         case, text, *labels = line.split("\t")
         rows.append((case, text, dict(zip(COLUMNS, labels))))
     return rows
-
-
-def small_corpus(tmp_path: Path, n: int = 240) -> Path:
-    """The first n posts of the corpus (by id) with their labels, as a corpus folder."""
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    lines = (CORPUS / "labels.tsv").read_text(encoding="utf-8").splitlines()
-    keep = lines[:1] + sorted(lines[1:])[:n]
-    ids = {line.split("\t", 1)[0] for line in keep[1:]}
-    posts = [line for line in (CORPUS / "posts.jsonl").read_text(encoding="utf-8").splitlines()
-             if json.loads(line)["id"] in ids]
-    (folder / "labels.tsv").write_text("\n".join(keep) + "\n", encoding="utf-8")
-    (folder / "posts.jsonl").write_text("\n".join(posts) + "\n", encoding="utf-8")
-    return folder
 
 
 # ── the shipped model ─────────────────────────────────────────────────────────────────────
