@@ -7,8 +7,9 @@ import secrets
 from flask import Flask, g, request
 
 from connector.config import PACKAGE_DIR, Settings
+from connector.version import __version__
 
-__version__ = "0.1.0"
+__all__ = ["__version__", "create_app"]
 
 
 def _template_folder() -> str:
@@ -20,9 +21,9 @@ def _template_folder() -> str:
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
     from connector.services import Services
-    from connector.web import api, auth, channel, dashboard, i18n, webhooks, zendesk
-    from connector.web import freshdesk as freshdesk_web
     from connector import cli
+    from connector.helpdesks import helpdesk_packages
+    from connector.web import api, auth, dashboard, i18n, webhooks
 
     settings = settings or Settings.from_env()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -41,9 +42,12 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     auth.init_app(app)  # login, session cookie flags, CSRF tokens for the dashboard
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(webhooks.bp)
-    app.register_blueprint(zendesk.bp)
-    app.register_blueprint(channel.bp)
-    app.register_blueprint(freshdesk_web.bp)
+    # Each helpdesk package brings its own routes (reply webhooks, Zendesk's Channel framework).
+    # All are registered whichever helpdesk is configured: a webhook of another helpdesk
+    # answers 404 naming YORISOI_HELPDESK, and the Channel framework has settings of its own.
+    for package in helpdesk_packages():
+        for blueprint in package.blueprints():
+            app.register_blueprint(blueprint)
     api.init_app(app)  # /api/v1/: the agent sidebar (bearer tokens; exempt from CSRF)
     cli.register(app)
 

@@ -13,12 +13,16 @@ from typing import Any
 import click
 from flask import Flask, current_app
 
-from connector.config import DEMO_FEED, ENV_VARS, ConfigError
+from connector.config import DEMO_FEED, ConfigError, env_groups
 from connector.pipeline import replay_summary
 from connector.watch import WatchConfigError
 
+#: Where the variables are documented; `check-config --help` says it too.
+_CONFIG_WHERE = ("Every variable is declared once beside the code that reads it and listed, per integration, "
+                 "in README.md → Configuration (tables generated from connector.config.env_groups()).")
 _EPILOG = "Configuration (environment variables):\n\n" + "\n\n".join(
-    f"{name} (default: {default}) — {meaning}" for name, default, meaning in ENV_VARS)
+    f"[{title}] {name} (default: {default}) — {meaning}"
+    for title, group in env_groups() for name, default, meaning in group) + "\n\n" + _CONFIG_WHERE
 
 
 def _app() -> Flask:
@@ -378,8 +382,8 @@ def channel_code(subdomain: str) -> None:
     SUBDOMAIN is the Zendesk account's subdomain (acme for acme.zendesk.com). The code is
     derived from YORISOI_CHANNEL_SECRET: give it only to that account's admin.
     """
-    from connector.channel import ChannelNotConfigured, ChannelSettings
-    from connector.channel.tokens import TokenSigner
+    from connector.helpdesks.zendesk.channel import ChannelNotConfigured, ChannelSettings
+    from connector.helpdesks.zendesk.channel.tokens import TokenSigner
     from connector.config import Settings
     try:
         settings = ChannelSettings.from_env(Settings.from_env().env)
@@ -630,9 +634,13 @@ def token_revoke(token_id: int) -> None:
     click.echo(f"token #{token_id} revoked")
 
 
-@main.command("check-config")
+@main.command("check-config", epilog=_CONFIG_WHERE)
 def check_config() -> None:
-    """Validate the settings and the watch file, and show what will be watched."""
+    """Validate the settings and the watch file, and show what will be watched.
+
+    Settings come from environment variables: Yorisoi's own (YORISOI_*), each network's
+    (X_*, MASTODON_*, BLUESKY_*) and each helpdesk's (ZENDESK_*, FRESHDESK_*).
+    """
     svc = _services(_app())
     click.echo(f"watch file: {svc.watch.source}")
     for brand in svc.watch.brands:

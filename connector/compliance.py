@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
 from connector.helpdesks.base import CommentDraft, Helpdesk, HelpdeskError
+from connector.sources import PLATFORMS
 from connector.sources.base import PollingSource, SourceError
 from connector.store import Store, utcnow
 
@@ -33,7 +34,10 @@ log = logging.getLogger(__name__)
 RECHECK_AFTER = timedelta(hours=12)
 #: Posts per platform per run (X: 100 per lookup call).
 MAX_PER_RUN = 5000
-NETWORK_NAMES = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky"}
+#: Display names of the networks with compliance rules (PlatformInfo.compliance).
+NETWORK_NAMES = {p.name: p.display_en for p in PLATFORMS.values() if p.compliance}
+#: Networks asked about stored posts, in registry order.
+COMPLIANCE_PLATFORMS = tuple(NETWORK_NAMES)
 REASONS_JA = {"deleted": "削除", "protected": "非公開化", "no longer public": "非公開化"}
 
 
@@ -67,7 +71,7 @@ class ComplianceReport:
 
 
 def run_compliance(store: Store, sources: Mapping[str, Any], helpdesk: Helpdesk, *,
-                   platforms: tuple[str, ...] = ("x", "mastodon", "bluesky"),
+                   platforms: tuple[str, ...] = COMPLIANCE_PLATFORMS,
                    clock: Callable[[], datetime] = utcnow, limit: int = MAX_PER_RUN,
                    recheck_after: timedelta = RECHECK_AFTER) -> ComplianceReport:
     report = ComplianceReport()

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from connector.envvars import EnvVar
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEMO_WATCH = PACKAGE_DIR / "demo" / "watch.toml"
 DEMO_FEED = PACKAGE_DIR / "demo" / "feed.jsonl"
@@ -23,59 +25,58 @@ class ConfigError(ValueError):
     """A setting is missing or wrong; the message names the variable and what to do."""
 
 
-#: (name, default shown to users, meaning). Secrets have no default and are never printed.
-ENV_VARS: tuple[tuple[str, str, str], ...] = (
-    ("YORISOI_DATA_DIR", "./data", "Folder for the SQLite database and other local state."),
-    ("YORISOI_DATABASE", "sqlite:///<data dir>/yorisoi.sqlite3",
+#: Yorisoi's own variables (name, default shown to users, meaning, secret, owner). Each network
+#: and helpdesk declares its own next to its code (`PlatformInfo.env`, `helpdesks/<name>.ENV`);
+#: `all_env_vars()` collects every group for the README tables and `yorisoi --help`.
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar("YORISOI_DATA_DIR", "./data", "Folder for the SQLite database and other local state."),
+    EnvVar("YORISOI_DATABASE", "sqlite:///<data dir>/yorisoi.sqlite3",
      "Database URL: `sqlite:///path` (or a plain file path; one instance), or `postgresql://user:password@host/db` "
-     "(psycopg 3; several instances may share it). Secret when it holds a password."),
-    ("YORISOI_WATCH", "bundled demo watch.toml", "Path of the watch configuration (TOML): brands, keywords, exclusions, priority rules."),
-    ("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database), `zendesk` (ZENDESK_* below) or `freshdesk` (FRESHDESK_* below)."),
-    ("YORISOI_WEBHOOK_SECRET", "(unset: webhook disabled)",
-     "Shared secret for `POST /sources/webhook` (HMAC-SHA256 of the raw body). Secret."),
-    ("YORISOI_REPLY_SIGNATURE", DEFAULT_REPLY_SIGNATURE,
+     "(psycopg 3; several instances may share it). Secret when it holds a password.", secret=True),
+    EnvVar("YORISOI_WATCH", "bundled demo watch.toml", "Path of the watch configuration (TOML): brands, keywords, exclusions, priority rules."),
+    EnvVar("YORISOI_HELPDESK", "local", "Where tickets go: `local` (tickets kept in the database), `zendesk` (ZENDESK_* below) or `freshdesk` (FRESHDESK_* below)."),
+    EnvVar("YORISOI_WEBHOOK_SECRET", "(unset: webhook disabled)",
+     "Shared secret for `POST /sources/webhook` (HMAC-SHA256 of the raw body). Secret.", secret=True),
+    EnvVar("YORISOI_REPLY_SIGNATURE", DEFAULT_REPLY_SIGNATURE,
      "Signature added to an agent's public reply when it does not name the agent yet; `{agent}` and `{brand}` are filled in."),
-    ("YORISOI_SLA_MINUTES", "urgent=30,high=60,normal=240,low=1440",
-     "First- and next-reply targets per priority for `yorisoi setup-sla`, in minutes."),
-    ("YORISOI_PUBLIC_URL", "(unset: Channel framework disabled)",
-     "Public https URL where Zendesk reaches this connector (e.g. `https://yorisoi.example.co.jp`); the Channel framework manifest's URLs are built from it."),
-    ("YORISOI_CHANNEL_SECRET", "(unset: Channel framework disabled)",
-     "Server secret (16+ characters) that signs the Zendesk Channel framework metadata, pull state and admin forms, and derives install codes. Secret."),
-    ("YORISOI_CHANNEL_PUSH_CLIENT_ID", "(unset)",
-     "Zendesk global OAuth client id to put in the Channel framework manifest as `push_client_id` (only if you registered one)."),
-    ("YORISOI_HOST", "127.0.0.1", "Address `yorisoi serve` and `yorisoi demo` listen on."),
-    ("YORISOI_PORT", "8750", "Port `yorisoi serve` and `yorisoi demo` listen on."),
-    ("YORISOI_SECRET_KEY", "(random per start)", "Flask secret key for session cookies (set it, or every restart signs supervisors out). Secret."),
-    ("YORISOI_SSO_HEADER", "(unset: dashboard login with accounts)",
-     "Request header a reverse proxy sets to the signed-in user's name (e.g. `X-Forwarded-User`); trusted only when set, so set it only when the proxy is the sole way in."),
-    ("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle."),
-    ("YORISOI_MAX_BODY_BYTES", "1048576", "Largest request body accepted by inbound webhooks."),
-    ("YORISOI_LOG_LEVEL", "INFO", "Python logging level."),
-    ("YORISOI_API_RATE_LIMIT", "120/minute",
-     "Requests each agent token may make to `/api/v1/` (the sidebar), as `N/second`, `N/minute` or `N/hour` (bursts up to N); `0` turns the limit off. Kept per connector process."),
-    ("YORISOI_DRAFT_SIGNATURE_PATTERN", "(built in: 「{brand}の{agent}です」, “{agent} from {brand}” or the YORISOI_REPLY_SIGNATURE form)",
-     "Regular expression a draft reply must match to count as personally signed; `{agent}` and `{brand}` are filled in (escaped)."),
-    ("YORISOI_DRAFT_SIMILARITY", "0.6",
-     "From this similarity (0–1, character trigrams) the draft check warns that a reply copies a recent reply of the team."),
-    ("YORISOI_STORM_SIMILARITY", "0.5",
-     "Storm grouping: least similarity (Jaccard of character 3-grams, or containment for quotes) for a post to join the storm of a recent post of the same brand."),
-    ("YORISOI_STORM_WINDOW_MINUTES", "120", "Storm grouping: how far apart in time two posts may be and still be echoes of each other."),
-    ("YORISOI_STORM_MIN_POSTS", "5", "Posts a storm needs before it gets its `problem` ticket and its members' tickets become linked incidents."),
-    ("YORISOI_STORM_UPDATE_SECONDS", "120",
-     "Least seconds between two updates of a storm's problem ticket (its running count); Zendesk allows 30 updates per ticket per 10 minutes."),
-    ("YORISOI_STORM_HIGH_REACH", "10000", "Followers from which a storm member is a voice (own visible incident, own priority) rather than an echo."),
-    ("YORISOI_SPIKE_ALPHA", "0.0001",
-     "Spike alert: Poisson tail probability below which the last 15 minutes' negative posts are a spike (vs the same hour on the same weekday over 4 weeks)."),
-    ("YORISOI_SPIKE_MIN_COUNT", "10", "Spike alert: least negative posts in 15 minutes for an alert, whatever the baseline."),
-    ("YORISOI_ALERT_WEBHOOK", "(unset: no message)",
-     "URL that receives a Slack-compatible JSON message (`text`, `blocks`) when a spike alert starts and ends (Slack, Mattermost, Teams incoming webhooks). Secret."),
-    ("YORISOI_MODEL_DIR", "(unset: the shipped label model)",
+    EnvVar("YORISOI_SLA_MINUTES", "urgent=30,high=60,normal=240,low=1440",
+     "First- and next-reply targets per priority for `yorisoi setup-sla`, in minutes.", owner="connector.helpdesks.base"),
+    EnvVar("YORISOI_HOST", "127.0.0.1", "Address `yorisoi serve` and `yorisoi demo` listen on."),
+    EnvVar("YORISOI_PORT", "8750", "Port `yorisoi serve` and `yorisoi demo` listen on."),
+    EnvVar("YORISOI_SECRET_KEY", "(random per start)", "Flask secret key for session cookies (set it, or every restart signs supervisors out). Secret.", secret=True),
+    EnvVar("YORISOI_SSO_HEADER", "(unset: dashboard login with accounts)",
+     "Request header a reverse proxy sets to the signed-in user's name (e.g. `X-Forwarded-User`); trusted only when set, so set it only when the proxy is the sole way in.", owner="connector.web.auth"),
+    EnvVar("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle."),
+    EnvVar("YORISOI_MAX_BODY_BYTES", "1048576", "Largest request body accepted by inbound webhooks."),
+    EnvVar("YORISOI_LOG_LEVEL", "INFO", "Python logging level."),
+    EnvVar("YORISOI_API_RATE_LIMIT", "120/minute",
+     "Requests each agent token may make to `/api/v1/` (the sidebar), as `N/second`, `N/minute` or `N/hour` (bursts up to N); `0` turns the limit off. Kept per connector process.", owner="connector.agents"),
+    EnvVar("YORISOI_DRAFT_SIGNATURE_PATTERN", "(built in: 「{brand}の{agent}です」, “{agent} from {brand}” or the YORISOI_REPLY_SIGNATURE form)",
+     "Regular expression a draft reply must match to count as personally signed; `{agent}` and `{brand}` are filled in (escaped).", owner="connector.web.api"),
+    EnvVar("YORISOI_DRAFT_SIMILARITY", "0.6",
+     "From this similarity (0–1, character trigrams) the draft check warns that a reply copies a recent reply of the team.", owner="connector.web.api"),
+    EnvVar("YORISOI_STORM_SIMILARITY", "0.5",
+     "Storm grouping: least similarity (Jaccard of character 3-grams, or containment for quotes) for a post to join the storm of a recent post of the same brand.", owner="connector.storms"),
+    EnvVar("YORISOI_STORM_WINDOW_MINUTES", "120", "Storm grouping: how far apart in time two posts may be and still be echoes of each other.", owner="connector.storms"),
+    EnvVar("YORISOI_STORM_MIN_POSTS", "5", "Posts a storm needs before it gets its `problem` ticket and its members' tickets become linked incidents.", owner="connector.storms"),
+    EnvVar("YORISOI_STORM_UPDATE_SECONDS", "120",
+     "Least seconds between two updates of a storm's problem ticket (its running count); Zendesk allows 30 updates per ticket per 10 minutes.", owner="connector.storms"),
+    EnvVar("YORISOI_STORM_HIGH_REACH", "10000", "Followers from which a storm member is a voice (own visible incident, own priority) rather than an echo.", owner="connector.storms"),
+    EnvVar("YORISOI_SPIKE_ALPHA", "0.0001",
+     "Spike alert: Poisson tail probability below which the last 15 minutes' negative posts are a spike (vs the same hour on the same weekday over 4 weeks).", owner="connector.storms"),
+    EnvVar("YORISOI_SPIKE_MIN_COUNT", "10", "Spike alert: least negative posts in 15 minutes for an alert, whatever the baseline.", owner="connector.storms"),
+    EnvVar("YORISOI_ALERT_WEBHOOK", "(unset: no message)",
+     "URL that receives a Slack-compatible JSON message (`text`, `blocks`) when a spike alert starts and ends (Slack, Mattermost, Teams incoming webhooks). Secret.", secret=True, owner="connector.storms"),
+    EnvVar("YORISOI_MODEL_DIR", "(unset: the shipped label model)",
      "Folder of a model made by `yorisoi train` (JSON and plain arrays, never executed) to use instead of the shipped one: "
      "a label model decides all five labels, a sentiment model (`train FILE.tsv`) sentiment only; `lexicon` uses the "
      "lexicon and rules alone. The lexicon's cues stay as features, evidence and fallback."),
-    ("YORISOI_CONFIDENCE", "0.5",
+    EnvVar("YORISOI_CONFIDENCE", "0.5",
      "Below this probability (0–1) a model's label is marked 「要確認 / please check」 in the ticket note; priority rules "
      "with `min_confidence` need at least theirs."),
+    EnvVar("YORISOI_POLL_INTERVALS", "x=300,mastodon=120,bluesky=120,rss=900",
+           "Seconds between polls of one search, timeline or feed, per network (any subset; at least 10).",
+           owner="connector.sources"),
 )
 
 
@@ -162,8 +163,33 @@ def _signature(template: str) -> str:
     return template
 
 
-def env_table_markdown() -> str:
-    """The configuration table for the README."""
+def env_groups() -> list[tuple[str, tuple[EnvVar, ...]]]:
+    """Every variable any part of Yorisoi reads, grouped by who reads it: Yorisoi itself, each
+    network (its `PlatformInfo.env`), each helpdesk package (its `ENV`)."""
+    from connector.helpdesks import helpdesk_packages
+    from connector.sources import PLATFORMS
+    groups: list[tuple[str, tuple[EnvVar, ...]]] = [("Yorisoi", ENV_VARS)]
+    groups += [(info.display_en, info.env) for info in PLATFORMS.values() if info.env]
+    groups += [(package.__name__.rsplit(".", 1)[-1].capitalize(), package.ENV) for package in helpdesk_packages()]
+    return groups
+
+
+def all_env_vars() -> tuple[EnvVar, ...]:
+    """The configuration registry: each variable once."""
+    return tuple(var for _, group in env_groups() for var in group)
+
+
+def _table(group: tuple[EnvVar, ...]) -> list[str]:
     rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
-    rows += [f"| `{name}` | {default} | {meaning} |" for name, default, meaning in ENV_VARS]
-    return "\n".join(rows)
+    return rows + [f"| `{v.name}` | {v.default} | {v.meaning}{' Secret.' if v.secret and 'Secret' not in v.meaning else ''} |"
+                   for v in group]
+
+
+def env_table_markdown() -> str:
+    """The configuration tables for the README: one per group (Yorisoi, each network, each helpdesk)."""
+    parts: list[str] = []
+    for title, group in env_groups():
+        if parts:
+            parts += ["", f"#### {title}", ""]
+        parts += _table(group)
+    return "\n".join(parts)

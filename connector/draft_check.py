@@ -19,6 +19,7 @@ import regex  # grapheme clusters (\X) and Unicode properties, which the stdlib 
 
 from connector.config import DEFAULT_REPLY_SIGNATURE
 from connector.replies import sign_reply
+from connector.sources import PLATFORMS
 
 SEVERITIES = ("error", "warning", "info")
 RULES = ("length", "signature", "similar_reply", "stock_phrase", "personal_data", "tone")
@@ -111,7 +112,7 @@ def _is_emoji_cluster(cluster: str) -> bool:
 
 #: twitter-text config v3 (github.com/twitter/twitter-text config/v3.json): scale 100,
 #: default weight 200, weight 100 in these code point ranges, URLs 23, emoji parsing on.
-X_MAX_WEIGHTED = 280
+#: (The limit itself, 280, is X's `PlatformInfo.reply_limit`.)
 X_URL_LENGTH = 23
 _X_LIGHT_RANGES = ((0, 4351), (8192, 8205), (8208, 8223), (8242, 8247))
 
@@ -142,7 +143,6 @@ def x_weighted_length(text: str) -> int:
     return total
 
 
-MASTODON_MAX = 500
 MASTODON_URL_LENGTH = 23
 _MASTODON_MENTION = re.compile(r"(?<![\w/])@(\w+)@[\w.-]+\w", re.ASCII)
 
@@ -155,19 +155,22 @@ def mastodon_length(text: str) -> int:
     return len(graphemes(countable))
 
 
-BLUESKY_MAX = 300
-
-
-def bluesky_length(text: str) -> int:
-    """app.bsky.feed.post `text`: at most 300 graphemes (and 3000 bytes); links count as typed."""
+def grapheme_length(text: str) -> int:
+    """User-perceived characters; Bluesky's app.bsky.feed.post `text` (at most 300 graphemes,
+    and 3000 bytes) counts this way, links as typed."""
     return len(graphemes(text))
 
 
+bluesky_length = grapheme_length
+
+#: How each `PlatformInfo.reply_count` is computed.
+COUNTERS: dict[str, Any] = {"x-weighted": x_weighted_length, "mastodon": mastodon_length,
+                            "graphemes": grapheme_length}
+
+#: (display name, limit, counter) per network with a reply limit, from its `PlatformInfo`.
 LIMITS: dict[str, tuple[str, int, Any]] = {
-    "x": ("X", X_MAX_WEIGHTED, x_weighted_length),
-    "mastodon": ("Mastodon", MASTODON_MAX, mastodon_length),
-    "bluesky": ("Bluesky", BLUESKY_MAX, bluesky_length),
-}
+    p.name: (p.display_en, p.reply_limit, COUNTERS[p.reply_count])
+    for p in PLATFORMS.values() if p.reply_limit is not None and p.reply_count is not None}
 
 
 # --- rules --------------------------------------------------------------------------------
@@ -181,8 +184,9 @@ def check_length(text: str, ctx: DraftContext) -> list[Finding]:
     length = count(signed)
     with_sig_ja = "（自動で付く署名を含む）" if signed != text.strip() else ""
     with_sig_en = " (including the signature added on sending)" if signed != text.strip() else ""
-    unit_ja = "（全角・絵文字は2、URLは23で計算）" if ctx.platform == "x" else ""
-    unit_en = " (CJK and emoji count 2, URLs 23)" if ctx.platform == "x" else ""
+    weighted = PLATFORMS[ctx.platform].reply_count == "x-weighted"
+    unit_ja = "（全角・絵文字は2、URLは23で計算）" if weighted else ""
+    unit_en = " (CJK and emoji count 2, URLs 23)" if weighted else ""
     if length > maximum:
         return [Finding("length", "error",
                         f"{name} の上限を超えています: {length} / {maximum}{with_sig_ja}{unit_ja}",

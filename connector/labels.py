@@ -40,10 +40,6 @@ TAG_PREFIX = {
     "risk": "risk",
 }
 
-PLATFORM_NAMES = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky", "rss": "RSS/Atom",
-                  "webhook": "Webhook"}
-
-
 def value_name(label: str, value: str, lang: str = "ja") -> str:
     names = VALUE_NAMES.get(label, {}).get(value)
     if names is None:

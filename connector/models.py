@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictStr, field_validator
-
-#: Networks a post can come from. `webhook` is any other tool pushing posts to us.
-PLATFORMS = ("x", "mastodon", "bluesky", "rss", "webhook")
-Platform = Literal["x", "mastodon", "bluesky", "rss", "webhook"]
+from pydantic import (
+    AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator, StrictStr, field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 #: Largest post text we accept. Long enough for a blog entry, short enough that a hostile
 #: sender cannot make us tokenise megabytes.
@@ -34,6 +33,22 @@ def _no_nul(value: str) -> str:
 
 
 Str = Annotated[StrictStr, AfterValidator(_no_nul)]
+
+
+def _known_platform(value: Any) -> str:
+    # The networks are the registry `connector.sources.PLATFORMS` (one `PlatformInfo` per
+    # sources/<network>.py). Those modules import this one, so the registry is read when a
+    # post is validated, not when this module is imported: no import cycle.
+    from connector.sources import PLATFORMS
+    if not isinstance(value, str) or value not in PLATFORMS:
+        names = [repr(p) for p in PLATFORMS]
+        raise PydanticCustomError("literal_error", "Input should be {expected}",
+                                  {"expected": ", ".join(names[:-1]) + " or " + names[-1]})
+    return value
+
+
+#: A network name from the registry (x, mastodon, bluesky, rss, webhook …).
+Platform = Annotated[str, PlainValidator(_known_platform)]
 #: Counts fit a 32-bit integer column (PostgreSQL `integer`); no account has 2 billion followers.
 Count = Annotated[int, Field(ge=0, le=2_147_483_647, strict=True)]
 Ident = Annotated[Str, Field(min_length=1, max_length=256)]

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Mapping, Sequence
 
-from connector.labels import PLATFORM_NAMES, VALUE_NAMES, label_name, value_name
+from connector.labels import VALUE_NAMES, label_name, value_name
+from connector.sources import PLATFORM_NAMES
 from connector.report_time import day_start, report_day, today
 from connector.store import LABEL_COLUMNS, ReportFilter, Store
 

@@ -14,8 +14,9 @@ from typing import Any, Collection, Iterable
 from urllib.parse import quote, urlsplit
 
 from connector.draft_check import DEFAULT_SIMILARITY, DraftContext, RecentReply
-from connector.labels import LABEL_NAMES, PLATFORM_NAMES, VALUE_NAMES
+from connector.labels import LABEL_NAMES, VALUE_NAMES
 from connector.models import ANALYSIS_LABELS
+from connector.sources import PLATFORM_NAMES, PLATFORMS
 from connector.sources.hints import x_intent_url
 from connector.store import Store, utcnow
 
@@ -52,16 +53,28 @@ def http_url(url: str | None, *, https_only: bool = False) -> str | None:
 
 
 def profile_url(platform: str, handle: str | None, author_id: str, post_url: str | None) -> str | None:
-    """The author's public profile page on their network (None where there is none)."""
-    if platform == "x" and handle:
-        return f"https://x.com/{quote(handle.lstrip('@'), safe='_')}"
-    if platform == "bluesky":
-        return f"https://bsky.app/profile/{quote((handle or author_id).lstrip('@'), safe='.:-_')}"
-    if platform == "mastodon" and handle:
+    """The author's public profile page on their network (None where there is none), from the
+    network's `PlatformInfo.profile_url` template."""
+    info = PLATFORMS.get(platform)
+    template = info.profile_url if info else None
+    if not template:
+        return None
+    values: dict[str, str] = {}
+    if "{handle}" in template:
+        if not handle:
+            return None
+        values["handle"] = quote(handle.lstrip("@"), safe="_")
+    if "{handle_or_id}" in template:
+        values["handle_or_id"] = quote((handle or author_id).lstrip("@"), safe=".:-_")
+    if "{user}" in template or "{host}" in template:  # a fediverse handle, user@host
+        if not handle:
+            return None
         user, _, host = handle.lstrip("@").partition("@")
         host = host or (urlsplit(post_url).hostname if post_url else None) or ""
-        return http_url(f"https://{host}/@{quote(user, safe='_.-')}") if host else None
-    return None
+        if not host:
+            return None
+        values.update(user=quote(user, safe="_.-"), host=host)
+    return http_url(template.format(**values))
 
 
 def _truncate(text: str | None, limit: int = TEXT_LIMIT) -> str:
@@ -97,13 +110,14 @@ def _reply_link(store: Store, post_key: str, platform: str, post_url: str | None
                 live_sources: Collection[str]) -> dict[str, Any]:
     """How this ticket's reply reaches the network: through the API from the helpdesk, or a
     prepared link the agent opens (X, where the API refuses), or not at all (RSS: on the site)."""
-    if platform == "x":
+    info = PLATFORMS.get(platform)
+    if info and info.reply_intent:  # X: the API answers only where the customer allowed it
         reply_to = store.latest_customer_post(post_key)
-        allowed = bool(store.post_extras(reply_to).get("reply_allowed")) and "x" in live_sources
+        allowed = bool(store.post_extras(reply_to).get("reply_allowed")) and platform in live_sources
         if allowed:
             return {"mode": "api", "url": None}
         return {"mode": "prepared", "url": x_intent_url(reply_to.split(":", 1)[1])}
-    if platform in ("mastodon", "bluesky"):
+    if info and info.replies:
         return {"mode": "api" if platform in live_sources else "recorded", "url": None}
     return {"mode": "none", "url": http_url(post_url)}
 
@@ -122,7 +136,7 @@ def resolve_ticket(store: Store, helpdesk: str, ticket: str | None, external_id:
         if key is None:
             raise TicketNotFound(helpdesk, ticket)
         return key
-    from connector.channel.resources import post_key_from_external_id
+    from connector.helpdesks.zendesk.channel.resources import post_key_from_external_id
     assert external_id is not None
     key = post_key_from_external_id(external_id) or store.post_key_for_external_id(external_id)
     key = key and (store.ticket_post_key_of(key) or key)

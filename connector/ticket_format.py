@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 
 from connector.helpdesks.base import CommentDraft, Requester, TicketDraft
-from connector.labels import PLATFORM_NAMES, TAG_PREFIX, label_name, value_name
+from connector.labels import TAG_PREFIX, label_name, value_name
+from connector.sources import PLATFORM_NAMES
 from connector.models import Analysis, Decision, Post
 from connector.sources.hints import reply_hint
 

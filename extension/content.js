@@ -15,19 +15,9 @@
   window.__yorisoiSidebar = true;
   const S = YorisoiShared;
 
-  // Where the helpdesks keep the reply being written (best effort: their markup changes).
-  // Zendesk Agent Workspace: CKEditor 5 in the omnicomposer; classic: the comment textarea.
-  // Freshdesk: the Froala editor of the reply box.
-  const DRAFT_SELECTORS = [
-    '[data-test-id="omnicomposer-rich-text-ckeditor"]',
-    '[data-test-id="ticket-reply-editor"] [contenteditable="true"]',
-    '.ck-editor__editable[contenteditable="true"]',
-    '.zendesk-editor--rich-text-container [contenteditable="true"]',
-    'textarea[name="comment[body]"]',
-    '.fr-element.fr-view[contenteditable="true"]',
-    '[data-test-id="reply-editor"] [contenteditable="true"]',
-    '.redactor-editor[contenteditable="true"]',
-  ];
+  // Where the helpdesks keep the reply being written: each helpdesk's editorSelectors in
+  // shared.js's HELPDESK_PAGES table.
+  const DRAFT_SELECTORS = S.DRAFT_SELECTORS;
 
   function readDraft() {
     for (const selector of DRAFT_SELECTORS) {

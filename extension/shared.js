@@ -14,7 +14,31 @@
 })(typeof globalThis !== 'undefined' ? globalThis : this, function () {
   'use strict';
 
-  const HELPDESKS = ['zendesk', 'freshdesk', 'local'];
+  // One entry per helpdesk page the sidebar appears on: a new helpdesk is one entry here.
+  // host: real agents work on <subdomain><hostSuffix> (loopback hosts run the test pages);
+  // ticketPath: the ticket page's path, group 1 the ticket id; editorSelectors: where the
+  // helpdesk keeps the reply being written (best effort: their markup changes).
+  const HELPDESK_PAGES = [
+    { helpdesk: 'zendesk', hostSuffix: '.zendesk.com', ticketPath: /^\/agent\/tickets\/(\d{1,20})(?:\/|$)/,
+      // Agent Workspace: CKEditor 5 in the omnicomposer; classic: the comment textarea.
+      editorSelectors: [
+        '[data-test-id="omnicomposer-rich-text-ckeditor"]',
+        '[data-test-id="ticket-reply-editor"] [contenteditable="true"]',
+        '.ck-editor__editable[contenteditable="true"]',
+        '.zendesk-editor--rich-text-container [contenteditable="true"]',
+        'textarea[name="comment[body]"]',
+      ] },
+    { helpdesk: 'freshdesk', hostSuffix: '.freshdesk.com', ticketPath: /^\/a\/tickets\/(\d{1,20})(?:\/|$)/,
+      // The Froala editor of the reply box.
+      editorSelectors: [
+        '.fr-element.fr-view[contenteditable="true"]',
+        '[data-test-id="reply-editor"] [contenteditable="true"]',
+        '.redactor-editor[contenteditable="true"]',
+      ] },
+  ];
+  const HELPDESKS = [...HELPDESK_PAGES.map((page) => page.helpdesk), 'local'];
+  // Every helpdesk's editors, in table order: the content script reads the first with text.
+  const DRAFT_SELECTORS = HELPDESK_PAGES.flatMap((page) => page.editorSelectors);
   const TICKET_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
   const MAX_DRAFT = 10000;
   // Loopback hosts run the test pages (and a developer's fake helpdesk); real agents work on
@@ -27,11 +51,11 @@
     try { url = new URL(href); } catch (e) { return null; }
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) return null;
     const host = url.hostname.toLowerCase();
-    const zendesk = /^\/agent\/tickets\/(\d{1,20})(?:\/|$)/.exec(url.pathname);
-    const freshdesk = /^\/a\/tickets\/(\d{1,20})(?:\/|$)/.exec(url.pathname);
     const loopback = LOOPBACK.has(host);
-    if (zendesk && (host.endsWith('.zendesk.com') || loopback)) return { helpdesk: 'zendesk', ticket: zendesk[1], host };
-    if (freshdesk && (host.endsWith('.freshdesk.com') || loopback)) return { helpdesk: 'freshdesk', ticket: freshdesk[1], host };
+    for (const page of HELPDESK_PAGES) {
+      const match = page.ticketPath.exec(url.pathname);
+      if (match && (host.endsWith(page.hostSuffix) || loopback)) return { helpdesk: page.helpdesk, ticket: match[1], host };
+    }
     return null;
   }
 
@@ -542,7 +566,7 @@ ol, ul { padding-left: 18px; margin: 0; } li { margin: 4px 0; word-break: break-
 `;
 
   return {
-    HELPDESKS, MAX_DRAFT, parseTicketUrl, safeUrl, connectorBase, el, createSidebar, formatDate, accountAge, formatCount, translator,
+    HELPDESK_PAGES, HELPDESKS, DRAFT_SELECTORS, MAX_DRAFT, parseTicketUrl, safeUrl, connectorBase, el, createSidebar, formatDate, accountAge, formatCount, translator,
     stateForResponse, validateRequest, sentimentChart, renderContext, renderFindings, renderState, CSS,
   };
 });

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from connector.channel.tokens import VERSION
+from connector.helpdesks.zendesk.channel.tokens import VERSION
 from connector.cli import main
 from connector.config import Settings
 from connector.poller import Poller
@@ -180,7 +180,7 @@ RAW_MARKUP = re.compile(r"<script>alert|<img src=x onerror|href=\"javascript:", 
 
 def test_hostile_post_text_is_never_markup(app_factory, monkeypatch):
     from datetime import timedelta
-    from connector.web import channel as channel_web
+    from connector.helpdesks.zendesk.channel import web as channel_web
     monkeypatch.setattr(channel_web, "SETTLE", timedelta(0))
     fd = FakeFreshdesk(api_key="k")
     server = LoopbackServer(fd.wsgi).start()

@@ -13,14 +13,14 @@ from click.testing import CliRunner
 from sqlalchemy import update
 
 from connector.analysis import analyse
-from connector.channel.manifest import manifest_path
-from connector.channel.resources import external_id, post_key_from_external_id
-from connector.channel.tokens import METADATA, STATE, BadToken, TokenSigner
+from connector.helpdesks.zendesk.channel.manifest import manifest_path
+from connector.helpdesks.zendesk.channel.resources import external_id, post_key_from_external_id
+from connector.helpdesks.zendesk.channel.tokens import METADATA, STATE, BadToken, TokenSigner
 from connector.cli import main
 from connector.models import Decision, Post
 from connector.sources.base import ReplyResult
 from connector.store import posts as posts_table, utcnow
-from connector.web import channel as channel_web
+from connector.helpdesks.zendesk.channel import web as channel_web
 from tests.channel_schemas import assert_valid
 from tests.conftest import post_dict
 
@@ -485,7 +485,7 @@ def test_destroy_event_stops_the_instance(cclient, csvc, caplog):
               _event("destroy_integration_instance", metadata)]
     for event in events:
         assert_valid(f"event_callback_{event['type_id']}", event)
-    caplog.set_level("INFO", logger="connector.web.channel")
+    caplog.set_level("INFO", logger="connector.helpdesks.zendesk.channel.web")
     response = cclient.post("/zendesk/channel/events", json={"events": events})
     assert response.status_code == 200 and response.get_json()["events"] == 3
     assert len(response.get_json()["destroyed"]) == 1

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.config import ConfigError, Settings
 from connector.helpdesks.base import HelpdeskError
-from connector.helpdesks.freshdesk import (MAX_TAG_CHARS, FreshdeskHelpdesk, FreshdeskSettings, post_tag,
+from connector.helpdesks.freshdesk.client import (MAX_TAG_CHARS, FreshdeskHelpdesk, FreshdeskSettings, post_tag,
                                            text_to_html)
 from connector.pipeline import Pipeline
 from connector.store import Store, utcnow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.web.freshdesk import comment_text, dedupe_key
+from connector.helpdesks.freshdesk.webhook import comment_text, dedupe_key
 from tests.conftest import post_dict
 from tests.freshdesk_support import WEBHOOK_TOKEN, fake, fd_app, fd_svc  # noqa: F401
 from tests.test_replies import RecordingSource

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
 from connector.store import analyses, exchanges, outbox, posts
-from connector.web import channel as channel_web
+from connector.helpdesks.zendesk.channel import web as channel_web
 from tests.conftest import login, post_dict, sign
 from tests.fakes.base import LoopbackServer
 from tests.fakes.freshdesk import FakeFreshdesk

@@ -6,7 +6,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from connector.cli import main
-from connector.config import ENV_VARS, env_table_markdown
+from connector.config import ENV_VARS, all_env_vars, env_table_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,6 +29,24 @@ def test_help_lists_every_command_and_variable():
         assert command in result.output
     for name, _default, _meaning in ENV_VARS:
         assert name in result.output
+    for var in all_env_vars():  # every integration's variables too
+        assert var.name in result.output
+    where = CliRunner().invoke(main, ["check-config", "--help"])
+    assert where.exit_code == 0 and "README.md" in where.output and "Configuration" in where.output
+
+
+def test_configuration_registry_is_complete():
+    """Every variable the code reads is declared once (name, default, meaning, owner)."""
+    import re
+    declared = [var.name for var in all_env_vars()]
+    assert len(declared) == len(set(declared))
+    read = set()
+    for path in (ROOT / "connector").rglob("*.py"):
+        read |= set(re.findall(r'"((?:YORISOI|X|MASTODON|BLUESKY|ZENDESK|FRESHDESK|RSS)_[A-Z_]+)"',
+                               path.read_text(encoding="utf-8")))
+    assert read - set(declared) == set()
+    for var in all_env_vars():
+        assert var.meaning and var.owner.startswith("connector"), var
 
 
 def test_bad_settings_name_the_variable():

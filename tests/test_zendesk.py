@@ -13,7 +13,7 @@ from connector import create_app
 from connector.cli import main
 from connector.config import ConfigError, Settings
 from connector.helpdesks.base import Requester, TicketDraft
-from connector.helpdesks.zendesk import (
+from connector.helpdesks.zendesk.client import (
     SLA_TITLE, ZendeskConfig, ZendeskHelpdesk, idempotency_key,
 )
 from tests.conftest import post_dict, write_jsonl

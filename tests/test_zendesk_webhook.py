@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from connector.helpdesks.zendesk import WEBHOOK_BODY_TEMPLATE
+from connector.helpdesks.zendesk.client import WEBHOOK_BODY_TEMPLATE
 from tests.conftest import post_dict
 from tests.fakes.zendesk import FakeZendesk
 

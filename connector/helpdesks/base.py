@@ -7,9 +7,17 @@ its own errors into `HelpdeskError`, so nothing outside `helpdesks/` knows a hel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from connector.models import TicketRef
+
+#: Lease of rows handed to a helpdesk bulk job. A job may still run in the helpdesk after we
+#: crash or stop polling, so its rows are not looked up (and maybe re-sent) before this
+#: horizon: Zendesk runs queued jobs within minutes and keeps their status for an hour.
+#: Helpdesks read it here (a helpdesk never imports the pipeline); the pipeline keeps an
+#: equal `pipeline.BULK_LEASE` until store/pipeline work lands (tests/test_layout.py checks).
+BULK_LEASE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)

@@ -2,28 +2,44 @@
 
 A network with configuration gets its real module (X, Mastodon, Bluesky, RSS); a network
 without falls back to `LocalSource`, which records replies in Yorisoi only.
+
+`PLATFORMS` is the registry of networks: each module's `INFO` (a `PlatformInfo`), in the order
+the dashboard and reports list them. Adding a network means one new module here, its `INFO`
+in this list, its branch in `make_sources`, and its tests (docs/adding-a-network.md).
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
 from connector.config import ConfigError
-from connector.models import PLATFORMS
 from connector.sources.base import (
     PolledPost, PollingSource, PollResult, ReplyRefused, ReplyResult, Source, SourceError,
 )
+from connector.sources import bluesky, mastodon, rss, webhook, x
 from connector.sources.local import LocalSource
+from connector.sources.platform import PlatformInfo
 
 if TYPE_CHECKING:
     from connector.config import Settings
     from connector.store import Store
     from connector.watch import WatchConfig
 
-__all__ = ["PolledPost", "PollResult", "PollingSource", "ReplyRefused", "ReplyResult", "Source", "SourceError",
-           "make_sources", "poll_intervals", "polling_sources"]
+__all__ = ["PLATFORMS", "PLATFORM_NAMES", "PlatformInfo", "PolledPost", "PollResult", "PollingSource", "ReplyRefused", "ReplyResult", "Source", "SourceError",
+           "make_sources", "platform_name", "poll_intervals", "polling_sources"]
+
+#: Every network a post can come from, by name. `webhook` is any other tool pushing posts to us.
+PLATFORMS: dict[str, PlatformInfo] = {m.INFO.name: m.INFO for m in (x, mastodon, bluesky, rss, webhook)}
+#: Display name per network (what tickets, reports and the dashboard show).
+PLATFORM_NAMES: dict[str, str] = {p.name: p.display_en for p in PLATFORMS.values()}
+
+
+def platform_name(platform: str, lang: str = "en") -> str:
+    """The network's display name; an unknown name is shown as it is."""
+    info = PLATFORMS.get(platform)
+    return info.display(lang) if info else platform
 
 #: Seconds between polls of one unit when YORISOI_POLL_INTERVALS does not say otherwise.
-DEFAULT_INTERVALS = {"x": 300.0, "mastodon": 120.0, "bluesky": 120.0, "rss": 900.0}
+DEFAULT_INTERVALS = {p.name: p.poll_interval for p in PLATFORMS.values() if p.poll_interval is not None}
 
 
 def poll_intervals(raw: str | None) -> dict[str, float]:

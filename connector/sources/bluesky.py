@@ -26,9 +26,11 @@ from typing import Any, Sequence
 import requests
 from pydantic import ValidationError
 
+from connector.envvars import EnvVar
 from connector.models import Author, Post
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.http import new_session, parse_time, raise_for_status, request
+from connector.sources.platform import PlatformInfo
 from connector.watch import WatchConfig
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,18 @@ MAX_PAGES = 5
 MAX_SESSIONS_PER_DAY = 20
 #: Bluesky posts are at most 300 graphemes (lexicons/app/bsky/feed/post.json).
 MAX_REPLY_CHARS = 300
+
+INFO = PlatformInfo(
+    name="bluesky", display_ja="Bluesky", display_en="Bluesky",
+    reply_limit=MAX_REPLY_CHARS, reply_count="graphemes",
+    profile_url="https://bsky.app/profile/{handle_or_id}",
+    replies=True, compliance=True, poll_interval=120.0,
+    env=(
+        EnvVar("BLUESKY_HANDLE", "(unset: Bluesky not polled)", "Handle of the brand's Bluesky account (e.g. `brand.bsky.social`); with BLUESKY_APP_PASSWORD it turns Bluesky polling on.", False, __name__),
+        EnvVar("BLUESKY_APP_PASSWORD", "(unset)", "An App Password of that account (Settings → Privacy and security → App passwords).", True, __name__),
+        EnvVar("BLUESKY_SERVICE", DEFAULT_SERVICE, "The account's PDS, for accounts not hosted on bsky.social.", False, __name__),
+    ),
+)
 
 
 

@@ -33,13 +33,26 @@ from urllib.parse import parse_qs, quote, urlsplit
 import requests
 from pydantic import ValidationError
 
+from connector.envvars import EnvVar
 from connector.models import Author, Post
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.html_text import html_to_text
 from connector.sources.http import new_session, parse_reset, parse_time, raise_for_status, request
+from connector.sources.platform import PlatformInfo
 from connector.watch import WatchConfig
 
 log = logging.getLogger(__name__)
+
+INFO = PlatformInfo(
+    name="mastodon", display_ja="Mastodon", display_en="Mastodon",
+    reply_limit=500, reply_count="mastodon",
+    profile_url="https://{host}/@{user}",
+    replies=True, compliance=True, poll_interval=120.0,
+    env=(
+        EnvVar("MASTODON_INSTANCES", "(unset: Mastodon not polled)", "Comma-separated instance URLs (e.g. `https://mstdn.jp`); the first is the brand's home instance. Setting it turns Mastodon polling on.", False, __name__),
+        EnvVar("MASTODON_ACCESS_TOKEN", "(unset: replies recorded only)", "Access token of the brand's account on the home instance (search and replies).", True, __name__),
+    ),
+)
 
 PAGE_LIMIT = 40
 MAX_PAGES = 5

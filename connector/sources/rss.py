@@ -30,9 +30,15 @@ from connector.qualify import Qualifier
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.html_text import html_to_text
 from connector.sources.http import TIMEOUT, new_session, raise_for_status, request
+from connector.sources.platform import PlatformInfo
 from connector.watch import Feed, WatchConfig
 
 log = logging.getLogger(__name__)
+
+INFO = PlatformInfo(
+    name="rss", display_ja="RSS/Atom", display_en="RSS/Atom", poll_interval=900.0,
+    # Feeds come from the watch file's [[feed]] tables, not from the environment.
+)
 
 #: Largest feed body we read; a feed is a few hundred KB, anything bigger is a mistake or hostile.
 MAX_FEED_BYTES = 5 * 1024 * 1024

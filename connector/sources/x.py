@@ -28,10 +28,12 @@ from typing import Any, Mapping, Sequence
 import requests
 from pydantic import ValidationError
 
+from connector.envvars import EnvVar
 from connector.models import Author, Post
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.hints import x_intent_url
 from connector.sources.http import new_session, parse_time, raise_for_status, request
+from connector.sources.platform import PlatformInfo
 from connector.watch import WatchConfig
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,23 @@ MAX_QUERY_CHARS = 512
 #: X's same-day dedup, and whether includes.users is billed is unverified, so we count it.
 PRICE = {"post_read": 0.005, "user_read": 0.010, "owned_read": 0.001}
 DEFAULT_BUDGET_USD = 1.0
+
+INFO = PlatformInfo(
+    name="x", display_ja="X", display_en="X",
+    reply_limit=280, reply_count="x-weighted",
+    profile_url="https://x.com/{handle}",
+    replies=True, reply_intent=True, compliance=True, poll_interval=300.0,
+    env=(
+        EnvVar("X_BEARER_TOKEN", "(unset: X not polled)", "App-only Bearer token for reading X (recent search, mentions, deletion checks). Setting it turns X polling on.", True, __name__),
+        EnvVar("X_USER_ID", "(unset: no mentions)", "Numeric id of the brand's X account: its mentions are read too, and its own posts excluded.", False, __name__),
+        EnvVar("X_API_URL", DEFAULT_API_URL, "Base URL of the X API (a test double in tests).", False, __name__),
+        EnvVar("X_USER_ACCESS_TOKEN", "(unset: replies prepared as links)", "OAuth 2.0 user access token of the brand's account (scopes tweet.read users.read tweet.write offline.access) for replies through the API.", True, __name__),
+        EnvVar("X_USER_REFRESH_TOKEN", "(unset)", "Refresh token for X_USER_ACCESS_TOKEN; the rotated pair is kept in the database.", True, __name__),
+        EnvVar("X_CLIENT_ID", "(unset)", "OAuth 2.0 client id used to refresh the user token.", False, __name__),
+        EnvVar("X_CLIENT_SECRET", "(unset: public client)", "OAuth 2.0 client secret, for confidential clients.", True, __name__),
+        EnvVar("X_DAILY_READ_BUDGET", str(DEFAULT_BUDGET_USD), "US dollars of X reads per UTC day ($0.005 per post, $0.010 per user); polling stops at the budget.", False, __name__),
+    ),
+)
 #: Pages per unit per poll; the rest waits (with its next_token) for the next poll.
 MAX_PAGES = 5
 TWEET_FIELDS = ("created_at,lang,author_id,conversation_id,in_reply_to_user_id,referenced_tweets,"

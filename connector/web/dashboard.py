@@ -11,7 +11,8 @@ from typing import Any, Callable
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
 from connector import reports
-from connector.labels import PLATFORM_NAMES, VALUE_NAMES
+from connector.labels import VALUE_NAMES
+from connector.sources import PLATFORM_NAMES
 from connector.reports import FilterError, ReportTable
 from connector.services import services
 from connector.sidebar import storm_summary

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector import __version__
+from connector.version import __version__
 from connector.config import HELPDESKS
 from connector.draft_check import RULES, SEVERITIES
 from connector.labels import VALUE_NAMES

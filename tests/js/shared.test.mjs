@@ -257,3 +257,16 @@ test('renderContext shows the storm a post belongs to, inert, or nothing without
   const plain = S.renderContext(new FakeDocument(), context({ storm: null }), { lang: 'ja', t: tJa });
   assert.ok(!plain.textContent.includes('類似投稿'));
 });
+
+test('one table entry per helpdesk page: host, ticket path, editor selectors', () => {
+  assert.deepEqual(S.HELPDESK_PAGES.map((p) => p.helpdesk), ['zendesk', 'freshdesk']);
+  assert.deepEqual(S.HELPDESKS, ['zendesk', 'freshdesk', 'local']);
+  for (const page of S.HELPDESK_PAGES) {
+    assert.ok(page.hostSuffix.startsWith('.') && page.ticketPath instanceof RegExp && page.editorSelectors.length > 0);
+  }
+  assert.equal(S.DRAFT_SELECTORS.length, 8);
+  assert.equal(S.DRAFT_SELECTORS[0], '[data-test-id="omnicomposer-rich-text-ckeditor"]');
+  assert.equal(S.DRAFT_SELECTORS[7], '.redactor-editor[contenteditable="true"]');
+  assert.equal(S.parseTicketUrl('https://acme.freshdesk.com/agent/tickets/5'), null);
+  assert.equal(S.parseTicketUrl('https://acme.zendesk.com/a/tickets/5'), null);
+});

@@ -13,7 +13,7 @@ Zendesk calls these (https://developer.zendesk.com/documentation/channel_framewo
 - `GET  /zendesk/channel/healthcheck`
 - `POST /zendesk/channel/events`           event callbacks (logged; destroy stops an instance)
 
-Views validate and translate; the store, replies and `connector/channel/` do the work.
+Views validate and translate; the store, replies and the rest of `helpdesks/zendesk/channel/` do the work.
 """
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request
 
-from connector.channel import ChannelNotConfigured, ChannelSettings
-from connector.channel.manifest import served_manifest
-from connector.channel.resources import (
+from connector.helpdesks.zendesk.channel import ChannelNotConfigured, ChannelSettings
+from connector.helpdesks.zendesk.channel.manifest import served_manifest
+from connector.helpdesks.zendesk.channel.resources import (
     MAX_RESOURCES_PER_PULL, REPLYABLE_PLATFORMS, external_id, external_resource, is_hashed,
     post_key_from_external_id,
 )
-from connector.channel.tokens import ADMIN_FORM, METADATA, STATE, BadToken, TokenSigner
+from connector.helpdesks.zendesk.channel.tokens import ADMIN_FORM, METADATA, STATE, BadToken, TokenSigner
 from connector.replies import ReplyFailed, UnknownTicket, send_reply_to_post
 from connector.services import Services, services
 from connector.store import utcnow

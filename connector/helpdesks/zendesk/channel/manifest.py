@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from connector.channel import ChannelSettings
+from connector.helpdesks.zendesk.channel import ChannelSettings
 from connector.config import PACKAGE_DIR
 
 

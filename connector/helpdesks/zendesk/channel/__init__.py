@@ -5,7 +5,7 @@ through *channelback*; see https://developer.zendesk.com/documentation/channel_f
 `../shared/reference/helpdesk-apis.md` §1. This package holds what can be computed without
 Flask or the database: the channel settings, signed tokens (metadata, state, admin forms,
 install codes), ASCII-safe external ids, the manifest and the external resources. The web layer
-is `connector/web/channel.py`.
+is `channel/web.py` beside it.
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyExce
 
 from connector.config import ConfigError
 from connector.helpdesks.base import (
-    BulkCreateResult, CommentDraft, HelpdeskError, Requester, SlaPlan, TicketDraft,
+    BULK_LEASE, BulkCreateResult, CommentDraft, HelpdeskError, Requester, SlaPlan, TicketDraft,
 )
 from connector.labels import TAG_PREFIX
 from connector.models import ANALYSIS_LABELS, TicketRef
@@ -829,7 +829,6 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 
 
 def _horizon() -> float:
-    from connector.pipeline import BULK_LEASE
     return BULK_LEASE.total_seconds()
 
 

@@ -1,8 +1,8 @@
 """`POST /zendesk/webhook`: an agent's public comment in Zendesk goes back to the network.
 
 A Zendesk trigger (README, "Zendesk") calls this with the JSON body Yorisoi defines
-(`helpdesks.zendesk.WEBHOOK_BODY_TEMPLATE`), signed by Zendesk with the webhook's signing
-secret. Thin: the signature check and the body's meaning live in helpdesks/zendesk.py, the
+(`helpdesks.zendesk.client.WEBHOOK_BODY_TEMPLATE`), signed by Zendesk with the webhook's signing
+secret. Thin: the signature check and the body's meaning live in client.py beside it, the
 reply itself in `Services.reply` (signed with the agent's name, sent once per comment).
 
 Answers are chosen for Zendesk's retry behaviour (developer.zendesk.com/api-reference/webhooks/
@@ -34,7 +34,7 @@ def _answer(http_status: int, **body: object):
 
 @bp.post("/zendesk/webhook")
 def zendesk_webhook():
-    from connector.helpdesks.zendesk import WebhookBodyError, ZendeskHelpdesk, parse_agent_reply
+    from connector.helpdesks.zendesk.client import WebhookBodyError, ZendeskHelpdesk, parse_agent_reply
 
     svc = services()
     helpdesk = svc.helpdesk

@@ -97,7 +97,7 @@ def freshdesk_webhook():
         return _error(400, f"ticket_id: {ticket_id[:40]!r} is not a Freshdesk ticket number")
     if len(text) > MAX_TEXT_CHARS:
         return _error(413, f"text: {len(text)} characters is more than {MAX_TEXT_CHARS}")
-    from connector.helpdesks.freshdesk import MARKER
+    from connector.helpdesks.freshdesk.client import MARKER
     if MARKER in text:
         # Yorisoi's own notes (a customer's follow-up post) are never sent back out.
         return jsonify({"status": "ignored", "reason": "Yorisoi's own note"}), 200

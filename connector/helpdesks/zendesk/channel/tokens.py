@@ -87,7 +87,7 @@ class TokenSigner:
         return payload
 
     def install_code(self, subdomain: str) -> str:
-        """The code an admin types into our admin UI to connect `subdomain` (see web/channel.py).
+        """The code an admin types into our admin UI to connect `subdomain` (see channel/web.py).
 
         Derived, so there is nothing extra to store or configure: the operator prints it with
         `yorisoi channel-code SUBDOMAIN` and hands it to that Zendesk account's admin.

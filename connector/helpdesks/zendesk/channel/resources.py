@@ -13,8 +13,9 @@ from datetime import timezone
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from connector.labels import LABEL_NAMES, PLATFORM_NAMES, value_name
-from connector.models import PLATFORMS, Analysis, Decision, Post
+from connector.labels import LABEL_NAMES, value_name
+from connector.models import Analysis, Decision, Post
+from connector.sources import PLATFORM_NAMES, PLATFORMS
 from connector.ticket_format import ticket_subject, ticket_tags
 
 #: Zendesk: external ids are ASCII, ≤255, non-empty, no leading or trailing whitespace.
@@ -30,7 +31,7 @@ HASHED = "sha256-"
 
 #: Networks whose posts agents can answer from Zendesk (a reply API exists). RSS/Atom (blogs,
 #: review sites) and generic webhook posts have none: Zendesk hides the reply box for them.
-REPLYABLE_PLATFORMS = frozenset({"x", "mastodon", "bluesky"})
+REPLYABLE_PLATFORMS = frozenset(p.name for p in PLATFORMS.values() if p.replies)
 
 #: `display_info` types are free-form URIs/GUIDs that tell apps what `data` holds; these are ours.
 DISPLAY_ANALYSIS = "urn:yorisoi:display:analysis:v1"
