@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from pydantic import ValidationError
 
-from connector.analysis import SentimentModel, analyse
+from connector.analysis import DEFAULT_CONFIDENCE, LabelModel, SentimentModel, analyse
 from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketDraft, supports_bulk
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.ports import PipelineStorage
@@ -134,10 +134,11 @@ class StormErrors(Protocol):
 
 class Pipeline:
     def __init__(self, store: PipelineStorage, watch: WatchConfig, helpdesk: Helpdesk,
-                 clock: Callable[[], datetime] = utcnow, model: SentimentModel | None = None,
-                 storms: StormHooks | None = None) -> None:
+                 clock: Callable[[], datetime] = utcnow, model: SentimentModel | LabelModel | None = None,
+                 storms: StormHooks | None = None, confidence: float = DEFAULT_CONFIDENCE) -> None:
         self.store = store
-        self.model = model  # a trained sentiment model (YORISOI_MODEL_DIR), or None: lexicon only
+        self.model = model  # the label model (shipped or YORISOI_MODEL_DIR), or None: lexicon and rules
+        self.confidence = confidence  # below it a model's label is 「要確認 / please check」
         self.watch = watch
         self.qualifier = Qualifier(watch)
         self.helpdesk = helpdesk
@@ -168,7 +169,7 @@ class Pipeline:
             return IngestOutcome(post.key, "duplicate", ("already stored",))
         thread = self.store.posts.find_thread_ticket(post)
         decision = self.qualifier.decide(post, *(thread or (None, None)))
-        analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model)
+        analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
                     if decision.qualified else None)
         ticket_post_key = thread[0] if (thread and decision.qualified) else None
         if not self.store.posts.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key,
@@ -223,7 +224,7 @@ class Pipeline:
                     if thread:
                         break
             decision = self.qualifier.decide(post, *(thread or (None, None)))
-            analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model)
+            analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
                         if decision.qualified else None)
             ticket_post_key = thread[0] if (thread and decision.qualified) else None
             records.append(PostRecord(post, decision, analysis, ticket_post_key,
@@ -295,7 +296,7 @@ class Pipeline:
         post, decision, analysis = loaded
         if item.kind == "create":
             if analysis is None:
-                analysis = analyse(post, self.watch.priority, now=self.clock(), model=self.model)
+                analysis = analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
             draft = ticket_draft(post, decision, analysis)
             if self.storms is not None:
                 draft = self.storms.shape(item.post_key, draft)
@@ -354,7 +355,7 @@ class Pipeline:
                 continue
             post, decision, analysis = loaded
             if analysis is None:
-                analysis = analyse(post, self.watch.priority, now=self.clock())
+                analysis = analyse(post, self.watch.priority, now=self.clock(), confidence=self.confidence)
             draft = ticket_draft(post, decision, analysis)
             drafts.append(self.storms.shape(item.post_key, draft) if self.storms is not None else draft)
             items.append(item)

@@ -10,6 +10,7 @@ from typing import Callable
 
 from flask import current_app
 
+from connector.analysis.labeller import LabelModel, default_model, load_model_folder
 from connector.analysis.model import ModelError, SentimentModel
 from connector.config import ConfigError, Settings
 from connector.helpdesks import Helpdesk, make_helpdesk
@@ -41,7 +42,7 @@ class Services:
         helpdesk = make_helpdesk(settings, store)
         # Storms follow the pipeline's clock (tests move it), read when called, not now.
         storms = make_storms(settings, store, watch, clock=lambda: pipeline.clock())
-        pipeline = Pipeline(store, watch, helpdesk, model=model, storms=storms)
+        pipeline = Pipeline(store, watch, helpdesk, model=model, storms=storms, confidence=settings.confidence)
         return cls(settings, store, watch, helpdesk, pipeline, make_sources(settings, store, watch))
 
     def reply(self, *, ticket_id: str, agent: str, text: str, dedupe_key: str) -> ReplyOutcome:
@@ -67,16 +68,19 @@ class Services:
         self.store.engine.dispose()
 
 
-def load_model(settings: Settings) -> SentimentModel | None:
-    """The sentiment model named by YORISOI_MODEL_DIR, loaded once; None when unset."""
-    if settings.model_dir is None:
-        return None
+def load_model(settings: Settings) -> SentimentModel | LabelModel | None:
+    """The model named by YORISOI_MODEL_DIR, else the shipped label model, loaded once;
+    None (lexicon and rules alone) for YORISOI_MODEL_DIR=lexicon or a package without one."""
+    folder = settings.model_dir
     try:
-        model = SentimentModel.load(settings.model_dir)
+        if folder is not None and str(folder).strip().lower() == "lexicon":
+            return None
+        model = default_model() if folder is None else load_model_folder(folder)
     except ModelError as exc:
         raise ConfigError(f"YORISOI_MODEL_DIR: {exc}") from None
-    log.info("sentiment model %s loaded from %s (%s examples, trained %s)", model.name, settings.model_dir,
-             model.meta.get("training_size"), model.meta.get("trained_at"))
+    if model is not None:
+        log.info("model %s loaded from %s (%s examples)", model.name, folder or "the package",
+                 model.meta.get("training_size"))
     return model
 
 

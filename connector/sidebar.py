@@ -99,6 +99,10 @@ def _analysis(detail: dict[str, Any] | None) -> dict[str, Any] | None:
         labels[name] = {"value": value, "value_ja": names[0], "value_en": names[1],
                         "name_ja": LABEL_NAMES[name][0], "name_en": LABEL_NAMES[name][1],
                         "score": label.get("score"), "evidence": [str(e) for e in label.get("evidence", [])]}
+        confidence = label.get("confidence")
+        if isinstance(confidence, (int, float)):  # a model's probability; rules (risk, priority) have none
+            labels[name]["confidence"] = confidence
+            labels[name]["unsure"] = confidence < float(detail.get("confidence_threshold") or 0.0)
     return {"labels": labels, "language": detail.get("language"), "version": detail.get("version")}
 
 

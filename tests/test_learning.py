@@ -14,6 +14,7 @@ from sqlalchemy import text as sql
 
 from connector.analysis import prepare, sentiment_of
 from connector.analysis.evaluation import parse_labelled_lines, read_labelled_tsv, score
+from connector.analysis.labeller import load_model_folder
 from connector.analysis.model import ModelError, SentimentModel
 from connector.cli import main
 from connector.config import ConfigError, Settings
@@ -21,6 +22,7 @@ from connector.db.schema import SCHEMA_VERSION
 from connector.store import Store
 
 from conftest import FIXTURES, post_dict
+from corpus_support import small_corpus
 
 JA = FIXTURES / "sentiment_ja.tsv"
 EN2 = FIXTURES / "sentiment_en_2class.tsv"
@@ -225,11 +227,21 @@ def test_pipeline_uses_the_configured_model(app_factory, ja_model_dir):
     assert any(line.startswith("lexicon says") for line in analysis.sentiment.evidence)
 
 
-def test_without_a_model_the_lexicon_decides(svc):
+def test_without_a_model_dir_the_shipped_label_model_decides(svc):
+    outcome = svc.pipeline.ingest_raw(post_dict(), "test")
+    _post, _decision, analysis = svc.store.posts.load_post(outcome.key)
+    assert analysis.version == "lexicon-1+lr-labels-2"
+    assert analysis.sentiment.evidence[0].startswith("model lr-labels-2: ")
+    assert analysis.sentiment.confidence is not None
+
+
+def test_model_dir_lexicon_keeps_the_lexicon_and_rules_alone(app_factory):
+    svc = app_factory(YORISOI_MODEL_DIR="lexicon").extensions["yorisoi"]
     outcome = svc.pipeline.ingest_raw(post_dict(), "test")
     _post, _decision, analysis = svc.store.posts.load_post(outcome.key)
     assert analysis.version == "lexicon-1"
     assert not analysis.sentiment.evidence[0].startswith("model ")
+    assert analysis.sentiment.confidence is None and analysis.unsure() == ()
 
 
 def test_a_bad_model_dir_stops_start_up(app_factory, tmp_path):
@@ -290,26 +302,55 @@ def test_a_version_1_database_gets_the_corrections_table(tmp_path):
     upgraded.engine.dispose()
 
 
-def test_train_from_corrections(app_factory, env, tmp_path):
+def test_train_from_corrections_fine_tunes_every_label(app_factory, env, tmp_path):
     app = app_factory()
     svc = app.extensions["yorisoi"]
     rows, _ = read_labelled_tsv(JA)
     for n, row in enumerate(rows):
         key = svc.pipeline.ingest_raw(post_dict(text=f"ソラモバイル {row.text}", id=f"c{n}"), "test").key
         svc.store.corrections.add_correction(key, "sentiment", row.label, "agent-sato")
+        if row.label == "negative":
+            svc.store.corrections.add_correction(key, "intent", "complaint", "agent-sato")
     svc.store.engine.dispose()
     out = tmp_path / "from-corrections"
-    result = run("train", "--from-corrections", "--out", str(out), "--json", env=env)
-    assert result.exit_code == 0, result.output
+    corpus = small_corpus(tmp_path)
+    result = CliRunner().invoke(main, ["train", "--from-corrections", "--corpus", str(corpus), "--out", str(out),
+                                       "--json"], env=env)
     summary = json.loads(result.stdout)
-    assert summary["source"] == "corrections" and summary["training_size"] == 30
-    model = SentimentModel.load(out)
-    assert sentiment_of("ソラモバイル、駅で全然繋がらない、最悪", model=model).value == "negative"
+    assert summary["trained_on_corrections"] + summary["held_back"] == 30
+    assert summary["held_back"] >= 1 and set(summary["after"]) >= {"sentiment", "all", "n"}
+    assert summary["source"] == f"corpus corpus + {summary['trained_on_corrections']} corrections"
+    if summary["saved"]:
+        assert result.exit_code == 0, result.output
+        model = load_model_folder(out)
+        assert model.meta["corrections"] == summary["trained_on_corrections"]
+    else:  # worse than the current model on the held-back corrections: refused, nothing written
+        assert result.exit_code == 1 and not out.exists()
+
+
+def test_a_fine_tuned_model_that_got_worse_is_not_saved(app_factory, env, tmp_path, monkeypatch):
+    from connector.analysis import training
+    app = app_factory()
+    svc = app.extensions["yorisoi"]
+    key = svc.pipeline.ingest_raw(post_dict(text="ソラモバイル、繋がらない"), "test").key
+    svc.store.corrections.add_correction(key, "sentiment", "negative", "agent-sato")
+    svc.store.engine.dispose()
+
+    def worse(folder, corrections, current, *, weight):
+        model = training.train_on_corpus(folder)
+        return training.FineTuned(model, {"all": 0.9, "n": 1}, {"all": 0.5, "n": 1}, 0, 1)
+
+    monkeypatch.setattr(training, "fine_tune", worse)
+    out = tmp_path / "worse"
+    result = CliRunner().invoke(main, ["train", "--from-corrections", "--corpus", str(small_corpus(tmp_path)),
+                                       "--out", str(out)], env=env)
+    assert result.exit_code == 1
+    assert "not saved" in result.output and not out.exists()
 
 
 def test_train_from_corrections_without_any(env, tmp_path):
     result = CliRunner().invoke(main, ["train", "--from-corrections", "--out", str(tmp_path / "m")], env=env)
-    assert result.exit_code != 0 and "no sentiment corrections" in result.output
+    assert result.exit_code != 0 and "no corrections of sentiment, intent" in result.output
 
 
 # ── the shared dev files (evaluation only; absent outside the team's machines) ────────────
