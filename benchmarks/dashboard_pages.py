@@ -190,7 +190,7 @@ def measure(db_path: Path, runs: int) -> dict:
     app = create_app(Settings.from_env({"YORISOI_DATABASE": str(db_path), "YORISOI_LOG_LEVEL": "WARNING",
                                         "YORISOI_DATA_DIR": str(db_path.parent)}))
     store = app.extensions["yorisoi"].store
-    store.create_user("bench", hash_password("benchmark-password"), replace=True)
+    store.accounts.create_user("bench", hash_password("benchmark-password"), replace=True)
     client = app.test_client()
     page = client.get("/login").get_data(as_text=True)
     token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]

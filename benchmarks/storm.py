@@ -114,13 +114,13 @@ def with_store(posts: list[tuple[str, datetime, str, int | None]]) -> float:
     from connector.storms import Storms
 
     store = Store(f"sqlite:///{tempfile.mkdtemp()}/storm.sqlite3")
-    storms = Storms(store, StormSettings(min_posts=10**9, spike_min_count=10**9), {"ソラモバイル": ("ソラモバイル",)},
+    storms = Storms(store.storms, StormSettings(min_posts=10**9, spike_min_count=10**9), {"ソラモバイル": ("ソラモバイル",)},
                     clock=lambda: datetime.now(timezone.utc))
     label = Label("negative", -0.8)
     analysis = Analysis(label, Label("complaint", 0.9), Label("common", 0.5), Label("quality", 0.5),
                         Label("accuracy", 0.5), Label("medium", 0.5), Label("normal", 0.5), "ja")
     decision = Decision(True, "ソラモバイル", ("matched keyword ソラモバイル",))
-    from connector.store import authors, posts as posts_table
+    from connector.db.schema import authors, posts as posts_table
     with store.engine.begin() as conn:  # the posts exist before observe runs, as in ingest
         conn.execute(authors.insert().values(key="x:1", platform="x", author_id="1", updated_at=datetime.now(timezone.utc)))
         conn.execute(posts_table.insert(), [dict(key=k, platform="x", post_id=k[2:], created_at=at, text=text,

@@ -111,20 +111,18 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
 
-    from sqlalchemy.exc import OperationalError
+    from connector.db.errors import Unavailable
 
-    @app.errorhandler(OperationalError)
-    def _database_unavailable(exc: OperationalError):
+    @app.errorhandler(Unavailable)
+    def _database_unavailable(exc: Unavailable):
         # Database locked (another writer, lock_timeout), disk full, server gone: the request
         # is not acknowledged, so the sender (a webhook, Zendesk, the extension) retries it.
         # Every state change is one transaction, so nothing half-stored is left behind; a
         # resent post that was stored before the failure is skipped as a duplicate.
         # Logged without the statement's parameters (post text, tokens in replies).
         log = logging.getLogger("connector.web")
-        original = getattr(exc, "orig", None) or exc
-        reason = (str(original).strip().splitlines() or [type(original).__name__])[0][:300]
-        log.error("%s %s: database unavailable: %s: %s", request.method, request.path,
-                  type(original).__name__, reason)
+        reason = exc.reason
+        log.error("%s %s: database unavailable: %s: %s", request.method, request.path, exc.kind, reason)
         body = {"error": "データベースが一時的に使えません（ロック中または容量不足）。この要求は完了していません。"
                          "しばらくして同じ内容を再送してください（保存済みの投稿は重複しません）。 / "
                          "The database is unavailable (locked or full): this request was not completed. "

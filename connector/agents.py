@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Callable, Mapping
 
 from connector.config import ConfigError
-from connector.store import Store, utcnow
+from connector.db import Store, utcnow
 
 #: Marks our tokens, so a secret scanner (or a human) recognises one pasted somewhere.
 TOKEN_PREFIX = "ysi_"
@@ -53,7 +53,7 @@ def create_token(store: Store, agent: str) -> tuple[int, str]:
     if len(agent) > 200:
         raise ValueError("the agent's name is longer than 200 characters")
     token = new_token()
-    return store.add_agent_token(agent, token_hash(token)), token
+    return store.accounts.add_agent_token(agent, token_hash(token)), token
 
 
 def authenticate(store: Store, token: str) -> AgentIdentity | None:
@@ -64,12 +64,12 @@ def authenticate(store: Store, token: str) -> AgentIdentity | None:
     """
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = store.agent_token_by_hash(token_hash(token))
-    if row is None or row["revoked_at"] is not None:
+    row = store.accounts.agent_token_by_hash(token_hash(token))
+    if row is None or row.revoked_at is not None:
         return None
     now = utcnow()
-    store.touch_agent_token(row["id"], now, not_since=now - TOUCH_EVERY)
-    return AgentIdentity(row["id"], row["agent"])
+    store.accounts.touch_agent_token(row.id, now, not_since=now - TOUCH_EVERY)
+    return AgentIdentity(row.id, row.agent)
 
 
 def parse_rate(raw: str | None) -> tuple[int, float]:

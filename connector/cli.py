@@ -53,11 +53,11 @@ def main() -> None:
 
 def _replay_file(app: Flask, path: Path, source: str, wait: float) -> dict[str, Any]:
     svc = _services(app)
-    svc.store.release_dead_claims()
+    svc.store.outbox.release_dead_claims()
     with path.open(encoding="utf-8", errors="replace") as lines:
         read, outcomes = svc.pipeline.ingest_lines(lines, source=source)
     delivery = svc.pipeline.drain(max_wait=wait)
-    counts = svc.store.outbox_counts()
+    counts = svc.store.outbox.outbox_counts()
     return replay_summary(read, outcomes, delivery, pending=counts.get("pending", 0) + counts.get("sending", 0))
 
 
@@ -98,7 +98,7 @@ def replay(file: Path, as_json: bool, wait: float) -> None:
 def tickets(as_json: bool, limit: int | None) -> None:
     """List the tickets created in the configured helpdesk, newest first."""
     svc = _services(_app())
-    rows = svc.store.list_tickets(helpdesk=svc.helpdesk.name, limit=limit)
+    rows = svc.store.outbox.list_tickets(helpdesk=svc.helpdesk.name, limit=limit)
     records = [{
         "ticket_id": r["ticket_id"], "helpdesk": r["helpdesk"], "external_id": r["external_id"],
         "priority": r["priority"], "tags": r["tags"], "subject": r["subject"], "post_url": r["post_url"],
@@ -122,9 +122,9 @@ def tickets(as_json: bool, limit: int | None) -> None:
 def deliver(wait: float, retry_failed: bool) -> None:
     """Deliver what is waiting in the outbox, then exit."""
     svc = _services(_app())
-    svc.store.release_dead_claims()
+    svc.store.outbox.release_dead_claims()
     if retry_failed:
-        click.echo(f"requeued {svc.store.retry_failed()} failed deliveries")
+        click.echo(f"requeued {svc.store.outbox.retry_failed()} failed deliveries")
     report = svc.pipeline.drain(max_wait=wait)
     click.echo(f"tickets created {report.created} · comments {report.commented} · retrying {report.retried} "
                f"· failed {report.failed}" + (f" · stopped: {report.stopped}" if report.stopped else ""))
@@ -139,7 +139,7 @@ def _demo_replies(app: Flask) -> None:
     the reply, no network); one dedupe key per ticket, so a second run sends nothing new."""
     from connector.replies import ReplyFailed, UnknownTicket
     svc = _services(app)
-    for row in svc.store.list_tickets(helpdesk=svc.helpdesk.name)[::2]:
+    for row in svc.store.outbox.list_tickets(helpdesk=svc.helpdesk.name)[::2]:
         try:
             svc.reply(ticket_id=row["ticket_id"], agent="佐藤", dedupe_key=f"demo:reply:{row['ticket_id']}",
                       text="ソラモバイルの佐藤です。ご不便をおかけしております。状況を確認のうえ、DMでご案内いたします。")
@@ -206,7 +206,7 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
         # never logged (the dashboard needs a login; the demo must not need an admin step).
         from connector.web.auth import generate_password, hash_password
         password = generate_password()
-        _services(app).store.create_user(DEMO_USER, hash_password(password), replace=True)
+        _services(app).store.accounts.create_user(DEMO_USER, hash_password(password), replace=True)
         click.echo(f"dashboard login / ダッシュボードのログイン: user {DEMO_USER}  password {password}")
         settings = _services(app).settings
         _serve(app, host or settings.host, port or settings.port)
@@ -287,7 +287,7 @@ def poll(once: bool, as_json: bool, wait: float) -> None:
     if not poller.sources:
         raise click.ClickException("no network is configured: set X_BEARER_TOKEN, MASTODON_INSTANCES, "
                                    "BLUESKY_HANDLE/BLUESKY_APP_PASSWORD, or add [[feed]] tables to the watch file")
-    svc.store.release_dead_claims()
+    svc.store.outbox.release_dead_claims()
     if once:
         report = poller.run_once(ignore_interval=True)
         delivery = svc.pipeline.drain(max_wait=wait)
@@ -405,35 +405,74 @@ def _read_labelled(path: Path) -> list:
     return rows, errors
 
 
-def _load_model(model_dir: Path | None):
-    if model_dir is None:
-        return None
-    from connector.analysis.model import ModelError, SentimentModel
+def _load_model(model_dir: Path | None, *, default: bool = True):
+    """The model of `--model DIR`; without it the shipped label model (as the pipeline uses)."""
+    from connector.analysis.labeller import default_model, load_model_folder
+    from connector.analysis.model import ModelError
+
     try:
-        return SentimentModel.load(model_dir)
+        if model_dir is None:
+            return default_model() if default else None
+        return load_model_folder(model_dir)
     except ModelError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--posts", "posts_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Normalized posts (JSONL, as for replay) to run through qualification and analysis.")
+@click.option("--gold", "gold_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Gold labels for --posts: id, qualify, sentiment, intent, expectation, content, axis, risk.")
+@click.option("--watch", "watch_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Watch file for --posts (default: YORISOI_WATCH or the demo's).")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Score a model made by `yorisoi train` instead of the built-in lexicon.")
-@click.option("--lang", default=None, help="Language of every row (ja, en); default: detected per text.")
+              help="Score this model folder (made by `yorisoi train`, or connector/analysis/default_model).")
+@click.option("--lexicon", "lexicon_only", is_flag=True,
+              help="Score the lexicon and rules alone (the default for FILE.tsv).")
+@click.option("--lang", default=None, help="Language of every row of FILE (ja, en); default: detected per text.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(file: Path, model_dir: Path | None, lang: str | None, as_json: bool) -> None:
-    """Score sentiment on a labelled TSV file: id<TAB>text<TAB>label per line.
+def evaluate(file: Path | None, posts_file: Path | None, gold_file: Path | None, watch_file: Path | None,
+             model_dir: Path | None, lexicon_only: bool, lang: str | None, as_json: bool) -> None:
+    """Score the analysis on labelled data.
 
-    Labels are negative, neutral or positive; extra columns and a header line (id, text, label)
-    are ignored; bad rows are reported on stderr and skipped. A file whose labels have only two
-    classes is scored on those two (a neutral prediction is then an error). Prints accuracy,
-    macro-F1, per-class precision/recall/F1, the confusion matrix (gold → predicted) and
-    texts_per_s (sentiment only, this process, after a warm-up).
+    \b
+    FILE.tsv: sentiment only, id<TAB>text<TAB>label per line (negative, neutral, positive;
+      extra columns and a header line ignored; bad rows reported on stderr and skipped; a file
+      with two classes is scored on those two). Prints accuracy, macro-F1, per-class
+      precision/recall/F1, the confusion matrix (gold → predicted) and texts_per_s. General
+      text: the lexicon scores it unless --model is given.
+    --posts POSTS.jsonl --gold GOLD.tsv [--watch WATCH.toml]: the whole path, as the pipeline
+      runs it (qualification, then every label, with the shipped model unless --model or
+      --lexicon), per label with its confusion matrix. An empty gold cell is left out of that
+      label's score.
     """
+    if lexicon_only and model_dir is not None:
+        raise click.UsageError("--lexicon and --model exclude each other")
+    # Brand posts (--posts) go through the shipped label model, as in the pipeline. A FILE.tsv is
+    # general labelled text (the public data sets): the lexicon scores it unless --model is
+    # given — the label model learnt sentiment *about a brand* and reads general text worse
+    # (README, "Analysis": both measured).
+    model = None if lexicon_only else _load_model(model_dir, default=posts_file is not None)
+    if posts_file is not None or gold_file is not None:
+        if file is not None or posts_file is None or gold_file is None:
+            raise click.UsageError("give FILE.tsv, or --posts and --gold together")
+        from connector.config import Settings
+        from connector.gold import GoldFileError, evaluate_path, format_text
+
+        watch = watch_file or Settings.from_env().watch_path
+        try:
+            result = evaluate_path(posts_file, gold_file, watch, model)
+        except GoldFileError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(json.dumps(result, ensure_ascii=False) if as_json else format_text(result))
+        return
+    if file is None:
+        raise click.UsageError("give FILE.tsv, or --posts and --gold")
     from connector.analysis.evaluation import evaluate_rows
 
     rows, errors = _read_labelled(file)
-    result = evaluate_rows(rows, _load_model(model_dir), lang=lang)
+    result = evaluate_rows(rows, model, lang=lang)
     result["rows_skipped"] = len(errors)
     if as_json:
         keys = ("n", "accuracy", "macro_f1", "per_class", "confusion", "texts_per_s")
@@ -453,51 +492,96 @@ def evaluate(file: Path, model_dir: Path | None, lang: str | None, as_json: bool
 
 @main.command()
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--corpus", "corpus_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Train the label model (all five labels) on a corpus folder: posts.jsonl + labels.tsv.")
 @click.option("--from-corrections", is_flag=True,
-              help="Train on the sentiment corrections agents made (texts from the database).")
+              help="Fine-tune the label model on the team's corpus plus the agents' corrections in the database.")
+@click.option("--weight", default=3.0, show_default=True,
+              help="With --from-corrections: how many corpus rows one correction counts as.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the model to (model.json + weights.npz); set YORISOI_MODEL_DIR to it.")
 @click.option("--lang", default=None, help="Language of every row of FILE (ja, en); default: detected per text.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object describing the model.")
-def train(file: Path | None, from_corrections: bool, out_dir: Path, lang: str | None, as_json: bool) -> None:
-    """Train a sentiment model from a labelled TSV file, or from agents' corrections.
+def train(file: Path | None, corpus_dir: Path | None, from_corrections: bool, weight: float, out_dir: Path,
+          lang: str | None, as_json: bool) -> None:
+    """Train a model: the label model from a corpus or from corrections, or sentiment from a TSV file.
 
-    FILE has id<TAB>text<TAB>label per line (label negative, neutral or positive; extra columns
-    ignored; bad rows reported and skipped). Needs at least two classes.
+    \b
+    --corpus DIR: the label model on DIR/posts.jsonl + DIR/labels.tsv (qualifying posts; the
+      shipped model is `yorisoi train --corpus corpus --out connector/analysis/default_model`).
+      Deterministic: the same corpus gives the same bytes.
+    --from-corrections: the team's corpus (or --corpus DIR) plus every correction agents made in
+      the sidebar (each counted --weight times), judged before/after on a held-back fifth of the
+      corrected posts; a model that is worse there than the current one is not saved (exit 1).
+    FILE.tsv: a sentiment-only model from id<TAB>text<TAB>label rows (negative, neutral,
+      positive; bad rows reported and skipped).
     """
-    from connector.analysis import prepare
     from connector.analysis.model import ModelError, SentimentModel
+    from connector.analysis.training import CorpusError
 
-    if (file is None) == (not from_corrections):
-        raise click.UsageError("give either FILE or --from-corrections (one of them)")
-    skipped = 0
-    if file is not None:
-        rows, errors = _read_labelled(file)
-        skipped = len(errors)
-        texts = [(row.text, lang) for row in rows]
-        labels = [row.label for row in rows]
-        source = str(file)
-    else:
-        examples = _services(_app()).store.corrected_examples("sentiment")
-        if not examples:
-            raise click.ClickException("no sentiment corrections in the database yet")
-        texts = [(text, post_lang) for _key, text, _value, post_lang in examples]
-        labels = [value for _key, _text, value, _lang in examples]
-        source = "corrections"
-    items = [prepare(text, language) for text, language in texts]
+    if (file is not None) + (corpus_dir is not None or from_corrections) != 1:
+        raise click.UsageError("give FILE, or --corpus DIR and/or --from-corrections")
     try:
-        model = SentimentModel.fit(items, labels, source=source)
-    except ModelError as exc:
+        if from_corrections:
+            summary = _fine_tune(out_dir, weight, corpus_dir)
+        elif corpus_dir is not None:
+            from connector.analysis.training import train_on_corpus
+
+            model = train_on_corpus(corpus_dir)
+            model.save(out_dir)
+            summary = {"out": str(out_dir), "name": model.name, **model.meta}
+        else:
+            from connector.analysis import prepare
+
+            rows, errors = _read_labelled(file)
+            items = [prepare(row.text, lang) for row in rows]
+            sentiment = SentimentModel.fit(items, [row.label for row in rows], source=str(file))
+            sentiment.save(out_dir)
+            summary = {"out": str(out_dir), "name": sentiment.name, "classes": list(sentiment.classes),
+                       "training_size": len(items), "rows_skipped": len(errors), **sentiment.meta}
+    except (ModelError, CorpusError) as exc:
         raise click.ClickException(str(exc)) from None
-    model.save(out_dir)
-    summary = {"out": str(out_dir), "name": model.name, "classes": list(model.classes),
-               "training_size": len(items), "rows_skipped": skipped, **model.meta}
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
-    else:
-        counts = ", ".join(f"{k} {v}" for k, v in model.meta["class_counts"].items())
-        click.echo(f"model {model.name} written to {out_dir}: {len(items)} examples ({counts})"
-                   + (f", {skipped} rows skipped" if skipped else ""))
+        if summary.get("saved") is False:
+            sys.exit(1)
+        return
+    if "before" in summary:
+        click.echo(f"held-back corrections: {summary['held_back']} posts; accuracy before {summary['before']['all']:.3f} "
+                   f"→ after {summary['after']['all']:.3f}")
+        for label in sorted(k for k in summary["after"] if k not in ("all", "n")):
+            click.echo(f"  {label:<20} {summary['before'].get(label, 0):.3f} → {summary['after'][label]:.3f}")
+        if not summary["saved"]:
+            click.echo(f"not saved: the new model is worse on the held-back corrections than the current one "
+                       f"(nothing written to {out_dir})", err=True)
+            sys.exit(1)
+    counts = summary.get("class_counts", {})
+    shown = "; ".join(f"{label}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for label, c in counts.items()) \
+        if counts and isinstance(next(iter(counts.values())), dict) else ", ".join(f"{k} {v}" for k, v in counts.items())
+    skipped = summary.get("rows_skipped")
+    click.echo(f"model {summary['name']} written to {out_dir}: {summary.get('training_size')} examples ({shown})"
+               + (f", {skipped} rows skipped" if skipped else ""))
+
+
+def _fine_tune(out_dir: Path, weight: float, corpus: Path | None) -> dict:
+    """`train --from-corrections`: the corrections of every model label, latest per post and label."""
+    from connector.analysis.labeller import LABELS, LabelModel
+    from connector.analysis.training import CorpusError, corrections_as_examples, default_corpus, fine_tune
+
+    corpus = corpus or default_corpus()
+    if corpus is None:
+        raise CorpusError("the team's corpus is not installed with this package (corpus/labels.tsv)")
+    svc = _services(_app())
+    rows = [(key, label, value, text, post_lang)
+            for label in LABELS for key, text, value, post_lang in svc.store.corrections.corrected_examples(label)]
+    current = svc.pipeline.model if isinstance(svc.pipeline.model, LabelModel) else None
+    result = fine_tune(corpus, corrections_as_examples(rows), current, weight=weight)
+    summary = {"out": str(out_dir), "name": result.model.name, "before": result.before, "after": result.after,
+               "trained_on_corrections": result.trained_on, "held_back": result.held_back,
+               "saved": result.better, **result.model.meta}
+    if result.better:
+        result.model.save(out_dir)
+    return summary
 
 
 @main.group()
@@ -526,7 +610,7 @@ def token_create(agent: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def token_list(as_json: bool) -> None:
     """List tokens (id, agent, created, last used, revoked); never the tokens themselves."""
-    rows = _services(_app()).store.list_agent_tokens()
+    rows = _services(_app()).store.accounts.list_agent_tokens()
     records = [{"id": r["id"], "agent": r["agent"], "created_at": r["created_at"].isoformat(),
                 "last_used_at": r["last_used_at"].isoformat() if r["last_used_at"] else None,
                 "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None} for r in rows]
@@ -545,7 +629,7 @@ def token_list(as_json: bool) -> None:
 @click.argument("token_id", type=int)
 def token_revoke(token_id: int) -> None:
     """Revoke token TOKEN_ID (see `yorisoi token list`); the sidebar using it gets 401 at once."""
-    if not _services(_app()).store.revoke_agent_token(token_id):
+    if not _services(_app()).store.accounts.revoke_agent_token(token_id):
         raise click.ClickException(f"no active token #{token_id} (see yorisoi token list)")
     click.echo(f"token #{token_id} revoked")
 
@@ -600,7 +684,7 @@ def report(since: str, until: str | None, fmt: str, brand: tuple[str, ...], sour
             if not (row.get("sentiment") == "negative" or row.get("intent") == "complaint"):
                 return []
             return topics_of_text(row["text"], exclude=terms, lang=row.get("lang"))
-        click.echo(f"recounted {svc.store.rebuild_reports(topics_of)} posts", err=True)
+        click.echo(f"recounted {svc.store.reports.rebuild_reports(topics_of)} posts", err=True)
     args: dict[str, list[str]] = {"brand": list(brand), "source": list(source)}
     try:
         args["from"] = [reports.parse_since(since).isoformat()]
@@ -664,7 +748,7 @@ def user_create(name: str, generate: bool, password_stdin: bool, reset: bool) ->
     if problem:
         raise click.ClickException(problem)
     svc = _services(_app())
-    if not svc.store.create_user(name, hash_password(password), replace=reset):
+    if not svc.store.accounts.create_user(name, hash_password(password), replace=reset):
         raise click.ClickException(f"account {name!r} exists already (use --reset to set a new password)")
     click.echo(f"{'password reset for' if reset else 'created'} {name}" +
                (f"  password {password}" if generate else ""))
@@ -673,7 +757,7 @@ def user_create(name: str, generate: bool, password_stdin: bool, reset: bool) ->
 @user.command("list")
 def user_list() -> None:
     """List the supervisor accounts and when they last signed in."""
-    for row in _services(_app()).store.list_users():
+    for row in _services(_app()).store.accounts.list_users():
         last = row["last_login_at"].isoformat(timespec="seconds") if row["last_login_at"] else "never"
         click.echo(f"{row['name']}\tcreated {row['created_at'].isoformat(timespec='seconds')}\tlast sign-in {last}")
 

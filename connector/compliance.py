@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 from connector.helpdesks.base import CommentDraft, Helpdesk, HelpdeskError
 from connector.sources import PLATFORMS
 from connector.sources.base import PollingSource, SourceError
-from connector.store import Store, utcnow
+from connector.db import Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +79,14 @@ def run_compliance(store: Store, sources: Mapping[str, Any], helpdesk: Helpdesk,
         source = sources.get(platform)
         if not isinstance(source, PollingSource):
             continue  # no network configured: nothing can be asked
-        keys = store.posts_due_for_compliance(platform, clock() - recheck_after, limit)
+        keys = store.compliance.posts_due_for_compliance(platform, clock() - recheck_after, limit)
         report.checked[platform] = 0
         report.gone[platform] = 0
         for start in range(0, len(keys), 100):
             batch_keys = keys[start:start + 100]
             posts = {}
             for key in batch_keys:
-                loaded = store.load_post(key)
+                loaded = store.posts.load_post(key)
                 if loaded is not None:
                     posts[key] = loaded[0]
             try:
@@ -96,13 +96,13 @@ def run_compliance(store: Store, sources: Mapping[str, Any], helpdesk: Helpdesk,
                 break  # try again next run; other networks go on
             report.checked[platform] += len(posts)
             live = [key for key, post in posts.items() if post.id not in gone]
-            store.mark_live(live, platform)
+            store.compliance.mark_live(live, platform)
             for key, post in posts.items():
                 reason = gone.get(post.id)
                 if reason is None:
                     continue
                 url = source.gone_url(post.id) if hasattr(source, "gone_url") else None
-                if store.purge_post(key, reason=reason, marker=marker(platform, reason), url=url):
+                if store.compliance.purge_post(key, reason=reason, marker=marker(platform, reason), url=url):
                     report.gone[platform] += 1
                     report.purged.append(key)
                     log.info("compliance: %s is %s on %s; purged", key, reason, platform)
@@ -113,8 +113,8 @@ def run_compliance(store: Store, sources: Mapping[str, Any], helpdesk: Helpdesk,
 def add_pending_notes(store: Store, helpdesk: Helpdesk, report: ComplianceReport | None = None) -> int:
     """Internal notes for purged posts whose ticket exists and has no note yet."""
     added = 0
-    for row in store.gone_posts_without_note():
-        ticket = store.ticket_for(row["ticket_post_key"])
+    for row in store.compliance.gone_posts_without_note():
+        ticket = store.outbox.ticket_for(row["ticket_post_key"])
         if ticket is None:
             continue  # not delivered yet: the ticket will carry the marker; note on a later run
         dedupe_key = f"compliance:{row['post_key']}"
@@ -130,5 +130,5 @@ def add_pending_notes(store: Store, helpdesk: Helpdesk, report: ComplianceReport
             if exc.stop_delivery or exc.retry_after is not None:
                 break
             continue
-        store.mark_noted(row["post_key"])
+        store.compliance.mark_noted(row["post_key"])
     return added

@@ -67,9 +67,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("YORISOI_SPIKE_MIN_COUNT", "10", "Spike alert: least negative posts in 15 minutes for an alert, whatever the baseline.", owner="connector.storms"),
     EnvVar("YORISOI_ALERT_WEBHOOK", "(unset: no message)",
      "URL that receives a Slack-compatible JSON message (`text`, `blocks`) when a spike alert starts and ends (Slack, Mattermost, Teams incoming webhooks). Secret.", secret=True, owner="connector.storms"),
-    EnvVar("YORISOI_MODEL_DIR", "(unset: lexicon only)",
-     "Folder of a sentiment model made by `yorisoi train` (JSON and plain arrays, never executed); "
-     "sentiment then comes from it, the lexicon stays as evidence and fallback."),
+    EnvVar("YORISOI_MODEL_DIR", "(unset: the shipped label model)",
+     "Folder of a model made by `yorisoi train` (JSON and plain arrays, never executed) to use instead of the shipped one: "
+     "a label model decides all five labels, a sentiment model (`train FILE.tsv`) sentiment only; `lexicon` uses the "
+     "lexicon and rules alone. The lexicon's cues stay as features, evidence and fallback."),
+    EnvVar("YORISOI_CONFIDENCE", "0.5",
+     "Below this probability (0–1) a model's label is marked 「要確認 / please check」 in the ticket note; priority rules "
+     "with `min_confidence` need at least theirs."),
     EnvVar("YORISOI_POLL_INTERVALS", "x=300,mastodon=120,bluesky=120,rss=900",
            "Seconds between polls of one search, timeline or feed, per network (any subset; at least 10).",
            owner="connector.sources"),
@@ -94,13 +98,11 @@ class Settings:
     #: (a helpdesk's ZENDESK_* or FRESHDESK_*). Holds secrets: never print or log it.
     env: Mapping[str, str] = field(default_factory=dict, compare=False)
     model_dir: Path | None = None
+    confidence: float = 0.5
 
     def __repr__(self) -> str:  # never show secrets, even in a traceback or a debugger
-        from sqlalchemy.engine import make_url
-        try:
-            database = make_url(self.database_url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - an unparsable URL: show nothing of it
-            database = "<unreadable>"
+        from connector.db.engine import safe_url
+        database = safe_url(self.database_url)
         return (f"Settings(database_url={database!r}, watch_path={str(self.watch_path)!r}, "
                 f"helpdesk={self.helpdesk!r}, host={self.host!r}, port={self.port})")
 
@@ -130,6 +132,7 @@ class Settings:
             log_level=(env.get("YORISOI_LOG_LEVEL") or "INFO").upper(),
             env=dict(env),
             model_dir=Path(env["YORISOI_MODEL_DIR"]) if env.get("YORISOI_MODEL_DIR") else None,
+            confidence=number_setting(env, "YORISOI_CONFIDENCE", 0.5, 0.0, 1.0, float),
         )
 
 

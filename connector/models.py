@@ -164,19 +164,26 @@ class Label:
     """One analysis label with its score and the evidence (tokens or rules) behind it.
 
     For sentiment, `score` is signed in [-1, 1]; for the other labels it is a confidence or
-    strength in [0, 1].
+    strength in [0, 1]. `confidence` is the label model's probability of the chosen value (None
+    where a rule, not a model, decided: the lexicon fallback, risk, priority).
     """
 
     value: str
     score: float
     evidence: tuple[str, ...] = ()
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "score": round(self.score, 4), "evidence": list(self.evidence)}
+        data: dict[str, Any] = {"value": self.value, "score": round(self.score, 4), "evidence": list(self.evidence)}
+        if self.confidence is not None:
+            data["confidence"] = round(self.confidence, 4)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Label":
-        return cls(data["value"], float(data["score"]), tuple(data.get("evidence", ())))
+        confidence = data.get("confidence")
+        return cls(data["value"], float(data["score"]), tuple(data.get("evidence", ())),
+                   None if confidence is None else float(confidence))
 
 
 ANALYSIS_LABELS = (
@@ -209,20 +216,30 @@ class Analysis:
     priority: Label
     language: str
     version: str = "lexicon-1"
+    #: a model's label below this probability is for a person to check (YORISOI_CONFIDENCE)
+    confidence_threshold: float = 0.0
 
     def labels(self) -> dict[str, Label]:
         return {name: getattr(self, name) for name in ANALYSIS_LABELS}
+
+    def unsure(self) -> tuple[str, ...]:
+        """The labels a model gave with less confidence than the threshold: 「要確認 / please check」."""
+        return tuple(name for name, label in self.labels().items()
+                     if label.confidence is not None and label.confidence < self.confidence_threshold)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {name: label.to_dict() for name, label in self.labels().items()}
         data["language"] = self.language
         data["version"] = self.version
+        if self.confidence_threshold:
+            data["confidence_threshold"] = self.confidence_threshold
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Analysis":
         labels = {name: Label.from_dict(data[name]) for name in ANALYSIS_LABELS}
-        return cls(**labels, language=data["language"], version=data.get("version", "lexicon-1"))
+        return cls(**labels, language=data["language"], version=data.get("version", "lexicon-1"),
+                   confidence_threshold=float(data.get("confidence_threshold") or 0.0))
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,18 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 
-from connector.analysis import SentimentModel, analyse
+from connector.analysis import DEFAULT_CONFIDENCE, LabelModel, SentimentModel, analyse
 from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketDraft, supports_bulk
-from connector.models import Post, TicketRef
+from connector.models import Analysis, Decision, Post, TicketRef
+from connector.ports import PipelineStorage
 from connector.qualify import Qualifier
-from connector.store import BULK_CLAIM_SUFFIX, OutboxItem, PostRecord, Store, utcnow, worker_id
+from connector.db import Conflict, utcnow, worker_id
+from connector.db.outbox import BULK_CLAIM_SUFFIX, OutboxItem
+from connector.db.posts import PostRecord
 from connector.ticket_format import follow_up_comment, ticket_draft
 from connector.topics import complaint_topics
 from connector.watch import WatchConfig
@@ -117,27 +119,42 @@ def backoff_seconds(attempts: int, retry_after: float | None) -> float:
     return min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS ** max(1, attempts))
 
 
+class StormHooks(Protocol):
+    """What the pipeline asks of public storms (connector/storms.py `Storms`)."""
+
+    def observe(self, post: Post, decision: Decision, analysis: Analysis | None) -> int | None: ...
+    def shape(self, post_key: str, draft: TicketDraft) -> TicketDraft: ...
+    def deliver(self, helpdesk: Any) -> StormErrors: ...
+
+
+class StormErrors(Protocol):
+    @property
+    def errors(self) -> list[dict[str, Any]]: ...
+
+
 class Pipeline:
-    def __init__(self, store: Store, watch: WatchConfig, helpdesk: Helpdesk,
-                 clock: Callable[[], datetime] = utcnow, model: SentimentModel | None = None) -> None:
+    def __init__(self, store: PipelineStorage, watch: WatchConfig, helpdesk: Helpdesk,
+                 clock: Callable[[], datetime] = utcnow, model: SentimentModel | LabelModel | None = None,
+                 storms: StormHooks | None = None, confidence: float = DEFAULT_CONFIDENCE) -> None:
         self.store = store
-        self.model = model  # a trained sentiment model (YORISOI_MODEL_DIR), or None: lexicon only
+        self.model = model  # the label model (shipped or YORISOI_MODEL_DIR), or None: lexicon and rules
+        self.confidence = confidence  # below it a model's label is 「要確認 / please check」
         self.watch = watch
         self.qualifier = Qualifier(watch)
         self.helpdesk = helpdesk
         self.clock = clock
-        # Public storms (connector/storms.py): set by Services when enabled; None in bare tests.
-        self.storms: Any = None
+        # Public storms (connector/storms.py): given by Services; None in bare tests.
+        self.storms = storms
 
     # Set by a 429 Retry-After: the helpdesk refuses every call until then, so no pass calls it
     # before (each further call would only be refused and count against us). Kept in the store,
     # so that every connector instance sharing the database holds back, not only this one.
     @property
     def paused_until(self) -> datetime | None:
-        return self.store.delivery_paused_until(self.helpdesk.name)
+        return self.store.outbox.delivery_paused_until(self.helpdesk.name)
 
     def pause(self, seconds: float, reason: str) -> None:
-        self.store.pause_delivery(self.helpdesk.name, self.clock() + timedelta(seconds=seconds), reason)
+        self.store.outbox.pause_delivery(self.helpdesk.name, self.clock() + timedelta(seconds=seconds), reason)
 
     # --- ingest -----------------------------------------------------------------------
     def ingest_raw(self, raw: Any, source: str) -> IngestOutcome:
@@ -148,14 +165,14 @@ class Pipeline:
         return self.ingest(post, source)
 
     def ingest(self, post: Post, source: str) -> IngestOutcome:
-        if self.store.post_exists(post.key):
+        if self.store.posts.post_exists(post.key):
             return IngestOutcome(post.key, "duplicate", ("already stored",))
-        thread = self.store.find_thread_ticket(post)
+        thread = self.store.posts.find_thread_ticket(post)
         decision = self.qualifier.decide(post, *(thread or (None, None)))
-        analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model)
+        analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
                     if decision.qualified else None)
         ticket_post_key = thread[0] if (thread and decision.qualified) else None
-        if not self.store.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key,
+        if not self.store.posts.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key,
                                       topics=complaint_topics(post, analysis, self.watch)):
             return IngestOutcome(post.key, "duplicate", ("already stored",))  # lost a race: fine
         if self.storms is not None and decision.qualified and not ticket_post_key:
@@ -184,7 +201,7 @@ class Pipeline:
                 continue
             parsed.append((len(outcomes), post))
             outcomes.append(None)
-        stored = self.store.existing_keys(list(dict.fromkeys(post.key for _, post in parsed)))
+        stored = self.store.posts.existing_keys(list(dict.fromkeys(post.key for _, post in parsed)))
         seen: set[str] = set()
         # Qualifying posts of this batch, as find_thread_ticket would find them once stored:
         # (author key, post key) and (author key, platform, conversation id) → (ticket post, brand)
@@ -200,14 +217,14 @@ class Pipeline:
             refs = [r for r in (post.in_reply_to, post.conversation_id) if r]
             thread = None
             if refs:
-                thread = self.store.find_thread_ticket(post)  # earlier, stored posts come first
+                thread = self.store.posts.find_thread_ticket(post)  # earlier, stored posts come first
                 for ref in refs if thread is None else ():
                     thread = by_key.get((author_key, f"{post.platform}:{ref}")) or \
                         by_conversation.get((author_key, post.platform, ref))
                     if thread:
                         break
             decision = self.qualifier.decide(post, *(thread or (None, None)))
-            analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model)
+            analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
                         if decision.qualified else None)
             ticket_post_key = thread[0] if (thread and decision.qualified) else None
             records.append(PostRecord(post, decision, analysis, ticket_post_key,
@@ -220,12 +237,12 @@ class Pipeline:
             status = ("follow_up" if ticket_post_key else "queued") if decision.qualified else "dropped"
             outcomes[index] = IngestOutcome(post.key, status, decision.reasons)
         try:
-            self.store.record_posts(records, source=source)
-        except IntegrityError:
+            self.store.posts.record_posts(records, source=source)
+        except Conflict:
             # Another instance stored one of them meanwhile: nothing of the batch was written.
             log.info("a post of the batch was stored meanwhile by another instance; ingesting one by one")
             redo = {record.post.key: self.ingest(record.post, source) for record in records}
-            return [redo.get(o.key, o) if o is not None and o.status != "duplicate" else o  # type: ignore[misc]
+            return [redo.get(o.key or "", o) if o.status != "duplicate" else o
                     for o in outcomes if o is not None]
         if self.storms is not None:  # as `ingest` does, once the posts are stored, in order
             for record in records:
@@ -243,13 +260,13 @@ class Pipeline:
             report.stopped = f"helpdesk asked us to wait until {paused_until.isoformat()}"
             return report
         if self.storms is not None:
-            self._deliver_storms(report)
+            self._deliver_storms(self.storms, report)
         if supports_bulk(self.helpdesk) and \
-                self.store.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold:  # type: ignore[attr-defined]
+                self.store.outbox.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold:  # type: ignore[attr-defined]
             self._deliver_bulk(report)
             if report.stopped:
                 return report
-        claimed = self.store.claim_due(limit, DELIVERY_LEASE, now=now)
+        claimed = self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now)
         for index, item in enumerate(claimed):
             try:
                 self._deliver_one(item, report)
@@ -261,29 +278,29 @@ class Pipeline:
                     report.stopped = exc.message
                     if exc.retry_after is not None:
                         self.pause(exc.retry_after, exc.message)
-                    self.store.release_claims([rest.id for rest in claimed[index + 1:]])
+                    self.store.outbox.release_claims([rest.id for rest in claimed[index + 1:]])
                     break
             except Exception as exc:  # an unknown outcome: the next attempt looks up first
                 log.exception("delivery of %s failed unexpectedly", item.post_key)
-                self.store.mark_retry(item, f"unexpected error: {exc}", self._retry_at(item.attempts, None))
+                self.store.outbox.mark_retry(item, f"unexpected error: {exc}", self._retry_at(item.attempts, None))
                 report.retried += 1
                 report.errors.append({"post": item.post_key, "stage": "deliver", "message": str(exc)})
         return report
 
     def _deliver_one(self, item: OutboxItem, report: DeliveryReport) -> None:
-        loaded = self.store.load_post(item.post_key)
+        loaded = self.store.posts.load_post(item.post_key)
         if loaded is None:  # cannot happen with foreign keys; never crash the worker on it
-            self.store.mark_failed(item, "post is missing from the store")
+            self.store.outbox.mark_failed(item, "post is missing from the store")
             report.failed += 1
             return
         post, decision, analysis = loaded
         if item.kind == "create":
             if analysis is None:
-                analysis = analyse(post, self.watch.priority, now=self.clock(), model=self.model)
+                analysis = analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
             draft = ticket_draft(post, decision, analysis)
             if self.storms is not None:
                 draft = self.storms.shape(item.post_key, draft)
-            ref = self.store.ticket_for(item.post_key)
+            ref = self.store.outbox.ticket_for(item.post_key)
             if ref is None and item.attempts > 1:
                 # An earlier attempt may have reached the helpdesk before we crashed or timed
                 # out: look before sending again, so a retry never makes a second ticket.
@@ -293,22 +310,22 @@ class Pipeline:
                     self._ensure_note(ref, draft)
             if ref is None:
                 ref = self.helpdesk.create_ticket(draft)
-            self.store.mark_created(item, ref, external_id=draft.external_id, subject=draft.subject,
+            self.store.outbox.mark_created(item, ref, external_id=draft.external_id, subject=draft.subject,
                                     priority=draft.priority, tags=draft.tags)
             report.created += 1
             log.debug("ticket %s created for %s", ref.ticket_id, item.post_key)
             return
-        parent = self.store.ticket_for(item.ticket_post_key)
+        parent = self.store.outbox.ticket_for(item.ticket_post_key)
         if parent is None:
             # The conversation's ticket is not created yet (or failed): wait for it.
-            self.store.mark_retry(item, f"waiting for the ticket of {item.ticket_post_key}",
+            self.store.outbox.mark_retry(item, f"waiting for the ticket of {item.ticket_post_key}",
                                   self._retry_at(item.attempts, None))
             report.retried += 1
             return
         comment = follow_up_comment(post, analysis)
         if not (item.attempts > 1 and self.helpdesk.has_comment(parent, comment.dedupe_key)):
             self.helpdesk.add_comment(parent, comment)
-        self.store.mark_commented(item)
+        self.store.outbox.mark_commented(item)
         report.commented += 1
 
     def _ensure_note(self, ref: TicketRef, draft: TicketDraft) -> None:
@@ -326,19 +343,19 @@ class Pipeline:
         """
         helpdesk: Any = self.helpdesk
         now = self.clock()
-        claimed = self.store.claim_due(helpdesk.bulk_max_drafts, BULK_LEASE, worker=worker_id() + BULK_CLAIM_SUFFIX,
+        claimed = self.store.outbox.claim_due(helpdesk.bulk_max_drafts, BULK_LEASE, worker=worker_id() + BULK_CLAIM_SUFFIX,
                                        now=now, kind="create", fresh_only=True)
         drafts: list[TicketDraft] = []
         items: list[OutboxItem] = []
         for item in claimed:
-            loaded = self.store.load_post(item.post_key)
+            loaded = self.store.posts.load_post(item.post_key)
             if loaded is None:
-                self.store.mark_failed(item, "post is missing from the store")
+                self.store.outbox.mark_failed(item, "post is missing from the store")
                 report.failed += 1
                 continue
             post, decision, analysis = loaded
             if analysis is None:
-                analysis = analyse(post, self.watch.priority, now=self.clock())
+                analysis = analyse(post, self.watch.priority, now=self.clock(), confidence=self.confidence)
             draft = ticket_draft(post, decision, analysis)
             drafts.append(self.storms.shape(item.post_key, draft) if self.storms is not None else draft)
             items.append(item)
@@ -347,22 +364,22 @@ class Pipeline:
         result = helpdesk.create_tickets_many(drafts)
         for index, (item, draft) in enumerate(zip(items, drafts)):
             if index in result.refs:
-                self.store.mark_created(item, result.refs[index], external_id=draft.external_id,
+                self.store.outbox.mark_created(item, result.refs[index], external_id=draft.external_id,
                                         subject=draft.subject, priority=draft.priority, tags=draft.tags)
                 report.created += 1
             elif index in result.errors:
                 self._record_helpdesk_error(item, result.errors[index], report)
         # Never sent (refused before it ran): hand back untouched, attempt refunded.
-        self.store.release_claims([items[i].id for i in result.unsent])
+        self.store.outbox.release_claims([items[i].id for i in result.unsent])
         if result.stopped is not None:
             report.stopped = result.stopped.message
             if result.stopped.retry_after is not None:
                 self.pause(result.stopped.retry_after, result.stopped.message)
 
-    def _deliver_storms(self, report: DeliveryReport) -> None:
+    def _deliver_storms(self, storms: StormHooks, report: DeliveryReport) -> None:
         """Storm problem tickets, incident links and spike alerts (connector/storms.py)."""
         try:
-            storm_report = self.storms.deliver(self.helpdesk)
+            storm_report = storms.deliver(self.helpdesk)
         except Exception as exc:  # never let storms stop the delivery of tickets
             log.exception("storm delivery failed")
             report.errors.append({"stage": "storms", "message": str(exc)})
@@ -376,10 +393,10 @@ class Pipeline:
         report.errors.append({"post": item.post_key, "stage": "deliver", "message": detail,
                               "retryable": exc.retryable})
         if exc.retryable or exc.stop_delivery:
-            self.store.mark_retry(item, detail, self._retry_at(item.attempts, exc.retry_after))
+            self.store.outbox.mark_retry(item, detail, self._retry_at(item.attempts, exc.retry_after))
             report.retried += 1
         else:
-            self.store.mark_failed(item, detail)
+            self.store.outbox.mark_failed(item, detail)
             report.failed += 1
         log.warning("delivery of %s: %s", item.post_key, detail)
 
@@ -388,7 +405,7 @@ class Pipeline:
 
     def seconds_until_due(self) -> float | None:
         """Seconds until the next outbox row may be tried (None: nothing is waiting)."""
-        next_due = self.store.next_due_at()
+        next_due = self.store.outbox.next_due_at()
         if next_due is None:
             return None
         paused_until = self.paused_until
@@ -442,7 +459,9 @@ class Pipeline:
 def replay_summary(read: int, outcomes: list[IngestOutcome], delivery: DeliveryReport,
                    pending: int) -> dict[str, Any]:
     """The `yorisoi replay --json` object."""
-    count = lambda *statuses: sum(1 for o in outcomes if o.status in statuses)  # noqa: E731
+    def count(*statuses: str) -> int:
+        return sum(1 for o in outcomes if o.status in statuses)
+
     errors = [o.error for o in outcomes if o.error] + delivery.errors
     return {
         "read": read,

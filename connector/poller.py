@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from connector.compliance import RECHECK_AFTER, ComplianceReport, run_compliance
+from connector.db import utcnow
+from connector.ports import SourceState
 from connector.sources.base import PollingSource, SourceError
 from connector.sources import polling_sources
-from connector.store import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Poller:
     def __init__(self, services: Any, clock: Callable[[], datetime] = utcnow) -> None:
         self.svc = services
         self.store = services.store
+        self.state: SourceState = services.store.sources
         self.pipeline = services.pipeline
         self.clock = clock
         self.sources: list[PollingSource] = polling_sources(services.sources)
@@ -86,7 +88,7 @@ class Poller:
         return [(source, unit) for source in self.sources for unit in source.units()]
 
     def _due(self, unit: str, now: datetime, ignore_interval: bool) -> tuple[bool, datetime | None]:
-        health = self.store.unit_health(unit)
+        health = self.state.unit_health(unit)
         if not health or health["next_poll_at"] is None:
             return True, None
         if ignore_interval and not health["failures"]:
@@ -97,12 +99,12 @@ class Poller:
         report = UnitReport(unit, source.platform)
         cursor_key = f"cursor:{unit}"
         try:
-            result = source.poll(unit, self.store.get_state(cursor_key))
+            result = source.poll(unit, self.state.get_state(cursor_key))
         except Exception as exc:  # one unit's failure never stops the others
             return self._failed(report, source, unit, exc)
         ordered = sorted(result.posts, key=lambda p: p.post.created_at)
         for polled in ordered:
-            self.store.save_post_extras(polled.post.key, source.platform, polled.extras, ref=polled.ref)
+            self.state.save_post_extras(polled.post.key, source.platform, polled.extras, ref=polled.ref)
             outcome = self.pipeline.ingest(polled.post, source=source.platform)
             report.fetched += 1
             if outcome.status == "queued":
@@ -117,13 +119,13 @@ class Poller:
                 report.rejected += 1
             if outcome.status in ("queued", "follow_up", "dropped"):
                 # Just fetched, so it exists now: compliance asks again after RECHECK_AFTER.
-                self.store.mark_live([polled.post.key], source.platform)
-        self.store.set_state(cursor_key, result.cursor)
+                self.store.compliance.mark_live([polled.post.key], source.platform)
+        self.state.set_state(cursor_key, result.cursor)
         report.skipped = result.skipped
         report.note = result.note
         wait = source.interval if result.done else min(source.interval, CATCH_UP_SECONDS)
         report.next_poll_at = self.clock() + timedelta(seconds=wait)
-        self.store.record_poll(unit, source.platform, ok=True, next_poll_at=report.next_poll_at,
+        self.state.record_poll(unit, source.platform, ok=True, next_poll_at=report.next_poll_at,
                                count=report.fetched, note=result.note)
         return report
 
@@ -133,11 +135,11 @@ class Poller:
         if error is None:
             log.exception("poll of %s failed unexpectedly", unit)
         message = error.message if error else f"unexpected error: {type(exc).__name__}: {exc}"
-        failures = (self.store.unit_health(unit) or {}).get("failures", 0) + 1
+        failures = (self.state.unit_health(unit) or {}).get("failures", 0) + 1
         wait = backoff_seconds(failures, error if error else SourceError(message, retryable=True))
         report.error = message
         report.next_poll_at = self.clock() + timedelta(seconds=wait)
-        self.store.set_next_poll(unit, source.platform, report.next_poll_at, error=message)
+        self.state.set_next_poll(unit, source.platform, report.next_poll_at, error=message)
         log.warning("poll of %s failed (%s); next try in %.0f s", unit, message, wait)
         return report
 
@@ -166,21 +168,21 @@ class Poller:
             # each unit is polled by one of them at a time (an advisory lock), and whether it
             # is due is read after taking the lock, so a unit another instance has just polled
             # is not polled again (its cursor and next_poll_at were saved before it let go).
-            with self.store.exclusive(f"poll:{unit}") as mine:
+            with self.state.exclusive(f"poll:{unit}") as mine:
                 if not mine:
                     report.units.append(UnitReport(unit, source.platform, polled=False,
                                                    note="being polled by another instance"))
                     continue
                 due, next_at = self._due(unit, now, ignore_interval)
                 if not due:
-                    health = self.store.unit_health(unit) or {}
+                    health = self.state.unit_health(unit) or {}
                     report.units.append(UnitReport(unit, source.platform, next_poll_at=next_at,
                                                    error=health.get("last_error"),
                                                    backing_off=bool(health.get("failures")), polled=False))
                     continue
                 report.units.append(self._poll_isolated(source, unit))
         if compliance or (compliance is None and self.compliance_due()):
-            with self.store.exclusive("compliance") as mine:
+            with self.state.exclusive("compliance") as mine:
                 if mine and (compliance or self.compliance_due()):
                     report.compliance = self.run_compliance()
         for source in self.sources:
@@ -190,7 +192,7 @@ class Poller:
         return report
 
     def compliance_due(self) -> bool:
-        last = self.store.get_state("compliance:last_run")
+        last = self.state.get_state("compliance:last_run")
         if not last:
             return True
         return datetime.fromisoformat(last) <= self.clock() - RECHECK_AFTER
@@ -198,14 +200,14 @@ class Poller:
     def run_compliance(self, recheck_after: timedelta = RECHECK_AFTER) -> ComplianceReport:
         result = run_compliance(self.store, self.svc.sources, self.svc.helpdesk, clock=self.clock,
                                 recheck_after=recheck_after)
-        self.store.set_state("compliance:last_run", self.clock().isoformat())
+        self.state.set_state("compliance:last_run", self.clock().isoformat())
         return result
 
     def seconds_until_next(self) -> float:
         now = self.clock()
         waits = []
         for _source, unit in self.schedule():
-            health = self.store.unit_health(unit)
+            health = self.state.unit_health(unit)
             if not health or health["next_poll_at"] is None:
                 return 0.0
             waits.append((health["next_poll_at"] - now).total_seconds())

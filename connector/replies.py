@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from connector.config import DEFAULT_REPLY_SIGNATURE
 from connector.sources.base import ReplyRefused, Source
-from connector.store import Store, utcnow
+from connector.db import Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class ReplyOutcome:
 def send_reply(store: Store, sources: Mapping[str, Source], *, helpdesk: str, ticket_id: str,
                agent: str, text: str, dedupe_key: str, signature: str = DEFAULT_REPLY_SIGNATURE) -> ReplyOutcome:
     """Reply to the customer of a helpdesk ticket that Yorisoi created."""
-    ticket_post_key = store.post_key_for_ticket(helpdesk, str(ticket_id))
+    ticket_post_key = store.exchanges.post_key_for_ticket(helpdesk, str(ticket_id))
     if ticket_post_key is None:
         raise UnknownTicket(f"{helpdesk} ticket {ticket_id} was not created by Yorisoi")
     return send_reply_to_post(store, sources, ticket_post_key=ticket_post_key, helpdesk=helpdesk,
@@ -82,13 +82,13 @@ def send_reply_to_post(store: Store, sources: Mapping[str, Source], *, ticket_po
     with the exchange as the helpdesk knows it (for the Channel framework: the instance id).
     An empty `agent` leaves the text unsigned.
     """
-    reply_to_key = store.latest_customer_post(ticket_post_key)
-    loaded = store.load_post(reply_to_key)
+    reply_to_key = store.exchanges.latest_customer_post(ticket_post_key)
+    loaded = store.posts.load_post(reply_to_key)
     if loaded is None:
         raise UnknownTicket(f"post {ticket_post_key} is not stored")
     post, decision, _ = loaded
     signed = sign_reply(text, agent, decision.brand, signature)
-    row, created = store.begin_exchange(dedupe_key=dedupe_key, ticket_post_key=ticket_post_key,
+    row, created = store.exchanges.begin_exchange(dedupe_key=dedupe_key, ticket_post_key=ticket_post_key,
                                         reply_to_key=reply_to_key, helpdesk=helpdesk, ticket_id=str(ticket_id),
                                         agent=agent, text=signed)
     if not created and not _worth_retrying(row):
@@ -99,11 +99,11 @@ def send_reply_to_post(store: Store, sources: Mapping[str, Source], *, ticket_po
     try:
         result = source.post_reply(post, row["text"], idempotency_key=dedupe_key)
     except ReplyRefused as exc:
-        store.finish_exchange(row["id"], status="failed", error=str(exc))
+        store.exchanges.finish_exchange(row["id"], status="failed", error=str(exc))
         raise ReplyFailed(str(exc), retryable=exc.retryable) from exc
     except Exception as exc:  # network down, timeout: unknown outcome, worth a retry
         log.exception("reply to %s failed", post.key)
-        store.finish_exchange(row["id"], status="failed", error=f"unexpected error: {exc}")
+        store.exchanges.finish_exchange(row["id"], status="failed", error=f"unexpected error: {exc}")
         raise ReplyFailed(f"could not reach {post.platform}: {exc}", retryable=True) from exc
-    store.finish_exchange(row["id"], status=result.status, network_id=result.network_id, url=result.url)
-    return ReplyOutcome(store.exchange(dedupe_key) or row, duplicate=False)
+    store.exchanges.finish_exchange(row["id"], status=result.status, network_id=result.network_id, url=result.url)
+    return ReplyOutcome(store.exchanges.exchange(dedupe_key) or row, duplicate=False)

@@ -23,7 +23,9 @@ from connector.labels import VALUE_NAMES, label_name, value_name
 from connector.sources import PLATFORM_NAMES
 from connector.report_time import day_start, report_day, today
 from connector.textnorm import ZERO_WIDTH
-from connector.store import LABEL_COLUMNS, ReportFilter, Store
+from connector.db import Store
+from connector.db.reports import ReportFilter
+from connector.db.schema import LABEL_COLUMNS
 
 #: Ranges longer than this are shown per week (starting Monday) instead of per day.
 DAILY_MAX_DAYS = 92
@@ -298,7 +300,7 @@ def overview(store: Store, f: ReportFilter, breakdowns: Sequence[str] = BREAKDOW
     for breakdown in breakdowns:
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         seen: set[str] = set()
-        for day, value, n in store.report_volumes(f, breakdown):
+        for day, value, n in store.reports.report_volumes(f, breakdown):
             if day in bucket_of:
                 counts[bucket_of[day]][value] += n
                 seen.add(value)
@@ -329,8 +331,8 @@ def overview(store: Store, f: ReportFilter, breakdowns: Sequence[str] = BREAKDOW
 def topics(store: Store, f: ReportFilter, limit: int = TOP_TOPICS,
            examples: int = TOPIC_EXAMPLES) -> ReportTable:
     rows = []
-    for rank, (topic, n) in enumerate(store.report_topics(f, limit), start=1):
-        posts = store.report_topic_examples(f, topic, examples) if examples else []
+    for rank, (topic, n) in enumerate(store.reports.report_topics(f, limit), start=1):
+        posts = store.reports.report_topic_examples(f, topic, examples) if examples else []
         rows.append([rank, topic, n, "\n".join(p["text"][:140] for p in posts)])
     return ReportTable(
         "topics", "苦情のトピック（上位）", "Top complaint topics",
@@ -343,7 +345,7 @@ def topics(store: Store, f: ReportFilter, limit: int = TOP_TOPICS,
 
 
 def open_tickets(store: Store, f: ReportFilter, limit: int = LEADERBOARD) -> tuple[ReportTable, ReportTable]:
-    by_risk, rows = store.report_open_tickets(f, limit)
+    by_risk, rows = store.reports.report_open_tickets(f, limit)
     counts = ReportTable(
         "open_by_risk", "未返信チケット（公開リスク別）", "Open tickets by public risk",
         [Column("risk", "公開リスク", "Public risk", "value:risk"), Column("tickets", "チケット数", "Tickets", "int")],
@@ -369,7 +371,7 @@ def response_times(store: Store, f: ReportFilter) -> list[ReportTable]:
     # those groups. Values stay whole seconds until shown (minutes), to keep the loop cheap.
     ticket: dict[tuple[str, str], list[int]] = defaultdict(list)
     reply: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for day, priority, ticket_values, reply_values in store.report_response_times(f):
+    for day, priority, ticket_values, reply_values in store.reports.report_response_times(f):
         bucket = bucket_of.get(day)
         if bucket is None:
             continue
@@ -440,7 +442,7 @@ def response_times(store: Store, f: ReportFilter) -> list[ReportTable]:
 
 
 def qualification(store: Store, f: ReportFilter) -> list[ReportTable]:
-    reasons = store.report_reasons(f)
+    reasons = store.reports.report_reasons(f)
     tables = []
     for qualified, name, ja, en in ((False, "dropped_reasons", "対象外にした理由", "Why posts were dropped"),
                                     (True, "kept_reasons", "対象にしたルール", "Which rules kept posts")):
@@ -459,7 +461,7 @@ def qualification(store: Store, f: ReportFilter) -> list[ReportTable]:
 def recent_decisions(store: Store, f: ReportFilter, qualified: bool | None,
                      limit: int = RECENT_POSTS) -> ReportTable:
     since, until = _time_window(f)
-    rows = store.report_decisions(f, since, until, qualified=qualified, limit=limit)
+    rows = store.reports.report_decisions(f, since, until, qualified=qualified, limit=limit)
     return ReportTable(
         "decisions", "最近の判定", "Recent decisions",
         [Column("posted_at", "投稿日時", "Posted", "datetime"), Column("source", "ソース", "Source", "platform"),
@@ -472,7 +474,7 @@ def recent_decisions(store: Store, f: ReportFilter, qualified: bool | None,
 
 def outbox(store: Store, f: ReportFilter, limit: int = 200) -> tuple[dict[str, int], ReportTable]:
     since, until = _time_window(f)
-    counts, rows = store.report_outbox(f, since, until, limit)
+    counts, rows = store.reports.report_outbox(f, since, until, limit)
     table = ReportTable(
         "outbox", "ヘルプデスクへの送信待ち・失敗", "Waiting for or failing delivery to the helpdesk",
         [Column("id", "#", "#", "int"), Column("post_key", "投稿キー", "Post key"), Column("kind", "種類", "Kind"),
@@ -489,10 +491,10 @@ def outbox(store: Store, f: ReportFilter, limit: int = 200) -> tuple[dict[str, i
 def totals(store: Store, f: ReportFilter) -> dict[str, int]:
     """Headline numbers for the overview's cards."""
     posts = kept = negative = 0
-    for _, value, n in store.report_volumes(f, "qualified"):
+    for _, value, n in store.reports.report_volumes(f, "qualified"):
         posts += n
         kept += n if value == "1" else 0
-    for _, value, n in store.report_volumes(f, "sentiment"):
+    for _, value, n in store.reports.report_volumes(f, "sentiment"):
         negative += n if value == "negative" else 0
     return {"posts": posts, "qualified": kept, "dropped": posts - kept, "negative": negative}
 

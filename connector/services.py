@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
 
 from flask import current_app
 
+from connector.analysis.labeller import LabelModel, default_model, load_model_folder
 from connector.analysis.model import ModelError, SentimentModel
 from connector.config import ConfigError, Settings
 from connector.helpdesks import Helpdesk, make_helpdesk
 from connector.pipeline import Pipeline
 from connector.replies import ReplyOutcome, send_reply
 from connector.sources import Source, make_sources
-from connector.store import Store
+from connector.db import Store
 from connector.storms import StormSettings, Storms
 from connector.watch import WatchConfig, load_watch
 
@@ -37,8 +40,9 @@ class Services:
         model = load_model(settings)  # fails at start-up on a bad model folder
         store = Store(settings.database_url)
         helpdesk = make_helpdesk(settings, store)
-        pipeline = Pipeline(store, watch, helpdesk, model=model)
-        pipeline.storms = make_storms(settings, store, watch, pipeline)
+        # Storms follow the pipeline's clock (tests move it), read when called, not now.
+        storms = make_storms(settings, store, watch, clock=lambda: pipeline.clock())
+        pipeline = Pipeline(store, watch, helpdesk, model=model, storms=storms, confidence=settings.confidence)
         return cls(settings, store, watch, helpdesk, pipeline, make_sources(settings, store, watch))
 
     def reply(self, *, ticket_id: str, agent: str, text: str, dedupe_key: str) -> ReplyOutcome:
@@ -48,7 +52,7 @@ class Services:
 
     def start_worker(self) -> "DeliveryWorker":
         if self.worker is None:
-            self.store.release_dead_claims()
+            self.store.outbox.release_dead_claims()
             self.worker = DeliveryWorker(self.pipeline, self.settings.delivery_interval)
             self.worker.start()
         return self.worker
@@ -64,23 +68,26 @@ class Services:
         self.store.engine.dispose()
 
 
-def load_model(settings: Settings) -> SentimentModel | None:
-    """The sentiment model named by YORISOI_MODEL_DIR, loaded once; None when unset."""
-    if settings.model_dir is None:
-        return None
+def load_model(settings: Settings) -> SentimentModel | LabelModel | None:
+    """The model named by YORISOI_MODEL_DIR, else the shipped label model, loaded once;
+    None (lexicon and rules alone) for YORISOI_MODEL_DIR=lexicon or a package without one."""
+    folder = settings.model_dir
     try:
-        model = SentimentModel.load(settings.model_dir)
+        if folder is not None and str(folder).strip().lower() == "lexicon":
+            return None
+        model = default_model() if folder is None else load_model_folder(folder)
     except ModelError as exc:
         raise ConfigError(f"YORISOI_MODEL_DIR: {exc}") from None
-    log.info("sentiment model %s loaded from %s (%s examples, trained %s)", model.name, settings.model_dir,
-             model.meta.get("training_size"), model.meta.get("trained_at"))
+    if model is not None:
+        log.info("model %s loaded from %s (%s examples)", model.name, folder or "the package",
+                 model.meta.get("training_size"))
     return model
 
 
-def make_storms(settings: Settings, store: Store, watch: WatchConfig, pipeline: Pipeline) -> Storms:
+def make_storms(settings: Settings, store: Store, watch: WatchConfig, clock: Callable[[], datetime]) -> Storms:
     """Storm grouping and spike alerts (connector/storms.py), from YORISOI_STORM_* / SPIKE_*."""
     words = {b.name: (b.name, *b.keywords, *b.hashtags, *b.mentions) for b in watch.brands}
-    return Storms(store, StormSettings.from_env(settings.env), words, clock=lambda: pipeline.clock())
+    return Storms(store.storms, StormSettings.from_env(settings.env), words, clock=clock)
 
 
 def services() -> Services:

@@ -18,7 +18,7 @@ from connector.labels import LABEL_NAMES, VALUE_NAMES
 from connector.models import ANALYSIS_LABELS
 from connector.sources import PLATFORM_NAMES, PLATFORMS
 from connector.sources.hints import x_intent_url
-from connector.store import Store, utcnow
+from connector.db import Store, utcnow
 
 #: Labels an agent may correct from the sidebar. Risk and priority are computed from these and
 #: the author's reach, so they are not corrected directly.
@@ -99,6 +99,10 @@ def _analysis(detail: dict[str, Any] | None) -> dict[str, Any] | None:
         labels[name] = {"value": value, "value_ja": names[0], "value_en": names[1],
                         "name_ja": LABEL_NAMES[name][0], "name_en": LABEL_NAMES[name][1],
                         "score": label.get("score"), "evidence": [str(e) for e in label.get("evidence", [])]}
+        confidence = label.get("confidence")
+        if isinstance(confidence, (int, float)):  # a model's probability; rules (risk, priority) have none
+            labels[name]["confidence"] = confidence
+            labels[name]["unsure"] = confidence < float(detail.get("confidence_threshold") or 0.0)
     return {"labels": labels, "language": detail.get("language"), "version": detail.get("version")}
 
 
@@ -108,8 +112,8 @@ def _reply_link(store: Store, post_key: str, platform: str, post_url: str | None
     prepared link the agent opens (X, where the API refuses), or not at all (RSS: on the site)."""
     info = PLATFORMS.get(platform)
     if info and info.reply_intent:  # X: the API answers only where the customer allowed it
-        reply_to = store.latest_customer_post(post_key)
-        allowed = bool(store.post_extras(reply_to).get("reply_allowed")) and platform in live_sources
+        reply_to = store.exchanges.latest_customer_post(post_key)
+        allowed = bool(store.sources.post_extras(reply_to).get("reply_allowed")) and platform in live_sources
         if allowed:
             return {"mode": "api", "url": None}
         return {"mode": "prepared", "url": x_intent_url(reply_to.split(":", 1)[1])}
@@ -128,15 +132,15 @@ def resolve_ticket(store: Store, helpdesk: str, ticket: str | None, external_id:
     """The ticket post's key for a helpdesk ticket id, or for a Channel framework external id
     (Zendesk creates those tickets, so only the external id names the post)."""
     if ticket:
-        key = store.post_key_for_ticket(helpdesk, ticket)
+        key = store.exchanges.post_key_for_ticket(helpdesk, ticket)
         if key is None:
             raise TicketNotFound(helpdesk, ticket)
         return key
     from connector.helpdesks.zendesk.channel.resources import post_key_from_external_id
     assert external_id is not None
-    key = post_key_from_external_id(external_id) or store.post_key_for_external_id(external_id)
-    key = key and (store.ticket_post_key_of(key) or key)
-    if not key or not store.post_exists(key):
+    key = post_key_from_external_id(external_id) or store.channel.post_key_for_external_id(external_id)
+    key = key and (store.outbox.ticket_post_key_of(key) or key)
+    if not key or not store.posts.post_exists(key):
         raise TicketNotFound(helpdesk, external_id)
     return key
 
@@ -144,16 +148,16 @@ def resolve_ticket(store: Store, helpdesk: str, ticket: str | None, external_id:
 def build_context(store: Store, post_key: str, *, live_sources: Collection[str] = (),
                   now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
-    post_row = store.post_row(post_key)
+    post_row = store.posts.post_row(post_key)
     if post_row is None:
         raise TicketNotFound("?", post_key)
-    ticket = store.ticket_row(post_key)
-    author = store.author_of(post_key) or {}
-    loaded = store.load_post(post_key)
+    ticket = store.outbox.ticket_row(post_key)
+    author = store.posts.author_of(post_key) or {}
+    loaded = store.posts.load_post(post_key)
     detail = loaded[2].to_dict() if loaded and loaded[2] else None
-    platform = post_row["platform"]
+    platform = post_row.platform
     created = author.get("created_at")
-    history_rows = store.author_posts(post_row["author_key"], brand=post_row["brand"], limit=HISTORY_LIMIT + 1)
+    history_rows = store.posts.author_posts(post_row.author_key, brand=post_row.brand, limit=HISTORY_LIMIT + 1)
     earlier = [r for r in history_rows if r["key"] != post_key][:HISTORY_LIMIT]
     series = sorted((r for r in history_rows if r["sentiment"] is not None), key=lambda r: r["created_at"])
     return {
@@ -163,9 +167,9 @@ def build_context(store: Store, post_key: str, *, live_sources: Collection[str] 
             "external_id": ticket["external_id"], "created_at": iso(ticket["created_at"])},
         "post": {
             "key": post_key, "platform": platform, "platform_name": PLATFORM_NAMES.get(platform, platform),
-            "url": http_url(post_row["url"]), "text": post_row["text"], "created_at": iso(post_row["created_at"]),
-            "lang": post_row["lang"], "brand": post_row["brand"], "metrics": post_row["metrics"],
-            "reply": _reply_link(store, post_key, platform, post_row["url"], live_sources)},
+            "url": http_url(post_row.url), "text": post_row.text, "created_at": iso(post_row.created_at),
+            "lang": post_row.lang, "brand": post_row.brand, "metrics": post_row.metrics,
+            "reply": _reply_link(store, post_key, platform, post_row.url, live_sources)},
         "analysis": _analysis(detail),
         "author": {
             "name": author.get("name"), "handle": author.get("handle"), "bio": author.get("bio"),
@@ -173,19 +177,19 @@ def build_context(store: Store, post_key: str, *, live_sources: Collection[str] 
             "following": author.get("following"), "account_created_at": iso(created),
             "account_age_days": (now - created).days if created else None,
             "avatar_url": http_url(author.get("avatar_url"), https_only=True),
-            "profile_url": profile_url(platform, author.get("handle"), author.get("author_id", ""), post_row["url"])},
+            "profile_url": profile_url(platform, author.get("handle"), author.get("author_id", ""), post_row.url)},
         "history": [{
             "key": r["key"], "url": http_url(r["url"]), "text": _truncate(r["text"], 500),
             "created_at": iso(r["created_at"]), "sentiment": r["sentiment"], "sentiment_score": r["sentiment_score"],
             "intent": r["intent"],
             "ticket": {"helpdesk": r["helpdesk"], "id": r["ticket_id"]} if r["ticket_id"] else None,
         } for r in earlier],
-        "exchanges": [_exchange(r) for r in store.author_exchanges(post_row["author_key"])],
+        "exchanges": [_exchange(r) for r in store.exchanges.author_exchanges(post_row.author_key)],
         "other_tickets": [{
             "helpdesk": r["helpdesk"], "id": r["ticket_id"], "url": http_url(r["url"]), "subject": r["subject"],
             "priority": r["priority"], "sentiment": r["sentiment"], "intent": r["intent"],
             "created_at": iso(r["created_at"]),
-        } for r in store.author_tickets(post_row["author_key"], exclude_post_key=post_key)],
+        } for r in store.outbox.author_tickets(post_row.author_key, exclude_post_key=post_key)],
         "sentiment_history": [{"at": iso(r["created_at"]), "score": r["sentiment_score"], "sentiment": r["sentiment"],
                                "key": r["key"], "current": r["key"] == post_key} for r in series],
         "label_sets": label_sets(),
@@ -198,32 +202,32 @@ def storm_summary(store: Store, post_key: str) -> dict[str, Any] | None:
     """The storm (炎上) this post belongs to: its size, first post, why this post is in it and
     how the team answered the others, so the agent answers in line with them (or not at all,
     when the problem ticket's answer covers it). None when the post is in no storm."""
-    member = store.storm_of(post_key)
+    member = store.storms.storm_of(post_key)
     if member is None or member["storm_id"] is None:
         return None
-    storm = store.storm(member["storm_id"])
+    storm = store.storms.storm(member["storm_id"])
     if storm is None:
         return None
-    first = store.post_row(storm["first_post_key"]) or {}
+    first = store.posts.post_row(storm.first_post_key)
     return {
-        "id": storm["id"], "size": storm["size"], "topic": storm["topic"],
-        "started_at": iso(storm["started_at"]), "last_post_at": iso(storm["last_post_at"]),
+        "id": storm.id, "size": storm.size, "topic": storm.topic,
+        "started_at": iso(storm.started_at), "last_post_at": iso(storm.last_post_at),
         "role": member["role"], "reason": member["reason"], "similarity": member["similarity"],
-        "first_post": {"key": storm["first_post_key"], "text": _truncate(first.get("text") or "", 280),
-                       "url": http_url(first.get("url"))},
-        "problem_ticket": None if not storm["problem_ticket_id"] else {
-            "helpdesk": storm["problem_helpdesk"], "id": storm["problem_ticket_id"],
-            "url": http_url(storm["problem_url"])},
+        "first_post": {"key": storm.first_post_key, "text": _truncate(first.text if first else "", 280),
+                       "url": http_url(first.url if first else None)},
+        "problem_ticket": None if not storm.problem_ticket_id else {
+            "helpdesk": storm.problem_helpdesk, "id": storm.problem_ticket_id,
+            "url": http_url(storm.problem_url)},
         "answers": [{"agent": r["agent"], "text": _truncate(r["text"]), "status": r["status"],
                      "created_at": iso(r["created_at"]), "ticket_id": r["ticket_id"]}
-                    for r in store.storm_replies(storm["id"])],
+                    for r in store.storms.storm_replies(storm.id)],
     }
 
 
 def _latest_corrections(store: Store, post_key: str) -> dict[str, dict[str, Any]]:
     """The newest agent correction per label of this post (what the learner will train on)."""
     latest: dict[str, dict[str, Any]] = {}
-    for row in store.list_corrections(post_key=post_key):  # oldest first: later ones win
+    for row in store.corrections.list_corrections(post_key=post_key):  # oldest first: later ones win
         latest[row["label"]] = {"value": row["new_value"], "previous": row["old_value"], "agent": row["agent"],
                                 "at": iso(row["created_at"])}
     return latest
@@ -240,14 +244,14 @@ class DraftSettings:
 
 def draft_context(store: Store, post_key: str, agent: str | None, settings: DraftSettings,
                   now: datetime | None = None) -> DraftContext:
-    post_row = store.post_row(post_key)
+    post_row = store.posts.post_row(post_key)
     if post_row is None:
         raise TicketNotFound("?", post_key)
-    loaded = store.load_post(post_key)
+    loaded = store.posts.load_post(post_key)
     analysis = loaded[2] if loaded else None
-    recent = store.recent_exchanges((now or utcnow()) - RECENT_REPLIES_WINDOW, RECENT_REPLIES_LIMIT)
+    recent = store.exchanges.recent_exchanges((now or utcnow()) - RECENT_REPLIES_WINDOW, RECENT_REPLIES_LIMIT)
     return DraftContext(
-        platform=post_row["platform"], agent=agent, brand=post_row["brand"],
+        platform=post_row.platform, agent=agent, brand=post_row.brand,
         post_sentiment=analysis.sentiment.value if analysis else None,
         post_intent=analysis.intent.value if analysis else None,
         recent_replies=[RecentReply(r["text"], r["agent"], r["created_at"], r["ticket_id"]) for r in recent],

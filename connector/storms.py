@@ -46,6 +46,8 @@ import numpy as np
 from connector.config import ConfigError, number_setting
 from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, TicketDraft
 from connector.models import Analysis, Decision, Post, TicketRef
+from connector.db.storms import Storm
+from connector.ports import StormStore
 from connector.textnorm import fold
 from connector.ticket_format import JST, excerpt
 
@@ -269,8 +271,8 @@ def spike_fires(count: int, baseline: float, settings: StormSettings) -> tuple[b
 
 
 # --- formatting (pure) -------------------------------------------------------------------
-def problem_external_id(storm: Mapping[str, Any]) -> str:
-    return f"yorisoi:storm:{storm['first_post_key']}"
+def problem_external_id(storm: Storm) -> str:
+    return f"yorisoi:storm:{storm.first_post_key}"
 
 
 def storm_topic(words: list[str], members: list[Mapping[str, Any]]) -> str:
@@ -295,11 +297,11 @@ def member_line(m: Mapping[str, Any]) -> str:
     return f"- {who}{reach} ({m.get('risk') or '?'}): {excerpt(m['text'], 60)}{ticket}"
 
 
-def problem_draft(storm: Mapping[str, Any], members: list[Mapping[str, Any]], words: list[str]) -> TicketDraft:
+def problem_draft(storm: Storm, members: list[Mapping[str, Any]], words: list[str]) -> TicketDraft:
     first = members[0]
-    size = storm["size"]
+    size = storm.size
     topic = storm_topic(words, members)
-    started = storm["started_at"].astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+    started = storm.started_at.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
     lines = [
         f"炎上の可能性: 同じ出来事についての投稿が {size} 件あります（{started} から）。",
         f"Possible storm: {size} posts about the same incident since {started}.",
@@ -324,7 +326,7 @@ def problem_draft(storm: Mapping[str, Any], members: list[Mapping[str, Any]], wo
     any_critical = any(m.get("risk") == "critical" for m in members)
     return TicketDraft(
         external_id=problem_external_id(storm),
-        subject=problem_subject(storm["brand"], topic, size),
+        subject=problem_subject(storm.brand, topic, size),
         description="\n".join(lines) + "\n",
         note="\n".join(note) + "\n",
         priority="urgent" if any_critical else "high",
@@ -336,9 +338,9 @@ def problem_draft(storm: Mapping[str, Any], members: list[Mapping[str, Any]], wo
     )
 
 
-def count_note(storm: Mapping[str, Any], members: list[Mapping[str, Any]], words: list[str]) -> CommentDraft:
-    size = storm["size"]
-    body = [f"件数の更新 / Count update: {size} 件 / posts (前回 / before: {storm['reported_size']})",
+def count_note(storm: Storm, members: list[Mapping[str, Any]], words: list[str]) -> CommentDraft:
+    size = storm.size
+    body = [f"件数の更新 / Count update: {size} 件 / posts (前回 / before: {storm.reported_size})",
             f"よく出る言葉 / Top words: {'、'.join(words) if words else '—'}",
             "リスクの高い声 / Highest-risk voices:", *(member_line(m) for m in voices(members))]
     return CommentDraft(dedupe_key=f"{problem_external_id(storm)}#count:{size}", body="\n".join(body) + "\n",
@@ -394,9 +396,9 @@ class StormReport:
 class Storms:
     """Online grouping at ingest (`observe`), ticket shaping and jobs at delivery."""
 
-    def __init__(self, store: Any, settings: StormSettings, brand_words: Mapping[str, tuple[str, ...]],
+    def __init__(self, repo: StormStore, settings: StormSettings, brand_words: Mapping[str, tuple[str, ...]],
                  clock: Callable[[], datetime], post_json: Callable[[str, dict[str, Any]], None] | None = None) -> None:
-        self.store = store
+        self.repo = repo
         self.settings = settings
         self.brand_words = {b: tuple(sorted({clean_text(w) for w in words if w}, key=len, reverse=True))
                             for b, words in brand_words.items()}
@@ -410,7 +412,7 @@ class Storms:
         index = self.indexes.get(brand)
         if index is None:
             index = self.indexes[brand] = StormIndex(self.settings.similarity, self.settings.window)
-            for row in self.store.storm_recent_members(brand, at - self.settings.window):
+            for row in self.repo.storm_recent_members(brand, at - self.settings.window):
                 sh = shingles(clean_text(row["text"], self.brand_words.get(brand, ())))
                 index.add(row["post_key"], row["storm_id"], row["created_at"], sh, band_keys(signature(sh)))
         return index
@@ -421,7 +423,7 @@ class Storms:
         keys = band_keys(signature(sh))
         for ref in (post.in_reply_to, post.conversation_id):
             if ref:
-                parent = self.store.storm_of(f"{post.platform}:{ref}")
+                parent = self.repo.storm_of(f"{post.platform}:{ref}")
                 if parent is not None and parent["brand"] == brand and parent["post_key"] != post.key:
                     return (Assignment(post.key, parent["post_key"], 1.0, f"reply to {parent['post_key']}",
                                        parent["storm_id"]), sh, keys)
@@ -439,7 +441,7 @@ class Storms:
         assignment, sh, keys = self.assign(post, brand)
         voice = (post.author.followers or 0) >= self.settings.high_reach or analysis.intent.value == "question"
         now = self.clock()
-        storm_id = self.store.storm_add_member(
+        storm_id = self.repo.storm_add_member(
             post_key=post.key, brand=brand, created_at=post.created_at,
             negative=analysis.sentiment.value == "negative", resembles=assignment.resembles,
             similarity=assignment.similarity, reason=assignment.reason, role="voice" if voice else "echo",
@@ -462,76 +464,76 @@ class Storms:
         cached = self._baseline.get((brand, hour))
         if cached is None:
             weeks = self.settings.baseline_weeks
-            total = sum(self.store.count_negative(brand, hour - timedelta(weeks=w) - timedelta(microseconds=1),
+            total = sum(self.repo.count_negative(brand, hour - timedelta(weeks=w) - timedelta(microseconds=1),
                                                   hour - timedelta(weeks=w) + timedelta(hours=1) - timedelta(microseconds=1))
                         for w in range(1, weeks + 1))
             cached = self._baseline[(brand, hour)] = total / (weeks * 4)
         return cached
 
     def check_spike(self, brand: str, at: datetime) -> None:
-        count = self.store.count_negative(brand, at - SPIKE_WINDOW, at)
+        count = self.repo.count_negative(brand, at - SPIKE_WINDOW, at)
         baseline = self.baseline(brand, at)
-        active = self.store.active_alert(brand)
+        active = self.repo.active_alert(brand)
         fires, p = spike_fires(count, baseline, self.settings)
         if active is None:
             if fires:
-                alert_id = self.store.open_alert(brand=brand, started_at=at, count=count, baseline=baseline, p_value=p)
+                alert_id = self.repo.open_alert(brand=brand, started_at=at, count=count, baseline=baseline, p_value=p)
                 if alert_id is not None:
                     log.warning("spike alert for %s: %d negative posts in 15 min (baseline %.2f, p=%.2g)",
                                 brand, count, baseline, p)
         elif at >= active["started_at"]:
-            self.store.alert_peak(active["id"], count)
+            self.repo.alert_peak(active["id"], count)
             if p >= SPIKE_END_ALPHA and at - active["started_at"] >= SPIKE_WINDOW:
-                self.store.close_alert(active["id"], at)
+                self.repo.close_alert(active["id"], at)
 
     def tick(self, now: datetime) -> None:
         """End alerts whose brand went quiet (no post arrives to end them)."""
-        for alert in self.store.list_alerts(limit=20):
+        for alert in self.repo.list_alerts(limit=20):
             if alert["ended_at"] is None and now - alert["started_at"] >= SPIKE_WINDOW:
                 self.check_spike(alert["brand"], max(now, alert["started_at"] + SPIKE_WINDOW))
 
     # delivery
     def shape(self, post_key: str, draft: TicketDraft) -> TicketDraft:
         """A member's ticket: tagged with its storm, linked to the problem once it exists."""
-        member = self.store.storm_of(post_key)
+        member = self.repo.storm_of(post_key)
         if member is None or member["storm_id"] is None:
             return draft
-        storm = self.store.storm(member["storm_id"])
-        if storm is None or storm["size"] < self.settings.min_posts:
+        storm = self.repo.storm(member["storm_id"])
+        if storm is None or storm.size < self.settings.min_posts:
             return draft
         role = member["role"] or "echo"
-        tags = tuple(dict.fromkeys((*draft.tags, "yorisoi_storm", f"yorisoi_storm_{storm['id']}", f"yorisoi_storm_{role}")))
+        tags = tuple(dict.fromkeys((*draft.tags, "yorisoi_storm", f"yorisoi_storm_{storm.id}", f"yorisoi_storm_{role}")))
         draft = replace(draft, tags=tags, priority="low" if role == "echo" else draft.priority)
-        if storm["problem_ticket_id"]:
-            draft = replace(draft, ticket_type="incident", problem_id=storm["problem_ticket_id"])
+        if storm.problem_ticket_id:
+            draft = replace(draft, ticket_type="incident", problem_id=storm.problem_ticket_id)
             # Every later attempt of this create carries the link too, so it counts as linked.
-            self.store.storm_mark_linked([post_key])
+            self.repo.storm_mark_linked([post_key])
         return draft
 
     def deliver(self, helpdesk: Any) -> StormReport:
         report = StormReport()
         now = self.clock()
-        for storm_id in self.store.storms_needing_update(now):
-            storm = self.store.storm(storm_id)
+        for storm_id in self.repo.storms_needing_update(now):
+            storm = self.repo.storm(storm_id)
             if storm is not None:
-                last = storm["last_update_at"] or now
-                self.store.storm_schedule(storm_id, max(now, last + timedelta(seconds=self.settings.update_seconds)))
-        for storm in self.store.claim_storm_jobs(now, JOB_LEASE):
+                last = storm.last_update_at or now
+                self.repo.storm_schedule(storm_id, max(now, last + timedelta(seconds=self.settings.update_seconds)))
+        for storm in self.repo.claim_storm_jobs(now, JOB_LEASE):
             try:
                 self._problem_job(helpdesk, storm, report)
             except HelpdeskError as exc:
-                report.errors.append({"storm": storm["id"], "stage": "storm_problem", "message": exc.message})
+                report.errors.append({"storm": storm.id, "stage": "storm_problem", "message": exc.message})
                 retry = timedelta(seconds=exc.retry_after if exc.retry_after is not None
-                                  else min(600, 2 ** storm["job_attempts"]))
-                self.store.storm_job_retry(storm["id"], exc.message, now + retry,
+                                  else min(600, 2 ** storm.job_attempts))
+                self.repo.storm_job_retry(storm.id, exc.message, now + retry,
                                            failed=not (exc.retryable or exc.stop_delivery))
                 if exc.stop_delivery or exc.retry_after is not None:
                     break
             except Exception as exc:  # unknown outcome: the retry looks up first
-                log.exception("storm %s: problem ticket job failed", storm["id"])
-                self.store.storm_job_retry(storm["id"], str(exc), now + timedelta(seconds=30))
+                log.exception("storm %s: problem ticket job failed", storm.id)
+                self.repo.storm_job_retry(storm.id, str(exc), now + timedelta(seconds=30))
         self.tick(now)
-        for stage, alert in self.store.claim_alert_jobs(now, JOB_LEASE):
+        for stage, alert in self.repo.claim_alert_jobs(now, JOB_LEASE):
             try:
                 self._alert_job(helpdesk, stage, alert)
                 report.alerts_sent += 1
@@ -539,28 +541,28 @@ class Storms:
                 message = exc.message if isinstance(exc, HelpdeskError) else str(exc)
                 log.warning("spike alert %s (%s): %s", alert["id"], stage, message)
                 report.errors.append({"alert": alert["id"], "stage": f"alert_{stage}", "message": message})
-                self.store.alert_job_retry(alert["id"], stage, message,
+                self.repo.alert_job_retry(alert["id"], stage, message,
                                            failed=isinstance(exc, HelpdeskError) and not exc.retryable)
         return report
 
-    def _problem_job(self, helpdesk: Any, storm: dict[str, Any], report: StormReport) -> None:
-        members = self.store.storm_members_of(storm["id"])
-        words = self.store.storm_top_words(storm["id"])
+    def _problem_job(self, helpdesk: Any, storm: Storm, report: StormReport) -> None:
+        members = self.repo.storm_members_of(storm.id)
+        words = self.repo.storm_top_words(storm.id)
         draft = problem_draft(storm, members, words)
-        ref = (TicketRef(storm["problem_helpdesk"], storm["problem_ticket_id"], storm["problem_url"])
-               if storm["problem_ticket_id"] else None)
+        ref = (TicketRef(storm.problem_helpdesk, storm.problem_ticket_id, storm.problem_url)
+               if storm.problem_ticket_id else None)
         if ref is None:
-            if storm["job_attempts"] > 1:
+            if storm.job_attempts > 1:
                 ref = helpdesk.find_ticket(draft.external_id)
                 if ref is not None and not helpdesk.has_comment(ref, draft.note_key):
                     helpdesk.add_comment(ref, draft.note_comment())
             if ref is None:
                 ref = helpdesk.create_ticket(draft)
-            self.store.storm_problem_created(storm["id"], ref)
+            self.repo.storm_problem_created(storm.id, ref)
             report.problems_created += 1
-        elif storm["size"] > storm["reported_size"]:
+        elif storm.size > storm.reported_size:
             note = count_note(storm, members, words)
-            if not (storm["job_attempts"] > 1 and helpdesk.has_comment(ref, note.dedupe_key)):
+            if not (storm.job_attempts > 1 and helpdesk.has_comment(ref, note.dedupe_key)):
                 update = getattr(helpdesk, "update_problem", None)
                 if callable(update):  # one update: new subject + the count note
                     update(ref, draft.subject, note)
@@ -572,19 +574,19 @@ class Storms:
             for m in members:
                 if m["ticket_id"] and not m["linked"]:
                     link(ref, TicketRef(m["helpdesk"], m["ticket_id"], m["ticket_url"]))
-                    self.store.storm_mark_linked([m["post_key"]])
+                    self.repo.storm_mark_linked([m["post_key"]])
                     report.incidents_linked += 1
-        self.store.storm_job_done(storm["id"], storm["size"], storm_topic(words, members), self.clock())
+        self.repo.storm_job_done(storm.id, storm.size, storm_topic(words, members), self.clock())
 
     def _alert_job(self, helpdesk: Any, stage: str, alert: dict[str, Any]) -> None:
-        ref = self.store.alert_ticket(alert["id"])
+        ref = self.repo.alert_ticket(alert["id"])
         if stage == "start":
             draft = alert_draft(alert)
             if ref is None and alert["attempts"] > 1:
                 ref = helpdesk.find_ticket(draft.external_id)
             if ref is None:
                 ref = helpdesk.create_ticket(draft)
-            self.store.alert_job_done(alert["id"], "start", ticket=ref)  # ticket first: never twice
+            self.repo.alert_job_done(alert["id"], "start", ticket=ref)  # ticket first: never twice
             if self.settings.alert_webhook:
                 self.post_json(self.settings.alert_webhook, slack_payload(alert, stage, ref.url))
             return
@@ -595,7 +597,7 @@ class Storms:
                 helpdesk.add_comment(ref, comment)
         if self.settings.alert_webhook:
             self.post_json(self.settings.alert_webhook, slack_payload(alert, stage, ref.url if ref else None))
-        self.store.alert_job_done(alert["id"], "end")
+        self.repo.alert_job_done(alert["id"], "end")
 
 
 def _post_json(url: str, payload: dict[str, Any]) -> None:

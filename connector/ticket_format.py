@@ -56,9 +56,15 @@ def ticket_description(post: Post) -> str:
 def analysis_note(analysis: Analysis, decision: Decision) -> str:
     """The internal note: every label with its score and the evidence behind it."""
     lines = [f"Yorisoi 分析 / analysis ({analysis.version}, {analysis.language})"]
+    unsure = set(analysis.unsure())
+    if unsure:
+        lines.append(f"【要確認 / please check】 確信度 {analysis.confidence_threshold:.0%} 未満 / confidence under "
+                     f"{analysis.confidence_threshold:.0%}: " + ", ".join(label_name(n, "ja") for n in unsure))
     for name, label in analysis.labels().items():
         value = f"{value_name(name, label.value, 'ja')} / {label.value}"
-        lines.append(f"■ {label_name(name, 'ja')} / {label_name(name, 'en')}: {value} ({label.score:+.2f})")
+        sure = "" if label.confidence is None else f", 確信度 / confidence {label.confidence:.0%}"
+        flag = " 【要確認 / please check】" if name in unsure else ""
+        lines.append(f"■ {label_name(name, 'ja')} / {label_name(name, 'en')}: {value} ({label.score:+.2f}{sure}){flag}")
         lines.extend(f"   - {item}" for item in label.evidence)
     lines.append("■ 判定 / Qualification:")
     lines.extend(f"   - {reason}" for reason in decision.reasons)

@@ -353,7 +353,11 @@
         el(doc, 'div', { class: 'label-head' },
           el(doc, 'span', { class: 'label-name' }, (lang === 'ja' ? label.name_ja : label.name_en) || key),
           el(doc, 'span', { class: 'label-value', 'data-field': 'value' }, name(label)),
-          typeof label.score === 'number' ? el(doc, 'span', { class: 'score' }, label.score.toFixed(2)) : null),
+          typeof label.score === 'number' ? el(doc, 'span', { class: 'score' }, label.score.toFixed(2)) : null,
+          typeof label.confidence === 'number'
+            ? el(doc, 'span', { class: 'confidence' + (label.unsure ? ' unsure' : ''), 'data-field': 'confidence' },
+              label.unsure ? t('unsure', Math.round(label.confidence * 100)) : t('confidence', Math.round(label.confidence * 100)))
+            : null),
         corrected[key] ? el(doc, 'div', { class: 'corrected', 'data-field': 'corrected' },
           t('correctedBy', valueName(key, corrected[key].value), corrected[key].agent)) : null,
         (label.evidence || []).length
@@ -536,7 +540,7 @@ blockquote { margin: 0; padding: 6px 8px; background: #fff; border-left: 3px sol
 .links { display: flex; gap: 10px; margin-top: 4px; flex-wrap: wrap; } a { color: #1f5fa8; }
 .note { color: #666; font-size: 12px; margin: 4px 0; }
 .label { padding: 4px 0; border-bottom: 1px dashed #e0dcd2; }
-.label-head { display: flex; gap: 6px; align-items: baseline; } .label-name { color: #555; min-width: 96px; } .label-value { font-weight: 700; }
+.label-head { display: flex; gap: 6px; align-items: baseline; } .label-name { color: #555; min-width: 96px; } .label-value { font-weight: 700; } .confidence { color: #555; font-size: 11px; } .confidence.unsure { color: #9a3412; font-weight: 700; }
 .score { color: #999; font-size: 11px; margin-left: auto; }
 .evidence { margin: 2px 0 0 16px; padding: 0; color: #555; font-size: 11px; }
 .correct { display: flex; flex-wrap: wrap; gap: 3px; margin-top: 3px; align-items: center; }

@@ -149,8 +149,8 @@ def login(client, app, name: str = SUPERVISOR[0], password: str = SUPERVISOR[1])
     """Create the supervisor account (once) and sign the test client in through the form."""
     from connector.web.auth import hash_password
     store = app.extensions["yorisoi"].store
-    if store.user_password_hash(name) is None:
-        store.create_user(name, hash_password(password))
+    if store.accounts.user_password_hash(name) is None:
+        store.accounts.create_user(name, hash_password(password))
     token = csrf_from(client.get("/login").get_data(as_text=True))
     response = client.post("/login", data={"name": name, "password": password, "csrf_token": token, "next": "/"})
     assert response.status_code == 302, response.get_data(as_text=True)

@@ -41,7 +41,12 @@ def _ago(days: float) -> str:
 
 
 def seed(svc: Any) -> dict[str, Any]:
-    """Fill the store; returns the post keys and ticket ids by role."""
+    """Fill the store; returns the post keys and ticket ids by role.
+
+    The sidebar tests check what the sidebar shows of an analysis (labels, evidence, badges),
+    not how well the model reads: the seed is analysed by the lexicon and rules, whose evidence
+    (「最悪 (-0.9)」) they quote. The label model has its own tests (tests/analysis/)."""
+    svc.pipeline.model = None
     posts = {
         "praise": post_dict(id="1860000000000000101", created_at=_ago(60), author=TANAKA,
                             url="https://x.com/tanaka_k/status/1860000000000000101",
@@ -69,18 +74,18 @@ def seed(svc: Any) -> dict[str, Any]:
         assert outcome.status == "queued", (role, outcome)
         keys[role] = outcome.key
     by_key = {keys[role]: ref for role, ref in tickets.items()}
-    for item in svc.store.claim_due(100, timedelta(minutes=5)):
+    for item in svc.store.outbox.claim_due(100, timedelta(minutes=5)):
         if item.post_key in by_key:
             helpdesk, ticket_id = by_key[item.post_key]
             url = (f"https://sora.zendesk.com/agent/tickets/{ticket_id}" if helpdesk == "zendesk"
                    else f"https://sora.freshdesk.com/a/tickets/{ticket_id}")
-            svc.store.mark_created(item, TicketRef(helpdesk, ticket_id, url), external_id=f"yorisoi:{item.post_key}",
+            svc.store.outbox.mark_created(item, TicketRef(helpdesk, ticket_id, url), external_id=f"yorisoi:{item.post_key}",
                                    subject=f"[ソラモバイル] {item.post_key}", priority="high", tags=["yorisoi"])
         else:  # the praise: stored and analysed, no ticket of ours (delivered elsewhere)
-            svc.store.mark_commented(item)
-    row, _ = svc.store.begin_exchange(dedupe_key="seed:1", ticket_post_key=keys["question"],
+            svc.store.outbox.mark_commented(item)
+    row, _ = svc.store.exchanges.begin_exchange(dedupe_key="seed:1", ticket_post_key=keys["question"],
                                       reply_to_key=keys["question"], helpdesk="zendesk", ticket_id="100",
                                       agent="鈴木", text=EARLIER_REPLY)
-    svc.store.finish_exchange(row["id"], status="prepared",
+    svc.store.exchanges.finish_exchange(row["id"], status="prepared",
                               url="https://x.com/intent/tweet?in_reply_to=1860000000000000102")
     return {"keys": keys, "tickets": tickets}

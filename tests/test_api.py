@@ -46,9 +46,9 @@ def test_every_route_needs_a_bearer_token(client, seeded):
 def test_a_revoked_token_is_refused_at_once(client, svc, seeded):
     ok = client.get("/api/v1/context?helpdesk=zendesk&ticket=101", headers=seeded["headers"])
     assert ok.status_code == 200
-    [row] = svc.store.list_agent_tokens()
+    [row] = svc.store.accounts.list_agent_tokens()
     assert row["last_used_at"] is not None and row["agent"] == "佐藤"
-    assert svc.store.revoke_agent_token(row["id"])
+    assert svc.store.accounts.revoke_agent_token(row["id"])
     refused = client.get("/api/v1/context?helpdesk=zendesk&ticket=101", headers=seeded["headers"])
     assert refused.status_code == 401 and refused.json["code"] == "invalid_token"
 
@@ -280,10 +280,10 @@ def test_corrections_are_stored_for_training(client, svc, seeded):
     assert body["previous"] == "complaint" and body["value"] == "report" and body["agent"] == "佐藤"
     client.post("/api/v1/corrections", headers=seeded["headers"],
                 json={"ticket": "101", "helpdesk": "zendesk", "label": "sentiment", "value": "neutral", "agent": "佐藤 (SV)"})
-    [row] = svc.store.list_corrections(label="sentiment")
+    [row] = svc.store.corrections.list_corrections(label="sentiment")
     assert (row["post_key"], row["new_value"], row["agent"]) == ("x:1860000000000000103", "neutral", "佐藤 (SV)")
     # What `yorisoi train --from-corrections` reads:
-    assert svc.store.corrected_examples("sentiment")[0][2] == "neutral"
+    assert svc.store.corrections.corrected_examples("sentiment")[0][2] == "neutral"
     ctx = client.get("/api/v1/context?helpdesk=zendesk&ticket=101", headers=seeded["headers"]).json
     assert ctx["corrections"]["intent"]["value"] == "report" and ctx["corrections"]["sentiment"]["agent"] == "佐藤 (SV)"
     assert not list(schema_of("Context").iter_errors(ctx))
@@ -303,4 +303,4 @@ def test_corrections_validation(client, svc, seeded, payload, status, field):
     assert response.status_code == status
     if field:
         assert response.json["field"] == field
-    assert svc.store.list_corrections() == []
+    assert svc.store.corrections.list_corrections() == []

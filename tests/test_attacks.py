@@ -82,9 +82,9 @@ def test_secrets_never_appear_in_logs_error_pages_or_cli_output(env, app_factory
         seen.append(json.dumps(svc.pipeline.deliver().errors, ensure_ascii=False))  # 500s from Zendesk
         fake.token = "another"  # … and then 401s (bad credentials)
         fake.set_mode("ok")
-        svc.store.retry_failed()
+        svc.store.outbox.retry_failed()
         svc.pipeline.deliver()
-        seen.append(json.dumps(svc.store.outbox_rows(), default=str, ensure_ascii=False))
+        seen.append(json.dumps(svc.store.outbox.outbox_rows(), default=str, ensure_ascii=False))
         report = Poller(svc).run_once(compliance=False)  # every network unreachable
         seen.append(json.dumps([u.as_dict() for u in report.units], ensure_ascii=False))
         seen.append(repr(svc.settings) + repr(svc.helpdesk) + repr(svc.store) + json.dumps(svc.helpdesk.describe()))

@@ -19,7 +19,8 @@ from connector.helpdesks.zendesk.channel.tokens import METADATA, STATE, BadToken
 from connector.cli import main
 from connector.models import Decision, Post
 from connector.sources.base import ReplyResult
-from connector.store import posts as posts_table, utcnow
+from connector.db.schema import posts as posts_table
+from connector.store import utcnow
 from connector.helpdesks.zendesk.channel import web as channel_web
 from tests.channel_schemas import assert_valid
 from tests.conftest import post_dict
@@ -77,7 +78,7 @@ def store_post(svc, *, ticket_post_key: str | None = None, brand: str = BRAND, *
     post = Post.model_validate(post_dict(**fields))
     if "a" not in _analysis_cache:
         _analysis_cache["a"] = analyse(post, svc.watch.priority)
-    assert svc.store.record_post(post, Decision(True, brand, (f"brand {brand}: test",)), _analysis_cache["a"],
+    assert svc.store.posts.record_post(post, Decision(True, brand, (f"brand {brand}: test",)), _analysis_cache["a"],
                                  source="test", ticket_post_key=ticket_post_key)
     return post
 
@@ -163,7 +164,7 @@ def test_admin_ui_round_trip(cclient, csvc):
 
     claims = TokenSigner(SECRET).open(METADATA, metadata)
     assert claims["s"] == "acme" and claims["b"] == BRAND
-    instance = csvc.store.channel_instance(claims["i"])
+    instance = csvc.store.channel.channel_instance(claims["i"])
     assert instance["status"] == "active" and instance["signature"] == "サポート担当"
     assert instance["name"] == "ソラモバイル ソーシャル" and instance["brand"] == BRAND
 
@@ -178,7 +179,7 @@ def test_admin_ui_round_trip(cclient, csvc):
         "form_token": _hidden(page, "form_token"), "name": "Haruka", "brand": OTHER_BRAND, "signature": ""})
     new_metadata = _hidden(saved.get_data(as_text=True), "metadata")
     assert TokenSigner(SECRET).open(METADATA, new_metadata)["i"] == claims["i"]
-    assert csvc.store.channel_instance(claims["i"])["brand"] == OTHER_BRAND
+    assert csvc.store.channel.channel_instance(claims["i"])["brand"] == OTHER_BRAND
 
 
 def test_switching_brand_restarts_the_cursor_for_the_new_brand(cclient, csvc):
@@ -418,7 +419,7 @@ def test_channelback_posts_once_per_request_unique_identifier(cclient, csvc):
     assert post_key == latest.key  # answers the newest customer post of the conversation
     assert text.endswith("（ソラモバイル サポート担当）")
     assert key == "zendesk-channel:2d5d2a3e-5f4b-4c55-9f0e-1b7e6b1f0c11"
-    [exchange] = csvc.store.list_exchanges(root.key)
+    [exchange] = csvc.store.exchanges.list_exchanges(root.key)
     assert exchange["helpdesk"] == "zendesk-channel" and exchange["status"] == "sent"
 
     # A second instance reusing the identifier gets no one else's reply, and nothing is posted.
@@ -519,7 +520,8 @@ def test_channel_code_cli(env):
 
 def test_version_1_database_gains_the_channel_tables(tmp_path):
     from sqlalchemy import inspect, select
-    from connector.store import SCHEMA_VERSION, Store, channel_external_ids, channel_instances, schema_version
+    from connector.db.schema import SCHEMA_VERSION, channel_external_ids, channel_instances, schema_version
+    from connector.store import Store
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     store = Store(url)
     with store.engine.begin() as conn:

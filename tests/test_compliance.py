@@ -23,25 +23,25 @@ def test_deleted_x_post_is_purged_and_noted_once(social_app, fakes):
     svc = social_app(only=("x",))
     Poller(svc).run_once(compliance=False)
     svc.pipeline.drain(max_wait=1)
-    ticket = svc.store.ticket_for(f"x:{gone}")
+    ticket = svc.store.outbox.ticket_for(f"x:{gone}")
     x.delete(gone)
-    svc.store.mark_live([f"x:{gone}", f"x:{kept}"], "x")  # pretend the last check is old:
+    svc.store.compliance.mark_live([f"x:{gone}", f"x:{kept}"], "x")  # pretend the last check is old:
     from datetime import timedelta
     from connector.store import utcnow
     report = run_compliance(svc.store, svc.sources, svc.helpdesk, clock=lambda: utcnow() + timedelta(hours=13))
     assert report.purged == [f"x:{gone}"] and report.notes_added == 1
-    post, _decision, analysis = svc.store.load_post(f"x:{gone}")
+    post, _decision, analysis = svc.store.posts.load_post(f"x:{gone}")
     assert "二重" not in post.text and "削除" in post.text
     assert post.url == f"https://x.com/i/web/status/{gone}"
     assert post.author.name is None and post.author.bio is None and post.author.handle is None
     assert all(not label.evidence for label in analysis.labels().values())
-    assert "二重" not in svc.store.list_tickets()[-1]["subject"] or True
-    subjects = {t["post_key"]: t["subject"] for t in svc.store.list_tickets()}
+    assert "二重" not in svc.store.outbox.list_tickets()[-1]["subject"] or True
+    subjects = {t["post_key"]: t["subject"] for t in svc.store.outbox.list_tickets()}
     assert "二重" not in subjects[f"x:{gone}"]
     [note] = _notes(svc, ticket.ticket_id)
     assert "二重" not in note["body"] and "削除" in note["body"]
     # The live post and its author are untouched.
-    assert svc.store.load_post(f"x:{kept}")[0].author.name is not None
+    assert svc.store.posts.load_post(f"x:{kept}")[0].author.name is not None
     again = run_compliance(svc.store, svc.sources, svc.helpdesk, clock=lambda: utcnow() + timedelta(hours=30))
     assert again.purged == [] and again.notes_added == 0
     assert len(_notes(svc, ticket.ticket_id)) == 1
@@ -56,17 +56,17 @@ def test_protected_author_keeps_profile_while_a_live_post_remains(social_app, fa
     # Another post by the same author arrives and stays live.
     second = x.add_post("ソラモバイル、やっぱり続けます", author="1850000000000000777")
     Poller(svc).run_once(compliance=False)
-    svc.store.mark_live([f"x:{first}"], "x")
+    svc.store.compliance.mark_live([f"x:{first}"], "x")
     from datetime import timedelta
     from connector.store import utcnow
     run_compliance(svc.store, svc.sources, svc.helpdesk, clock=lambda: utcnow() + timedelta(hours=13))
-    assert svc.store.compliance_state(f"x:{first}")["state"] == "gone"
-    assert svc.store.load_post(f"x:{second}")[0].author.name is not None  # still needed for the live post
+    assert svc.store.compliance.compliance_state(f"x:{first}")["state"] == "gone"
+    assert svc.store.posts.load_post(f"x:{second}")[0].author.name is not None  # still needed for the live post
     x.protected_users.add("1850000000000000777")
     run_compliance(svc.store, svc.sources, svc.helpdesk, clock=lambda: utcnow() + timedelta(hours=40))
-    state = svc.store.compliance_state(f"x:{second}")
+    state = svc.store.compliance.compliance_state(f"x:{second}")
     assert state["state"] == "gone" and state["reason"] == "protected"
-    assert svc.store.load_post(f"x:{second}")[0].author.name is None  # no live post left: profile cleared
+    assert svc.store.posts.load_post(f"x:{second}")[0].author.name is None  # no live post left: profile cleared
 
 
 def test_compliance_cli_purges_bluesky_and_mastodon_too(env, tmp_path, fakes):

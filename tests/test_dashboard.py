@@ -15,7 +15,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from connector import reports, store as store_module
+from connector import reports
+from connector.db import schema as store_module
+from connector.db.reports import _whole_months
+from connector.db.store import Store
+from connector.db.engine import utcnow
 from connector.report_time import report_day
 from connector.topics import complaint_topics, topics_of_text, watch_terms
 from tests.conftest import post_dict
@@ -44,7 +48,7 @@ def seeded(svc):
             svc.pipeline.ingest_raw(post_dict(id=str(n), platform=platform, created_at=day, text=text,
                                               url=f"https://example.com/{n}", author={"id": f"a{n}"}), "test")
     svc.pipeline.drain(max_wait=1)
-    for i, row in enumerate(svc.store.list_tickets()):
+    for i, row in enumerate(svc.store.outbox.list_tickets()):
         if i % 2 == 0:
             svc.reply(ticket_id=row["ticket_id"], agent="佐藤", text="ソラモバイルの佐藤です。確認します。",
                       dedupe_key=f"t:{row['ticket_id']}")
@@ -166,10 +170,10 @@ def test_topics_equal_brute_force_and_leave_out_brand_names(seeded, args):
 
 
 def test_whole_months():
-    assert store_module._whole_months("2026-10-01", "2026-11-30") == ["2026-10", "2026-11"]
-    assert store_module._whole_months("2026-10-02", "2026-11-30") == ["2026-11"]
-    assert store_module._whole_months("2026-10-02", "2026-11-29") == []
-    assert store_module._whole_months("2025-12-01", "2026-01-31") == ["2025-12", "2026-01"]
+    assert _whole_months("2026-10-01", "2026-11-30") == ["2026-10", "2026-11"]
+    assert _whole_months("2026-10-02", "2026-11-30") == ["2026-11"]
+    assert _whole_months("2026-10-02", "2026-11-29") == []
+    assert _whole_months("2025-12-01", "2026-01-31") == ["2025-12", "2026-01"]
 
 
 def test_topic_extraction_masks_brand_terms_before_tagging():
@@ -292,8 +296,8 @@ def fail_one(svc):
     """A delivery the helpdesk refused for good."""
     svc.pipeline.ingest_raw(post_dict(id="900", text="ソラモバイル 圏外のまま", author={"id": "z"},
                                       created_at="2026-11-20T10:00:00Z"), "test")
-    item = svc.store.claim_due(10, timedelta(seconds=60))[0]
-    svc.store.mark_failed(item, "HTTP 422: priority is invalid")
+    item = svc.store.outbox.claim_due(10, timedelta(seconds=60))[0]
+    svc.store.outbox.mark_failed(item, "HTTP 422: priority is invalid")
     return item
 
 
@@ -304,10 +308,10 @@ def test_outbox_retry_button_requeues_a_failed_delivery(seeded, supervisor):
     assert "HTTP 422: priority is invalid" in page and f"/outbox/{item.id}/retry" in page
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     assert supervisor.post(f"/outbox/{item.id}/retry").status_code == 400  # no CSRF token
-    assert svc.store.outbox_counts().get("failed") == 1
+    assert svc.store.outbox.outbox_counts().get("failed") == 1
     response = supervisor.post(f"/outbox/{item.id}/retry", data={"csrf_token": token, "back": "https://evil.example/"})
     assert response.status_code == 302 and response.headers["Location"].endswith("/outbox")
-    assert svc.store.outbox_counts().get("failed") is None
+    assert svc.store.outbox.outbox_counts().get("failed") is None
 
 
 # --- hostile text -------------------------------------------------------------------------------
@@ -382,7 +386,7 @@ def test_user_create_and_demo_account(env, app, monkeypatch, caplog):
     assert again.exit_code != 0 and "exists already" in again.output
     short = CliRunner().invoke(main, ["user", "create", "kato", "--password-stdin"], env=env, input="short\n")
     assert short.exit_code != 0 and "12 characters" in short.output
-    stored = app.extensions["yorisoi"].store.user_password_hash("tanaka")
+    stored = app.extensions["yorisoi"].store.accounts.user_password_hash("tanaka")
     assert stored.startswith("scrypt:") and "a-good-long-password" not in stored
     # The demo creates one account and prints its password once (to the terminal, not the log).
     monkeypatch.setattr(cli, "_serve", lambda *a, **k: None)
@@ -418,8 +422,8 @@ def test_migration_fills_report_tables_of_an_existing_database(seeded):
         for table in (s.report_daily, s.report_daily_label, s.report_reasons, s.ticket_facts, s.report_topic_monthly):
             conn.execute(table.delete())
         conn.execute(s.schema_version.delete())
-        conn.execute(s.schema_version.insert().values(version=1, applied_at=s.utcnow()))
-    upgraded = s.Store(seeded.store.url)
+        conn.execute(s.schema_version.insert().values(version=1, applied_at=utcnow()))
+    upgraded = Store(seeded.store.url)
     after = ([t.rows for t in reports.overview(upgraded, f)], reports.response_times(upgraded, f)[0].rows,
              reports.topics(upgraded, year).rows)
     upgraded.engine.dispose()

@@ -122,7 +122,7 @@ def test_webhooks_need_no_csrf_token_even_with_a_dashboard_session(app, svc):
     response = client.post("/sources/webhook", data=body, content_type="application/json",
                            headers={"X-Yorisoi-Signature": sign(body)})
     assert response.status_code in (200, 202), response.get_data(as_text=True)
-    assert svc.store.post_exists("x:77")
+    assert svc.store.posts.post_exists("x:77")
     anonymous = app.test_client().post("/sources/webhook", data=body, content_type="application/json",
                                        headers={"X-Yorisoi-Signature": sign(body)})
     assert anonymous.status_code in (200, 202)

@@ -130,7 +130,7 @@ def stack(tmp_path_factory) -> Iterator[dict[str, Any]]:
     seeded = seed(svc)
     _, token = create_token(svc.store, "佐藤")
     _, revoked = create_token(svc.store, "退職者")
-    svc.store.revoke_agent_token(2)
+    svc.store.accounts.revoke_agent_token(2)
     connector, pages = ServerThread(app), ServerThread(fake_agent_app())
     extension = base / "extension"
     shutil.copytree(EXTENSION, extension)
@@ -331,7 +331,7 @@ def test_correction_buttons_store_a_correction(stack):
     row.locator("button.correct-btn[data-value='request']").click()
     row.locator("button.correct-btn.done").wait_for(timeout=15000)
     assert "✓" in row.locator(".label-value").inner_text()
-    [correction] = stack["svc"].store.list_corrections(label="intent")
+    [correction] = stack["svc"].store.corrections.list_corrections(label="intent")
     assert (correction["new_value"], correction["agent"]) == ("request", "佐藤")
     page.reload()
     page.wait_for_selector("#yorisoi-sidebar-host[data-state='ok']", state="attached", timeout=15000)

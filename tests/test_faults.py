@@ -21,10 +21,11 @@ import pytest
 import requests
 from sqlalchemy import event, select, text
 
-import connector.store as store_module
+import connector.db.engine as engine_module
 from connector.config import Settings
 from connector.services import Services
-from connector.store import Store, outbox, posts
+from connector.db.schema import outbox, posts
+from connector.store import Store
 from tests.conftest import WEBHOOK_SECRET, database_url, post_dict, sign
 from tests.fakes.base import LoopbackServer
 from tests.fakes.zendesk import FakeZendesk
@@ -90,7 +91,7 @@ def assert_exactly_once(fake: FakeZendesk, expected: set[str], follow_ups: int, 
     assert set(marks.values()) == {1}, "a note or follow-up comment was added twice"
     assert len(marks) == len(expected) + follow_ups  # one note per ticket, one comment per follow-up
     store = Store(url)
-    assert store.outbox_counts() == {"done": len(expected) + follow_ups}
+    assert store.outbox.outbox_counts() == {"done": len(expected) + follow_ups}
     store.engine.dispose()
 
 
@@ -156,7 +157,7 @@ def test_zendesk_down_then_back_drains_the_backlog(db_env, zendesk):
     store = Store(database_url(db_env))
 
     def errors() -> list[str]:
-        return [row["last_error"] or "" for row in store.outbox_rows(("pending", "sending"))]
+        return [row["last_error"] or "" for row in store.outbox.outbox_rows(("pending", "sending"))]
 
     try:
         wait_for(lambda: _answers(port), 30, "yorisoi serve to listen")
@@ -175,9 +176,9 @@ def test_zendesk_down_then_back_drains_the_backlog(db_env, zendesk):
         wait_for(lambda: any("500" in e for e in errors()), 20, "the 500s in the outbox")
         fake.set_mode("slow", seconds=2)  # longer than ZENDESK_TIMEOUT=1: outcome unknown
         wait_for(lambda: any("did not answer in time" in e for e in errors()), 20, "the timeouts in the outbox")
-        assert store.outbox_counts().get("failed") is None  # retryable: never given up
+        assert store.outbox.outbox_counts().get("failed") is None  # retryable: never given up
         fake.set_mode("ok")
-        wait_for(lambda: store.outbox_counts() == {"done": len(expected) + follow_ups}, 60, "the backlog to drain",
+        wait_for(lambda: store.outbox.outbox_counts() == {"done": len(expected) + follow_ups}, 60, "the backlog to drain",
                  every=0.3)
     finally:
         serve.send_signal(signal.SIGTERM)
@@ -210,7 +211,7 @@ def _stored(store: Store) -> tuple[int, int]:
 
 
 def test_database_locked_answers_503_stores_nothing_and_recovers(db_env, backend, app_factory, monkeypatch, caplog):
-    monkeypatch.setattr(store_module, "LOCK_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(engine_module, "LOCK_TIMEOUT_SECONDS", 0.5)
     app = app_factory(**db_env)
     svc = app.extensions["yorisoi"]
     client = app.test_client()

@@ -13,11 +13,12 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.config import ConfigError, Settings
+from connector.db.outbox import OutboxRepository
 from connector.helpdesks.base import HelpdeskError
 from connector.helpdesks.freshdesk.client import (MAX_TAG_CHARS, FreshdeskHelpdesk, FreshdeskSettings, post_tag,
                                            text_to_html)
 from connector.pipeline import Pipeline
-from connector.store import Store, utcnow
+from connector.store import utcnow
 from tests.conftest import Crash, post_dict, raise_once, write_jsonl
 from tests.fakes.freshdesk import FakeFreshdesk
 from tests.freshdesk_support import (API_KEY, GROUP_ID, fake, fd_app, fd_svc, freshdesk_env,  # noqa: F401
@@ -46,7 +47,7 @@ def test_ticket_fields_contact_and_analysis_note(fd_svc, fake):
     report = fd_svc.pipeline.deliver()
     assert report.created == 1 and not report.errors
     [ticket] = fake.tickets.values()
-    analysis = fd_svc.store.load_post("x:9001")[2]
+    analysis = fd_svc.store.posts.load_post("x:9001")[2]
     assert ticket["subject"].startswith("[ソラモバイル] ソラモバイル最悪")
     assert "<script>" not in ticket["description"] and "&lt;script&gt;" in ticket["description"]
     assert "&amp; 圏外" in ticket["description"]
@@ -63,7 +64,7 @@ def test_ticket_fields_contact_and_analysis_note(fd_svc, fake):
     [note] = notes(fake, ticket["id"])
     assert note["private"] is True and "Yorisoi 分析 / analysis" in note["body_text"]
     assert "yorisoi-ref: yorisoi:x:9001#note" in note["body_text"]
-    ref = fd_svc.store.ticket_for("x:9001")
+    ref = fd_svc.store.outbox.ticket_for("x:9001")
     assert ref.helpdesk == "freshdesk" and ref.ticket_id == str(ticket["id"])
     assert ref.url.endswith(f"/a/tickets/{ticket['id']}")
 
@@ -93,7 +94,7 @@ def test_text_to_html_escapes_and_links_only_http():
 # --- exactly one ticket per post ---------------------------------------------------------------
 @pytest.mark.parametrize("cls, method, before", [
     (FreshdeskHelpdesk, "create_ticket", False),      # created, answer lost, process dies
-    (Store, "mark_created", True),                    # created and noted, dies before recording
+    (OutboxRepository, "mark_created", True),         # created and noted, dies before recording
     (FreshdeskHelpdesk, "_add_analysis_note", True),  # dies between the ticket and its note
 ])
 def test_crash_after_the_call_before_recording_makes_no_duplicate(fd_svc, fake, monkeypatch, cls, method, before):
@@ -108,7 +109,7 @@ def test_crash_after_the_call_before_recording_makes_no_duplicate(fd_svc, fake, 
     assert len(fake.calls("POST", "/api/v2/tickets")) == creates_before + 2  # only the two never tried
     for ticket in fake.tickets.values():
         assert len(notes(fake, ticket["id"], private=True)) == 1  # the analysis note exactly once
-    assert len(fd_svc.store.list_tickets()) == 3
+    assert len(fd_svc.store.outbox.list_tickets()) == 3
 
 
 def test_lost_answer_is_found_by_listing_not_search(fd_svc, fake):
@@ -120,7 +121,7 @@ def test_lost_answer_is_found_by_listing_not_search(fd_svc, fake):
     report = fd_svc.pipeline.deliver()
     assert report.retried == 1 and len(fake.tickets) == 1
     restarted(fd_svc).deliver()
-    assert len(fake.tickets) == 1 and fd_svc.store.ticket_for("x:9301") is not None
+    assert len(fake.tickets) == 1 and fd_svc.store.outbox.ticket_for("x:9301") is not None
     assert not fake.calls("GET", "/api/v2/search/tickets")
     [ticket] = fake.tickets.values()
     assert len(notes(fake, ticket["id"], private=True)) == 1
@@ -176,7 +177,7 @@ def test_validation_error_is_shown_field_by_field_and_does_not_stop_others(https
     assert error["post"] == "x:9501" and error["retryable"] is False
     assert "cf_intent: It should be one of these values: 'question' (invalid_value)" in error["message"]
     assert tickets_by_post(fake) == Counter({"ypost_x_9502": 1})
-    failed = [row for row in svc.store.outbox_rows() if row["status"] == "failed"]
+    failed = [row for row in svc.store.outbox.outbox_rows() if row["status"] == "failed"]
     assert failed and "cf_intent" in failed[0]["last_error"]
 
 
@@ -191,7 +192,7 @@ def test_auth_errors_stop_delivery_and_lose_nothing(fd_svc, fake, status, words)
     assert words in report.stopped and report.created == 0
     assert len(fake.calls("POST", "/api/v2/tickets")) == 1  # stopped after the first refusal
     assert API_KEY not in report.stopped
-    assert fd_svc.store.outbox_counts().get("failed", 0) == 0  # nothing lost: all still waiting
+    assert fd_svc.store.outbox.outbox_counts().get("failed", 0) == 0  # nothing lost: all still waiting
     restarted(fd_svc).deliver()
     assert len(fake.tickets) == 3
 
@@ -222,7 +223,7 @@ def test_follow_up_is_a_public_incoming_note_by_the_customer_once(fd_svc, fake, 
     fd_svc.pipeline.deliver()
     fd_svc.pipeline.ingest_raw(post_dict(id="9802", text="まだ直りません <b>早く</b>", in_reply_to="9801",
                                          conversation_id="9801", created_at="2026-11-20T10:00:00Z"), "test")
-    raise_once(monkeypatch, Store, "mark_commented", Crash)
+    raise_once(monkeypatch, OutboxRepository, "mark_commented", Crash)
     with pytest.raises(Crash):
         fd_svc.pipeline.deliver()
     restarted(fd_svc).deliver()
@@ -232,7 +233,7 @@ def test_follow_up_is_a_public_incoming_note_by_the_customer_once(fd_svc, fake, 
     note = follow_ups[0]
     assert note["incoming"] is True and note["user_id"] == ticket["requester_id"]
     assert "&lt;b&gt;早く&lt;/b&gt;" in note["body"] and "yorisoi-ref: yorisoi:x:9802" in note["body_text"]
-    ref = fd_svc.store.ticket_for("x:9801")
+    ref = fd_svc.store.outbox.ticket_for("x:9801")
     assert fd_svc.helpdesk.has_comment(ref, "yorisoi:x:9802")
     assert not fd_svc.helpdesk.has_comment(ref, "yorisoi:x:9999")
 

@@ -16,7 +16,7 @@ def ticketed(fd_app, fd_svc):
     fd_svc.pipeline.deliver()
     source = RecordingSource()
     fd_svc.sources["x"] = source
-    return fd_app.test_client(), fd_svc.store.ticket_for("x:7001").ticket_id, source
+    return fd_app.test_client(), fd_svc.store.outbox.ticket_for("x:7001").ticket_id, source
 
 
 def body(ticket_id, text="ご迷惑をおかけしております。DMで確認させてください。", agent="佐藤"):
@@ -35,7 +35,7 @@ def test_good_token_in_header_posts_the_reply_signed_once(ticketed, fd_svc):
     post_key, text, key = source.calls[0]
     assert post_key == "x:7001" and text.endswith("（ソラモバイル 佐藤）")
     assert key.startswith(f"freshdesk:{ticket_id}:")
-    [exchange] = fd_svc.store.list_exchanges("x:7001")
+    [exchange] = fd_svc.store.exchanges.list_exchanges("x:7001")
     assert exchange["helpdesk"] == "freshdesk" and exchange["agent"] == "佐藤"
 
 

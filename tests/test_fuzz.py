@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
-from connector.store import analyses, exchanges, outbox, posts
+from connector.db.schema import analyses, exchanges, outbox, posts
 from connector.helpdesks.zendesk.channel import web as channel_web
 from tests.conftest import login, post_dict, sign
 from tests.fakes.base import LoopbackServer
@@ -114,7 +114,7 @@ def zendesk_app(db_env, app_factory, monkeypatch):
     svc = app.extensions["yorisoi"]
     svc.pipeline.ingest_raw(post_dict(id="fz-ticket", text="ソラモバイル、請求が二重です"), "test")
     svc.pipeline.deliver()
-    yield app, svc.store.ticket_for("x:fz-ticket").ticket_id
+    yield app, svc.store.outbox.ticket_for("x:fz-ticket").ticket_id
     server.stop()
 
 
@@ -127,7 +127,7 @@ def freshdesk_app(db_env, app_factory):
     svc = app.extensions["yorisoi"]
     svc.pipeline.ingest_raw(post_dict(id="fd-ticket", text="ソラモバイル、請求が二重です"), "test")
     svc.pipeline.deliver()
-    ref = svc.store.ticket_for("x:fd-ticket")
+    ref = svc.store.outbox.ticket_for("x:fd-ticket")
     yield app, ref.ticket_id if ref else "1"
     server.stop()
 
@@ -295,7 +295,7 @@ def test_request_size_limit_is_enforced_on_every_route(app_factory, route, encod
         response = client.post(route, data={"metadata": big, "message": big, "text": big},
                                headers={"X-Yorisoi-Token": FRESHDESK_TOKEN})
     assert response.status_code == 413, (route, response.status_code, response.get_data(as_text=True)[:200])
-    assert app.extensions["yorisoi"].store.counts()["posts"] == 0
+    assert app.extensions["yorisoi"].store.posts.counts()["posts"] == 0
 
 
 def test_every_post_route_is_covered(app):

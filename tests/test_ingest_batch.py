@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from connector.config import DEMO_FEED, DEMO_WATCH
-from connector.store import analyses, outbox, posts
+from connector.db.schema import analyses, outbox, posts
 from tests.conftest import post_dict
 
 GOLDEN = Path(__file__).parent / "fixtures" / "demo_labels.json"
@@ -47,6 +47,6 @@ def test_a_batch_is_all_or_nothing_and_dedupes(app_factory):
     other = post_dict(id="b3", text="ソラモバイル遅い", author={"id": "u2"}, in_reply_to="b1", conversation_id="b1")
     outcomes = svc.pipeline.ingest_many([first, follow, other, first, {"platform": "x"}], "test")
     assert [o.status for o in outcomes] == ["queued", "follow_up", "queued", "duplicate", "rejected"]
-    assert svc.store.ticket_post_key_of("x:b2") == "x:b1" and svc.store.ticket_post_key_of("x:b3") == "x:b3"
+    assert svc.store.outbox.ticket_post_key_of("x:b2") == "x:b1" and svc.store.outbox.ticket_post_key_of("x:b3") == "x:b3"
     again = svc.pipeline.ingest_many([first, follow], "test")
     assert [o.status for o in again] == ["duplicate", "duplicate"]

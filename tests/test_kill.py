@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from connector.store import Store, local_tickets, outbox
+from connector.db.schema import local_tickets, outbox
+from connector.store import Store
 from tests.conftest import database_url, post_dict, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = textwrap.dedent("""
     import os, signal, sys
     from connector.helpdesks.local import LocalHelpdesk
-    from connector.store import Store
+    from connector.db.outbox import OutboxRepository
     from connector.cli import main
 
     cls_name, method, when, nth = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    cls = {"LocalHelpdesk": LocalHelpdesk, "Store": Store}[cls_name]
+    cls = {"LocalHelpdesk": LocalHelpdesk, "OutboxRepository": OutboxRepository}[cls_name]
     original = getattr(cls, method)
     calls = {"n": 0}
 
@@ -49,9 +50,9 @@ CHILD = textwrap.dedent("""
 @pytest.mark.parametrize("cls, method, when", [
     ("LocalHelpdesk", "create_ticket", "before"),
     ("LocalHelpdesk", "create_ticket", "after"),
-    ("Store", "mark_created", "before"),
-    ("Store", "mark_created", "after"),
-    ("Store", "claim_due", "after"),
+    ("OutboxRepository", "mark_created", "before"),
+    ("OutboxRepository", "mark_created", "after"),
+    ("OutboxRepository", "claim_due", "after"),
 ])
 def test_kill_9_mid_delivery_then_restart(tmp_path, env, cls, method, when):
     posts = [post_dict(id=f"{i:04d}", text=f"ソラモバイル繋がらない #{i}", author={"id": str(i)}) for i in range(12)]
@@ -74,4 +75,4 @@ def test_kill_9_mid_delivery_then_restart(tmp_path, env, cls, method, when):
         statuses = Counter(conn.execute(select(outbox.c.status)).scalars().all())
     assert per_post == Counter({f"yorisoi:x:{i:04d}": 1 for i in range(12)}), summary
     assert statuses == Counter({"done": 12})
-    assert len(store.list_tickets()) == 12
+    assert len(store.outbox.list_tickets()) == 12

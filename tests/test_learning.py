@@ -14,12 +14,15 @@ from sqlalchemy import text as sql
 
 from connector.analysis import prepare, sentiment_of
 from connector.analysis.evaluation import parse_labelled_lines, read_labelled_tsv, score
+from connector.analysis.labeller import load_model_folder
 from connector.analysis.model import ModelError, SentimentModel
 from connector.cli import main
 from connector.config import ConfigError, Settings
-from connector.store import SCHEMA_VERSION, Store
+from connector.db.schema import SCHEMA_VERSION
+from connector.store import Store
 
 from conftest import FIXTURES, post_dict
+from corpus_support import small_corpus
 
 JA = FIXTURES / "sentiment_ja.tsv"
 EN2 = FIXTURES / "sentiment_en_2class.tsv"
@@ -217,18 +220,28 @@ def test_pipeline_uses_the_configured_model(app_factory, ja_model_dir):
     assert svc.pipeline.model is not None
     outcome = svc.pipeline.ingest_raw(post_dict(text="ソラモバイル、駅で全然繋がらない。最悪"), "test")
     assert outcome.status == "queued"
-    _post, _decision, analysis = svc.store.load_post(outcome.key)
+    _post, _decision, analysis = svc.store.posts.load_post(outcome.key)
     assert analysis.version == "lexicon-1+lr-charngram-1"
     assert analysis.sentiment.value == "negative"
     assert analysis.sentiment.evidence[0].startswith("model lr-charngram-1: P(neg)=")
     assert any(line.startswith("lexicon says") for line in analysis.sentiment.evidence)
 
 
-def test_without_a_model_the_lexicon_decides(svc):
+def test_without_a_model_dir_the_shipped_label_model_decides(svc):
     outcome = svc.pipeline.ingest_raw(post_dict(), "test")
-    _post, _decision, analysis = svc.store.load_post(outcome.key)
+    _post, _decision, analysis = svc.store.posts.load_post(outcome.key)
+    assert analysis.version == "lexicon-1+lr-labels-2"
+    assert analysis.sentiment.evidence[0].startswith("model lr-labels-2: ")
+    assert analysis.sentiment.confidence is not None
+
+
+def test_model_dir_lexicon_keeps_the_lexicon_and_rules_alone(app_factory):
+    svc = app_factory(YORISOI_MODEL_DIR="lexicon").extensions["yorisoi"]
+    outcome = svc.pipeline.ingest_raw(post_dict(), "test")
+    _post, _decision, analysis = svc.store.posts.load_post(outcome.key)
     assert analysis.version == "lexicon-1"
     assert not analysis.sentiment.evidence[0].startswith("model ")
+    assert analysis.sentiment.confidence is None and analysis.unsure() == ()
 
 
 def test_a_bad_model_dir_stops_start_up(app_factory, tmp_path):
@@ -248,27 +261,27 @@ def test_a_failing_model_falls_back_to_the_lexicon(ja_model_dir):
 
 def test_corrections_are_stored_and_listed(svc):
     key = svc.pipeline.ingest_raw(post_dict(text="ソラモバイル、普通に使えてます"), "test").key
-    first = svc.store.add_correction(key, "sentiment", "positive", "agent-sato")
-    svc.store.add_correction(key, "sentiment", "neutral", "agent-kato")
-    rows = svc.store.list_corrections(label="sentiment")
+    first = svc.store.corrections.add_correction(key, "sentiment", "positive", "agent-sato")
+    svc.store.corrections.add_correction(key, "sentiment", "neutral", "agent-kato")
+    rows = svc.store.corrections.list_corrections(label="sentiment")
     assert [r["id"] for r in rows][0] == first
     assert rows[0]["old_value"] in ("negative", "neutral", "positive")  # what the analysis said
     assert (rows[0]["new_value"], rows[0]["agent"]) == ("positive", "agent-sato")
     assert rows[0]["created_at"].tzinfo is not None
     # the latest correction wins
-    assert svc.store.corrected_examples() == [(key, "ソラモバイル、普通に使えてます", "neutral", "ja")]
+    assert svc.store.corrections.corrected_examples() == [(key, "ソラモバイル、普通に使えてます", "neutral", "ja")]
 
 
 def test_corrections_are_validated(svc):
     key = svc.pipeline.ingest_raw(post_dict(), "test").key
     with pytest.raises(KeyError):
-        svc.store.add_correction("x:nope", "sentiment", "positive", "agent")
+        svc.store.corrections.add_correction("x:nope", "sentiment", "positive", "agent")
     with pytest.raises(ValueError, match="unknown label"):
-        svc.store.add_correction(key, "mood", "positive", "agent")
+        svc.store.corrections.add_correction(key, "mood", "positive", "agent")
     with pytest.raises(ValueError, match="cannot be"):
-        svc.store.add_correction(key, "sentiment", "happy", "agent")
+        svc.store.corrections.add_correction(key, "sentiment", "happy", "agent")
     with pytest.raises(ValueError, match="agent"):
-        svc.store.add_correction(key, "sentiment", "positive", " ")
+        svc.store.corrections.add_correction(key, "sentiment", "positive", " ")
 
 
 def test_a_version_1_database_gets_the_corrections_table(tmp_path):
@@ -285,30 +298,59 @@ def test_a_version_1_database_gets_the_corrections_table(tmp_path):
     # The corrections table came with no version of its own (create_all adds new tables);
     # the upgrade still runs every later migration.
     assert versions == list(range(1, SCHEMA_VERSION + 1))
-    assert upgraded.list_corrections() == []
+    assert upgraded.corrections.list_corrections() == []
     upgraded.engine.dispose()
 
 
-def test_train_from_corrections(app_factory, env, tmp_path):
+def test_train_from_corrections_fine_tunes_every_label(app_factory, env, tmp_path):
     app = app_factory()
     svc = app.extensions["yorisoi"]
     rows, _ = read_labelled_tsv(JA)
     for n, row in enumerate(rows):
         key = svc.pipeline.ingest_raw(post_dict(text=f"ソラモバイル {row.text}", id=f"c{n}"), "test").key
-        svc.store.add_correction(key, "sentiment", row.label, "agent-sato")
+        svc.store.corrections.add_correction(key, "sentiment", row.label, "agent-sato")
+        if row.label == "negative":
+            svc.store.corrections.add_correction(key, "intent", "complaint", "agent-sato")
     svc.store.engine.dispose()
     out = tmp_path / "from-corrections"
-    result = run("train", "--from-corrections", "--out", str(out), "--json", env=env)
-    assert result.exit_code == 0, result.output
+    corpus = small_corpus(tmp_path)
+    result = CliRunner().invoke(main, ["train", "--from-corrections", "--corpus", str(corpus), "--out", str(out),
+                                       "--json"], env=env)
     summary = json.loads(result.stdout)
-    assert summary["source"] == "corrections" and summary["training_size"] == 30
-    model = SentimentModel.load(out)
-    assert sentiment_of("ソラモバイル、駅で全然繋がらない、最悪", model=model).value == "negative"
+    assert summary["trained_on_corrections"] + summary["held_back"] == 30
+    assert summary["held_back"] >= 1 and set(summary["after"]) >= {"sentiment", "all", "n"}
+    assert summary["source"] == f"corpus corpus + {summary['trained_on_corrections']} corrections"
+    if summary["saved"]:
+        assert result.exit_code == 0, result.output
+        model = load_model_folder(out)
+        assert model.meta["corrections"] == summary["trained_on_corrections"]
+    else:  # worse than the current model on the held-back corrections: refused, nothing written
+        assert result.exit_code == 1 and not out.exists()
+
+
+def test_a_fine_tuned_model_that_got_worse_is_not_saved(app_factory, env, tmp_path, monkeypatch):
+    from connector.analysis import training
+    app = app_factory()
+    svc = app.extensions["yorisoi"]
+    key = svc.pipeline.ingest_raw(post_dict(text="ソラモバイル、繋がらない"), "test").key
+    svc.store.corrections.add_correction(key, "sentiment", "negative", "agent-sato")
+    svc.store.engine.dispose()
+
+    def worse(folder, corrections, current, *, weight):
+        model = training.train_on_corpus(folder)
+        return training.FineTuned(model, {"all": 0.9, "n": 1}, {"all": 0.5, "n": 1}, 0, 1)
+
+    monkeypatch.setattr(training, "fine_tune", worse)
+    out = tmp_path / "worse"
+    result = CliRunner().invoke(main, ["train", "--from-corrections", "--corpus", str(small_corpus(tmp_path)),
+                                       "--out", str(out)], env=env)
+    assert result.exit_code == 1
+    assert "not saved" in result.output and not out.exists()
 
 
 def test_train_from_corrections_without_any(env, tmp_path):
     result = CliRunner().invoke(main, ["train", "--from-corrections", "--out", str(tmp_path / "m")], env=env)
-    assert result.exit_code != 0 and "no sentiment corrections" in result.output
+    assert result.exit_code != 0 and "no corrections of sentiment, intent" in result.output
 
 
 # ── the shared dev files (evaluation only; absent outside the team's machines) ────────────

@@ -14,7 +14,10 @@ from sqlalchemy import select
 from connector.cli import main
 from connector.helpdesks.local import LocalHelpdesk
 from connector.pipeline import Pipeline
-from connector.store import Store, local_tickets, outbox, utcnow
+from connector.db.outbox import OutboxRepository
+from connector.db.posts import PostRepository
+from connector.db.schema import local_tickets, outbox
+from connector.store import Store, utcnow
 from tests.conftest import Crash, database_url, post_dict, raise_once, write_jsonl
 
 
@@ -73,7 +76,7 @@ def test_ticket_contents(svc):
     outcome = svc.pipeline.ingest_raw(mixed_posts()[0], source="test")
     assert outcome.status == "queued"
     svc.pipeline.drain(max_wait=1)
-    [row] = svc.store.list_tickets()
+    [row] = svc.store.outbox.list_tickets()
     assert row["external_id"] == "yorisoi:x:1001"
     assert row["subject"].startswith("[ソラモバイル] ソラモバイル、駅で全然繋がらない")
     tags = row["tags"]
@@ -107,7 +110,7 @@ def test_follow_up_becomes_comment_only_for_same_author(svc):
                                          author={"id": "98", "handle": "other2"}), "test").status == "queued"
     report = pipeline.drain(max_wait=1)
     assert (report.created, report.commented) == (2, 1)
-    first = next(r for r in svc.store.list_tickets() if r["external_id"] == "yorisoi:x:2001")
+    first = next(r for r in svc.store.outbox.list_tickets() if r["external_id"] == "yorisoi:x:2001")
     assert first["follow_ups"] == 1
     ticket = svc.helpdesk.ticket(int(first["ticket_id"]))
     public = [c for c in ticket["comments"] if c["public"]]
@@ -141,7 +144,7 @@ STEPS = [
     # (class, method, raise before or after the real call)
     (LocalHelpdesk, "create_ticket", True),    # the helpdesk call fails: nothing created
     (LocalHelpdesk, "create_ticket", False),   # created, but the answer is lost (timeout)
-    (Store, "mark_created", True),             # created, then we fail before recording it
+    (OutboxRepository, "mark_created", True),  # created, then we fail before recording it
 ]
 
 
@@ -155,7 +158,7 @@ def test_error_between_steps_loses_nothing_and_duplicates_nothing(svc, monkeypat
     later.deliver()
     assert local_ticket_counts(svc.store) == Counter({f"yorisoi:x:40{i}": 1 for i in range(3)})
     assert outbox_statuses(svc.store) == Counter({"done": 3})
-    assert len(svc.store.list_tickets()) == 3
+    assert len(svc.store.outbox.list_tickets()) == 3
 
 
 @pytest.mark.parametrize("cls, method, before", STEPS)
@@ -174,17 +177,17 @@ def test_crash_between_steps_loses_nothing_and_duplicates_nothing(svc, monkeypat
 
 
 def test_crash_inside_ingest_stores_nothing_half_written(svc, monkeypatch):
-    original = Store._insert_post
+    original = PostRepository._insert_post
 
     def insert_then_die(*args, **kwargs):
         original(*args, **kwargs)
         raise Crash()
 
-    monkeypatch.setattr(Store, "_insert_post", staticmethod(insert_then_die))
+    monkeypatch.setattr(PostRepository, "_insert_post", staticmethod(insert_then_die))
     with pytest.raises(Crash):
         svc.pipeline.ingest_raw(post_dict(id="6001"), "test")
-    monkeypatch.setattr(Store, "_insert_post", staticmethod(original))
-    assert not svc.store.post_exists("x:6001")
+    monkeypatch.setattr(PostRepository, "_insert_post", staticmethod(original))
+    assert not svc.store.posts.post_exists("x:6001")
     assert svc.pipeline.ingest_raw(post_dict(id="6001"), "test").status == "queued"
     svc.pipeline.drain(max_wait=1)
     assert local_ticket_counts(svc.store) == Counter({"yorisoi:x:6001": 1})
@@ -206,10 +209,10 @@ def test_permanent_error_fails_one_post_not_the_others(svc, monkeypatch):
     report = svc.pipeline.drain(max_wait=1)
     assert (report.created, report.failed) == (2, 1)
     assert report.errors[0]["message"] == "Record invalid — subject: is too long"
-    [failed] = svc.store.outbox_rows(("failed",))
+    [failed] = svc.store.outbox.outbox_rows(("failed",))
     assert failed["post_key"] == "x:7001" and "subject: is too long" in failed["last_error"]
     monkeypatch.setattr(LocalHelpdesk, "create_ticket", original)
-    assert svc.store.retry_failed() == 1
+    assert svc.store.outbox.retry_failed() == 1
     assert svc.pipeline.drain(max_wait=1).created == 1
 
 
@@ -224,7 +227,7 @@ def test_rate_limit_stops_the_pass_and_refunds_untried_rows(svc, monkeypatch):
         svc.pipeline.ingest_raw(post_dict(id=f"800{i}", text=f"ソラモバイル {i} 遅い"), "test")
     report = svc.pipeline.deliver()
     assert report.retried == 1 and report.stopped == "429 Too Many Requests"
-    rows = {r["post_key"]: r for r in svc.store.outbox_rows(("pending",))}
+    rows = {r["post_key"]: r for r in svc.store.outbox.outbox_rows(("pending",))}
     assert rows["x:8000"]["attempts"] == 1
     assert rows["x:8000"]["next_attempt_at"] >= utcnow() + timedelta(seconds=25)
     assert all(rows[f"x:800{i}"]["attempts"] == 0 for i in range(1, 4))

@@ -45,7 +45,7 @@ def test_a_429_backs_off_one_network_while_the_others_continue(social_app, fakes
     later = Poller(svc, clock=lambda: utcnow() + timedelta(seconds=901)).run_once(compliance=False)
     # (the mentions unit already made its ticket: the search finds it stored, no second ticket)
     assert next(u for u in later.units if u.unit == x_first.unit).fetched == 1
-    assert svc.store.counts()["posts"] == 4
+    assert svc.store.posts.counts()["posts"] == 4
 
 
 def test_backoff_grows_and_honours_retry_after():

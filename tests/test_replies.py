@@ -30,7 +30,7 @@ def ticketed(svc, **extra):
     svc.pipeline.ingest_raw(post_dict(id="2", text="まだ直りません", conversation_id="1", in_reply_to="1",
                                       created_at="2026-11-20T10:00:00Z"), "test")
     svc.pipeline.drain(max_wait=1)
-    return svc.store.list_tickets()[0]["ticket_id"]
+    return svc.store.outbox.list_tickets()[0]["ticket_id"]
 
 
 class RecordingSource:
@@ -59,7 +59,7 @@ def test_reply_is_signed_threaded_and_sent_once(svc):
     post_key, text, key = source.calls[0]
     assert post_key == "x:2"  # the newest customer post of the conversation
     assert text.endswith("（ソラモバイル 佐藤）") and key == "zendesk:comment:77"
-    [exchange] = svc.store.list_exchanges("x:1")
+    [exchange] = svc.store.exchanges.list_exchanges("x:1")
     assert exchange["status"] == "sent" and exchange["network_id"] == "1870000000000000001"
     assert exchange["agent"] == "佐藤" and exchange["reply_to_key"] == "x:2"
 
@@ -70,7 +70,7 @@ def test_failed_reply_is_recorded_and_retried_with_the_same_key(svc):
     with pytest.raises(ReplyFailed) as info:
         svc.reply(ticket_id=ticket_id, agent="佐藤", text="確認します", dedupe_key="k1")
     assert info.value.retryable
-    assert svc.store.exchange("k1")["status"] == "failed"
+    assert svc.store.exchanges.exchange("k1")["status"] == "failed"
     working = RecordingSource()
     svc.sources["x"] = working
     outcome = svc.reply(ticket_id=ticket_id, agent="佐藤", text="確認します", dedupe_key="k1")

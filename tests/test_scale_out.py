@@ -14,7 +14,8 @@ from connector.config import Settings
 from connector.models import Decision, Post
 from connector.poller import Poller
 from connector.services import Services
-from connector.store import Store, driver_url, make_engine, utcnow
+from connector.db.engine import driver_url, make_engine, utcnow
+from connector.store import Store
 from tests import pg
 from tests.conftest import database_url, post_dict
 from tests.fakes.fixtures import *  # noqa: F401,F403
@@ -41,7 +42,7 @@ def test_database_password_never_shown():
 def _fill(store: Store, count: int) -> None:
     for i in range(count):
         post = Post.model_validate(post_dict(id=f"scale-{i}", author={"id": f"a{i}"}))
-        store.record_post(post, Decision(True, "ソラモバイル", ("keyword",)), None, source="test")
+        store.posts.record_post(post, Decision(True, "ソラモバイル", ("keyword",)), None, source="test")
 
 
 def test_concurrent_claims_never_share_a_row(db_env):
@@ -54,7 +55,7 @@ def test_concurrent_claims_never_share_a_row(db_env):
 
     def worker(store: Store, name: str) -> None:
         while True:
-            items = store.claim_due(7, timedelta(minutes=2), worker=name)
+            items = store.outbox.claim_due(7, timedelta(minutes=2), worker=name)
             if not items:
                 return
             with lock:
@@ -67,7 +68,7 @@ def test_concurrent_claims_never_share_a_row(db_env):
         thread.join(60)
     counts = Counter(claimed)
     assert len(counts) == 60 and set(counts.values()) == {1}
-    assert stores[1].outbox_counts() == {"sending": 60}
+    assert stores[1].outbox.outbox_counts() == {"sending": 60}
     for store in stores:
         store.engine.dispose()
 
@@ -78,7 +79,7 @@ def test_a_429_pause_holds_every_instance_back(db_env, app_factory):
     first.pipeline.pause(30, "Zendesk rate limit reached (429)")
     until = second.pipeline.paused_until
     assert until is not None and 25 < (until - utcnow()).total_seconds() <= 30
-    first.store.record_post(Post.model_validate(post_dict(id="paused-1")), Decision(True, "ソラモバイル", ("k",)),
+    first.store.posts.record_post(Post.model_validate(post_dict(id="paused-1")), Decision(True, "ソラモバイル", ("k",)),
                             None, source="test")
     report = second.pipeline.deliver()
     assert report.stopped and "wait until" in report.stopped and report.created == 0
@@ -95,16 +96,16 @@ def test_each_unit_is_polled_by_one_instance_at_a_time(db_env, backend, tmp_path
     poller = Poller(svc)
     units = [unit for _source, unit in poller.schedule()]
     other = Store(database_url(db_env))  # another instance holding the first unit
-    with other.exclusive(f"poll:{units[0]}") as mine:
+    with other.sources.exclusive(f"poll:{units[0]}") as mine:
         assert mine
         report = poller.run_once(compliance=False)
     by_unit = {u.unit: u for u in report.units}
     if backend == "postgresql":
         assert not by_unit[units[0]].polled and by_unit[units[0]].note == "being polled by another instance"
         assert all(by_unit[u].polled for u in units[1:])
-        with svc.store.exclusive("poll:x") as a, other.exclusive("poll:x") as b:
+        with svc.store.sources.exclusive("poll:x") as a, other.sources.exclusive("poll:x") as b:
             assert a and not b  # one holder at a time …
-        with other.exclusive("poll:x") as again:
+        with other.sources.exclusive("poll:x") as again:
             assert again  # … and released afterwards
     else:
         # SQLite: one instance per database (README), so the lock is always this process's.
@@ -131,7 +132,7 @@ def test_instances_started_together_migrate_once():
         assert not errors
         store = Store(url)
         from sqlalchemy import func, select
-        from connector.store import schema_version
+        from connector.db.schema import schema_version
         with store.engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(schema_version)).scalar() == 1
         store.engine.dispose()

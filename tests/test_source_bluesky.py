@@ -47,7 +47,7 @@ def test_reply_to_a_reply_uses_the_thread_root(social_app, fakes):
     Poller(svc).run_once(compliance=False)
     svc.pipeline.drain(max_wait=1)
     # The same author's reply is a follow-up on the root's ticket; the reply answers the newest post.
-    ticket = svc.store.ticket_for(f"bluesky:{root}")
+    ticket = svc.store.outbox.ticket_for(f"bluesky:{root}")
     outcome = svc.reply(ticket_id=ticket.ticket_id, agent="佐藤", text="ご意見ありがとうございます。", dedupe_key="r1")
     assert outcome.exchange["status"] == "sent" and outcome.exchange["url"].startswith("https://bsky.app/profile/")
     [record] = b.records

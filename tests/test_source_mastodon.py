@@ -41,7 +41,7 @@ def test_tag_timeline_pages_forward_with_the_link_header(social_app, fakes):
     # The second poll starts at the stored min_id and follows rel="prev" (min_id = newest seen).
     assert calls[1]["args"]["min_id"] == [calls[0]["args"].get("min_id", [None])[0] or sorted(m.statuses)[0]]
     assert calls[2]["args"]["min_id"] == [ids[39]]
-    keys = {r["key"] for r in svc.store.decisions(limit=100)}
+    keys = {r["key"] for r in svc.store.posts.decisions(limit=100)}
     assert f"mastodon:https://mstdn.example/users/yamada/statuses/{ids[0]}" in keys
     third = Poller(svc).run_once(compliance=False)
     assert next(u for u in third.units if ":tag:" in u.unit).fetched == 0  # caught up, nothing repeated
@@ -53,12 +53,12 @@ def test_reply_is_threaded_mentions_the_author_and_is_idempotent(social_app, fak
     svc = social_app(only=("mastodon",))
     Poller(svc).run_once(compliance=False)
     svc.pipeline.drain(max_wait=1)
-    [ticket] = svc.store.list_tickets()
+    [ticket] = svc.store.outbox.list_tickets()
     first = svc.reply(ticket_id=ticket["ticket_id"], agent="佐藤", text="確認してご連絡します。", dedupe_key="zd:1")
     assert first.exchange["status"] == "sent"
     [posted] = m.posted
     assert posted["in_reply_to_id"] == status_id and posted["status"].startswith("@yamada@")
     assert posted["idempotency_key"] == "zd:1" and posted["visibility"] == "public" and posted["language"] == "ja"
     # A retry of the same reply (e.g. the exchange looked stale) reuses the key: one status only.
-    svc.sources["mastodon"].post_reply(svc.store.load_post(ticket["post_key"])[0], posted["status"], "zd:1")
+    svc.sources["mastodon"].post_reply(svc.store.posts.load_post(ticket["post_key"])[0], posted["status"], "zd:1")
     assert len(m.posted) == 1

@@ -16,7 +16,7 @@ def test_feed_entries_about_the_brand_become_posts_and_304_costs_nothing(social_
     first = Poller(svc).run_once(compliance=False)
     [unit] = first.units
     assert unit.fetched == 1 and unit.queued == 1  # the dinner diary is not about a brand: not stored
-    [row] = svc.store.decisions()
+    [row] = svc.store.posts.decisions()
     assert row["key"] == "rss:diary.example:20261120090000" and "alert(1)" not in row["text"]
     assert row["text"].startswith("ソラモバイルに乗り換えて半年\n\n料金は安いけど、夜の速度が遅すぎる。")
     second = Poller(svc).run_once(compliance=False)
@@ -36,7 +36,7 @@ def test_rss_has_no_reply(social_app, fakes):
     svc = social_app(only=("rss",))
     Poller(svc).run_once(compliance=False)
     svc.pipeline.drain(max_wait=1)
-    [ticket] = svc.store.list_tickets()
+    [ticket] = svc.store.outbox.list_tickets()
     assert "RSS/Atom には返信の経路がありません" in svc.helpdesk.ticket(int(ticket["ticket_id"]))["description"]
     with pytest.raises(ReplyFailed, match="no reply channel") as info:
         svc.reply(ticket_id=ticket["ticket_id"], agent="佐藤", text="ご不便をおかけしております", dedupe_key="k")

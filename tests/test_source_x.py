@@ -50,7 +50,7 @@ def test_paging_cursor_and_restart_without_repeats(social_app, fakes):
     assert sum(u.fetched for u in second.units if u.unit.startswith("x:search")) == 1
     last = [c for c in x.calls("/2/tweets/search/recent") if "ソラモバイル" in c["args"]["query"][0]][-1]
     assert last["args"]["since_id"] == [max(str(t) for t in x.tweets if t != max(x.tweets))]
-    assert svc2.store.counts()["posts"] == 121
+    assert svc2.store.posts.counts()["posts"] == 121
 
 
 def test_daily_read_budget_is_enforced_and_shown(social_app, fakes):
@@ -72,7 +72,7 @@ def test_daily_read_budget_is_enforced_and_shown(social_app, fakes):
 
 def _ticket_for(svc, post_key):
     svc.pipeline.drain(max_wait=1)
-    return svc.store.ticket_for(post_key).ticket_id
+    return svc.store.outbox.ticket_for(post_key).ticket_id
 
 
 def test_reply_allowed_is_sent_and_unsummoned_gets_intent_link(social_app, fakes):
@@ -104,5 +104,5 @@ def test_expired_user_token_is_refreshed_and_rotated(social_app, fakes):
     Poller(svc).run_once(compliance=False)
     outcome = svc.reply(ticket_id=_ticket_for(svc, f"x:{post_id}"), agent="佐藤", text="ご案内します。", dedupe_key="k3")
     assert outcome.exchange["status"] == "sent"
-    assert svc.store.get_state("token:x")["refresh_token"].startswith("rotated-")
+    assert svc.store.sources.get_state("token:x")["refresh_token"].startswith("rotated-")
     assert "r0" not in repr(svc.sources["x"]) and "test-x" not in repr(svc.sources["x"])

@@ -15,4 +15,4 @@ def test_missing_tables_are_added_to_an_existing_database(tmp_path):
     store.engine.dispose()
     upgraded = Store(url)
     assert "exchanges" in inspect(upgraded.engine).get_table_names()
-    assert upgraded.list_exchanges("x:1") == []
+    assert upgraded.exchanges.list_exchanges("x:1") == []

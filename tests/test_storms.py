@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from connector.config import Settings
 from connector.services import Services
-from connector.store import local_tickets, storm_members
+from connector.db.schema import local_tickets, storm_members
 from connector.storms import (
     StormSettings, clean_text, poisson_tail, shingles, similarity, slack_payload, spike_fires,
 )
@@ -133,19 +133,19 @@ def test_problem_count_updates_as_the_storm_grows_throttled(storm_env: dict[str,
     svc.pipeline.clock = lambda: clock["now"]
     try:
         replay(svc)
-        storm = svc.store.list_storms()[0]
+        storm = svc.store.storms.list_storms()[0]
         assert storm["reported_size"] == 13
         for n in range(3):
             svc.pipeline.ingest_raw(post_dict(text=BASE + f" {'！' * (n + 1)}", created_at="2026-11-20T10:12:00Z",
                                               author={"id": f"55{n}", "handle": f"late_{n}"}), "replay")
         clock["now"] += timedelta(seconds=10)
         svc.pipeline.drain(max_wait=0)
-        assert svc.store.storm(storm["id"])["reported_size"] == 13  # not yet: throttled
+        assert svc.store.storms.storm(storm["id"]).reported_size == 13  # not yet: throttled
         clock["now"] += timedelta(seconds=60)
         svc.pipeline.drain(max_wait=0)
-        updated = svc.store.storm(storm["id"])
-        assert updated["reported_size"] == 16 and updated["size"] == 16
-        ticket = svc.helpdesk.ticket(int(updated["problem_ticket_id"]))
+        updated = svc.store.storms.storm(storm["id"])
+        assert updated.reported_size == 16 and updated.size == 16
+        ticket = svc.helpdesk.ticket(int(updated.problem_ticket_id))
         assert "16件" in ticket["subject"]
         assert sum("件数の更新" in c["body"] for c in ticket["comments"]) == 1
     finally:
@@ -232,12 +232,12 @@ def test_spike_fires_once_stays_quiet_on_normal_days_and_recovers(env, httpserve
         for j in range(8):
             n += 1
             svc.pipeline.ingest_raw(_negative(n, spike_at - timedelta(minutes=30) + timedelta(seconds=100 * j)), "r")
-        assert svc.store.list_alerts() == []
+        assert svc.store.storms.list_alerts() == []
         # The spike: 40 negative posts in 10 minutes. One alert, not forty.
         for j in range(40):
             n += 1
             svc.pipeline.ingest_raw(_negative(n, spike_at + timedelta(seconds=15 * j)), "r")
-        alerts = svc.store.list_alerts()
+        alerts = svc.store.storms.list_alerts()
         assert len(alerts) == 1 and alerts[0]["ended_at"] is None
         assert alerts[0]["baseline"] == pytest.approx(6.0) and alerts[0]["p_value"] < 1e-4
         clock["now"] = spike_at + timedelta(minutes=10)
@@ -248,7 +248,7 @@ def test_spike_fires_once_stays_quiet_on_normal_days_and_recovers(env, httpserve
             svc.pipeline.ingest_raw(_negative(n, spike_at + timedelta(minutes=50 + j)), "r")
         clock["now"] = spike_at + timedelta(minutes=55)
         svc.pipeline.drain(max_wait=0)
-        alerts = svc.store.list_alerts()
+        alerts = svc.store.storms.list_alerts()
         assert len(alerts) == 1 and alerts[0]["ended_at"] is not None and alerts[0]["end_status"] == "done"
         assert alerts[0]["peak"] >= 40
         bodies = [json.loads(req.get_data()) for req, _ in httpserver.log]
@@ -296,22 +296,22 @@ def test_storm_shown_to_agents_in_context_and_post_page(app_factory, tmp_path):
     lines = (Path(__file__).parent / "fixtures" / "storm.jsonl").read_text(encoding="utf-8").splitlines()
     outcomes = [svc.pipeline.ingest_raw(line, "test") for line in lines if line.strip()]
     svc.pipeline.drain(max_wait=2)
-    members = [o.key for o in outcomes if svc.store.storm_of(o.key) and svc.store.storm_of(o.key)["storm_id"]]
+    members = [o.key for o in outcomes if svc.store.storms.storm_of(o.key) and svc.store.storms.storm_of(o.key)["storm_id"]]
     assert len(members) >= 3
-    first_ticket = svc.store.ticket_for(members[0])
+    first_ticket = svc.store.outbox.ticket_for(members[0])
     svc.reply(ticket_id=first_ticket.ticket_id, agent="佐藤", text="ご不便をおかけしております。障害を確認中です。",
               dedupe_key="storm-answer-1")
     later = members[-1]
-    later_ticket = svc.store.ticket_for(later)
+    later_ticket = svc.store.outbox.ticket_for(later)
     _token_id, token = create_token(svc.store, "佐藤")
     response = app.test_client().get(f"/api/v1/context?helpdesk=local&ticket={later_ticket.ticket_id}",
                                      headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.get_data(as_text=True)
     storm = response.get_json()["storm"]
-    assert storm["size"] >= 3 and storm["first_post"]["key"] == svc.store.storm(storm["id"])["first_post_key"]
+    assert storm["size"] >= 3 and storm["first_post"]["key"] == svc.store.storms.storm(storm["id"]).first_post_key
     assert storm["reason"] and storm["answers"][0]["agent"] == "佐藤"
     assert "障害を確認中です" in storm["answers"][0]["text"]
     page = login(app.test_client(), app).get(f"/posts/{later}").get_data(as_text=True)
     assert "この投稿が属する炎上" in page and "障害を確認中です" in page
     unrelated = [o.key for o in outcomes if o.key not in members][0]
-    assert (svc.store.storm_of(unrelated) or {}).get("storm_id") is None
+    assert (svc.store.storms.storm_of(unrelated) or {}).get("storm_id") is None

@@ -18,7 +18,7 @@ def send(client, payload, *, signature=None, raw: bytes | None = None):
 
 
 def stored(svc) -> dict[str, int]:
-    return svc.store.counts()
+    return svc.store.posts.counts()
 
 
 def test_signed_post_is_accepted_and_becomes_a_ticket(client, svc):
@@ -28,7 +28,7 @@ def test_signed_post_is_accepted_and_becomes_a_ticket(client, svc):
     assert body["accepted"] == 1 and body["results"][0]["status"] == "queued"
     assert body["results"][0]["post"] == "webhook:9001"
     svc.pipeline.drain(max_wait=1)
-    assert [t["external_id"] for t in svc.store.list_tickets()] == ["yorisoi:webhook:9001"]
+    assert [t["external_id"] for t in svc.store.outbox.list_tickets()] == ["yorisoi:webhook:9001"]
 
 
 def test_same_post_twice_is_a_duplicate(client, svc):
@@ -37,7 +37,7 @@ def test_same_post_twice_is_a_duplicate(client, svc):
     again = send(client, payload).get_json()
     assert again["results"][0]["status"] == "duplicate"
     svc.pipeline.drain(max_wait=1)
-    assert len(svc.store.list_tickets()) == 1
+    assert len(svc.store.outbox.list_tickets()) == 1
 
 
 @pytest.mark.parametrize("signature", [

@@ -94,7 +94,7 @@ def test_ticket_fields_tags_requester_and_note(app_factory, zd_env, fake):
     # The analysis with its evidence is an internal note.
     assert not note["public"] and "感情 / Sentiment" in note["body"] and "判定 / Qualification" in note["body"]
 
-    stored = svc.store.list_tickets()[0]
+    stored = svc.store.outbox.list_tickets()[0]
     assert stored["helpdesk"] == "zendesk" and stored["ticket_id"] == str(ticket["id"])
     assert stored["url"].endswith(f"/agent/tickets/{ticket['id']}")
 
@@ -213,7 +213,7 @@ def test_422_fails_one_ticket_and_not_the_others(zsvc, fake):
     assert report.created == 2 and report.failed == 1
     error = report.errors[0]
     assert error["post"] == "x:1201" and "422" in error["message"] and "subject: Subject: 禁止語" in error["message"]
-    failed = zsvc.store.outbox_rows(("failed",))
+    failed = zsvc.store.outbox.outbox_rows(("failed",))
     assert [r["post_key"] for r in failed] == ["x:1201"] and "禁止語" in failed[0]["last_error"]
 
 
@@ -223,7 +223,7 @@ def test_401_stops_the_pass_with_zendesks_message(app_factory, zd_env, fake):
     report = svc.pipeline.deliver()
     assert "401" in report.stopped and "Couldn't authenticate you" in report.stopped and "ZENDESK_API_TOKEN" in report.stopped
     assert TOKEN not in report.stopped and "wrong" not in report.stopped
-    assert report.created == 0 and svc.store.outbox_counts().get("pending") == 2
+    assert report.created == 0 and svc.store.outbox.outbox_counts().get("pending") == 2
     assert len(fake.calls("POST")) == 1  # the second row was not even tried
 
 
@@ -262,7 +262,7 @@ def test_backlog_goes_through_create_many_jobs(app_factory, zd_env, fake):
     for ticket in fake.tickets.values():
         assert [c["public"] for c in fake.comments[ticket["id"]]] == [True, False]
         assert fake.users[ticket["requester_id"]]["external_id"].startswith("yorisoi:x:a")
-    assert svc.store.outbox_counts() == {"done": 230}
+    assert svc.store.outbox.outbox_counts() == {"done": 230}
 
 
 def test_bulk_keeps_at_most_30_jobs_in_flight(fake, zd_env):
@@ -297,14 +297,14 @@ def test_bulk_failures_are_per_ticket_and_unknown_ones_are_looked_up(app_factory
 def test_bulk_rows_survive_a_restart_until_the_job_horizon(app_factory, zd_env):
     """A bulk claim of a dead process is not handed back early: its job may still run."""
     import socket
-    from connector.store import BULK_CLAIM_SUFFIX
+    from connector.db.outbox import BULK_CLAIM_SUFFIX
     svc = app_factory(**zd_env).extensions["yorisoi"]
     ingest(svc, post_dict(id="4001"), post_dict(id="4002", text="ソラモバイル遅い"))
     dead = f"{socket.gethostname()}:999999"
-    svc.store.claim_due(1, timedelta(hours=1), worker=dead + BULK_CLAIM_SUFFIX)
-    svc.store.claim_due(1, timedelta(hours=1), worker=dead)
-    assert svc.store.release_dead_claims() == 1  # only the one-by-one claim
-    assert svc.store.outbox_counts() == {"sending": 1, "pending": 1}
+    svc.store.outbox.claim_due(1, timedelta(hours=1), worker=dead + BULK_CLAIM_SUFFIX)
+    svc.store.outbox.claim_due(1, timedelta(hours=1), worker=dead)
+    assert svc.store.outbox.release_dead_claims() == 1  # only the one-by-one claim
+    assert svc.store.outbox.outbox_counts() == {"sending": 1, "pending": 1}
 
 
 # --- configuration and secrets ------------------------------------------------------------------

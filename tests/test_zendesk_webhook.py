@@ -36,7 +36,7 @@ def ticket_id(zapp):
     svc = zapp.extensions["yorisoi"]
     svc.pipeline.ingest_raw(post_dict(id="1", text="ソラモバイル、請求が二重です"), "test")
     svc.pipeline.deliver()
-    return svc.store.list_tickets()[0]["ticket_id"]
+    return svc.store.outbox.list_tickets()[0]["ticket_id"]
 
 
 def signed(body: bytes, secret: str = SECRET, when: datetime | None = None) -> dict[str, str]:
@@ -65,7 +65,7 @@ def test_agent_reply_is_sent_once_and_recorded(zapp, ticket_id):
     assert first.json["status"] == "recorded" and first.json["exchange"]["text"].endswith("（ソラモバイル 佐藤）")
     again = post(client, raw, signed(raw))  # Zendesk delivered it twice
     assert again.status_code == 200 and again.json["status"] == "duplicate"
-    exchanges = zapp.extensions["yorisoi"].store.list_exchanges("x:1")
+    exchanges = zapp.extensions["yorisoi"].store.exchanges.list_exchanges("x:1")
     assert [e["dedupe_key"] for e in exchanges] == [f"zendesk:{ticket_id}:9001"]
 
 
@@ -100,7 +100,7 @@ def test_private_notes_and_customer_comments_are_ignored(zapp, ticket_id, overri
     raw = body(ticket_id, **overrides)
     response = post(zapp.test_client(), raw, signed(raw))
     assert response.status_code == 200 and response.json["status"] == "ignored"
-    assert zapp.extensions["yorisoi"].store.list_exchanges("x:1") == []
+    assert zapp.extensions["yorisoi"].store.exchanges.list_exchanges("x:1") == []
 
 
 @pytest.mark.parametrize("raw, field", [

@@ -108,7 +108,8 @@ def score(gold: Sequence[str], predicted: Sequence[str], classes: Sequence[str] 
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold labels but {len(predicted)} predictions")
     classes = tuple(classes) if classes is not None else scored_classes(gold)
-    shown = [label for label in LABELS if label in set(classes) | set(predicted)]
+    canonical = LABELS if set(classes) <= set(LABELS) else tuple(classes)
+    shown = [label for label in canonical if label in set(classes) | set(predicted)]
     shown += sorted(set(predicted) - set(shown))
     confusion = {g: {p: 0 for p in shown} for g in classes}
     for g, p in zip(gold, predicted):

@@ -300,7 +300,7 @@ CUE_FILES = {
     "expectation_type": ("expectation_type.tsv", ("common", "individual", "situational", "latent")),
     "expectation_content": ("expectation_content.tsv", ("menu", "price", "quality")),
     "quality_axis": ("quality_axis.tsv", ("accuracy", "speed", "flexibility", "empathy", "reassurance", "impression")),
-    "escalation": ("escalation.tsv", ("escalation",)),
+    "escalation": ("escalation.tsv", ("escalation", "safety")),
 }
 
 

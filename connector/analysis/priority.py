@@ -1,6 +1,8 @@
 """The priority table: an ordered list of rules from analysis labels to a helpdesk priority.
 
-Each rule is `{"when": {label: value or [values]}, "priority": p}`; the first rule whose every
+Each rule is `{"when": {label: value or [values]}, "priority": p}`, optionally with
+`"min_confidence": x` (every label the rule tests must come with at least that probability from
+the label model, so an uncertain label does not escalate a ticket); the first rule whose every
 condition holds wins. Conditions are equality or membership only, so every decision reads back as
 one line of evidence: "rule 2: risk=high, sentiment=negative → urgent". The built-in table is
 `lexicon/priority.toml` (documented there); a watch file's [[priority]] tables replace it.
@@ -37,14 +39,21 @@ PRIORITY_SCORE = {"urgent": 1.0, "high": 0.75, "normal": 0.5, "low": 0.25}
 class Rule:
     when: tuple[tuple[str, frozenset[str]], ...]   # (label, accepted values), in the order written
     priority: str
+    #: each label the rule tests must have been given with at least this probability (a model's
+    #: confidence; a label decided by rules has none and always passes)
+    min_confidence: float = 0.0
 
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(labels.get(label) in accepted for label, accepted in self.when)
+    def matches(self, labels: Mapping[str, str], confidences: Mapping[str, float | None] | None = None) -> bool:
+        if not all(labels.get(label) in accepted for label, accepted in self.when):
+            return False
+        return not self.min_confidence or all(
+            (c := (confidences or {}).get(label)) is None or c >= self.min_confidence for label, _ in self.when)
 
     def describe(self, labels: Mapping[str, str]) -> str:
         if not self.when:
             return "catch-all"
-        return ", ".join(f"{label}={labels.get(label)}" for label, _ in self.when)
+        said = ", ".join(f"{label}={labels.get(label)}" for label, _ in self.when)
+        return said + (f" (confidence ≥ {self.min_confidence:g})" if self.min_confidence else "")
 
 
 class PriorityTable:
@@ -68,9 +77,13 @@ class PriorityTable:
             where = f"priority[{index}]"
             if not isinstance(raw, dict):
                 raise ValueError(f"{where}: must be a table with `when` and `priority`")
-            unknown = sorted(set(raw) - {"when", "priority"})
+            unknown = sorted(set(raw) - {"when", "priority", "min_confidence"})
             if unknown:
-                raise ValueError(f"{where}.{unknown[0]}: unknown key (expected when, priority)")
+                raise ValueError(f"{where}.{unknown[0]}: unknown key (expected when, priority, min_confidence)")
+            min_confidence = raw.get("min_confidence", 0.0)
+            if isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float)) \
+                    or not 0.0 <= min_confidence <= 1.0:
+                raise ValueError(f"{where}.min_confidence: {min_confidence!r} is not a number from 0 to 1")
             if "priority" not in raw:
                 raise ValueError(f"{where}: missing key 'priority' (one of {', '.join(PRIORITIES)})")
             priority = raw["priority"]
@@ -92,13 +105,15 @@ class PriorityTable:
                     if not isinstance(item, str) or item not in allowed:
                         raise ValueError(f"{where}.when.{label}: {item!r} is not one of {', '.join(allowed)}")
                 conditions.append((label, frozenset(values)))
-            parsed.append(Rule(tuple(conditions), priority))
+            parsed.append(Rule(tuple(conditions), priority, float(min_confidence)))
         return cls(tuple(parsed))
 
-    def decide(self, labels: dict[str, str]) -> tuple[str, str]:
-        """(priority, evidence) for the analysis labels (label name → value)."""
+    def decide(self, labels: Mapping[str, str],
+               confidences: Mapping[str, float | None] | None = None) -> tuple[str, str]:
+        """(priority, evidence) for the analysis labels (label name → value), with the model's
+        confidence per label where a model gave it (rules with `min_confidence` need it)."""
         for number, rule in enumerate(self.rules, 1):
-            if rule.matches(labels):
+            if rule.matches(labels, confidences):
                 return rule.priority, f"rule {number}: {rule.describe(labels)} → {rule.priority}"
         return FALLBACK, f"no rule matched: default {FALLBACK}"
 

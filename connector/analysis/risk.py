@@ -1,5 +1,15 @@
-"""Public risk: how far a post can travel, and how much the author means it to.
+"""Public risk: how far a post can travel, and how badly — the level by the labelling guide's
+rules (docs/labels.md), the score for ordering within a level.
 
+Level (the guide, in order; "negative" is the post's sentiment):
+  critical  negative with ≥ 10,000 followers or a strong escalation word (拡散希望, 消費者センター,
+            弁護士, 保健所, 晒す: weight ≥ 0.3); or a safety or legal issue (food poisoning, foreign
+            matter, injury, fire, fraud, data leak…) in a negative post or a report;
+  high      negative with ≥ 1,000 followers, or negative and already spreading (≥ 50 reposts+quotes);
+  medium    negative with modest reach; or any post already spreading (≥ 50 reposts+quotes);
+  low       the rest.
+
+Score (for ordering, e.g. the dashboard's risk list; it no longer sets the level):
 score = 0.35·reach + 0.25·engagement + 0.15·velocity + escalation words (≤ 0.4)
         + 0.1·|sentiment| when negative, then ×0.6 for praise; clamped to [0, 1].
 
@@ -8,9 +18,6 @@ score = 0.35·reach + 0.25·engagement + 0.15·velocity + escalation words (≤ 
               (spreading and commenting carry a post further than a like; 10,000 → 1.0)
   velocity    log10(e per hour + 1) / 3       (only when the post's age is known; 1,000/h → 1.0)
 
-Levels: low < 0.25 ≤ medium < 0.45 ≤ high < 0.7 ≤ critical. So a 20-follower question is low,
-an ordinary complaint low or medium, a small account threatening 消費者センター high, and 100k
-followers with 拡散希望 on a negative post critical: words alone never make a post critical.
 """
 from __future__ import annotations
 
@@ -26,7 +33,12 @@ VELOCITY_WEIGHT = 0.15
 NEGATIVE_WEIGHT = 0.1
 ESCALATION_CAP = 0.4
 PRAISE_FACTOR = 0.6
-LEVELS = ((0.7, "critical"), (0.45, "high"), (0.25, "medium"), (0.0, "low"))
+#: The guide's thresholds.
+LARGE_AUDIENCE = 10_000
+REAL_REACH = 1_000
+STRONG_ESCALATION = 0.3
+#: "Many reposts" (docs/labels.md): reposts + quotes from this many on, a post is spreading.
+SPREADING = 50
 
 #: Engagement weights: a repost or quote puts the post in front of new people; a like barely does.
 REPOST, QUOTE, REPLY, LIKE = 3.0, 4.0, 1.5, 0.5
@@ -45,9 +57,29 @@ def _reach_words(followers: int) -> str:
     return "low"
 
 
+def risk_level(*, negative: bool, report: bool, followers: int, spread: int, strong_escalation: list[str],
+               safety: list[str]) -> tuple[str, str]:
+    """(level, why) by the guide's rules, in its order."""
+    if safety and (negative or report):
+        return "critical", f"safety or legal issue ({', '.join(safety[:3])})"
+    if negative and followers >= LARGE_AUDIENCE:
+        return "critical", f"negative, {followers:,} followers ≥ {LARGE_AUDIENCE:,}"
+    if negative and strong_escalation:
+        return "critical", f"negative with escalation word {', '.join(strong_escalation[:3])}"
+    if negative and followers >= REAL_REACH:
+        return "high", f"negative, {followers:,} followers ≥ {REAL_REACH:,}"
+    if negative and spread >= SPREADING:
+        return "high", f"negative and spreading ({spread:,} reposts+quotes ≥ {SPREADING})"
+    if negative:
+        return "medium", "negative with modest reach"
+    if spread >= SPREADING:
+        return "medium", f"spreading ({spread:,} reposts+quotes ≥ {SPREADING})"
+    return "low", "not negative, not spreading"
+
+
 def public_risk(*, escalation_cues: list[Cue], sentiment: Label, intent: str, followers: int = 0,
                 reposts: int = 0, likes: int = 0, quotes: int = 0, replies: int = 0,
-                age_minutes: float | None = None) -> Label:
+                age_minutes: float | None = None, safety_cues: list[Cue] | None = None) -> Label:
     evidence: list[str] = []
     followers = max(int(followers or 0), 0)
     reach = min(1.0, math.log10(followers + 1) / 6)
@@ -86,6 +118,10 @@ def public_risk(*, escalation_cues: list[Cue], sentiment: Label, intent: str, fo
         evidence.append(f"praise lowers risk ×{PRAISE_FACTOR}")
 
     score = min(max(score, 0.0), 1.0)
-    level = next(name for floor, name in LEVELS if score >= floor)
-    evidence.append(f"score {score:.2f} → {level}")
+    strong = [cue.pattern.removeprefix("re:") for cue in escalation_cues if cue.weight >= STRONG_ESCALATION]
+    safety = [cue.pattern.removeprefix("re:") for cue in (safety_cues or [])]
+    level, why = risk_level(negative=sentiment.value == "negative", report=intent == "report",
+                            followers=followers, spread=max(reposts, 0) + max(quotes, 0),
+                            strong_escalation=strong, safety=safety)
+    evidence.append(f"score {score:.2f}; {why} → {level}")
     return Label(level, round(score, 4), tuple(evidence))

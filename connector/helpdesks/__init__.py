@@ -13,7 +13,7 @@ from types import ModuleType
 
 from connector.config import Settings
 from connector.helpdesks.base import CommentDraft, Helpdesk, HelpdeskError, Requester, TicketDraft
-from connector.store import Store
+from connector.db import Store
 
 __all__ = ["CommentDraft", "Helpdesk", "HelpdeskError", "Requester", "TicketDraft", "helpdesk_packages",
            "make_helpdesk"]
@@ -29,7 +29,7 @@ def helpdesk_packages() -> list[ModuleType]:
 def make_helpdesk(settings: Settings, store: Store) -> Helpdesk:
     if settings.helpdesk == "local":
         from connector.helpdesks.local import LocalHelpdesk
-        return LocalHelpdesk(store)
+        return LocalHelpdesk(store.tickets)
     if settings.helpdesk == "zendesk":
         from connector.helpdesks.zendesk.client import make_zendesk
         return make_zendesk(settings.env)  # ConfigError names any bad ZENDESK_* variable

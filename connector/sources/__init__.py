@@ -21,7 +21,7 @@ from connector.sources.platform import PlatformInfo
 
 if TYPE_CHECKING:
     from connector.config import Settings
-    from connector.store import Store
+    from connector.db import Store
     from connector.watch import WatchConfig
 
 __all__ = ["PLATFORMS", "PLATFORM_NAMES", "PlatformInfo", "PolledPost", "PollResult", "PollingSource", "ReplyRefused", "ReplyResult", "Source", "SourceError",
@@ -88,7 +88,7 @@ def make_sources(settings: "Settings | None" = None, store: "Store | None" = Non
         if user_id and not user_id.isdigit():
             raise ConfigError(f"X_USER_ID={user_id!r} must be the numeric id of the brand's X account")
         sources["x"] = XSource(
-            store=store, watch=watch, bearer_token=env["X_BEARER_TOKEN"],
+            state=store.sources, watch=watch, bearer_token=env["X_BEARER_TOKEN"],
             api_url=env.get("X_API_URL") or DEFAULT_API_URL,
             user_token=env.get("X_USER_ACCESS_TOKEN") or None, refresh_token=env.get("X_USER_REFRESH_TOKEN") or None,
             client_id=env.get("X_CLIENT_ID") or None, client_secret=env.get("X_CLIENT_SECRET") or None,
@@ -100,7 +100,7 @@ def make_sources(settings: "Settings | None" = None, store: "Store | None" = Non
         for instance in instances:
             if not instance.startswith(("https://", "http://")):
                 raise ConfigError(f"MASTODON_INSTANCES: {instance!r} should be a URL like https://mstdn.jp")
-        sources["mastodon"] = MastodonSource(store=store, watch=watch, instances=instances,
+        sources["mastodon"] = MastodonSource(state=store.sources, watch=watch, instances=instances,
                                              access_token=env.get("MASTODON_ACCESS_TOKEN") or None,
                                              interval=intervals["mastodon"])
     if env.get("BLUESKY_HANDLE") or env.get("BLUESKY_APP_PASSWORD"):
@@ -108,13 +108,13 @@ def make_sources(settings: "Settings | None" = None, store: "Store | None" = Non
         if not (env.get("BLUESKY_HANDLE") and env.get("BLUESKY_APP_PASSWORD")):
             raise ConfigError("Bluesky needs both BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (an App Password, "
                               "Settings → Privacy and security → App passwords)")
-        sources["bluesky"] = BlueskySource(store=store, watch=watch, handle=env["BLUESKY_HANDLE"],
+        sources["bluesky"] = BlueskySource(state=store.sources, watch=watch, handle=env["BLUESKY_HANDLE"],
                                            app_password=env["BLUESKY_APP_PASSWORD"],
                                            service=env.get("BLUESKY_SERVICE") or DEFAULT_SERVICE,
                                            interval=intervals["bluesky"])
     if watch.feeds:
         from connector.sources.rss import RssSource
-        sources["rss"] = RssSource(store=store, watch=watch, feeds=watch.feeds, interval=intervals["rss"])
+        sources["rss"] = RssSource(state=store.sources, watch=watch, feeds=watch.feeds, interval=intervals["rss"])
     return sources
 
 

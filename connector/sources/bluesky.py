@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from connector.envvars import EnvVar
 from connector.models import Author, Post
+from connector.ports import SourceState
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.http import new_session, parse_time, raise_for_status, request
 from connector.sources.platform import PlatformInfo
@@ -64,10 +65,10 @@ def _web_url(handle_or_did: str, uri: str) -> str:
 class BlueskySource:
     platform = "bluesky"
 
-    def __init__(self, *, store: Any, watch: WatchConfig, handle: str, app_password: str,
+    def __init__(self, *, state: SourceState, watch: WatchConfig, handle: str, app_password: str,
                  service: str = DEFAULT_SERVICE, interval: float = 120.0,
                  session: requests.Session | None = None, clock: Any = None) -> None:
-        self.store = store
+        self.state = state
         self.watch = watch
         self.handle = handle.lstrip("@")
         self._password = app_password
@@ -96,11 +97,11 @@ class BlueskySource:
         return self._clock().astimezone(timezone.utc).strftime("%Y-%m-%d")
 
     def _create_session(self) -> dict[str, Any]:
-        used = self.store.usage_today("bluesky", self._day()).get("create_session", 0)
+        used = self.state.usage_today("bluesky", self._day()).get("create_session", 0)
         if used >= MAX_SESSIONS_PER_DAY:
             raise SourceError(f"bluesky: already logged in {used} times today; waiting for tomorrow (UTC) to "
                               "stay under createSession's 300/day limit", retryable=True, retry_after=3600)
-        self.store.add_usage("bluesky", self._day(), "create_session", 1)
+        self.state.add_usage("bluesky", self._day(), "create_session", 1)
         response = request(self.session, "bluesky", "POST", self.service + "/xrpc/com.atproto.server.createSession",
                            json={"identifier": self.handle, "password": self._password})
         if response.status_code == 401:
@@ -108,7 +109,7 @@ class BlueskySource:
         raise_for_status("bluesky", response)
         body = response.json()
         session = {k: body.get(k) for k in ("accessJwt", "refreshJwt", "did", "handle")}
-        self.store.set_state(self._state_key, session)
+        self.state.set_state(self._state_key, session)
         return session
 
     def _refresh_session(self, session: dict[str, Any]) -> dict[str, Any]:
@@ -119,11 +120,11 @@ class BlueskySource:
         raise_for_status("bluesky", response)
         body = response.json()
         fresh = {**session, **{k: body.get(k) for k in ("accessJwt", "refreshJwt", "did", "handle") if body.get(k)}}
-        self.store.set_state(self._state_key, fresh)
+        self.state.set_state(self._state_key, fresh)
         return fresh
 
     def _current_session(self) -> dict[str, Any]:
-        return self.store.get_state(self._state_key) or self._create_session()
+        return self.state.get_state(self._state_key) or self._create_session()
 
     @staticmethod
     def _expired(response: requests.Response) -> bool:
@@ -151,7 +152,7 @@ class BlueskySource:
         return [f"bluesky:search:{t}" for t in self.terms]
 
     def usage(self) -> str | None:
-        used = self.store.usage_today("bluesky", self._day()).get("create_session", 0)
+        used = self.state.usage_today("bluesky", self._day()).get("create_session", 0)
         return f"Bluesky logins today: {used} of {MAX_SESSIONS_PER_DAY} (createSession limit 300/day)"
 
     def poll(self, unit: str, cursor: dict[str, Any] | None) -> PollResult:
@@ -251,7 +252,7 @@ class BlueskySource:
             raise ReplyRefused(f"bluesky: the reply is {len(text)} characters; Bluesky allows {MAX_REPLY_CHARS}",
                                retryable=False)
         try:
-            extras = self.store.post_extras(post.key)
+            extras = self.state.post_extras(post.key)
             if not extras.get("cid"):
                 view = self._get_posts([post.id]).get(post.id)
                 if view is None:

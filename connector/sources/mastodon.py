@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from connector.envvars import EnvVar
 from connector.models import Author, Post
+from connector.ports import SourceState
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.html_text import html_to_text
 from connector.sources.http import new_session, parse_reset, parse_time, raise_for_status, request
@@ -68,11 +69,11 @@ def _host(url: str) -> str:
 class MastodonSource:
     platform = "mastodon"
 
-    def __init__(self, *, store: Any, watch: WatchConfig, instances: Sequence[str], access_token: str | None = None,
+    def __init__(self, *, state: SourceState, watch: WatchConfig, instances: Sequence[str], access_token: str | None = None,
                  interval: float = 120.0, session: requests.Session | None = None) -> None:
         if not instances:
             raise ValueError("at least one instance is needed")
-        self.store = store
+        self.state = state
         self.watch = watch
         self.instances = [i.rstrip("/") for i in instances]
         self.home = self.instances[0]
@@ -197,7 +198,7 @@ class MastodonSource:
                 continue
             result.append(polled)
             # Make it findable for replies later in this same batch.
-            self.store.save_post_extras(polled.post.key, "mastodon", polled.extras, ref=polled.ref)
+            self.state.save_post_extras(polled.post.key, "mastodon", polled.extras, ref=polled.ref)
         return result, skipped
 
     @staticmethod
@@ -229,10 +230,10 @@ class MastodonSource:
         author = self._author(account, host)
         in_reply_to = conversation = None
         if status.get("in_reply_to_id"):
-            parent_key = self.store.post_key_by_ref("mastodon", f"{host}:{status['in_reply_to_id']}")
+            parent_key = self.state.post_key_by_ref("mastodon", f"{host}:{status['in_reply_to_id']}")
             if parent_key:
                 in_reply_to = parent_key.split(":", 1)[1]
-                conversation = self.store.post_extras(parent_key).get("conversation") or in_reply_to
+                conversation = self.state.post_extras(parent_key).get("conversation") or in_reply_to
         post_id = self.post_id_for(uri)
         post = Post(platform="mastodon", id=post_id, url=status.get("url") or uri,
                     created_at=parse_time(status.get("created_at")), lang=status.get("language"),
@@ -256,7 +257,7 @@ class MastodonSource:
     def check_exists(self, posts: Sequence[Post]) -> dict[str, str]:
         gone: dict[str, str] = {}
         for post in posts:
-            extras = self.store.post_extras(post.key)
+            extras = self.state.post_extras(post.key)
             base, local_id = extras.get("instance"), extras.get("local_id")
             if not base or not local_id or base not in self.instances:
                 continue  # not polled by us (replay/webhook): nothing to ask
@@ -291,7 +292,7 @@ class MastodonSource:
     def post_reply(self, post: Post, text: str, idempotency_key: str) -> ReplyResult:
         if not self._token:
             raise ReplyRefused("mastodon: replies need MASTODON_ACCESS_TOKEN (scope write:statuses)", retryable=False)
-        extras = self.store.post_extras(post.key)
+        extras = self.state.post_extras(post.key)
         in_reply_to_id = self._home_status_id(post, extras)
         acct = extras.get("acct") or post.author.handle
         # Start with @acct so the customer is notified (methods/statuses.md).

@@ -26,6 +26,7 @@ import requests
 from pydantic import ValidationError
 
 from connector.models import MAX_TEXT_CHARS, Author, Post
+from connector.ports import SourceState
 from connector.qualify import Qualifier
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.html_text import html_to_text
@@ -56,9 +57,9 @@ def _when(parsed: Any) -> datetime | None:
 class RssSource:
     platform = "rss"
 
-    def __init__(self, *, store: Any, watch: WatchConfig, feeds: Sequence[Feed], interval: float = 900.0,
+    def __init__(self, *, state: SourceState, watch: WatchConfig, feeds: Sequence[Feed], interval: float = 900.0,
                  session: requests.Session | None = None, max_bytes: int = MAX_FEED_BYTES, clock: Any = None) -> None:
-        self.store = store
+        self.state = state
         self.feeds = {f"rss:{f.url}": f for f in feeds}
         self.interval = interval
         self.session = session or new_session()

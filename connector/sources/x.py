@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from connector.envvars import EnvVar
 from connector.models import Author, Post
+from connector.ports import SourceState
 from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
 from connector.sources.hints import x_intent_url
 from connector.sources.http import new_session, parse_time, raise_for_status, request
@@ -124,12 +125,12 @@ def build_queries(watch: WatchConfig, limit: int = MAX_QUERY_CHARS) -> list[str]
 class XSource:
     platform = "x"
 
-    def __init__(self, *, store: Any, watch: WatchConfig, bearer_token: str, api_url: str = DEFAULT_API_URL,
+    def __init__(self, *, state: SourceState, watch: WatchConfig, bearer_token: str, api_url: str = DEFAULT_API_URL,
                  user_token: str | None = None, refresh_token: str | None = None, client_id: str | None = None,
                  client_secret: str | None = None, user_id: str | None = None,
                  budget_usd: float = DEFAULT_BUDGET_USD, interval: float = 300.0,
                  session: requests.Session | None = None, clock: Any = None) -> None:
-        self.store = store
+        self.state = state
         self.watch = watch
         self._bearer = bearer_token
         self.api_url = api_url.rstrip("/")
@@ -152,11 +153,11 @@ class XSource:
         return self._clock().astimezone(timezone.utc).strftime("%Y-%m-%d")
 
     def spent_today(self) -> float:
-        usage = self.store.usage_today("x", self._day())
+        usage = self.state.usage_today("x", self._day())
         return sum(PRICE.get(kind, 0.0) * units for kind, units in usage.items())
 
     def _charge(self, kind: str, units: int) -> None:
-        self.store.add_usage("x", self._day(), kind, units)
+        self.state.add_usage("x", self._day(), kind, units)
 
     def _affordable(self, per_item: float, wanted: int, minimum: int) -> int:
         """How many results we can afford to ask for now (0: the budget is spent)."""
@@ -166,7 +167,7 @@ class XSource:
         return count if count >= minimum else 0
 
     def usage(self) -> str:
-        usage = self.store.usage_today("x", self._day())
+        usage = self.state.usage_today("x", self._day())
         parts = ", ".join(f"{kind} {units}" for kind, units in sorted(usage.items())) or "no reads"
         return (f"X spend today (UTC {self._day()}): ${self.spent_today():.3f} of ${self.budget_usd:.2f} "
                 f"daily read budget ({parts})")
@@ -321,7 +322,7 @@ class XSource:
 
     # --- replies ----------------------------------------------------------------------
     def _user_credentials(self) -> tuple[str | None, str | None]:
-        saved = self.store.get_state("token:x") or {}
+        saved = self.state.get_state("token:x") or {}
         return saved.get("access_token") or self._user_token, saved.get("refresh_token") or self._refresh_token
 
     def _refresh(self) -> str | None:
@@ -336,13 +337,13 @@ class XSource:
             return None
         body = response.json()
         # Refresh tokens rotate: keep the new pair, or the next refresh fails.
-        self.store.set_state("token:x", {"access_token": body.get("access_token"),
+        self.state.set_state("token:x", {"access_token": body.get("access_token"),
                                          "refresh_token": body.get("refresh_token") or refresh})
         return body.get("access_token")
 
     def post_reply(self, post: Post, text: str, idempotency_key: str) -> ReplyResult:
         intent = x_intent_url(post.id, text)
-        allowed = bool(self.store.post_extras(post.key).get("reply_allowed"))
+        allowed = bool(self.state.post_extras(post.key).get("reply_allowed"))
         access, _refresh = self._user_credentials()
         if not allowed or not access:
             # Not summoned (or no user token configured): the agent posts it by hand.

@@ -254,8 +254,8 @@ def corrections():
                        "agent は名前（200 文字までの文字列）で指定してください。", field="agent")
     agent = (agent or "").strip() or g.api_agent.agent
     store = services().store
-    correction_id = store.add_correction(key, label, value, agent)
-    stored = store.list_corrections(post_key=key)
+    correction_id = store.corrections.add_correction(key, label, value, agent)
+    stored = store.corrections.list_corrections(post_key=key)
     row = next(r for r in stored if r["id"] == correction_id)
     return jsonify({"id": correction_id, "ticket": body.get("ticket"), "post_key": key, "label": label,
                     "value": value, "previous": row.get("old_value"), "agent": agent}), 201

@@ -211,13 +211,13 @@ def login():
                                                 next=request.form.get("next", "")), status=429)
             response.headers["Retry-After"] = str(wait)
             return response
-        stored = services().store.user_password_hash(name) if name else None
+        stored = services().store.accounts.user_password_hash(name) if name else None
         if check_password_hash(stored or _DUMMY_HASH, password) and stored is not None:
             throttle.succeeded(*keys)
             session.clear()  # a fresh session (and CSRF token): no fixation of a planted cookie
             session.permanent = True
             session["user"] = name
-            services().store.record_login(name)
+            services().store.accounts.record_login(name)
             return redirect(_safe_next(request.form.get("next")))
         throttle.failed(*keys)
         error, status = "bad_login", 401

@@ -46,7 +46,7 @@ def _active_alerts() -> dict[str, Any]:
     """Spike alerts still running, for the banner on every dashboard page."""
     def active() -> list[dict[str, Any]]:
         try:
-            return [a for a in services().store.list_alerts(limit=20) if a["ended_at"] is None]
+            return [a for a in services().store.storms.list_alerts(limit=20) if a["ended_at"] is None]
         except Exception:  # the banner must never break a page
             return []
     return {"active_alerts": active}
@@ -58,7 +58,7 @@ def _bad_filter(exc: FilterError):
 
 
 def _filter() -> ReportFilter:
-    latest = None if request.args.get("to") else services().store.report_latest_day()
+    latest = None if request.args.get("to") else services().store.reports.report_latest_day()
     return reports.parse_filter(request.args, latest_day=latest)
 
 
@@ -68,7 +68,7 @@ def _only() -> bool | None:
 
 def _context(f: ReportFilter, **extra: Any) -> dict[str, Any]:
     query = reports.filter_query(f)
-    return dict(f=f, query=query, facets=services().store.report_facets(f), label_columns=LABEL_COLUMNS,
+    return dict(f=f, query=query, facets=services().store.reports.report_facets(f), label_columns=LABEL_COLUMNS,
                 value_names=VALUE_NAMES, platform_names=PLATFORM_NAMES, pages=PAGES,
                 chosen_labels=dict(f.labels), render_chart=render_chart, **extra)
 
@@ -106,24 +106,24 @@ def response_times():
 @bp.get("/tickets")
 def tickets():
     svc = services()
-    return render_template("tickets.html", tickets=svc.store.list_tickets(limit=500),
-                           counts=svc.store.counts(), outbox_counts=svc.store.outbox_counts())
+    return render_template("tickets.html", tickets=svc.store.outbox.list_tickets(limit=500),
+                           counts=svc.store.posts.counts(), outbox_counts=svc.store.outbox.outbox_counts())
 
 
 @bp.get("/posts/<path:key>")
 def post_detail(key: str):
     svc = services()
-    loaded = svc.store.load_post(key)
+    loaded = svc.store.posts.load_post(key)
     if loaded is None:
         abort(404)
     post, decision, analysis = loaded
-    ref = svc.store.ticket_for(key)
+    ref = svc.store.outbox.ticket_for(key)
     local_ticket = None
     if ref is not None and ref.helpdesk == "local" and hasattr(svc.helpdesk, "ticket"):
         local_ticket = svc.helpdesk.ticket(int(ref.ticket_id))
     return render_template("post.html", post=post, decision=decision, analysis=analysis, ref=ref,
-                           local_ticket=local_ticket, thread=svc.store.thread_posts(key),
-                           exchanges=svc.store.list_exchanges(key), storm=storm_summary(svc.store, key))
+                           local_ticket=local_ticket, thread=svc.store.posts.thread_posts(key),
+                           exchanges=svc.store.exchanges.list_exchanges(key), storm=storm_summary(svc.store, key))
 
 
 @bp.get("/decisions")
@@ -141,7 +141,7 @@ def outbox():
     f = _filter()
     svc = services()
     counts, table = reports.outbox(svc.store, f)
-    return render_template("outbox.html", table=table, counts=counts, all_counts=svc.store.outbox_counts(("pending", "sending", "failed")),
+    return render_template("outbox.html", table=table, counts=counts, all_counts=svc.store.outbox.outbox_counts(("pending", "sending", "failed")),
                            **_context(f))
 
 
@@ -150,23 +150,23 @@ def storms():
     """Active and past storms with their timelines (posts per 5 minutes) and spike alerts."""
     store = services().store
     rows = []
-    for storm in store.list_storms(min_size=2, limit=100):
-        timeline = store.storm_timeline(storm["id"])
+    for storm in store.storms.list_storms(min_size=2, limit=100):
+        timeline = store.storms.storm_timeline(storm["id"])
         start = timeline[0][0] if timeline else storm["started_at"]
         buckets: dict[int, int] = {}
         for at, _ in timeline:
             slot = int((at - start).total_seconds() // 300)
             buckets[slot] = buckets.get(slot, 0) + 1
         series = [buckets.get(i, 0) for i in range(max(buckets) + 1)] if buckets else []
-        first = store.storm_members_of(storm["id"], limit=1)
+        first = store.storms.storm_members_of(storm["id"], limit=1)
         rows.append({**storm, "series": series[:48], "first": first[0] if first else None})
-    return render_template("storms.html", storms=rows, alerts=store.list_alerts(limit=50))
+    return render_template("storms.html", storms=rows, alerts=store.storms.list_alerts(limit=50))
 
 
 @bp.post("/outbox/<int:outbox_id>/retry")
 def retry(outbox_id: int):
     svc = services()
-    svc.store.retry_failed(outbox_id)
+    svc.store.outbox.retry_failed(outbox_id)
     svc.wake_worker()
     return redirect(_back_to_outbox())
 
@@ -174,7 +174,7 @@ def retry(outbox_id: int):
 @bp.post("/outbox/retry-failed")
 def retry_all():
     svc = services()
-    svc.store.retry_failed()
+    svc.store.outbox.retry_failed()
     svc.wake_worker()
     return redirect(_back_to_outbox())
 
@@ -223,7 +223,7 @@ def export_csv(name: str):
 @bp.get("/healthz")
 def healthz():
     svc = services()
-    return {"ok": True, "helpdesk": svc.helpdesk.name, "outbox": svc.store.outbox_counts()}
+    return {"ok": True, "helpdesk": svc.helpdesk.name, "outbox": svc.store.outbox.outbox_counts()}
 
 
 @bp.app_template_global()

@@ -17,10 +17,32 @@ def test_influencer_with_kakusan_kibou_is_critical():
     assert result.priority.value == "urgent"
 
 
-def test_small_account_with_escalation_words_is_high_not_critical():
+def test_small_account_with_escalation_words_is_critical_by_the_guide():
+    # docs/labels.md: "an escalation word (拡散希望, 消費者センター, 弁護士, 保健所, 晒す) with a
+    # negative post" is critical, whatever the reach; the score still orders within the level.
     result = analyse_text("消費者センターに相談します。二度と使わない", followers=800)
-    assert result.risk.value == "high"
+    assert result.risk.value == "critical"
     assert "escalation capped at 0.4" in result.risk.evidence
+    assert "negative with escalation word 消費者センター" in result.risk.evidence[-1]
+
+
+def test_a_weak_escalation_word_alone_does_not_make_a_post_critical():
+    # 二度と is a strong complaint, not an escalation word for risk (docs/labels.md, amendments)
+    result = analyse_text("二度と使わない", followers=300)
+    assert result.risk.value == "medium"
+
+
+@pytest.mark.parametrize("followers,reposts,sentiment_text,level", [
+    (20_000, 0, "全然繋がらない。最悪", "critical"),      # negative, large audience
+    (20_000, 0, "いつも快適です、ありがとう", "low"),        # large audience alone is not risk
+    (1_500, 0, "全然繋がらない。最悪", "high"),           # negative with real reach
+    (200, 60, "全然繋がらない。最悪", "high"),            # negative and spreading
+    (200, 0, "全然繋がらない。最悪", "medium"),           # negative, modest reach
+    (200, 60, "いつも快適です、ありがとう", "medium"),      # any post spreading
+    (200, 30, "いつも快適です、ありがとう", "low"),         # 30 reposts is not yet spreading
+])
+def test_risk_levels_follow_the_guide(followers, reposts, sentiment_text, level):
+    assert analyse_text(sentiment_text, followers=followers, reposts=reposts).risk.value == level
 
 
 def test_small_neutral_question_is_low():
@@ -94,7 +116,8 @@ def test_default_rules(changes, priority, rule):
 
 
 def test_evidence_names_the_conditions_with_their_values():
-    assert decide(risk="high", sentiment="negative") == ("urgent", "rule 2: risk=high, sentiment=negative → urgent")
+    assert decide(risk="high", sentiment="negative") == (
+        "urgent", "rule 2: risk=high, sentiment=negative (confidence ≥ 0.6) → urgent")
     assert decide() == ("normal", "rule 10: catch-all → normal")
 
 

@@ -350,7 +350,7 @@ class FreshdeskHelpdesk:
     def _requester_external_id(self, external_id: str) -> str | None:
         if self.store is None:
             return None
-        loaded = self.store.load_post(external_id.removeprefix("yorisoi:"))
+        loaded = self.store.posts.load_post(external_id.removeprefix("yorisoi:"))
         return loaded[0].author_external_id if loaded else None
 
     def _list_by_requester(self, requester: str, tag: str) -> int | None:

@@ -177,7 +177,7 @@ def _current_instance(svc: Services, signer: TokenSigner, metadata: str | None) 
         claims = signer.open(METADATA, metadata)
     except BadToken:
         return None
-    row = svc.store.channel_instance(str(claims.get("i")))
+    row = svc.store.channel.channel_instance(str(claims.get("i")))
     return row if row and row["status"] == "active" else None
 
 
@@ -258,10 +258,10 @@ def admin_ui_save():
         return _admin_page("channel_admin.html", status=422, lang=lang, brands=brands, values=values,
                            form_token=request.form.get("form_token"), needs_code=instance_id is None, errors=errors)
     if instance_id is not None:
-        existing = svc.store.channel_instance(instance_id)
+        existing = svc.store.channel.channel_instance(instance_id)
         if existing is None or existing["status"] != "active":
             return _admin_error(lang, "err_instance", 410)
-    instance = svc.store.save_channel_instance(
+    instance = svc.store.channel.save_channel_instance(
         instance_id=instance_id or f"ci_{secrets.token_hex(12)}", subdomain=subdomain, brand=values["brand"],
         name=values["name"], signature=values["signature"], locale=lang,
         backfill_from=utcnow() - BACKFILL)
@@ -303,7 +303,7 @@ def _instance_for(svc: Services, signer: TokenSigner, metadata: str | None) -> d
         claims = signer.open(METADATA, metadata)
     except BadToken as exc:
         raise _Refused(401, f"metadata refused: {exc}") from None
-    row = svc.store.channel_instance(str(claims.get("i")))
+    row = svc.store.channel.channel_instance(str(claims.get("i")))
     if row is None or row["subdomain"] != claims.get("s"):
         raise _Refused(403, "metadata names no integration instance of this connector")
     if row["status"] != "active":
@@ -344,7 +344,7 @@ def pull():
     if instance["brand"] not in svc.watch.brand_names:
         # The brand left the watch file: nothing to send; ask the admin to pick another.
         return jsonify({"external_resources": [], "state": state, "metadata_needs_update": True})
-    rows = svc.store.channel_posts(instance["brand"], after=after, since=instance["backfill_from"],
+    rows = svc.store.channel.channel_posts(instance["brand"], after=after, since=instance["backfill_from"],
                                    until=utcnow() - SETTLE, limit=MAX_RESOURCES_PER_PULL)
     resources = []
     long_ids = []
@@ -355,19 +355,19 @@ def pull():
         if is_hashed(resource["external_id"]):
             long_ids.append((resource["external_id"], post.key))
         resources.append(resource)
-    svc.store.remember_external_ids(long_ids)
+    svc.store.channel.remember_external_ids(long_ids)
     if rows:
         last = rows[-1]
         state = signer.seal(STATE, {"i": instance["id"], "b": instance["brand"],
                                     "t": last["ingested_at"].isoformat(), "k": last["post"].key})
-    svc.store.touch_channel_pull(instance["id"])
+    svc.store.channel.touch_channel_pull(instance["id"])
     log.info("pull for instance %s: %d resources", instance["id"], len(resources))
     return jsonify({"external_resources": resources, "state": state})
 
 
 # --- channelback ----------------------------------------------------------------------------
 def _post_key(svc: Services, external: str) -> str | None:
-    return post_key_from_external_id(external) or svc.store.post_key_for_external_id(external)
+    return post_key_from_external_id(external) or svc.store.channel.post_key_for_external_id(external)
 
 
 @bp.post("/zendesk/channel/channelback")
@@ -388,15 +388,15 @@ def channelback():
         return _error(400, "message is required (at most 65535 characters)")
     target = (request.form.get("parent_id") or request.form.get("thread_id") or "").strip()
     post_key = _post_key(svc, target) if target else None
-    ticket_post_key = svc.store.ticket_post_key_of(post_key) if post_key else None
-    ticket_post = svc.store.load_post(ticket_post_key) if ticket_post_key else None
+    ticket_post_key = svc.store.outbox.ticket_post_key_of(post_key) if post_key else None
+    ticket_post = svc.store.posts.load_post(ticket_post_key) if ticket_post_key else None
     if ticket_post is None or ticket_post[1].brand != instance["brand"]:
         # Also for another brand's post: an instance answers only the conversations it received.
         return _error(404, f"parent_id/thread_id {target!r} is not a post this integration instance received")
     if ticket_post[0].platform not in REPLYABLE_PLATFORMS:
         return _error(422, f"posts from {ticket_post[0].platform} cannot be answered from Zendesk")
     dedupe_key = f"zendesk-channel:{request_id}"
-    earlier = svc.store.exchange(dedupe_key)
+    earlier = svc.store.exchanges.exchange(dedupe_key)
     if earlier is not None and (earlier["helpdesk"] != HELPDESK or earlier["ticket_id"] != instance["id"]):
         # Checked before sending: a retry must never re-send another instance's failed reply.
         return _error(409, "request_unique_identifier was already used by another integration instance")
@@ -430,7 +430,7 @@ def clickthrough():
     svc = services()
     external = (request.args.get("external_id") or "").strip()
     post_key = _post_key(svc, external) if external else None
-    loaded = svc.store.load_post(post_key) if post_key else None
+    loaded = svc.store.posts.load_post(post_key) if post_key else None
     url = loaded[0].url if loaded and loaded[1].qualified else None
     if not url or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
         return _error(404, f"no post with a link for external_id {external!r}")
@@ -466,7 +466,7 @@ def events():
         except BadToken as exc:
             log.warning("destroy_integration_instance ignored: %s", exc)
             continue
-        if svc.store.destroy_channel_instance(str(claims.get("i"))):
+        if svc.store.channel.destroy_channel_instance(str(claims.get("i"))):
             destroyed.append(claims.get("i"))
             log.info("channel instance %s destroyed in Zendesk: no more pulls or channelbacks", claims.get("i"))
     return jsonify({"ok": True, "events": len(body["events"]), "destroyed": destroyed})

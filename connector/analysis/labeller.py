@@ -1,0 +1,438 @@
+"""The label model: every label of the guide (docs/labels.md) learnt from posts the team labelled.
+
+One feature space for all five labels, one multinomial logistic regression per label:
+
+  char   TF-IDF over character 1–4-grams of the normalised, case-folded text (inflections,
+         slang, kaomoji and spelling variants nagisa splits oddly);
+  word   TF-IDF over nagisa tokens and token bigrams (English: words);
+  cues   the lexicon's verdicts as dense columns: its sentiment score and label, each intent /
+         expectation / content / axis / escalation cue score, and a few shape cues (question
+         mark, length). The hand-written lexicon is thus a feature the data weighs, not a rival.
+
+Labels then interact in one step (`chain`): the intent, expectation and axis models also see the
+out-of-fold probabilities of the sentiment model, so "a factual failure" learnt for sentiment
+helps intent read a complaint, and praise goes with positive.
+
+Each label carries its probability: `Label.confidence` is P(chosen class). Prediction needs no
+scikit-learn: a post is a dictionary look-up per n-gram and five small dot products (load 0.05 s). The evidence names the
+model, the probabilities and the features that weighed most for the chosen class (their
+contribution to its score against the mean of the classes), then the lexicon's own view.
+
+A model folder holds `model.json` (format, classes per label, settings, corpus digest) and
+`weights.npz` (vocabularies, IDF vectors, coefficients as float32 arrays). It is loaded with
+`numpy.load(allow_pickle=False)` and `json`: nothing in it is executed. Training is deterministic
+(lbfgs, fixed folds, sorted inputs, no timestamps in the files): the same corpus gives the same
+bytes. Pure: the caller loads the model once and passes it in.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from connector.analysis import cues as cue_rules
+from connector.analysis.lexicon import CUE_FILES
+from connector.analysis.model import ModelError, Prepared, _ngrams, _proba
+from connector.models import Label
+
+FORMAT = 2
+KIND = "lr-labels"
+MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.npz"
+
+#: The labels the model learns, with their classes in report order.
+LABELS: dict[str, tuple[str, ...]] = {
+    "sentiment": ("negative", "neutral", "positive"),
+    "intent": ("complaint", "question", "request", "praise", "report", "other"),
+    "expectation_type": ("common", "individual", "situational", "latent"),
+    "expectation_content": ("menu", "price", "quality"),
+    "quality_axis": ("accuracy", "speed", "flexibility", "empathy", "reassurance", "impression"),
+}
+#: Labels whose model also sees the sentiment model's (out-of-fold) probabilities.
+CHAINED = ("intent", "expectation_type", "expectation_content", "quality_axis")
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "char_ngrams": [1, 4],
+    "word_ngrams": [1, 2],
+    "min_df": 2,
+    "max_char_features": 60_000,
+    "max_word_features": 30_000,
+    "cue_weight": 1.0,
+    "C": {"sentiment": 30.0, "intent": 30.0, "expectation_type": 30.0, "expectation_content": 30.0,
+          "quality_axis": 30.0},
+    "class_weight": "balanced",
+    "cv_folds": 5,
+    "chain_weight": 1.0,
+}
+
+_CUE_NAMES: tuple[str, ...] = tuple(
+    [f"lexicon:{name}" for name in ("score_ja", "score_en", "positive", "negative")]
+    + [f"cue:{dimension}={label}" for dimension, (_, labels) in CUE_FILES.items() for label in labels]
+    + ["shape:question_mark", "shape:exclamation", "shape:length", "shape:english"])
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One post as the label model reads it: the prepared text and the lexicon's cues."""
+
+    prepared: Prepared
+    found: cue_rules.Found
+
+
+def cue_columns(readings: Sequence[Reading], weight: float) -> np.ndarray:
+    rows = np.zeros((len(readings), len(_CUE_NAMES)), dtype=np.float32)
+    for i, reading in enumerate(readings):
+        item = reading.prepared
+        row = [item.lexicon.score if item.language == "ja" else 0.0,
+               item.lexicon.score if item.language != "ja" else 0.0,
+               float(item.lexicon.value == "positive"), float(item.lexicon.value == "negative")]
+        for dimension, (_, labels) in CUE_FILES.items():
+            found = reading.found.get(dimension, {})
+            row.extend(min(cue_rules._score(found.get(label, [])), 2.0) / 2.0 for label in labels)
+        text = item.normalized
+        row.extend([float("?" in text or "？" in text), float("!" in text or "！" in text),
+                    min(math.log1p(len(text)) / 6.0, 1.0), float(item.language != "ja")])
+        rows[i] = row
+    return rows * weight
+
+
+_WHITE_SPACES = re.compile(r"\s\s+")   # as scikit-learn's char analyzer collapses runs of blanks
+
+
+def char_grams(text: str, low: int, high: int) -> list[str]:
+    """Character n-grams exactly as scikit-learn's `analyzer="char"` (lower-cased) makes them."""
+    text = _WHITE_SPACES.sub(" ", text.lower())
+    grams: list[str] = []
+    for n in range(low, min(high, len(text)) + 1):
+        grams.extend(text[i:i + n] for i in range(len(text) - n + 1))
+    return grams
+
+
+@dataclass
+class Vocabulary:
+    """One TF-IDF feature block: terms → columns, IDF weights (sublinear tf, L2 norm per block)."""
+
+    index: dict[str, int]
+    idf: np.ndarray
+
+    def encode(self, terms: Sequence[str], offset: int) -> tuple[list[int], list[float]]:
+        counts: dict[int, int] = {}
+        for term in terms:
+            column = self.index.get(term)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
+        if not counts:
+            return [], []
+        columns = sorted(counts)
+        values = np.array([(1.0 + math.log(counts[c])) * self.idf[c] for c in columns], dtype=np.float64)
+        values /= np.sqrt(values @ values)
+        return [offset + c for c in columns], values.tolist()
+
+    def terms(self) -> list[str]:
+        return sorted(self.index, key=self.index.__getitem__)
+
+
+def fit_vocabulary(documents: Sequence[Sequence[str]], min_df: int, max_features: int) -> Vocabulary:
+    """Document frequencies → the most frequent `max_features` terms seen in ≥ min_df documents
+    (ties by term, so the vocabulary is the same on every run), smoothed IDF as scikit-learn's."""
+    df: dict[str, int] = {}
+    for terms in documents:
+        for term in set(terms):
+            df[term] = df.get(term, 0) + 1
+    kept = sorted((t for t, n in df.items() if n >= min_df), key=lambda t: (-df[t], t))[:max_features]
+    kept.sort()
+    n_docs = len(documents)
+    idf = np.array([math.log((1 + n_docs) / (1 + df[t])) + 1.0 for t in kept], dtype=np.float32)
+    return Vocabulary({t: i for i, t in enumerate(kept)}, idf)
+
+
+@dataclass
+class LabelModel:
+    classes: dict[str, tuple[str, ...]]
+    weights: dict[str, tuple[np.ndarray, np.ndarray]]          # label → (coef, intercept)
+    settings: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+    char: Vocabulary | None = None
+    word: Vocabulary | None = None
+    _names: list[str] | None = None
+    _centered: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{KIND}-{FORMAT}"
+
+    # --- features ---------------------------------------------------------------------
+    @property
+    def base_width(self) -> int:
+        assert self.char is not None and self.word is not None
+        return len(self.char.index) + len(self.word.index) + len(_CUE_NAMES)
+
+    def columns(self, reading: Reading) -> tuple[np.ndarray, np.ndarray]:
+        """The post's non-zero features: (columns, values) — TF-IDF of its character n-grams and
+        word n-grams, then the lexicon's cue columns. No scikit-learn at prediction time: a
+        dictionary look-up per n-gram is all a post costs."""
+        assert self.char is not None and self.word is not None
+        low, high = self.settings["char_ngrams"]
+        c_cols, c_vals = self.char.encode(char_grams(reading.prepared.normalized, low, high), 0)
+        low, high = self.settings["word_ngrams"]
+        w_cols, w_vals = self.word.encode(_ngrams(reading.prepared.words, low, high), len(self.char.index))
+        cues = cue_columns([reading], self.settings["cue_weight"])[0]
+        nonzero = np.flatnonzero(cues)
+        offset = len(self.char.index) + len(self.word.index)
+        cols = np.array(c_cols + w_cols + (nonzero + offset).tolist(), dtype=np.int64)
+        vals = np.array(c_vals + w_vals + cues[nonzero].tolist(), dtype=np.float32)
+        return cols, vals
+
+    def _logits(self, label: str, cols: np.ndarray, vals: np.ndarray, sentiment: np.ndarray | None) -> np.ndarray:
+        coef, intercept = self.weights[label]
+        scores = coef[:, cols] @ vals + intercept
+        if label in CHAINED and sentiment is not None:
+            scores = scores + coef[:, self.base_width:] @ (sentiment * self.settings["chain_weight"])
+        return scores
+
+    @staticmethod
+    def _softmax(scores: np.ndarray) -> np.ndarray:
+        if scores.shape[0] == 1:  # binary: one row, the second class's log-odds
+            p1 = 1.0 / (1.0 + math.exp(-float(scores[0])))
+            return np.array([1.0 - p1, p1])
+        exp = np.exp(scores - scores.max())
+        return exp / exp.sum()
+
+    def _row_probabilities(self, cols: np.ndarray, vals: np.ndarray) -> dict[str, np.ndarray]:
+        sentiment = self._softmax(self._logits("sentiment", cols, vals, None))
+        out = {"sentiment": sentiment}
+        for label in LABELS:
+            if label != "sentiment":
+                out[label] = self._softmax(self._logits(label, cols, vals, sentiment))
+        return out
+
+    def feature_names(self) -> list[str]:
+        if self._names is None:
+            assert self.char is not None and self.word is not None
+            self._names = ([f"「{t}」" for t in self.char.terms()]
+                           + [f"word 「{t.replace(chr(31), ' ')}」" for t in self.word.terms()]
+                           + list(_CUE_NAMES) + [f"sentiment P({c})" for c in self.classes["sentiment"]])
+        return self._names
+
+    # --- prediction -------------------------------------------------------------------
+    def probabilities(self, readings: Sequence[Reading]) -> dict[str, np.ndarray]:
+        """label → (len(readings), len(classes)) probabilities."""
+        rows = [self._row_probabilities(*self.columns(r)) for r in readings]
+        return {label: np.array([row[label] for row in rows]).reshape(len(readings), -1) for label in LABELS}
+
+    def labels(self, reading: Reading, *, explain: int = 3) -> dict[str, Label]:
+        """Every label for one post, with its confidence and the features that weighed most."""
+        cols, vals = self.columns(reading)
+        probs = self._row_probabilities(cols, vals)
+        out: dict[str, Label] = {}
+        for label in LABELS:
+            p = probs[label]
+            classes = self.classes[label]
+            best = int(np.argmax(p))
+            value = classes[best]
+            shown = " ".join(f"P({c})={q:.2f}" for c, q in sorted(zip(classes, p), key=lambda x: -x[1])[:3])
+            evidence = [f"model {self.name}: {shown}"]
+            weighed = self._weighed(label, best, cols, vals, probs["sentiment"], explain)
+            if weighed:
+                evidence.append("weighed most: " + ", ".join(weighed))
+            if label == "sentiment":
+                score = float(p[classes.index("positive")] - p[classes.index("negative")])
+            else:
+                score = float(p[best])
+            out[label] = Label(value, round(max(-1.0, min(1.0, score)), 4), tuple(evidence),
+                               confidence=round(float(p[best]), 4))
+        return out
+
+    def _weighed(self, label: str, best: int, cols: np.ndarray, vals: np.ndarray, sentiment: np.ndarray,
+                 limit: int) -> list[str]:
+        """The features that pushed the chosen class most, against the classes' mean."""
+        centered = self._centered.get(label)
+        if centered is None:
+            coef = self.weights[label][0]
+            centered = np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 else coef - coef.mean(axis=0)
+            self._centered[label] = centered
+        if label in CHAINED:
+            chain = np.arange(self.base_width, self.base_width + len(sentiment))
+            cols = np.concatenate([cols, chain])
+            vals = np.concatenate([vals, sentiment.astype(np.float32) * self.settings["chain_weight"]])
+        if not len(cols):
+            return []
+        contrib = vals * centered[best, cols]
+        order = np.argsort(-contrib, kind="stable")[:limit]
+        names = self.feature_names()
+        return [f"{names[cols[i]]} (+{contrib[i]:.2f})" for i in order if contrib[i] > 0.05]
+
+    # --- training ---------------------------------------------------------------------
+    def _matrix(self, readings: Sequence[Reading]):
+        from scipy.sparse import csr_matrix
+
+        indptr, indices, data = [0], [], []
+        for reading in readings:
+            cols, vals = self.columns(reading)
+            indices.extend(cols.tolist())
+            data.extend(vals.tolist())
+            indptr.append(len(indices))
+        return csr_matrix((np.array(data, dtype=np.float32), np.array(indices, dtype=np.int64), np.array(indptr)),
+                          shape=(len(readings), self.base_width))
+
+    @classmethod
+    def fit(cls, readings: Sequence[Reading], gold: Mapping[str, Sequence[str | None]], *,
+            sample_weight: Sequence[float] | None = None, settings: Mapping[str, Any] | None = None,
+            source: str = "") -> "LabelModel":
+        """Fit every label on the rows where it is given (None = not labelled)."""
+        from scipy.sparse import csr_matrix, hstack
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+        merged = {**DEFAULT_SETTINGS, **(settings or {})}
+        merged["C"] = {**DEFAULT_SETTINGS["C"], **dict(merged.get("C") or {})}
+        model = cls({}, {}, merged)
+        low, high = merged["char_ngrams"]
+        model.char = fit_vocabulary([char_grams(r.prepared.normalized, low, high) for r in readings],
+                                    merged["min_df"], merged["max_char_features"])
+        low, high = merged["word_ngrams"]
+        model.word = fit_vocabulary([_ngrams(r.prepared.words, low, high) for r in readings],
+                                    merged["min_df"], merged["max_word_features"])
+        base = model._matrix(readings)
+        weights = np.asarray(sample_weight if sample_weight is not None else np.ones(len(readings)), dtype=np.float64)
+
+        def logistic(label: str) -> LogisticRegression:
+            return LogisticRegression(C=merged["C"][label], class_weight=merged["class_weight"], max_iter=5000)
+
+        def rows_of(label: str) -> tuple[np.ndarray, list[str]]:
+            values = gold.get(label) or [None] * len(readings)
+            keep = np.array([v is not None and v != "" for v in values], dtype=bool)
+            return keep, [str(v) for v, k in zip(values, keep) if k]
+
+        counts: dict[str, dict[str, int]] = {}
+        # sentiment first: its out-of-fold probabilities are the chained labels' extra features
+        keep, labels = rows_of("sentiment")
+        classes = tuple(c for c in LABELS["sentiment"] if c in labels)
+        if len(classes) < 3:
+            raise ModelError(f"training needs all three sentiment classes; the data has {list(classes)}")
+        clf = logistic("sentiment").fit(base[keep], labels, sample_weight=weights[keep])
+        model._keep("sentiment", clf, classes)
+        counts["sentiment"] = {c: labels.count(c) for c in classes}
+        sentiment = _proba(base, *model.weights["sentiment"])
+        folds = min(merged["cv_folds"], min(counts["sentiment"].values()))
+        if folds >= 2:
+            cv = StratifiedKFold(folds, shuffle=True, random_state=0)
+            oof = cross_val_predict(logistic("sentiment"), base[keep], labels, cv=cv, method="predict_proba",
+                                    params={"sample_weight": weights[keep]})
+            sentiment = sentiment.copy()
+            sentiment[keep] = oof  # rows that trained the model get what an unseen post would get
+        chained = hstack([base, csr_matrix(sentiment.astype(np.float32) * merged["chain_weight"])], format="csr")
+        for label in LABELS:
+            if label == "sentiment":
+                continue
+            keep, labels = rows_of(label)
+            classes = tuple(c for c in LABELS[label] if c in labels)
+            if len(classes) < 2:
+                raise ModelError(f"training needs at least two classes of {label}; the data has {list(classes)}")
+            matrix = chained if label in CHAINED else base
+            clf = logistic(label).fit(matrix[keep], labels, sample_weight=weights[keep])
+            model._keep(label, clf, classes)
+            counts[label] = {c: labels.count(c) for c in classes}
+        model.meta = {"training_size": len(readings), "class_counts": counts, "source": source}
+        return model
+
+    def _keep(self, label: str, clf: Any, classes: tuple[str, ...]) -> None:
+        # sklearn orders classes_ alphabetically; they are stored so
+        self.classes[label] = tuple(str(c) for c in clf.classes_)
+        if set(self.classes[label]) != set(classes):
+            raise ModelError(f"{label}: classes changed during training")
+        self.weights[label] = (clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32))
+
+    # --- files ------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        assert self.char is not None and self.word is not None
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        char_terms, word_terms = self.char.terms(), self.word.terms()
+        arrays: dict[str, np.ndarray] = {}
+        for label, (coef, intercept) in self.weights.items():
+            arrays[f"{label}_coef"], arrays[f"{label}_intercept"] = coef, intercept
+        # savez_compressed writes zip entries with a fixed date: the same weights give the same bytes
+        np.savez_compressed(folder / WEIGHTS_FILE, **arrays,
+                            char_terms=np.array(char_terms, dtype=str), char_idf=self.char.idf.astype(np.float32),
+                            word_terms=np.array(word_terms, dtype=str), word_idf=self.word.idf.astype(np.float32))
+        info = {"format": FORMAT, "name": self.name, "classes": {k: list(v) for k, v in self.classes.items()},
+                "features": self.settings, **self.meta,
+                "vocabulary": {"char": len(char_terms), "word": len(word_terms)}}
+        (folder / MODEL_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=1, sort_keys=True) + "\n",
+                                         encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "LabelModel":
+        folder = Path(folder)
+        try:
+            info = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelError(f"{folder}: no {MODEL_FILE}") from None
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{folder / MODEL_FILE}: cannot read it: {exc}") from None
+        if not isinstance(info, dict) or info.get("format") != FORMAT:
+            raise ModelError(f"{folder / MODEL_FILE}: not a label model of format {FORMAT}")
+        try:
+            with np.load(folder / WEIGHTS_FILE, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+            settings = {**DEFAULT_SETTINGS, **info["features"]}
+            classes = {label: tuple(info["classes"][label]) for label in LABELS}
+            weights = {label: (arrays[f"{label}_coef"], arrays[f"{label}_intercept"]) for label in LABELS}
+            char = Vocabulary({t: i for i, t in enumerate(arrays["char_terms"].tolist())}, arrays["char_idf"])
+            word = Vocabulary({t: i for i, t in enumerate(arrays["word_terms"].tolist())}, arrays["word_idf"])
+        except FileNotFoundError:
+            raise ModelError(f"{folder}: no {WEIGHTS_FILE}") from None
+        except (KeyError, ValueError, TypeError, OSError) as exc:
+            raise ModelError(f"{folder}: damaged label model ({type(exc).__name__}: {exc})") from None
+        width = len(char.index) + len(word.index) + len(_CUE_NAMES)
+        for label, (coef, intercept) in weights.items():
+            columns = width + (len(classes["sentiment"]) if label in CHAINED else 0)
+            rows = 1 if len(classes[label]) == 2 else len(classes[label])
+            if coef.shape != (rows, columns) or intercept.shape != (rows,):
+                raise ModelError(f"{folder}: {label} weights do not match model.json "
+                                 f"(coef {coef.shape}, expected {(rows, columns)})")
+        meta = {k: v for k, v in info.items() if k not in ("format", "name", "classes", "features", "vocabulary")}
+        return cls(classes, weights, settings, meta, char, word)
+
+
+def corpus_digest(paths: Sequence[Path]) -> str:
+    """sha256 over the corpus files, recorded in model.json instead of a training date."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+#: The model shipped in the package, trained on corpus/ by `yorisoi train --corpus corpus --out …`.
+DEFAULT_MODEL_DIR = Path(__file__).with_name("default_model")
+
+
+def load_model_folder(folder: str | Path) -> "LabelModel | Any":
+    """A label model (format 2) or a sentiment-only model (format 1), by what model.json says."""
+    from connector.analysis.model import SentimentModel
+
+    path = Path(folder) / MODEL_FILE
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{folder}: no {MODEL_FILE} (train one with `yorisoi train … --out {folder}`)") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot read it: {exc}") from None
+    if isinstance(info, dict) and info.get("format") == FORMAT:
+        return LabelModel.load(folder)
+    return SentimentModel.load(folder)
+
+
+def default_model() -> "LabelModel | None":
+    """The shipped label model, or None when the package has none (the lexicon decides)."""
+    if not (DEFAULT_MODEL_DIR / MODEL_FILE).exists():
+        return None
+    return LabelModel.load(DEFAULT_MODEL_DIR)

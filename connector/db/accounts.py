@@ -1,0 +1,89 @@
+"""Agent bearer tokens (the sidebar's API) and dashboard supervisors."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Engine
+
+from connector.db.engine import dialect_insert, new_id, utcnow
+from connector.db.schema import agent_tokens, users
+
+
+@dataclass(frozen=True, slots=True)
+class AgentToken:
+    """An agent's bearer token as stored: only its SHA-256 (`token_hash`), never the token."""
+
+    id: int
+    token_hash: str
+    agent: str  # the agent's name as customers see it (佐藤)
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class AccountRepository:
+    """Agent bearer tokens (the sidebar's API) and dashboard supervisors."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def add_agent_token(self, agent: str, token_hash: str) -> int:
+        with self.engine.begin() as conn:
+            return new_id(conn.execute(insert(agent_tokens).values(
+                token_hash=token_hash, agent=agent, created_at=utcnow())))
+
+    def agent_token_by_hash(self, token_hash: str) -> AgentToken | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(agent_tokens).where(agent_tokens.c.token_hash == token_hash)).mappings().first()
+        return AgentToken(**row) if row else None
+
+    def list_agent_tokens(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(agent_tokens.c.id, agent_tokens.c.agent, agent_tokens.c.created_at,
+                                       agent_tokens.c.revoked_at, agent_tokens.c.last_used_at)
+                                .order_by(agent_tokens.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def revoke_agent_token(self, token_id: int) -> bool:
+        """Revoke a token; False when there is no such token or it was revoked already."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(agent_tokens).where(agent_tokens.c.id == token_id)
+                                .where(agent_tokens.c.revoked_at.is_(None))
+                                .values(revoked_at=utcnow())).rowcount == 1
+
+    def touch_agent_token(self, token_id: int, at: datetime, *, not_since: datetime) -> None:
+        """Set last_used_at, but only when the stored one is older than `not_since`: one write
+        per token per minute or so, not one per sidebar request."""
+        with self.engine.begin() as conn:
+            conn.execute(update(agent_tokens).where(agent_tokens.c.id == token_id)
+                         .where((agent_tokens.c.last_used_at.is_(None)) | (agent_tokens.c.last_used_at < not_since))
+                         .values(last_used_at=at))
+
+    def create_user(self, name: str, password_hash: str, *, replace: bool = False) -> bool:
+        """Add a supervisor; with `replace`, set a new password for an existing one. Returns
+        False when the name exists and `replace` is not set."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            stmt = dialect_insert(conn, users).values(name=name, password_hash=password_hash, created_at=now)
+            if replace:
+                stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"password_hash": password_hash})
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=["name"])
+            # RETURNING, not rowcount (-1 on PostgreSQL with an implicit RETURNING of the id).
+            return conn.execute(stmt.returning(users.c.name)).first() is not None
+
+    def user_password_hash(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(users.c.password_hash).where(users.c.name == name)).scalar()
+
+    def record_login(self, name: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(users).where(users.c.name == name).values(last_login_at=utcnow()))
+
+    def list_users(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(users.c.name, users.c.created_at, users.c.last_login_at)
+                                                  .order_by(users.c.name)).mappings().all()]

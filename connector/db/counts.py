@@ -1,0 +1,196 @@
+"""The dashboard's summary tables, kept in step with the rows they count.
+
+Every function here takes the caller's `conn` and joins its transaction: a post and its
+counts (or a ticket and its facts) are written together or not at all.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable, Sequence
+
+from sqlalchemy import func, insert, literal_column, select, update
+from sqlalchemy.engine import Connection
+
+from connector.db.engine import dialect_insert
+from connector.db.schema import (
+    LABEL_COLUMNS, analyses, authors, exchanges, post_topics, posts, report_daily, report_daily_label,
+    report_reasons, report_topic_monthly, ticket_facts, tickets,
+)
+from connector.models import Analysis, Decision, Post
+from connector.report_time import report_day
+
+
+_BATCH_STATEMENTS: dict[str, dict[str, Any]] = {}
+
+
+def label_values(analysis: Analysis | None) -> dict[str, str]:
+    if analysis is None:
+        return {name: "" for name in LABEL_COLUMNS}
+    return {name: getattr(analysis, name).value for name in LABEL_COLUMNS}
+
+
+def one_label_values(qualified: bool, platform: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+    """(label, value) rows of report_daily_label for one post: every post counts under
+    'qualified' and 'platform'; only analysed (qualified) posts under the analysis labels."""
+    pairs = [("qualified", str(int(qualified))), ("platform", platform)]
+    if qualified:
+        pairs += [(name, value) for name, value in labels.items() if value]
+    return pairs
+
+
+def batch_statements(conn: Connection) -> dict[str, Any]:
+    """Upserts for batches, built once per dialect and run with many parameter sets each."""
+    dialect = conn.dialect.name
+    if dialect not in _BATCH_STATEMENTS:
+        built: dict[str, Any] = {}
+        stmt = dialect_insert(conn, authors)
+        built["authors"] = stmt.on_conflict_do_update(index_elements=["key"], set_={
+            name: stmt.excluded[name] for name in ("handle", "name", "bio", "location", "followers", "following",
+                                                   "created_at", "avatar_url", "updated_at")})
+        for table in (report_daily, report_daily_label, report_reasons, report_topic_monthly):
+            stmt = dialect_insert(conn, table)
+            keys = [c.name for c in table.primary_key.columns]
+            built[table.name] = stmt.on_conflict_do_update(index_elements=keys, set_={"n": table.c.n + stmt.excluded.n})
+        built["post_topics"] = dialect_insert(conn, post_topics).on_conflict_do_nothing(index_elements=["post_key", "topic"])
+        _BATCH_STATEMENTS[dialect] = built
+    return _BATCH_STATEMENTS[dialect]
+
+
+def count_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,
+                topics: Sequence[str]) -> None:
+    count_posts(conn, [(post, decision, analysis, topics)])
+
+
+def count_posts(conn: Connection, entries: Sequence[tuple[Post, Decision, Analysis | None, Sequence[str]]]) -> None:
+    """Add posts to the dashboard's summary tables: the bumps of a whole batch are summed per
+    row first, then each table gets one executemany (one upsert per distinct row)."""
+    from collections import Counter
+
+    bumps: dict[str, Counter[tuple[tuple[str, Any], ...]]] = {name: Counter() for name in
+                                 ("report_daily", "report_daily_label", "report_reasons", "report_topic_monthly")}
+    topic_rows: list[dict[str, Any]] = []
+    for post, decision, analysis, topics in entries:
+        where = dict(day=report_day(post.created_at), brand=decision.brand or "", platform=post.platform)
+        labels = label_values(analysis)
+        bumps["report_daily"][_frozen({**where, "qualified": int(decision.qualified), **labels})] += 1
+        for label, value in one_label_values(decision.qualified, post.platform, labels):
+            bumps["report_daily_label"][_frozen({**where, "label": label, "value": value})] += 1
+        for reason in dict.fromkeys(decision.reasons):
+            bumps["report_reasons"][_frozen({**where, "qualified": int(decision.qualified), "reason": reason[:400]})] += 1
+        for topic in dict.fromkeys(t[:100] for t in topics):
+            topic_rows.append(dict(post_key=post.key, topic=topic, **where, **labels))
+            bumps["report_topic_monthly"][_frozen({"month": where["day"][:7], "brand": where["brand"],
+                                                   "platform": where["platform"], "topic": topic})] += 1
+    statements = batch_statements(conn)
+    if topic_rows:
+        conn.execute(statements["post_topics"], topic_rows)
+    for name, counter in bumps.items():
+        if counter:
+            conn.execute(statements[name], [{**dict(key), "n": n} for key, n in counter.items()])
+
+
+def _frozen(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(values.items())
+
+
+def record_ticket_facts(conn: Connection, post_key: str, ticket_created_at: datetime) -> None:
+    row = conn.execute(select(posts.c.created_at, posts.c.brand, posts.c.platform, analyses.c.sentiment,
+                              analyses.c.intent, analyses.c.expectation_type, analyses.c.expectation_content,
+                              analyses.c.quality_axis, analyses.c.priority, analyses.c.risk, analyses.c.risk_score)
+                       .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                       .where(posts.c.key == post_key)).mappings().first()
+    if row is None:
+        return
+    first_reply = conn.execute(select(func.min(exchanges.c.sent_at))
+                               .where(exchanges.c.ticket_post_key == post_key)).scalar()
+    conn.execute(dialect_insert(conn, ticket_facts).values(**ticket_fact(post_key, row, ticket_created_at, first_reply))
+                 .on_conflict_do_nothing(index_elements=["post_key"]))
+
+
+def ticket_fact(post_key: str, row: Any, ticket_created_at: datetime, first_reply: datetime | None) -> dict[str, Any]:
+    posted_at = row["created_at"]
+    return dict(
+        post_key=post_key, day=report_day(posted_at), brand=row["brand"] or "", platform=row["platform"],
+        **{name: row[name] or "" for name in LABEL_COLUMNS},
+        priority=row["priority"] or "normal", risk=row["risk"] or "low", risk_score=row["risk_score"] or 0.0,
+        posted_at=posted_at, ticket_seconds=round((ticket_created_at - posted_at).total_seconds()),
+        reply_seconds=round((first_reply - posted_at).total_seconds()) if first_reply else None,
+        answered=int(first_reply is not None),
+    )
+
+
+def record_first_reply(conn: Connection, exchange_id: int, sent_at: datetime) -> None:
+    ticket_post_key = conn.execute(select(exchanges.c.ticket_post_key).where(exchanges.c.id == exchange_id)).scalar()
+    posted_at = conn.execute(select(ticket_facts.c.posted_at).where(ticket_facts.c.post_key == ticket_post_key)
+                             .where(ticket_facts.c.reply_seconds.is_(None))).scalar()
+    if posted_at is None:  # no ticket (yet), or an earlier reply already counted
+        return
+    conn.execute(update(ticket_facts).where(ticket_facts.c.post_key == ticket_post_key)
+                 .where(ticket_facts.c.reply_seconds.is_(None))
+                 .values(reply_seconds=round((sent_at - posted_at).total_seconds()), answered=1))
+
+
+def rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Sequence[str]] | None) -> int:
+    from collections import Counter
+
+    for table in (report_daily, report_daily_label, report_reasons, ticket_facts) + ((post_topics,) if topics_of else ()):
+        conn.execute(table.delete())
+    daily: Counter[tuple[Any, ...]] = Counter()
+    one_label: Counter[tuple[Any, ...]] = Counter()
+    reasons: Counter[tuple[Any, ...]] = Counter()
+    counted = 0
+    stmt = (select(posts.c.key, posts.c.created_at, posts.c.platform, posts.c.brand, posts.c.qualified,
+                   posts.c.reasons, posts.c.text, posts.c.lang,
+                   *(analyses.c[name] for name in LABEL_COLUMNS), analyses.c.detail)
+            .outerjoin(analyses, analyses.c.post_key == posts.c.key))
+    for row in conn.execute(stmt).mappings():
+        counted += 1
+        where = (report_day(row["created_at"]), row["brand"] or "", row["platform"])
+        labels = tuple(row[name] or "" for name in LABEL_COLUMNS)
+        qualified = int(bool(row["qualified"]))
+        daily[(*where, qualified, *labels)] += 1
+        for label, value in one_label_values(bool(qualified), row["platform"], dict(zip(LABEL_COLUMNS, labels))):
+            one_label[(label, *where, value)] += 1
+        for reason in dict.fromkeys(row["reasons"] or []):
+            reasons[(*where, qualified, reason[:400])] += 1
+        if topics_of is not None:
+            for topic in dict.fromkeys(t[:100] for t in topics_of(dict(row))):
+                conn.execute(insert(post_topics).values(
+                    post_key=row["key"], topic=topic, day=where[0], brand=where[1], platform=where[2],
+                    **dict(zip(LABEL_COLUMNS, labels))))
+    # Monthly topic counts from post_topics (new or kept), whichever way it was filled.
+    conn.execute(report_topic_monthly.delete())
+    conn.execute(insert(report_topic_monthly).from_select(
+        ["month", "brand", "platform", "topic", "n"],
+        select(_month_of(post_topics.c.day), post_topics.c.brand, post_topics.c.platform, post_topics.c.topic,
+               func.count()).group_by(_month_of(post_topics.c.day), post_topics.c.brand,
+                                      post_topics.c.platform, post_topics.c.topic)))
+    keys = ("day", "brand", "platform", "qualified", *LABEL_COLUMNS)
+    if daily:
+        conn.execute(insert(report_daily), [{**dict(zip(keys, k)), "n": n} for k, n in daily.items()])
+    if one_label:
+        conn.execute(insert(report_daily_label), [{**dict(zip(("label", "day", "brand", "platform", "value"), k)),
+                                                   "n": n} for k, n in one_label.items()])
+    if reasons:
+        conn.execute(insert(report_reasons), [{**dict(zip(("day", "brand", "platform", "qualified", "reason"), k)),
+                                                "n": n} for k, n in reasons.items()])
+    first_replies = (select(exchanges.c.ticket_post_key, func.min(exchanges.c.sent_at).label("first_reply"))
+                     .group_by(exchanges.c.ticket_post_key).subquery())
+    ticket_rows = conn.execute(
+        select(tickets.c.post_key, tickets.c.created_at.label("ticket_created_at"), posts.c.created_at,
+               posts.c.brand, posts.c.platform, *(analyses.c[name] for name in LABEL_COLUMNS),
+               analyses.c.priority, analyses.c.risk, analyses.c.risk_score, first_replies.c.first_reply)
+        .join(posts, posts.c.key == tickets.c.post_key)
+        .outerjoin(analyses, analyses.c.post_key == tickets.c.post_key)
+        .outerjoin(first_replies, first_replies.c.ticket_post_key == tickets.c.post_key)).mappings().all()
+    if ticket_rows:
+        conn.execute(insert(ticket_facts), [ticket_fact(r["post_key"], r, r["ticket_created_at"], r["first_reply"])
+                                            for r in ticket_rows])
+    return counted
+
+
+def _month_of(day: Any) -> Any:
+    """'YYYY-MM' of a 'YYYY-MM-DD' column. The positions are literals, not bound parameters:
+    PostgreSQL sees `substr(day, $1, $2)` in SELECT and `substr(day, $3, $4)` in GROUP BY as
+    different expressions and refuses the query."""
+    return func.substr(day, literal_column("1"), literal_column("7"))

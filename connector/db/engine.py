@@ -1,0 +1,148 @@
+"""Engine creation, dialect helpers and advisory locks: how the connector talks to its database.
+
+SQLAlchemy Core (not the ORM) so that one set of tables and statements runs on the embedded
+SQLite default and, for scale-out, on PostgreSQL.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import Table, create_engine, event, text
+from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
+from sqlalchemy.pool import QueuePool
+
+from connector.db.errors import translate_errors
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+#: How long a statement waits for a lock another connection holds (SQLite's busy timeout,
+#: PostgreSQL's lock_timeout) before it fails with a clear "database is locked" error: the
+#: webhook then answers 503 and the sender retries, instead of hanging forever.
+LOCK_TIMEOUT_SECONDS = 10.0
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the dashboard read while the worker writes; busy_timeout waits for the writer
+    # instead of failing at once; NORMAL is durable across process crashes in WAL mode.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_SECONDS * 1000)}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    # Set per connection (not in the URL) so that tests can lower it; autocommit is off, so
+    # the SET is committed at once to survive the pool's rollback-on-return.
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_SECONDS * 1000)}")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+def driver_url(url: str) -> str:
+    """The SQLAlchemy URL for a YORISOI_DATABASE value.
+
+    `postgresql://` (and Heroku-style `postgres://`) mean psycopg 3: SQLAlchemy's default for a
+    bare `postgresql://` is psycopg2, an older driver we do not ship. An explicit
+    `postgresql+<driver>://` is left alone.
+    """
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = driver_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("sqlite:///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # A small pool: opening a SQLite connection and setting its pragmas costs more than
+        # a whole post's insert. Each pooled connection is used by one thread at a time.
+        engine = create_engine(url, poolclass=QueuePool, pool_size=5, max_overflow=10,
+                               connect_args={"check_same_thread": False, "timeout": LOCK_TIMEOUT_SECONDS})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        translate_errors(engine)
+        return engine
+    if make_url(url).get_backend_name() != "postgresql":
+        raise ValueError(f"unsupported database {make_url(url).render_as_string(hide_password=True)}: "
+                         "use sqlite:///path or postgresql://user@host/db")
+    # pre_ping: a restarted PostgreSQL (failover, maintenance) must not fail the next webhook.
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    event.listen(engine, "connect", _postgres_session)
+    translate_errors(engine)
+    return engine
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_lock, from a name (a poll unit, …)."""
+    return int.from_bytes(hashlib.sha256(f"yorisoi:{name}".encode("utf-8")).digest()[:8], "big", signed=True)
+
+
+#: Advisory lock key held while the schema is created or migrated: instances started together
+#: must not all run CREATE TABLE at once.
+MIGRATE_LOCK = advisory_key("migrate")
+
+
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """INSERT with ON CONFLICT support in both dialects."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    return sqlite_insert(table)
+
+
+def new_id(result: CursorResult[Any]) -> int:
+    """The primary key an INSERT … VALUES just created."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit to show: the password hidden ("<unreadable>" when it does not parse)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparsable URL: show nothing of it
+        return "<unreadable>"
+
+
+@contextmanager
+def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
+    """Try to become the one instance doing `name` (polling a source unit, compliance).
+
+    PostgreSQL: a session advisory lock on a connection held for the duration; it is
+    released at the end, or by the server when the process dies (its session ends), so a
+    crashed instance never blocks the others. Yields False when another instance holds it.
+    SQLite: always True — a SQLite database is served by one instance (see README).
+    """
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = advisory_key(name)
+    with engine.connect() as conn:
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+        conn.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                conn.commit()

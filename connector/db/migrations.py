@@ -1,0 +1,46 @@
+"""Creating the schema, or bringing an older one up to `schema.SCHEMA_VERSION`."""
+from __future__ import annotations
+
+from typing import Callable
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.engine import Connection, Engine
+
+from connector.db.counts import rebuild_reports
+from connector.db.engine import MIGRATE_LOCK, utcnow
+from connector.db.schema import SCHEMA_VERSION, ix_posts_created, metadata, schema_version
+
+
+def migrate(engine: Engine) -> None:
+    """Create a fresh schema, or bring an older one up to SCHEMA_VERSION.
+
+    New tables need no numbered migration: `create_all` adds whatever table is missing,
+    on fresh and existing databases alike. Changes to existing tables (a new column, an
+    index) go into MIGRATIONS with the next version number.
+    """
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Serialises instances that start at the same time; released at commit.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
+        if not engine.dialect.has_table(conn, "schema_version"):
+            metadata.create_all(conn)
+            conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
+            return
+        current = conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
+        metadata.create_all(conn)  # checkfirst: only the tables that are missing
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version](conn)
+            conn.execute(insert(schema_version).values(version=version, applied_at=utcnow()))
+
+
+def _migrate_2_reports(conn: Connection) -> None:
+    """The dashboard's report tables are new (create_all made them); fill them from the posts
+    already stored, and index posts by created_at for the qualification log.
+    Complaint topics of older posts need nagisa: `yorisoi report --rebuild` adds them."""
+    ix_posts_created.create(conn, checkfirst=True)
+    rebuild_reports(conn, None)
+
+
+#: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
+#: created by `metadata.create_all`; later versions append here.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports}

@@ -1,0 +1,262 @@
+"""The delivery queue, the shared delivery pause, and our record of the tickets it created."""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from connector.db.counts import record_ticket_facts
+from connector.db.engine import dialect_insert, utcnow, worker_id
+from connector.db.schema import analyses, authors, delivery_pauses, outbox, posts, tickets
+from connector.models import TicketRef
+
+
+#: Suffix of `claimed_by` for rows handed to a helpdesk bulk job (see release_dead_claims).
+BULK_CLAIM_SUFFIX = "#bulk"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    post_key: str
+    kind: str
+    ticket_post_key: str
+    attempts: int  # including the current one
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+
+class OutboxRepository:
+    """The delivery queue, the shared delivery pause, and our record of the tickets it created."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def claim_due(self, limit: int, lease: timedelta, worker: str | None = None,
+                  now: datetime | None = None, *, kind: str | None = None,
+                  fresh_only: bool = False) -> list[OutboxItem]:
+        """Claim up to `limit` due rows for this worker, oldest first.
+
+        A row is due when pending and its retry time has come, or when it is still `sending`
+        but its lease ran out (its worker died mid-call). Each claim is a guarded UPDATE that
+        only one worker can win, so two workers never deliver the same row at once.
+        `kind` and `fresh_only` (never attempted) narrow the rows, for bulk delivery.
+        """
+        now = now or utcnow()
+        worker = worker or worker_id()
+        due = self._due(now, kind, fresh_only)
+        candidates = select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
+        values = dict(status="sending", attempts=outbox.c.attempts + 1, claimed_by=worker,
+                      lease_until=now + lease, updated_at=now)
+        returning = (outbox.c.id, outbox.c.post_key, outbox.c.kind, outbox.c.ticket_post_key, outbox.c.attempts)
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # Several instances claim at once: SKIP LOCKED makes each lock rows no other
+                # transaction is claiming right now instead of queueing behind them. Two
+                # statements, not `id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)`: PostgreSQL
+                # may run such a subquery more than once and claim more than `limit` rows.
+                ids = conn.execute(candidates.with_for_update(skip_locked=True)).scalars().all()
+                rows = conn.execute(update(outbox).where(outbox.c.id.in_(ids)).where(due)
+                                    .values(**values).returning(*returning)).all() if ids else []
+            else:
+                # SQLite: one guarded UPDATE takes the write lock at once (a read first and a
+                # write later could fail on the lock upgrade); one writer at a time wins a row.
+                rows = conn.execute(update(outbox).where(outbox.c.id.in_(candidates.scalar_subquery()))
+                                    .where(due).values(**values).returning(*returning)).all()
+        return [OutboxItem(r.id, r.post_key, r.kind, r.ticket_post_key, r.attempts)
+                for r in sorted(rows, key=lambda r: r.id)]
+
+    @staticmethod
+    def _due(now: datetime, kind: str | None = None, fresh_only: bool = False) -> Any:
+        due = ((outbox.c.status == "pending") & (outbox.c.next_attempt_at <= now)) | \
+              ((outbox.c.status == "sending") & (outbox.c.lease_until < now))
+        if kind is not None:
+            due = due & (outbox.c.kind == kind)
+        if fresh_only:
+            due = due & (outbox.c.attempts == 0)
+        return due
+
+    def count_due(self, kind: str | None = None, fresh_only: bool = False, now: datetime | None = None) -> int:
+        """How many rows are due now (the backlog that decides bulk delivery)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(outbox)
+                                .where(self._due(now or utcnow(), kind, fresh_only))).scalar() or 0
+
+    def release_claims(self, ids: Sequence[int]) -> None:
+        """Give back rows this worker claimed but did not try (a pass stopped early); the
+        attempt they were charged is refunded, since nothing was sent."""
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.id.in_(list(ids))).where(outbox.c.status == "sending")
+                         .values(status="pending", attempts=outbox.c.attempts - 1, claimed_by=None,
+                                 lease_until=None, updated_at=utcnow()))
+
+    def release_dead_claims(self) -> int:
+        """Hand back rows claimed by processes of this host that no longer run.
+
+        Lets a restarted connector resume at once after a crash instead of waiting for the
+        lease to expire; rows of live processes and of other hosts are left to their lease.
+        """
+        host = socket.gethostname()
+        released = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(outbox.c.id, outbox.c.claimed_by)
+                                .where(outbox.c.status == "sending")).all()
+            for row in rows:
+                if (row.claimed_by or "").endswith(BULK_CLAIM_SUFFIX):
+                    # Part of a helpdesk bulk job that may still run there after our crash:
+                    # only its lease (the job horizon) may hand it back, or a lookup could
+                    # miss a ticket the job is about to create and we would send it twice.
+                    continue
+                owner_host, _, pid = (row.claimed_by or "").rpartition(":")
+                if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+                    conn.execute(update(outbox).where(outbox.c.id == row.id)
+                                 .where(outbox.c.status == "sending")
+                                 .values(status="pending", lease_until=None, updated_at=utcnow()))
+                    released += 1
+        return released
+
+    def pause_delivery(self, helpdesk: str, until: datetime, reason: str | None = None) -> None:
+        """Hold every instance's deliveries to `helpdesk` back until `until` (never shortens
+        a longer pause another instance recorded)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            stmt = dialect_insert(conn, delivery_pauses).values(helpdesk=helpdesk, paused_until=until,
+                                                         reason=(reason or "")[:2000], updated_at=now)
+            conn.execute(stmt.on_conflict_do_update(
+                index_elements=["helpdesk"],
+                set_={"paused_until": until, "reason": (reason or "")[:2000], "updated_at": now},
+                where=delivery_pauses.c.paused_until < until))
+
+    def delivery_paused_until(self, helpdesk: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(delivery_pauses.c.paused_until)
+                                .where(delivery_pauses.c.helpdesk == helpdesk)).scalar()
+
+    def ticket_for(self, post_key: str) -> TicketRef | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tickets.c.helpdesk, tickets.c.ticket_id, tickets.c.url)
+                               .where(tickets.c.post_key == post_key)).first()
+        return TicketRef(row.helpdesk, row.ticket_id, row.url) if row else None
+
+    def mark_created(self, item: OutboxItem, ref: TicketRef, *, external_id: str, subject: str,
+                     priority: str, tags: Sequence[str]) -> None:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(dialect_insert(conn, tickets).values(
+                post_key=item.post_key, helpdesk=ref.helpdesk, ticket_id=ref.ticket_id, url=ref.url,
+                external_id=external_id, subject=subject, priority=priority, tags=list(tags),
+                created_at=now,
+            ).on_conflict_do_nothing(index_elements=["post_key"]))
+            record_ticket_facts(conn, item.post_key, now)
+            self._finish(conn, item, now)
+
+    def mark_commented(self, item: OutboxItem) -> None:
+        with self.engine.begin() as conn:
+            self._finish(conn, item, utcnow())
+
+    @staticmethod
+    def _finish(conn: Connection, item: OutboxItem, now: datetime) -> None:
+        conn.execute(update(outbox).where(outbox.c.id == item.id).values(
+            status="done", done_at=now, updated_at=now, claimed_by=None, lease_until=None, last_error=None))
+
+    def mark_retry(self, item: OutboxItem, error: str, next_attempt_at: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.id == item.id).values(
+                status="pending", next_attempt_at=next_attempt_at, last_error=error[:2000],
+                claimed_by=None, lease_until=None, updated_at=utcnow()))
+
+    def mark_failed(self, item: OutboxItem, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.id == item.id).values(
+                status="failed", last_error=error[:2000], claimed_by=None, lease_until=None,
+                updated_at=utcnow()))
+
+    def retry_failed(self, outbox_id: int | None = None) -> int:
+        """Put failed rows (all, or one) back in the queue, e.g. after an admin fixed a field."""
+        stmt = update(outbox).where(outbox.c.status == "failed")
+        if outbox_id is not None:
+            stmt = stmt.where(outbox.c.id == outbox_id)
+        with self.engine.begin() as conn:
+            return conn.execute(stmt.values(status="pending", next_attempt_at=utcnow(),
+                                            updated_at=utcnow())).rowcount
+
+    def next_due_at(self) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.min(outbox.c.next_attempt_at))
+                                .where(outbox.c.status == "pending")).scalar()
+
+    def outbox_counts(self, statuses: Sequence[str] | None = None) -> dict[str, int]:
+        stmt = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+        if statuses is not None:  # e.g. only the waiting ones: read from ix_outbox_due, not every row
+            stmt = stmt.where(outbox.c.status.in_(list(statuses)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return {status: count for status, count in rows}
+
+    def outbox_rows(self, statuses: Sequence[str] = ("pending", "sending", "failed"),
+                    limit: int = 200) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(outbox).where(outbox.c.status.in_(list(statuses)))
+                                .order_by(outbox.c.id).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def ticket_post_key_of(self, post_key: str) -> str | None:
+        """The post whose ticket `post_key` belongs to (itself for a ticket post)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(outbox.c.ticket_post_key).where(outbox.c.post_key == post_key)).scalar()
+
+    def ticket_row(self, post_key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tickets).where(tickets.c.post_key == post_key)).mappings().first()
+        return dict(row) if row else None
+
+    def list_tickets(self, helpdesk: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Tickets we created, newest first, with their post, author and analysis."""
+        follow_ups = (select(func.count()).select_from(outbox)
+                      .where(outbox.c.ticket_post_key == tickets.c.post_key)
+                      .where(outbox.c.kind == "comment").where(outbox.c.status == "done")
+                      .scalar_subquery())
+        stmt = (select(tickets, posts.c.url.label("post_url"), posts.c.platform, posts.c.text,
+                       posts.c.brand, posts.c.created_at.label("posted_at"),
+                       authors.c.handle, authors.c.name.label("author_name"), authors.c.followers,
+                       analyses.c.detail, follow_ups.label("follow_ups"))
+                .join(posts, posts.c.key == tickets.c.post_key)
+                .join(authors, authors.c.key == posts.c.author_key)
+                .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                .order_by(tickets.c.created_at.desc(), tickets.c.post_key.desc()))
+        if helpdesk:
+            stmt = stmt.where(tickets.c.helpdesk == helpdesk)
+        if limit:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def author_tickets(self, author_key: str, *, exclude_post_key: str | None = None,
+                       limit: int = 50) -> list[dict[str, Any]]:
+        """Tickets whose post is by this author, newest first."""
+        stmt = (select(tickets, posts.c.url.label("post_url"), posts.c.created_at.label("posted_at"),
+                       analyses.c.sentiment, analyses.c.intent)
+                .join(posts, posts.c.key == tickets.c.post_key)
+                .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                .where(posts.c.author_key == author_key)
+                .order_by(tickets.c.created_at.desc(), tickets.c.post_key.desc()).limit(limit))
+        if exclude_post_key is not None:
+            stmt = stmt.where(tickets.c.post_key != exclude_post_key)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]

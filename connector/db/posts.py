@@ -1,0 +1,292 @@
+"""Posts, their authors and analyses: ingest and the reads around a post."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection, Engine
+
+from connector.db.counts import batch_statements, count_post, count_posts
+from connector.db.engine import dialect_insert, utcnow
+from connector.db.schema import analyses, authors, outbox, posts, tickets
+from connector.models import Analysis, Decision, Post
+
+
+@dataclass(frozen=True, slots=True)
+class PostRecord:
+    """One new post of a batch for `Store.record_posts`."""
+
+    post: Post
+    decision: Decision
+    analysis: Analysis | None
+    ticket_post_key: str | None = None
+    topics: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PostRow:
+    """A stored post as its row (the sidebar's view; `load_post` gives the domain objects)."""
+
+    key: str  # "<platform>:<post id>"
+    platform: str
+    post_id: str
+    url: str | None
+    created_at: datetime
+    lang: str | None
+    text: str
+    author_key: str
+    metrics: dict[str, Any]
+    in_reply_to: str | None
+    conversation_id: str | None
+    repost_of: str | None
+    qualified: bool
+    brand: str | None
+    reasons: list[str]
+    source: str  # how it reached us: replay, webhook, demo…
+    ingested_at: datetime
+
+
+def post_from_row(row: Any) -> tuple[Post, Decision, Analysis | None]:
+    """A stored post (joined with its author and analysis) as domain objects."""
+    post = Post.model_validate({
+        "platform": row["platform"], "id": row["post_id"], "url": row["url"],
+        "created_at": row["created_at"], "lang": row["lang"], "text": row["text"],
+        "author": {"id": row["author_id"], "handle": row["handle"], "name": row["author_name"],
+                   "bio": row["bio"], "location": row["location"], "followers": row["followers"],
+                   "following": row["following"], "created_at": row["author_created_at"],
+                   "avatar_url": row["avatar_url"]},
+        "metrics": row["metrics"], "in_reply_to": row["in_reply_to"],
+        "conversation_id": row["conversation_id"], "repost_of": row["repost_of"],
+    })
+    decision = Decision(bool(row["qualified"]), row["brand"], tuple(row["reasons"]))
+    analysis = Analysis.from_dict(row["detail"]) if row["detail"] else None
+    return post, decision, analysis
+
+
+class _AlreadyStored(Exception):
+    """Raised inside a transaction to roll it back when the post is a duplicate."""
+
+
+
+class PostRepository:
+    """Posts, their authors and analyses: ingest and the reads around a post."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def post_exists(self, key: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(posts.c.key).where(posts.c.key == key)).first() is not None
+
+    def find_thread_ticket(self, post: Post) -> tuple[str, str | None] | None:
+        """The ticketed post (key, brand) this post continues, if any.
+
+        A follow-up is a later post by the same author whose `in_reply_to` or
+        `conversation_id` points at a post of that conversation which has (or will have) a
+        ticket. Other people's replies in the thread are separate customers.
+        """
+        refs = {r for r in (post.in_reply_to, post.conversation_id) if r}
+        if not refs:
+            return None
+        author_key = f"{post.platform}:{post.author.id}"
+        candidates = [f"{post.platform}:{r}" for r in refs]
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(outbox.c.ticket_post_key, posts.c.brand)
+                .join(posts, posts.c.key == outbox.c.post_key)
+                .where(posts.c.author_key == author_key)
+                .where((posts.c.key.in_(candidates)) | (
+                    (posts.c.platform == post.platform) & posts.c.conversation_id.in_(list(refs))))
+                .order_by(outbox.c.id)
+                .limit(1)
+            ).first()
+        return (row.ticket_post_key, row.brand) if row else None
+
+    def record_post(self, post: Post, decision: Decision, analysis: Analysis | None, *,
+                    source: str, ticket_post_key: str | None = None, topics: Sequence[str] = ()) -> bool:
+        """Store a post with its decision, analysis and outbox row in one transaction.
+
+        Returns False (and writes nothing) when the post was already stored. For a qualifying
+        post an outbox row is added: `create`, or `comment` on `ticket_post_key`'s ticket.
+        The dashboard's counts (and the post's complaint `topics`) are added in the same
+        transaction, so they never disagree with the posts stored.
+        """
+        now = utcnow()
+        try:
+            with self.engine.begin() as conn:
+                self._insert_post(conn, post, decision, analysis, source, ticket_post_key, now)
+                count_post(conn, post, decision, analysis, topics)
+        except _AlreadyStored:
+            return False
+        return True
+
+    def existing_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of these post keys are stored already (one query for a batch)."""
+        if not keys:
+            return set()
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(posts.c.key).where(posts.c.key.in_(list(keys)))).scalars().all())
+
+    def record_posts(self, batch: Sequence["PostRecord"], *, source: str) -> None:
+        """Store a batch of new posts (each with its decision, analysis, outbox row, counts and
+        topics) in ONE transaction: all of them or, on any error, none.
+
+        The caller checked that none is stored yet (`existing_keys`); another instance storing
+        one meanwhile makes this raise IntegrityError with nothing written, and the caller
+        falls back to `record_post` one by one. Statements are built once per table and run
+        with many rows each (executemany): building a SQLAlchemy statement per row cost more
+        than the SQL itself.
+        """
+        if not batch:
+            return
+        now = utcnow()
+        with self.engine.begin() as conn:
+            statements = batch_statements(conn)
+            author_rows: dict[str, dict[str, Any]] = {}
+            for record in batch:
+                author = record.post.author
+                author_rows[f"{record.post.platform}:{author.id}"] = dict(
+                    key=f"{record.post.platform}:{author.id}", platform=record.post.platform, author_id=author.id,
+                    handle=author.handle, name=author.name, bio=author.bio, location=author.location,
+                    followers=author.followers, following=author.following, created_at=author.created_at,
+                    avatar_url=author.avatar_url, updated_at=now)
+            conn.execute(statements["authors"], list(author_rows.values()))
+            conn.execute(insert(posts), [dict(
+                key=r.post.key, platform=r.post.platform, post_id=r.post.id, url=r.post.url,
+                created_at=r.post.created_at, lang=r.post.lang, text=r.post.text,
+                author_key=f"{r.post.platform}:{r.post.author.id}", metrics=r.post.metrics.model_dump(),
+                in_reply_to=r.post.in_reply_to, conversation_id=r.post.conversation_id, repost_of=r.post.repost_of,
+                qualified=r.decision.qualified, brand=r.decision.brand, reasons=list(r.decision.reasons),
+                source=source, ingested_at=now) for r in batch])
+            analysed = [(r.post.key, r.analysis) for r in batch if r.analysis is not None]
+            if analysed:
+                conn.execute(insert(analyses), [dict(
+                    post_key=key, sentiment=a.sentiment.value,
+                    sentiment_score=a.sentiment.score, intent=a.intent.value,
+                    expectation_type=a.expectation_type.value,
+                    expectation_content=a.expectation_content.value,
+                    quality_axis=a.quality_axis.value, risk=a.risk.value,
+                    risk_score=a.risk.score, priority=a.priority.value,
+                    detail=a.to_dict(), version=a.version, analysed_at=now)
+                    for key, a in analysed])
+            qualified = [r for r in batch if r.decision.qualified]
+            if qualified:
+                conn.execute(insert(outbox), [dict(
+                    post_key=r.post.key, kind="comment" if r.ticket_post_key else "create",
+                    ticket_post_key=r.ticket_post_key or r.post.key, status="pending", attempts=0,
+                    next_attempt_at=now, created_at=now, updated_at=now) for r in qualified])
+            count_posts(conn, [(r.post, r.decision, r.analysis, r.topics) for r in batch])
+
+    @staticmethod
+    def _insert_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,
+                     source: str, ticket_post_key: str | None, now: datetime) -> None:
+        author = post.author
+        author_key = f"{post.platform}:{author.id}"
+        profile = dict(handle=author.handle, name=author.name, bio=author.bio, location=author.location,
+                       followers=author.followers, following=author.following,
+                       created_at=author.created_at, avatar_url=author.avatar_url, updated_at=now)
+        stmt = dialect_insert(conn, authors).values(key=author_key, platform=post.platform, author_id=author.id, **profile)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_=profile))
+        inserted = conn.execute(dialect_insert(conn, posts).values(
+            key=post.key, platform=post.platform, post_id=post.id, url=post.url,
+            created_at=post.created_at, lang=post.lang, text=post.text, author_key=author_key,
+            metrics=post.metrics.model_dump(), in_reply_to=post.in_reply_to,
+            conversation_id=post.conversation_id, repost_of=post.repost_of,
+            qualified=decision.qualified, brand=decision.brand, reasons=list(decision.reasons),
+            source=source, ingested_at=now,
+        ).on_conflict_do_nothing(index_elements=["key"]))
+        if inserted.rowcount == 0:
+            # Already stored: roll the author refresh back too, nothing changes.
+            raise _AlreadyStored(post.key)
+        if analysis is not None:
+            conn.execute(insert(analyses).values(
+                post_key=post.key, sentiment=analysis.sentiment.value,
+                sentiment_score=analysis.sentiment.score, intent=analysis.intent.value,
+                expectation_type=analysis.expectation_type.value,
+                expectation_content=analysis.expectation_content.value,
+                quality_axis=analysis.quality_axis.value, risk=analysis.risk.value,
+                risk_score=analysis.risk.score, priority=analysis.priority.value,
+                detail=analysis.to_dict(), version=analysis.version, analysed_at=now,
+            ))
+        if decision.qualified:
+            conn.execute(insert(outbox).values(
+                post_key=post.key, kind="comment" if ticket_post_key else "create",
+                ticket_post_key=ticket_post_key or post.key, status="pending", attempts=0,
+                next_attempt_at=now, created_at=now, updated_at=now,
+            ))
+
+    def load_post(self, key: str) -> tuple[Post, Decision, Analysis | None] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(posts, authors.c.author_id, authors.c.handle, authors.c.name.label("author_name"),
+                       authors.c.bio, authors.c.location, authors.c.followers, authors.c.following,
+                       authors.c.created_at.label("author_created_at"), authors.c.avatar_url,
+                       analyses.c.detail)
+                .join(authors, authors.c.key == posts.c.author_key)
+                .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                .where(posts.c.key == key)
+            ).mappings().first()
+        if row is None:
+            return None
+        return post_from_row(row)
+
+    def post_row(self, key: str) -> PostRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(posts).where(posts.c.key == key)).mappings().first()
+        return PostRow(**row) if row else None
+
+    def author_of(self, post_key: str) -> dict[str, Any] | None:
+        """The author row of a stored post (profile as last seen)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(authors).join(posts, posts.c.author_key == authors.c.key)
+                               .where(posts.c.key == post_key)).mappings().first()
+        return dict(row) if row else None
+
+    def author_posts(self, author_key: str, *, brand: str | None = None, exclude_key: str | None = None,
+                     limit: int = 50) -> list[dict[str, Any]]:
+        """The author's stored posts (about `brand` when given), newest first, with their
+        sentiment and intent and the ticket each one has (if any)."""
+        stmt = (select(posts.c.key, posts.c.platform, posts.c.url, posts.c.text, posts.c.created_at,
+                       posts.c.brand, posts.c.qualified, analyses.c.sentiment, analyses.c.sentiment_score,
+                       analyses.c.intent, tickets.c.helpdesk, tickets.c.ticket_id)
+                .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                .outerjoin(tickets, tickets.c.post_key == posts.c.key)
+                .where(posts.c.author_key == author_key)
+                .order_by(posts.c.created_at.desc(), posts.c.key.desc()).limit(limit))
+        if brand is not None:
+            stmt = stmt.where(posts.c.brand == brand)
+        if exclude_key is not None:
+            stmt = stmt.where(posts.c.key != exclude_key)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def thread_posts(self, ticket_post_key: str) -> list[dict[str, Any]]:
+        """Follow-up posts delivered (or waiting) as comments on a ticket, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(posts.c.key, posts.c.text, posts.c.url, posts.c.created_at, outbox.c.status)
+                .join(outbox, outbox.c.post_key == posts.c.key)
+                .where(outbox.c.ticket_post_key == ticket_post_key).where(outbox.c.kind == "comment")
+                .order_by(posts.c.created_at)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def decisions(self, limit: int = 500, qualified: bool | None = None) -> list[dict[str, Any]]:
+        stmt = (select(posts.c.key, posts.c.platform, posts.c.text, posts.c.url, posts.c.created_at,
+                       posts.c.qualified, posts.c.brand, posts.c.reasons, posts.c.source,
+                       authors.c.handle, authors.c.name.label("author_name"))
+                .join(authors, authors.c.key == posts.c.author_key)
+                .order_by(posts.c.ingested_at.desc(), posts.c.created_at.desc()).limit(limit))
+        if qualified is not None:
+            stmt = stmt.where(posts.c.qualified == qualified)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(posts)).scalar() or 0
+            qualified = conn.execute(select(func.count()).select_from(posts)
+                                     .where(posts.c.qualified == True)).scalar() or 0  # noqa: E712
+            ticket_count = conn.execute(select(func.count()).select_from(tickets)).scalar() or 0
+        return {"posts": total, "qualified": qualified, "tickets": ticket_count}

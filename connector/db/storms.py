@@ -1,0 +1,280 @@
+"""Public storms (connector/storms.py): clusters, their problem-ticket jobs and spike alerts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Engine
+
+from connector.db.engine import new_id, worker_id
+from connector.db.schema import (
+    analyses, authors, exchanges, post_topics, posts, storm_alerts, storm_members, storms, tickets,
+)
+from connector.models import TicketRef
+
+
+@dataclass(frozen=True, slots=True)
+class Storm:
+    """A storm cluster with its problem ticket and that ticket's delivery job."""
+
+    id: int
+    brand: str
+    first_post_key: str
+    started_at: datetime
+    last_post_at: datetime
+    size: int
+    topic: str | None
+    problem_helpdesk: str | None
+    problem_ticket_id: str | None
+    problem_url: str | None
+    reported_size: int  # the count the ticket shows
+    job_status: str | None  # null until the storm reaches the ticket threshold; pending | sending | done | failed
+    job_due_at: datetime | None
+    job_attempts: int
+    job_claimed_by: str | None
+    job_lease_until: datetime | None
+    last_update_at: datetime | None
+    last_error: str | None
+
+
+class StormRepository:
+    """Public storms (connector/storms.py): clusters, their problem-ticket jobs and spike alerts."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def storm_recent_members(self, brand: str, since: datetime) -> list[dict[str, Any]]:
+        """Qualified posts of a brand since a time, with their storm, to warm the index."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(storm_members.c.post_key, storm_members.c.storm_id,
+                                       storm_members.c.created_at, posts.c.text)
+                                .join(posts, posts.c.key == storm_members.c.post_key)
+                                .where(storm_members.c.brand == brand)
+                                .where(storm_members.c.created_at >= since)
+                                .order_by(storm_members.c.created_at)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def storm_of(self, post_key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(storm_members).where(storm_members.c.post_key == post_key)).mappings().first()
+        return dict(row) if row else None
+
+    def storm_add_member(self, *, post_key: str, brand: str, created_at: datetime, negative: bool,
+                         resembles: str | None, similarity: float | None, reason: str | None, role: str,
+                         risk_score: float, join_storm: int | None, found_single: bool,
+                         min_posts: int, due_at: datetime, throttle: timedelta = timedelta(0)) -> int | None:
+        """Record one post's assignment, in one transaction; returns its storm id (or None).
+
+        `join_storm`: the storm of the post it resembles; when that post was alone
+        (`found_single`), a new storm is opened with it as the first post. When the storm
+        reaches `min_posts`, its problem-ticket job becomes due; later growth makes it due again.
+        """
+        with self.engine.begin() as conn:
+            storm_id = join_storm
+            if storm_id is None and found_single and resembles is not None:
+                first = conn.execute(select(storm_members.c.created_at).where(storm_members.c.post_key == resembles)).scalar()
+                storm_id = new_id(conn.execute(insert(storms).values(
+                    brand=brand, first_post_key=resembles, started_at=first or created_at,
+                    last_post_at=created_at, size=1, reported_size=0, job_attempts=0)))
+                conn.execute(update(storm_members).where(storm_members.c.post_key == resembles)
+                             .values(storm_id=storm_id))
+            conn.execute(insert(storm_members).values(
+                post_key=post_key, storm_id=storm_id, brand=brand, created_at=created_at, negative=negative,
+                resembles=resembles, similarity=similarity, reason=reason, role=role, risk_score=risk_score,
+                linked=False))
+            if storm_id is not None:
+                conn.execute(update(storms).where(storms.c.id == storm_id).values(
+                    size=storms.c.size + 1,
+                    last_post_at=func.max(storms.c.last_post_at, created_at) if conn.dialect.name == "sqlite"
+                    else func.greatest(storms.c.last_post_at, created_at)))
+                row = conn.execute(select(storms.c.size, storms.c.job_status, storms.c.last_update_at)
+                                   .where(storms.c.id == storm_id)).first()
+                assert row is not None  # updated just above, in this transaction
+                if row.size >= min_posts and row.job_status in (None, "done"):
+                    due = due_at if row.last_update_at is None else max(due_at, row.last_update_at + throttle)
+                    conn.execute(update(storms).where(storms.c.id == storm_id).values(
+                        job_status="pending", job_due_at=due))
+        return storm_id
+
+    def storm(self, storm_id: int) -> Storm | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(storms).where(storms.c.id == storm_id)).mappings().first()
+        return Storm(**row) if row else None
+
+    def storm_members_of(self, storm_id: int, limit: int | None = None) -> list[dict[str, Any]]:
+        """Members, oldest first, with their text, author and ticket, for the problem ticket."""
+        with self.engine.connect() as conn:
+            stmt = (select(storm_members, posts.c.text, posts.c.url, authors.c.handle, authors.c.name,
+                           authors.c.followers, analyses.c.intent, analyses.c.risk,
+                           tickets.c.ticket_id, tickets.c.helpdesk, tickets.c.url.label("ticket_url"))
+                    .join(posts, posts.c.key == storm_members.c.post_key)
+                    .join(authors, authors.c.key == posts.c.author_key)
+                    .outerjoin(analyses, analyses.c.post_key == storm_members.c.post_key)
+                    .outerjoin(tickets, tickets.c.post_key == storm_members.c.post_key)
+                    .where(storm_members.c.storm_id == storm_id)
+                    .order_by(storm_members.c.created_at, storm_members.c.post_key))
+            if limit is not None:
+                stmt = stmt.limit(limit)
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def storm_replies(self, storm_id: int, limit: int = 5) -> list[dict[str, Any]]:
+        """The team's newest replies to any post of a storm: how others were answered."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(exchanges.c.agent, exchanges.c.text, exchanges.c.status, exchanges.c.created_at,
+                       exchanges.c.ticket_post_key, exchanges.c.helpdesk, exchanges.c.ticket_id)
+                .join(storm_members, storm_members.c.post_key == exchanges.c.ticket_post_key)
+                .where(storm_members.c.storm_id == storm_id).where(exchanges.c.status != "failed")
+                .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc()).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def storm_top_words(self, storm_id: int, limit: int = 5) -> list[str]:
+        """The complaint topics (nouns, stored at ingest) most members share."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(post_topics.c.topic, func.count().label("n"))
+                                .join(storm_members, storm_members.c.post_key == post_topics.c.post_key)
+                                .where(storm_members.c.storm_id == storm_id)
+                                .group_by(post_topics.c.topic).order_by(func.count().desc(), post_topics.c.topic)
+                                .limit(limit)).all()
+        return [r.topic for r in rows]
+
+    def claim_storm_jobs(self, now: datetime, lease: timedelta, limit: int = 20) -> list[Storm]:
+        """Claim due problem-ticket jobs (a guarded UPDATE per storm, like `claim_due`)."""
+        due = (((storms.c.job_status == "pending") & (storms.c.job_due_at <= now)) |
+               ((storms.c.job_status == "sending") & (storms.c.job_lease_until < now)))
+        claimed = []
+        with self.engine.connect() as conn:
+            ids = conn.execute(select(storms.c.id).where(due).order_by(storms.c.job_due_at).limit(limit)).scalars().all()
+        for storm_id in ids:
+            with self.engine.begin() as conn:
+                row = conn.execute(update(storms).where(storms.c.id == storm_id).where(due).values(
+                    job_status="sending", job_attempts=storms.c.job_attempts + 1, job_claimed_by=worker_id(),
+                    job_lease_until=now + lease).returning(storms.c.id)).first()
+            if row is not None:
+                claimed.append(self.storm(storm_id))
+        return [c for c in claimed if c]
+
+    def storm_problem_created(self, storm_id: int, ref: TicketRef) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(storms).where(storms.c.id == storm_id).values(
+                problem_helpdesk=ref.helpdesk, problem_ticket_id=ref.ticket_id, problem_url=ref.url))
+
+    def storm_mark_linked(self, post_keys: Sequence[str]) -> None:
+        if post_keys:
+            with self.engine.begin() as conn:
+                conn.execute(update(storm_members).where(storm_members.c.post_key.in_(list(post_keys)))
+                             .values(linked=True))
+
+    def storm_job_done(self, storm_id: int, reported_size: int, topic: str | None, now: datetime) -> None:
+        """Finish a job; if the storm grew meanwhile it stays due, at the throttled time."""
+        with self.engine.begin() as conn:
+            conn.execute(update(storms).where(storms.c.id == storm_id).values(
+                job_status="done", job_claimed_by=None, job_lease_until=None, job_attempts=0,
+                reported_size=reported_size, topic=topic, last_update_at=now, last_error=None))
+
+    def storm_job_retry(self, storm_id: int, error: str, due_at: datetime, *, failed: bool = False) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(storms).where(storms.c.id == storm_id).values(
+                job_status="failed" if failed else "pending", job_due_at=due_at, job_claimed_by=None,
+                job_lease_until=None, last_error=error[:2000]))
+
+    def storms_needing_update(self, now: datetime) -> list[int]:
+        """Storms whose ticket shows an older count than their size (job done, growth since)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(storms.c.id).where(storms.c.job_status == "done")
+                                     .where(storms.c.size > storms.c.reported_size)).scalars().all())
+
+    def storm_schedule(self, storm_id: int, due_at: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(storms).where(storms.c.id == storm_id).where(storms.c.job_status == "done")
+                         .values(job_status="pending", job_due_at=due_at))
+
+    def list_storms(self, min_size: int = 2, limit: int = 100) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(storms).where(storms.c.size >= min_size)
+                                .order_by(storms.c.last_post_at.desc()).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def storm_timeline(self, storm_id: int) -> list[tuple[datetime, str]]:
+        with self.engine.connect() as conn:
+            return [(r.created_at, r.post_key) for r in conn.execute(
+                select(storm_members.c.created_at, storm_members.c.post_key)
+                .where(storm_members.c.storm_id == storm_id).order_by(storm_members.c.created_at)).all()]
+
+    def count_negative(self, brand: str, since: datetime, until: datetime) -> int:
+        """Negative qualified posts of a brand with since < created_at <= until."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(storm_members)
+                                .where(storm_members.c.brand == brand).where(storm_members.c.negative.is_(True))
+                                .where(storm_members.c.created_at > since)
+                                .where(storm_members.c.created_at <= until)).scalar() or 0
+
+    def active_alert(self, brand: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(storm_alerts).where(storm_alerts.c.brand == brand)
+                               .where(storm_alerts.c.ended_at.is_(None))).mappings().first()
+        return dict(row) if row else None
+
+    def open_alert(self, *, brand: str, started_at: datetime, count: int, baseline: float, p_value: float) -> int | None:
+        """Open an alert unless one is active for the brand (one alert per spike)."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(storm_alerts.c.id).where(storm_alerts.c.brand == brand)
+                            .where(storm_alerts.c.ended_at.is_(None))).first() is not None:
+                return None
+            return new_id(conn.execute(insert(storm_alerts).values(
+                brand=brand, started_at=started_at, count=count, baseline=baseline, p_value=p_value, peak=count,
+                start_status="pending", attempts=0)))
+
+    def alert_peak(self, alert_id: int, count: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(storm_alerts).where(storm_alerts.c.id == alert_id)
+                         .where(storm_alerts.c.peak < count).values(peak=count))
+
+    def close_alert(self, alert_id: int, ended_at: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(storm_alerts).where(storm_alerts.c.id == alert_id)
+                         .where(storm_alerts.c.ended_at.is_(None)).values(ended_at=ended_at, end_status="pending"))
+
+    def claim_alert_jobs(self, now: datetime, lease: timedelta) -> list[tuple[str, dict[str, Any]]]:
+        """Claim alerts whose start or end notice is due: ('start'|'end', alert)."""
+        out = []
+        for stage, col in (("start", storm_alerts.c.start_status), ("end", storm_alerts.c.end_status)):
+            due = (col == "pending") | ((col == "sending") & (storm_alerts.c.lease_until < now))
+            if stage == "end":
+                due = due & (storm_alerts.c.start_status == "done")
+            with self.engine.connect() as conn:
+                ids = conn.execute(select(storm_alerts.c.id).where(due)).scalars().all()
+            for alert_id in ids:
+                with self.engine.begin() as conn:
+                    row = conn.execute(update(storm_alerts).where(storm_alerts.c.id == alert_id).where(due)
+                                       .values({col: "sending", "attempts": storm_alerts.c.attempts + 1,
+                                                "lease_until": now + lease})
+                                       .returning(*storm_alerts.c)).mappings().first()
+                if row is not None:
+                    out.append((stage, dict(row)))
+        return out
+
+    def alert_job_done(self, alert_id: int, stage: str, *, ticket: TicketRef | None = None) -> None:
+        values: dict[str, Any] = {f"{stage}_status": "done", "lease_until": None, "attempts": 0, "last_error": None}
+        if ticket is not None:
+            values.update(ticket_id=ticket.ticket_id, ticket_url=ticket.url)
+        with self.engine.begin() as conn:
+            conn.execute(update(storm_alerts).where(storm_alerts.c.id == alert_id).values(**values))
+
+    def alert_job_retry(self, alert_id: int, stage: str, error: str, *, failed: bool = False) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(storm_alerts).where(storm_alerts.c.id == alert_id).values(
+                {f"{stage}_status": "failed" if failed else "pending", "lease_until": None, "last_error": error[:2000]}))
+
+    def alert_ticket(self, alert_id: int) -> TicketRef | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(storm_alerts.c.ticket_id, storm_alerts.c.ticket_url)
+                               .where(storm_alerts.c.id == alert_id)).first()
+        return TicketRef("", row.ticket_id, row.ticket_url) if row and row.ticket_id else None
+
+    def list_alerts(self, limit: int = 50) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(storm_alerts).order_by(storm_alerts.c.started_at.desc())
+                                                  .limit(limit)).mappings().all()]
