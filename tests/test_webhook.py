@@ -144,4 +144,4 @@ def test_a_post_dated_outside_a_sane_window_is_a_400_naming_created_at(client, s
     body = batch.get_json()
     assert body["accepted"] == 1 and body["results"][0]["status"] == "rejected"
     assert body["results"][0]["error"]["field"] == "created_at"
-    assert svc.store.counts()["posts"] == 1
+    assert svc.store.posts.counts()["posts"] == 1
