@@ -129,10 +129,13 @@ class Vocabulary:
                 counts[column] = counts.get(column, 0) + 1
         if not counts:
             return [], []
-        columns = sorted(counts)
-        values = np.array([(1.0 + math.log(counts[c])) * self.idf[c] for c in columns], dtype=np.float64)
+        columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        order = np.argsort(columns)
+        columns, tf = columns[order], tf[order]
+        values = (1.0 + np.log(tf)) * self.idf[columns]
         values /= np.sqrt(values @ values)
-        return [offset + c for c in columns], values.tolist()
+        return (columns + offset).tolist(), values.tolist()
 
     def terms(self) -> list[str]:
         return sorted(self.index, key=self.index.__getitem__)
@@ -162,10 +165,9 @@ class LabelModel:
     word: Vocabulary | None = None
     _names: list[str] | None = None
     _centered: dict[str, np.ndarray] = field(default_factory=dict)
+    _stack: tuple[np.ndarray, np.ndarray, dict[str, slice]] | None = None
 
-    @property
-    def name(self) -> str:
-        return f"{KIND}-{FORMAT}"
+    name = f"{KIND}-{FORMAT}"
 
     # --- features ---------------------------------------------------------------------
     @property
@@ -189,12 +191,22 @@ class LabelModel:
         vals = np.array(c_vals + w_vals + cues[nonzero].tolist(), dtype=np.float32)
         return cols, vals
 
-    def _logits(self, label: str, cols: np.ndarray, vals: np.ndarray, sentiment: np.ndarray | None) -> np.ndarray:
-        coef, intercept = self.weights[label]
-        scores = coef[:, cols] @ vals + intercept
-        if label in CHAINED and sentiment is not None:
-            scores = scores + coef[:, self.base_width:] @ (sentiment * self.settings["chain_weight"])
-        return scores
+    def _stacked(self) -> tuple[np.ndarray, np.ndarray, dict[str, slice]]:
+        """Every label's coefficients in one matrix (sentiment's padded with zero chain columns),
+        so a post costs one column gather and one product instead of one per label."""
+        if self._stack is None:
+            width = self.base_width + len(self.classes["sentiment"])
+            blocks, intercepts, rows, start = [], [], {}, 0
+            for label in LABELS:
+                coef, intercept = self.weights[label]
+                if coef.shape[1] < width:
+                    coef = np.hstack([coef, np.zeros((coef.shape[0], width - coef.shape[1]), dtype=coef.dtype)])
+                blocks.append(coef)
+                intercepts.append(intercept)
+                rows[label] = slice(start, start + coef.shape[0])
+                start += coef.shape[0]
+            self._stack = (np.vstack(blocks), np.concatenate(intercepts), rows)
+        return self._stack
 
     @staticmethod
     def _softmax(scores: np.ndarray) -> np.ndarray:
@@ -205,11 +217,15 @@ class LabelModel:
         return exp / exp.sum()
 
     def _row_probabilities(self, cols: np.ndarray, vals: np.ndarray) -> dict[str, np.ndarray]:
-        sentiment = self._softmax(self._logits("sentiment", cols, vals, None))
+        stack, intercepts, rows = self._stacked()
+        scores = stack[:, cols] @ vals + intercepts
+        sentiment = self._softmax(scores[rows["sentiment"]])
+        chain = stack[:, self.base_width:] @ (sentiment * self.settings["chain_weight"])
         out = {"sentiment": sentiment}
         for label in LABELS:
             if label != "sentiment":
-                out[label] = self._softmax(self._logits(label, cols, vals, sentiment))
+                part = scores[rows[label]] + (chain[rows[label]] if label in CHAINED else 0.0)
+                out[label] = self._softmax(part)
         return out
 
     def feature_names(self) -> list[str]:
