@@ -276,6 +276,47 @@ def test_bulk_keeps_at_most_30_jobs_in_flight(fake, zd_env):
     assert all(len(j["_items"]) <= 100 for j in fake.jobs.values())
 
 
+def _draft(n, requester="yorisoi:x:same"):
+    return TicketDraft(f"yorisoi:x:r{n}", "s", "text", "note", "normal", ("yorisoi",),
+                       Requester(requester, "n", None), None, {})
+
+
+def test_bulk_notes_are_confirmed_by_ticket_id_without_index(fake, zd_env):
+    """Real update_many results are {id, action, success, status}, no `index` (issue 15 #1).
+
+    Matched by position against an `index` that never comes, every note was reported "not
+    confirmed" and each ticket retried one by one. Matched by ticket id, even out of order."""
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.001)
+    run_job = fake.run_job
+
+    def out_of_order(job_id):
+        run_job(job_id)
+        job = fake.jobs[job_id]
+        if job["_kind"] == "update":
+            job["results"] = list(reversed(job["results"][1:]))  # the first ticket's is missing, the rest reversed
+    fake.run_job = out_of_order
+    fake.job_polls_before_done = 0
+    drafts = [_draft(n) for n in range(150)]
+    result = helpdesk.create_tickets_many(drafts)
+    updates = [j for j in fake.jobs.values() if j["_kind"] == "update"]
+    assert updates and all("index" not in r for j in updates for r in j["results"])
+    first_of_each_job = {0, 100}  # their results were dropped: not confirmed, retried
+    assert set(result.refs) == set(range(150)) - first_of_each_job
+    assert set(result.errors) == first_of_each_job and all(e.retryable for e in result.errors.values())
+    for i, ref in result.refs.items():
+        assert only_ticket(fake, drafts[i].external_id)["id"] == int(ref.ticket_id)
+
+
+def test_bulk_notes_against_recorded_shapes_need_no_retries(app_factory, zd_env, fake):
+    svc = app_factory(**zd_env, ZENDESK_BULK_THRESHOLD="5").extensions["yorisoi"]
+    svc.helpdesk.poll_interval = 0.01
+    ingest(svc, *[post_dict(id=f"4{n:03d}", author={"id": "same"}) for n in range(20)])
+    report = svc.pipeline.deliver()
+    assert report.created == 20 and not report.errors and report.retried == 0
+    assert not fake.calls("GET", r"^/api/v2/tickets$") and not fake.calls("PUT", r"^/api/v2/tickets/\d+$")
+    assert svc.store.outbox_counts() == {"done": 20}
+
+
 def test_bulk_failures_are_per_ticket_and_unknown_ones_are_looked_up(app_factory, zd_env, fake):
     svc = app_factory(**zd_env, ZENDESK_BULK_THRESHOLD="5").extensions["yorisoi"]
     svc.helpdesk.poll_interval = 0.01

@@ -76,6 +76,8 @@ class FakeZendesk:
     oauth_token: str | None = None
     #: X-Rate-Limit per minute (Zendesk Enterprise is 700); the window resets each minute.
     rate_limit: int = 700
+    #: The account id Zendesk puts in tickets/create_many results.
+    account_id: int = 90001
     #: Polls of a job status before the job runs (0: done at the first poll).
     job_polls_before_done: int = 1
     #: A ticket for which this returns a details dict is refused with 422 RecordInvalid.
@@ -414,9 +416,15 @@ class FakeZendesk:
         return self._public_job(job)
 
     def run_job(self, job_id: str) -> None:
-        """Run a queued job now (what Zendesk's workers do in the background)."""
+        """Run a queued job now (what Zendesk's workers do in the background).
+
+        The results have the shapes a real Zendesk answers (the recordings in
+        ../shared/specs/zendesk/recorded_job_results.json, checked by tests/contracts):
+        tickets/create_many `{index, id, account_id}`; tickets/update_many `{id, action, success,
+        status}` with no `index`, a failed one `{index, error, id, details}`.
+        """
         job = self.jobs[job_id]
-        results = []
+        results: list[dict[str, Any]] = []
         for index, item in enumerate(job["_items"]):
             if job["_kind"] == "create":
                 details = self._validate(item)
@@ -424,14 +432,15 @@ class FakeZendesk:
                     results.append({"index": index, "error": "RecordInvalid", "details": json.dumps(details)})
                     continue
                 ticket, _ = self._create_ticket(item)
-                results.append({"index": index, "id": ticket["id"]})
+                results.append({"index": index, "id": ticket["id"], "account_id": self.account_id})
             elif job["_kind"] == "update":
                 ticket = self.tickets.get(int(item.get("id") or 0))
                 if ticket is None:
-                    results.append({"index": index, "id": item.get("id"), "error": "TicketNotFound", "status": "Failed"})
+                    results.append({"index": index, "error": "TicketUpdateFailed", "id": item.get("id"),
+                                    "details": "Ticket not found"})
                     continue
                 self._update_ticket(ticket, item)
-                results.append({"index": index, "id": ticket["id"], "action": "update", "success": True, "status": "Updated"})
+                results.append({"id": ticket["id"], "action": "update", "success": True, "status": "Updated"})
             else:
                 user, created = self._upsert_user(item)
                 results.append({"index": index, "id": user["id"], "external_id": user.get("external_id"),

@@ -577,9 +577,10 @@ class ZendeskHelpdesk:
         for chunk, outcome in zip(note_chunks, outcomes):
             done: set[int] = set()
             if isinstance(outcome, list):
-                by_index = {e.get("index"): e for e in outcome if isinstance(e, dict)}
-                done = {i for position, i in enumerate(chunk)
-                        if (e := by_index.get(position)) and not e.get("error") and e.get("status") != "Failed"}
+                # update_many results are {id, action, success, status} with no `index`
+                # (…/job_statuses/#results, UpdateResourceResult): match them by ticket id.
+                by_id = {str(e["id"]): e for e in outcome if isinstance(e, dict) and e.get("id") is not None}
+                done = {i for i in chunk if (e := by_id.get(str(created[i]))) and _update_succeeded(e)}
             for i in chunk:
                 if i in done:
                     result.refs[i] = self._ref(created[i])
@@ -822,6 +823,11 @@ def _audit_key(audit: Any) -> str | None:
     if custom is None:
         return None
     return custom.get(DEDUPE_METADATA_KEY) if hasattr(custom, "get") else None
+
+
+def _update_succeeded(entry: Mapping[str, Any]) -> bool:
+    """An update_many result that says the update was applied (not a FailedResult)."""
+    return not entry.get("error") and entry.get("success") is not False and entry.get("status") != "Failed"
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
