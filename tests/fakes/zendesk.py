@@ -421,7 +421,9 @@ class FakeZendesk:
         The results have the shapes a real Zendesk answers (the recordings in
         ../shared/specs/zendesk/recorded_job_results.json, checked by tests/contracts):
         tickets/create_many `{index, id, account_id}`; tickets/update_many `{id, action, success,
-        status}` with no `index`, a failed one `{index, error, id, details}`.
+        status}` with no `index`, a failed one `{index, error, id, details}`;
+        users/create_or_update_many `{id, status}` (`email` too when one was sent), one per user
+        in request order, with no `index`, `external_id` or `action`.
         """
         job = self.jobs[job_id]
         results: list[dict[str, Any]] = []
@@ -443,8 +445,8 @@ class FakeZendesk:
                 results.append({"id": ticket["id"], "action": "update", "success": True, "status": "Updated"})
             else:
                 user, created = self._upsert_user(item)
-                results.append({"index": index, "id": user["id"], "external_id": user.get("external_id"),
-                                "action": "create" if created else "update", "status": "Created" if created else "Updated"})
+                results.append({"id": user["id"], "status": "Created" if created else "Updated",
+                                **({"email": user["email"]} if item.get("email") and user.get("email") else {})})
         job.update(status="completed", progress=job["total"], results=results, message="Completed at " + _now())
 
     @staticmethod

@@ -528,10 +528,7 @@ class ZendeskHelpdesk:
             "requesters", chunks, lambda chunk: self.client.users.create_or_update([self._requester_user(r) for r in chunk]))
         for chunk, outcome in zip(chunks, outcomes):
             if isinstance(outcome, list):
-                for entry in outcome:
-                    index = entry.get("index")
-                    if entry.get("id") and isinstance(index, int) and index < len(chunk):
-                        self._user_ids[chunk[index].external_id] = int(entry["id"])
+                self._user_ids.update(_match_users(chunk, outcome))
         unknown = [i for i in remaining if drafts[i].requester.external_id not in self._user_ids]
         if stopped is not None or unknown:
             # Nothing of these tickets was sent yet: hand them back (users are idempotent).
@@ -828,6 +825,33 @@ def _audit_key(audit: Any) -> str | None:
 def _update_succeeded(entry: Mapping[str, Any]) -> bool:
     """An update_many result that says the update was applied (not a FailedResult)."""
     return not entry.get("error") and entry.get("success") is not False and entry.get("status") != "Failed"
+
+
+def _match_users(chunk: Sequence[Requester], results: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """external id → user id from a users/create_or_update_many job's results.
+
+    Real results are `{id, status, email?}`, one per submitted user, in request order, with no
+    `index` and no `external_id` (…/job_statuses/#results; the recorded answers). A result is
+    placed by the identity it returns (`external_id`, or `index` where one is given) and
+    otherwise by its position — which is only trusted when there is exactly one result per user.
+    """
+    by_external_id = {r.external_id.lower(): r for r in chunk}
+    positional = len(results) == len(chunk)
+    found: dict[str, int] = {}
+    for position, entry in enumerate(results):
+        if not isinstance(entry, Mapping) or not entry.get("id") or entry.get("error") \
+                or entry.get("success") is False or entry.get("status") == "Failed":
+            continue
+        requester: Requester | None = None
+        if entry.get("external_id"):
+            requester = by_external_id.get(str(entry["external_id"]).lower())
+        elif isinstance(entry.get("index"), int) and 0 <= entry["index"] < len(chunk):
+            requester = chunk[entry["index"]]
+        elif positional:
+            requester = chunk[position]
+        if requester is not None:
+            found[requester.external_id] = int(entry["id"])
+    return found
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
