@@ -106,3 +106,27 @@ def test_expired_user_token_is_refreshed_and_rotated(social_app, fakes):
     assert outcome.exchange["status"] == "sent"
     assert svc.store.get_state("token:x")["refresh_token"].startswith("rotated-")
     assert "r0" not in repr(svc.sources["x"]) and "test-x" not in repr(svc.sources["x"])
+
+
+# --- text entities (issue 15 #3) ---------------------------------------------------------
+def test_x_text_entities_are_unescaped_exactly_once():
+    from connector.sources.x import unescape_text
+    assert unescape_text("A &amp; B &lt;3 &gt;_&lt;") == "A & B <3 >_<"
+    assert unescape_text("&amp;lt;") == "&lt;"  # the author typed `&lt;`: not decoded twice
+    assert unescape_text("&amp;amp;") == "&amp;"
+    # only X's three: anything else is the author's own text
+    assert unescape_text("&quot;hi&quot; &#39; &nbsp; &copy;") == "&quot;hi&quot; &#39; &nbsp; &copy;"
+    for raw in ("<b>&</b>", "&amp;lt;", "&&&;;", "a > b < c", "&quot;", "ソラ&モバイル"):
+        escaped = raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # what X serves
+        assert unescape_text(escaped) == raw
+
+
+def test_polled_x_text_is_the_authors_text_not_html_entities(social_app, fakes):
+    x: FakeX = fakes["x"]
+    text = "ソラモバイル Q&A <重要> 速度>10Mbps? 本文に&lt;と書いた"
+    post_id = x.add_post(text)
+    assert "&amp;" in x.tweets[post_id]["text"] and "<" not in x.tweets[post_id]["text"]  # served escaped, as X does
+    svc = social_app(only=("x",))
+    Poller(svc).run_once(compliance=False)
+    post, _decision, _analysis = svc.store.load_post(f"x:{post_id}")
+    assert post.text == text

@@ -75,6 +75,21 @@ GONE_TYPES = {
 }
 
 
+#: X API v2 answers post text with exactly `&`, `<` and `>` HTML-escaped (nothing else: a
+#: literal `&quot;` or `&#39;` in a post is the author's own text).
+_X_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">"}
+_X_ENTITY = re.compile(r"&(?:amp|lt|gt);")
+
+
+def unescape_text(text: str) -> str:
+    """Post text as the author wrote it, from X's escaped form.
+
+    One pass, so `&amp;lt;` (the author typed `&lt;`) becomes `&lt;`, not `<`; the exact
+    inverse of X's escaping of `&`, `<`, `>`. Not a general HTML decode.
+    """
+    return _X_ENTITY.sub(lambda m: _X_ENTITIES[m.group(0)], text)
+
+
 def _term(word: str) -> str:
     """A search term: exact phrase in quotes unless it is one plain token (or a #tag/@user)."""
     word = word.strip()
@@ -256,7 +271,7 @@ class XSource:
                         followers=metrics.get("followers_count"), following=metrics.get("following_count"),
                         created_at=parse_time(user.get("created_at")), avatar_url=user.get("profile_image_url"))
         refs = {r.get("type"): r.get("id") for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)}
-        text = ((tweet.get("note_tweet") or {}).get("text")) or tweet.get("text") or ""
+        text = unescape_text(((tweet.get("note_tweet") or {}).get("text")) or tweet.get("text") or "")
         tm = tweet.get("public_metrics") or {}
         handle = user.get("username")
         post = Post(

@@ -6,6 +6,7 @@ as X does for self-serve apps since 2026-02-23.
 """
 from __future__ import annotations
 
+import html
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -60,7 +61,8 @@ class FakeX(FakeServer):
         if mention_brand and f"@{BRAND_HANDLE}" not in text:
             text = f"@{BRAND_HANDLE} {text}"
         created = created_at or datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc) + timedelta(minutes=len(self.tweets))
-        tweet.update(id=post_id, text=text, author_id=author, edit_history_tweet_ids=[post_id],
+        # X answers post text with `&`, `<`, `>` HTML-escaped (and nothing else).
+        tweet.update(id=post_id, text=html.escape(text, quote=False), author_id=author, edit_history_tweet_ids=[post_id],
                      conversation_id=post_id, created_at=created.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
         mentions = [{"start": m.start(), "end": m.end(), "username": m.group(1),
                      "id": BRAND_ID if m.group(1) == BRAND_HANDLE else "1"} for m in re.finditer(r"@(\w+)", text)]
@@ -138,7 +140,7 @@ class FakeX(FakeServer):
             return _problem(400, "Invalid Request", "query must be 1..512 characters", "invalid-request")
         group = re.match(r"\(([^)]*)\)", query)
         terms = [t.strip().strip('"') for t in (group.group(1) if group else query).split(" OR ")]
-        matching = [t for t in self.tweets.values() if any(term and term.lower() in t["text"].lower() for term in terms)]
+        matching = [t for t in self.tweets.values() if any(term and term.lower() in _plain(t["text"]).lower() for term in terms)]
         return self._page(request, matching, "next_token")
 
     def mentions(self, request: Request, _body: Any, user_id: str) -> Response:
@@ -219,3 +221,8 @@ def demo_setup(fake: FakeX) -> None:
 
 if __name__ == "__main__":
     FakeX.main(demo_setup)
+
+
+def _plain(text: str) -> str:
+    """The author's text of a stored (escaped, as X serves it) post, for matching queries."""
+    return re.sub(r"&(amp|lt|gt);", lambda m: {"amp": "&", "lt": "<", "gt": ">"}[m.group(1)], text)
