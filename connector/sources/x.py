@@ -63,6 +63,16 @@ INFO = PlatformInfo(
 )
 #: Pages per unit per poll; the rest waits (with its next_token) for the next poll.
 MAX_PAGES = 5
+#: Field vocabulary. X's API v2 spec 2.159 (2026-02-27, `latest-openapi.json` in
+#: xdevplatform/xdk; ../shared/specs/x/) names the request parameter `tweet.fields`, the
+#: expansion `referenced_tweets.id` and the answer fields `referenced_tweets`, `retweet_count`,
+#: `note_tweet`, `includes.tweets`; the newer production spec 2.167 (2026-07-21, `openapi.json`)
+#: renames them `post.fields`, `referenced_posts`, `repost_count`, `note_post`, `includes.posts`.
+#: X serves both today (the older as an undocumented alias). Requests are pinned to 2.159's
+#: names, the ones every served API version accepts; answers are read in either naming
+#: (`_pick`), and `yorisoi doctor` reports which one the live API answered (`answer_naming`).
+REQUEST_NAMING = "2.159"
+FIELDS_PARAM = "tweet.fields"
 TWEET_FIELDS = ("created_at,lang,author_id,conversation_id,in_reply_to_user_id,referenced_tweets,"
                 "entities,public_metrics,note_tweet")
 USER_FIELDS = "description,location,public_metrics,created_at,profile_image_url,protected,verified"
@@ -88,6 +98,39 @@ def unescape_text(text: str) -> str:
     inverse of X's escaping of `&`, `<`, `>`. Not a general HTML decode.
     """
     return _X_ENTITY.sub(lambda m: _X_ENTITIES[m.group(0)], text)
+
+
+#: 2.159 answer field → its 2.167 name (see REQUEST_NAMING).
+NEWER_NAMES = {"referenced_tweets": "referenced_posts", "retweet_count": "repost_count",
+               "note_tweet": "note_post", "tweets": "posts", "edit_history_tweet_ids": "edit_history_post_ids"}
+
+
+def _pick(obj: Mapping[str, Any], name: str) -> Any:
+    """`obj[name]` under 2.159's name, else under 2.167's (X answers either)."""
+    value = obj.get(name)
+    return value if value is not None else obj.get(NEWER_NAMES.get(name, name))
+
+
+def answer_naming(body: Any) -> str | None:
+    """Which spec's naming an answer uses: "2.167" (`repost_count`, `referenced_posts`, …),
+    "2.159" (`retweet_count`, `referenced_tweets`, …), or None when it shows neither."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in NEWER_NAMES:
+                    found.add("2.159")
+                elif key in NEWER_NAMES.values():
+                    found.add("2.167")
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+    walk(body)
+    if found == {"2.159", "2.167"}:
+        return "mixed"
+    return found.pop() if found else None
 
 
 def _term(word: str) -> str:
@@ -212,7 +255,7 @@ class XSource:
             path, page_param, kind, per_item = "/2/tweets/search/recent", "next_token", "post_read", PRICE["post_read"] + PRICE["user_read"]
             base = {"query": query, "sort_order": "recency"}
             minimum = 10
-        base.update({"tweet.fields": TWEET_FIELDS, "user.fields": USER_FIELDS, "expansions": EXPANSIONS})
+        base.update({FIELDS_PARAM: TWEET_FIELDS, "user.fields": USER_FIELDS, "expansions": EXPANSIONS})
         since_id = cursor.get("since_id")
         token = cursor.get("next_token")
         sweep_newest = cursor.get("sweep_newest")
@@ -250,7 +293,7 @@ class XSource:
     def _normalise(self, body: dict[str, Any], mentioned: bool = False) -> tuple[list[PolledPost], int]:
         includes = body.get("includes") or {}
         users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
-        included_tweets = {t.get("id"): t for t in includes.get("tweets") or [] if isinstance(t, dict)}
+        included_tweets = {t.get("id"): t for t in _pick(includes, "tweets") or [] if isinstance(t, dict)}
         result: list[PolledPost] = []
         skipped = 0
         for tweet in body.get("data") or []:
@@ -270,8 +313,8 @@ class XSource:
                         bio=user.get("description"), location=user.get("location"),
                         followers=metrics.get("followers_count"), following=metrics.get("following_count"),
                         created_at=parse_time(user.get("created_at")), avatar_url=user.get("profile_image_url"))
-        refs = {r.get("type"): r.get("id") for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)}
-        text = unescape_text(((tweet.get("note_tweet") or {}).get("text")) or tweet.get("text") or "")
+        refs = {r.get("type"): r.get("id") for r in _pick(tweet, "referenced_tweets") or [] if isinstance(r, dict)}
+        text = unescape_text(((_pick(tweet, "note_tweet") or {}).get("text")) or tweet.get("text") or "")
         tm = tweet.get("public_metrics") or {}
         handle = user.get("username")
         post = Post(
@@ -279,7 +322,7 @@ class XSource:
             url=f"https://x.com/{handle}/status/{tweet['id']}" if handle else f"https://x.com/i/web/status/{tweet['id']}",
             created_at=parse_time(tweet.get("created_at")) or self._clock(), lang=tweet.get("lang"),
             text=text, author=author,
-            metrics={"replies": tm.get("reply_count", 0), "reposts": tm.get("retweet_count", 0),
+            metrics={"replies": tm.get("reply_count", 0), "reposts": _pick(tm, "retweet_count") or 0,
                      "likes": tm.get("like_count", 0), "quotes": tm.get("quote_count", 0)},
             in_reply_to=refs.get("replied_to"), conversation_id=tweet.get("conversation_id"),
             repost_of=refs.get("retweeted"),

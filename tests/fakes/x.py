@@ -15,6 +15,10 @@ from werkzeug import Request, Response
 
 from tests.fakes.base import FakeServer, clone, json_response, template
 
+#: 2.159 → 2.167 field names (X API v2 specs in ../shared/specs/x/).
+NEWER_NAMES = {"referenced_tweets": "referenced_posts", "retweet_count": "repost_count",
+               "note_tweet": "note_post", "tweets": "posts", "edit_history_tweet_ids": "edit_history_post_ids"}
+
 BRAND_ID = "1850000000000000001"
 BRAND_HANDLE = "soramobile_help"
 BEARER = "test-x-bearer"
@@ -40,6 +44,9 @@ class FakeX(FakeServer):
         self.protected_users: set[str] = set()
         self.replies: list[dict[str, Any]] = []
         self.user_token = USER_TOKEN
+        #: Which spec's field names the fake answers in: "2.159" (`referenced_tweets`,
+        #: `retweet_count`, …) or "2.167" (`referenced_posts`, `repost_count`, …). X serves both.
+        self.naming = "2.159"
         self._next_id = 1870000000000001000
         self.add_user(BRAND_ID, BRAND_HANDLE, "ソラモバイル公式サポート")
 
@@ -86,6 +93,16 @@ class FakeX(FakeServer):
     def _visible(self, tweet: dict[str, Any]) -> bool:
         return tweet["id"] not in self.deleted and tweet["author_id"] not in self.protected_users
 
+    def _named(self, body: Any) -> Any:
+        """The answer in the fake's naming (stored posts use 2.159's names)."""
+        if self.naming == "2.159":
+            return body
+        if isinstance(body, dict):
+            return {NEWER_NAMES.get(k, k): self._named(v) for k, v in body.items()}
+        if isinstance(body, list):
+            return [self._named(v) for v in body]
+        return body
+
     # --- routes -----------------------------------------------------------------------
     def routes(self):
         return [
@@ -129,7 +146,7 @@ class FakeX(FakeServer):
         body = {"data": clone(page), "includes": {"users": [clone(self.users[a]) for a in sorted(authors)]}, "meta": meta}
         if included:
             body["includes"]["tweets"] = clone(included)
-        return json_response(body, headers=headers)
+        return json_response(self._named(body), headers=headers)
 
     def search(self, request: Request, _body: Any) -> Response:
         denied = self._app_auth(request)
@@ -176,7 +193,7 @@ class FakeX(FakeServer):
             body["data"] = data
         if errors:
             body["errors"] = errors
-        return json_response(body)
+        return json_response(self._named(body))
 
     def user(self, request: Request, _body: Any, user_id: str) -> Response:
         denied = self._app_auth(request)
