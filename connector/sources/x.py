@@ -428,3 +428,62 @@ class XSource:
         except SourceError as exc:
             raise ReplyRefused(exc.message, retryable=exc.retryable) from None
         raise ReplyRefused(f"x: unexpected status {response.status_code}", retryable=True)
+
+
+# --- yorisoi doctor -------------------------------------------------------------------------
+def doctor(env: Mapping[str, str], session: requests.Session) -> list[Any]:
+    """`yorisoi doctor` for X, read-only: the Bearer token, which field naming the live API
+    answers in (`repost_count` … of spec 2.167, or `retweet_count` … of 2.159: see
+    REQUEST_NAMING), and the user token for replies. The sample is the brand's latest mentions
+    (5 owned reads, $0.005) with X_USER_ID, else one recent search page (10 posts, $0.05)."""
+    from connector.doctor import fail, get, ok, unreachable, warn
+
+    bearer = env.get("X_BEARER_TOKEN")
+    if not bearer:
+        return []
+    api = (env.get("X_API_URL") or DEFAULT_API_URL).rstrip("/")
+    user_id = (env.get("X_USER_ID") or "").strip()
+    fields = {FIELDS_PARAM: "public_metrics,referenced_tweets", "expansions": "referenced_tweets.id"}
+    if user_id:
+        url, params = f"{api}/2/users/{user_id}/mentions", dict(fields, max_results=5)
+    else:
+        url, params = f"{api}/2/tweets/search/recent", dict(fields, query="lang:ja -is:retweet", max_results=10)
+    response, error = get(session, url, params=params, headers={"Authorization": f"Bearer {bearer}"})
+    if response is None:
+        return [unreachable("x.token", url, error)]
+    if response.status_code in (401, 403):
+        return [fail("x.token", f"X_BEARER_TOKEN が拒否されました（{response.status_code}）",
+                     f"X_BEARER_TOKEN was refused ({response.status_code})")]
+    if response.status_code != 200:
+        return [fail("x.token", f"{url} が {response.status_code} を返しました", f"{url} answered {response.status_code}")]
+    checks = [ok("x.token", "X_BEARER_TOKEN で読み取れます", "X_BEARER_TOKEN can read")]
+    naming = answer_naming(response.json())
+    if naming == "2.167":
+        checks.append(ok("x.naming", "X は新しい名前（repost_count, referenced_posts: 仕様 2.167）で返しました。両方読めます",
+                         "X answered in the newer naming (repost_count, referenced_posts: spec 2.167); both are read"))
+    elif naming == "2.159":
+        checks.append(ok("x.naming", "X は従来の名前（retweet_count, referenced_tweets: 仕様 2.159）で返しました。両方読めます",
+                         "X answered in the older naming (retweet_count, referenced_tweets: spec 2.159); both are read"))
+    elif naming == "mixed":
+        checks.append(warn("x.naming", "X の回答に新旧の名前が混在しています（両方読めます）",
+                           "X answered with both namings mixed (both are read)"))
+    else:
+        checks.append(warn("x.naming", "サンプルに投稿がなく、X の名前の版を判定できません",
+                           "no post in the sample: cannot tell which field naming X answers in"))
+    user_token = env.get("X_USER_ACCESS_TOKEN")
+    if user_token:
+        url = f"{api}/2/users/me"
+        response, error = get(session, url, headers={"Authorization": f"Bearer {user_token}"})
+        refreshable = bool(env.get("X_USER_REFRESH_TOKEN") and env.get("X_CLIENT_ID"))
+        if response is None:
+            checks.append(unreachable("x.user_token", url, error))
+        elif response.status_code == 200:
+            who = ((response.json() or {}).get("data") or {}).get("username")
+            checks.append(ok("x.user_token", f"返信用トークン: @{who}", f"reply token: @{who}"))
+        elif response.status_code == 401 and refreshable:
+            checks.append(warn("x.user_token", "X_USER_ACCESS_TOKEN は期限切れです（送信時に X_USER_REFRESH_TOKEN で更新されます）",
+                               "X_USER_ACCESS_TOKEN has expired (it is refreshed with X_USER_REFRESH_TOKEN when a reply is sent)"))
+        else:
+            checks.append(fail("x.user_token", f"X_USER_ACCESS_TOKEN が拒否されました（{response.status_code}）",
+                               f"X_USER_ACCESS_TOKEN was refused ({response.status_code})"))
+    return checks

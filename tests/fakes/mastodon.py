@@ -56,6 +56,7 @@ class FakeMastodon(FakeServer):
             ("GET", re.compile(r"/api/v1/statuses/([^/]+)"), self.get_status),
             ("POST", re.compile(r"/api/v1/statuses"), self.post_status),
             ("GET", re.compile(r"/api/v1/accounts/lookup"), self.lookup),
+            ("GET", re.compile(r"/api/v1/accounts/verify_credentials"), self.verify_credentials),
             ("GET", re.compile(r"/_fake/posted"), lambda r, b: json_response(self.posted)),  # demo control
         ]
 
@@ -128,6 +129,18 @@ class FakeMastodon(FakeServer):
         acct = request.args.get("acct", "")
         account = clone(self.status_template["account"])
         account.update(acct=acct, username=acct.split("@")[0])
+        return json_response(account, headers=self._headers())
+
+
+    def verify_credentials(self, request: Request, _body: Any) -> Response:
+        """The brand's own account (a CredentialAccount: an Account plus `source`)."""
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return json_response({"error": "The access token is invalid"}, 401)
+        account = clone(self.status_template["account"])
+        account.update(username="soramobile", acct="soramobile", display_name="ソラモバイル公式",
+                       url=f"https://{self.host}/@soramobile", uri=f"https://{self.host}/users/soramobile")
+        account["source"] = {"privacy": "public", "sensitive": False, "language": "ja", "note": "",
+                             "fields": [], "follow_requests_count": 0}
         return json_response(account, headers=self._headers())
 
 

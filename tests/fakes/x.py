@@ -109,6 +109,7 @@ class FakeX(FakeServer):
             ("GET", re.compile(r"/2/tweets/search/recent"), self.search),
             ("GET", re.compile(r"/2/users/(\d+)/mentions"), self.mentions),
             ("GET", re.compile(r"/2/tweets"), self.lookup),
+            ("GET", re.compile(r"/2/users/me"), self.me),
             ("GET", re.compile(r"/2/users/(\d+)"), self.user),
             ("POST", re.compile(r"/2/tweets"), self.create),
             ("POST", re.compile(r"/2/oauth2/token"), self.token),
@@ -203,6 +204,12 @@ class FakeX(FakeServer):
             return json_response({"errors": [{"value": user_id, "title": "Not Found Error", "resource_id": user_id,
                                               "type": "https://api.x.com/2/problems/resource-not-found"}]})
         return json_response({"data": clone(self.users[user_id])})
+
+    def me(self, request: Request, _body: Any) -> Response:
+        """`GET /2/users/me`: the user-context token's account (the brand)."""
+        if request.headers.get("Authorization") != f"Bearer {self.user_token}":
+            return json_response({"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}, 401)
+        return json_response({"data": clone(self.users[BRAND_ID])})
 
     def create(self, request: Request, body: Any) -> Response:
         if request.headers.get("Authorization") != f"Bearer {self.user_token}":

@@ -100,6 +100,11 @@ class FakeZendesk:
     #: Calls answered 429 by the rate limit (for benchmarks: "within the rate limit").
     refused_429: int = 0
     created_times: dict[int, float] = field(default_factory=dict)
+    #: Custom ticket fields (`GET /api/v2/ticket_fields`), by id, in Zendesk's TicketField shape.
+    ticket_fields: dict[int, dict[str, Any]] = field(default_factory=lambda: {
+        360001: {"id": 360001, "type": "tagger", "title": "Sentiment", "active": True, "removable": True,
+                 "custom_field_options": [{"id": 1, "name": "negative", "value": "sentiment_negative"}]},
+        360002: {"id": 360002, "type": "text", "title": "Intent", "active": True, "removable": True}})
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -229,6 +234,16 @@ class FakeZendesk:
             wanted = {unquote(x).lower() for x in request.args.get("external_ids", "").split(",") if x}
             return 200, {"users": [u for u in self.users.values() if (u.get("external_id") or "").lower() in wanted],
                          "next_page": None, "previous_page": None}, {}
+        if path == "/api/v2/users/me" and m == "GET":
+            return 200, {"user": {"id": 1, "url": f"{request.host_url.rstrip('/')}/api/v2/users/1.json",
+                                  "name": "Yorisoi Agent", "email": self.email, "role": "admin", "active": True,
+                                  "verified": True, "created_at": "2026-01-01T00:00:00Z",
+                                  "updated_at": "2026-01-01T00:00:00Z"}}, {}
+        if path == "/api/v2/ticket_fields" and m == "GET":
+            host = request.host_url.rstrip("/")
+            return 200, {"ticket_fields": [dict(f, url=f"{host}/api/v2/ticket_fields/{i}.json")
+                                           for i, f in sorted(self.ticket_fields.items())],
+                         "next_page": None, "previous_page": None, "count": len(self.ticket_fields)}, {}
         if (g := re.fullmatch(r"/api/v2/users/(\d+)", path)) and m == "GET":
             user = self.users.get(int(g[1]))
             return (200, {"user": user}, {}) if user else (404, {"error": "RecordNotFound", "description": "Not found"}, {})
