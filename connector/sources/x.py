@@ -102,7 +102,8 @@ def unescape_text(text: str) -> str:
 
 #: 2.159 answer field → its 2.167 name (see REQUEST_NAMING).
 NEWER_NAMES = {"referenced_tweets": "referenced_posts", "retweet_count": "repost_count",
-               "note_tweet": "note_post", "tweets": "posts", "edit_history_tweet_ids": "edit_history_post_ids"}
+               "note_tweet": "note_post", "tweets": "posts", "edit_history_tweet_ids": "edit_history_post_ids",
+               "tweet_count": "post_count"}
 
 
 def _pick(obj: Mapping[str, Any], name: str) -> Any:

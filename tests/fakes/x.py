@@ -17,7 +17,8 @@ from tests.fakes.base import FakeServer, clone, json_response, template
 
 #: 2.159 → 2.167 field names (X API v2 specs in ../shared/specs/x/).
 NEWER_NAMES = {"referenced_tweets": "referenced_posts", "retweet_count": "repost_count",
-               "note_tweet": "note_post", "tweets": "posts", "edit_history_tweet_ids": "edit_history_post_ids"}
+               "note_tweet": "note_post", "tweets": "posts", "edit_history_tweet_ids": "edit_history_post_ids",
+               "tweet_count": "post_count"}
 
 BRAND_ID = "1850000000000000001"
 BRAND_HANDLE = "soramobile_help"
@@ -201,15 +202,17 @@ class FakeX(FakeServer):
         if denied:
             return denied
         if user_id not in self.users:
-            return json_response({"errors": [{"value": user_id, "title": "Not Found Error", "resource_id": user_id,
+            return json_response({"errors": [{"value": user_id, "detail": f"Could not find user with id: [{user_id}].",
+                                              "title": "Not Found Error", "resource_type": "user", "parameter": "id",
+                                              "resource_id": user_id,
                                               "type": "https://api.x.com/2/problems/resource-not-found"}]})
-        return json_response({"data": clone(self.users[user_id])})
+        return json_response(self._named({"data": clone(self.users[user_id])}))
 
     def me(self, request: Request, _body: Any) -> Response:
         """`GET /2/users/me`: the user-context token's account (the brand)."""
         if request.headers.get("Authorization") != f"Bearer {self.user_token}":
             return json_response({"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}, 401)
-        return json_response({"data": clone(self.users[BRAND_ID])})
+        return json_response(self._named({"data": clone(self.users[BRAND_ID])}))
 
     def create(self, request: Request, body: Any) -> Response:
         if request.headers.get("Authorization") != f"Bearer {self.user_token}":
