@@ -653,6 +653,25 @@ def check_config() -> None:
 
 
 @main.command()
+def doctor() -> None:
+    """Check the live configuration end to end (read-only), one line per check.
+
+    Helpdesk credentials and plan features (SLA API, custom fields named in ZENDESK_FIELDS /
+    FRESHDESK_FIELDS), each configured network's token (and which field naming X answers in),
+    and YORISOI_PUBLIC_URL's /healthz. Exit code 1 when any check FAILs (warnings do not).
+    """
+    from connector import doctor as doctor_mod
+    checks = doctor_mod.run()
+    for check in checks:
+        click.echo(check.line())
+    failed = sum(c.status == doctor_mod.FAIL for c in checks)
+    warned = sum(c.status == doctor_mod.WARN for c in checks)
+    click.echo(f"{len(checks)} 件確認、失敗 {failed}、警告 {warned} / {len(checks)} checks, {failed} failed, {warned} warnings")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--since", default="7d", show_default=True,
               help="Days to cover, ending today (Japan time): 7d, 4w, 3m, or a first day YYYY-MM-DD.")
 @click.option("--until", "until", default=None, help="Last day (YYYY-MM-DD, inclusive; default today).")

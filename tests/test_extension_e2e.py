@@ -295,7 +295,9 @@ def test_options_page_saves_and_checks_the_connection(stack):
     page.fill("#url", stack["api"] + "/")
     page.fill("#token", stack["token"])
     page.click("#save")  # loopback is granted in the manifest: permissions.request resolves at once
-    page.wait_for_function("document.getElementById('status').textContent.includes('佐藤')", timeout=15000)
+    # A locator wait, not wait_for_function: the options page's CSP (script-src 'self') forbids
+    # the eval that wait_for_function's polling uses, so it failed whenever the check was slow.
+    page.locator("#status", has_text="佐藤").wait_for(timeout=15000)
     stored = page.evaluate("chrome.storage.local.get(['connectorUrl', 'apiToken'])")
     # `auto` follows chrome.i18n.getUILanguage(): ja-JP here (launched with locale ja-JP).
     assert "接続できました（佐藤 として）" in page.inner_text("#status")

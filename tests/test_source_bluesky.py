@@ -1,9 +1,16 @@
 """Bluesky: the session is created once and refreshed, searchPosts pages with since/cursor,
-replies carry the right root/parent strong refs."""
+replies carry the right root/parent strong refs, and every CID is a real CIDv1."""
 from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
 
 from connector.poller import Poller
 from tests.fakes.bluesky import FakeBluesky
+from tests.fakes.cid import DAG_CBOR, RAW, SHA2_256, cid_for, parse_cid
 from tests.fakes.fixtures import *  # noqa: F401,F403
 
 
@@ -54,3 +61,92 @@ def test_reply_to_a_reply_uses_the_thread_root(social_app, fakes):
     assert record["reply"]["parent"] == {"uri": child, "cid": b.posts[child]["cid"]}
     assert record["reply"]["root"] == {"uri": root, "cid": b.posts[root]["cid"]}
     assert record["$type"] == "app.bsky.feed.post" and record["langs"] == ["ja"]
+
+
+# --- CIDs (issue 15 #5) --------------------------------------------------------------------
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "social"
+SELFTEST = Path(__file__).resolve().parents[1].parent / "shared" / "specs" / "bluesky" / "selftest"
+#: A CID embedded in a blob URL (avatar, image): `…/<cid>@jpeg`.
+_URL_CID = re.compile(r"/(b[a-z2-7]{20,})(?:@\w+)?$")
+
+
+def _cids(value, key=None):
+    """Every CID in a JSON value: `cid` fields (records: dag-cbor) and CIDs in blob URLs (raw)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _cids(v, k)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _cids(v, key)
+    elif isinstance(value, str):
+        if key == "cid":
+            yield value, DAG_CBOR
+        elif value.startswith("https://") and (m := _URL_CID.search(value)):
+            yield m.group(1), RAW
+
+
+def _assert_valid(cid, codec):
+    version, got_codec, hash_code, digest = parse_cid(cid)
+    assert (version, got_codec, hash_code, len(digest)) == (1, codec, SHA2_256, 32), cid
+
+
+def test_cid_helper_round_trips_and_refuses_fakes():
+    cid = cid_for(b"hello")
+    assert cid.startswith("bafyrei") and parse_cid(cid)[3].hex() == \
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    assert cid_for(b"hello", RAW).startswith("bafkrei")
+    for bad in ("bafyreifakecid00000001", "bafyreireply000001", "bafkreiexampleavatar",
+                "bafyreiexamplecid0000000000000000000000000000000000000001", cid.upper(), cid[:-2], "Qm" + cid[2:]):
+        with pytest.raises(ValueError):
+            parse_cid(bad)
+
+
+def test_real_cids_parse():
+    """The helper agrees with CIDs a real PDS served (skipped without ../shared/specs)."""
+    if not SELFTEST.is_dir():
+        pytest.skip("../shared/specs/bluesky/selftest/ is absent (the published specs beside the repository)")
+    found = [c for f in sorted(SELFTEST.glob("*.json")) for c in _cids(json.loads(f.read_text()))]
+    assert found
+    for cid, codec in found:
+        _assert_valid(cid, codec)
+
+
+def test_every_fixture_cid_is_a_valid_cidv1():
+    found = {f.name: list(_cids(json.loads(f.read_text()))) for f in sorted(FIXTURES.glob("bluesky-*.json"))}
+    assert all(found.values()), found
+    for cids in found.values():
+        for cid, codec in cids:
+            _assert_valid(cid, codec)
+
+
+def _ask(fake, method, path, **kwargs):
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+    headers = {"Authorization": f"Bearer {fake.access}"} if fake.access else {}
+    response = fake._dispatch(Request(EnvironBuilder(method=method, path=path, headers=headers, **kwargs).get_environ()))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return json.loads(response.get_data())
+
+
+def test_every_cid_the_fake_serves_is_a_valid_cidv1():
+    from tests.fakes.bluesky import HANDLE, PASSWORD, BRAND_DID
+    b = FakeBluesky()
+    root = b.add_post("ハルカ珈琲の新ブレンド、酸っぱい")
+    child = b.add_post("ハルカ珈琲、前のブレンドに戻してほしい", reply_to=root)
+    _ask(b, "POST", "/xrpc/com.atproto.server.createSession", json={"identifier": HANDLE, "password": PASSWORD})
+    answers = [
+        _ask(b, "GET", "/xrpc/app.bsky.feed.searchPosts", query_string={"q": "ハルカ珈琲"}),
+        _ask(b, "GET", "/xrpc/app.bsky.feed.getPosts", query_string=[("uris", root), ("uris", child)]),
+        _ask(b, "POST", "/xrpc/com.atproto.repo.createRecord", json={
+            "repo": BRAND_DID, "collection": "app.bsky.feed.post",
+            "record": {"$type": "app.bsky.feed.post", "text": "ありがとうございます", "createdAt": "2026-11-20T09:00:00Z",
+                       "reply": {"root": {"uri": root, "cid": b.posts[root]["cid"]},
+                                 "parent": {"uri": child, "cid": b.posts[child]["cid"]}}}}),
+    ]
+    served = [c for answer in answers for c in _cids(answer)]
+    # two posts (each with its own cid; the child's record names the root's as root and parent),
+    # the avatar blobs, and the created record's cid
+    assert len({c for c, codec in served if codec == DAG_CBOR}) == 3, served
+    assert any(codec == RAW for _, codec in served)
+    for cid, codec in served:
+        _assert_valid(cid, codec)

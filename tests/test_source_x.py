@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from connector.poller import Poller
 from connector.sources.x import build_queries
 from connector.watch import parse_watch
@@ -106,3 +108,83 @@ def test_expired_user_token_is_refreshed_and_rotated(social_app, fakes):
     assert outcome.exchange["status"] == "sent"
     assert svc.store.sources.get_state("token:x")["refresh_token"].startswith("rotated-")
     assert "r0" not in repr(svc.sources["x"]) and "test-x" not in repr(svc.sources["x"])
+
+
+# --- text entities (issue 15 #3) ---------------------------------------------------------
+def test_x_text_entities_are_unescaped_exactly_once():
+    from connector.sources.x import unescape_text
+    assert unescape_text("A &amp; B &lt;3 &gt;_&lt;") == "A & B <3 >_<"
+    assert unescape_text("&amp;lt;") == "&lt;"  # the author typed `&lt;`: not decoded twice
+    assert unescape_text("&amp;amp;") == "&amp;"
+    # only X's three: anything else is the author's own text
+    assert unescape_text("&quot;hi&quot; &#39; &nbsp; &copy;") == "&quot;hi&quot; &#39; &nbsp; &copy;"
+    for raw in ("<b>&</b>", "&amp;lt;", "&&&;;", "a > b < c", "&quot;", "ソラ&モバイル"):
+        escaped = raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")  # what X serves
+        assert unescape_text(escaped) == raw
+
+
+def test_polled_x_text_is_the_authors_text_not_html_entities(social_app, fakes):
+    x: FakeX = fakes["x"]
+    text = "ソラモバイル Q&A <重要> 速度>10Mbps? 本文に&lt;と書いた"
+    post_id = x.add_post(text)
+    assert "&amp;" in x.tweets[post_id]["text"] and "<" not in x.tweets[post_id]["text"]  # served escaped, as X does
+    svc = social_app(only=("x",))
+    Poller(svc).run_once(compliance=False)
+    post, _decision, _analysis = svc.store.load_post(f"x:{post_id}")
+    assert post.text == text
+
+
+# --- field vocabulary (issue 15 #4) ------------------------------------------------------
+def test_requests_are_pinned_to_spec_2159_names(social_app, fakes):
+    from connector.sources import x as xmod
+    x: FakeX = fakes["x"]
+    x.add_post("ソラモバイル、圏外です")
+    Poller(social_app(only=("x",))).run_once(compliance=False)
+    [call, *_] = [c for c in x.calls("/2/tweets/search/recent") if "ソラモバイル" in c["args"]["query"][0]]
+    assert xmod.REQUEST_NAMING == "2.159"
+    assert "tweet.fields" in call["args"] and "post.fields" not in call["args"]
+    fields = call["args"]["tweet.fields"][0].split(",")
+    assert "referenced_tweets" in fields and "note_tweet" in fields
+    assert not {"referenced_posts", "note_post"} & set(fields)
+    assert "referenced_tweets.id" in call["args"]["expansions"][0].split(",")
+
+
+@pytest.mark.parametrize("naming", ["2.159", "2.167"])
+def test_answers_in_either_naming_are_parsed(social_app, fakes, naming):
+    x: FakeX = fakes["x"]
+    x.naming = naming
+    brand_post = x.add_post("ソラモバイル公式: 障害のお知らせ", author="1850000000000000001")
+    quoting = x.add_post("ソラモバイル これいつ直るの", author="1850000000000000103", quote_of=brand_post)
+    x.tweets[quoting]["public_metrics"]["retweet_count"] = 7
+    x.tweets[quoting]["note_tweet"] = {"text": "ソラモバイル これいつ直るの（長文の続き）"}
+    reply = x.add_post("ソラモバイル 同じく圏外", author="1850000000000000104", reply_to=quoting)
+    svc = social_app(only=("x",))
+    Poller(svc).run_once(compliance=False)
+    served = [c for c in x.calls("/2/tweets/search/recent")]
+    assert served
+    post, _d, _a = svc.store.load_post(f"x:{quoting}")
+    assert post.metrics.reposts == 7
+    assert post.text == "ソラモバイル これいつ直るの（長文の続き）"
+    assert svc.store.post_extras(post.key).get("reply_allowed") is True  # quoted our post: via includes
+    replied, _d, _a = svc.store.load_post(f"x:{reply}")
+    assert replied.in_reply_to == quoting
+
+
+def test_to_post_reads_both_namings_directly():
+    from connector.sources.x import XSource, answer_naming
+    old = {"data": [{"id": "10", "text": "a &amp; b", "author_id": "1", "created_at": "2026-11-20T09:00:00.000Z",
+                     "referenced_tweets": [{"type": "replied_to", "id": "9"}],
+                     "public_metrics": {"retweet_count": 3, "reply_count": 1, "like_count": 0, "quote_count": 0}}],
+           "includes": {"users": [{"id": "1", "username": "u", "name": "U"}], "tweets": [{"id": "9", "author_id": "2"}]}}
+    new = {"data": [{"id": "10", "text": "a &amp; b", "author_id": "1", "created_at": "2026-11-20T09:00:00.000Z",
+                     "referenced_posts": [{"type": "replied_to", "id": "9"}],
+                     "public_metrics": {"repost_count": 3, "reply_count": 1, "like_count": 0, "quote_count": 0}}],
+           "includes": {"users": [{"id": "1", "username": "u", "name": "U"}], "posts": [{"id": "9", "author_id": "2"}]}}
+    source = XSource.__new__(XSource)
+    source.user_id = None
+    for body in (old, new):
+        [polled], skipped = source._normalise(body)
+        assert skipped == 0
+        assert polled.post.in_reply_to == "9" and polled.post.metrics.reposts == 3 and polled.post.text == "a & b"
+    assert answer_naming(old) == "2.159" and answer_naming(new) == "2.167"
+    assert answer_naming({"data": [{"id": "1", "text": "t"}]}) is None

@@ -276,6 +276,77 @@ def test_bulk_keeps_at_most_30_jobs_in_flight(fake, zd_env):
     assert all(len(j["_items"]) <= 100 for j in fake.jobs.values())
 
 
+def _draft(n, requester="yorisoi:x:same"):
+    return TicketDraft(f"yorisoi:x:r{n}", "s", "text", "note", "normal", ("yorisoi",),
+                       Requester(requester, "n", None), None, {})
+
+
+def test_bulk_notes_are_confirmed_by_ticket_id_without_index(fake, zd_env):
+    """Real update_many results are {id, action, success, status}, no `index` (issue 15 #1).
+
+    Matched by position against an `index` that never comes, every note was reported "not
+    confirmed" and each ticket retried one by one. Matched by ticket id, even out of order."""
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.001)
+    run_job = fake.run_job
+
+    def out_of_order(job_id):
+        run_job(job_id)
+        job = fake.jobs[job_id]
+        if job["_kind"] == "update":
+            job["results"] = list(reversed(job["results"][1:]))  # the first ticket's is missing, the rest reversed
+    fake.run_job = out_of_order
+    fake.job_polls_before_done = 0
+    drafts = [_draft(n) for n in range(150)]
+    result = helpdesk.create_tickets_many(drafts)
+    updates = [j for j in fake.jobs.values() if j["_kind"] == "update"]
+    assert updates and all("index" not in r for j in updates for r in j["results"])
+    first_of_each_job = {0, 100}  # their results were dropped: not confirmed, retried
+    assert set(result.refs) == set(range(150)) - first_of_each_job
+    assert set(result.errors) == first_of_each_job and all(e.retryable for e in result.errors.values())
+    for i, ref in result.refs.items():
+        assert only_ticket(fake, drafts[i].external_id)["id"] == int(ref.ticket_id)
+
+
+def test_bulk_notes_against_recorded_shapes_need_no_retries(app_factory, zd_env, fake):
+    svc = app_factory(**zd_env, ZENDESK_BULK_THRESHOLD="5").extensions["yorisoi"]
+    svc.helpdesk.poll_interval = 0.01
+    ingest(svc, *[post_dict(id=f"4{n:03d}", author={"id": "same"}) for n in range(20)])
+    report = svc.pipeline.deliver()
+    assert report.created == 20 and not report.errors and report.retried == 0
+    assert not fake.calls("GET", r"^/api/v2/tickets$") and not fake.calls("PUT", r"^/api/v2/tickets/\d+$")
+    assert svc.store.outbox_counts() == {"done": 20}
+
+
+def test_bulk_requesters_are_matched_by_position_without_index(fake, zd_env):
+    """Real users/create_or_update_many results are {id, status, email?} in request order, with
+    no `index` or `external_id` (issue 15 #2): bulk fell back to one user call per requester."""
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.001)
+    fake.job_polls_before_done = 0
+    drafts = [_draft(n, requester=f"yorisoi:x:u{n % 130}") for n in range(260)]
+    result = helpdesk.create_tickets_many(drafts)
+    assert len(result.refs) == 260 and not result.errors and not result.unsent
+    user_jobs = [j for j in fake.jobs.values() if j["_kind"] == "users"]
+    assert len(user_jobs) == 2 and all(set(r) == {"id", "status"} for j in user_jobs for r in j["results"])
+    assert not fake.calls("POST", r"^/api/v2/users/create_or_update$")  # no one-by-one fallback
+    assert len(fake.users) == 130
+    for draft in drafts:
+        ticket = only_ticket(fake, draft.external_id)
+        assert fake.users[ticket["requester_id"]]["external_id"] == draft.requester.external_id
+
+
+def test_bulk_requester_results_are_not_placed_by_position_when_some_are_missing():
+    from connector.helpdesks.zendesk.client import _match_users
+    chunk = [Requester(f"yorisoi:x:u{n}", "n", None) for n in range(3)]
+    assert _match_users(chunk, [{"id": 1, "status": "Created"}, {"id": 2, "status": "Updated"},
+                                {"id": 3, "status": "Created"}]) == {"yorisoi:x:u0": 1, "yorisoi:x:u1": 2, "yorisoi:x:u2": 3}
+    # one result short: positions cannot be trusted; a returned identity still can
+    assert _match_users(chunk, [{"id": 1, "status": "Created"}, {"id": 3, "status": "Created", "external_id": "YORISOI:X:U2"}]) \
+        == {"yorisoi:x:u2": 3}
+    # a failed entry is not a user id
+    assert _match_users(chunk, [{"id": 1, "status": "Created"}, {"index": 1, "error": "UserCreateFailed", "id": 9, "details": "x"},
+                                {"id": 3, "status": "Created"}]) == {"yorisoi:x:u0": 1, "yorisoi:x:u2": 3}
+
+
 def test_bulk_failures_are_per_ticket_and_unknown_ones_are_looked_up(app_factory, zd_env, fake):
     svc = app_factory(**zd_env, ZENDESK_BULK_THRESHOLD="5").extensions["yorisoi"]
     svc.helpdesk.poll_interval = 0.01

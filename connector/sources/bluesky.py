@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import requests
 from pydantic import ValidationError
@@ -275,3 +275,29 @@ class BlueskySource:
             raise ReplyRefused(exc.message, retryable=exc.retryable) from None
         body = response.json()
         return ReplyResult("sent", body.get("uri"), _web_url(session.get("handle") or self.handle, body.get("uri", "")))
+
+
+# --- yorisoi doctor -------------------------------------------------------------------------
+def doctor(env: Mapping[str, str], session: requests.Session) -> list[Any]:
+    """`yorisoi doctor` for Bluesky: the app password (`com.atproto.server.createSession`, the
+    one way to test it; it opens a session and changes no data)."""
+    from connector.doctor import call, fail, ok, unreachable
+
+    handle, password = env.get("BLUESKY_HANDLE"), env.get("BLUESKY_APP_PASSWORD")
+    if not (handle or password):
+        return []
+    if not (handle and password):
+        return [fail("bluesky.session", "BLUESKY_HANDLE と BLUESKY_APP_PASSWORD の両方が必要です",
+                     "Bluesky needs both BLUESKY_HANDLE and BLUESKY_APP_PASSWORD")]
+    url = (env.get("BLUESKY_SERVICE") or DEFAULT_SERVICE).rstrip("/") + "/xrpc/com.atproto.server.createSession"
+    response, error = call(session, "POST", url, json={"identifier": handle, "password": password})
+    if response is None:
+        return [unreachable("bluesky.session", url, error)]
+    if response.status_code == 200:
+        body = response.json() or {}
+        return [ok("bluesky.session", f"{body.get('handle')}（{body.get('did')}）としてセッションを開けます",
+                   f"session opened as {body.get('handle')} ({body.get('did')})")]
+    if response.status_code in (400, 401):
+        return [fail("bluesky.session", f"BLUESKY_HANDLE / BLUESKY_APP_PASSWORD が拒否されました（{response.status_code}）",
+                     f"BLUESKY_HANDLE / BLUESKY_APP_PASSWORD were refused ({response.status_code})")]
+    return [fail("bluesky.session", f"{url} が {response.status_code} を返しました", f"{url} answered {response.status_code}")]

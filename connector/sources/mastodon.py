@@ -27,7 +27,7 @@ import hashlib
 import logging
 import re
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
@@ -310,3 +310,29 @@ class MastodonSource:
             raise ReplyRefused(exc.message, retryable=exc.retryable) from None
         status = response.json()
         return ReplyResult("sent", str(status.get("id")), status.get("url") or status.get("uri"))
+
+
+# --- yorisoi doctor -------------------------------------------------------------------------
+def doctor(env: Mapping[str, str], session: requests.Session) -> list[Any]:
+    """`yorisoi doctor` for Mastodon, read-only: the access token on the home instance
+    (`GET /api/v1/accounts/verify_credentials`)."""
+    from connector.doctor import fail, get, ok, unreachable, warn
+
+    instances = [i.strip().rstrip("/") for i in (env.get("MASTODON_INSTANCES") or "").split(",") if i.strip()]
+    if not instances:
+        return []
+    token = env.get("MASTODON_ACCESS_TOKEN")
+    if not token:
+        return [warn("mastodon.token", "MASTODON_ACCESS_TOKEN が未設定: 返信は記録のみです",
+                     "MASTODON_ACCESS_TOKEN is unset: replies are recorded only")]
+    url = instances[0] + "/api/v1/accounts/verify_credentials"
+    response, error = get(session, url, headers={"Authorization": f"Bearer {token}"})
+    if response is None:
+        return [unreachable("mastodon.token", url, error)]
+    if response.status_code in (401, 403):
+        return [fail("mastodon.token", f"MASTODON_ACCESS_TOKEN が拒否されました（{response.status_code}）",
+                     f"MASTODON_ACCESS_TOKEN was refused ({response.status_code})")]
+    if response.status_code != 200:
+        return [fail("mastodon.token", f"{url} が {response.status_code} を返しました", f"{url} answered {response.status_code}")]
+    acct = (response.json() or {}).get("acct")
+    return [ok("mastodon.token", f"@{acct} として接続できます", f"signed in as @{acct}")]

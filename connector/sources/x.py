@@ -64,6 +64,16 @@ INFO = PlatformInfo(
 )
 #: Pages per unit per poll; the rest waits (with its next_token) for the next poll.
 MAX_PAGES = 5
+#: Field vocabulary. X's API v2 spec 2.159 (2026-02-27, `latest-openapi.json` in
+#: xdevplatform/xdk; ../shared/specs/x/) names the request parameter `tweet.fields`, the
+#: expansion `referenced_tweets.id` and the answer fields `referenced_tweets`, `retweet_count`,
+#: `note_tweet`, `includes.tweets`; the newer production spec 2.167 (2026-07-21, `openapi.json`)
+#: renames them `post.fields`, `referenced_posts`, `repost_count`, `note_post`, `includes.posts`.
+#: X serves both today (the older as an undocumented alias). Requests are pinned to 2.159's
+#: names, the ones every served API version accepts; answers are read in either naming
+#: (`_pick`), and `yorisoi doctor` reports which one the live API answered (`answer_naming`).
+REQUEST_NAMING = "2.159"
+FIELDS_PARAM = "tweet.fields"
 TWEET_FIELDS = ("created_at,lang,author_id,conversation_id,in_reply_to_user_id,referenced_tweets,"
                 "entities,public_metrics,note_tweet")
 USER_FIELDS = "description,location,public_metrics,created_at,profile_image_url,protected,verified"
@@ -74,6 +84,55 @@ GONE_TYPES = {
     "https://api.x.com/2/problems/not-authorized-for-resource": "protected",
     "https://api.twitter.com/2/problems/not-authorized-for-resource": "protected",
 }
+
+
+#: X API v2 answers post text with exactly `&`, `<` and `>` HTML-escaped (nothing else: a
+#: literal `&quot;` or `&#39;` in a post is the author's own text).
+_X_ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">"}
+_X_ENTITY = re.compile(r"&(?:amp|lt|gt);")
+
+
+def unescape_text(text: str) -> str:
+    """Post text as the author wrote it, from X's escaped form.
+
+    One pass, so `&amp;lt;` (the author typed `&lt;`) becomes `&lt;`, not `<`; the exact
+    inverse of X's escaping of `&`, `<`, `>`. Not a general HTML decode.
+    """
+    return _X_ENTITY.sub(lambda m: _X_ENTITIES[m.group(0)], text)
+
+
+#: 2.159 answer field → its 2.167 name (see REQUEST_NAMING).
+NEWER_NAMES = {"referenced_tweets": "referenced_posts", "retweet_count": "repost_count",
+               "note_tweet": "note_post", "tweets": "posts", "edit_history_tweet_ids": "edit_history_post_ids",
+               "tweet_count": "post_count"}
+
+
+def _pick(obj: Mapping[str, Any], name: str) -> Any:
+    """`obj[name]` under 2.159's name, else under 2.167's (X answers either)."""
+    value = obj.get(name)
+    return value if value is not None else obj.get(NEWER_NAMES.get(name, name))
+
+
+def answer_naming(body: Any) -> str | None:
+    """Which spec's naming an answer uses: "2.167" (`repost_count`, `referenced_posts`, …),
+    "2.159" (`retweet_count`, `referenced_tweets`, …), or None when it shows neither."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in NEWER_NAMES:
+                    found.add("2.159")
+                elif key in NEWER_NAMES.values():
+                    found.add("2.167")
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+    walk(body)
+    if found == {"2.159", "2.167"}:
+        return "mixed"
+    return found.pop() if found else None
 
 
 def _term(word: str) -> str:
@@ -198,7 +257,7 @@ class XSource:
             path, page_param, kind, per_item = "/2/tweets/search/recent", "next_token", "post_read", PRICE["post_read"] + PRICE["user_read"]
             base = {"query": query, "sort_order": "recency"}
             minimum = 10
-        base.update({"tweet.fields": TWEET_FIELDS, "user.fields": USER_FIELDS, "expansions": EXPANSIONS})
+        base.update({FIELDS_PARAM: TWEET_FIELDS, "user.fields": USER_FIELDS, "expansions": EXPANSIONS})
         since_id = cursor.get("since_id")
         token = cursor.get("next_token")
         sweep_newest = cursor.get("sweep_newest")
@@ -236,7 +295,7 @@ class XSource:
     def _normalise(self, body: dict[str, Any], mentioned: bool = False) -> tuple[list[PolledPost], int]:
         includes = body.get("includes") or {}
         users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)}
-        included_tweets = {t.get("id"): t for t in includes.get("tweets") or [] if isinstance(t, dict)}
+        included_tweets = {t.get("id"): t for t in _pick(includes, "tweets") or [] if isinstance(t, dict)}
         result: list[PolledPost] = []
         skipped = 0
         for tweet in body.get("data") or []:
@@ -256,8 +315,8 @@ class XSource:
                         bio=user.get("description"), location=user.get("location"),
                         followers=metrics.get("followers_count"), following=metrics.get("following_count"),
                         created_at=parse_time(user.get("created_at")), avatar_url=user.get("profile_image_url"))
-        refs = {r.get("type"): r.get("id") for r in tweet.get("referenced_tweets") or [] if isinstance(r, dict)}
-        text = ((tweet.get("note_tweet") or {}).get("text")) or tweet.get("text") or ""
+        refs = {r.get("type"): r.get("id") for r in _pick(tweet, "referenced_tweets") or [] if isinstance(r, dict)}
+        text = unescape_text(((_pick(tweet, "note_tweet") or {}).get("text")) or tweet.get("text") or "")
         tm = tweet.get("public_metrics") or {}
         handle = user.get("username")
         post = Post(
@@ -265,7 +324,7 @@ class XSource:
             url=f"https://x.com/{handle}/status/{tweet['id']}" if handle else f"https://x.com/i/web/status/{tweet['id']}",
             created_at=parse_time(tweet.get("created_at")) or self._clock(), lang=tweet.get("lang"),
             text=text, author=author,
-            metrics={"replies": tm.get("reply_count", 0), "reposts": tm.get("retweet_count", 0),
+            metrics={"replies": tm.get("reply_count", 0), "reposts": _pick(tm, "retweet_count") or 0,
                      "likes": tm.get("like_count", 0), "quotes": tm.get("quote_count", 0)},
             in_reply_to=refs.get("replied_to"), conversation_id=tweet.get("conversation_id"),
             repost_of=refs.get("retweeted"),
@@ -371,3 +430,62 @@ class XSource:
         except SourceError as exc:
             raise ReplyRefused(exc.message, retryable=exc.retryable) from None
         raise ReplyRefused(f"x: unexpected status {response.status_code}", retryable=True)
+
+
+# --- yorisoi doctor -------------------------------------------------------------------------
+def doctor(env: Mapping[str, str], session: requests.Session) -> list[Any]:
+    """`yorisoi doctor` for X, read-only: the Bearer token, which field naming the live API
+    answers in (`repost_count` … of spec 2.167, or `retweet_count` … of 2.159: see
+    REQUEST_NAMING), and the user token for replies. The sample is the brand's latest mentions
+    (5 owned reads, $0.005) with X_USER_ID, else one recent search page (10 posts, $0.05)."""
+    from connector.doctor import fail, get, ok, unreachable, warn
+
+    bearer = env.get("X_BEARER_TOKEN")
+    if not bearer:
+        return []
+    api = (env.get("X_API_URL") or DEFAULT_API_URL).rstrip("/")
+    user_id = (env.get("X_USER_ID") or "").strip()
+    fields = {FIELDS_PARAM: "public_metrics,referenced_tweets", "expansions": "referenced_tweets.id"}
+    if user_id:
+        url, params = f"{api}/2/users/{user_id}/mentions", dict(fields, max_results=5)
+    else:
+        url, params = f"{api}/2/tweets/search/recent", dict(fields, query="lang:ja -is:retweet", max_results=10)
+    response, error = get(session, url, params=params, headers={"Authorization": f"Bearer {bearer}"})
+    if response is None:
+        return [unreachable("x.token", url, error)]
+    if response.status_code in (401, 403):
+        return [fail("x.token", f"X_BEARER_TOKEN が拒否されました（{response.status_code}）",
+                     f"X_BEARER_TOKEN was refused ({response.status_code})")]
+    if response.status_code != 200:
+        return [fail("x.token", f"{url} が {response.status_code} を返しました", f"{url} answered {response.status_code}")]
+    checks = [ok("x.token", "X_BEARER_TOKEN で読み取れます", "X_BEARER_TOKEN can read")]
+    naming = answer_naming(response.json())
+    if naming == "2.167":
+        checks.append(ok("x.naming", "X は新しい名前（repost_count, referenced_posts: 仕様 2.167）で返しました。両方読めます",
+                         "X answered in the newer naming (repost_count, referenced_posts: spec 2.167); both are read"))
+    elif naming == "2.159":
+        checks.append(ok("x.naming", "X は従来の名前（retweet_count, referenced_tweets: 仕様 2.159）で返しました。両方読めます",
+                         "X answered in the older naming (retweet_count, referenced_tweets: spec 2.159); both are read"))
+    elif naming == "mixed":
+        checks.append(warn("x.naming", "X の回答に新旧の名前が混在しています（両方読めます）",
+                           "X answered with both namings mixed (both are read)"))
+    else:
+        checks.append(warn("x.naming", "サンプルに投稿がなく、X の名前の版を判定できません",
+                           "no post in the sample: cannot tell which field naming X answers in"))
+    user_token = env.get("X_USER_ACCESS_TOKEN")
+    if user_token:
+        url = f"{api}/2/users/me"
+        response, error = get(session, url, headers={"Authorization": f"Bearer {user_token}"})
+        refreshable = bool(env.get("X_USER_REFRESH_TOKEN") and env.get("X_CLIENT_ID"))
+        if response is None:
+            checks.append(unreachable("x.user_token", url, error))
+        elif response.status_code == 200:
+            who = ((response.json() or {}).get("data") or {}).get("username")
+            checks.append(ok("x.user_token", f"返信用トークン: @{who}", f"reply token: @{who}"))
+        elif response.status_code == 401 and refreshable:
+            checks.append(warn("x.user_token", "X_USER_ACCESS_TOKEN は期限切れです（送信時に X_USER_REFRESH_TOKEN で更新されます）",
+                               "X_USER_ACCESS_TOKEN has expired (it is refreshed with X_USER_REFRESH_TOKEN when a reply is sent)"))
+        else:
+            checks.append(fail("x.user_token", f"X_USER_ACCESS_TOKEN が拒否されました（{response.status_code}）",
+                               f"X_USER_ACCESS_TOKEN was refused ({response.status_code})"))
+    return checks

@@ -4,6 +4,7 @@ searchPosts with since/cursor, getProfile, getPosts, createRecord.
 PostViews follow tests/fixtures/social/bluesky-search-posts.ja.json (shape of the real PostView)."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from werkzeug import Request, Response
 
 from tests.fakes.base import FakeServer, clone, json_response, template
+from tests.fakes.cid import cid_for
 
 HANDLE = "haruka-coffee.bsky.social"
 PASSWORD = "test-app-password"
@@ -40,13 +42,15 @@ class FakeBluesky(FakeServer):
         view = clone(self.view_template)
         uri = f"at://{did}/app.bsky.feed.post/3lbfake{n:08d}"
         when = (datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc) + timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        view.update(uri=uri, cid=f"bafyreifakecid{n:08d}", indexedAt=when)
+        view.update(uri=uri, indexedAt=when)
         view["author"].update(did=did, handle=handle)
         view["record"].update(text=text, createdAt=when)
         if reply_to:
             parent = self.posts[reply_to]
             root = (parent["record"].get("reply") or {}).get("root") or {"uri": parent["uri"], "cid": parent["cid"]}
             view["record"]["reply"] = {"root": root, "parent": {"uri": parent["uri"], "cid": parent["cid"]}}
+        # A real CIDv1 (dag-cbor, sha2-256) of the record: a PDS refuses a strong ref without one.
+        view["cid"] = cid_for(json.dumps([uri, view["record"]], sort_keys=True, ensure_ascii=False))
         self.posts[uri] = view
         return uri
 
@@ -133,8 +137,9 @@ class FakeBluesky(FakeServer):
             return json_response({"error": "InvalidRequest", "message": "bad repo or collection"}, 400)
         self.records.append(body["record"])
         n = len(self.records)
-        return json_response({"uri": f"at://{BRAND_DID}/app.bsky.feed.post/3lbreply{n:06d}",
-                              "cid": f"bafyreireply{n:06d}", "validationStatus": "valid"})
+        uri = f"at://{BRAND_DID}/app.bsky.feed.post/3lbreply{n:06d}"
+        cid = cid_for(json.dumps([uri, body["record"]], sort_keys=True, ensure_ascii=False))
+        return json_response({"uri": uri, "cid": cid, "validationStatus": "valid"})
 
 
 def demo_setup(fake: FakeBluesky) -> None:

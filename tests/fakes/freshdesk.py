@@ -174,6 +174,21 @@ class FakeFreshdesk:
             if match.group(2) == "/conversations" and method == "GET":
                 return self.list_conversations(ticket, args)
             return 405, None
+        if path == "/api/v2/agents/me" and method == "GET":
+            return 200, {"id": 43000000001, "available": True, "occasional": False, "ticket_scope": 1,
+                         "signature": None, "group_ids": list(self.groups), "role_ids": [43000000100],
+                         "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+                         "contact": {"name": "Yorisoi Agent", "email": "agent@example.com", "active": True,
+                                     "language": "ja", "time_zone": "Tokyo"}}
+        if path == "/api/v2/ticket_fields" and method == "GET":
+            fields = [{"id": 43000000200 + n, "name": name, "label": name.removeprefix("cf_").title(),
+                       "type": "custom_dropdown" if choices else "custom_text", "default": False,
+                       "position": 20 + n, "choices": list(choices or []),
+                       "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+                      for n, (name, choices) in enumerate(self.custom_fields.items())]
+            return 200, [{"id": 43000000100, "name": "subject", "label": "Subject", "type": "default_subject",
+                          "default": True, "position": 1, "created_at": "2026-01-01T00:00:00Z",
+                          "updated_at": "2026-01-01T00:00:00Z"}] + fields
         if path == "/api/v2/sla_policies" and method == "GET":
             return 200, list(self.sla_policies.values())
         if path == "/api/v2/sla_policies" and method == "POST":

@@ -43,7 +43,9 @@ class FakeMastodon(FakeServer):
                       uri=uri or f"https://{self.host}/users/{username}/statuses/{status_id}",
                       url=f"https://{self.host}/@{username}/{status_id}",
                       in_reply_to_id=in_reply_to, tags=[{"name": t, "url": f"https://{self.host}/tags/{quote(t)}"} for t in tags])
-        status["account"].update(username=username, acct=acct or username, display_name=username)
+        host = (acct or username).split("@")[1] if "@" in (acct or username) else self.host
+        status["account"].update(username=username, acct=acct or username, display_name=username,
+                                 url=f"https://{host}/@{username}", uri=f"https://{host}/users/{username}")
         if reblog:
             status["reblog"] = clone(status)
         self.statuses[status_id] = status
@@ -56,6 +58,7 @@ class FakeMastodon(FakeServer):
             ("GET", re.compile(r"/api/v1/statuses/([^/]+)"), self.get_status),
             ("POST", re.compile(r"/api/v1/statuses"), self.post_status),
             ("GET", re.compile(r"/api/v1/accounts/lookup"), self.lookup),
+            ("GET", re.compile(r"/api/v1/accounts/verify_credentials"), self.verify_credentials),
             ("GET", re.compile(r"/_fake/posted"), lambda r, b: json_response(self.posted)),  # demo control
         ]
 
@@ -127,7 +130,23 @@ class FakeMastodon(FakeServer):
     def lookup(self, request: Request, _body: Any) -> Response:
         acct = request.args.get("acct", "")
         account = clone(self.status_template["account"])
-        account.update(acct=acct, username=acct.split("@")[0])
+        username, _, host = acct.partition("@")
+        account.update(acct=acct, username=username, url=f"https://{host or self.host}/@{username}",
+                       uri=f"https://{host or self.host}/users/{username}")
+        return json_response(account, headers=self._headers())
+
+
+    def verify_credentials(self, request: Request, _body: Any) -> Response:
+        """The brand's own account (a CredentialAccount: an Account plus `source`)."""
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return json_response({"error": "The access token is invalid"}, 401)
+        account = clone(self.status_template["account"])
+        account.update(username="soramobile", acct="soramobile", display_name="ソラモバイル公式",
+                       url=f"https://{self.host}/@soramobile", uri=f"https://{self.host}/users/soramobile")
+        account["source"] = {"privacy": "public", "sensitive": False, "language": "ja", "note": "",
+                             "fields": [], "follow_requests_count": 0, "indexable": True,
+                             "hide_collections": False, "discoverable": True}
+        account["role"] = {"id": "-99", "name": "", "color": "", "permissions": "0", "highlighted": False}
         return json_response(account, headers=self._headers())
 
 

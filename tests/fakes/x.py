@@ -6,6 +6,7 @@ as X does for self-serve apps since 2026-02-23.
 """
 from __future__ import annotations
 
+import html
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -13,6 +14,11 @@ from typing import Any
 from werkzeug import Request, Response
 
 from tests.fakes.base import FakeServer, clone, json_response, template
+
+#: 2.159 → 2.167 field names (X API v2 specs in ../shared/specs/x/).
+NEWER_NAMES = {"referenced_tweets": "referenced_posts", "retweet_count": "repost_count",
+               "note_tweet": "note_post", "tweets": "posts", "edit_history_tweet_ids": "edit_history_post_ids",
+               "tweet_count": "post_count"}
 
 BRAND_ID = "1850000000000000001"
 BRAND_HANDLE = "soramobile_help"
@@ -39,6 +45,9 @@ class FakeX(FakeServer):
         self.protected_users: set[str] = set()
         self.replies: list[dict[str, Any]] = []
         self.user_token = USER_TOKEN
+        #: Which spec's field names the fake answers in: "2.159" (`referenced_tweets`,
+        #: `retweet_count`, …) or "2.167" (`referenced_posts`, `repost_count`, …). X serves both.
+        self.naming = "2.159"
         self._next_id = 1870000000000001000
         self.add_user(BRAND_ID, BRAND_HANDLE, "ソラモバイル公式サポート")
 
@@ -60,7 +69,8 @@ class FakeX(FakeServer):
         if mention_brand and f"@{BRAND_HANDLE}" not in text:
             text = f"@{BRAND_HANDLE} {text}"
         created = created_at or datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc) + timedelta(minutes=len(self.tweets))
-        tweet.update(id=post_id, text=text, author_id=author, edit_history_tweet_ids=[post_id],
+        # X answers post text with `&`, `<`, `>` HTML-escaped (and nothing else).
+        tweet.update(id=post_id, text=html.escape(text, quote=False), author_id=author, edit_history_tweet_ids=[post_id],
                      conversation_id=post_id, created_at=created.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
         mentions = [{"start": m.start(), "end": m.end(), "username": m.group(1),
                      "id": BRAND_ID if m.group(1) == BRAND_HANDLE else "1"} for m in re.finditer(r"@(\w+)", text)]
@@ -84,12 +94,23 @@ class FakeX(FakeServer):
     def _visible(self, tweet: dict[str, Any]) -> bool:
         return tweet["id"] not in self.deleted and tweet["author_id"] not in self.protected_users
 
+    def _named(self, body: Any) -> Any:
+        """The answer in the fake's naming (stored posts use 2.159's names)."""
+        if self.naming == "2.159":
+            return body
+        if isinstance(body, dict):
+            return {NEWER_NAMES.get(k, k): self._named(v) for k, v in body.items()}
+        if isinstance(body, list):
+            return [self._named(v) for v in body]
+        return body
+
     # --- routes -----------------------------------------------------------------------
     def routes(self):
         return [
             ("GET", re.compile(r"/2/tweets/search/recent"), self.search),
             ("GET", re.compile(r"/2/users/(\d+)/mentions"), self.mentions),
             ("GET", re.compile(r"/2/tweets"), self.lookup),
+            ("GET", re.compile(r"/2/users/me"), self.me),
             ("GET", re.compile(r"/2/users/(\d+)"), self.user),
             ("POST", re.compile(r"/2/tweets"), self.create),
             ("POST", re.compile(r"/2/oauth2/token"), self.token),
@@ -127,7 +148,7 @@ class FakeX(FakeServer):
         body = {"data": clone(page), "includes": {"users": [clone(self.users[a]) for a in sorted(authors)]}, "meta": meta}
         if included:
             body["includes"]["tweets"] = clone(included)
-        return json_response(body, headers=headers)
+        return json_response(self._named(body), headers=headers)
 
     def search(self, request: Request, _body: Any) -> Response:
         denied = self._app_auth(request)
@@ -138,7 +159,7 @@ class FakeX(FakeServer):
             return _problem(400, "Invalid Request", "query must be 1..512 characters", "invalid-request")
         group = re.match(r"\(([^)]*)\)", query)
         terms = [t.strip().strip('"') for t in (group.group(1) if group else query).split(" OR ")]
-        matching = [t for t in self.tweets.values() if any(term and term.lower() in t["text"].lower() for term in terms)]
+        matching = [t for t in self.tweets.values() if any(term and term.lower() in _plain(t["text"]).lower() for term in terms)]
         return self._page(request, matching, "next_token")
 
     def mentions(self, request: Request, _body: Any, user_id: str) -> Response:
@@ -174,16 +195,24 @@ class FakeX(FakeServer):
             body["data"] = data
         if errors:
             body["errors"] = errors
-        return json_response(body)
+        return json_response(self._named(body))
 
     def user(self, request: Request, _body: Any, user_id: str) -> Response:
         denied = self._app_auth(request)
         if denied:
             return denied
         if user_id not in self.users:
-            return json_response({"errors": [{"value": user_id, "title": "Not Found Error", "resource_id": user_id,
+            return json_response({"errors": [{"value": user_id, "detail": f"Could not find user with id: [{user_id}].",
+                                              "title": "Not Found Error", "resource_type": "user", "parameter": "id",
+                                              "resource_id": user_id,
                                               "type": "https://api.x.com/2/problems/resource-not-found"}]})
-        return json_response({"data": clone(self.users[user_id])})
+        return json_response(self._named({"data": clone(self.users[user_id])}))
+
+    def me(self, request: Request, _body: Any) -> Response:
+        """`GET /2/users/me`: the user-context token's account (the brand)."""
+        if request.headers.get("Authorization") != f"Bearer {self.user_token}":
+            return json_response({"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}, 401)
+        return json_response(self._named({"data": clone(self.users[BRAND_ID])}))
 
     def create(self, request: Request, body: Any) -> Response:
         if request.headers.get("Authorization") != f"Bearer {self.user_token}":
@@ -219,3 +248,8 @@ def demo_setup(fake: FakeX) -> None:
 
 if __name__ == "__main__":
     FakeX.main(demo_setup)
+
+
+def _plain(text: str) -> str:
+    """The author's text of a stored (escaped, as X serves it) post, for matching queries."""
+    return re.sub(r"&(amp|lt|gt);", lambda m: {"amp": "&", "lt": "<", "gt": ">"}[m.group(1)], text)

@@ -76,6 +76,8 @@ class FakeZendesk:
     oauth_token: str | None = None
     #: X-Rate-Limit per minute (Zendesk Enterprise is 700); the window resets each minute.
     rate_limit: int = 700
+    #: The account id Zendesk puts in tickets/create_many results.
+    account_id: int = 90001
     #: Polls of a job status before the job runs (0: done at the first poll).
     job_polls_before_done: int = 1
     #: A ticket for which this returns a details dict is refused with 422 RecordInvalid.
@@ -98,6 +100,11 @@ class FakeZendesk:
     #: Calls answered 429 by the rate limit (for benchmarks: "within the rate limit").
     refused_429: int = 0
     created_times: dict[int, float] = field(default_factory=dict)
+    #: Custom ticket fields (`GET /api/v2/ticket_fields`), by id, in Zendesk's TicketField shape.
+    ticket_fields: dict[int, dict[str, Any]] = field(default_factory=lambda: {
+        360001: {"id": 360001, "type": "tagger", "title": "Sentiment", "active": True, "removable": True,
+                 "custom_field_options": [{"id": 1, "name": "negative", "value": "sentiment_negative"}]},
+        360002: {"id": 360002, "type": "text", "title": "Intent", "active": True, "removable": True}})
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -227,6 +234,16 @@ class FakeZendesk:
             wanted = {unquote(x).lower() for x in request.args.get("external_ids", "").split(",") if x}
             return 200, {"users": [u for u in self.users.values() if (u.get("external_id") or "").lower() in wanted],
                          "next_page": None, "previous_page": None}, {}
+        if path == "/api/v2/users/me" and m == "GET":
+            return 200, {"user": {"id": 1, "url": f"{request.host_url.rstrip('/')}/api/v2/users/1.json",
+                                  "name": "Yorisoi Agent", "email": self.email, "role": "admin", "active": True,
+                                  "verified": True, "created_at": "2026-01-01T00:00:00Z",
+                                  "updated_at": "2026-01-01T00:00:00Z"}}, {}
+        if path == "/api/v2/ticket_fields" and m == "GET":
+            host = request.host_url.rstrip("/")
+            return 200, {"ticket_fields": [dict(f, url=f"{host}/api/v2/ticket_fields/{i}.json")
+                                           for i, f in sorted(self.ticket_fields.items())],
+                         "next_page": None, "previous_page": None, "count": len(self.ticket_fields)}, {}
         if (g := re.fullmatch(r"/api/v2/users/(\d+)", path)) and m == "GET":
             user = self.users.get(int(g[1]))
             return (200, {"user": user}, {}) if user else (404, {"error": "RecordNotFound", "description": "Not found"}, {})
@@ -414,9 +431,17 @@ class FakeZendesk:
         return self._public_job(job)
 
     def run_job(self, job_id: str) -> None:
-        """Run a queued job now (what Zendesk's workers do in the background)."""
+        """Run a queued job now (what Zendesk's workers do in the background).
+
+        The results have the shapes a real Zendesk answers (the recordings in
+        ../shared/specs/zendesk/recorded_job_results.json, checked by tests/contracts):
+        tickets/create_many `{index, id, account_id}`; tickets/update_many `{id, action, success,
+        status}` with no `index`, a failed one `{index, error, id, details}`;
+        users/create_or_update_many `{id, status}` (`email` too when one was sent), one per user
+        in request order, with no `index`, `external_id` or `action`.
+        """
         job = self.jobs[job_id]
-        results = []
+        results: list[dict[str, Any]] = []
         for index, item in enumerate(job["_items"]):
             if job["_kind"] == "create":
                 details = self._validate(item)
@@ -424,18 +449,19 @@ class FakeZendesk:
                     results.append({"index": index, "error": "RecordInvalid", "details": json.dumps(details)})
                     continue
                 ticket, _ = self._create_ticket(item)
-                results.append({"index": index, "id": ticket["id"]})
+                results.append({"index": index, "id": ticket["id"], "account_id": self.account_id})
             elif job["_kind"] == "update":
                 ticket = self.tickets.get(int(item.get("id") or 0))
                 if ticket is None:
-                    results.append({"index": index, "id": item.get("id"), "error": "TicketNotFound", "status": "Failed"})
+                    results.append({"index": index, "error": "TicketUpdateFailed", "id": item.get("id"),
+                                    "details": "Ticket not found"})
                     continue
                 self._update_ticket(ticket, item)
-                results.append({"index": index, "id": ticket["id"], "action": "update", "success": True, "status": "Updated"})
+                results.append({"id": ticket["id"], "action": "update", "success": True, "status": "Updated"})
             else:
                 user, created = self._upsert_user(item)
-                results.append({"index": index, "id": user["id"], "external_id": user.get("external_id"),
-                                "action": "create" if created else "update", "status": "Created" if created else "Updated"})
+                results.append({"id": user["id"], "status": "Created" if created else "Updated",
+                                **({"email": user["email"]} if item.get("email") and user.get("email") else {})})
         job.update(status="completed", progress=job["total"], results=results, message="Completed at " + _now())
 
     @staticmethod

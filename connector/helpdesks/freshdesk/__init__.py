@@ -33,3 +33,56 @@ ENV: tuple[EnvVar, ...] = (
 def blueprints() -> list[Any]:
     from connector.helpdesks.freshdesk import webhook
     return [webhook.bp]
+
+
+def doctor(env: Any, session: Any) -> list[Any]:
+    """`yorisoi doctor` for Freshdesk, read-only: the API key (`GET /api/v2/agents/me`), the SLA
+    policies API (Growth plan and up) and the custom fields named in FRESHDESK_FIELDS
+    (`GET /api/v2/ticket_fields`)."""
+    from connector.doctor import fail, get, ok, unreachable, warn
+    from connector.helpdesks.freshdesk.client import FreshdeskSettings
+
+    settings = FreshdeskSettings.from_env(env)
+    auth = (settings.api_key, "X")
+    api = settings.base_url + "/api/v2"
+    url = api + "/agents/me"
+    response, error = get(session, url, auth=auth)
+    if response is None:
+        return [unreachable("freshdesk.credentials", url, error)]
+    if response.status_code in (401, 403):
+        return [fail("freshdesk.credentials", f"認証に失敗しました（{response.status_code}）: FRESHDESK_API_KEY を確認してください",
+                     f"authentication failed ({response.status_code}): check FRESHDESK_API_KEY")]
+    if response.status_code != 200:
+        return [fail("freshdesk.credentials", f"{url} が {response.status_code} を返しました", f"{url} answered {response.status_code}")]
+    agent = response.json() or {}
+    who = (agent.get("contact") or {}).get("email") or (agent.get("contact") or {}).get("name") or agent.get("id")
+    checks = [ok("freshdesk.credentials", f"エージェント {who} として接続できます", f"signed in as agent {who}")]
+    url = api + "/sla_policies"
+    response, error = get(session, url, auth=auth)
+    if response is None:
+        checks.append(unreachable("freshdesk.sla", url, error))
+    elif response.status_code == 200:
+        checks.append(ok("freshdesk.sla", f"SLA ポリシー API が使えます（{len(response.json() or [])} 件）",
+                         f"SLA policies API available ({len(response.json() or [])} policies)"))
+    else:
+        checks.append(warn("freshdesk.sla", f"SLA ポリシー API が {response.status_code} を返しました（プランに SLA がない?）: yorisoi setup-sla は使えません",
+                           f"SLA policies API answered {response.status_code} (plan without SLAs?): yorisoi setup-sla will not work"))
+    if settings.fields:
+        url = api + "/ticket_fields"
+        response, error = get(session, url, auth=auth)
+        if response is None:
+            checks.append(unreachable("freshdesk.fields", url, error))
+        elif response.status_code != 200:
+            checks.append(fail("freshdesk.fields", f"チケットフィールドを読めません（{response.status_code}）",
+                               f"cannot list ticket fields ({response.status_code})"))
+        else:
+            names = {f.get("name") for f in response.json() or [] if isinstance(f, dict)}
+            missing = [f"{label}={name}" for label, name in settings.fields.items() if name not in names]
+            if missing:
+                checks.append(fail("freshdesk.fields", f"FRESHDESK_FIELDS のフィールドがありません: {', '.join(missing)}",
+                                   f"FRESHDESK_FIELDS names fields that do not exist: {', '.join(missing)}"))
+            else:
+                listed = ", ".join(f"{label}={name}" for label, name in settings.fields.items())
+                checks.append(ok("freshdesk.fields", f"FRESHDESK_FIELDS のフィールドがあります: {listed}",
+                                 f"FRESHDESK_FIELDS fields exist: {listed}"))
+    return checks

@@ -58,3 +58,85 @@ def blueprints() -> list[Any]:
     from connector.helpdesks.zendesk import webhook
     from connector.helpdesks.zendesk.channel import web
     return [webhook.bp, web.bp]
+
+
+def doctor(env: Any, session: Any) -> list[Any]:
+    """`yorisoi doctor` for Zendesk, read-only: the credentials (`GET /api/v2/users/me`), the SLA
+    policies API (Professional plan and up; `yorisoi setup-sla` needs it) and the custom ticket
+    fields named in ZENDESK_FIELDS."""
+    import base64
+
+    from connector.doctor import fail, get, ok, unreachable, warn
+    from connector.helpdesks.zendesk.client import ZendeskConfig
+
+    config = ZendeskConfig.from_env(env)
+    if config.oauth_token:
+        headers = {"Authorization": f"Bearer {config.oauth_token}"}
+    elif config.api_token and config.email:
+        pair = base64.b64encode(f"{config.email}/token:{config.api_token}".encode()).decode()
+        headers = {"Authorization": f"Basic {pair}"}
+    else:
+        return [fail("zendesk.credentials", "ZENDESK_API_TOKEN（と ZENDESK_EMAIL）または ZENDESK_OAUTH_TOKEN が未設定です",
+                     "neither ZENDESK_API_TOKEN (with ZENDESK_EMAIL) nor ZENDESK_OAUTH_TOKEN is set")]
+    api = config.base_url + "/api/v2"
+    url = api + "/users/me.json"
+    response, error = get(session, url, headers=headers)
+    if response is None:
+        return [unreachable("zendesk.credentials", url, error)]
+    user = (response.json() or {}).get("user") or {} if response.status_code == 200 else {}
+    if response.status_code in (401, 403) or (response.status_code == 200 and user.get("id") is None):
+        # Zendesk answers bad credentials with 401, or (no credentials) with an anonymous user.
+        return [fail("zendesk.credentials", f"認証に失敗しました（{response.status_code}）: ZENDESK_EMAIL / ZENDESK_API_TOKEN を確認してください",
+                     f"authentication failed ({response.status_code}): check ZENDESK_EMAIL / ZENDESK_API_TOKEN or ZENDESK_OAUTH_TOKEN")]
+    if response.status_code != 200:
+        return [fail("zendesk.credentials", f"{url} が {response.status_code} を返しました", f"{url} answered {response.status_code}")]
+    checks = []
+    role = user.get("role")
+    if role in ("agent", "admin"):
+        checks.append(ok("zendesk.credentials", f"{user.get('email') or user.get('name')}（{role}）として接続できます",
+                         f"signed in as {user.get('email') or user.get('name')} ({role})"))
+    else:
+        checks.append(fail("zendesk.credentials", f"トークンの利用者の役割が {role!r} です: エージェントか管理者が必要です",
+                           f"the token's user has role {role!r}: an agent or admin is needed"))
+    url = api + "/slas/policies.json"
+    response, error = get(session, url, headers=headers)
+    if response is None:
+        checks.append(unreachable("zendesk.sla", url, error))
+    elif response.status_code == 200:
+        count = len((response.json() or {}).get("sla_policies") or [])
+        checks.append(ok("zendesk.sla", f"SLA ポリシー API が使えます（{count} 件）", f"SLA policies API available ({count} policies)"))
+    else:
+        checks.append(warn("zendesk.sla", f"SLA ポリシー API が {response.status_code} を返しました（プランに SLA がない?）: yorisoi setup-sla は使えません",
+                           f"SLA policies API answered {response.status_code} (plan without SLAs?): yorisoi setup-sla will not work"))
+    if config.fields:
+        checks.append(_fields_check(session, api, headers, config.fields))
+    return checks
+
+
+def _fields_check(session: Any, api: str, headers: dict[str, str], fields: Any) -> Any:
+    from connector.doctor import fail, get, ok, unreachable
+
+    url: str | None = api + "/ticket_fields.json"
+    found: dict[int, dict[str, Any]] = {}
+    for _page in range(20):
+        if not url:
+            break
+        response, error = get(session, url, headers=headers)
+        if response is None:
+            return unreachable("zendesk.fields", url, error)
+        if response.status_code != 200:
+            return fail("zendesk.fields", f"チケットフィールドを読めません（{response.status_code}）",
+                        f"cannot list ticket fields ({response.status_code})")
+        body = response.json() or {}
+        found.update({f.get("id"): f for f in body.get("ticket_fields") or [] if isinstance(f, dict)})
+        url = body.get("next_page")
+    wanted = {label: mapping.field_id for label, mapping in fields.items()}
+    missing = [f"{label}={field_id}" for label, field_id in wanted.items() if field_id not in found]
+    inactive = [f"{label}={field_id}" for label, field_id in wanted.items()
+                if field_id in found and found[field_id].get("active") is False]
+    if missing or inactive:
+        what = ", ".join(missing + [f"{x} (inactive)" for x in inactive])
+        return fail("zendesk.fields", f"ZENDESK_FIELDS のフィールドが見つからないか無効です: {what}",
+                    f"ZENDESK_FIELDS names fields that do not exist or are inactive: {what}")
+    names = ", ".join(f"{label}={found[i].get('title')!s}" for label, i in wanted.items())
+    return ok("zendesk.fields", f"ZENDESK_FIELDS のフィールドがあります: {names}", f"ZENDESK_FIELDS fields exist: {names}")

@@ -529,10 +529,7 @@ class ZendeskHelpdesk:
             "requesters", chunks, lambda chunk: self.client.users.create_or_update([self._requester_user(r) for r in chunk]))
         for chunk, outcome in zip(chunks, outcomes):
             if isinstance(outcome, list):
-                for entry in outcome:
-                    index = entry.get("index")
-                    if entry.get("id") and isinstance(index, int) and index < len(chunk):
-                        self._user_ids[chunk[index].external_id] = int(entry["id"])
+                self._user_ids.update(_match_users(chunk, outcome))
         unknown = [i for i in remaining if drafts[i].requester.external_id not in self._user_ids]
         if stopped is not None or unknown:
             # Nothing of these tickets was sent yet: hand them back (users are idempotent).
@@ -578,9 +575,10 @@ class ZendeskHelpdesk:
         for chunk, outcome in zip(note_chunks, outcomes):
             done: set[int] = set()
             if isinstance(outcome, list):
-                by_index = {e.get("index"): e for e in outcome if isinstance(e, dict)}
-                done = {i for position, i in enumerate(chunk)
-                        if (e := by_index.get(position)) and not e.get("error") and e.get("status") != "Failed"}
+                # update_many results are {id, action, success, status} with no `index`
+                # (…/job_statuses/#results, UpdateResourceResult): match them by ticket id.
+                by_id = {str(e["id"]): e for e in outcome if isinstance(e, dict) and e.get("id") is not None}
+                done = {i for i in chunk if (e := by_id.get(str(created[i]))) and _update_succeeded(e)}
             for i in chunk:
                 if i in done:
                     result.refs[i] = self._ref(created[i])
@@ -823,6 +821,38 @@ def _audit_key(audit: Any) -> str | None:
     if custom is None:
         return None
     return custom.get(DEDUPE_METADATA_KEY) if hasattr(custom, "get") else None
+
+
+def _update_succeeded(entry: Mapping[str, Any]) -> bool:
+    """An update_many result that says the update was applied (not a FailedResult)."""
+    return not entry.get("error") and entry.get("success") is not False and entry.get("status") != "Failed"
+
+
+def _match_users(chunk: Sequence[Requester], results: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """external id → user id from a users/create_or_update_many job's results.
+
+    Real results are `{id, status, email?}`, one per submitted user, in request order, with no
+    `index` and no `external_id` (…/job_statuses/#results; the recorded answers). A result is
+    placed by the identity it returns (`external_id`, or `index` where one is given) and
+    otherwise by its position — which is only trusted when there is exactly one result per user.
+    """
+    by_external_id = {r.external_id.lower(): r for r in chunk}
+    positional = len(results) == len(chunk)
+    found: dict[str, int] = {}
+    for position, entry in enumerate(results):
+        if not isinstance(entry, Mapping) or not entry.get("id") or entry.get("error") \
+                or entry.get("success") is False or entry.get("status") == "Failed":
+            continue
+        requester: Requester | None = None
+        if entry.get("external_id"):
+            requester = by_external_id.get(str(entry["external_id"]).lower())
+        elif isinstance(entry.get("index"), int) and 0 <= entry["index"] < len(chunk):
+            requester = chunk[entry["index"]]
+        elif positional:
+            requester = chunk[position]
+        if requester is not None:
+            found[requester.external_id] = int(entry["id"])
+    return found
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
