@@ -130,7 +130,7 @@ def test_polled_x_text_is_the_authors_text_not_html_entities(social_app, fakes):
     assert "&amp;" in x.tweets[post_id]["text"] and "<" not in x.tweets[post_id]["text"]  # served escaped, as X does
     svc = social_app(only=("x",))
     Poller(svc).run_once(compliance=False)
-    post, _decision, _analysis = svc.store.load_post(f"x:{post_id}")
+    post, _decision, _analysis = svc.store.posts.load_post(f"x:{post_id}")
     assert post.text == text
 
 
@@ -162,11 +162,11 @@ def test_answers_in_either_naming_are_parsed(social_app, fakes, naming):
     Poller(svc).run_once(compliance=False)
     served = [c for c in x.calls("/2/tweets/search/recent")]
     assert served
-    post, _d, _a = svc.store.load_post(f"x:{quoting}")
+    post, _d, _a = svc.store.posts.load_post(f"x:{quoting}")
     assert post.metrics.reposts == 7
     assert post.text == "ソラモバイル これいつ直るの（長文の続き）"
-    assert svc.store.post_extras(post.key).get("reply_allowed") is True  # quoted our post: via includes
-    replied, _d, _a = svc.store.load_post(f"x:{reply}")
+    assert svc.store.sources.post_extras(post.key).get("reply_allowed") is True  # quoted our post: via includes
+    replied, _d, _a = svc.store.posts.load_post(f"x:{reply}")
     assert replied.in_reply_to == quoting
 
 

@@ -314,7 +314,7 @@ def test_bulk_notes_against_recorded_shapes_need_no_retries(app_factory, zd_env,
     report = svc.pipeline.deliver()
     assert report.created == 20 and not report.errors and report.retried == 0
     assert not fake.calls("GET", r"^/api/v2/tickets$") and not fake.calls("PUT", r"^/api/v2/tickets/\d+$")
-    assert svc.store.outbox_counts() == {"done": 20}
+    assert svc.store.outbox.outbox_counts() == {"done": 20}
 
 
 def test_bulk_requesters_are_matched_by_position_without_index(fake, zd_env):

@@ -62,12 +62,12 @@ def drive(b: FakeBluesky, social_app) -> Capture:
     capture = Capture().attach(source.session)
     Poller(svc).run_once(compliance=False)
     svc.pipeline.drain(max_wait=1)
-    posts = [svc.store.load_post(t["post_key"])[0] for t in svc.store.list_tickets()]
+    posts = [svc.store.posts.load_post(t["post_key"])[0] for t in svc.store.outbox.list_tickets()]
     b.deleted.add(posts[-1].id if posts[-1].id.startswith("at://") else root)
     b.expire_access()  # the next call refreshes the session
     source.check_exists(posts)
     source.fetch_profile("did:plc:suzukiexample0000000001")
-    svc.reply(ticket_id=svc.store.list_tickets()[0]["ticket_id"], agent="佐藤", text="ご意見ありがとうございます。",
+    svc.reply(ticket_id=svc.store.outbox.list_tickets()[0]["ticket_id"], agent="佐藤", text="ご意見ありがとうございます。",
               dedupe_key="k1")
     return capture
 

@@ -39,11 +39,11 @@ def drive(m: FakeMastodon, social_app, env, tmp_path) -> Capture:
     capture = Capture().attach(source.session)
     Poller(svc).run_once(compliance=False)
     svc.pipeline.drain(max_wait=1)
-    posts = [svc.store.load_post(t["post_key"])[0] for t in svc.store.list_tickets()]
-    m.deleted.add(svc.store.post_extras(posts[-1].key)["local_id"])
+    posts = [svc.store.posts.load_post(t["post_key"])[0] for t in svc.store.outbox.list_tickets()]
+    m.deleted.add(svc.store.sources.post_extras(posts[-1].key)["local_id"])
     assert len(source.check_exists(posts)) == 1  # the deleted one, from a 404
     source.fetch_profile("yamada")
-    [ticket, *_] = svc.store.list_tickets()
+    [ticket, *_] = svc.store.outbox.list_tickets()
     svc.reply(ticket_id=ticket["ticket_id"], agent="佐藤", text="確認してご連絡します。", dedupe_key="zd:1")
     session = requests.Session()
     capture.attach(session)

@@ -49,12 +49,12 @@ def drive(x: FakeX, social_app, env, tmp_path) -> Capture:
     gone = x.add_post("ソラモバイル 消す予定", author="1850000000000000107")
     x.delete(gone)
     x.protected_users.add("1850000000000000105")
-    posts = [svc.store.load_post(f"x:{i}")[0] for i in (asked, plain)]
+    posts = [svc.store.posts.load_post(f"x:{i}")[0] for i in (asked, plain)]
     source.check_exists(posts + [posts[0].model_copy(update={"id": gone})])
     source.fetch_profile("1850000000000000103")
     source.fetch_profile("1850000000000000999")  # unknown: errors[] only
     for post_id, key in ((asked, "k1"), (plain, "k2")):
-        svc.reply(ticket_id=svc.store.ticket_for(f"x:{post_id}").ticket_id, agent="佐藤",
+        svc.reply(ticket_id=svc.store.outbox.ticket_for(f"x:{post_id}").ticket_id, agent="佐藤",
                   text="ご不便をおかけしております。", dedupe_key=key)
     session = requests.Session()
     Capture.attach(capture, session)
