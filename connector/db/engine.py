@@ -124,6 +124,17 @@ def safe_url(url: str) -> str:
         return "<unreadable>"
 
 
+def advisory_xact_lock(conn: Connection, name: str) -> None:
+    """Wait for the transaction-scoped lock `name` (released at commit or rollback).
+
+    PostgreSQL: pg_advisory_xact_lock, so instances sharing the database take turns (e.g. the
+    storm grouping of one brand). SQLite: nothing to do — the caller's transaction has
+    written already and so holds the database's one write lock until it ends.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
+
+
 @contextmanager
 def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
     """Try to become the one instance doing `name` (polling a source unit, compliance).
