@@ -51,6 +51,8 @@ from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, Tic
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.db.storms import Storm
 from connector.ports import StormStore
+from connector.sources.http import new_session
+from connector.sources.netguard import allow_private
 from connector.textnorm import fold
 from connector.ticket_format import JST, excerpt
 
@@ -93,6 +95,7 @@ class StormSettings:
     spike_min_count: int = 10
     baseline_weeks: int = 4
     alert_webhook: str | None = field(default=None, repr=False)
+    allow_private: bool = False  # YORISOI_ALLOW_PRIVATE_FEEDS: the webhook may be on an intranet address
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "StormSettings":
@@ -111,6 +114,7 @@ class StormSettings:
             spike_alpha=num("YORISOI_SPIKE_ALPHA", 1e-4, 1e-12, 0.5),
             spike_min_count=num("YORISOI_SPIKE_MIN_COUNT", 10, 1, 100_000, int),
             alert_webhook=webhook,
+            allow_private=allow_private(env),
         )
 
 
@@ -408,7 +412,7 @@ class Storms:
         self.brand_words = {b: tuple(sorted({clean_text(w) for w in words if w}, key=len, reverse=True))
                             for b, words in brand_words.items()}
         self.clock = clock
-        self.post_json = post_json or _post_json
+        self.post_json = post_json or (lambda url, payload: _post_json(url, payload, settings.allow_private))
         # Caches of derived, immutable data only (the index itself is in the database); one
         # Storms serves every request thread, so both are guarded by a lock.
         self._lock = threading.Lock()
@@ -654,9 +658,10 @@ class Storms:
         self.repo.alert_job_done(alert["id"], "end")
 
 
-def _post_json(url: str, payload: dict[str, Any]) -> None:
-    import requests  # only when a webhook is configured
-
-    response = requests.post(url, json=payload, timeout=10)
+def _post_json(url: str, payload: dict[str, Any], allow_private: bool = False) -> None:
+    """POST to the alert webhook: public addresses only unless opted in, redirects checked."""
+    session = new_session(guarded=not allow_private)
+    with session:
+        response = session.post(url, json=payload, timeout=10)
     if response.status_code >= 300:
         raise RuntimeError(f"alert webhook answered HTTP {response.status_code}")

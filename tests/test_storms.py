@@ -217,7 +217,7 @@ def _negative(i: int, at: datetime) -> dict[str, Any]:
 def test_spike_fires_once_stays_quiet_on_normal_days_and_recovers(env, httpserver) -> None:
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     svc = build(env, YORISOI_STORM_MIN_POSTS="100000", YORISOI_SPIKE_MIN_COUNT="10",
-                YORISOI_ALERT_WEBHOOK=httpserver.url_for("/hook"))
+                YORISOI_ALERT_WEBHOOK=httpserver.url_for("/hook"), YORISOI_ALLOW_PRIVATE_FEEDS="1")
     spike_at = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)  # a Friday, 19:00 JST
     clock = {"now": spike_at}
     svc.pipeline.clock = lambda: clock["now"]
