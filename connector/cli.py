@@ -41,6 +41,19 @@ def _services(app: Flask):
     return app.extensions["yorisoi"]
 
 
+def _one_instance(app: Flask) -> Any:
+    """Hold the SQLite database's instance lock for a long-running command (serve, poll, demo)."""
+    from connector.db.engine import InstanceLocked, instance_lock
+
+    lock = instance_lock(_services(app).settings.database_url)
+    try:
+        lock.__enter__()
+    except InstanceLocked as exc:
+        raise click.ClickException(str(exc)) from None
+    click.get_current_context().call_on_close(lambda: lock.__exit__(None, None, None))
+    return lock
+
+
 @click.group(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="yorisoi")
 def main() -> None:
@@ -183,6 +196,7 @@ def serve(host: str | None, port: int | None, poll: bool) -> None:
     too, as `yorisoi poll` would; larger installs run `yorisoi poll` as its own process.
     """
     app = _app()
+    _one_instance(app)
     settings = _services(app).settings
     _serve(app, host or settings.host, port or settings.port, poll=poll)
 
@@ -198,6 +212,8 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
     bundled watch file. Loading twice is harmless: posts already stored are skipped.
     """
     app = _app()
+    if not no_serve:
+        _one_instance(app)
     summary = _replay_file(app, DEMO_FEED, "demo", wait=30.0)
     _print_summary(summary)
     _demo_replies(app)
@@ -282,7 +298,9 @@ def poll(once: bool, as_json: bool, wait: float) -> None:
     """
     import time
     from connector.poller import Poller
-    svc = _services(_app())
+    app = _app()
+    _one_instance(app)
+    svc = _services(app)
     poller = Poller(svc)
     if not poller.sources:
         raise click.ClickException("no network is configured: set X_BEARER_TOKEN, MASTODON_INSTANCES, "

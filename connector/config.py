@@ -49,6 +49,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle."),
     EnvVar("YORISOI_MAX_BODY_BYTES", "1048576", "Largest request body accepted by inbound webhooks."),
     EnvVar("YORISOI_LOG_LEVEL", "INFO", "Python logging level."),
+    EnvVar("YORISOI_ALLOW_PRIVATE_FEEDS", "0",
+     "`1`: watched feeds, Mastodon/Bluesky hosts and the alert webhook may be on loopback, link-local or private addresses (intranet). Off: such addresses are refused at every redirect hop and at connect.", owner="connector.sources.netguard"),
     EnvVar("YORISOI_API_RATE_LIMIT", "120/minute",
      "Requests each agent token may make to `/api/v1/` (the sidebar), as `N/second`, `N/minute` or `N/hour` (bursts up to N); `0` turns the limit off. Kept per connector process.", owner="connector.agents"),
     EnvVar("YORISOI_DRAFT_SIGNATURE_PATTERN", "(built in: 「{brand}の{agent}です」, “{agent} from {brand}” or the YORISOI_REPLY_SIGNATURE form)",

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from pydantic import ValidationError
 
@@ -122,7 +122,7 @@ def backoff_seconds(attempts: int, retry_after: float | None) -> float:
 class StormHooks(Protocol):
     """What the pipeline asks of public storms (connector/storms.py `Storms`)."""
 
-    def observe(self, post: Post, decision: Decision, analysis: Analysis | None) -> int | None: ...
+    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> None: ...
     def shape(self, post_key: str, draft: TicketDraft) -> TicketDraft: ...
     def deliver(self, helpdesk: Any) -> StormErrors: ...
 
@@ -172,11 +172,10 @@ class Pipeline:
         analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
                     if decision.qualified else None)
         ticket_post_key = thread[0] if (thread and decision.qualified) else None
+        group = self._grouping([(post, decision, analysis)] if not ticket_post_key else [])
         if not self.store.posts.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key,
-                                      topics=complaint_topics(post, analysis, self.watch)):
+                                            topics=complaint_topics(post, analysis, self.watch), then=group):
             return IngestOutcome(post.key, "duplicate", ("already stored",))  # lost a race: fine
-        if self.storms is not None and decision.qualified and not ticket_post_key:
-            self.storms.observe(post, decision, analysis)
         if not decision.qualified:
             return IngestOutcome(post.key, "dropped", decision.reasons)
         return IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", decision.reasons)
@@ -236,19 +235,26 @@ class Pipeline:
                     by_conversation.setdefault((author_key, post.platform, post.conversation_id), target)
             status = ("follow_up" if ticket_post_key else "queued") if decision.qualified else "dropped"
             outcomes[index] = IngestOutcome(post.key, status, decision.reasons)
+        group = self._grouping([(r.post, r.decision, r.analysis) for r in records if not r.ticket_post_key])
         try:
-            self.store.posts.record_posts(records, source=source)
+            self.store.posts.record_posts(records, source=source, then=group)
         except Conflict:
             # Another instance stored one of them meanwhile: nothing of the batch was written.
             log.info("a post of the batch was stored meanwhile by another instance; ingesting one by one")
             redo = {record.post.key: self.ingest(record.post, source) for record in records}
             return [redo.get(o.key or "", o) if o.status != "duplicate" else o
                     for o in outcomes if o is not None]
-        if self.storms is not None:  # as `ingest` does, once the posts are stored, in order
-            for record in records:
-                if record.decision.qualified and not record.ticket_post_key:
-                    self.storms.observe(record.post, record.decision, record.analysis)
         return [o for o in outcomes if o is not None]
+
+    def _grouping(self, items: list[tuple[Post, Decision, Analysis | None]]) -> Callable[[Any], None] | None:
+        """The storm grouping of these posts, to run inside the transaction that stores them:
+        a post is stored with its place in a storm or not at all, so a failure there (a lock,
+        a full disk) is the ingest's failure — "not done", and the resend groups it."""
+        storms = self.storms
+        qualified = [item for item in items if item[1].qualified]
+        if storms is None or not qualified:
+            return None
+        return lambda conn: storms.observe_batch(conn, qualified)
 
     # --- deliver ----------------------------------------------------------------------
     def deliver(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:

@@ -2,12 +2,14 @@
 
 Three parts, each small:
 
-1. **Grouping** (pure functions + an in-memory index): every qualifying post is compared with
+1. **Grouping** (pure functions + an index in the database): every qualifying post is compared with
    the recent posts of the same brand (within `window`) by the similarity of their character
    3-gram sets, after the brand's own names, URLs and @mentions are taken out (they are in
    every post and would make unrelated complaints look alike). Candidates come from a MinHash
    LSH index (numpy; 64 hashes in 32 bands of 2, so pairs from Jaccard ≈ 0.2 up are found with
-   high probability), then the exact score decides:
+   high probability; the band keys are rows of `storm_bands`, written in the post's ingest
+   transaction under a per-brand lock, so every instance sharing the database groups alike and
+   a post is never stored without its place in a storm), then the exact score decides:
    `max(Jaccard, containment)`, where containment (|A∩B| / the smaller set) counts only when
    the smaller post has at least MIN_CONTAINMENT_SHINGLES 3-grams — a quote (「これ私も→」 +
    the original text) contains the original, while a two-word 「私も」 contains nothing worth
@@ -34,12 +36,13 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import unicodedata
 import zlib
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -48,6 +51,8 @@ from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, Tic
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.db.storms import Storm
 from connector.ports import StormStore
+from connector.sources.http import new_session
+from connector.sources.netguard import allow_private
 from connector.textnorm import fold
 from connector.ticket_format import JST, excerpt
 
@@ -65,6 +70,8 @@ _B = _rng.integers(0, 2**32 - 1, NUM_HASHES, dtype=np.uint64)
 #: Representatives indexed per storm: enough to follow a storm whose wording drifts, few enough
 #: that a 5,000-post storm does not make every new post compare with 5,000 others.
 REPRESENTATIVES_PER_STORM = 12
+#: Stored posts whose 3-grams are kept in memory (a cache: the index is in the database).
+SHINGLE_CACHE = 20_000
 SPIKE_WINDOW = timedelta(minutes=15)
 #: Least expected count per 15 minutes: a brand with no history is not "infinitely" surprised.
 BASELINE_FLOOR = 0.5
@@ -88,6 +95,7 @@ class StormSettings:
     spike_min_count: int = 10
     baseline_weeks: int = 4
     alert_webhook: str | None = field(default=None, repr=False)
+    allow_private: bool = False  # YORISOI_ALLOW_PRIVATE_FEEDS: the webhook may be on an intranet address
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "StormSettings":
@@ -106,6 +114,7 @@ class StormSettings:
             spike_alpha=num("YORISOI_SPIKE_ALPHA", 1e-4, 1e-12, 0.5),
             spike_min_count=num("YORISOI_SPIKE_MIN_COUNT", 10, 1, 100_000, int),
             alert_webhook=webhook,
+            allow_private=allow_private(env),
         )
 
 
@@ -403,42 +412,81 @@ class Storms:
         self.brand_words = {b: tuple(sorted({clean_text(w) for w in words if w}, key=len, reverse=True))
                             for b, words in brand_words.items()}
         self.clock = clock
-        self.post_json = post_json or _post_json
-        self.indexes: dict[str, StormIndex] = {}
+        self.post_json = post_json or (lambda url, payload: _post_json(url, payload, settings.allow_private))
+        # Caches of derived, immutable data only (the index itself is in the database); one
+        # Storms serves every request thread, so both are guarded by a lock.
+        self._lock = threading.Lock()
         self._baseline: dict[tuple[str, datetime], float] = {}
+        self._shingle_cache: OrderedDict[str, frozenset[str]] = OrderedDict()
 
     # grouping
-    def _index(self, brand: str, at: datetime) -> StormIndex:
-        index = self.indexes.get(brand)
-        if index is None:
-            index = self.indexes[brand] = StormIndex(self.settings.similarity, self.settings.window)
-            for row in self.repo.storm_recent_members(brand, at - self.settings.window):
-                sh = shingles(clean_text(row["text"], self.brand_words.get(brand, ())))
-                index.add(row["post_key"], row["storm_id"], row["created_at"], sh, band_keys(signature(sh)))
-        return index
+    def _shingles(self, brand: str, post_key: str, text: str) -> frozenset[str]:
+        """A stored post's 3-grams (cached: a post's text and the brand's words do not change)."""
+        with self._lock:
+            cached = self._shingle_cache.get(post_key)
+            if cached is not None:
+                self._shingle_cache.move_to_end(post_key)
+                return cached
+        sh = shingles(clean_text(text, self.brand_words.get(brand, ())))
+        with self._lock:
+            self._shingle_cache[post_key] = sh
+            while len(self._shingle_cache) > SHINGLE_CACHE:
+                self._shingle_cache.popitem(last=False)
+        return sh
 
-    def assign(self, post: Post, brand: str) -> tuple[Assignment, frozenset[str], list[bytes]]:
-        index = self._index(brand, post.created_at)
+    def assign(self, post: Post, brand: str, conn: Any) -> tuple[Assignment, frozenset[str], list[bytes]]:
+        """Where `post` goes: its storm's candidates come from the database (MinHash band keys
+        written with each post), so every instance sharing the database finds the same ones."""
         sh = shingles(clean_text(post.text, self.brand_words.get(brand, ())))
         keys = band_keys(signature(sh))
         for ref in (post.in_reply_to, post.conversation_id):
             if ref:
-                parent = self.repo.storm_of(f"{post.platform}:{ref}")
+                parent = self.repo.storm_of(f"{post.platform}:{ref}", conn=conn)
                 if parent is not None and parent["brand"] == brand and parent["post_key"] != post.key:
                     return (Assignment(post.key, parent["post_key"], 1.0, f"reply to {parent['post_key']}",
                                        parent["storm_id"]), sh, keys)
-        entry, score, kind = index.find(sh, post.created_at, keys)
-        if entry is None:
+        window = self.settings.window
+        best: tuple[dict[str, Any] | None, float, str] = (None, 0.0, "")
+        for row in self.repo.storm_candidates(conn, brand, keys, post.created_at - window, post.created_at + window):
+            if row["post_key"] == post.key:
+                continue
+            score, kind = similarity(sh, self._shingles(brand, row["post_key"], row["text"]))
+            if score > best[1]:
+                best = (row, score, kind)
+        row, score, kind = best
+        if row is None or score < self.settings.similarity:
             return Assignment(post.key, None, None, None, None), sh, keys
-        return (Assignment(post.key, entry.post_key, round(score, 4), f"{kind} of {entry.post_key} ({score:.2f})",
-                           entry.storm_id), sh, keys)
+        return (Assignment(post.key, row["post_key"], round(score, 4), f"{kind} of {row['post_key']} ({score:.2f})",
+                           row["storm_id"]), sh, keys)
 
-    def observe(self, post: Post, decision: Decision, analysis: Analysis | None) -> int | None:
-        """Place a qualified post in a storm (or alone) and check the brand for a spike."""
+    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> None:
+        """Group the qualified posts of one ingest transaction (`conn`), in order.
+
+        Runs inside the transaction that stores the posts, so a post is stored together with
+        its storm membership or not at all; the brands are locked first, in one order (no two
+        instances wait on each other), and held until the commit.
+        """
+        brands = sorted({d.brand for _, d, a in items if d.qualified and d.brand is not None and a is not None})
+        for brand in brands:
+            self.repo.lock_brand(conn, brand)
+        for post, decision, analysis in items:
+            self._observe(post, decision, analysis, conn)
+
+    def observe(self, post: Post, decision: Decision, analysis: Analysis | None, conn: Any = None) -> int | None:
+        """Place a qualified post (stored already, or in `conn`'s transaction) in a storm (or
+        alone) and check the brand for a spike."""
+        if conn is None:
+            with self.repo.transaction() as own:
+                if decision.qualified and decision.brand is not None:
+                    self.repo.lock_brand(own, decision.brand)
+                return self._observe(post, decision, analysis, own)
+        return self._observe(post, decision, analysis, conn)
+
+    def _observe(self, post: Post, decision: Decision, analysis: Analysis | None, conn: Any) -> int | None:
         if not decision.qualified or decision.brand is None or analysis is None:
             return None
         brand = decision.brand
-        assignment, sh, keys = self.assign(post, brand)
+        assignment, sh, keys = self.assign(post, brand, conn)
         voice = (post.author.followers or 0) >= self.settings.high_reach or analysis.intent.value == "question"
         now = self.clock()
         storm_id = self.repo.storm_add_member(
@@ -448,43 +496,53 @@ class Storms:
             risk_score=analysis.risk.score, join_storm=assignment.storm_id,
             found_single=assignment.found and assignment.storm_id is None,
             min_posts=self.settings.min_posts, due_at=now,
-            throttle=timedelta(seconds=self.settings.update_seconds))
-        index = self.indexes[brand]
-        if storm_id is not None and assignment.storm_id is None and assignment.resembles:
-            index.set_storm(assignment.resembles, storm_id)
-        index.add(post.key, storm_id, post.created_at, sh, keys)
+            throttle=timedelta(seconds=self.settings.update_seconds),
+            bands=keys, represent_since=post.created_at - self.settings.window,
+            representatives=REPRESENTATIVES_PER_STORM, conn=conn)
+        with self._lock:
+            self._shingle_cache[post.key] = sh
         if analysis.sentiment.value == "negative":
-            self.check_spike(brand, post.created_at)
+            self.check_spike(brand, post.created_at, conn)
         return storm_id
 
     # spikes
-    def baseline(self, brand: str, at: datetime) -> float:
+    def baseline(self, brand: str, at: datetime, conn: Any = None) -> float:
         """Mean negative posts per 15 minutes in the same clock hour, same weekday, past weeks."""
         hour = at.replace(minute=0, second=0, microsecond=0)
-        cached = self._baseline.get((brand, hour))
+        with self._lock:
+            cached = self._baseline.get((brand, hour))
         if cached is None:
             weeks = self.settings.baseline_weeks
             total = sum(self.repo.count_negative(brand, hour - timedelta(weeks=w) - timedelta(microseconds=1),
-                                                  hour - timedelta(weeks=w) + timedelta(hours=1) - timedelta(microseconds=1))
+                                                  hour - timedelta(weeks=w) + timedelta(hours=1) - timedelta(microseconds=1),
+                                                  conn=conn)
                         for w in range(1, weeks + 1))
-            cached = self._baseline[(brand, hour)] = total / (weeks * 4)
+            cached = total / (weeks * 4)
+            with self._lock:
+                self._baseline[(brand, hour)] = cached
         return cached
 
-    def check_spike(self, brand: str, at: datetime) -> None:
-        count = self.repo.count_negative(brand, at - SPIKE_WINDOW, at)
-        baseline = self.baseline(brand, at)
-        active = self.repo.active_alert(brand)
+    def check_spike(self, brand: str, at: datetime, conn: Any = None) -> None:
+        if conn is None:
+            with self.repo.transaction() as own:
+                self.repo.lock_brand(own, brand)
+                self.check_spike(brand, at, own)
+            return
+        count = self.repo.count_negative(brand, at - SPIKE_WINDOW, at, conn=conn)
+        baseline = self.baseline(brand, at, conn)
+        active = self.repo.active_alert(brand, conn=conn)
         fires, p = spike_fires(count, baseline, self.settings)
         if active is None:
             if fires:
-                alert_id = self.repo.open_alert(brand=brand, started_at=at, count=count, baseline=baseline, p_value=p)
+                alert_id = self.repo.open_alert(brand=brand, started_at=at, count=count, baseline=baseline, p_value=p,
+                                                conn=conn)
                 if alert_id is not None:
                     log.warning("spike alert for %s: %d negative posts in 15 min (baseline %.2f, p=%.2g)",
                                 brand, count, baseline, p)
         elif at >= active["started_at"]:
-            self.repo.alert_peak(active["id"], count)
+            self.repo.alert_peak(active["id"], count, conn=conn)
             if p >= SPIKE_END_ALPHA and at - active["started_at"] >= SPIKE_WINDOW:
-                self.repo.close_alert(active["id"], at)
+                self.repo.close_alert(active["id"], at, conn=conn)
 
     def tick(self, now: datetime) -> None:
         """End alerts whose brand went quiet (no post arrives to end them)."""
@@ -600,9 +658,10 @@ class Storms:
         self.repo.alert_job_done(alert["id"], "end")
 
 
-def _post_json(url: str, payload: dict[str, Any]) -> None:
-    import requests  # only when a webhook is configured
-
-    response = requests.post(url, json=payload, timeout=10)
+def _post_json(url: str, payload: dict[str, Any], allow_private: bool = False) -> None:
+    """POST to the alert webhook: public addresses only unless opted in, redirects checked."""
+    session = new_session(guarded=not allow_private)
+    with session:
+        response = session.post(url, json=payload, timeout=10)
     if response.status_code >= 300:
         raise RuntimeError(f"alert webhook answered HTTP {response.status_code}")

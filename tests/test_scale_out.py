@@ -136,3 +136,33 @@ def test_instances_started_together_migrate_once():
         with store.engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(schema_version)).scalar() == 1
         store.engine.dispose()
+
+
+def test_a_second_instance_on_one_sqlite_file_is_refused(env, monkeypatch):
+    """`serve` + `poll` (or two `serve`s) on one SQLite file used to run side by side, each
+    polling, delivering and grouping on its own (issue 16, #5): the second is refused now,
+    while one-shot commands still share the file."""
+    import fcntl
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from connector.cli import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    url = database_url(env)
+    lock_file = Path(url.split("sqlite:///", 1)[1] + ".instance.lock")
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+") as held:  # a running `serve` holds the lock beside the database
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused = CliRunner().invoke(main, ["poll", "--once"])
+        assert refused.exit_code != 0
+        assert "another Yorisoi instance" in refused.output and "PostgreSQL" in refused.output, refused.output
+        from connector.db.engine import InstanceLocked, instance_lock
+        with pytest.raises(InstanceLocked):
+            with instance_lock(url):
+                pass
+        assert CliRunner().invoke(main, ["token", "list"]).exit_code == 0  # one-shot commands share
+    with instance_lock(url):  # released when the first one ends
+        pass

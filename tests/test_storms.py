@@ -217,7 +217,7 @@ def _negative(i: int, at: datetime) -> dict[str, Any]:
 def test_spike_fires_once_stays_quiet_on_normal_days_and_recovers(env, httpserver) -> None:
     httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
     svc = build(env, YORISOI_STORM_MIN_POSTS="100000", YORISOI_SPIKE_MIN_COUNT="10",
-                YORISOI_ALERT_WEBHOOK=httpserver.url_for("/hook"))
+                YORISOI_ALERT_WEBHOOK=httpserver.url_for("/hook"), YORISOI_ALLOW_PRIVATE_FEEDS="1")
     spike_at = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)  # a Friday, 19:00 JST
     clock = {"now": spike_at}
     svc.pipeline.clock = lambda: clock["now"]
@@ -315,3 +315,89 @@ def test_storm_shown_to_agents_in_context_and_post_page(app_factory, tmp_path):
     assert "この投稿が属する炎上" in page and "障害を確認中です" in page
     unrelated = [o.key for o in outcomes if o.key not in members][0]
     assert (svc.store.storms.storm_of(unrelated) or {}).get("storm_id") is None
+
+
+# --- grouping in the ingest transaction, found in the database (issue 16, #4 and #5) ---------
+ECHO = "これ私も！ → " + BASE
+
+
+def test_a_grouping_failure_stores_nothing_and_the_resend_is_grouped(storm_env: dict[str, str]) -> None:
+    """A lock or a full disk while grouping used to come after the commit: the caller answered
+    503 for a stored post, and the resend was a `duplicate` that was never grouped."""
+    from connector.db.errors import Unavailable
+
+    svc = build(storm_env)
+    try:
+        original, echo = post_dict(text=BASE), post_dict(text=ECHO, author={"id": "777"})
+        assert svc.pipeline.ingest_many([original], "webhook")[0].status == "queued"
+        real, calls = svc.store.storms.storm_add_member, []
+
+        def locked_once(**kwargs: Any) -> Any:
+            calls.append(kwargs["post_key"])
+            if len(calls) == 1:
+                raise Unavailable("database is locked", "OperationalError")
+            return real(**kwargs)
+
+        svc.store.storms.storm_add_member = locked_once  # type: ignore[method-assign]
+        with pytest.raises(Unavailable):
+            svc.pipeline.ingest_many([echo], "webhook")
+        assert not svc.store.posts.post_exists(f"x:{echo['id']}")  # nothing stored: "not done" is true
+        assert svc.pipeline.ingest_many([echo], "webhook")[0].status == "queued"  # the resend
+        found = members(svc)
+        assert found[f"x:{echo['id']}"]["storm_id"] is not None
+        assert found[f"x:{echo['id']}"]["storm_id"] == found[f"x:{original['id']}"]["storm_id"]
+    finally:
+        svc.close()
+
+
+def test_two_instances_group_one_storm_together(db_env: dict[str, str]) -> None:
+    """Each instance kept its own in-memory index: an echo arriving at the other instance than
+    the original started a second storm. Candidates now come from the database."""
+    env = {**db_env, "YORISOI_STORM_MIN_POSTS": "5", "YORISOI_SPIKE_MIN_COUNT": "10"}
+    a, b = build(env), build(env)
+    try:
+        b.pipeline.ingest_many([post_dict(text="ソラモバイルの料金プラン、来月から値上げって本当？高すぎる")], "webhook")
+        original = post_dict(text=BASE)
+        a.pipeline.ingest_many([original], "webhook")
+        echoes = [post_dict(text=ECHO, author={"id": f"e{i}"}) for i in range(3)]
+        for i, echo in enumerate(echoes):
+            (b if i % 2 == 0 else a).pipeline.ingest_many([echo], "webhook")
+        found = members(a)
+        ids = {found[f"x:{p['id']}"]["storm_id"] for p in [original, *echoes]}
+        assert len(ids) == 1 and None not in ids, ids
+    finally:
+        a.close()
+        b.close()
+
+
+def test_concurrent_echo_batches_make_one_storm(db_env: dict[str, str]) -> None:
+    """Batches of echoes ingested at once (threads, two instances) never race on a storm."""
+    import threading
+
+    env = {**db_env, "YORISOI_STORM_MIN_POSTS": "5", "YORISOI_SPIKE_MIN_COUNT": "10"}
+    instances = [build(env), build(env)]
+    try:
+        original = post_dict(text=BASE)
+        instances[0].pipeline.ingest_many([original], "webhook")
+        batches = [[post_dict(text=ECHO + "!" * j, author={"id": f"t{i}-{j}"}) for j in range(4)] for i in range(6)]
+        errors: list[BaseException] = []
+
+        def send(i: int) -> None:
+            try:
+                instances[i % 2].pipeline.ingest_many(batches[i], "webhook")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(len(batches))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        found = members(instances[0])
+        ids = {found[f"x:{p['id']}"]["storm_id"] for batch in batches for p in batch} | \
+            {found[f"x:{original['id']}"]["storm_id"]}
+        assert len(ids) == 1 and None not in ids, ids
+    finally:
+        for svc in instances:
+            svc.close()

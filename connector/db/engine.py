@@ -124,6 +124,61 @@ def safe_url(url: str) -> str:
         return "<unreadable>"
 
 
+class InstanceLocked(RuntimeError):
+    """Another long-running instance serves this SQLite database."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite database URL (None: another database, or in memory)."""
+    url = driver_url(url)
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("sqlite:///", 1)[-1]
+    return Path(path) if path and path != ":memory:" and not path.startswith("file:") else None
+
+
+@contextmanager
+def instance_lock(url: str) -> Iterator[None]:
+    """Be the one long-running instance (`serve`, `poll`, `demo`) on a SQLite database.
+
+    Two processes on one SQLite file would each poll, deliver and group on their own; the
+    supported way to run several instances is PostgreSQL. An exclusive lock on a file beside
+    the database (released by the OS when the process ends, even on kill -9) refuses the
+    second one with InstanceLocked. PostgreSQL: nothing to do (instances coordinate there).
+    """
+    path = sqlite_path(url)
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".instance.lock")
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise InstanceLocked(
+                f"another Yorisoi instance (serve, poll or demo) is already running on {path} "
+                f"(lock file {lock_path}). A SQLite database is served by one instance: stop the other one, "
+                "or use PostgreSQL (YORISOI_DATABASE=postgresql://…) to run several.") from None
+        yield
+    finally:
+        handle.close()
+
+
+def advisory_xact_lock(conn: Connection, name: str) -> None:
+    """Wait for the transaction-scoped lock `name` (released at commit or rollback).
+
+    PostgreSQL: pg_advisory_xact_lock, so instances sharing the database take turns (e.g. the
+    storm grouping of one brand). SQLite: nothing to do — the caller's transaction has
+    written already and so holds the database's one write lock until it ends.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
+
+
 @contextmanager
 def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
     """Try to become the one instance doing `name` (polling a source unit, compliance).

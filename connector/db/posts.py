@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, Engine
@@ -105,19 +105,23 @@ class PostRepository:
         return (row.ticket_post_key, row.brand) if row else None
 
     def record_post(self, post: Post, decision: Decision, analysis: Analysis | None, *,
-                    source: str, ticket_post_key: str | None = None, topics: Sequence[str] = ()) -> bool:
+                    source: str, ticket_post_key: str | None = None, topics: Sequence[str] = (),
+                    then: Callable[[Connection], None] | None = None) -> bool:
         """Store a post with its decision, analysis and outbox row in one transaction.
 
         Returns False (and writes nothing) when the post was already stored. For a qualifying
         post an outbox row is added: `create`, or `comment` on `ticket_post_key`'s ticket.
         The dashboard's counts (and the post's complaint `topics`) are added in the same
-        transaction, so they never disagree with the posts stored.
+        transaction, so they never disagree with the posts stored. `then(conn)` runs last in
+        the same transaction (the storm grouping): its failure stores nothing.
         """
         now = utcnow()
         try:
             with self.engine.begin() as conn:
                 self._insert_post(conn, post, decision, analysis, source, ticket_post_key, now)
                 count_post(conn, post, decision, analysis, topics)
+                if then is not None:
+                    then(conn)
         except _AlreadyStored:
             return False
         return True
@@ -129,7 +133,8 @@ class PostRepository:
         with self.engine.connect() as conn:
             return set(conn.execute(select(posts.c.key).where(posts.c.key.in_(list(keys)))).scalars().all())
 
-    def record_posts(self, batch: Sequence["PostRecord"], *, source: str) -> None:
+    def record_posts(self, batch: Sequence["PostRecord"], *, source: str,
+                     then: Callable[[Connection], None] | None = None) -> None:
         """Store a batch of new posts (each with its decision, analysis, outbox row, counts and
         topics) in ONE transaction: all of them or, on any error, none.
 
@@ -178,6 +183,8 @@ class PostRepository:
                     ticket_post_key=r.ticket_post_key or r.post.key, status="pending", attempts=0,
                     next_attempt_at=now, created_at=now, updated_at=now) for r in qualified])
             count_posts(conn, [(r.post, r.decision, r.analysis, r.topics) for r in batch])
+            if then is not None:  # the storm grouping, in this transaction (all or nothing)
+                then(conn)
 
     @staticmethod
     def _insert_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table,
+    JSON, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Table,
     Text, TypeDecorator, UniqueConstraint,
 )
 
@@ -465,6 +465,20 @@ storms = Table(
     Column("last_update_at", UTCDateTime),
     Column("last_error", Text),
     Index("ix_storms_job", "job_status", "job_due_at"),
+)
+
+# The storm index (connector/storms.py): the MinHash band keys of each post that represents its
+# storm (or stands alone), written in the post's ingest transaction, so that every instance
+# sharing the database finds the same candidates. `storm_id` follows the post's membership.
+storm_bands = Table(
+    "storm_bands", metadata,
+    Column("post_key", String(300), ForeignKey("posts.key"), primary_key=True),
+    Column("band", LargeBinary(32), primary_key=True),
+    Column("brand", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),  # the post's time
+    Column("storm_id", Integer, ForeignKey("storms.id")),
+    Index("ix_storm_bands_lookup", "brand", "band", "created_at"),
+    Index("ix_storm_bands_storm", "storm_id", "created_at"),
 )
 
 storm_alerts = Table(

@@ -1,16 +1,17 @@
 """Public storms (connector/storms.py): clusters, their problem-ticket jobs and spike alerts."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from connector.db.engine import new_id, worker_id
+from connector.db.engine import advisory_xact_lock, new_id, worker_id
 from connector.db.schema import (
-    analyses, authors, exchanges, post_topics, posts, storm_alerts, storm_members, storms, tickets,
+    analyses, authors, exchanges, post_topics, posts, storm_alerts, storm_bands, storm_members, storms, tickets,
 )
 from connector.models import TicketRef
 
@@ -45,6 +46,42 @@ class StormRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    @contextmanager
+    def _tx(self, conn: Connection | None) -> Iterator[Connection]:
+        """The caller's transaction when given (join it), else a new one."""
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.begin() as own:
+            yield own
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A transaction for grouping outside an ingest (benchmarks, bare tests)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def lock_brand(self, conn: Connection, brand: str) -> None:
+        """Serialise the grouping of one brand across instances, until `conn` commits."""
+        advisory_xact_lock(conn, f"storms:{brand}")
+
+    def storm_candidates(self, conn: Connection, brand: str, bands: Sequence[bytes], since: datetime,
+                         until: datetime) -> list[dict[str, Any]]:
+        """Indexed posts of a brand sharing a MinHash band with these, created in [since, until],
+        with their storm and text (the exact score is computed by the caller)."""
+        if not bands:
+            return []
+        hits = (select(storm_bands.c.post_key).where(storm_bands.c.brand == brand)
+                .where(storm_bands.c.band.in_(list(bands)))
+                .where(storm_bands.c.created_at >= since).where(storm_bands.c.created_at <= until)
+                .distinct().subquery())
+        rows = conn.execute(select(storm_members.c.post_key, storm_members.c.storm_id, storm_members.c.created_at,
+                                   posts.c.text)
+                            .join(hits, hits.c.post_key == storm_members.c.post_key)
+                            .join(posts, posts.c.key == storm_members.c.post_key)
+                            .order_by(storm_members.c.created_at, storm_members.c.post_key)).mappings().all()
+        return [dict(r) for r in rows]
+
     def storm_recent_members(self, brand: str, since: datetime) -> list[dict[str, Any]]:
         """Qualified posts of a brand since a time, with their storm, to warm the index."""
         with self.engine.connect() as conn:
@@ -56,22 +93,27 @@ class StormRepository:
                                 .order_by(storm_members.c.created_at)).mappings().all()
         return [dict(r) for r in rows]
 
-    def storm_of(self, post_key: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+    def storm_of(self, post_key: str, conn: Connection | None = None) -> dict[str, Any] | None:
+        with self._tx(conn) as conn:
             row = conn.execute(select(storm_members).where(storm_members.c.post_key == post_key)).mappings().first()
         return dict(row) if row else None
 
     def storm_add_member(self, *, post_key: str, brand: str, created_at: datetime, negative: bool,
                          resembles: str | None, similarity: float | None, reason: str | None, role: str,
                          risk_score: float, join_storm: int | None, found_single: bool,
-                         min_posts: int, due_at: datetime, throttle: timedelta = timedelta(0)) -> int | None:
+                         min_posts: int, due_at: datetime, throttle: timedelta = timedelta(0),
+                         bands: Sequence[bytes] = (), represent_since: datetime | None = None,
+                         representatives: int = 12, conn: Connection | None = None) -> int | None:
         """Record one post's assignment, in one transaction; returns its storm id (or None).
 
         `join_storm`: the storm of the post it resembles; when that post was alone
         (`found_single`), a new storm is opened with it as the first post. When the storm
         reaches `min_posts`, its problem-ticket job becomes due; later growth makes it due again.
+        `bands` (MinHash band keys) are indexed for later posts to find this one, unless its
+        storm has `representatives` indexed posts since `represent_since` already.
+        Joins the caller's transaction `conn` (the post's ingest) when given.
         """
-        with self.engine.begin() as conn:
+        with self._tx(conn) as conn:
             storm_id = join_storm
             if storm_id is None and found_single and resembles is not None:
                 first = conn.execute(select(storm_members.c.created_at).where(storm_members.c.post_key == resembles)).scalar()
@@ -80,10 +122,22 @@ class StormRepository:
                     last_post_at=created_at, size=1, reported_size=0, job_attempts=0)))
                 conn.execute(update(storm_members).where(storm_members.c.post_key == resembles)
                              .values(storm_id=storm_id))
+                conn.execute(update(storm_bands).where(storm_bands.c.post_key == resembles)
+                             .values(storm_id=storm_id))
+            represent = bool(bands)
+            if represent and storm_id is not None:
+                indexed = conn.execute(select(func.count(func.distinct(storm_bands.c.post_key)))
+                                       .where(storm_bands.c.storm_id == storm_id)
+                                       .where(storm_bands.c.created_at >= (represent_since or created_at))).scalar()
+                represent = (indexed or 0) < representatives
             conn.execute(insert(storm_members).values(
                 post_key=post_key, storm_id=storm_id, brand=brand, created_at=created_at, negative=negative,
                 resembles=resembles, similarity=similarity, reason=reason, role=role, risk_score=risk_score,
                 linked=False))
+            if represent:
+                conn.execute(insert(storm_bands), [dict(post_key=post_key, band=band, brand=brand,
+                                                        created_at=created_at, storm_id=storm_id)
+                                                   for band in dict.fromkeys(bands)])
             if storm_id is not None:
                 conn.execute(update(storms).where(storms.c.id == storm_id).values(
                     size=storms.c.size + 1,
@@ -203,23 +257,24 @@ class StormRepository:
                 select(storm_members.c.created_at, storm_members.c.post_key)
                 .where(storm_members.c.storm_id == storm_id).order_by(storm_members.c.created_at)).all()]
 
-    def count_negative(self, brand: str, since: datetime, until: datetime) -> int:
+    def count_negative(self, brand: str, since: datetime, until: datetime, conn: Connection | None = None) -> int:
         """Negative qualified posts of a brand with since < created_at <= until."""
-        with self.engine.connect() as conn:
+        with self._tx(conn) as conn:
             return conn.execute(select(func.count()).select_from(storm_members)
                                 .where(storm_members.c.brand == brand).where(storm_members.c.negative.is_(True))
                                 .where(storm_members.c.created_at > since)
                                 .where(storm_members.c.created_at <= until)).scalar() or 0
 
-    def active_alert(self, brand: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+    def active_alert(self, brand: str, conn: Connection | None = None) -> dict[str, Any] | None:
+        with self._tx(conn) as conn:
             row = conn.execute(select(storm_alerts).where(storm_alerts.c.brand == brand)
                                .where(storm_alerts.c.ended_at.is_(None))).mappings().first()
         return dict(row) if row else None
 
-    def open_alert(self, *, brand: str, started_at: datetime, count: int, baseline: float, p_value: float) -> int | None:
+    def open_alert(self, *, brand: str, started_at: datetime, count: int, baseline: float, p_value: float,
+                   conn: Connection | None = None) -> int | None:
         """Open an alert unless one is active for the brand (one alert per spike)."""
-        with self.engine.begin() as conn:
+        with self._tx(conn) as conn:
             if conn.execute(select(storm_alerts.c.id).where(storm_alerts.c.brand == brand)
                             .where(storm_alerts.c.ended_at.is_(None))).first() is not None:
                 return None
@@ -227,13 +282,13 @@ class StormRepository:
                 brand=brand, started_at=started_at, count=count, baseline=baseline, p_value=p_value, peak=count,
                 start_status="pending", attempts=0)))
 
-    def alert_peak(self, alert_id: int, count: int) -> None:
-        with self.engine.begin() as conn:
+    def alert_peak(self, alert_id: int, count: int, conn: Connection | None = None) -> None:
+        with self._tx(conn) as conn:
             conn.execute(update(storm_alerts).where(storm_alerts.c.id == alert_id)
                          .where(storm_alerts.c.peak < count).values(peak=count))
 
-    def close_alert(self, alert_id: int, ended_at: datetime) -> None:
-        with self.engine.begin() as conn:
+    def close_alert(self, alert_id: int, ended_at: datetime, conn: Connection | None = None) -> None:
+        with self._tx(conn) as conn:
             conn.execute(update(storm_alerts).where(storm_alerts.c.id == alert_id)
                          .where(storm_alerts.c.ended_at.is_(None)).values(ended_at=ended_at, end_status="pending"))
 

@@ -82,6 +82,11 @@ def make_sources(settings: "Settings | None" = None, store: "Store | None" = Non
         return sources
     env = settings.env
     intervals = poll_intervals(env.get("YORISOI_POLL_INTERVALS"))
+    # Hosts others may control or redirect (feeds, instances, PDSes): public addresses only,
+    # unless YORISOI_ALLOW_PRIVATE_FEEDS opts in (connector/sources/netguard.py).
+    from connector.sources.http import new_session
+    from connector.sources.netguard import allow_private
+    guarded = not allow_private(env)
     if env.get("X_BEARER_TOKEN"):
         from connector.sources.x import DEFAULT_API_URL, DEFAULT_BUDGET_USD, XSource
         user_id = (env.get("X_USER_ID") or "").strip() or None
@@ -102,7 +107,7 @@ def make_sources(settings: "Settings | None" = None, store: "Store | None" = Non
                 raise ConfigError(f"MASTODON_INSTANCES: {instance!r} should be a URL like https://mstdn.jp")
         sources["mastodon"] = MastodonSource(state=store.sources, watch=watch, instances=instances,
                                              access_token=env.get("MASTODON_ACCESS_TOKEN") or None,
-                                             interval=intervals["mastodon"])
+                                             interval=intervals["mastodon"], session=new_session(guarded=guarded))
     if env.get("BLUESKY_HANDLE") or env.get("BLUESKY_APP_PASSWORD"):
         from connector.sources.bluesky import DEFAULT_SERVICE, BlueskySource
         if not (env.get("BLUESKY_HANDLE") and env.get("BLUESKY_APP_PASSWORD")):
@@ -111,10 +116,11 @@ def make_sources(settings: "Settings | None" = None, store: "Store | None" = Non
         sources["bluesky"] = BlueskySource(state=store.sources, watch=watch, handle=env["BLUESKY_HANDLE"],
                                            app_password=env["BLUESKY_APP_PASSWORD"],
                                            service=env.get("BLUESKY_SERVICE") or DEFAULT_SERVICE,
-                                           interval=intervals["bluesky"])
+                                           interval=intervals["bluesky"], session=new_session(guarded=guarded))
     if watch.feeds:
         from connector.sources.rss import RssSource
-        sources["rss"] = RssSource(state=store.sources, watch=watch, feeds=watch.feeds, interval=intervals["rss"])
+        sources["rss"] = RssSource(state=store.sources, watch=watch, feeds=watch.feeds, interval=intervals["rss"],
+                                   session=new_session(guarded=guarded))
     return sources
 
 

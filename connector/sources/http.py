@@ -31,8 +31,10 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def new_session() -> requests.Session:
-    session = requests.Session()
+def new_session(*, guarded: bool = False) -> requests.Session:
+    """A session with our User-Agent; `guarded`: only public addresses (connector/sources/netguard.py)."""
+    from connector.sources.netguard import guarded_session
+    session = guarded_session(allow=not guarded)
     session.headers["User-Agent"] = USER_AGENT
     return session
 
@@ -103,5 +105,8 @@ def request(session: requests.Session, platform: str, method: str, url: str, **k
     try:
         return session.request(method, url, **kwargs)
     except requests.RequestException as exc:
+        from connector.sources.netguard import BlockedAddress
+        if isinstance(exc, BlockedAddress):  # the SSRF guard: say why, it needs an admin
+            raise SourceError(f"{platform}: refused {urlsplit(url).netloc}: {exc}", retryable=False) from None
         raise SourceError(f"{platform}: cannot reach {urlsplit(url).netloc}: {type(exc).__name__}",
                           retryable=True) from None

@@ -64,7 +64,8 @@ def fakes(serve_fake: Callable[[Any], Any]) -> dict[str, Any]:
 
 def social_env(env: dict[str, str], tmp_path: Path, fakes: dict[str, Any], **extra: str) -> dict[str, str]:
     watch = write_watch(tmp_path / "watch.toml", [fakes["rss"].url + "/anond.rss"] if "rss" in fakes else [])
-    result = {**env, "YORISOI_WATCH": str(watch)}
+    # The fakes listen on 127.0.0.1: an intranet address, refused unless opted in (SSRF guard).
+    result = {**env, "YORISOI_WATCH": str(watch), "YORISOI_ALLOW_PRIVATE_FEEDS": "1"}
     if "x" in fakes:
         result.update(X_BEARER_TOKEN=BEARER, X_API_URL=fakes["x"].url, X_USER_ID=BRAND_ID,
                       X_USER_ACCESS_TOKEN=USER_TOKEN, X_DAILY_READ_BUDGET="10")
