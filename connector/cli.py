@@ -260,6 +260,10 @@ def _print_poll(report: Any) -> None:
                        + (f" ({unit.note})" if unit.note else ""))
     for line in report.usage:
         click.echo(f"  {line}")
+    if report.status is not None:
+        st = report.status
+        click.echo(f"  helpdesk status: {st.changes} changes · {st.matched} of Yorisoi's tickets"
+                   + "".join(f"\n  ! {e}" for e in st.errors))
     if report.compliance is not None:
         c = report.compliance
         click.echo(f"  compliance: checked {sum(c.checked.values())} · gone {sum(c.gone.values())} · notes {c.notes_added}"
@@ -319,6 +323,31 @@ def poll(once: bool, as_json: bool, wait: float) -> None:
         click.echo("stopped")
     finally:
         svc.close()
+
+
+@main.command("sync-status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def sync_status_command(as_json: bool) -> None:
+    """Catch up on the helpdesk's ticket statuses now (Zendesk's incremental ticket export,
+    Freshdesk's `updated_since` list) from the stored cursor.
+
+    The status webhooks bring changes within seconds; this sweep catches up on calls that were
+    missed. `yorisoi poll` runs it every 10 minutes by itself.
+    """
+    from connector.ticket_status import sync_status
+    svc = _services(_app())
+    report = sync_status(svc.store, svc.helpdesk)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    elif not report.supported:
+        click.echo(f"{report.helpdesk}: no status to sync (the {report.helpdesk} helpdesk is Yorisoi's own)")
+    else:
+        click.echo(f"{report.helpdesk}: {report.pages} page(s) · {report.changes} changed tickets · "
+                   f"{report.matched} of them Yorisoi's" + (" · more waiting (run again)" if report.more else ""))
+        for error in report.errors:
+            click.echo(f"  ! {error}", err=True)
+    if report.errors:
+        raise SystemExit(1)
 
 
 @main.command()
