@@ -374,6 +374,12 @@ def compliance(as_json: bool, check_all: bool) -> None:
         for key in report.purged:
             click.echo(f"  purged {key}")
         click.echo(f"internal notes added: {report.notes_added}")
+        click.echo(f"removed from the helpdesk's copy: {len(report.redacted)}")
+        if report.not_redacted:
+            click.echo(f"not redacted in the helpdesk ({len(report.not_redacted)}; redact these by hand "
+                       f"or fix the permission, temporary failures are retried):")
+            for row in report.not_redacted:
+                click.echo(f"  - {row['post_key']}: {row['state']} after {row['attempts']} attempt(s): {row['detail']}")
         for error in report.errors:
             click.echo(f"  ! {error}", err=True)
     for source in Poller(svc).sources:
