@@ -276,6 +276,10 @@ def _print_poll(report: Any) -> None:
                        + (f" ({unit.note})" if unit.note else ""))
     for line in report.usage:
         click.echo(f"  {line}")
+    if report.status is not None:
+        st = report.status
+        click.echo(f"  helpdesk status: {st.changes} changes · {st.matched} of Yorisoi's tickets"
+                   + "".join(f"\n  ! {e}" for e in st.errors))
     if report.compliance is not None:
         c = report.compliance
         click.echo(f"  compliance: checked {sum(c.checked.values())} · gone {sum(c.gone.values())} · notes {c.notes_added}"
@@ -339,6 +343,31 @@ def poll(once: bool, as_json: bool, wait: float) -> None:
         svc.close()
 
 
+@main.command("sync-status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def sync_status_command(as_json: bool) -> None:
+    """Catch up on the helpdesk's ticket statuses now (Zendesk's incremental ticket export,
+    Freshdesk's `updated_since` list) from the stored cursor.
+
+    The status webhooks bring changes within seconds; this sweep catches up on calls that were
+    missed. `yorisoi poll` runs it every 10 minutes by itself.
+    """
+    from connector.ticket_status import sync_status
+    svc = _services(_app())
+    report = sync_status(svc.store, svc.helpdesk)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
+    elif not report.supported:
+        click.echo(f"{report.helpdesk}: no status to sync (the {report.helpdesk} helpdesk is Yorisoi's own)")
+    else:
+        click.echo(f"{report.helpdesk}: {report.pages} page(s) · {report.changes} changed tickets · "
+                   f"{report.matched} of them Yorisoi's" + (" · more waiting (run again)" if report.more else ""))
+        for error in report.errors:
+            click.echo(f"  ! {error}", err=True)
+    if report.errors:
+        raise SystemExit(1)
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--all", "check_all", is_flag=True,
@@ -363,6 +392,12 @@ def compliance(as_json: bool, check_all: bool) -> None:
         for key in report.purged:
             click.echo(f"  purged {key}")
         click.echo(f"internal notes added: {report.notes_added}")
+        click.echo(f"removed from the helpdesk's copy: {len(report.redacted)}")
+        if report.not_redacted:
+            click.echo(f"not redacted in the helpdesk ({len(report.not_redacted)}; redact these by hand "
+                       f"or fix the permission, temporary failures are retried):")
+            for row in report.not_redacted:
+                click.echo(f"  - {row['post_key']}: {row['state']} after {row['attempts']} attempt(s): {row['detail']}")
         for error in report.errors:
             click.echo(f"  ! {error}", err=True)
     for source in Poller(svc).sources:

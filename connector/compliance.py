@@ -8,6 +8,9 @@ post:
 - purges it in the store (text replaced with a marker, analysis evidence and the ticket
   subject's excerpt removed, the author's profile cleared once none of their posts is live;
   the row, its labels and the ticket link stay, so counts and the ticket history still add up);
+- removes its words from the helpdesk's copy too (`redact_post`: Zendesk comment redaction,
+  Freshdesk description / notes rewritten), recording the outcome; temporary failures are
+  retried on later runs, and what could not be redacted is listed in the report;
 - adds an internal note to its ticket saying the post was deleted, without repeating its text,
   exactly once (the note's dedupe key is the post key; `noted_at` records it).
 
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
-from connector.helpdesks.base import CommentDraft, Helpdesk, HelpdeskError
+from connector.helpdesks.base import CommentDraft, Helpdesk, HelpdeskError, TicketClosed
 from connector.sources import PLATFORMS
 from connector.sources.base import PollingSource, SourceError
 from connector.db import Store, utcnow
@@ -57,6 +60,11 @@ def note_body(platform: str, reason: str, post_key: str) -> str:
             f"content in public replies.\n")
 
 
+#: Attempts at removing a post's words from the helpdesk after temporary failures (one a run,
+#: every 12 hours: a day and more of retries).
+MAX_REDACTION_ATTEMPTS = 5
+
+
 @dataclass
 class ComplianceReport:
     checked: dict[str, int] = field(default_factory=dict)
@@ -64,10 +72,15 @@ class ComplianceReport:
     purged: list[str] = field(default_factory=list)
     notes_added: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Posts whose words were removed from the helpdesk's copy in this run.
+    redacted: list[str] = field(default_factory=list)
+    #: Posts whose words are still in the helpdesk (this run and earlier), with why.
+    not_redacted: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"checked": self.checked, "gone": self.gone, "purged": self.purged,
-                "notes_added": self.notes_added, "errors": self.errors}
+                "notes_added": self.notes_added, "errors": self.errors, "redacted": self.redacted,
+                "not_redacted": self.not_redacted}
 
 
 def run_compliance(store: Store, sources: Mapping[str, Any], helpdesk: Helpdesk, *,
@@ -107,23 +120,70 @@ def run_compliance(store: Store, sources: Mapping[str, Any], helpdesk: Helpdesk,
                     report.purged.append(key)
                     log.info("compliance: %s is %s on %s; purged", key, reason, platform)
     report.notes_added = add_pending_notes(store, helpdesk, report)
+    retry_redactions(store, helpdesk, report)
     return report
 
 
+def redact_in_helpdesk(store: Store, helpdesk: Any, post_key: str, ticket_post_key: str, platform: str,
+                       reason: str, report: ComplianceReport | None = None) -> str | None:
+    """Remove a purged post's words from the helpdesk's copy (helpdesks' `redact_post`):
+    its own ticket's first comment / description, its follow-up comment and its analysis note.
+    Returns the outcome's state (None: the helpdesk has no copy to redact, e.g. `local`)."""
+    redact = getattr(helpdesk, "redact_post", None)
+    if redact is None:
+        return None
+    own = store.outbox.ticket_for(post_key)
+    ticket = own or store.outbox.ticket_for(ticket_post_key)
+    if ticket is None:
+        return None
+    external_id = f"yorisoi:{post_key}"
+    try:
+        outcome = redact(ticket, [external_id, f"{external_id}#note"], own is not None,
+                         marker=marker(platform, reason))
+    except HelpdeskError as exc:
+        from connector.helpdesks.base import RedactionOutcome
+        outcome = RedactionOutcome("failed", f"ticket {ticket.ticket_id}: {exc.message}", retryable=exc.retryable)
+    state = outcome.state if outcome.state != "failed" or outcome.retryable else "impossible"
+    store.ticket_status.record_redaction(post_key, state, outcome.detail)
+    if report is not None and state == "redacted":
+        report.redacted.append(post_key)
+    return state
+
+
+def retry_redactions(store: Store, helpdesk: Any, report: ComplianceReport) -> None:
+    """Try again what failed for a temporary reason; list everything still not redacted."""
+    for row in store.ticket_status.unredacted():
+        if row["state"] == "failed" and row["attempts"] < MAX_REDACTION_ATTEMPTS and row["ticket_post_key"]:
+            state = store.compliance.compliance_state(row["post_key"]) or {}
+            redact_in_helpdesk(store, helpdesk, row["post_key"], row["ticket_post_key"],
+                               state.get("platform") or "", state.get("reason") or "deleted", report)
+    report.not_redacted = [{"post_key": r["post_key"], "state": r["state"], "attempts": r["attempts"],
+                            "detail": r["detail"]} for r in store.ticket_status.unredacted()]
+
+
 def add_pending_notes(store: Store, helpdesk: Helpdesk, report: ComplianceReport | None = None) -> int:
-    """Internal notes for purged posts whose ticket exists and has no note yet."""
+    """For purged posts whose ticket exists and has no note yet: remove the post's words from
+    the helpdesk's copy, then add the internal note (once; it never repeats the text)."""
     added = 0
     for row in store.compliance.gone_posts_without_note():
-        ticket = store.outbox.ticket_for(row["ticket_post_key"])
+        ticket = store.outbox.ticket_for(row["post_key"]) or store.outbox.ticket_for(row["ticket_post_key"])
         if ticket is None:
             continue  # not delivered yet: the ticket will carry the marker; note on a later run
+        reason = row["reason"] or "deleted"
+        if store.ticket_status.redaction_state(row["post_key"]) is None:
+            redact_in_helpdesk(store, helpdesk, row["post_key"], row["ticket_post_key"], row["platform"], reason,
+                               report)
         dedupe_key = f"compliance:{row['post_key']}"
         try:
             if not helpdesk.has_comment(ticket, dedupe_key):
                 helpdesk.add_comment(ticket, CommentDraft(dedupe_key=dedupe_key, public=False,
-                                                          body=note_body(row["platform"], row["reason"] or "deleted",
-                                                                         row["post_key"])))
+                                                          body=note_body(row["platform"], reason, row["post_key"])))
                 added += 1
+        except TicketClosed as exc:
+            # Zendesk: a closed ticket takes no note. Its comments were redacted all the same
+            # (redaction works on closed tickets); say so once and do not try again.
+            if report is not None:
+                report.errors.append(f"note on ticket {ticket.ticket_id} not added (ticket closed): {exc.message}")
         except HelpdeskError as exc:
             if report is not None:
                 report.errors.append(f"note on ticket {ticket.ticket_id}: {exc.message}")

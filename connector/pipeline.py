@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 from pydantic import ValidationError
 
 from connector.analysis import DEFAULT_CONFIDENCE, LabelModel, SentimentModel, analyse
-from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketDraft, supports_bulk
+from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketClosed, TicketDraft, supports_bulk
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.ports import PipelineStorage
 from connector.qualify import Qualifier
@@ -321,7 +321,7 @@ class Pipeline:
             report.created += 1
             log.debug("ticket %s created for %s", ref.ticket_id, item.post_key)
             return
-        parent = self.store.outbox.ticket_for(item.ticket_post_key)
+        parent_key, parent = self.store.outbox.conversation_ticket(item.ticket_post_key)
         if parent is None:
             # The conversation's ticket is not created yet (or failed): wait for it.
             self.store.outbox.mark_retry(item, f"waiting for the ticket of {item.ticket_post_key}",
@@ -329,10 +329,37 @@ class Pipeline:
             report.retried += 1
             return
         comment = follow_up_comment(post, analysis)
-        if not (item.attempts > 1 and self.helpdesk.has_comment(parent, comment.dedupe_key)):
-            self.helpdesk.add_comment(parent, comment)
+        try:
+            if not (item.attempts > 1 and self.helpdesk.has_comment(parent, comment.dedupe_key)):
+                self.helpdesk.add_comment(parent, comment)
+        except TicketClosed:
+            create_followup = getattr(self.helpdesk, "create_followup", None)
+            if create_followup is None:
+                raise
+            self._open_followup(item, parent_key, parent, create_followup, report)
+            return
         self.store.outbox.mark_commented(item)
         report.commented += 1
+
+    def _open_followup(self, item: OutboxItem, parent_key: str, closed: TicketRef,
+                       create_followup: Callable[[TicketRef, TicketDraft], TicketRef], report: DeliveryReport) -> None:
+        """The conversation's ticket is closed for good: this post gets its own follow-up
+        ticket, recorded as its ticket, and the conversation goes on there."""
+        loaded = self.store.posts.load_post(item.post_key)
+        assert loaded is not None  # _deliver_one loaded it a moment ago
+        post, decision, analysis = loaded
+        if analysis is None:
+            analysis = analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
+        draft = ticket_draft(post, decision, analysis)
+        ref = self.helpdesk.find_ticket(draft.external_id) if item.attempts > 1 else None
+        if ref is None:
+            ref = create_followup(closed, draft)
+        self.store.outbox.mark_created(item, ref, external_id=draft.external_id, subject=draft.subject,
+                                       priority=draft.priority, tags=draft.tags)
+        self.store.outbox.record_followup(parent_key, item.post_key)
+        report.created += 1
+        log.info("ticket %s is closed: follow-up ticket %s opened for %s", closed.ticket_id, ref.ticket_id,
+                 item.post_key)
 
     def _ensure_note(self, ref: TicketRef, draft: TicketDraft) -> None:
         """Add the analysis note unless the ticket already has it (exactly once)."""

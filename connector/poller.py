@@ -62,6 +62,7 @@ class PollReport:
     units: list[UnitReport] = field(default_factory=list)
     usage: list[str] = field(default_factory=list)
     compliance: ComplianceReport | None = None
+    status: Any = None  # ticket_status.SyncReport when the helpdesk status sweep ran
 
     def total(self, name: str) -> int:
         return sum(getattr(u, name) for u in self.units)
@@ -185,6 +186,11 @@ class Poller:
             with self.state.exclusive("compliance") as mine:
                 if mine and (compliance or self.compliance_due()):
                     report.compliance = self.run_compliance()
+        from connector.ticket_status import sweep_due, sync_status
+        if sweep_due(self.store, self.svc.helpdesk, self.clock):
+            with self.state.exclusive("helpdesk_status") as mine:
+                if mine and sweep_due(self.store, self.svc.helpdesk, self.clock):
+                    report.status = sync_status(self.store, self.svc.helpdesk, clock=self.clock)
         for source in self.sources:
             line = source.usage()
             if line:

@@ -350,7 +350,9 @@ def open_tickets(store: Store, f: ReportFilter, limit: int = LEADERBOARD) -> tup
         "open_by_risk", "未返信チケット（公開リスク別）", "Open tickets by public risk",
         [Column("risk", "公開リスク", "Public risk", "value:risk"), Column("tickets", "チケット数", "Tickets", "int")],
         [[risk, by_risk.get(risk, 0)] for risk in RISKS], chart="bars", series=["tickets"],
-        note_ja="未返信 = まだ公開返信を送っていないチケット。", note_en="Open = no public reply sent yet.")
+        note_ja="未対応 = ヘルプデスクで解決済み・終了になっていないチケット（状態が届いていないチケットは公開返信がまだのもの）。",
+        note_en="Open = not solved or closed in the helpdesk (tickets whose helpdesk status is not known yet: "
+                "no public reply sent yet).")
     board = ReportTable(
         "risk_leaderboard", "公開リスクの高い未返信チケット", "Public-risk leaderboard (open tickets)",
         [Column("risk", "公開リスク", "Public risk", "value:risk"), Column("risk_score", "スコア", "Score", "score"),

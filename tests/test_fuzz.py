@@ -272,7 +272,8 @@ def test_fuzz_dashboard(zendesk_app):
 
 
 # --- size limits ------------------------------------------------------------------------------
-POST_ROUTES = ["/sources/webhook", "/zendesk/webhook", "/freshdesk/webhook", "/zendesk/channel/pull",
+POST_ROUTES = ["/sources/webhook", "/zendesk/webhook", "/freshdesk/webhook", "/zendesk/status", "/freshdesk/status",
+               "/zendesk/channel/pull",
                "/zendesk/channel/channelback", "/zendesk/channel/admin_ui", "/zendesk/channel/admin_ui/save",
                "/zendesk/channel/events", "/login", "/logout", "/outbox/<int:outbox_id>/retry", "/outbox/retry-failed",
                "/api/v1/draft-check", "/api/v1/corrections"]

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from connector.db.engine import dialect_insert
 from connector.db.schema import (
     LABEL_COLUMNS, analyses, authors, exchanges, post_topics, posts, report_daily, report_daily_label,
-    report_reasons, report_topic_monthly, ticket_facts, tickets,
+    report_reasons, report_topic_monthly, ticket_facts, ticket_status, tickets,
 )
 from connector.models import Analysis, Decision, Post
 from connector.report_time import report_day
@@ -130,6 +130,18 @@ def record_first_reply(conn: Connection, exchange_id: int, sent_at: datetime) ->
                  .values(reply_seconds=round((sent_at - posted_at).total_seconds()), answered=1))
 
 
+def record_public_reply(conn: Connection, post_key: str, replied_at: datetime) -> None:
+    """A public agent reply the helpdesk reported (written in the helpdesk, or anywhere it
+    saw): the ticket's first reply time becomes the earliest of all its public replies."""
+    posted_at = conn.execute(select(ticket_facts.c.posted_at).where(ticket_facts.c.post_key == post_key)).scalar()
+    if posted_at is None:
+        return
+    seconds = max(0, round((replied_at - posted_at).total_seconds()))
+    conn.execute(update(ticket_facts).where(ticket_facts.c.post_key == post_key)
+                 .where((ticket_facts.c.reply_seconds.is_(None)) | (ticket_facts.c.reply_seconds > seconds))
+                 .values(reply_seconds=seconds, answered=1))
+
+
 def rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Sequence[str]] | None) -> int:
     from collections import Counter
 
@@ -183,9 +195,14 @@ def rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Sequ
         .join(posts, posts.c.key == tickets.c.post_key)
         .outerjoin(analyses, analyses.c.post_key == tickets.c.post_key)
         .outerjoin(first_replies, first_replies.c.ticket_post_key == tickets.c.post_key)).mappings().all()
+    helpdesk_replies = dict(conn.execute(select(ticket_status.c.post_key, ticket_status.c.first_public_reply_at)
+                                         .where(ticket_status.c.first_public_reply_at.is_not(None))).all())
     if ticket_rows:
-        conn.execute(insert(ticket_facts), [ticket_fact(r["post_key"], r, r["ticket_created_at"], r["first_reply"])
-                                            for r in ticket_rows])
+        conn.execute(insert(ticket_facts), [
+            ticket_fact(r["post_key"], r, r["ticket_created_at"],
+                        min((t for t in (r["first_reply"], helpdesk_replies.get(r["post_key"])) if t is not None),
+                            default=None))
+            for r in ticket_rows])
     return counted
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from connector.db.counts import record_ticket_facts
 from connector.db.engine import dialect_insert, utcnow, worker_id
-from connector.db.schema import analyses, authors, delivery_pauses, outbox, posts, tickets
+from connector.db.schema import analyses, authors, delivery_pauses, outbox, posts, ticket_followups, tickets
 from connector.models import TicketRef
 
 
@@ -153,6 +153,28 @@ class OutboxRepository:
             row = conn.execute(select(tickets.c.helpdesk, tickets.c.ticket_id, tickets.c.url)
                                .where(tickets.c.post_key == post_key)).first()
         return TicketRef(row.helpdesk, row.ticket_id, row.url) if row else None
+
+    def conversation_ticket(self, ticket_post_key: str) -> tuple[str, TicketRef | None]:
+        """The post whose ticket a conversation continues in — its first post, or the latest
+        follow-up ticket opened after that one was closed — and that ticket."""
+        key, seen = ticket_post_key, {ticket_post_key}
+        with self.engine.connect() as conn:
+            while True:
+                nxt = conn.execute(select(ticket_followups.c.followup_post_key)
+                                   .where(ticket_followups.c.post_key == key)).scalar()
+                if nxt is None or nxt in seen:
+                    break
+                seen.add(nxt)
+                key = nxt
+        return key, self.ticket_for(key)
+
+    def record_followup(self, closed_post_key: str, followup_post_key: str) -> None:
+        """The conversation of `closed_post_key`'s ticket goes on in `followup_post_key`'s."""
+        with self.engine.begin() as conn:
+            stmt = dialect_insert(conn, ticket_followups).values(
+                post_key=closed_post_key, followup_post_key=followup_post_key, created_at=utcnow())
+            conn.execute(stmt.on_conflict_do_update(index_elements=["post_key"],
+                                                    set_={"followup_post_key": followup_post_key}))
 
     def mark_created(self, item: OutboxItem, ref: TicketRef, *, external_id: str, subject: str,
                      priority: str, tags: Sequence[str]) -> None:

@@ -5,13 +5,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Table, Text, cast, func, select
+from sqlalchemy import Table, Text, and_, cast, func, or_, select
 from sqlalchemy.engine import Engine
 
 from connector.db.counts import rebuild_reports
+from connector.db.ticket_status import CLOSED_STATUSES
 from connector.db.schema import (
     LABEL_COLUMNS, authors, outbox, post_topics, posts, report_daily,
-    report_daily_label, report_reasons, report_topic_monthly, ticket_facts, tickets,
+    report_daily_label, report_reasons, report_topic_monthly, ticket_facts, tickets, ticket_status,
 )
 
 
@@ -159,20 +160,27 @@ class ReportRepository:
             return [dict(r) for r in conn.execute(stmt).mappings().all()]
 
     def report_open_tickets(self, f: ReportFilter, limit: int) -> tuple[dict[str, int], list[dict[str, Any]]]:
-        """Tickets without a public reply yet, highest public risk first, and how many there are
-        per risk level."""
-        where = [ticket_facts.c.answered == 0, *f.where(ticket_facts)]
+        """Tickets open in the helpdesk (not solved or closed), highest public risk first, and
+        how many there are per risk level. A ticket whose helpdesk status is not known (the
+        `local` helpdesk, or not synced yet) counts as open while it has no public reply."""
+        status = ticket_status.c.status
+        where = [or_(status.not_in(CLOSED_STATUSES), and_(status.is_(None), ticket_facts.c.answered == 0)),
+                 *f.where(ticket_facts)]
         stmt = (select(ticket_facts, posts.c.text, posts.c.url.label("post_url"), authors.c.handle,
                        authors.c.followers, tickets.c.helpdesk, tickets.c.ticket_id,
                        tickets.c.url.label("ticket_url"))
                 .join(posts, posts.c.key == ticket_facts.c.post_key)
                 .join(authors, authors.c.key == posts.c.author_key)
                 .join(tickets, tickets.c.post_key == ticket_facts.c.post_key)
+                .outerjoin(ticket_status, ticket_status.c.post_key == ticket_facts.c.post_key)
                 .where(*where)
                 .order_by(ticket_facts.c.risk_score.desc(), ticket_facts.c.posted_at.desc(),
                           ticket_facts.c.post_key).limit(limit))
         with self.engine.connect() as conn:
-            by_risk = conn.execute(select(ticket_facts.c.risk, func.count()).where(*where)
+            by_risk = conn.execute(select(ticket_facts.c.risk, func.count())
+                                   .select_from(ticket_facts.outerjoin(
+                                       ticket_status, ticket_status.c.post_key == ticket_facts.c.post_key))
+                                   .where(*where)
                                    .group_by(ticket_facts.c.risk)).all()
             rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
         return {risk: int(n) for risk, n in by_risk}, rows

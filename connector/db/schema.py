@@ -282,6 +282,44 @@ post_compliance = Table(
 )
 
 
+# The helpdesk's own view of each ticket we created (issue 15, "status comes back"): its status
+# (new | open | pending | hold | solved | closed) and when it changed, and the first public
+# agent reply wherever it was written (helpdesk, network, Yorisoi). Filled by the helpdesks'
+# status webhooks and the catch-up sweeps (connector/ticket_status.py).
+ticket_status = Table(
+    "ticket_status", metadata,
+    Column("post_key", String(300), ForeignKey("posts.key"), primary_key=True),
+    Column("helpdesk", String(32), nullable=False),
+    Column("ticket_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_changed_at", UTCDateTime, nullable=False),
+    Column("first_public_reply_at", UTCDateTime),
+    Column("via", String(16), nullable=False),  # webhook | sweep
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_ticket_status_ticket", "helpdesk", "ticket_id"),
+)
+
+# Which ticket a conversation continues in after its ticket was closed: Zendesk refuses
+# comments on closed tickets, so the follow-up post opens a follow-up ticket
+# (`via_followup_source_id`) and later posts of the conversation go there.
+ticket_followups = Table(
+    "ticket_followups", metadata,
+    Column("post_key", String(300), ForeignKey("posts.key"), primary_key=True),  # the closed ticket's post
+    Column("followup_post_key", String(300), ForeignKey("posts.key"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Deletion compliance inside the helpdesk: whether a purged post's words were also removed
+# from the helpdesk's copy (redacted comments, rewritten description / notes).
+helpdesk_redactions = Table(
+    "helpdesk_redactions", metadata,
+    Column("post_key", String(300), ForeignKey("posts.key"), primary_key=True),
+    Column("state", String(16), nullable=False),  # redacted | failed | impossible
+    Column("detail", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # An agent's correction of one analysis label (version 2). The learner trains on the latest
 # correction of each post; the analysis row itself keeps what the analysis said.
 corrections = Table(

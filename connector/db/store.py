@@ -19,6 +19,7 @@ from connector.db.posts import PostRepository
 from connector.db.reports import ReportRepository
 from connector.db.sources import SourceStateRepository
 from connector.db.storms import StormRepository
+from connector.db.ticket_status import TicketStatusRepository
 from connector.db.tickets import LocalTicketRepository
 
 
@@ -34,6 +35,7 @@ class Store:
     accounts: AccountRepository
     corrections: CorrectionRepository
     tickets: LocalTicketRepository
+    ticket_status: TicketStatusRepository
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -52,6 +54,7 @@ class Store:
         self.accounts = AccountRepository(engine)
         self.corrections = CorrectionRepository(engine)
         self.tickets = LocalTicketRepository(engine)
+        self.ticket_status = TicketStatusRepository(engine)
 
     def __repr__(self) -> str:  # the URL may carry a password
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"

@@ -7,7 +7,7 @@ its own errors into `HelpdeskError`, so nothing outside `helpdesks/` knows a hel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from connector.models import TicketRef
@@ -105,6 +105,43 @@ class HelpdeskError(Exception):
         self.stop_delivery = stop_delivery
         self.field_errors = field_errors or {}
         self.status = status
+
+
+#: Helpdesk ticket statuses as Yorisoi stores them (Zendesk's vocabulary; Freshdesk's map onto it).
+TICKET_STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A ticket's status as the helpdesk reports it (status webhook or catch-up sweep)."""
+
+    ticket_id: str
+    status: str  # one of TICKET_STATUSES
+    changed_at: datetime
+    #: The first public agent reply on the ticket, wherever it was written (None: none known).
+    first_public_reply_at: datetime | None = None
+
+
+@dataclass
+class StatusPage:
+    """One page of a helpdesk's catch-up sweep: the changes, where to go on, whether more wait."""
+
+    updates: list[StatusUpdate]
+    cursor: Any  # JSON-able; stored and handed back on the next call
+    more: bool
+
+
+class TicketClosed(HelpdeskError):
+    """The ticket is closed for good (Zendesk: 422 on update); a follow-up ticket is needed."""
+
+
+@dataclass
+class RedactionOutcome:
+    """What removing a purged post's words from the helpdesk's copy did."""
+
+    state: str  # redacted | failed | impossible
+    detail: str = ""
+    retryable: bool = False
 
 
 #: Default SLA targets in minutes (first reply and next reply), per priority: social posts are

@@ -79,6 +79,9 @@ class FakeFreshdesk:
             1: {"id": 1, "name": "Default SLA Policy", "description": "default policy", "active": True,
                 "applicable_to": {}, "is_default": True, "position": 1,
                 "created_at": "2015-07-03T09:08:53Z", "updated_at": "2015-07-03T09:08:53Z"}}
+        #: FD#list_all_tickets include=stats: per ticket, when it was first responded to,
+        #: its status changed, it was resolved, closed or reopened.
+        self.stats: dict[int, dict[str, Any]] = {}
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, Any]] = []  # (method, path, json) of every API request
         self.window_start = clock()
@@ -169,6 +172,8 @@ class FakeFreshdesk:
                 return 404, None
             if match.group(2) is None and method == "GET":
                 return 200, self._ticket_view(ticket)
+            if match.group(2) is None and method == "PUT":
+                return self.update_ticket(ticket, body)
             if match.group(2) == "/notes" and method == "POST":
                 return self.create_note(ticket, body)
             if match.group(2) == "/conversations" and method == "GET":
@@ -189,6 +194,9 @@ class FakeFreshdesk:
             return 200, [{"id": 43000000100, "name": "subject", "label": "Subject", "type": "default_subject",
                           "default": True, "position": 1, "created_at": "2026-01-01T00:00:00Z",
                           "updated_at": "2026-01-01T00:00:00Z"}] + fields
+        match = re.fullmatch(r"/api/v2/conversations/(\d+)", path)
+        if match and method == "PUT":
+            return self.update_conversation(int(match.group(1)), body)
         if path == "/api/v2/sla_policies" and method == "GET":
             return 200, list(self.sla_policies.values())
         if path == "/api/v2/sla_policies" and method == "POST":
@@ -249,6 +257,9 @@ class FakeFreshdesk:
         self.tickets[ticket_id] = ticket
         self.indexed_at[ticket_id] = self.clock() + self.search_lag_seconds
         self.conversations[ticket_id] = []
+        self.stats[ticket_id] = {"agent_responded_at": None, "requester_responded_at": None,
+                                 "first_responded_at": None, "status_updated_at": stamp, "reopened_at": None,
+                                 "resolved_at": None, "closed_at": None, "pending_since": None}
         return 201, ticket
 
     def _requester(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -267,8 +278,81 @@ class FakeFreshdesk:
     def _ticket_view(self, ticket: dict[str, Any]) -> dict[str, Any]:
         return dict(ticket)
 
+    # --- test controls: what agents do in Freshdesk itself ----------------------------------
+    def agent_reply(self, ticket_id: int, body: str) -> dict[str, Any]:
+        """An agent's public reply written in Freshdesk (FD#reply_ticket: source 0 = Reply)."""
+        with self.lock:
+            stamp = now_iso()
+            reply = {"body_text": strip_html(body), "body": body, "id": next(self.ids) + 5000, "incoming": False,
+                     "private": False, "user_id": 1, "source": 0, "ticket_id": ticket_id, "to_emails": [],
+                     "attachments": [], "created_at": stamp, "updated_at": stamp}
+            self.conversations[ticket_id].append(reply)
+            self.tickets[ticket_id]["updated_at"] = stamp
+            stats = self.stats[ticket_id]
+            stats["agent_responded_at"] = stamp
+            stats["first_responded_at"] = stats["first_responded_at"] or stamp
+            return reply
+
+    def set_status(self, ticket_id: int, status: int) -> None:
+        with self.lock:
+            self._set_status(self.tickets[ticket_id], status)
+
+    def _set_status(self, ticket: dict[str, Any], status: int) -> None:
+        if ticket["status"] == status:
+            return
+        stamp = now_iso()
+        stats = self.stats[ticket["id"]]
+        if status == 2 and ticket["status"] in (4, 5):
+            stats["reopened_at"] = stamp
+        if status == 4:
+            stats["resolved_at"] = stamp
+        if status == 5:
+            stats["closed_at"] = stamp
+        stats["pending_since"] = stamp if status == 3 else None
+        stats["status_updated_at"] = stamp
+        ticket["status"] = status
+        ticket["updated_at"] = stamp
+
+    def update_ticket(self, ticket: dict[str, Any], body: Any) -> tuple[int, Any]:
+        """FD#update_ticket: the fields of create, all optional; closed tickets can be updated."""
+        if not isinstance(body, dict):
+            return validation_error(("", "Request body must be a JSON object", "invalid_json"))
+        errors = [(key, "Unexpected/invalid field in request", "invalid_field") for key in body if key not in TICKET_KEYS]
+        if "status" in body and body["status"] not in {2, 3, 4, 5, 6, 7}:
+            errors.append(("status", "It should be one of these values: '2,3,4,5,6,7'", "invalid_value"))
+        for key in ("subject", "description"):
+            if key in body and (not isinstance(body[key], str) or not body[key].strip()):
+                errors.append((key, "It should be a/an String", "datatype_mismatch"))
+        if errors:
+            return validation_error(*errors)
+        if "status" in body:
+            self._set_status(ticket, body["status"])
+        if "subject" in body:
+            ticket["subject"] = body["subject"]
+        if "description" in body:
+            ticket["description"] = body["description"]
+            ticket["description_text"] = strip_html(body["description"])
+        ticket["updated_at"] = now_iso()
+        return 200, self._ticket_view(ticket)
+
+    def update_conversation(self, conversation_id: int, body: Any) -> tuple[int, Any]:
+        """FD#update_conversation: `body` (HTML) of a note (only notes can be edited)."""
+        for conversations in self.conversations.values():
+            for conversation in conversations:
+                if conversation["id"] != conversation_id:
+                    continue
+                if conversation.get("source") == 0:
+                    return 405, {"code": "method_not_allowed", "message": "Only notes can be updated"}
+                if not isinstance(body, dict) or set(body) - {"body", "attachments"} or not str(body.get("body") or "").strip():
+                    return validation_error(("body", "It should be a/an String", "missing_field"))
+                conversation.update(body=body["body"], body_text=strip_html(body["body"]), updated_at=now_iso())
+                return 200, conversation
+        return 404, None
+
     def list_tickets(self, args: Any) -> tuple[int, Any]:
         tickets = list(self.tickets.values())
+        if "updated_since" in args:
+            tickets = [t for t in tickets if t["updated_at"] >= args["updated_since"]]
         if "unique_external_id" in args:
             contact = next((c for c in self.contacts.values()
                             if c["unique_external_id"] == args["unique_external_id"]), None)
@@ -278,7 +362,9 @@ class FakeFreshdesk:
             tickets = [t for t in tickets if t["requester_id"] == contact["id"]]
         if "requester_id" in args:
             tickets = [t for t in tickets if str(t["requester_id"]) == args["requester_id"]]
-        tickets.sort(key=lambda t: (t["created_at"], t["id"]), reverse=args.get("order_type", "desc") == "desc")
+        order = args.get("order_by", "created_at")
+        tickets.sort(key=lambda t: (t[order] if order in ("created_at", "updated_at") else t["created_at"], t["id"]),
+                     reverse=args.get("order_type", "desc") == "desc")
         per_page = int(args.get("per_page", 30))
         if per_page > 100:
             return validation_error(("per_page", "It should be a Positive Integer less than or equal to 100",
@@ -286,7 +372,9 @@ class FakeFreshdesk:
         page = int(args.get("page", 1))
         chosen = tickets[(page - 1) * per_page: page * per_page]
         # FD#list_all_tickets sample answer: no description, no tags in the list view.
-        return 200, [{k: v for k, v in t.items() if k not in ("description", "description_text", "tags")}
+        include = args.get("include", "")
+        return 200, [{**{k: v for k, v in t.items() if k not in ("description", "description_text", "tags")},
+                      **({"stats": dict(self.stats[t["id"]])} if "stats" in include else {})}
                      for t in chosen]
 
     def search_tickets(self, query: str) -> tuple[int, Any]:

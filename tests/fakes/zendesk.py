@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import html
 import itertools
 import json
 import re
@@ -105,6 +106,12 @@ class FakeZendesk:
         360001: {"id": 360001, "type": "tagger", "title": "Sentiment", "active": True, "removable": True,
                  "custom_field_options": [{"id": 1, "name": "negative", "value": "sentiment_negative"}]},
         360002: {"id": 360002, "type": "text", "title": "Intent", "active": True, "removable": True}})
+    #: Ticket metric sets (…/tickets/ticket_metrics/), sideloaded by the incremental export.
+    metrics: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Change order of tickets, for the incremental export's cursor (opaque to clients).
+    change_seq: dict[int, int] = field(default_factory=dict)
+    #: Tickets per incremental export page (Zendesk: up to 1000).
+    export_page_size: int = 1000
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -130,6 +137,29 @@ class FakeZendesk:
     def calls(self, method: str | None = None, path: str | None = None) -> list[tuple[str, str, dict[str, str], Any]]:
         return [c for c in self.log if (method is None or c[0] == method)
                 and (path is None or re.search(path, c[1]))]
+
+    def agent(self, name: str = "Agent Sato") -> int:
+        """An agent user (for agents' comments written in Zendesk)."""
+        for user in self.users.values():
+            if user.get("role") == "agent" and user.get("name") == name:
+                return int(user["id"])
+        user, _ = self._upsert_user({"name": name, "role": "agent", "email": f"{name.split()[-1].lower()}@example.com"})
+        return int(user["id"])
+
+    def agent_comment(self, ticket_id: int, body: str, public: bool = True, status: str | None = None) -> None:
+        """An agent answers in Zendesk itself (not through Yorisoi)."""
+        with self._lock:
+            data: dict[str, Any] = {"comment": {"body": body, "public": public, "author_id": self.agent()}}
+            if status:
+                data["status"] = status
+            self._update_ticket(self.tickets[ticket_id], data)
+
+    def set_status(self, ticket_id: int, status: str) -> None:
+        """An agent changes the status (closing bypasses the closed-ticket lock, as Zendesk's
+        automation that closes solved tickets does)."""
+        with self._lock:
+            ticket = self.tickets[ticket_id]
+            self._status_changed(ticket, status)
 
     def ticket_by_external_id(self, external_id: str) -> list[dict[str, Any]]:
         return [t for t in self.tickets.values() if t["external_id"] == external_id]
@@ -272,6 +302,10 @@ class FakeZendesk:
                 return 200, {"ticket": ticket}, {}
             if g[2] is None and m == "PUT":
                 return self._update_ticket(ticket, (body or {}).get("ticket") or {})
+        if path == "/api/v2/incremental/tickets/cursor" and m == "GET":
+            return self._incremental_export(request)
+        if (g := re.fullmatch(r"/api/v2/comment_redactions/(\d+)", path)) and m == "PUT":
+            return self._redact(int(g[1]), body or {})
         if path == "/api/v2/job_statuses/show_many" and m == "GET":
             ids = [i for i in request.args.get("ids", "").split(",") if i]
             return 200, {"job_statuses": [self._poll(i) for i in ids if i in self.jobs]}, {}
@@ -358,6 +392,19 @@ class FakeZendesk:
             "custom_fields": data.get("custom_fields") or [], "via": {"channel": "api", "source": {}},
             "created_at": _now(), "updated_at": _now(), "brand_id": data.get("brand_id"),
         }
+        source = self.tickets.get(int(data.get("via_followup_source_id") or 0))
+        if source is not None and source["status"] == "closed":
+            # via_followup_source_id "only works with closed tickets" (…/tickets/tickets/,
+            # Creating a follow-up ticket); the ticket's via names the closed one.
+            ticket["via"] = {"channel": "api", "source": {"rel": "follow_up",
+                                                          "from": {"ticket_id": source["id"], "subject": source["subject"]}}}
+            ticket["followup_source_id"] = source["id"]
+        self.metrics[ticket_id] = {
+            "id": next(self._ids), "ticket_id": ticket_id, "created_at": ticket["created_at"],
+            "updated_at": ticket["created_at"], "status_updated_at": ticket["created_at"], "replies": 0,
+            "reply_time_in_minutes": {"calendar": None, "business": None}, "solved_at": None,
+            "latest_comment_added_at": ticket["created_at"]}
+        self._touch(ticket_id)
         self.created_times[ticket_id] = time.time()  # epoch seconds, for the latency benchmark
         self.tickets[ticket_id] = ticket
         self.comments[ticket_id] = []
@@ -373,6 +420,8 @@ class FakeZendesk:
             comment_id = next(self._ids)
             stored = {"id": comment_id, "type": "Comment", "author_id": comment.get("author_id") or author_id,
                       "body": comment.get("body"), "plain_body": comment.get("body"),
+                      "html_body": '<div class="zd-comment" dir="auto">'
+                                   + html.escape(comment.get("body") or "").replace("\n", "<br>") + "</div>",
                       "public": comment.get("public", True), "created_at": _now(), "attachments": []}
             self.comments[ticket["id"]].append(stored)
             events.append(stored)
@@ -384,6 +433,11 @@ class FakeZendesk:
 
     def _update_ticket(self, ticket: dict[str, Any], data: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         comment = data.get("comment") or {}
+        if ticket["status"] == "closed":
+            # "Once a ticket is closed … it can't be reopened" (…/tickets/tickets/); an update
+            # answers 422 RecordInvalid with this detail (recorded from a real Zendesk).
+            return 422, {"error": "RecordInvalid", "description": "Record validation errors",
+                         "details": {"status": [{"description": "Status: closed prevents ticket update"}]}}, {}
         if comment and not comment.get("body"):
             return 422, {"error": "RecordInvalid", "description": "Record validation errors",
                          "details": {"base": [{"description": "Comment: cannot be blank"}]}}, {}
@@ -393,14 +447,93 @@ class FakeZendesk:
             details = self._validate(merged)
             if details:
                 return 422, {"error": "RecordInvalid", "description": "Record validation errors", "details": details}, {}
-        for key in ("status", "priority", "type", "tags", "subject", "problem_id"):
+        for key in ("priority", "type", "tags", "subject", "problem_id"):
             if key in data:
                 ticket[key] = data[key]
         ticket["updated_at"] = _now()
-        if comment and ticket["status"] == "new":
-            ticket["status"] = "open"
+        if "status" in data:
+            self._status_changed(ticket, data["status"])
+        elif comment and ticket["status"] == "new":
+            self._status_changed(ticket, "open")
         audit = self._add_audit(ticket, comment, data.get("metadata"), author_id=comment.get("author_id"))
+        author = self.users.get(int(comment.get("author_id") or 0)) or {}
+        metric = self.metrics.get(ticket["id"])
+        if metric is not None and comment:
+            metric["latest_comment_added_at"] = _now()
+            if comment.get("public", True) and author.get("role") in ("agent", "admin"):
+                # reply_time_in_minutes: minutes to the first public agent comment (ticket metrics).
+                metric["replies"] += 1
+                if metric["reply_time_in_minutes"]["calendar"] is None:
+                    created = datetime.fromisoformat(ticket["created_at"].replace("Z", "+00:00"))
+                    minutes = int((datetime.now(timezone.utc) - created).total_seconds() // 60)
+                    metric["reply_time_in_minutes"] = {"calendar": minutes, "business": minutes}
+        self._touch(ticket["id"])
         return 200, {"ticket": ticket, "audit": audit}, {}
+
+    def _status_changed(self, ticket: dict[str, Any], status: str) -> None:
+        if ticket["status"] == status:
+            return
+        ticket["status"] = status
+        ticket["updated_at"] = _now()
+        metric = self.metrics.get(ticket["id"])
+        if metric is not None:
+            metric["status_updated_at"] = metric["updated_at"] = _now()
+            if status in ("solved", "closed") and not metric["solved_at"]:
+                metric["solved_at"] = _now()
+        self._touch(ticket["id"])
+
+    def _touch(self, ticket_id: int) -> None:
+        self.change_seq[ticket_id] = next(self._ids)
+
+    # incremental export (…/ticket-management/incremental_exports/#incremental-ticket-export-cursor-based)
+    def _incremental_export(self, request: Request) -> tuple[int, Any, dict[str, str]]:
+        cursor = request.args.get("cursor")
+        if cursor:
+            try:
+                after = int(base64.b64decode(cursor).decode())
+            except ValueError:
+                return 400, {"error": "InvalidPaginationParameter", "description": "cursor is invalid"}, {}
+            changed = [t for t in self.tickets.values() if self.change_seq.get(t["id"], 0) > after]
+        elif request.args.get("start_time", "").isdigit():
+            start = int(request.args["start_time"])
+            if start > time.time() - 60:
+                return 400, {"error": "InvalidValue", "description": "start_time must be at least one minute in the past"}, {}
+            changed = [t for t in self.tickets.values()
+                       if datetime.fromisoformat(t["updated_at"].replace("Z", "+00:00")).timestamp() >= start]
+            after = 0
+        else:
+            return 400, {"error": "InvalidValue", "description": "start_time or cursor is required"}, {}
+        changed.sort(key=lambda t: self.change_seq.get(t["id"], 0))
+        page = changed[:self.export_page_size]
+        last = self.change_seq.get(page[-1]["id"], after) if page else after
+        next_cursor = base64.b64encode(str(last).encode()).decode()
+        answer: dict[str, Any] = {
+            "tickets": page, "after_cursor": next_cursor,
+            "after_url": f"{request.host_url.rstrip('/')}/api/v2/incremental/tickets/cursor.json?cursor={next_cursor}",
+            "before_cursor": None, "before_url": None, "end_of_stream": len(changed) <= self.export_page_size}
+        if "metric_sets" in request.args.get("include", ""):
+            answer["metric_sets"] = [self.metrics[t["id"]] for t in page if t["id"] in self.metrics]
+        return 200, answer, {}
+
+    # redaction (…/tickets/ticket_comments/#redact-ticket-comment-in-agent-workspace)
+    def _redact(self, comment_id: int, data: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        ticket = self.tickets.get(int(data.get("ticket_id") or 0))
+        if ticket is None:
+            return 404, {"error": "RecordNotFound", "description": "Not found"}, {}
+        comment = next((c for c in self.comments[ticket["id"]] if c["id"] == comment_id), None)
+        if comment is None:
+            return 404, {"error": "RecordNotFound", "description": "Not found"}, {}
+        given = str(data.get("html_body") or "")
+        if re.sub(r"</?redact>|\sredact(?=[\s/>])", "", given) != comment["html_body"]:
+            return 422, {"error": "RecordInvalid", "description": "html_body does not match the comment"}, {}
+
+        def blot(match: re.Match[str]) -> str:
+            return "▇" * len(html.unescape(match.group(1)))
+        comment["html_body"] = re.sub(r"<redact>(.*?)</redact>", blot, given, flags=re.S)
+        comment["body"] = comment["plain_body"] = html.unescape(re.sub(r"<[^>]+>", "", comment["html_body"]))
+        if ticket.get("description") and comment is self.comments[ticket["id"]][0]:
+            ticket["description"] = comment["body"]
+        return 200, {"comment": comment}, {}
 
     # jobs
     def _job(self, request: Request, kind: str, items: list[dict[str, Any]]) -> tuple[int, Any, dict[str, str]]:

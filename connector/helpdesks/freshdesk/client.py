@@ -29,13 +29,16 @@ import logging
 import re
 import threading
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import requests
 
 from connector.config import ConfigError, shared_secret
-from connector.helpdesks.base import CommentDraft, HelpdeskError, SlaPlan, TicketDraft
+from connector.helpdesks.base import (
+    CommentDraft, HelpdeskError, RedactionOutcome, SlaPlan, StatusPage, StatusUpdate, TicketDraft,
+)
 from connector.models import TicketRef
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,18 @@ TIMEOUT = (5.0, 30.0)
 #: FD#ticket properties: Priority Low 1, Medium 2, High 3, Urgent 4; Status Open 2.
 PRIORITY = {"urgent": 4, "high": 3, "normal": 2, "low": 1}
 STATUS_OPEN = 2
+#: FD#ticket properties, Status: Open 2, Pending 3, Resolved 4, Closed 5; 6 and 7 are the
+#: default custom statuses "Waiting on Customer" and "Waiting on Third Party". Mapped onto the
+#: statuses Yorisoi stores (Zendesk's vocabulary); other custom statuses count as open.
+STATUS_NAMES = {2: "open", 3: "pending", 4: "solved", 5: "closed", 6: "pending", 7: "hold"}
+#: The same by the name {{ticket.status}} renders in an automation rule's webhook body.
+STATUS_LABELS = {"open": "open", "pending": "pending", "resolved": "solved", "closed": "closed",
+                 "waiting on customer": "pending", "waiting on third party": "hold",
+                 "オープン": "open", "保留中": "pending", "解決済み": "solved", "終了": "closed", "クローズ": "closed"}
+RESOLVED_OR_CLOSED = (4, 5)
+#: Tickets per page of the `updated_since` sweep (FD#list_all_tickets: per_page ≤ 100) and
+#: pages per sweep call (the list stops at 300 pages).
+SWEEP_PER_PAGE = 100
 #: FD#ticket properties, documented sources: Email 1, Portal 2, Phone 3, Chat 7, Feedback
 #: Widget 9, Outbound Email 10. Twitter 5 / Facebook 6 appear in the ticket-field choices
 #: but whether they may be set on create is undocumented, and they tie the ticket to
@@ -194,6 +209,7 @@ class FreshdeskHelpdesk:
         self._lock = threading.Lock()
         self._budget: tuple[int, int, float] | None = None  # (remaining, total, seen at)
         self._requesters: dict[str, int] = {}  # ticket id → requester contact id
+        self._ticket_status: dict[str, int] = {}  # ticket id → Freshdesk status number, as last seen
         # Tickets find_ticket found without their analysis note: create_ticket completes them.
         self._missing_note: dict[str, int] = {}
 
@@ -321,6 +337,8 @@ class FreshdeskHelpdesk:
         ticket_id = int(ticket["id"])
         if ticket.get("requester_id"):
             self._requesters[str(ticket_id)] = int(ticket["requester_id"])
+        if isinstance(ticket.get("status"), int):
+            self._ticket_status[str(ticket_id)] = ticket["status"]
         self._add_analysis_note(ticket_id, draft)
         return self._ref(ticket_id)
 
@@ -396,6 +414,12 @@ class FreshdeskHelpdesk:
         requester = self._requester_id(ticket.ticket_id)
         if requester is not None:
             body["user_id"] = requester
+        if comment.public and self._resolved_or_closed(ticket.ticket_id):
+            # A customer's follow-up on a resolved or closed ticket: reopen it (PUT status 2,
+            # FD#update_ticket; Freshdesk allows updating closed tickets) so the follow-up
+            # lands in the agents' open views, instead of a note on a ticket nobody looks at.
+            self._request("PUT", f"/tickets/{ticket.ticket_id}", json={"status": STATUS_OPEN})
+            self._ticket_status[ticket.ticket_id] = STATUS_OPEN
         try:
             self._request("POST", f"/tickets/{ticket.ticket_id}/notes", json=body)
         except HelpdeskError as exc:
@@ -409,7 +433,85 @@ class FreshdeskHelpdesk:
             ticket = self._request("GET", f"/tickets/{ticket_id}").json()
             if ticket.get("requester_id"):
                 self._requesters[ticket_id] = int(ticket["requester_id"])
+            if isinstance(ticket.get("status"), int):
+                self._ticket_status[ticket_id] = ticket["status"]
         return self._requesters.get(ticket_id)
+
+    def _resolved_or_closed(self, ticket_id: str) -> bool:
+        """From the status that came back (webhook, sweep) when known, else as last seen here."""
+        if self.store is not None and hasattr(self.store, "ticket_status"):
+            known = self.store.ticket_status.status_of_ticket(self.name, ticket_id)
+            if known is not None:
+                return known in ("solved", "closed")
+        return self._ticket_status.get(ticket_id) in RESOLVED_OR_CLOSED
+
+    # --- status comes back (connector/ticket_status.py) ---------------------------------
+    def status_page(self, cursor: Any, since: datetime) -> StatusPage:
+        """Tickets updated since the cursor, oldest change first (FD#list_all_tickets:
+        `updated_since`, `order_by=updated_at`, `order_type=asc`, `include=stats` — the
+        ticket's `stats.first_responded_at`, `status_updated_at`, `resolved_at`, `closed_at`;
+        include costs extra API credits). The cursor is {"since": ISO time, "page": n}: the
+        pages of one `updated_since` window, then a new window from the newest change seen."""
+        state = cursor if isinstance(cursor, dict) else {}
+        window = state.get("since") or since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        page = int(state.get("page") or 1)
+        newest = state.get("newest") or window
+        tickets = self._request("GET", "/tickets", params={
+            "updated_since": window, "order_by": "updated_at", "order_type": "asc", "per_page": SWEEP_PER_PAGE,
+            "page": page, "include": "stats"}).json()
+        tickets = tickets if isinstance(tickets, list) else []
+        updates = []
+        for ticket in tickets:
+            stats = ticket.get("stats") or {}
+            status = STATUS_NAMES.get(ticket.get("status"), "open")
+            changed = _iso(stats.get("status_updated_at")) or _iso(ticket.get("updated_at")) or datetime.now(timezone.utc)
+            updates.append(StatusUpdate(str(ticket["id"]), status, changed, _iso(stats.get("first_responded_at"))))
+            if ticket.get("updated_at") and str(ticket["updated_at"]) > newest:
+                newest = str(ticket["updated_at"])
+        more = len(tickets) >= SWEEP_PER_PAGE and page < 300
+        if more:
+            return StatusPage(updates, {"since": window, "page": page + 1, "newest": newest}, True)
+        # Window done: the next sweep starts at the newest change seen (re-reading that
+        # second's tickets is harmless: recording a status is idempotent).
+        return StatusPage(updates, {"since": newest, "page": 1}, False)
+
+    # --- deletion compliance inside the helpdesk (connector/compliance.py) ----------------
+    def redact_post(self, ticket: TicketRef, dedupe_keys: Any, whole_ticket: bool, marker: str = "") -> RedactionOutcome:
+        """Remove a purged post's words from Freshdesk's copy. Freshdesk has no redaction API,
+        so the text is overwritten: the ticket's description (the post itself, when it is the
+        post's own ticket) and subject through `PUT /tickets/{id}` (FD#update_ticket), and every
+        note Yorisoi wrote for the post (its follow-up note, its analysis note; recognised by
+        their marker) through `PUT /conversations/{id}` (FD#update_conversation: only notes
+        can be updated). Agents' replies quoting the post cannot be changed by the API."""
+        ticket_id = int(ticket.ticket_id)
+        replacement = marker or "［本文は削除されました / text removed］"
+        try:
+            if whole_ticket:
+                self._request("PUT", f"/tickets/{ticket_id}", json={
+                    "description": text_to_html(replacement), "subject": replacement[:255]})
+            updated = 0
+            page = 1
+            while page <= 50:
+                conversations = self._request("GET", f"/tickets/{ticket_id}/conversations",
+                                              params={"per_page": 100, "page": page}).json()
+                for conversation in conversations:
+                    text = (conversation.get("body_text") or "") + (conversation.get("body") or "")
+                    key = next((k for k in dedupe_keys if note_marker(k) in text or html.escape(note_marker(k)) in text),
+                               None)
+                    if key is None:
+                        continue
+                    self._request("PUT", f"/conversations/{conversation['id']}", json={
+                        "body": text_to_html(replacement, marker=note_marker(key))})
+                    updated += 1
+                if len(conversations) < 100:
+                    break
+                page += 1
+        except HelpdeskError as exc:
+            return RedactionOutcome("failed", f"ticket {ticket_id}: {exc.message}", retryable=exc.retryable)
+        if not whole_ticket and not updated:
+            return RedactionOutcome("impossible", f"ticket {ticket_id}: no note of this post found")
+        return RedactionOutcome("redacted", f"ticket {ticket_id}: description {'and subject ' if whole_ticket else ''}"
+                                            f"rewritten, {updated} note(s) rewritten")
 
     def has_comment(self, ticket: TicketRef, dedupe_key: str) -> bool:
         return self._has_marker(int(ticket.ticket_id), note_marker(dedupe_key))
@@ -491,6 +593,24 @@ class FreshdeskHelpdesk:
             if policy.get("name") == SLA_POLICY_NAME:
                 return policy
         return None
+
+
+def _iso(raw: Any) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def normalize_status(raw: Any) -> str | None:
+    """A status from the automation rule's body: a number (2–7) or the name Freshdesk shows."""
+    text = str(raw or "").strip()
+    if text.isdigit():
+        return STATUS_NAMES.get(int(text), "open")
+    return STATUS_LABELS.get(text.lower())
 
 
 def _seconds(raw: str | None, default: float) -> float:

@@ -1,4 +1,5 @@
 """`POST /freshdesk/webhook`: an agent's public reply in Freshdesk goes back to the network.
+`POST /freshdesk/status`: a ticket's status (and an agent's public reply) comes back to Yorisoi.
 
 A Freshdesk automation rule ("Ticket updates" → event "Reply is sent", performed by an agent,
 on tickets tagged `yorisoi`) calls this URL with a JSON body the admin writes with Freshdesk
@@ -114,3 +115,39 @@ def freshdesk_webhook():
     exchange = outcome.exchange
     return jsonify({"status": "duplicate" if outcome.duplicate else exchange["status"],
                     "dedupe_key": key, "url": exchange.get("url")}), 200
+
+
+@bp.post("/freshdesk/status")
+def freshdesk_status():
+    """The status automation rule's call (README, "Freshdesk setup" → status): same token as
+    /freshdesk/webhook. Body: {"ticket_id": "{{ticket.id}}", "status": "{{ticket.status}}",
+    "agent_reply": "true"|"" }; `agent_reply` set by the rule for "Reply is sent" records the
+    first public agent reply time. A ticket Yorisoi did not create answers 200 "ignored"."""
+    from datetime import datetime, timezone
+
+    from connector.helpdesks.base import StatusUpdate
+    from connector.helpdesks.freshdesk.client import normalize_status
+
+    svc = services()
+    if svc.helpdesk.name != "freshdesk":
+        return _error(404, "Freshdesk is not the configured helpdesk (YORISOI_HELPDESK)")
+    expected = svc.helpdesk.settings.webhook_token  # type: ignore[attr-defined]
+    if not expected:
+        return _error(503, "the Freshdesk webhook is disabled: set FRESHDESK_WEBHOOK_TOKEN")
+    if not token_ok(expected, request.headers.get(TOKEN_HEADER) or request.args.get("token")):
+        return _error(401, f"missing or wrong token (send it in the {TOKEN_HEADER} header)")
+    payload = _payload()
+    if payload is None:
+        return _error(400, "body is not a JSON object: see the README's Freshdesk setup for the payload")
+    ticket_id = scrub(str(payload.get("ticket_id") or "")).strip().lstrip("#")
+    if not is_number_id(ticket_id):
+        return _error(400, f"ticket_id: {ticket_id[:40]!r} is not a Freshdesk ticket number")
+    status = normalize_status(scrub(str(payload.get("status") or "")))
+    if status is None:
+        return _error(400, f"status: unknown status {str(payload.get('status'))[:40]!r}")
+    now = datetime.now(timezone.utc)
+    replied = str(payload.get("agent_reply") or "").strip().lower() in ("true", "1", "yes")
+    update = StatusUpdate(ticket_id, status, now, now if replied else None)
+    if not svc.store.ticket_status.record("freshdesk", [update], via="webhook"):
+        return jsonify({"status": "ignored", "reason": f"ticket {ticket_id} was not created by Yorisoi"}), 200
+    return jsonify({"status": "recorded", "ticket_id": ticket_id, "ticket_status": status}), 200

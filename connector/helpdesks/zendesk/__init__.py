@@ -31,6 +31,9 @@ ENV: tuple[EnvVar, ...] = (
     EnvVar("ZENDESK_WEBHOOK_SECRET", "(unset: reply webhook disabled)",
            "Signing secret of the Zendesk webhook that calls `POST /zendesk/webhook` with agents' replies.",
            True, "connector.helpdesks.zendesk.webhook"),
+    EnvVar("ZENDESK_STATUS_WEBHOOK_SECRET", "(unset: status webhook disabled; `yorisoi sync-status` still catches up)",
+           "Signing secret of the Zendesk webhook that calls `POST /zendesk/status` when a Yorisoi ticket's status "
+           "changes or an agent comments publicly.", True, "connector.helpdesks.zendesk.webhook"),
     EnvVar("ZENDESK_FIELDS", "(unset: tags only)",
            "Labels copied into custom ticket fields: `sentiment=360001,intent=360002:tag` (label=field id[:tag]).",
            False, _CLIENT),

@@ -25,10 +25,12 @@ stops sending while fewer than ZENDESK_RATE_LIMIT_RESERVE % of the account's lim
 from __future__ import annotations
 
 import base64
+import html
 import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -46,7 +48,8 @@ from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyExce
 from connector import jsonsafe
 from connector.config import ConfigError, shared_secret
 from connector.helpdesks.base import (
-    BULK_LEASE, BulkCreateResult, CommentDraft, HelpdeskError, Requester, SlaPlan, TicketDraft,
+    BULK_LEASE, TICKET_STATUSES, BulkCreateResult, CommentDraft, HelpdeskError, RedactionOutcome, Requester, SlaPlan,
+    StatusPage, StatusUpdate, TicketClosed, TicketDraft,
 )
 from connector.labels import TAG_PREFIX
 from connector.models import ANALYSIS_LABELS, TicketRef
@@ -95,6 +98,7 @@ class ZendeskConfig:
     api_token: str | None = field(default=None, repr=False)
     oauth_token: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
+    status_webhook_secret: str | None = field(default=None, repr=False)
     fields: Mapping[str, FieldMapping] = field(default_factory=dict)
     bulk_threshold: int = 200
     rate_reserve_percent: int = 10
@@ -143,6 +147,7 @@ class ZendeskConfig:
         return cls(
             base_url=url, subdomain=subdomain, email=email, api_token=api_token, oauth_token=oauth_token,
             webhook_secret=shared_secret(env, "ZENDESK_WEBHOOK_SECRET"),
+            status_webhook_secret=shared_secret(env, "ZENDESK_STATUS_WEBHOOK_SECRET"),
             fields=_parse_fields(env.get("ZENDESK_FIELDS") or ""),
             bulk_threshold=_int(env, "ZENDESK_BULK_THRESHOLD", 200, 0, 1_000_000),
             rate_reserve_percent=_int(env, "ZENDESK_RATE_LIMIT_RESERVE", 10, 0, 90),
@@ -478,12 +483,114 @@ class ZendeskHelpdesk:
         if comment.public and comment.author_external_id:
             author_id = self._user_id_for(comment.author_external_id)
         update = self._comment_ticket(int(ticket.ticket_id), comment, author_id)
-        self._call(f"comment on ticket #{ticket.ticket_id}", lambda: self.client.tickets.update(update))
+        try:
+            self._call(f"comment on ticket #{ticket.ticket_id}", lambda: self.client.tickets.update(update))
+        except HelpdeskError as exc:
+            if exc.status == 422 and _closed_refusal(exc):
+                # "Once a ticket is closed … it can't be reopened. However, you can create a new
+                # request that references the closed ticket" (…/tickets/tickets/, via_followup_source_id).
+                raise TicketClosed(exc.message, retryable=False, status=422,
+                                   field_errors=exc.field_errors) from exc
+            raise
+
+    def create_followup(self, closed: TicketRef, draft: TicketDraft) -> TicketRef:
+        """A follow-up ticket for a post whose conversation's ticket is closed: the post's own
+        ticket (its text first, then its analysis note), linked to the closed one with
+        `via_followup_source_id` (…/tickets/tickets/#json-format; "only works with closed
+        tickets"). Same Idempotency-Key as any ticket of this post, so a retry gets it back."""
+        requester_id = self.requester_id(draft.requester)
+        ticket = self.ticket_payload(draft, requester_id)
+        ticket.via_followup_source_id = int(closed.ticket_id)
+        with self.session.extra_headers({"Idempotency-Key": idempotency_key(draft.external_id)}):
+            audit = self._call(f"follow-up of closed ticket #{closed.ticket_id}",
+                               lambda: self.client.tickets.create(ticket))
+        ref = self._ref(audit.ticket.id)
+        self.add_comment(ref, draft.note_comment())
+        return ref
 
     def has_comment(self, ticket: TicketRef, dedupe_key: str) -> bool:
         audits = self._call(f"audits of ticket #{ticket.ticket_id}",
                             lambda: list(self.client.tickets.audits(ticket=int(ticket.ticket_id))))
         return any(_audit_key(audit) == dedupe_key for audit in audits)
+
+    # status comes back (connector/ticket_status.py)
+    def status_page(self, cursor: Any, since: datetime) -> StatusPage:
+        """One page of the incremental ticket export, cursor based
+        (`GET /api/v2/incremental/tickets/cursor.json`, …/ticket-management/incremental_exports/):
+        `start_time` (unix seconds, at least a minute ago) on the first call, then `cursor` =
+        the previous page's `after_cursor`; `end_of_stream` says whether more wait. Admins only;
+        10 calls a minute. `include=metric_sets` sideloads each ticket's metrics
+        (…/tickets/ticket_metrics/): `status_updated_at`, and `reply_time_in_minutes.calendar`,
+        the time to the first public agent comment, wherever it was written."""
+        params: dict[str, Any] = {"include": "metric_sets"}
+        if cursor:
+            params["cursor"] = cursor
+        else:
+            start = min(since, datetime.now(timezone.utc) - timedelta(minutes=1))
+            params["start_time"] = int(start.timestamp())
+        answer = self._call("incremental ticket export", lambda: self._raw("GET", "incremental/tickets/cursor",
+                                                                           params=params))
+        metrics = {int(m["ticket_id"]): m for m in answer.get("metric_sets") or [] if m.get("ticket_id")}
+        updates = []
+        for ticket in answer.get("tickets") or []:
+            status = normalize_status(ticket.get("status"))
+            if status is None:
+                continue  # "deleted" tickets: nothing to show as open or solved
+            metric = metrics.get(int(ticket["id"])) or {}
+            changed = _iso(metric.get("status_updated_at")) or _iso(ticket.get("updated_at")) or datetime.now(timezone.utc)
+            reply_at = None
+            minutes = (metric.get("reply_time_in_minutes") or {}).get("calendar")
+            created = _iso(ticket.get("created_at"))
+            if isinstance(minutes, (int, float)) and created is not None:
+                reply_at = created + timedelta(minutes=minutes)
+            updates.append(StatusUpdate(str(ticket["id"]), status, changed, reply_at))
+        return StatusPage(updates, answer.get("after_cursor") or cursor, not answer.get("end_of_stream", True))
+
+    # deletion compliance inside the helpdesk (connector/compliance.py)
+    def redact_post(self, ticket: TicketRef, dedupe_keys: Sequence[str], whole_ticket: bool,
+                    marker: str = "") -> RedactionOutcome:
+        """Remove a purged post's words from the ticket: every comment Yorisoi wrote for it —
+        the first comment (the post itself) when the ticket is the post's own (`whole_ticket`),
+        and the comments whose audit carries one of `dedupe_keys` (its follow-up comment, its
+        analysis note with evidence) — through `PUT /api/v2/comment_redactions/{comment_id}`
+        with the whole `html_body` in `<redact>` (…/ticket_comments/, "Redact Ticket Comment In
+        Agent Workspace": works on closed tickets too; needs Agent Workspace and, on
+        Professional, agents allowed to delete tickets). `marker` is unused: redaction leaves
+        ▇ in place of the words."""
+        ticket_id = int(ticket.ticket_id)
+        audits = self._call(f"audits of ticket #{ticket_id}", lambda: list(self.client.tickets.audits(ticket=ticket_id)))
+        wanted: set[int] = set()
+        first_comment: int | None = None
+        for audit in sorted(audits, key=lambda a: int(a.id)):
+            comment_ids = [int(e["id"]) for e in (_as_dict(ev) for ev in (getattr(audit, "events", None) or []))
+                           if e.get("type") == "Comment" and e.get("id")]
+            if first_comment is None and comment_ids:
+                first_comment = comment_ids[0]
+            if _audit_key(audit) in dedupe_keys:
+                wanted.update(comment_ids)
+        if whole_ticket and first_comment is not None:
+            wanted.add(first_comment)
+        if not wanted:
+            return RedactionOutcome("impossible", f"ticket #{ticket_id}: no comment of this post found")
+        comments = {int(c["id"]): c for c in self._raw("GET", f"tickets/{ticket_id}/comments").get("comments") or []}
+        done = 0
+        for comment_id in sorted(wanted):
+            comment = comments.get(comment_id)
+            if comment is None:
+                continue
+            body = comment.get("html_body") or html.escape(comment.get("body") or "")
+            if not body.strip() or "<redact>" in body:
+                done += 1
+                continue
+            try:
+                self._call(f"redact comment {comment_id}", lambda: self._raw(
+                    "PUT", f"comment_redactions/{comment_id}",
+                    {"ticket_id": ticket_id, "html_body": _redact_all(body)}))
+            except HelpdeskError as exc:
+                return RedactionOutcome("failed", f"ticket #{ticket_id} comment {comment_id}: {exc.message}",
+                                        retryable=exc.retryable)
+            done += 1
+        return RedactionOutcome("redacted", f"ticket #{ticket_id}: {done} comment(s) redacted")
 
     # storms (connector/storms.py)
     def link_incident(self, problem: TicketRef, incident: TicketRef) -> None:
@@ -681,7 +788,8 @@ class ZendeskHelpdesk:
         created = self._call("create SLA policy", lambda: self._raw("POST", "slas/policies", {"sla_policy": policy}))
         return SlaPlan(action="created", policy=created.get("sla_policy") or policy)
 
-    def _raw(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _raw(self, method: str, path: str, payload: dict[str, Any] | None = None,
+             params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A call through zenpy's transport (URL, auth, errors) returning the JSON as is.
 
         For SLA policies: zenpy's SlaPolicyApi.create/update return None (2.0.57) and its
@@ -692,6 +800,8 @@ class ZendeskHelpdesk:
         kwargs: dict[str, Any] = {"timeout": api.timeout}
         if payload is not None:
             kwargs["json"] = payload
+        if params:
+            kwargs["params"] = dict(params)
         response = api._call_api(method_fn, url, **kwargs)
         return response.json() if response.content else {}
 
@@ -874,3 +984,75 @@ def _apis(client: Zenpy) -> Iterator[BaseApi]:
 
 def make_zendesk(env: Mapping[str, str]) -> ZendeskHelpdesk:
     return ZendeskHelpdesk(ZendeskConfig.from_env(env))
+
+
+#: Zendesk's statuses, and the labels {{ticket.status}} renders in English and Japanese
+#: accounts (support.zendesk.com/hc/en-us/articles/4408886858138, ticket.status).
+_STATUS_NAMES = {**{s: s for s in TICKET_STATUSES}, "on-hold": "hold", "on hold": "hold",
+                 "新規": "new", "オープン": "open", "保留中": "pending", "待機中": "hold", "解決済み": "solved",
+                 "終了": "closed", "終了済み": "closed"}
+
+
+def normalize_status(raw: Any) -> str | None:
+    return _STATUS_NAMES.get(str(raw or "").strip().lower()) if raw is not None else None
+
+
+def _iso(raw: Any) -> datetime | None:
+    return _parse_timestamp(str(raw)) if raw else None
+
+
+def _closed_refusal(exc: HelpdeskError) -> bool:
+    """Zendesk's 422 for an update of a closed ticket: RecordInvalid with
+    details.status "Status: closed prevents ticket update"."""
+    text = " ".join([exc.message, *exc.field_errors.values()]).lower()
+    return "closed prevents ticket update" in text
+
+
+def _redact_all(html_body: str) -> str:
+    """Every run of text wrapped in <redact>, links and images given the `redact` attribute:
+    the two forms the Agent Workspace redaction documents."""
+    out = []
+    for part in re.split(r"(<[^>]+>)", html_body):
+        if part.startswith("<"):
+            if re.match(r"<(a|img)\b", part, re.I) and not re.search(r"\sredact\b", part):
+                part = re.sub(r"\s*/?>$", lambda m: " redact" + m.group(0).strip(), part)
+            out.append(part)
+        elif part.strip():
+            out.append(f"<redact>{part}</redact>")
+        else:
+            out.append(part)
+    return "".join(out)
+
+
+#: The JSON body of the status trigger's webhook action (README, Zendesk → status).
+STATUS_BODY_TEMPLATE = """{
+  "ticket_id": "{{ticket.id}}",
+  "status": "{{ticket.status}}",
+  "updated_at": "{{ticket.updated_at_with_timestamp}}",
+  "comment_public": "{% for comment in ticket.comments limit:1 %}{{comment.is_public}}{% endfor %}",
+  "author_role": "{{current_user.role}}"
+}"""
+
+
+def parse_status_webhook(body: bytes, received_at: datetime) -> StatusUpdate:
+    """The status trigger's body → a StatusUpdate. The trigger fires on a status change and
+    on a public agent comment; the latter also records the first public reply time.
+    Raises WebhookBodyError naming the bad field."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WebhookBodyError("body", f"not valid JSON ({exc}); paste the body from the README") from None
+    if not isinstance(data, dict):
+        raise WebhookBodyError("body", "should be a JSON object")
+    ticket_id = scrub(str(data.get("ticket_id") or "")).strip()
+    if not is_number_id(ticket_id):
+        raise WebhookBodyError("ticket_id", f"should be a ticket number, not {ticket_id[:40]!r}")
+    status = normalize_status(scrub(str(data.get("status") or "")))
+    if status is None:
+        raise WebhookBodyError("status", f"unknown status {str(data.get('status'))[:40]!r} "
+                                         f"(expected one of {', '.join(TICKET_STATUSES)})")
+    changed = _iso(scrub(str(data.get("updated_at") or ""))) or received_at
+    public = str(data.get("comment_public") or "").strip().lower() in ("true", "1", "yes")
+    role = str(data.get("author_role") or "").strip().lower()
+    reply_at = changed if public and role in AGENT_ROLES else None
+    return StatusUpdate(ticket_id, status, changed, reply_at)

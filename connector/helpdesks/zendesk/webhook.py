@@ -1,4 +1,5 @@
 """`POST /zendesk/webhook`: an agent's public comment in Zendesk goes back to the network.
+`POST /zendesk/status`: a ticket's status (and first public agent reply) comes back to Yorisoi.
 
 A Zendesk trigger (README, "Zendesk") calls this with the JSON body Yorisoi defines
 (`helpdesks.zendesk.client.WEBHOOK_BODY_TEMPLATE`), signed by Zendesk with the webhook's signing
@@ -65,3 +66,36 @@ def zendesk_webhook():
     exchange = outcome.exchange
     return _answer(200, status="duplicate" if outcome.duplicate else exchange["status"],
                    exchange={"dedupe_key": exchange["dedupe_key"], "text": exchange["text"], "url": exchange.get("url")})
+
+
+@bp.post("/zendesk/status")
+def zendesk_status():
+    """The status trigger's call (README, "Zendesk" → ticket status): signed like
+    /zendesk/webhook, with the signing secret of its own webhook (ZENDESK_STATUS_WEBHOOK_SECRET).
+    A ticket Yorisoi did not create answers 200 "ignored" (no retry, no circuit breaker)."""
+    from datetime import datetime, timezone
+
+    from connector.helpdesks.zendesk.client import (
+        WebhookBodyError, ZendeskHelpdesk, parse_status_webhook, verify_webhook_signature,
+    )
+
+    svc = services()
+    helpdesk = svc.helpdesk
+    if not isinstance(helpdesk, ZendeskHelpdesk):
+        return _answer(503, error="Zendesk is not the configured helpdesk (YORISOI_HELPDESK=zendesk)")
+    secret = helpdesk.config.status_webhook_secret
+    if not secret:
+        return _answer(503, error="the Zendesk status webhook is disabled: set ZENDESK_STATUS_WEBHOOK_SECRET")
+    body = request.get_data(cache=False)
+    problem = verify_webhook_signature(secret, body, request.headers.get(SIGNATURE_HEADER),
+                                       request.headers.get(TIMESTAMP_HEADER))
+    if problem:
+        return _answer(401, error=problem)
+    try:
+        update = parse_status_webhook(body, datetime.now(timezone.utc))
+    except WebhookBodyError as exc:
+        return _answer(400, error=str(exc), field=exc.field)
+    matched = svc.store.ticket_status.record(helpdesk.name, [update], via="webhook")
+    if not matched:
+        return _answer(200, status="ignored", reason=f"ticket {update.ticket_id} was not created by Yorisoi")
+    return _answer(200, status="recorded", ticket_id=update.ticket_id, ticket_status=update.status)
