@@ -17,8 +17,8 @@ from tests.sidebar_seed import BAD_REPLY, seed
 @pytest.fixture
 def seeded(app, svc):
     info = seed(svc)
-    _, token = create_token(svc.store, "佐藤")
-    info["token"] = token
+    token_id, token = create_token(svc.store, "佐藤")
+    info["token"], info["token_id"] = token, token_id
     info["headers"] = {"Authorization": f"Bearer {token}"}
     return info
 
@@ -279,14 +279,35 @@ def test_corrections_are_stored_for_training(client, svc, seeded):
     assert not list(schema_of("Correction").iter_errors(body))
     assert body["previous"] == "complaint" and body["value"] == "report" and body["agent"] == "佐藤"
     client.post("/api/v1/corrections", headers=seeded["headers"],
-                json={"ticket": "101", "helpdesk": "zendesk", "label": "sentiment", "value": "neutral", "agent": "佐藤 (SV)"})
+                json={"ticket": "101", "helpdesk": "zendesk", "label": "sentiment", "value": "neutral"})
     [row] = svc.store.corrections.list_corrections(label="sentiment")
-    assert (row["post_key"], row["new_value"], row["agent"]) == ("x:1860000000000000103", "neutral", "佐藤 (SV)")
+    assert (row["post_key"], row["new_value"], row["agent"]) == ("x:1860000000000000103", "neutral", "佐藤")
+    assert row["token_id"] == seeded["token_id"]
     # What `yorisoi train --from-corrections` reads:
     assert svc.store.corrections.corrected_examples("sentiment")[0][2] == "neutral"
     ctx = client.get("/api/v1/context?helpdesk=zendesk&ticket=101", headers=seeded["headers"]).json
-    assert ctx["corrections"]["intent"]["value"] == "report" and ctx["corrections"]["sentiment"]["agent"] == "佐藤 (SV)"
+    assert ctx["corrections"]["intent"]["value"] == "report" and ctx["corrections"]["sentiment"]["agent"] == "佐藤"
     assert not list(schema_of("Context").iter_errors(ctx))
+
+
+def test_an_agent_named_in_the_body_cannot_impersonate_a_colleague(client, svc, seeded):
+    """Issue 16 #14: the body's `agent` used to win over the token's: a token of 佐藤 could
+    record corrections and sign draft replies as 鈴木."""
+    response = client.post("/api/v1/corrections", headers=seeded["headers"],
+                           json={"ticket": "101", "helpdesk": "zendesk", "label": "sentiment", "value": "neutral",
+                                 "agent": "鈴木"})
+    assert response.status_code == 403 and response.json["field"] == "agent"
+    assert svc.store.corrections.list_corrections() == []
+    response = client.post("/api/v1/draft-check", headers=seeded["headers"],
+                           json={"ticket": "101", "helpdesk": "zendesk", "text": "確認します", "agent": "鈴木"})
+    assert response.status_code == 403 and response.json["field"] == "agent"
+    # Naming oneself is allowed and recorded with the token's id.
+    response = client.post("/api/v1/corrections", headers=seeded["headers"],
+                           json={"ticket": "101", "helpdesk": "zendesk", "label": "sentiment", "value": "neutral",
+                                 "agent": "佐藤"})
+    assert response.status_code == 201 and response.json["agent"] == "佐藤"
+    [row] = svc.store.corrections.list_corrections()
+    assert (row["agent"], row["token_id"]) == ("佐藤", seeded["token_id"])
 
 
 @pytest.mark.parametrize("payload, status, field", [

@@ -13,7 +13,8 @@ from sqlalchemy import (
     Text, TypeDecorator, UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
+SCHEMA_VERSION = 3  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
+#                   3: corrections.token_id
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -291,7 +292,8 @@ corrections = Table(
     Column("label", String(32), nullable=False),       # sentiment, intent, … (ANALYSIS_LABELS)
     Column("old_value", String(32)),                   # what the analysis said (None: no analysis)
     Column("new_value", String(32), nullable=False),
-    Column("agent", String(200), nullable=False),
+    Column("agent", String(200), nullable=False),      # the token's agent, never a name from the request
+    Column("token_id", Integer),                       # the agent token that made it (None: CLI, before v3)
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_corrections_label", "label", "post_key", "id"),
 )
