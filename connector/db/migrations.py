@@ -55,6 +55,21 @@ def _migrate_3_correction_token(conn: Connection) -> None:
     add_column(conn, "corrections", Column("token_id", Integer))
 
 
+def _migrate_4_channel_feed(conn: Connection) -> None:
+    """Number the qualifying posts already stored for the Channel framework feed, in the order
+    the old cursor walked them ((ingested_at, key)); posts numbered already keep their number."""
+    from connector.db.schema import channel_feed, outbox, posts
+
+    missing = (select(posts.c.key).join(outbox, outbox.c.post_key == posts.c.key)
+               .where(posts.c.qualified == True)  # noqa: E712
+               .where(~select(channel_feed.c.seq).where(channel_feed.c.post_key == posts.c.key).exists())
+               .order_by(posts.c.ingested_at, posts.c.key))
+    keys = list(conn.execute(missing).scalars())
+    if keys:
+        conn.execute(insert(channel_feed), [{"post_key": key} for key in keys])
+
+
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3: _migrate_3_correction_token}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3: _migrate_3_correction_token,
+                                                      4: _migrate_4_channel_feed}
