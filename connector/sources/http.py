@@ -104,4 +104,13 @@ def request(session: requests.Session, platform: str, method: str, url: str, **k
         return session.request(method, url, **kwargs)
     except requests.RequestException as exc:
         raise SourceError(f"{platform}: cannot reach {urlsplit(url).netloc}: {type(exc).__name__}",
-                          retryable=True) from None
+                          retryable=True, maybe_sent=_maybe_sent(exc)) from None
+
+
+def _maybe_sent(exc: requests.RequestException) -> bool:
+    """False only when the request surely never left: no connection could be made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError) and "NewConnectionError" in repr(exc.args):
+        return False
+    return not isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema))

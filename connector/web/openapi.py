@@ -57,7 +57,7 @@ def _schemas() -> dict[str, Any]:
             "agent": {"type": "string"}, "token_id": {"type": "integer"}}},
         "Exchange": {"type": "object", "required": ["agent", "text", "status", "created_at"], "properties": {
             "agent": {"type": "string"}, "text": {"type": "string"},
-            "status": {"type": "string", "enum": ["sending", "sent", "prepared", "recorded", "failed"]},
+            "status": {"type": "string", "enum": ["sending", "sent", "prepared", "recorded", "failed", "unknown"]},
             "url": _URL_OR_NULL, "created_at": {"type": "string", "format": "date-time"},
             "sent_at": {"type": ["string", "null"], "format": "date-time"},
             "helpdesk": {"type": "string"}, "ticket_id": {"type": "string"}}},
