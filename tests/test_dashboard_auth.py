@@ -126,3 +126,42 @@ def test_webhooks_need_no_csrf_token_even_with_a_dashboard_session(app, svc):
     anonymous = app.test_client().post("/sources/webhook", data=body, content_type="application/json",
                                        headers={"X-Yorisoi-Signature": sign(body)})
     assert anonymous.status_code in (200, 202)
+
+
+def _signed_in(app):
+    from tests.conftest import login as _login
+    return _login(app.test_client(), app)
+
+
+def test_sign_out_everywhere_ends_every_session_of_the_account(app):
+    """Issue 16 #13: a signed cookie stayed valid for 12 h after logout; a copy of it (another
+    device, a stolen cookie) kept working. "Sign out everywhere" now ends them all."""
+    laptop, phone = _signed_in(app), _signed_in(app)
+    stolen = app.test_client()
+    stolen.set_cookie("yorisoi_session", phone.get_cookie("yorisoi_session").value)
+    assert stolen.get("/").status_code == 200
+    page = laptop.get("/").get_data(as_text=True)
+    assert laptop.post("/logout", data={"csrf_token": csrf_from(page), "everywhere": "1"}).status_code == 302
+    for client in (laptop, phone, stolen):
+        assert client.get("/").status_code == 302
+    again = _signed_in(app)  # signing in again works
+    assert "すべての端末でログアウト" in again.get("/").get_data(as_text=True)
+
+
+def test_a_password_reset_and_a_deleted_account_end_sessions(app, env):
+    from click.testing import CliRunner
+    from connector.cli import main
+    from connector.web.auth import hash_password
+    client = _signed_in(app)
+    copy = app.test_client()
+    copy.set_cookie("yorisoi_session", client.get_cookie("yorisoi_session").value)
+    store = app.extensions["yorisoi"].store
+    store.accounts.create_user(SUPERVISOR[0], hash_password("a-brand-new-password"), replace=True)
+    assert client.get("/").status_code == 302 and copy.get("/").status_code == 302
+    from tests.conftest import login as _login
+    fresh = _login(app.test_client(), app, password="a-brand-new-password")
+    assert fresh.get("/").status_code == 200
+    result = CliRunner().invoke(main, ["user", "delete", SUPERVISOR[0]], env=env)
+    assert result.exit_code == 0, result.output
+    assert fresh.get("/").status_code == 302
+    assert CliRunner().invoke(main, ["user", "delete", SUPERVISOR[0]], env=env).exit_code == 1

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from connector.db.engine import dialect_insert, new_id, utcnow
@@ -69,7 +69,10 @@ class AccountRepository:
         with self.engine.begin() as conn:
             stmt = dialect_insert(conn, users).values(name=name, password_hash=password_hash, created_at=now)
             if replace:
-                stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"password_hash": password_hash})
+                # A new password ends every session signed in with the old one.
+                stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={
+                    "password_hash": password_hash,
+                    "session_generation": func.coalesce(users.c.session_generation, 0) + 1})
             else:
                 stmt = stmt.on_conflict_do_nothing(index_elements=["name"])
             # RETURNING, not rowcount (-1 on PostgreSQL with an implicit RETURNING of the id).
@@ -78,6 +81,22 @@ class AccountRepository:
     def user_password_hash(self, name: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(select(users.c.password_hash).where(users.c.name == name)).scalar()
+
+    def session_generation(self, name: str) -> int | None:
+        """The account's current session generation; None when there is no such account."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users.c.session_generation).where(users.c.name == name)).first()
+        return None if row is None else int(row.session_generation or 0)
+
+    def end_sessions(self, name: str) -> bool:
+        """Sign the account out everywhere: every session issued before now is refused."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(users).where(users.c.name == name).values(
+                session_generation=func.coalesce(users.c.session_generation, 0) + 1)).rowcount == 1
+
+    def delete_user(self, name: str) -> bool:
+        with self.engine.begin() as conn:
+            return conn.execute(delete(users).where(users.c.name == name)).rowcount == 1
 
     def record_login(self, name: str) -> None:
         with self.engine.begin() as conn:

@@ -69,7 +69,13 @@ def _migrate_4_channel_feed(conn: Connection) -> None:
         conn.execute(insert(channel_feed), [{"post_key": key} for key in keys])
 
 
+def _migrate_5_session_generation(conn: Connection) -> None:
+    """Supervisors' sessions can be ended everywhere (issue 16 #13)."""
+    add_column(conn, "users", Column("session_generation", Integer))
+
+
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3: _migrate_3_correction_token,
-                                                      4: _migrate_4_channel_feed}
+                                                      4: _migrate_4_channel_feed,
+                                                      5: _migrate_5_session_generation}

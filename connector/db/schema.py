@@ -13,9 +13,10 @@ from sqlalchemy import (
     Text, TypeDecorator, UniqueConstraint,
 )
 
-SCHEMA_VERSION = 4  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
+SCHEMA_VERSION = 5  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
 #                   3: corrections.token_id
 #                   4: channel_feed filled from the qualifying posts already stored
+#                   5: users.session_generation
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -441,6 +442,9 @@ users = Table(
     Column("password_hash", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_login_at", UTCDateTime),
+    # Bumped by "sign out everywhere" and by a password reset: a session cookie carries the
+    # generation it was issued under and is refused once it differs (None counts as 0).
+    Column("session_generation", Integer),
 )
 
 

@@ -14,6 +14,8 @@
   user's name; only set it when the connector is reachable through that proxy alone, since
   anyone who can reach it directly could send the header themselves.
 - Failed logins are limited per client address and per account name.
+- A session holds its account's session generation; "sign out everywhere", a password reset
+  and `yorisoi user delete` bump or remove it, so every older cookie is refused at once.
 """
 from __future__ import annotations
 
@@ -152,7 +154,16 @@ def current_user() -> str | None:
         name = (request.headers.get(header) or "").strip()
         if name and len(name) <= 200:
             return name
-    return session.get("user")
+    user = session.get("user")
+    if user is None:
+        return None
+    # The session is valid only under the generation it was issued with: "sign out
+    # everywhere", a password reset and `yorisoi user delete` end it on every device.
+    generation = services().store.accounts.session_generation(user)
+    if generation is None or session.get("gen", 0) != generation:
+        session.clear()
+        return None
+    return str(user)
 
 
 def require_login() -> Any:
@@ -217,6 +228,7 @@ def login():
             session.clear()  # a fresh session (and CSRF token): no fixation of a planted cookie
             session.permanent = True
             session["user"] = name
+            session["gen"] = services().store.accounts.session_generation(name) or 0
             services().store.accounts.record_login(name)
             return redirect(_safe_next(request.form.get("next")))
         throttle.failed(*keys)
@@ -226,6 +238,10 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    """Sign out; with `everywhere`, every other session of the account ends too."""
     check_csrf()
+    user = session.get("user")
+    if user and request.form.get("everywhere"):
+        services().store.accounts.end_sessions(str(user))
     session.clear()
     return redirect(url_for("auth.login"))
