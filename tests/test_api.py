@@ -325,3 +325,36 @@ def test_corrections_validation(client, svc, seeded, payload, status, field):
     if field:
         assert response.json["field"] == field
     assert svc.store.corrections.list_corrections() == []
+
+
+def test_a_read_request_succeeds_while_the_database_is_write_locked(client, svc, seeded):
+    """Issue 16 #15: every sidebar request wrote last_used_at, so while another writer held
+    SQLite's write lock the read-only API waited 10 s and failed. It writes only when the
+    stamp is stale, and then without waiting for the lock."""
+    import sqlite3
+    import time as _time
+    assert client.get("/api/v1/me", headers=seeded["headers"]).status_code == 200
+    [row] = svc.store.accounts.list_agent_tokens()
+    stamped = row["last_used_at"]
+    assert stamped is not None
+    # Fresh: no write at all. Then make it stale and hold the write lock from elsewhere.
+    import sqlalchemy
+    from datetime import timedelta
+    with svc.store.engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE agent_tokens SET last_used_at = :t"),
+                     {"t": (stamped - timedelta(hours=1)).replace(tzinfo=None).isoformat(sep=" ")})
+    path = svc.store.engine.url.database
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        started = _time.monotonic()
+        response = client.get("/api/v1/context?helpdesk=zendesk&ticket=101", headers=seeded["headers"])
+        assert response.status_code == 200
+        assert _time.monotonic() - started < 3
+    finally:
+        blocker.rollback()
+        blocker.close()
+    # With the lock gone, the next request records the use.
+    assert client.get("/api/v1/me", headers=seeded["headers"]).status_code == 200
+    [row] = svc.store.accounts.list_agent_tokens()
+    assert row["last_used_at"] > stamped - timedelta(hours=1)

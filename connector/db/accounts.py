@@ -54,13 +54,36 @@ class AccountRepository:
                                 .where(agent_tokens.c.revoked_at.is_(None))
                                 .values(revoked_at=utcnow())).rowcount == 1
 
-    def touch_agent_token(self, token_id: int, at: datetime, *, not_since: datetime) -> None:
+    def touch_agent_token(self, token_id: int, at: datetime, *, not_since: datetime) -> bool:
         """Set last_used_at, but only when the stored one is older than `not_since`: one write
-        per token per minute or so, not one per sidebar request."""
-        with self.engine.begin() as conn:
-            conn.execute(update(agent_tokens).where(agent_tokens.c.id == token_id)
-                         .where((agent_tokens.c.last_used_at.is_(None)) | (agent_tokens.c.last_used_at < not_since))
-                         .values(last_used_at=at))
+        per token per minute or so, not one per sidebar request.
+
+        It never waits for a lock: the sidebar's read requests call it, and a database busy
+        with another writer (SQLite's single write lock, a PostgreSQL row lock) must not fail
+        or stall them (issue 16 #15). Returns False when it was skipped for a lock; the next
+        request tries again."""
+        from connector.db.engine import LOCK_TIMEOUT_SECONDS
+        from connector.db.errors import Unavailable
+
+        sqlite = self.engine.dialect.name == "sqlite"
+        with self.engine.connect() as conn:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+                conn.commit()
+            try:
+                with conn.begin():
+                    if not sqlite:
+                        conn.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
+                    conn.execute(update(agent_tokens).where(agent_tokens.c.id == token_id)
+                                 .where((agent_tokens.c.last_used_at.is_(None)) | (agent_tokens.c.last_used_at < not_since))
+                                 .values(last_used_at=at))
+                return True
+            except Unavailable:
+                return False
+            finally:
+                if sqlite:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(LOCK_TIMEOUT_SECONDS * 1000)}")
+                    conn.commit()
 
     def create_user(self, name: str, password_hash: str, *, replace: bool = False) -> bool:
         """Add a supervisor; with `replace`, set a new password for an existing one. Returns
