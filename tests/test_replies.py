@@ -189,3 +189,22 @@ def test_reply_rkey_is_a_deterministic_tid():
     key = reply_rkey("zendesk:comment:77")
     assert key == reply_rkey("zendesk:comment:77") != reply_rkey("zendesk:comment:78")
     assert re.fullmatch(r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}", key)
+
+
+def test_an_interrupted_local_reply_is_simply_resent(svc):
+    """The local source records replies only: an interrupted (stale `sending`) one needs no
+    look on a network before it is sent again."""
+    from datetime import timedelta
+    from sqlalchemy import update
+    from connector.db.schema import exchanges
+    from connector.sources.local import LocalSource
+    ticket_id = ticketed(svc)
+    svc.sources["x"] = LocalSource("x")
+    row, _ = svc.store.exchanges.begin_exchange(
+        dedupe_key="k-local", ticket_post_key="x:1", reply_to_key="x:2", helpdesk="local",
+        ticket_id=str(ticket_id), agent="佐藤", text="確認します（ソラモバイル 佐藤）")
+    with svc.store.engine.begin() as conn:
+        conn.execute(update(exchanges).where(exchanges.c.id == row["id"]).values(
+            created_at=row["created_at"] - timedelta(minutes=5)))
+    outcome = svc.reply(ticket_id=ticket_id, agent="佐藤", text="確認します", dedupe_key="k-local")
+    assert outcome.exchange["status"] == "recorded"
