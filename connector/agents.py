@@ -68,7 +68,10 @@ def authenticate(store: Store, token: str) -> AgentIdentity | None:
     if row is None or row.revoked_at is not None:
         return None
     now = utcnow()
-    store.accounts.touch_agent_token(row.id, now, not_since=now - TOUCH_EVERY)
+    if row.last_used_at is None or row.last_used_at < now - TOUCH_EVERY:
+        # Only when stale (no write at all on most requests), and never waiting for a lock:
+        # a read request must not fail because another writer holds the database.
+        store.accounts.touch_agent_token(row.id, now, not_since=now - TOUCH_EVERY)
     return AgentIdentity(row.id, row.agent)
 
 

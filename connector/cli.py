@@ -826,6 +826,15 @@ def user_create(name: str, generate: bool, password_stdin: bool, reset: bool) ->
                (f"  password {password}" if generate else ""))
 
 
+@user.command("delete")
+@click.argument("name")
+def user_delete(name: str) -> None:
+    """Delete the supervisor account NAME; its sessions end at their next request."""
+    if not _services(_app()).store.accounts.delete_user(name.strip()):
+        raise click.ClickException(f"no account {name!r}")
+    click.echo(f"deleted {name.strip()}")
+
+
 @user.command("list")
 def user_list() -> None:
     """List the supervisor accounts and when they last signed in."""

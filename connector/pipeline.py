@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from connector.analysis import DEFAULT_CONFIDENCE, LabelModel, SentimentModel, analyse
 from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketClosed, TicketDraft, supports_bulk
+from connector.helpdesks.deadline import within
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.ports import PipelineStorage
 from connector.qualify import Qualifier
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 #: How long a claimed outbox row stays reserved for its worker before another may take it.
 DELIVERY_LEASE = timedelta(seconds=120)
+#: Helpdesk calls for a claimed row end this long before its lease (recording the result and
+#: the database's own lock timeout fit in it).
+LEASE_MARGIN_SECONDS = 30.0
 #: Retry delays when the helpdesk gives no Retry-After: 2, 4, 8 … seconds, at most 10 minutes.
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_MAX_SECONDS = 600.0
@@ -273,9 +277,17 @@ class Pipeline:
             if report.stopped:
                 return report
         claimed = self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now)
+        claimed_at = time.monotonic()
         for index, item in enumerate(claimed):
             try:
-                self._deliver_one(item, report)
+                # Every helpdesk call for this row ends before its lease does (a trickled
+                # answer would otherwise outlive it and another worker send the row again).
+                budget = DELIVERY_LEASE.total_seconds() - LEASE_MARGIN_SECONDS - (time.monotonic() - claimed_at)
+                if budget <= 0:
+                    self.store.outbox.release_claims([rest.id for rest in claimed[index:]])
+                    break
+                with within(budget):
+                    self._deliver_one(item, report)
             except HelpdeskError as exc:
                 self._record_helpdesk_error(item, exc, report)
                 if exc.stop_delivery or exc.retry_after is not None:
@@ -316,8 +328,10 @@ class Pipeline:
                     self._ensure_note(ref, draft)
             if ref is None:
                 ref = self.helpdesk.create_ticket(draft)
-            self.store.outbox.mark_created(item, ref, external_id=draft.external_id, subject=draft.subject,
-                                    priority=draft.priority, tags=draft.tags)
+            if not self.store.outbox.mark_created(item, ref, external_id=draft.external_id, subject=draft.subject,
+                                                  priority=draft.priority, tags=draft.tags):
+                log.warning("outbox row %s: lease lost while creating ticket %s; another worker owns it", item.id,
+                            ref.ticket_id)
             report.created += 1
             log.debug("ticket %s created for %s", ref.ticket_id, item.post_key)
             return
@@ -338,7 +352,8 @@ class Pipeline:
                 raise
             self._open_followup(item, parent_key, parent, create_followup, report)
             return
-        self.store.outbox.mark_commented(item)
+        if not self.store.outbox.mark_commented(item):
+            log.warning("outbox row %s: lease lost while commenting; another worker owns it", item.id)
         report.commented += 1
 
     def _open_followup(self, item: OutboxItem, parent_key: str, closed: TicketRef,

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any, Mapping
 
 from connector.config import DEFAULT_REPLY_SIGNATURE
-from connector.sources.base import ReplyRefused, Source
+from connector.sources.base import ReplyLookup, ReplyRefused, ReplyResult, ReplyUnknown, Source, SourceError
 from connector.db import Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,30 @@ SENDING_STALE_AFTER = timedelta(seconds=60)
 
 
 def _worth_retrying(row: Mapping[str, Any]) -> bool:
-    if row["status"] == "failed":
+    if row["status"] in ("failed", "unknown"):
         return True
     return row["status"] == "sending" and row["created_at"] < utcnow() - SENDING_STALE_AFTER
+
+
+def _outcome_unknown(row: Mapping[str, Any]) -> bool:
+    """The last attempt may have been posted: it timed out (`unknown`) or the process died
+    while sending (a stale `sending`)."""
+    return row["status"] in ("unknown", "sending")
+
+
+def _already_posted(source: Source, post: Any, row: Mapping[str, Any], dedupe_key: str) -> ReplyResult | None:
+    """Before resending a reply whose outcome is unknown: the brand's reply if it is on the
+    network. Networks whose resend cannot post twice (Mastodon's Idempotency-Key, Bluesky's
+    record key from the dedupe key) need no look. Raises ReplyFailed when nobody can tell."""
+    if getattr(source, "idempotent_replies", False):
+        return None
+    if not isinstance(source, ReplyLookup):
+        raise ReplyFailed(f"{post.platform}: the last attempt may have been posted and cannot be checked; "
+                          f"check the conversation by hand", retryable=False)
+    try:
+        return source.find_reply(post, row["text"], dedupe_key)
+    except SourceError as exc:
+        raise ReplyFailed(f"cannot tell whether the last attempt was posted: {exc}", retryable=True) from exc
 
 
 @dataclass(frozen=True)
@@ -96,14 +117,29 @@ def send_reply_to_post(store: Store, sources: Mapping[str, Source], *, ticket_po
     # A new reply, or a retry of one that failed or whose outcome is unknown: send it with the
     # same idempotency key, so networks that honour one never post it twice.
     source = sources[post.platform]
+    if not created and _outcome_unknown(row):
+        # The last attempt timed out or was cut off: it may be public already. X and Bluesky
+        # have no idempotency key, so look before posting again (issue 16 #3).
+        found = _already_posted(source, post, row, dedupe_key)
+        if found is not None:
+            log.info("reply %s to %s was already posted; not sending it again", dedupe_key, post.key)
+            store.exchanges.finish_exchange(row["id"], status=found.status, network_id=found.network_id, url=found.url)
+            return ReplyOutcome(store.exchanges.exchange(dedupe_key) or row, duplicate=False)
     try:
         result = source.post_reply(post, row["text"], idempotency_key=dedupe_key)
     except ReplyRefused as exc:
         store.exchanges.finish_exchange(row["id"], status="failed", error=str(exc))
         raise ReplyFailed(str(exc), retryable=exc.retryable) from exc
-    except Exception as exc:  # network down, timeout: unknown outcome, worth a retry
+    except ReplyUnknown as exc:
+        # No answer after sending: not `failed` (which is resent blindly) but `unknown`,
+        # checked on the network before any resend.
+        log.warning("reply to %s: outcome unknown (%s)", post.key, exc)
+        store.exchanges.finish_exchange(row["id"], status="unknown", error=f"outcome unknown: {exc}")
+        raise ReplyFailed(f"{post.platform} did not answer; the reply may have been posted: {exc}",
+                          retryable=True) from exc
+    except Exception as exc:  # an error of ours or an unforeseen one: we cannot tell either
         log.exception("reply to %s failed", post.key)
-        store.exchanges.finish_exchange(row["id"], status="failed", error=f"unexpected error: {exc}")
+        store.exchanges.finish_exchange(row["id"], status="unknown", error=f"unexpected error: {exc}")
         raise ReplyFailed(f"could not reach {post.platform}: {exc}", retryable=True) from exc
     store.exchanges.finish_exchange(row["id"], status=result.status, network_id=result.network_id, url=result.url)
     return ReplyOutcome(store.exchanges.exchange(dedupe_key) or row, duplicate=False)

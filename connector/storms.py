@@ -28,7 +28,9 @@ Three parts, each small:
    minutes, at least BASELINE_FLOOR). The test is the Poisson upper tail: with λ the baseline
    and k the count, p = P(X ≥ k | λ). It fires when k ≥ `spike_min_count` and p < `spike_alpha`;
    an active alert blocks new ones for the brand, and it ends when p ≥ SPIKE_END_ALPHA (the
-   count is no longer unusual). Start and end each create one ticket / note and one webhook
+   count is no longer unusual). Start and end are judged on the posts' own clock, and a new
+   alert needs a check time more than one window after the last one's end (hysteresis):
+   back-dated posts of a spike that already ended never reopen it. Start and end each create one ticket / note and one webhook
    message (Slack-compatible JSON).
 """
 from __future__ import annotations
@@ -534,8 +536,11 @@ class Storms:
         fires, p = spike_fires(count, baseline, self.settings)
         if active is None:
             if fires:
+                # Hysteresis: posts judged at a time up to one window after the end of the
+                # brand's last alert (back-dated posts of that spike arriving late) do not open
+                # another one; the end was judged on the same post-time clock as the start.
                 alert_id = self.repo.open_alert(brand=brand, started_at=at, count=count, baseline=baseline, p_value=p,
-                                                conn=conn)
+                                                quiet_after=SPIKE_WINDOW, conn=conn)
                 if alert_id is not None:
                     log.warning("spike alert for %s: %d negative posts in 15 min (baseline %.2f, p=%.2g)",
                                 brand, count, baseline, p)

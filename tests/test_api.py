@@ -17,8 +17,8 @@ from tests.sidebar_seed import BAD_REPLY, seed
 @pytest.fixture
 def seeded(app, svc):
     info = seed(svc)
-    _, token = create_token(svc.store, "佐藤")
-    info["token"] = token
+    token_id, token = create_token(svc.store, "佐藤")
+    info["token"], info["token_id"] = token, token_id
     info["headers"] = {"Authorization": f"Bearer {token}"}
     return info
 
@@ -279,14 +279,35 @@ def test_corrections_are_stored_for_training(client, svc, seeded):
     assert not list(schema_of("Correction").iter_errors(body))
     assert body["previous"] == "complaint" and body["value"] == "report" and body["agent"] == "佐藤"
     client.post("/api/v1/corrections", headers=seeded["headers"],
-                json={"ticket": "101", "helpdesk": "zendesk", "label": "sentiment", "value": "neutral", "agent": "佐藤 (SV)"})
+                json={"ticket": "101", "helpdesk": "zendesk", "label": "sentiment", "value": "neutral"})
     [row] = svc.store.corrections.list_corrections(label="sentiment")
-    assert (row["post_key"], row["new_value"], row["agent"]) == ("x:1860000000000000103", "neutral", "佐藤 (SV)")
+    assert (row["post_key"], row["new_value"], row["agent"]) == ("x:1860000000000000103", "neutral", "佐藤")
+    assert row["token_id"] == seeded["token_id"]
     # What `yorisoi train --from-corrections` reads:
     assert svc.store.corrections.corrected_examples("sentiment")[0][2] == "neutral"
     ctx = client.get("/api/v1/context?helpdesk=zendesk&ticket=101", headers=seeded["headers"]).json
-    assert ctx["corrections"]["intent"]["value"] == "report" and ctx["corrections"]["sentiment"]["agent"] == "佐藤 (SV)"
+    assert ctx["corrections"]["intent"]["value"] == "report" and ctx["corrections"]["sentiment"]["agent"] == "佐藤"
     assert not list(schema_of("Context").iter_errors(ctx))
+
+
+def test_an_agent_named_in_the_body_cannot_impersonate_a_colleague(client, svc, seeded):
+    """Issue 16 #14: the body's `agent` used to win over the token's: a token of 佐藤 could
+    record corrections and sign draft replies as 鈴木."""
+    response = client.post("/api/v1/corrections", headers=seeded["headers"],
+                           json={"ticket": "101", "helpdesk": "zendesk", "label": "sentiment", "value": "neutral",
+                                 "agent": "鈴木"})
+    assert response.status_code == 403 and response.json["field"] == "agent"
+    assert svc.store.corrections.list_corrections() == []
+    response = client.post("/api/v1/draft-check", headers=seeded["headers"],
+                           json={"ticket": "101", "helpdesk": "zendesk", "text": "確認します", "agent": "鈴木"})
+    assert response.status_code == 403 and response.json["field"] == "agent"
+    # Naming oneself is allowed and recorded with the token's id.
+    response = client.post("/api/v1/corrections", headers=seeded["headers"],
+                           json={"ticket": "101", "helpdesk": "zendesk", "label": "sentiment", "value": "neutral",
+                                 "agent": "佐藤"})
+    assert response.status_code == 201 and response.json["agent"] == "佐藤"
+    [row] = svc.store.corrections.list_corrections()
+    assert (row["agent"], row["token_id"]) == ("佐藤", seeded["token_id"])
 
 
 @pytest.mark.parametrize("payload, status, field", [
@@ -304,3 +325,36 @@ def test_corrections_validation(client, svc, seeded, payload, status, field):
     if field:
         assert response.json["field"] == field
     assert svc.store.corrections.list_corrections() == []
+
+
+def test_a_read_request_succeeds_while_the_database_is_write_locked(client, svc, seeded):
+    """Issue 16 #15: every sidebar request wrote last_used_at, so while another writer held
+    SQLite's write lock the read-only API waited 10 s and failed. It writes only when the
+    stamp is stale, and then without waiting for the lock."""
+    import sqlite3
+    import time as _time
+    assert client.get("/api/v1/me", headers=seeded["headers"]).status_code == 200
+    [row] = svc.store.accounts.list_agent_tokens()
+    stamped = row["last_used_at"]
+    assert stamped is not None
+    # Fresh: no write at all. Then make it stale and hold the write lock from elsewhere.
+    import sqlalchemy
+    from datetime import timedelta
+    with svc.store.engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE agent_tokens SET last_used_at = :t"),
+                     {"t": (stamped - timedelta(hours=1)).replace(tzinfo=None).isoformat(sep=" ")})
+    path = svc.store.engine.url.database
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        started = _time.monotonic()
+        response = client.get("/api/v1/context?helpdesk=zendesk&ticket=101", headers=seeded["headers"])
+        assert response.status_code == 200
+        assert _time.monotonic() - started < 3
+    finally:
+        blocker.rollback()
+        blocker.close()
+    # With the lock gone, the next request records the use.
+    assert client.get("/api/v1/me", headers=seeded["headers"]).status_code == 200
+    [row] = svc.store.accounts.list_agent_tokens()
+    assert row["last_used_at"] > stamped - timedelta(hours=1)

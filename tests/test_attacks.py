@@ -179,9 +179,6 @@ RAW_MARKUP = re.compile(r"<script>alert|<img src=x onerror|href=\"javascript:", 
 
 
 def test_hostile_post_text_is_never_markup(app_factory, monkeypatch):
-    from datetime import timedelta
-    from connector.helpdesks.zendesk.channel import web as channel_web
-    monkeypatch.setattr(channel_web, "SETTLE", timedelta(0))
     fd = FakeFreshdesk(api_key="k")
     server = LoopbackServer(fd.wsgi).start()
     try:

@@ -83,3 +83,31 @@ def test_compliance_cli_purges_bluesky_and_mastodon_too(env, tmp_path, fakes):
     assert f"purged bluesky:{b_uri}" in result.output
     assert "purged mastodon:https://mstdn.example/users/yamada/statuses/" in result.output
     assert "internal notes added: 2" in result.output
+
+
+def test_purge_removes_the_posts_topics_and_their_monthly_counts(social_app, fakes):
+    """Issue 16 #12: the nouns of a purged post left the topics page and its CSV only if both
+    post_topics (days at the edges of a range) and report_topic_monthly (whole months) lose them."""
+    from datetime import timedelta
+    from connector.db.reports import ReportFilter
+    from connector.report_time import report_day
+    from connector.store import utcnow
+    x = fakes["x"]
+    gone = x.add_post("ソラモバイルの請求が二重、ひどい", author="1850000000000000901")
+    svc = social_app(only=("x",))
+    Poller(svc).run_once(compliance=False)
+    post = svc.store.posts.load_post(f"x:{gone}")[0]
+    day = report_day(post.created_at)
+    import calendar
+    year, month = int(day[:4]), int(day[5:7])
+    whole_month = ReportFilter(f"{day[:7]}-01", f"{day[:7]}-{calendar.monthrange(year, month)[1]:02d}")
+    one_day = ReportFilter(day, day)
+    before_days = svc.store.reports.report_topics(one_day, 50)
+    before_months = svc.store.reports.report_topics(whole_month, 50)
+    assert before_days and before_months  # the post has complaint topics, counted both ways
+    svc.store.compliance.mark_live([f"x:{gone}"], "x")
+    x.delete(gone)
+    report = run_compliance(svc.store, svc.sources, svc.helpdesk, clock=lambda: utcnow() + timedelta(hours=13))
+    assert report.purged == [f"x:{gone}"]
+    assert svc.store.reports.report_topics(one_day, 50) == []
+    assert svc.store.reports.report_topics(whole_month, 50) == []

@@ -11,7 +11,6 @@ import hmac
 import json
 import os
 import time
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
 from connector.db.schema import analyses, exchanges, outbox, posts
-from connector.helpdesks.zendesk.channel import web as channel_web
 from tests.conftest import login, post_dict, sign
 from tests.fakes.base import LoopbackServer
 from tests.fakes.freshdesk import FakeFreshdesk
@@ -105,7 +103,6 @@ def check(response, allowed: set[int] | None = None) -> None:
 @pytest.fixture
 def zendesk_app(db_env, app_factory, monkeypatch):
     """Zendesk mode with the reply webhook and the Channel framework on, and one real ticket."""
-    monkeypatch.setattr(channel_web, "SETTLE", timedelta(0))
     fake = FakeZendesk()
     server = LoopbackServer(fake.wsgi).start()
     app = app_factory(**db_env, YORISOI_HELPDESK="zendesk", ZENDESK_URL=server.url, ZENDESK_EMAIL="agent@example.com",

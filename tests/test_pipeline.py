@@ -231,3 +231,81 @@ def test_rate_limit_stops_the_pass_and_refunds_untried_rows(svc, monkeypatch):
     assert rows["x:8000"]["attempts"] == 1
     assert rows["x:8000"]["next_attempt_at"] >= utcnow() + timedelta(seconds=25)
     assert all(rows[f"x:800{i}"]["attempts"] == 0 for i in range(1, 4))
+
+
+# --- issue 16 #8: a total deadline below the lease, and results only from the claim's owner ---
+
+def _trickling_server(total_seconds: float):
+    """A helpdesk that answers at once but trickles its body, one byte every 0.1 s: no read
+    timeout ever fires, only a total deadline ends the call."""
+    import socket
+    import threading
+    import time as _time
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                body = b'{"results": [], "total": 0}' + b" " * int(total_seconds * 10)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+                try:
+                    for i in range(len(body)):
+                        conn.sendall(body[i:i + 1])
+                        _time.sleep(0.1)
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+def test_a_trickled_helpdesk_answer_ends_at_the_total_deadline(monkeypatch):
+    """A read timeout restarts with every byte: before the fix a trickled answer kept the call
+    (and the outbox row's lease) going for as long as the helpdesk liked."""
+    import time as _time
+    from connector.helpdesks.base import HelpdeskError
+    from connector.helpdesks.deadline import within
+    from connector.helpdesks.freshdesk import client as fd_client
+    from connector.helpdesks.freshdesk.client import FreshdeskHelpdesk, FreshdeskSettings
+    monkeypatch.setattr(fd_client, "TIMEOUT", (2.0, 1.0))
+    listener = _trickling_server(total_seconds=8)
+    try:
+        helpdesk = FreshdeskHelpdesk(FreshdeskSettings(f"http://127.0.0.1:{listener.getsockname()[1]}", "k"))
+        started = _time.monotonic()
+        with within(1.5), pytest.raises(HelpdeskError) as info:
+            helpdesk.find_ticket("yorisoi:x:1")
+        assert _time.monotonic() - started < 3.0
+        assert info.value.retryable
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("mark", ["mark_commented", "mark_retry", "mark_failed", "mark_created"])
+def test_a_late_worker_records_nothing_once_its_claim_was_taken_over(app_factory, db_env, mark):
+    """Worker A's lease ran out during a slow call and worker B claimed the row; A's late
+    result must not finish (or reschedule) B's row."""
+    from connector.models import TicketRef
+    svc = app_factory(**db_env).extensions["yorisoi"]
+    store = svc.store
+    svc.pipeline.ingest_raw(post_dict(id="801", text="ソラモバイル、請求が二重です"), "test")
+    [mine] = store.outbox.claim_due(1, timedelta(seconds=120), worker="host-a:1")
+    later = utcnow() + timedelta(seconds=200)
+    [theirs] = store.outbox.claim_due(1, timedelta(seconds=120), worker="host-b:2", now=later)
+    assert theirs.id == mine.id
+    args = {"mark_commented": (), "mark_retry": ("slow", later), "mark_failed": ("slow",),
+            "mark_created": (TicketRef("local", "1", None),)}[mark]
+    kwargs = {"external_id": "yorisoi:x:801", "subject": "s", "priority": "normal", "tags": []} \
+        if mark == "mark_created" else {}
+    assert getattr(store.outbox, mark)(mine, *args, **kwargs) is False
+    with store.engine.connect() as conn:
+        row = conn.execute(select(outbox.c.status, outbox.c.claimed_by).where(outbox.c.id == mine.id)).one()
+    assert (row.status, row.claimed_by) == ("sending", "host-b:2")
+    assert getattr(store.outbox, mark)(theirs, *args, **kwargs) is True

@@ -9,6 +9,7 @@ from connector.cli import main
 from connector.replies import ReplyFailed, UnknownTicket, sign_reply
 from connector.sources.base import ReplyRefused, ReplyResult
 from tests.conftest import post_dict
+from tests.fakes.fixtures import *  # noqa: F401,F403
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -102,3 +103,108 @@ def test_post_page_shows_exchanges(supervisor, svc):
     svc.reply(ticket_id=ticket_id, agent="佐藤", text="<b>確認します</b>", dedupe_key="k-page")
     page = supervisor.get("/posts/x:1").get_data(as_text=True)
     assert "返信のやりとり" in page and "&lt;b&gt;確認します&lt;/b&gt;" in page and "recorded" in page
+
+
+# --- unknown outcomes (issue 16 #3): a timeout is not a failure ------------------------------
+
+def _lost_answer(monkeypatch, fake, method: str, path: str) -> None:
+    """The network posts the reply but its answer comes after our read timeout."""
+    from connector.sources import http
+    monkeypatch.setattr(http, "TIMEOUT", (2.0, 0.3))
+    fake.lose_next_answer(method, path, 1.0)
+
+
+def test_x_reply_that_timed_out_is_unknown_and_not_posted_twice(social_app, fakes, monkeypatch):
+    """A timeout from X used to be recorded `failed`; the helpdesk's webhook retry resent it
+    and the customer saw the reply twice. Now it is `unknown`, and the retry finds the brand's
+    reply in the conversation instead of posting again."""
+    from connector.poller import Poller
+    from connector.sources import http
+    x = fakes["x"]
+    post_id = x.add_post("ソラモバイルの請求が二重です、確認してください", mention_brand=True)
+    svc = social_app(only=("x",))
+    Poller(svc).run_once(compliance=False)
+    svc.pipeline.drain(max_wait=1)
+    ticket_id = svc.store.outbox.ticket_for(f"x:{post_id}").ticket_id
+    real_timeout = http.TIMEOUT
+    _lost_answer(monkeypatch, x, "POST", "/2/tweets")
+    with pytest.raises(ReplyFailed) as info:
+        svc.reply(ticket_id=ticket_id, agent="佐藤", text="ご不便をおかけしております。", dedupe_key="zd:c:1")
+    assert info.value.retryable
+    assert svc.store.exchanges.exchange("zd:c:1")["status"] == "unknown"
+    assert svc.store.exchanges.exchange("zd:c:1")["sent_at"] is None
+    monkeypatch.setattr(http, "TIMEOUT", real_timeout)
+    again = svc.reply(ticket_id=ticket_id, agent="佐藤", text="ご不便をおかけしております。", dedupe_key="zd:c:1")
+    [reply] = x.replies  # posted once
+    assert again.exchange["status"] == "sent" and again.exchange["network_id"] == reply["id"]
+    assert len(x.calls("/2/tweets", "POST")) == 1
+
+
+def test_x_unknown_reply_that_never_arrived_is_sent_on_retry(social_app, fakes):
+    from connector.poller import Poller
+    x = fakes["x"]
+    post_id = x.add_post("ソラモバイル、解約の手続きが分からない", mention_brand=True)
+    svc = social_app(only=("x",))
+    Poller(svc).run_once(compliance=False)
+    svc.pipeline.drain(max_wait=1)
+    ticket_id = svc.store.outbox.ticket_for(f"x:{post_id}").ticket_id
+    row, _ = svc.store.exchanges.begin_exchange(
+        dedupe_key="zd:c:2", ticket_post_key=f"x:{post_id}", reply_to_key=f"x:{post_id}", helpdesk="local",
+        ticket_id=str(ticket_id), agent="佐藤", text="確認いたします。（ソラモバイル 佐藤）")
+    svc.store.exchanges.finish_exchange(row["id"], status="unknown", error="outcome unknown")
+    outcome = svc.reply(ticket_id=ticket_id, agent="佐藤", text="確認いたします。", dedupe_key="zd:c:2")
+    assert outcome.exchange["status"] == "sent" and len(x.replies) == 1
+
+
+def test_bluesky_reply_that_timed_out_is_not_posted_twice(social_app, fakes, monkeypatch):
+    """Bluesky has no idempotency key either: the record key is derived from the dedupe key,
+    so the retry finds the record (and a repeated createRecord would fail on the taken key)."""
+    from connector.poller import Poller
+    from connector.sources import http
+    from connector.sources.bluesky import reply_rkey
+    b = fakes["bluesky"]
+    root = b.add_post("ハルカ珈琲の新ブレンド、酸っぱい")
+    svc = social_app(only=("bluesky",))
+    Poller(svc).run_once(compliance=False)
+    svc.pipeline.drain(max_wait=1)
+    ticket_id = svc.store.outbox.ticket_for(f"bluesky:{root}").ticket_id
+    real_timeout = http.TIMEOUT
+    _lost_answer(monkeypatch, b, "POST", "createRecord")
+    with pytest.raises(ReplyFailed):
+        svc.reply(ticket_id=ticket_id, agent="佐藤", text="ご意見ありがとうございます。", dedupe_key="zd:c:3")
+    assert svc.store.exchanges.exchange("zd:c:3")["status"] == "unknown"
+    monkeypatch.setattr(http, "TIMEOUT", real_timeout)
+    again = svc.reply(ticket_id=ticket_id, agent="佐藤", text="ご意見ありがとうございます。", dedupe_key="zd:c:3")
+    assert len(b.records) == 1 and again.exchange["status"] == "sent"
+    assert again.exchange["network_id"].endswith("/" + reply_rkey("zd:c:3"))
+    # Even a blind repeat of the createRecord cannot post a second copy: the key is taken.
+    post = svc.store.posts.load_post(f"bluesky:{root}")[0]
+    result = svc.sources["bluesky"].post_reply(post, "ご意見ありがとうございます。", idempotency_key="zd:c:3")
+    assert result.status == "sent" and len(b.records) == 1
+
+
+def test_reply_rkey_is_a_deterministic_tid():
+    import re
+    from connector.sources.bluesky import reply_rkey
+    key = reply_rkey("zendesk:comment:77")
+    assert key == reply_rkey("zendesk:comment:77") != reply_rkey("zendesk:comment:78")
+    assert re.fullmatch(r"[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}", key)
+
+
+def test_an_interrupted_local_reply_is_simply_resent(svc):
+    """The local source records replies only: an interrupted (stale `sending`) one needs no
+    look on a network before it is sent again."""
+    from datetime import timedelta
+    from sqlalchemy import update
+    from connector.db.schema import exchanges
+    from connector.sources.local import LocalSource
+    ticket_id = ticketed(svc)
+    svc.sources["x"] = LocalSource("x")
+    row, _ = svc.store.exchanges.begin_exchange(
+        dedupe_key="k-local", ticket_post_key="x:1", reply_to_key="x:2", helpdesk="local",
+        ticket_id=str(ticket_id), agent="佐藤", text="確認します（ソラモバイル 佐藤）")
+    with svc.store.engine.begin() as conn:
+        conn.execute(update(exchanges).where(exchanges.c.id == row["id"]).values(
+            created_at=row["created_at"] - timedelta(minutes=5)))
+    outcome = svc.reply(ticket_id=ticket_id, agent="佐藤", text="確認します", dedupe_key="k-local")
+    assert outcome.exchange["status"] == "recorded"

@@ -262,6 +262,35 @@ def test_spike_fires_once_stays_quiet_on_normal_days_and_recovers(env, httpserve
         svc.close()
 
 
+def test_back_dated_posts_of_one_spike_make_one_alert(env) -> None:
+    """Issue 16 #6: posts of one spike arriving out of order (back-dated by their network, a
+    late poll) ended the alert on a later post, then reopened it on the next earlier one: one
+    spike became several alerts, urgent tickets and chat messages."""
+    svc = build(env, YORISOI_STORM_MIN_POSTS="100000", YORISOI_SPIKE_MIN_COUNT="10")
+    spike_at = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+    svc.pipeline.clock = lambda: spike_at + timedelta(hours=2)
+    n = 0
+    try:
+        for week in range(1, 5):
+            for j in range(24):
+                n += 1
+                svc.pipeline.ingest_raw(_negative(n, spike_at - timedelta(weeks=week) + timedelta(seconds=150 * j)), "r")
+        spike = [spike_at + timedelta(seconds=15 * j) for j in range(60)]  # 60 posts in 15 minutes
+        late = [spike_at + timedelta(minutes=40 + 10 * k) for k in range(5)]  # a trickle afterwards
+        # Arrival order: a third of the spike, then each later post followed by back-dated ones.
+        arrival = spike[:20]
+        for k, at in enumerate(late):
+            arrival += [at] + spike[20 + 8 * k:28 + 8 * k]
+        for at in arrival:
+            n += 1
+            svc.pipeline.ingest_raw(_negative(n, at), "r")
+        alerts = svc.store.storms.list_alerts()
+        assert len(alerts) == 1, [(a["started_at"], a["ended_at"]) for a in alerts]
+        assert alerts[0]["peak"] >= 20
+    finally:
+        svc.close()
+
+
 def test_slack_payload_shape() -> None:
     alert = {"id": 1, "brand": "ソラモバイル", "started_at": datetime(2026, 11, 20, 10, tzinfo=timezone.utc),
              "count": 30, "baseline": 2.0, "p_value": 1e-9, "peak": 30, "ended_at": None}

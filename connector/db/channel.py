@@ -4,13 +4,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from connector.db.engine import dialect_insert, utcnow
 from connector.db.posts import post_from_row
 from connector.db.schema import (
-    analyses, authors, channel_external_ids, channel_instances, outbox, posts,
+    analyses, authors, channel_external_ids, channel_feed, channel_instances, outbox, posts,
 )
 
 
@@ -55,43 +55,52 @@ class ChannelRepository:
             conn.execute(update(channel_instances).where(channel_instances.c.id == instance_id)
                          .values(last_pull_at=utcnow()))
 
-    def channel_posts(self, brand: str, *, after: tuple[datetime, str] | None, since: datetime,
-                      until: datetime, limit: int) -> list[dict[str, Any]]:
-        """Qualifying, analysed posts of `brand`'s tickets in ingest order, after a cursor.
+    def channel_posts(self, brand: str, *, after: int | None, since: datetime,
+                      limit: int) -> list[dict[str, Any]]:
+        """Qualifying, analysed posts of `brand`'s tickets in feed order, after a cursor.
 
-        Keyset paging on (ingested_at, key): unique and totally ordered, so posts stored in the
-        same instant are neither repeated nor skipped across pulls. The brand is the ticket
-        post's (a follow-up belongs to its conversation's instance). `until` keeps the newest
-        seconds back: a transaction that took its timestamp earlier but commits later would
-        otherwise land behind a cursor that has already moved past it.
+        The cursor is the feed number (`channel_feed.seq`), assigned in commit order (see the
+        table's comment): a post committed late gets a later number and comes in a later pull,
+        however early its `ingested_at` was taken. The first pull (no cursor) starts at
+        `since`. The brand is the ticket post's (a follow-up belongs to its conversation's
+        instance).
         """
         root = posts.alias("root")
         stmt = (select(posts, authors.c.author_id, authors.c.handle, authors.c.name.label("author_name"),
                        authors.c.bio, authors.c.location, authors.c.followers, authors.c.following,
                        authors.c.created_at.label("author_created_at"), authors.c.avatar_url,
-                       analyses.c.detail, outbox.c.kind, outbox.c.ticket_post_key)
+                       analyses.c.detail, outbox.c.kind, outbox.c.ticket_post_key, channel_feed.c.seq)
+                .select_from(channel_feed)
+                .join(posts, posts.c.key == channel_feed.c.post_key)
                 .join(authors, authors.c.key == posts.c.author_key)
                 .join(analyses, analyses.c.post_key == posts.c.key)
                 .join(outbox, outbox.c.post_key == posts.c.key)
                 .join(root, root.c.key == outbox.c.ticket_post_key)
                 .where(posts.c.qualified == True)  # noqa: E712
                 .where(root.c.brand == brand)
-                .where(posts.c.ingested_at <= until)
-                .order_by(posts.c.ingested_at, posts.c.key)
+                .order_by(channel_feed.c.seq)
                 .limit(limit))
         if after is None:
             stmt = stmt.where(posts.c.ingested_at >= since)
         else:
-            at, key = after
-            stmt = stmt.where(or_(posts.c.ingested_at > at, and_(posts.c.ingested_at == at, posts.c.key > key)))
+            stmt = stmt.where(channel_feed.c.seq > after)
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).mappings().all()
         result = []
         for row in rows:
             post, decision, analysis = post_from_row(row)
             result.append({"post": post, "decision": decision, "analysis": analysis, "kind": row["kind"],
-                           "ticket_post_key": row["ticket_post_key"], "ingested_at": row["ingested_at"]})
+                           "ticket_post_key": row["ticket_post_key"], "ingested_at": row["ingested_at"],
+                           "seq": row["seq"]})
         return result
+
+    def channel_seq_before(self, at: datetime) -> int:
+        """The highest feed number of a post ingested before `at` (0: none): where a cursor of
+        the old (ingested_at, key) form resumes."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.max(channel_feed.c.seq))
+                                    .join(posts, posts.c.key == channel_feed.c.post_key)
+                                    .where(posts.c.ingested_at < at)).scalar() or 0)
 
     def remember_external_ids(self, pairs: Sequence[tuple[str, str]]) -> None:
         if not pairs:

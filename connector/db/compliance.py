@@ -4,11 +4,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Connection, Engine
 
 from connector.db.engine import dialect_insert, utcnow
-from connector.db.schema import analyses, authors, outbox, post_compliance, posts, tickets
+from connector.db.schema import (
+    analyses, authors, outbox, post_compliance, post_topics, posts, report_topic_monthly, tickets,
+)
 
 
 class ComplianceRepository:
@@ -46,8 +48,10 @@ class ComplianceRepository:
         profile; keep the row, its decision and its ticket link. Returns False if already purged.
 
         Everything that repeats the post's words goes: the text, the analysis evidence (tokens
-        of the text) and the ticket subject's excerpt. Labels (negative, complaint…) stay for
-        the counts on the dashboard.
+        of the text), the ticket subject's excerpt, and the post's topics (nouns of the text) in
+        `post_topics` and their counts in `report_topic_monthly`, all in one transaction, so the
+        topics page and its CSV no longer show them. Labels (negative, complaint…) stay for the
+        counts on the dashboard.
         """
         now = utcnow()
         with self.engine.begin() as conn:
@@ -68,6 +72,7 @@ class ComplianceRepository:
                 scrubbed = {name: ({**value, "evidence": []} if isinstance(value, dict) else value)
                             for name, value in detail.items()}
                 conn.execute(update(analyses).where(analyses.c.post_key == key).values(detail=scrubbed))
+            _purge_topics(conn, key)
             conn.execute(update(tickets).where(tickets.c.post_key == key).values(
                 subject=(f"[{row.brand}] " if row.brand else "") + marker))
             stmt = dialect_insert(conn, post_compliance).values(post_key=key, platform=row.platform, state="gone",
@@ -107,3 +112,18 @@ class ComplianceRepository:
         with self.engine.connect() as conn:
             row = conn.execute(select(post_compliance).where(post_compliance.c.post_key == key)).mappings().first()
         return dict(row) if row else None
+
+
+def _purge_topics(conn: Connection, key: str) -> None:
+    """Remove the post's topics and take them out of the monthly topic counts (the same
+    (month, brand, platform, topic) rows `count_posts` bumped for it)."""
+    rows = conn.execute(select(post_topics.c.topic, post_topics.c.day, post_topics.c.brand, post_topics.c.platform)
+                        .where(post_topics.c.post_key == key)).all()
+    if not rows:
+        return
+    m = report_topic_monthly
+    for topic, day, brand, platform in rows:
+        where = ((m.c.month == day[:7]) & (m.c.brand == brand) & (m.c.platform == platform) & (m.c.topic == topic))
+        conn.execute(update(m).where(where).values(n=m.c.n - 1))
+        conn.execute(delete(m).where(where).where(m.c.n <= 0))
+    conn.execute(delete(post_topics).where(post_topics.c.post_key == key))

@@ -18,7 +18,8 @@ class CorrectionRepository:
         self.engine = engine
 
     def add_correction(self, post_key: str, label: str, new_value: str, agent: str, *,
-                       old_value: str | None = None, at: datetime | None = None) -> int:
+                       old_value: str | None = None, at: datetime | None = None,
+                       token_id: int | None = None) -> int:
         """Record that `agent` set `label` of a stored post to `new_value`; returns its id.
 
         `old_value` defaults to what the stored analysis says. Raises KeyError for an unknown
@@ -40,7 +41,7 @@ class CorrectionRepository:
                 old_value = ((detail or {}).get(label) or {}).get("value")
             return new_id(conn.execute(insert(corrections).values(
                 post_key=post_key, label=label, old_value=old_value, new_value=new_value,
-                agent=agent.strip()[:200], created_at=at or utcnow())))
+                agent=agent.strip()[:200], token_id=token_id, created_at=at or utcnow())))
 
     def list_corrections(self, label: str | None = None, post_key: str | None = None,
                          limit: int | None = None) -> list[dict[str, Any]]:

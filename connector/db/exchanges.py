@@ -56,7 +56,7 @@ class ExchangeRepository:
 
     def finish_exchange(self, exchange_id: int, *, status: str, network_id: str | None = None,
                         url: str | None = None, error: str | None = None) -> None:
-        sent_at = utcnow() if status != "failed" else None
+        sent_at = utcnow() if status not in ("failed", "unknown") else None
         with self.engine.begin() as conn:
             conn.execute(update(exchanges).where(exchanges.c.id == exchange_id).values(
                 status=status, network_id=network_id, url=url, error=error and error[:2000],

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Column, Integer, func, insert, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from connector.db.counts import rebuild_reports
@@ -41,6 +41,41 @@ def _migrate_2_reports(conn: Connection) -> None:
     rebuild_reports(conn, None)
 
 
+def add_column(conn: Connection, table: str, column: Column[object]) -> None:
+    """ALTER TABLE … ADD COLUMN unless the column is there already (create_all may just have
+    made the table with it, when the table was missing)."""
+    if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:
+        return
+    ddl = column.type.compile(dialect=conn.dialect)
+    conn.execute(text(f'ALTER TABLE {table} ADD COLUMN {column.name} {ddl}'))
+
+
+def _migrate_3_correction_token(conn: Connection) -> None:
+    """Corrections record the id of the token that made them (issue 16 #14)."""
+    add_column(conn, "corrections", Column("token_id", Integer))
+
+
+def _migrate_4_channel_feed(conn: Connection) -> None:
+    """Number the qualifying posts already stored for the Channel framework feed, in the order
+    the old cursor walked them ((ingested_at, key)); posts numbered already keep their number."""
+    from connector.db.schema import channel_feed, outbox, posts
+
+    missing = (select(posts.c.key).join(outbox, outbox.c.post_key == posts.c.key)
+               .where(posts.c.qualified == True)  # noqa: E712
+               .where(~select(channel_feed.c.seq).where(channel_feed.c.post_key == posts.c.key).exists())
+               .order_by(posts.c.ingested_at, posts.c.key))
+    keys = list(conn.execute(missing).scalars())
+    if keys:
+        conn.execute(insert(channel_feed), [{"post_key": key} for key in keys])
+
+
+def _migrate_5_session_generation(conn: Connection) -> None:
+    """Supervisors' sessions can be ended everywhere (issue 16 #13)."""
+    add_column(conn, "users", Column("session_generation", Integer))
+
+
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3: _migrate_3_correction_token,
+                                                      4: _migrate_4_channel_feed,
+                                                      5: _migrate_5_session_generation}

@@ -27,6 +27,7 @@ class OutboxItem:
     kind: str
     ticket_post_key: str
     attempts: int  # including the current one
+    claimed_by: str | None = None  # the worker whose claim this is (mark_* check it still is)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -77,7 +78,7 @@ class OutboxRepository:
                 # write later could fail on the lock upgrade); one writer at a time wins a row.
                 rows = conn.execute(update(outbox).where(outbox.c.id.in_(candidates.scalar_subquery()))
                                     .where(due).values(**values).returning(*returning)).all()
-        return [OutboxItem(r.id, r.post_key, r.kind, r.ticket_post_key, r.attempts)
+        return [OutboxItem(r.id, r.post_key, r.kind, r.ticket_post_key, r.attempts, worker)
                 for r in sorted(rows, key=lambda r: r.id)]
 
     @staticmethod
@@ -176,8 +177,21 @@ class OutboxRepository:
             conn.execute(stmt.on_conflict_do_update(index_elements=["post_key"],
                                                     set_={"followup_post_key": followup_post_key}))
 
+    @staticmethod
+    def _still_mine(item: OutboxItem) -> Any:
+        """The row is still this worker's claim: `sending`, claimed by it. A worker whose
+        lease ran out (a slow helpdesk) and whose row another worker took over records
+        nothing: the other worker's result counts, never both (issue 16 #8)."""
+        mine = outbox.c.status == "sending"
+        if item.claimed_by is not None:
+            mine = mine & (outbox.c.claimed_by == item.claimed_by)
+        return mine
+
     def mark_created(self, item: OutboxItem, ref: TicketRef, *, external_id: str, subject: str,
-                     priority: str, tags: Sequence[str]) -> None:
+                     priority: str, tags: Sequence[str]) -> bool:
+        """Record the ticket and finish the row. The ticket is recorded even when the claim
+        was lost (it exists in the helpdesk; the first record wins, so the other worker's
+        lookup finds it); returns False when the row was no longer this worker's."""
         now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(dialect_insert(conn, tickets).values(
@@ -186,28 +200,28 @@ class OutboxRepository:
                 created_at=now,
             ).on_conflict_do_nothing(index_elements=["post_key"]))
             record_ticket_facts(conn, item.post_key, now)
-            self._finish(conn, item, now)
+            return self._finish(conn, item, now)
 
-    def mark_commented(self, item: OutboxItem) -> None:
+    def mark_commented(self, item: OutboxItem) -> bool:
         with self.engine.begin() as conn:
-            self._finish(conn, item, utcnow())
+            return self._finish(conn, item, utcnow())
 
-    @staticmethod
-    def _finish(conn: Connection, item: OutboxItem, now: datetime) -> None:
-        conn.execute(update(outbox).where(outbox.c.id == item.id).values(
-            status="done", done_at=now, updated_at=now, claimed_by=None, lease_until=None, last_error=None))
+    def _finish(self, conn: Connection, item: OutboxItem, now: datetime) -> bool:
+        return conn.execute(update(outbox).where(outbox.c.id == item.id).where(self._still_mine(item)).values(
+            status="done", done_at=now, updated_at=now, claimed_by=None, lease_until=None,
+            last_error=None)).rowcount == 1
 
-    def mark_retry(self, item: OutboxItem, error: str, next_attempt_at: datetime) -> None:
+    def mark_retry(self, item: OutboxItem, error: str, next_attempt_at: datetime) -> bool:
         with self.engine.begin() as conn:
-            conn.execute(update(outbox).where(outbox.c.id == item.id).values(
+            return conn.execute(update(outbox).where(outbox.c.id == item.id).where(self._still_mine(item)).values(
                 status="pending", next_attempt_at=next_attempt_at, last_error=error[:2000],
-                claimed_by=None, lease_until=None, updated_at=utcnow()))
+                claimed_by=None, lease_until=None, updated_at=utcnow())).rowcount == 1
 
-    def mark_failed(self, item: OutboxItem, error: str) -> None:
+    def mark_failed(self, item: OutboxItem, error: str) -> bool:
         with self.engine.begin() as conn:
-            conn.execute(update(outbox).where(outbox.c.id == item.id).values(
+            return conn.execute(update(outbox).where(outbox.c.id == item.id).where(self._still_mine(item)).values(
                 status="failed", last_error=error[:2000], claimed_by=None, lease_until=None,
-                updated_at=utcnow()))
+                updated_at=utcnow())).rowcount == 1
 
     def retry_failed(self, outbox_id: int | None = None) -> int:
         """Put failed rows (all, or one) back in the queue, e.g. after an admin fixed a field."""

@@ -5,12 +5,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from connector.db.counts import batch_statements, count_post, count_posts
 from connector.db.engine import dialect_insert, utcnow
-from connector.db.schema import analyses, authors, outbox, posts, tickets
+from connector.db.schema import analyses, authors, channel_feed, outbox, posts, tickets
 from connector.models import Analysis, Decision, Post
 
 
@@ -63,6 +63,18 @@ def post_from_row(row: Any) -> tuple[Post, Decision, Analysis | None]:
     decision = Decision(bool(row["qualified"]), row["brand"], tuple(row["reasons"]))
     analysis = Analysis.from_dict(row["detail"]) if row["detail"] else None
     return post, decision, analysis
+
+
+def append_to_feed(conn: Connection, keys: Sequence[str]) -> None:
+    """Number qualifying posts for the Channel framework feed in commit order. Call it as the
+    LAST statement of the ingest transaction: on PostgreSQL it takes a table lock that
+    serialises numbering with commit (see `schema.channel_feed`), held only until the commit
+    that follows."""
+    if not keys:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("LOCK TABLE channel_feed IN SHARE ROW EXCLUSIVE MODE"))
+    conn.execute(insert(channel_feed), [{"post_key": key} for key in keys])
 
 
 class _AlreadyStored(Exception):
@@ -122,6 +134,8 @@ class PostRepository:
                 count_post(conn, post, decision, analysis, topics)
                 if then is not None:
                     then(conn)
+                if decision.qualified:
+                    append_to_feed(conn, [post.key])
         except _AlreadyStored:
             return False
         return True
@@ -185,6 +199,7 @@ class PostRepository:
             count_posts(conn, [(r.post, r.decision, r.analysis, r.topics) for r in batch])
             if then is not None:  # the storm grouping, in this transaction (all or nothing)
                 then(conn)
+            append_to_feed(conn, [r.post.key for r in qualified])
 
     @staticmethod
     def _insert_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,

@@ -13,7 +13,10 @@ from sqlalchemy import (
     Text, TypeDecorator, UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
+SCHEMA_VERSION = 5  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
+#                   3: corrections.token_id
+#                   4: channel_feed filled from the qualifying posts already stored
+#                   5: users.session_generation
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -208,6 +211,24 @@ channel_instances = Table(
     Column("last_pull_at", UTCDateTime),
 )
 
+# The Channel framework's feed: one row per qualifying post, numbered in COMMIT order, so a pull
+# cursor ("everything after seq N") can never skip a post (issue 16 #2). The row is written as the
+# last statement of the ingest transaction. SQLite has one writer at a time and the number is
+# taken inside its write transaction, so numbers are committed in order. On PostgreSQL a sequence
+# value is taken before commit: transaction A could take 10, B take 11 and commit first, a pull
+# read 11 and move past 10 before A commits. The ingest transaction therefore takes
+# `LOCK TABLE channel_feed IN SHARE ROW EXCLUSIVE MODE` (conflicts with itself, not with readers)
+# right before the insert and keeps it only for the insert and the commit: numbers become visible
+# in order. We chose the lock over per-instance delivery state because the lock is held for one
+# insert and a commit, the cursor stays a single signed number Zendesk keeps for us, and nothing
+# per instance grows without bound.
+channel_feed = Table(
+    "channel_feed", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("post_key", String(300), ForeignKey("posts.key"), nullable=False, unique=True),
+    sqlite_autoincrement=True,  # never reuse a number (plain rowid could after a delete)
+)
+
 # External ids too long for Zendesk's 255 ASCII characters are sent as a hash; this maps the
 # hash back to the post for clickthrough and channelback (short ids are decoded from the text).
 channel_external_ids = Table(
@@ -329,7 +350,8 @@ corrections = Table(
     Column("label", String(32), nullable=False),       # sentiment, intent, … (ANALYSIS_LABELS)
     Column("old_value", String(32)),                   # what the analysis said (None: no analysis)
     Column("new_value", String(32), nullable=False),
-    Column("agent", String(200), nullable=False),
+    Column("agent", String(200), nullable=False),      # the token's agent, never a name from the request
+    Column("token_id", Integer),                       # the agent token that made it (None: CLI, before v3)
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_corrections_label", "label", "post_key", "id"),
 )
@@ -458,6 +480,9 @@ users = Table(
     Column("password_hash", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_login_at", UTCDateTime),
+    # Bumped by "sign out everywhere" and by a password reset: a session cookie carries the
+    # generation it was issued under and is refused once it differs (None counts as 0).
+    Column("session_generation", Integer),
 )
 
 

@@ -272,12 +272,19 @@ class StormRepository:
         return dict(row) if row else None
 
     def open_alert(self, *, brand: str, started_at: datetime, count: int, baseline: float, p_value: float,
-                   conn: Connection | None = None) -> int | None:
-        """Open an alert unless one is active for the brand (one alert per spike)."""
+                   quiet_after: timedelta | None = None, conn: Connection | None = None) -> int | None:
+        """Open an alert unless one is active for the brand (one alert per spike), or one
+        ended less than `quiet_after` before `started_at` (or after it: the posts judged now
+        belong to a spike already alerted and ended; issue 16 #6)."""
         with self._tx(conn) as conn:
             if conn.execute(select(storm_alerts.c.id).where(storm_alerts.c.brand == brand)
                             .where(storm_alerts.c.ended_at.is_(None))).first() is not None:
                 return None
+            if quiet_after is not None:
+                last_end = conn.execute(select(func.max(storm_alerts.c.ended_at))
+                                        .where(storm_alerts.c.brand == brand)).scalar()
+                if last_end is not None and started_at < last_end + quiet_after:
+                    return None
             return new_id(conn.execute(insert(storm_alerts).values(
                 brand=brand, started_at=started_at, count=count, baseline=baseline, p_value=p_value, peak=count,
                 start_status="pending", attempts=0)))

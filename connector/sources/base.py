@@ -40,6 +40,21 @@ class ReplyRefused(Exception):
         self.retryable = retryable
 
 
+class ReplyUnknown(Exception):
+    """The reply request went out but no answer came back (a read timeout, a connection cut
+    after sending): the network may or may not have posted it. Never resend blindly: X and
+    Bluesky have no idempotency key, a second call would post the reply twice in public."""
+
+
+@runtime_checkable
+class ReplyLookup(Protocol):
+    """A source that can tell whether a reply of ours is already on the network."""
+
+    def find_reply(self, post: Post, text: str, idempotency_key: str) -> ReplyResult | None:
+        """The brand's reply `text` to `post` if it is posted, None if it is not. Raises
+        SourceError when it cannot tell (then the reply must not be resent)."""
+
+
 class SourceError(Exception):
     """A network call failed while polling, looking up or checking posts.
 
@@ -50,12 +65,15 @@ class SourceError(Exception):
     """
 
     def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
-                 status: int | None = None) -> None:
+                 status: int | None = None, maybe_sent: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+        #: The request may have reached the network (no answer came back): for a write, an
+        #: unknown outcome, not a failure.
+        self.maybe_sent = maybe_sent
 
 
 @dataclass(frozen=True)

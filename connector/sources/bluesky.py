@@ -19,6 +19,7 @@ Facts (bluesky-social/atproto lexicons, docs.bsky.app; ../shared/reference/socia
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
@@ -29,7 +30,7 @@ from pydantic import ValidationError
 from connector.envvars import EnvVar
 from connector.models import Author, Post
 from connector.ports import SourceState
-from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
+from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, ReplyUnknown, SourceError
 from connector.sources.http import new_session, parse_time, raise_for_status, request
 from connector.sources.platform import PlatformInfo
 from connector.watch import WatchConfig
@@ -60,6 +61,24 @@ INFO = PlatformInfo(
 
 def _web_url(handle_or_did: str, uri: str) -> str:
     return f"https://bsky.app/profile/{handle_or_did}/post/{uri.rsplit('/', 1)[-1]}"
+
+
+_TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+#: Reply record keys carry a timestamp in 2024 (a TID's syntax; the AppView orders posts by
+#: createdAt, not by key).
+_TID_EPOCH_US = 1_704_067_200_000_000
+_TID_SPAN_US = 366 * 24 * 3600 * 1_000_000
+
+
+def reply_rkey(dedupe_key: str) -> str:
+    """A record key in TID syntax (13 base32-sortable characters) derived only from the
+    reply's dedupe key: the same reply always asks for the same key, so a repeat of a
+    createRecord whose answer was lost fails as a conflict instead of posting twice."""
+    digest = int.from_bytes(hashlib.sha256(dedupe_key.encode("utf-8")).digest()[:8], "big")
+    micros = _TID_EPOCH_US + digest % _TID_SPAN_US
+    clock_id = (digest >> 54) & 0x3FF
+    value = (micros << 10) | clock_id
+    return "".join(_TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
 
 
 class BlueskySource:
@@ -268,14 +287,49 @@ class BlueskySource:
             }
             if post.lang:
                 record["langs"] = [post.lang]
-            response = self._xrpc("POST", "com.atproto.repo.createRecord", json={
-                "repo": session.get("did"), "collection": "app.bsky.feed.post", "record": record})
+            # The record key comes from the dedupe key: a resend after an unknown outcome
+            # asks for the same key and fails as a conflict if the first one was posted.
+            rkey = reply_rkey(idempotency_key)
+            try:
+                response = self._xrpc("POST", "com.atproto.repo.createRecord", json={
+                    "repo": session.get("did"), "collection": "app.bsky.feed.post", "rkey": rkey,
+                    "record": record})
+            except SourceError as exc:
+                if exc.maybe_sent:
+                    raise ReplyUnknown(exc.message) from None
+                raise
+            if response.status_code >= 400:
+                # A repeat of a reply whose answer was lost fails because the key is taken (the
+                # PDS answers 409/400, or 500 today): the record under our key is our reply.
+                found = self._reply_record(session, rkey)
+                if found is not None:
+                    log.info("bluesky: reply %s was already posted (record key taken)", rkey)
+                    return found
             raise_for_status("bluesky", response)
         except SourceError as exc:
             raise ReplyRefused(exc.message, retryable=exc.retryable) from None
         body = response.json()
         return ReplyResult("sent", body.get("uri"), _web_url(session.get("handle") or self.handle, body.get("uri", "")))
 
+    def _reply_record(self, session: dict[str, Any], rkey: str) -> ReplyResult | None:
+        """Our reply under `rkey` if it exists (None: it does not). Raises SourceError when the
+        PDS cannot tell."""
+        response = self._xrpc("GET", "com.atproto.repo.getRecord", params={
+            "repo": session.get("did"), "collection": "app.bsky.feed.post", "rkey": rkey})
+        if response.status_code in (400, 404):
+            try:
+                error = (response.json() or {}).get("error")
+            except ValueError:
+                error = None
+            if response.status_code == 404 or error == "RecordNotFound":
+                return None
+        raise_for_status("bluesky", response)
+        uri = (response.json() or {}).get("uri") or f"at://{session.get('did')}/app.bsky.feed.post/{rkey}"
+        return ReplyResult("sent", uri, _web_url(session.get("handle") or self.handle, uri))
+
+    def find_reply(self, post: Post, text: str, idempotency_key: str) -> ReplyResult | None:
+        """Our reply with this dedupe key, looked up under its deterministic record key."""
+        return self._reply_record(self._current_session(), reply_rkey(idempotency_key))
 
 # --- yorisoi doctor -------------------------------------------------------------------------
 def doctor(env: Mapping[str, str], session: requests.Session) -> list[Any]:

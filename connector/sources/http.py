@@ -109,4 +109,13 @@ def request(session: requests.Session, platform: str, method: str, url: str, **k
         if isinstance(exc, BlockedAddress):  # the SSRF guard: say why, it needs an admin
             raise SourceError(f"{platform}: refused {urlsplit(url).netloc}: {exc}", retryable=False) from None
         raise SourceError(f"{platform}: cannot reach {urlsplit(url).netloc}: {type(exc).__name__}",
-                          retryable=True) from None
+                          retryable=True, maybe_sent=_maybe_sent(exc)) from None
+
+
+def _maybe_sent(exc: requests.RequestException) -> bool:
+    """False only when the request surely never left: no connection could be made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError) and "NewConnectionError" in repr(exc.args):
+        return False
+    return not isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema))

@@ -12,6 +12,9 @@ from connector.sources.base import ReplyResult
 
 
 class LocalSource:
+    #: Nothing leaves the machine: a repeat after an interrupted attempt is harmless.
+    idempotent_replies = True
+
     def __init__(self, platform: str) -> None:
         self.platform = platform
 

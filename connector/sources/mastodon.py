@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from connector.envvars import EnvVar
 from connector.models import Author, Post
 from connector.ports import SourceState
-from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
+from connector.sources.base import PollResult, PolledPost, ReplyRefused, ReplyResult, ReplyUnknown, SourceError
 from connector.sources.html_text import html_to_text
 from connector.sources.http import new_session, parse_reset, parse_time, raise_for_status, request
 from connector.sources.platform import PlatformInfo
@@ -68,6 +68,8 @@ def _host(url: str) -> str:
 
 class MastodonSource:
     platform = "mastodon"
+    #: A resend carries the same Idempotency-Key: Mastodon answers with the first status.
+    idempotent_replies = True
 
     def __init__(self, *, state: SourceState, watch: WatchConfig, instances: Sequence[str], access_token: str | None = None,
                  interval: float = 120.0, session: requests.Session | None = None) -> None:
@@ -302,8 +304,13 @@ class MastodonSource:
                                 "visibility": extras.get("visibility") or "public"}
         if post.lang:
             body["language"] = post.lang.split("-")[0]
-        response = self._call("POST", self.home, "/api/v1/statuses", auth=True, json=body,
-                              headers={"Idempotency-Key": idempotency_key[:200]})
+        try:
+            response = self._call("POST", self.home, "/api/v1/statuses", auth=True, json=body,
+                                  headers={"Idempotency-Key": idempotency_key[:200]})
+        except SourceError as exc:
+            if exc.maybe_sent:
+                raise ReplyUnknown(exc.message) from None
+            raise ReplyRefused(exc.message, retryable=exc.retryable) from None
         try:
             raise_for_status("mastodon", response)
         except SourceError as exc:

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from connector.envvars import EnvVar
 from connector.models import Author, Post
 from connector.ports import SourceState
-from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, SourceError
+from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, ReplyUnknown, SourceError
 from connector.sources.hints import x_intent_url
 from connector.sources.http import new_session, parse_time, raise_for_status, request
 from connector.sources.platform import PlatformInfo
@@ -408,10 +408,16 @@ class XSource:
             # Not summoned (or no user token configured): the agent posts it by hand.
             return ReplyResult("prepared", None, intent)
         body = {"text": text, "reply": {"in_reply_to_tweet_id": post.id}}
-        # X has no idempotency key: the exchange row recorded before this call is the guard.
+        # X has no idempotency key: the exchange row recorded before this call is the guard,
+        # and an unanswered call is an unknown outcome (`find_reply` looks before a resend).
         for attempt in range(2):
-            response = request(self.session, "x", "POST", self.api_url + "/2/tweets", json=body,
-                               headers={"Authorization": f"Bearer {access}"})
+            try:
+                response = request(self.session, "x", "POST", self.api_url + "/2/tweets", json=body,
+                                   headers={"Authorization": f"Bearer {access}"})
+            except SourceError as exc:
+                if exc.maybe_sent:
+                    raise ReplyUnknown(exc.message) from None
+                raise ReplyRefused(exc.message, retryable=True) from None
             if response.status_code == 401 and attempt == 0:
                 access = self._refresh()
                 if access:
@@ -431,6 +437,24 @@ class XSource:
             raise ReplyRefused(exc.message, retryable=exc.retryable) from None
         raise ReplyRefused(f"x: unexpected status {response.status_code}", retryable=True)
 
+    def find_reply(self, post: Post, text: str, idempotency_key: str) -> ReplyResult | None:
+        """The brand's reply to `post` with this text, searched in the post's conversation
+        (`conversation_id:… from:<brand id>`), or None. Raises SourceError when it cannot
+        tell (no brand account id configured, search failing)."""
+        if not self.user_id:
+            raise SourceError("x: X_USER_ID is not set: cannot look for the brand's reply", retryable=False)
+        conversation = post.conversation_id or post.id
+        body = self._get("/2/tweets/search/recent", {
+            "query": f"conversation_id:{conversation} from:{self.user_id}", "max_results": 100,
+            "tweet.fields": "author_id,conversation_id,referenced_tweets,created_at"})
+        self._charge("owned_read", len(body.get("data") or []))  # the brand's own posts
+        wanted = " ".join(text.split())
+        for tweet in body.get("data") or []:
+            replied_to = {r.get("id") for r in tweet.get("referenced_tweets") or [] if r.get("type") == "replied_to"}
+            if post.id in replied_to and str(tweet.get("author_id")) == self.user_id \
+                    and " ".join(str(tweet.get("text", "")).split()) == wanted:
+                return ReplyResult("sent", str(tweet["id"]), f"https://x.com/i/web/status/{tweet['id']}")
+        return None
 
 # --- yorisoi doctor -------------------------------------------------------------------------
 def doctor(env: Mapping[str, str], session: requests.Session) -> list[Any]:

@@ -203,6 +203,21 @@ def context():
     return jsonify(build_context(svc.store, key, live_sources=live))
 
 
+def _tokens_agent(body: dict[str, Any]) -> str:
+    """The agent is the token's, never a name from the request (issue 16 #14): anyone holding
+    a token could otherwise sign replies or corrections as a colleague. An `agent` in the body
+    is accepted only when it names the token's own agent."""
+    identity: AgentIdentity = g.api_agent
+    agent = body.get("agent")
+    if agent is not None and (not isinstance(agent, str) or len(agent) > 200):
+        raise ApiError(400, "bad_request", "agent must be a name (a string of at most 200 characters)",
+                       "agent は名前（200 文字までの文字列）で指定してください。", field="agent")
+    if agent is not None and agent.strip() and agent.strip() != identity.agent:
+        raise ApiError(403, "forbidden", "agent must be the token's own agent (leave it out)",
+                       "agent はトークンのエージェント本人のみ指定できます（省略してください）。", field="agent")
+    return identity.agent
+
+
 @bp.post("/draft-check")
 def draft_check():
     """Findings for a draft public reply to a ticket's customer."""
@@ -216,11 +231,7 @@ def draft_check():
     if len(text) > MAX_DRAFT_CHARS:
         raise ApiError(400, "bad_request", f"text is longer than {MAX_DRAFT_CHARS} characters",
                        f"text が {MAX_DRAFT_CHARS} 文字を超えています。", field="text")
-    agent = body.get("agent")
-    if agent is not None and (not isinstance(agent, str) or len(agent) > 200):
-        raise ApiError(400, "bad_request", "agent must be a name (a string of at most 200 characters)",
-                       "agent は名前（200 文字までの文字列）で指定してください。", field="agent")
-    agent = (agent or "").strip() or g.api_agent.agent
+    agent = _tokens_agent(body)
     settings: DraftSettings = current_app.extensions["yorisoi_api"]["draft"]
     ctx = draft_context(services().store, key, agent, settings)
     findings = check_draft(text, ctx)
@@ -248,13 +259,9 @@ def corrections():
     if value not in VALUE_NAMES[label]:
         raise ApiError(400, "bad_request", f"{label} must be one of: {', '.join(VALUE_NAMES[label])}",
                        f"{label} の値は {', '.join(VALUE_NAMES[label])} のいずれかです。", field="value")
-    agent = body.get("agent")
-    if agent is not None and (not isinstance(agent, str) or len(agent) > 200):
-        raise ApiError(400, "bad_request", "agent must be a name (a string of at most 200 characters)",
-                       "agent は名前（200 文字までの文字列）で指定してください。", field="agent")
-    agent = (agent or "").strip() or g.api_agent.agent
+    agent = _tokens_agent(body)
     store = services().store
-    correction_id = store.corrections.add_correction(key, label, value, agent)
+    correction_id = store.corrections.add_correction(key, label, value, agent, token_id=g.api_agent.token_id)
     stored = store.corrections.list_corrections(post_key=key)
     row = next(r for r in stored if r["id"] == correction_id)
     return jsonify({"id": correction_id, "ticket": body.get("ticket"), "post_key": key, "label": label,

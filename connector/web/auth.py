@@ -13,10 +13,15 @@
 - With YORISOI_SSO_HEADER set (e.g. X-Forwarded-User) the named header is trusted as the
   user's name; only set it when the connector is reachable through that proxy alone, since
   anyone who can reach it directly could send the header themselves.
-- Failed logins are limited per client address and per account name.
+- Failed logins are limited per client address (reserved before the password is checked, so
+  concurrent guesses cannot slip through; behind YORISOI_TRUSTED_PROXIES the address is taken
+  from X-Forwarded-For) and per account name, which never refuses the correct password.
+- A session holds its account's session generation; "sign out everywhere", a password reset
+  and `yorisoi user delete` bump or remove it, so every older cookie is refused at once.
 """
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import threading
 import time
@@ -36,6 +41,7 @@ from connector.services import services
 bp = Blueprint("auth", __name__)
 
 SSO_ENV = "YORISOI_SSO_HEADER"
+TRUSTED_PROXIES_ENV = "YORISOI_TRUSTED_PROXIES"
 SESSION_HOURS = 12
 #: At most this many failed logins per address (and per account name) within the window.
 MAX_FAILURES = 5
@@ -65,7 +71,14 @@ _DUMMY_HASH = generate_password_hash("not a password of anyone", method=HASH_MET
 
 
 class LoginThrottle:
-    """Failed logins per key in a sliding window (in memory, per process)."""
+    """Failed logins per key in a sliding window (in memory, per process).
+
+    An attempt is *reserved* before the password is checked (`reserve`), atomically, so
+    concurrent guesses from one address cannot all pass the check before any is counted.
+    The address key refuses at the limit; the account key does not refuse a correct password
+    (anyone could otherwise lock a supervisor out by guessing their name): once over the
+    limit, a wrong password for the account is answered 429 like a throttled address.
+    """
 
     def __init__(self, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW_SECONDS) -> None:
         self.limit = limit
@@ -79,13 +92,28 @@ class LoginThrottle:
             failures.popleft()
         return failures
 
+    def _wait(self, key: str, now: float) -> int:
+        failures = self._prune(key, now)
+        if len(failures) < self.limit:
+            return 0
+        return int(failures[0] + self.window - now) + 1
+
     def retry_after(self, *keys: str) -> int:
         """Seconds until another attempt is allowed (0: allowed now)."""
         now = time.monotonic()
         with self._lock:
-            waits = [self._prune(k, now)[0] + self.window - now for k in keys
-                     if len(self._prune(k, now)) >= self.limit]
-        return int(max(waits)) + 1 if waits else 0
+            return max((self._wait(k, now) for k in keys), default=0)
+
+    def reserve(self, address_key: str) -> tuple[int, float]:
+        """Count an attempt from `address_key` now, before its password is checked. Returns
+        (seconds to wait, 0 if allowed; the reservation to hand to `succeeded`)."""
+        now = time.monotonic()
+        with self._lock:
+            wait = self._wait(address_key, now)
+            if wait:
+                return wait, 0.0
+            self._failures[address_key].append(now)
+            return 0, now
 
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
@@ -93,10 +121,54 @@ class LoginThrottle:
             for key in keys:
                 self._prune(key, now).append(now)
 
-    def succeeded(self, *keys: str) -> None:
+    def succeeded(self, address_key: str, reservation: float, *keys: str) -> None:
+        """A correct password: the address's reserved attempt is given back and the other
+        keys (the account) start afresh."""
         with self._lock:
+            failures = self._failures.get(address_key)
+            if failures is not None:
+                try:
+                    failures.remove(reservation)
+                except ValueError:
+                    pass
             for key in keys:
                 self._failures.pop(key, None)
+
+
+def _trusted_proxies() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    raw = services().settings.env.get(TRUSTED_PROXIES_ENV) or ""
+    networks = []
+    for part in raw.split(","):
+        part = part.strip()
+        if part:
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                continue
+    return networks
+
+
+def _is_trusted(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address() -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy; then the nearest
+    X-Forwarded-For entry that is not a trusted proxy (entries further left are whatever
+    the client chose to send, so they are never believed)."""
+    peer = request.remote_addr or ""
+    networks = _trusted_proxies()
+    if not networks or not _is_trusted(peer, networks):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("X-Forwarded-For")).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, networks):
+            return hop
+    return hops[0] if hops else peer
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -152,7 +224,16 @@ def current_user() -> str | None:
         name = (request.headers.get(header) or "").strip()
         if name and len(name) <= 200:
             return name
-    return session.get("user")
+    user = session.get("user")
+    if user is None:
+        return None
+    # The session is valid only under the generation it was issued with: "sign out
+    # everywhere", a password reset and `yorisoi user delete` end it on every device.
+    generation = services().store.accounts.session_generation(user)
+    if generation is None or session.get("gen", 0) != generation:
+        session.clear()
+        return None
+    return str(user)
 
 
 def require_login() -> Any:
@@ -204,28 +285,41 @@ def login():
         name = (request.form.get("name") or "").strip()[:100]
         password = request.form.get("password") or ""
         throttle: LoginThrottle = current_app.extensions["yorisoi_login_throttle"]
-        keys = (f"addr:{request.remote_addr}", f"user:{name.casefold()}")
-        wait = throttle.retry_after(*keys)
+        address_key, account_key = f"addr:{client_address()}", f"user:{name.casefold()}"
+        wait, reservation = throttle.reserve(address_key)
         if wait:
-            response = Response(render_template("login.html", error="throttled", wait=wait,
-                                                next=request.form.get("next", "")), status=429)
-            response.headers["Retry-After"] = str(wait)
-            return response
+            return _throttled(wait)
         stored = services().store.accounts.user_password_hash(name) if name else None
         if check_password_hash(stored or _DUMMY_HASH, password) and stored is not None:
-            throttle.succeeded(*keys)
+            # Others' failures against this account never refuse its correct password.
+            throttle.succeeded(address_key, reservation, account_key)
             session.clear()  # a fresh session (and CSRF token): no fixation of a planted cookie
             session.permanent = True
             session["user"] = name
+            session["gen"] = services().store.accounts.session_generation(name) or 0
             services().store.accounts.record_login(name)
             return redirect(_safe_next(request.form.get("next")))
-        throttle.failed(*keys)
+        account_wait = throttle.retry_after(account_key)
+        throttle.failed(account_key)  # the address's attempt was counted by reserve()
+        if account_wait:
+            return _throttled(account_wait)
         error, status = "bad_login", 401
     return render_template("login.html", error=error, wait=0, next=request.values.get("next", "")), status
 
 
+def _throttled(wait: int) -> Response:
+    response = Response(render_template("login.html", error="throttled", wait=wait,
+                                        next=request.form.get("next", "")), status=429)
+    response.headers["Retry-After"] = str(wait)
+    return response
+
+
 @bp.post("/logout")
 def logout():
+    """Sign out; with `everywhere`, every other session of the account ends too."""
     check_csrf()
+    user = session.get("user")
+    if user and request.form.get("everywhere"):
+        services().store.accounts.end_sessions(str(user))
     session.clear()
     return redirect(url_for("auth.login"))

@@ -98,6 +98,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "login_password": ("パスワード", "Password"),
     "login_submit": ("ログイン", "Sign in"),
     "logout": ("ログアウト", "Sign out"),
+    "logout_everywhere": ("すべての端末でログアウト", "Sign out everywhere"),
     "bad_login": ("ユーザー名またはパスワードが違います。", "Wrong user name or password."),
     "throttled": ("失敗が続いたため、{wait} 秒後にもう一度お試しください。",
                   "Too many failed attempts: try again in {wait} seconds."),

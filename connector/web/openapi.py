@@ -40,7 +40,7 @@ _HELPDESK_PARAM = {"type": "string", "enum": list(HELPDESKS),
 _TICKET = {"type": ["string", "integer"], "pattern": r"^[A-Za-z0-9_.:-]{1,64}$",
            "description": "The helpdesk's ticket id (as in its URL)."}
 _AGENT = {"type": "string", "maxLength": 200,
-          "description": "The agent's name as customers see it (default: the token's agent)."}
+          "description": "Always the token's agent; any other name is refused with 403 (leave it out)."}
 
 
 def _schemas() -> dict[str, Any]:
@@ -57,7 +57,7 @@ def _schemas() -> dict[str, Any]:
             "agent": {"type": "string"}, "token_id": {"type": "integer"}}},
         "Exchange": {"type": "object", "required": ["agent", "text", "status", "created_at"], "properties": {
             "agent": {"type": "string"}, "text": {"type": "string"},
-            "status": {"type": "string", "enum": ["sending", "sent", "prepared", "recorded", "failed"]},
+            "status": {"type": "string", "enum": ["sending", "sent", "prepared", "recorded", "failed", "unknown"]},
             "url": _URL_OR_NULL, "created_at": {"type": "string", "format": "date-time"},
             "sent_at": {"type": ["string", "null"], "format": "date-time"},
             "helpdesk": {"type": "string"}, "ticket_id": {"type": "string"}}},

@@ -54,6 +54,7 @@ class FakeServer:
         self.lock = threading.RLock()
         self.requests: list[dict[str, Any]] = []
         self._failures: deque[tuple[int, dict[str, str], Any]] = deque()
+        self._lost: list[tuple[str, str, float]] = []
         self.server: HTTPServer | None = None
 
     # --- test controls ----------------------------------------------------------------
@@ -61,6 +62,12 @@ class FakeServer:
                   body: Any = None) -> None:
         for _ in range(times):
             self._failures.append((status, headers or {}, body or {"title": "Too Many Requests", "status": status}))
+
+    def lose_next_answer(self, method: str, path_part: str, delay: float) -> None:
+        """The next `method` call to a path containing `path_part` does its work, then its
+        answer arrives only after `delay` seconds (a client with a shorter read timeout sees a
+        timeout although the call succeeded)."""
+        self._lost.append((method, path_part, delay))
 
     def calls(self, path_part: str, method: str | None = None) -> list[dict[str, Any]]:
         return [r for r in self.requests if path_part in r["path"] and (method is None or r["method"] == method)]
@@ -70,6 +77,15 @@ class FakeServer:
         raise NotImplementedError
 
     def _dispatch(self, request: Request) -> Response:
+        response = self._dispatch_locked(request)
+        for i, (method, part, delay) in enumerate(self._lost):
+            if method == request.method and part in request.path:
+                del self._lost[i]
+                time.sleep(delay)  # outside the lock: other calls are served meanwhile
+                break
+        return response
+
+    def _dispatch_locked(self, request: Request) -> Response:
         with self.lock:
             body: Any = None
             if request.data:

@@ -28,6 +28,7 @@ class FakeBluesky(FakeServer):
         self.posts: dict[str, dict[str, Any]] = {}
         self.deleted: set[str] = set()
         self.records: list[dict[str, Any]] = []
+        self.records_by_key: dict[str, dict[str, Any]] = {}
         self.sessions_created = 0
         self.refreshes = 0
         self.access = ""
@@ -66,6 +67,7 @@ class FakeBluesky(FakeServer):
             ("GET", re.compile(x + r"app\.bsky\.feed\.getPosts"), self.get_posts),
             ("GET", re.compile(x + r"app\.bsky\.actor\.getProfile"), self.get_profile),
             ("POST", re.compile(x + r"com\.atproto\.repo\.createRecord"), self.create_record),
+            ("GET", re.compile(x + r"com\.atproto\.repo\.getRecord"), self.get_record),
             ("GET", re.compile(r"/_fake/records"), lambda r, b: json_response(self.records)),  # demo control
         ]
 
@@ -135,11 +137,25 @@ class FakeBluesky(FakeServer):
             return denied
         if body.get("repo") != BRAND_DID or body.get("collection") != "app.bsky.feed.post":
             return json_response({"error": "InvalidRequest", "message": "bad repo or collection"}, 400)
+        n = len(self.records) + 1
+        rkey = body.get("rkey") or f"3lbreply{n:06d}"
+        if rkey in self.records_by_key:
+            # What the PDS answers today for a taken record key (bluesky-social/atproto#3718).
+            return json_response({"error": "InternalServerError", "message": "Internal Server Error"}, 500)
         self.records.append(body["record"])
-        n = len(self.records)
-        uri = f"at://{BRAND_DID}/app.bsky.feed.post/3lbreply{n:06d}"
+        uri = f"at://{BRAND_DID}/app.bsky.feed.post/{rkey}"
         cid = cid_for(json.dumps([uri, body["record"]], sort_keys=True, ensure_ascii=False))
+        self.records_by_key[rkey] = {"uri": uri, "cid": cid, "value": body["record"]}
         return json_response({"uri": uri, "cid": cid, "validationStatus": "valid"})
+
+    def get_record(self, request: Request, _body: Any) -> Response:
+        denied = self._authorized(request)
+        if denied:
+            return denied
+        found = self.records_by_key.get(request.args.get("rkey", ""))
+        if request.args.get("repo") != BRAND_DID or found is None:
+            return json_response({"error": "RecordNotFound", "message": "Could not locate record"}, 400)
+        return json_response(found)
 
 
 def demo_setup(fake: FakeBluesky) -> None:

@@ -157,6 +157,11 @@ class FakeX(FakeServer):
         query = request.args.get("query", "")
         if not query or len(query) > 512:
             return _problem(400, "Invalid Request", "query must be 1..512 characters", "invalid-request")
+        conversation = re.fullmatch(r"conversation_id:(\d+) from:(\d+)", query)
+        if conversation:  # the brand's posts in one conversation
+            matching = [t for t in self.tweets.values() if t["conversation_id"] == conversation.group(1)
+                        and t["author_id"] == conversation.group(2)]
+            return self._page(request, matching, "next_token")
         group = re.match(r"\(([^)]*)\)", query)
         terms = [t.strip().strip('"') for t in (group.group(1) if group else query).split(" OR ")]
         matching = [t for t in self.tweets.values() if any(term and term.lower() in _plain(t["text"]).lower() for term in terms)]

@@ -39,6 +39,7 @@ from connector.config import ConfigError, shared_secret
 from connector.helpdesks.base import (
     CommentDraft, HelpdeskError, RedactionOutcome, SlaPlan, StatusPage, StatusUpdate, TicketDraft,
 )
+from connector.helpdesks.deadline import DeadlineSession
 from connector.models import TicketRef
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class FreshdeskHelpdesk:
         self.settings = settings
         self.store = store  # to learn a post's author in find_ticket (read only)
         self.api = settings.base_url + "/api/v2"
-        self.session = session or requests.Session()
+        self.session = session or DeadlineSession()
         self.session.auth = (settings.api_key, "X")  # FD#authentication: key as user, any password
         self.session.headers.update({"Content-Type": "application/json", "Accept": "application/json",
                                      "User-Agent": "yorisoi-connector"})

@@ -47,6 +47,7 @@ from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyExce
 
 from connector import jsonsafe
 from connector.config import ConfigError, shared_secret
+from connector.helpdesks.deadline import DeadlineSession
 from connector.helpdesks.base import (
     BULK_LEASE, TICKET_STATUSES, BulkCreateResult, CommentDraft, HelpdeskError, RedactionOutcome, Requester, SlaPlan,
     StatusPage, StatusUpdate, TicketClosed, TicketDraft,
@@ -191,10 +192,11 @@ class _RateLimited(Exception):
         self.refused = refused  # True: Zendesk answered 429; False: we held back (reserve)
 
 
-class ZendeskSession(requests.Session):
+class ZendeskSession(DeadlineSession):
     """zenpy's transport, with what zenpy lacks: per-call headers and non-blocking 429s.
 
-    zenpy sends every call through `session.request`; we add the thread's extra headers
+    zenpy sends every call through `session.request`; every call ends within the total
+    deadline (connector.helpdesks.deadline); we add the thread's extra headers
     (zenpy has no per-request headers, facetoe/zenpy#541), record the rate-limit headers of
     every answer, and raise instead of returning a 429 (zenpy would sleep on it).
     """

@@ -46,10 +46,9 @@ HELPDESK = "zendesk-channel"
 ADMIN_FORM_TTL = 30 * 60
 #: The first pull of a new instance brings the brand's posts of this period, then only new ones.
 BACKFILL = timedelta(days=7)
-#: Posts younger than this wait for the next pull. A post takes its `ingested_at` before its
-#: transaction commits; without the margin a slower transaction with an earlier timestamp could
-#: commit after a pull moved the cursor past it, and never be sent.
-SETTLE = timedelta(seconds=5)
+#: A cursor of the old (ingested_at, key) form resumes this far back (repeats are harmless:
+#: Zendesk de-duplicates by external_id; a skip is not).
+LEGACY_CURSOR_REPLAY = timedelta(minutes=10)
 MAX_NAME = 255
 MAX_SIGNATURE = 100
 MAX_MESSAGE = 65535
@@ -312,7 +311,7 @@ def _instance_for(svc: Services, signer: TokenSigner, metadata: str | None) -> d
 
 
 # --- pull -----------------------------------------------------------------------------------
-def _cursor(signer: TokenSigner, state: str, instance: dict[str, Any]) -> tuple[datetime, str] | None:
+def _cursor(svc: Services, signer: TokenSigner, state: str, instance: dict[str, Any]) -> int | None:
     if not state.strip():
         return None
     try:
@@ -321,7 +320,14 @@ def _cursor(signer: TokenSigner, state: str, instance: dict[str, Any]) -> tuple[
             raise BadToken("state belongs to another integration instance")
         if claims.get("b") != instance["brand"]:
             return None  # the admin switched brands: start the new brand from the backfill point
-        return datetime.fromisoformat(claims["t"]), str(claims["k"])
+        if "s" in claims:
+            seq = claims["s"]
+            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+                raise ValueError("bad feed number")
+            return seq
+        # A state issued before the feed numbers: resume a little before its time.
+        at = datetime.fromisoformat(claims["t"])
+        return svc.store.channel.channel_seq_before(at - LEGACY_CURSOR_REPLAY)
     except BadToken as exc:
         raise _Refused(400, f"state refused: {exc}") from None
     except (KeyError, ValueError, TypeError):
@@ -332,20 +338,21 @@ def _cursor(signer: TokenSigner, state: str, instance: dict[str, Any]) -> tuple[
 def pull():
     """Up to 200 new posts of the instance's brand, oldest first, and the cursor after them.
 
-    `state` is our signed cursor (last ingested_at, last post key) bound to the instance;
-    Zendesk stores it and sends it back, so each post is sent once and none is skipped.
+    `state` is our signed cursor (the last feed number sent, numbered in commit order) bound
+    to the instance; Zendesk stores it and sends it back, so each post is sent once and none is
+    skipped, however late its transaction committed (issue 16 #2).
     Zendesk also de-duplicates by external_id (helpdesk-apis.md §1.3).
     """
     svc = services()
     signer = _signer(_channel())
     instance = _instance_for(svc, signer, request.form.get("metadata"))
     state = request.form.get("state") or ""
-    after = _cursor(signer, state, instance)
+    after = _cursor(svc, signer, state, instance)
     if instance["brand"] not in svc.watch.brand_names:
         # The brand left the watch file: nothing to send; ask the admin to pick another.
         return jsonify({"external_resources": [], "state": state, "metadata_needs_update": True})
     rows = svc.store.channel.channel_posts(instance["brand"], after=after, since=instance["backfill_from"],
-                                   until=utcnow() - SETTLE, limit=MAX_RESOURCES_PER_PULL)
+                                           limit=MAX_RESOURCES_PER_PULL)
     resources = []
     long_ids = []
     for row in rows:
@@ -359,7 +366,7 @@ def pull():
     if rows:
         last = rows[-1]
         state = signer.seal(STATE, {"i": instance["id"], "b": instance["brand"],
-                                    "t": last["ingested_at"].isoformat(), "k": last["post"].key})
+                                    "s": last["seq"]})
     svc.store.channel.touch_channel_pull(instance["id"])
     log.info("pull for instance %s: %d resources", instance["id"], len(resources))
     return jsonify({"external_resources": resources, "state": state})
