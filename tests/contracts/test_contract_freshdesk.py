@@ -33,10 +33,9 @@ from connector.doctor import OK
 from connector.helpdesks import freshdesk as freshdesk_pkg
 from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, TicketDraft
 from connector.helpdesks.freshdesk.client import FreshdeskHelpdesk, FreshdeskSettings
-from connector.models import TicketRef
 from tests.contracts.openapi import Capture, Exchange, _openapi30_to_jsonschema, errors
 from tests.fakes.freshdesk import FakeFreshdesk
-from tests.freshdesk_support import API_KEY, GROUP_ID, freshdesk_env, serve
+from tests.freshdesk_support import API_KEY, freshdesk_env, serve
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "freshdesk"
 OAS = SPECS / "freshdesk-rest-api-openapi.yml"
