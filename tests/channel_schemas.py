@@ -1,7 +1,8 @@
 """Zendesk's published Channel framework JSON schemas, as validators for the tests.
 
 The schemas (zendesk/any_channel_json_schemas v0.15.0) live outside the repository, in
-`../shared/data/zendesk-any-channel-schemas/`; tests that need them skip with the reason when
+`../shared/specs/zendesk-channel/` (or the older copy in
+`../shared/data/zendesk-any-channel-schemas/`); tests that need them skip with the reason when
 that folder is absent. They are draft-04 era and use two things newer validators reject:
 `"type": "any"` and `"type": "time"`, and the custom formats `https-url` and `external-id`.
 Those are defined here as Zendesk documents them.
@@ -16,7 +17,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "zendesk-any-channel-schemas"
+#: The published-specs copy (../shared/specs/zendesk-channel, where the contract tests read
+#: every spec) first; the older data-set copy of the same files as a fallback.
+_SHARED = Path(__file__).resolve().parents[2] / "shared"
+SCHEMA_DIR = next((d for d in (_SHARED / "specs" / "zendesk-channel", _SHARED / "data" / "zendesk-any-channel-schemas")
+                   if d.is_dir()), _SHARED / "specs" / "zendesk-channel")
 
 
 def _external_id(value: Any) -> bool:
@@ -49,7 +54,7 @@ def validator(name: str):
 
     if not (SCHEMA_DIR / f"{name}.json").is_file():
         pytest.skip(f"Zendesk's Channel framework schemas are not at {SCHEMA_DIR} "
-                    "(../shared/data/zendesk-any-channel-schemas/ beside the repository)")
+                    "(../shared/specs/zendesk-channel/ beside the repository)")
     documents = {path.name: json.loads(path.read_text(encoding="utf-8")) for path in SCHEMA_DIR.glob("*.json")}
     registry = Registry().with_resources(
         (file_name, Resource.from_contents(document, default_specification=DRAFT4))

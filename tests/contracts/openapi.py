@@ -34,6 +34,10 @@ def _openapi30_to_jsonschema(node: Any) -> Any:
     out = {k: _openapi30_to_jsonschema(v) for k, v in node.items()
            if k not in ("nullable", "example", "discriminator", "xml", "externalDocs")}
     if node.get("nullable") is True:
+        if isinstance(out.get("enum"), list) and None not in out["enum"]:
+            # A nullable enum (Zendesk's ticket `type`, …): the spec's author marked the field
+            # nullable, and the services answer null there; read it as allowing null.
+            out["enum"] = [*out["enum"], None]
         if isinstance(out.get("type"), str):
             out["type"] = [out["type"], "null"]
         else:
@@ -100,9 +104,10 @@ def response_validator(path: Path, method: str, concrete: str, status: int) -> A
 def query_problems(path: Path, method: str, concrete: str, args: dict[str, list[str]]) -> list[str]:
     """Query parameters the operation does not declare, or values outside a declared enum
     (comma-separated arrays with `explode: false`, as X's field lists)."""
-    _template, op = operation(path, method, concrete)
+    template, op = operation(path, method, concrete)
     declared = {}
-    for param in op.get("parameters") or []:
+    # Parameters of the path item apply to all its operations (OpenAPI 3, Path Item Object).
+    for param in [*(load(path)["paths"][template].get("parameters") or []), *(op.get("parameters") or [])]:
         param = _resolve(path, param)
         if param.get("in") == "query":
             declared[param["name"]] = param

@@ -22,7 +22,7 @@ import json
 import re
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from werkzeug import Request, Response
@@ -249,7 +249,11 @@ class FakeFreshdesk:
             "status": body.get("status", 2), "subject": body["subject"], "company_id": None, "id": ticket_id,
             "type": body.get("type"), "to_emails": None, "product_id": body.get("product_id"),
             "fr_escalated_at": None, "is_escalated": False, "created_at": stamp, "updated_at": stamp,
-            "due_by": None, "fr_due_by": None, "description": body["description"],
+            # FD#create_ticket's sample answer has both deadlines set ("due_by": "2015-07-09T13:08:06Z",
+            # "fr_due_by": "2015-07-04T15:08:06Z"): Freshdesk computes them from the SLA policy on
+            # create, and the OAS types them as non-null date-times.
+            **self._deadlines(body.get("priority", 1)),
+            "description": body["description"],
             "description_text": strip_html(body["description"]),
             "custom_fields": {name: (body.get("custom_fields") or {}).get(name) for name in self.custom_fields},
             "tags": list(tags), "attachments": [],
@@ -261,6 +265,16 @@ class FakeFreshdesk:
                                  "first_responded_at": None, "status_updated_at": stamp, "reopened_at": None,
                                  "resolved_at": None, "closed_at": None, "pending_since": None}
         return 201, ticket
+
+    @staticmethod
+    def _deadlines(priority: int) -> dict[str, str]:
+        """First-response and resolution deadlines as Freshdesk sets them from an SLA policy
+        (calendar hours by priority here: urgent 1/4, high 4/8, medium 8/24, low 24/72; only
+        their presence and format matter to Yorisoi and its tests)."""
+        respond, resolve = {4: (1, 4), 3: (4, 8), 2: (8, 24)}.get(priority, (24, 72))
+        now = datetime.now(timezone.utc)
+        return {"fr_due_by": (now + timedelta(hours=respond)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "due_by": (now + timedelta(hours=resolve)).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     def _requester(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("requester_id") in self.contacts:
@@ -400,7 +414,9 @@ class FakeFreshdesk:
         note = {"body_text": strip_html(body["body"]), "body": body["body"], "id": next(self.ids) + 5000,
                 "incoming": bool(body.get("incoming", False)), "private": bool(body.get("private", True)),
                 "user_id": user_id or 1, "support_email": None, "source": 2, "ticket_id": ticket["id"],
-                "to_emails": None, "attachments": [], "created_at": stamp, "updated_at": stamp}
+                # An array, never null: `Conversation.to_emails` in the Freshdesk OAS
+                # (../shared/specs/freshdesk/freshdesk-rest-api-openapi.yml) is a non-nullable array.
+                "to_emails": [], "attachments": [], "created_at": stamp, "updated_at": stamp}
         self.conversations[ticket["id"]].append(note)
         ticket["updated_at"] = stamp
         return 201, note

@@ -415,6 +415,10 @@ class FakeZendesk:
 
     def _add_audit(self, ticket: dict[str, Any], comment: dict[str, Any], metadata: dict[str, Any] | None,
                    author_id: Any) -> dict[str, Any]:
+        # An audit (and its comment) always has an author: the comment's author, else the user
+        # making the API call (AuditObject.author_id is a non-null integer in the Support OAS;
+        # 1 is the API user `users/me` answers).
+        author_id = author_id or 1
         events = []
         if comment:
             comment_id = next(self._ids)
