@@ -24,6 +24,7 @@ from connector.db import utcnow
 from connector.ports import SourceState
 from connector.sources.base import PollingSource, SourceError
 from connector.sources import polling_sources
+from connector.streaming import stream_covers
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,12 @@ class Poller:
                 if not mine:
                     report.units.append(UnitReport(unit, source.platform, polled=False,
                                                    note="being polled by another instance"))
+                    continue
+                stream = getattr(source, "stream_name", None)
+                if stream and not ignore_interval and stream_covers(self.state, stream, now):
+                    # Its stream delivers this network now; polling resumes when it is down.
+                    report.units.append(UnitReport(unit, source.platform, polled=False,
+                                                   note=f"streamed ({stream} connected)"))
                     continue
                 due, next_at = self._due(unit, now, ignore_interval)
                 if not due:

@@ -105,13 +105,19 @@ def make_sources(settings: "Settings | None" = None, store: "Store | None" = Non
                                              interval=intervals["mastodon"])
     if env.get("BLUESKY_HANDLE") or env.get("BLUESKY_APP_PASSWORD"):
         from connector.sources.bluesky import DEFAULT_SERVICE, BlueskySource
+        from connector.sources.jetstream import DEFAULT_JETSTREAM_URL
+        stream = (env.get("BLUESKY_STREAM") or "on").strip().lower()
+        if stream not in ("on", "off"):
+            raise ConfigError(f"BLUESKY_STREAM={stream!r} should be on or off")
         if not (env.get("BLUESKY_HANDLE") and env.get("BLUESKY_APP_PASSWORD")):
             raise ConfigError("Bluesky needs both BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (an App Password, "
                               "Settings → Privacy and security → App passwords)")
         sources["bluesky"] = BlueskySource(state=store.sources, watch=watch, handle=env["BLUESKY_HANDLE"],
                                            app_password=env["BLUESKY_APP_PASSWORD"],
                                            service=env.get("BLUESKY_SERVICE") or DEFAULT_SERVICE,
-                                           interval=intervals["bluesky"])
+                                           interval=intervals["bluesky"],
+                                           jetstream_url=None if stream == "off" else
+                                           (env.get("BLUESKY_JETSTREAM_URL") or DEFAULT_JETSTREAM_URL))
     if watch.feeds:
         from connector.sources.rss import RssSource
         sources["rss"] = RssSource(state=store.sources, watch=watch, feeds=watch.feeds, interval=intervals["rss"])
