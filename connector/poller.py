@@ -155,7 +155,8 @@ class Poller:
                     report.units.append(UnitReport(unit, source.platform, polled=False,
                                                    note="being polled by another instance"))
                     continue
-                stream = getattr(source, "stream_name", None)
+                stream_for = getattr(source, "stream_for", None)
+                stream = stream_for(unit) if callable(stream_for) else None
                 if stream and not ignore_interval and stream_covers(self.state, stream, now):
                     # Its stream delivers this network now; polling resumes when it is down.
                     report.units.append(UnitReport(unit, source.platform, polled=False,

@@ -155,6 +155,10 @@ class BlueskySource:
         return response
 
     # --- streaming --------------------------------------------------------------------
+    def stream_for(self, unit: str) -> str | None:
+        """The stream that covers a poll unit while connected: Jetstream covers every search."""
+        return self.stream_name
+
     def streams(self, pipeline: Any) -> list[Any]:
         """The Jetstream subscription, filtered client-side: a post is kept when it names a
         watched brand (the qualifier's own rules) or replies to a post we store (a follow-up)."""

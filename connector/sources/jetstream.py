@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from pydantic import ValidationError
 
 from connector.models import Author, Post
-from connector.sources.base import PolledPost, SourceError
+from connector.sources.base import PolledPost
 from connector.sources.http import parse_time
 from connector.sources.ws import StreamBatch, open_websocket, recv_frames
 
@@ -135,7 +135,3 @@ class JetstreamStream:
                     in_reply_to=parent, conversation_id=(root or {}).get("uri") if root else None)
         extras = {"uri": uri, "cid": commit.get("cid"), "root": root, "time_us": time_us}
         return PolledPost(post, extras)
-
-
-def stream_error(message: str) -> SourceError:
-    return SourceError(f"bluesky jetstream: {message}", retryable=True)

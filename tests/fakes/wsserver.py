@@ -78,6 +78,9 @@ class FakeStreamServer:
                 continue
             with self.lock:
                 pending = self.frames[index:]
+            if drop is not None and sent >= drop:
+                ws.close()
+                return
             if not pending:
                 time.sleep(0.005)
                 continue
