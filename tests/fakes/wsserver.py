@@ -25,6 +25,7 @@ class FakeStreamServer:
         self._drops: list[int] = []
         self._refuse = 0
         self.stalled = False
+        self._kick = threading.Event()
         self.closed = threading.Event()
         self._server = serve(self._handler, "127.0.0.1", 0, process_request=self._process_request)
         self.port = self._server.socket.getsockname()[1]
@@ -50,6 +51,10 @@ class FakeStreamServer:
     def drop_after(self, frames: int) -> None:
         with self.lock:
             self._drops.append(frames)
+
+    def drop_now(self) -> None:
+        """Close the open connection(s) now (the client reconnects from its cursor)."""
+        self._kick.set()
 
     def refuse(self, times: int) -> None:
         self._refuse = times
@@ -78,7 +83,8 @@ class FakeStreamServer:
                 continue
             with self.lock:
                 pending = self.frames[index:]
-            if drop is not None and sent >= drop:
+            if (drop is not None and sent >= drop) or self._kick.is_set():
+                self._kick.clear()
                 ws.close()
                 return
             if not pending:
