@@ -33,6 +33,8 @@ BACKOFF_MAX = 3600.0
 ADMIN_WAIT = 3600.0
 #: A unit with more pages waiting is polled again this soon.
 CATCH_UP_SECONDS = 5.0
+#: A unit its stream covers is looked at again this soon (polling resumes if the stream drops).
+STREAM_RECHECK = 30.0
 
 
 @dataclass
@@ -195,7 +197,12 @@ class Poller:
     def seconds_until_next(self) -> float:
         now = self.clock()
         waits = []
-        for _source, unit in self.schedule():
+        for source, unit in self.schedule():
+            stream_for = getattr(source, "stream_for", None)
+            stream = stream_for(unit) if callable(stream_for) else None
+            if stream and stream_covers(self.state, stream, now):
+                waits.append(STREAM_RECHECK)  # streamed: look again soon in case it drops
+                continue
             health = self.state.unit_health(unit)
             if not health or health["next_poll_at"] is None:
                 return 0.0

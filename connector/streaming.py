@@ -35,8 +35,10 @@ BACKOFF_MAX = 60.0
 LOCK_RETRY = 30.0
 #: A stream whose health was not written for this long is not trusted (its process died).
 FRESH_FOR = timedelta(seconds=90)
-#: Health is written at most this often while events flow (plus on every status change).
+#: Health is written at most this often while events flow (plus on every status change),
+#: and this often while a connected stream is quiet (so it does not look stale).
 HEALTH_EVERY = 2.0
+HEALTH_QUIET_EVERY = 30.0
 
 
 def health_key(name: str) -> str:
@@ -69,6 +71,10 @@ class StreamRunner(threading.Thread):
         self.stop_event = threading.Event()
         self._times: collections.deque[float] = collections.deque()
         self._written = 0.0
+        self._events_written = 0
+        #: Whether this instance holds the stream: only the holder writes its shared health.
+        self.holder = False
+        self.was_connected = False  # the current attempt got as far as connected
         prior = self.state.get_state(health_key(stream.name)) or {}
         self.health: dict[str, Any] = {
             "name": stream.name, "platform": stream.platform, "status": "starting", "connected_since": None,
@@ -79,13 +85,18 @@ class StreamRunner(threading.Thread):
     # --- health ---------------------------------------------------------------------------
     def _save_health(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._written < HEALTH_EVERY:
+        events = int(self.health["events"])
+        every = HEALTH_EVERY if events != self._events_written else HEALTH_QUIET_EVERY
+        if not force and now - self._written < every:
             return
+        self._events_written = events
         while self._times and self._times[0] < now - 60:
             self._times.popleft()
         self.health["events_per_min"] = len(self._times)
         self.health["updated_at"] = utcnow().isoformat()
         self._written = now
+        if not self.holder:
+            return  # another instance holds the stream and reports its health
         try:
             self.state.set_state(health_key(self.stream.name), dict(self.health))
         except Exception:  # health is a report; never let it stop the stream
@@ -105,15 +116,19 @@ class StreamRunner(threading.Thread):
         failures = 0
         while not self.stop_event.is_set():
             with self.state.exclusive(f"stream:{self.stream.name}") as mine:
+                self.holder = mine
                 if not mine:
                     self._status("held by another instance", connected_since=None)
                     self.stop_event.wait(self.lock_retry)
                     continue
+                self.was_connected = False
                 try:
                     self.run_connection()
                     failures = 0
                 except Exception as exc:  # a drop, a stall, a refusal, a bug: reconnect
-                    failures += 1
+                    # A drop of a working connection starts the back-off afresh (1 s); only
+                    # failures to connect at all grow it (2 s, 4 s … BACKOFF_MAX).
+                    failures = 1 if self.was_connected else failures + 1
                     error = exc if isinstance(exc, SourceError) else None
                     if error is None:
                         log.exception("stream %s failed unexpectedly", self.stream.name)
@@ -130,13 +145,17 @@ class StreamRunner(threading.Thread):
                     log.warning("stream %s: %s; reconnecting in %.0f s (polling meanwhile)",
                                 self.stream.name, message, wait)
                     self.stop_event.wait(wait)
-        self._status("stopped", connected_since=None)
+                finally:
+                    if self.stop_event.is_set():
+                        self._status("stopped", connected_since=None)
+                    self.holder = False
 
     def run_connection(self) -> None:
         cursor_key = f"cursor:{self.stream.name}"
         cursor = self.state.get_state(cursor_key)
         for batch in self.stream.events(cursor, self.stop_event):
             if batch.connected:
+                self.was_connected = True
                 self._status("connected", connected_since=utcnow().isoformat(), retry_at=None)
                 continue
             self.store_batch(batch)

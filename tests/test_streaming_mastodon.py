@@ -93,3 +93,24 @@ def test_mastodon_stream_off_keeps_polling_only(social_app, fakes):
     svc = social_app(only=("mastodon",), MASTODON_STREAM="off")
     source = svc.sources["mastodon"]
     assert source.streams(svc.pipeline) == [] and source.stream_for(source.units()[0]) is None
+
+
+def test_hashtag_units_are_polled_only_while_their_stream_is_down(social_app, fakes):
+    from connector.db import utcnow
+    from connector.poller import STREAM_RECHECK, Poller
+    from connector.streaming import health_key
+    m: FakeMastodon = fakes["mastodon"]
+    m.add_status(f"<p>ソラモバイル 圏外 #{TAG}</p>", tags=[TAG])
+    svc = social_app(only=("mastodon",))
+    [stream] = svc.sources["mastodon"].streams(svc.pipeline)
+    svc.store.sources.set_state(health_key(stream.name), {"status": "connected", "updated_at": utcnow().isoformat()})
+    poller = Poller(svc)
+    report = poller.run_once(ignore_interval=False, compliance=False)
+    tag_unit = next(u for u in report.units if ":tag:" in u.unit)
+    assert not tag_unit.polled and tag_unit.note == f"streamed ({stream.name} connected)"
+    assert next(u for u in report.units if ":search:" in u.unit).polled  # search has no stream
+    assert poller.seconds_until_next() <= STREAM_RECHECK
+    svc.store.sources.set_state(health_key(stream.name), {"status": "reconnecting", "updated_at": utcnow().isoformat()})
+    report = poller.run_once(ignore_interval=False, compliance=False)
+    tag_unit = next(u for u in report.units if ":tag:" in u.unit)
+    assert tag_unit.polled and tag_unit.fetched == 1  # the fallback

@@ -72,6 +72,9 @@ class JetstreamStream:
         with open_websocket(self.subscribe_url(cursor), "bluesky") as ws:
             yield StreamBatch(connected=True)
             for frame in recv_frames(ws, "bluesky", self.stall_seconds, stop):
+                if frame is None:
+                    yield StreamBatch()  # a quiet tick: still connected
+                    continue
                 batch = self.parse(frame)
                 if batch is None:
                     continue

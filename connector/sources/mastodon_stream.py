@@ -85,6 +85,9 @@ class MastodonStream:
             for tag in self.tags:
                 yield from self._catch_up(tag, last)
             for frame in recv_frames(ws, "mastodon", self.stall_seconds, stop):
+                if frame is None:
+                    yield StreamBatch()  # a quiet tick: still connected
+                    continue
                 batch = self.parse(frame, last)
                 if batch is not None:
                     yield batch

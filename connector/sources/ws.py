@@ -65,9 +65,10 @@ def open_websocket(url: str, network: str, headers: dict[str, str] | None = None
         yield ws
 
 
-def recv_frames(ws: Any, network: str, stall_seconds: float, stop: threading.Event) -> Iterator[str | bytes]:
-    """Frames until `stop`; SourceError when the server closes the socket or sends nothing for
-    `stall_seconds` (a stalled stream: the heartbeat timeout)."""
+def recv_frames(ws: Any, network: str, stall_seconds: float, stop: threading.Event) -> Iterator[str | bytes | None]:
+    """Frames until `stop`, and None at every quiet tick (so the caller can report that it is
+    alive); SourceError when the server closes the socket or sends nothing for `stall_seconds`
+    (a stalled stream: the heartbeat timeout)."""
     from websockets.exceptions import ConnectionClosed
     import time
     last = time.monotonic()
@@ -78,6 +79,7 @@ def recv_frames(ws: Any, network: str, stall_seconds: float, stop: threading.Eve
             if time.monotonic() - last > stall_seconds:
                 raise SourceError(f"{network}: stream stalled (nothing for {stall_seconds:.0f} s)",
                                   retryable=True) from None
+            yield None
             continue
         except ConnectionClosed as exc:
             raise SourceError(f"{network}: the stream closed the connection ({exc})", retryable=True) from None
