@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.sources.jetstream import JetstreamStream
 from connector.streaming import StreamRunner, StreamSupervisor, configured_streams, health_key
+from tests.fakes.fixtures import *  # noqa: F401,F403
 from tests.fakes.wsserver import FakeStreamServer
 from tests.test_streaming import jet, key, wait_for
 
@@ -88,3 +89,60 @@ def test_poll_status_shows_stream_and_unit_health(app_factory, env):
     as_json = CliRunner().invoke(main, ["poll", "--status", "--json"], env=run_env, catch_exceptions=False)
     [stream] = json.loads(as_json.output)["streams"]
     assert stream["status"] == "reconnecting" and stream["reconnects"] == 3
+
+
+@pytest.mark.slow
+def test_kill_9_of_yorisoi_poll_resumes_from_the_cursor(env, tmp_path, fakes, server):
+    """`yorisoi poll` streaming Jetstream is killed with SIGKILL mid-stream and started again:
+    it resumes from the stored cursor; every post becomes exactly one ticket."""
+    import signal
+    import subprocess
+    import sys
+    from sqlalchemy import select
+    from connector.db import Store
+    from connector.db.schema import local_tickets
+    from tests.conftest import database_url
+    from tests.fakes.fixtures import social_env
+    import os
+    from pathlib import Path
+    run_env = {**os.environ, **social_env(env, tmp_path, {"bluesky": fakes["bluesky"]},
+                                          BLUESKY_JETSTREAM_URL=server.url + "/subscribe"),
+               "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    store = Store(database_url(env))
+
+    def cursor() -> int:
+        return (store.sources.get_state("cursor:bluesky:jetstream") or {}).get("time_us") or 0
+
+    def run() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "connector.cli", "poll"], env=run_env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    try:
+        for n in range(1, 6):
+            server.push(jet(n))
+        child = run()
+        try:
+            wait_for(lambda: cursor() == jet(5)["time_us"], timeout=60)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+        for n in range(6, 11):
+            server.push(jet(n))
+        child = run()
+        try:
+            wait_for(lambda: cursor() == jet(10)["time_us"], timeout=60)
+            assert server.connections[-1]["cursor"] == jet(5)["time_us"] - 2_000_000
+
+            def tickets() -> list[str]:
+                with store.engine.connect() as conn:
+                    return list(conn.execute(select(local_tickets.c.external_id)).scalars().all())
+            wait_for(lambda: len(tickets()) >= 10, timeout=30)
+        finally:
+            child.send_signal(signal.SIGTERM)
+            child.wait(15)
+        found = tickets()
+        assert len(found) == len(set(found)) == 10
+        assert all(any(key(n) in t for t in found) for n in range(1, 11))
+    finally:
+        store.engine.dispose()
+
