@@ -69,7 +69,9 @@ def test_live_updates_catch_up_after_a_drop_and_deletes(mastodon_stream, ws_serv
     assert len(ws_server.connections) >= 2 and runner.health["reconnects"] >= 1
     timeline = m.calls("/api/v1/timelines/tag/")
     assert timeline and timeline[0]["args"]["min_id"] == [first]  # caught up from the last id seen
-    assert svc.store.sources.get_state(f"cursor:{stream.name}")["last_id"][TAG] == missed[-1]
+    # The cursor is saved after the posts are stored: wait for it rather than race it.
+    wait_for(lambda: (svc.store.sources.get_state(f"cursor:{stream.name}") or {}).get("last_id", {}).get(TAG)
+             == missed[-1])
     # A delete from the stream purges the post at once.
     ws_server.push({"stream": ["hashtag", TAG], "event": "delete", "payload": first})
     wait_for(lambda: svc.store.posts.load_post(key(m, first))[0].text == marker("mastodon", "deleted"))

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
 
 from connector.sources.http import raise_for_status
-from connector.sources.ws import StreamBatch, open_websocket, recv_frames
+from connector.sources.ws import StreamBatch, open_websocket, recv_frames, send_frame
 
 if TYPE_CHECKING:
     from connector.sources.mastodon import MastodonSource
@@ -78,7 +78,7 @@ class MastodonStream:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
         with open_websocket(self.streaming_url(), "mastodon", headers=headers) as ws:
             for tag in self.tags:
-                ws.send(json.dumps({"type": "subscribe", "stream": "hashtag", "tag": tag}))
+                send_frame(ws, "mastodon", json.dumps({"type": "subscribe", "stream": "hashtag", "tag": tag}))
             yield StreamBatch(connected=True)
             # Subscribed first, then caught up: a status posted in between comes both ways,
             # and the store keeps it once.

@@ -65,6 +65,17 @@ def open_websocket(url: str, network: str, headers: dict[str, str] | None = None
         yield ws
 
 
+def send_frame(ws: Any, network: str, text: str) -> None:
+    """Send one text frame; a closed or broken connection is a SourceError (reconnect)."""
+    from websockets.exceptions import ConnectionClosed
+    try:
+        ws.send(text)
+    except ConnectionClosed as exc:
+        raise SourceError(f"{network}: the stream closed the connection ({exc})", retryable=True) from None
+    except OSError as exc:
+        raise SourceError(f"{network}: stream connection lost ({exc})", retryable=True) from None
+
+
 def recv_frames(ws: Any, network: str, stall_seconds: float, stop: threading.Event) -> Iterator[str | bytes | None]:
     """Frames until `stop`, and None at every quiet tick (so the caller can report that it is
     alive); SourceError when the server closes the socket or sends nothing for `stall_seconds`
