@@ -165,8 +165,10 @@ def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
     svc = _services(app)
     svc.start_worker()
     poller_thread = None
+    supervisor = None
     if poll:
         from connector.poller import Poller, PollerThread
+        from connector.streaming import StreamSupervisor
         poller = Poller(svc)
         if not poller.sources:
             click.echo("no network is configured to poll (see X_BEARER_TOKEN, MASTODON_INSTANCES, "
@@ -174,12 +176,17 @@ def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
         else:
             poller_thread = PollerThread(poller, wake_delivery=svc.wake_worker)
             poller_thread.start()
+            supervisor = StreamSupervisor(svc, wake_delivery=svc.wake_worker)
+            supervisor.start()
     click.echo(f"Yorisoi is listening on http://{host}:{port}/  (helpdesk: {svc.helpdesk.name}"
                f"{'; polling ' + ', '.join(s.platform for s in poller_thread.poller.sources) if poller_thread else ''}"
+               f"{'; streaming ' + ', '.join(s.name for s in supervisor.streams) if supervisor and supervisor.streams else ''}"
                f"; Ctrl+C to stop)")
     try:
         waitress_serve(app, host=host, port=port, threads=8, ident="yorisoi")
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         if poller_thread is not None:
             poller_thread.stop()
         svc.close()
@@ -286,25 +293,64 @@ def _print_poll(report: Any) -> None:
                    + "".join(f"\n  ! {e}" for e in c.errors))
 
 
+def _print_status(svc: Any, as_json: bool) -> None:
+    """`yorisoi poll --status`: each stream's and each poll unit's health, as stored."""
+    from connector.streaming import configured_streams, stream_status
+    streams = stream_status(svc.store.sources, [s.name for s in configured_streams(svc)])
+    units = svc.store.sources.source_health_rows()
+    if as_json:
+        click.echo(json.dumps({"streams": streams, "units": units}, ensure_ascii=False, default=str))
+        return
+    click.echo("streams:" if streams else "streams: none configured (BLUESKY_STREAM / MASTODON_STREAM, or no network)")
+    for h in streams:
+        status = h.get("status")
+        mark = " " if status == "connected" else "!"
+        line = f"  {mark} {h['name']}: {status}"
+        if status == "connected":
+            line += f" since {h.get('connected_since')} · {h.get('events_per_min', 0)} events/min"
+        else:
+            line += " (its network is polled meanwhile)"
+        line += f" · last event {h.get('last_event_at') or 'never'} · reconnects {h.get('reconnects', 0)}"
+        if h.get("last_error"):
+            line += f"\n      last error {h.get('last_error_at') or ''}: {h['last_error']}"
+        click.echo(line)
+    click.echo("poll units:" if units else "poll units: none polled yet")
+    for u in units:
+        when = u["next_poll_at"].strftime("%H:%M:%S UTC") if u.get("next_poll_at") else "-"
+        state = f"failing ×{u['failures']}: {u.get('last_error')}" if u.get("failures") else "ok"
+        click.echo(f"  {u['unit']}: {state} · last ok {u.get('last_ok_at') or 'never'} · next poll {when}"
+                   + (f" ({u['note']})" if u.get("note") else ""))
+
+
 @main.command()
 @click.option("--once", is_flag=True, help="Poll every configured source once, deliver, and exit (for cron).")
-@click.option("--json", "as_json", is_flag=True, help="With --once: print one JSON object.")
+@click.option("--status", "show_status", is_flag=True,
+              help="Print each stream's and poll unit's health (connected since, events/min, last event, "
+                   "reconnects, errors) and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --once or --status: print one JSON object.")
 @click.option("--wait", default=60.0, show_default=True,
               help="With --once: seconds to keep retrying deliveries the helpdesk postponed before exiting.")
-def poll(once: bool, as_json: bool, wait: float) -> None:
+def poll(once: bool, show_status: bool, as_json: bool, wait: float) -> None:
     """Poll X, Mastodon, Bluesky and RSS/Atom feeds for posts about the watched brands.
 
     Each network's searches, hashtag timelines and feeds run on their own schedule
     (YORISOI_POLL_INTERVALS) from persisted cursors, so a restart neither skips nor repeats a
     post; a network that fails (429, 5xx) backs off alone. Every post goes through the same
     qualification and analysis as the webhook, and qualifying ones become tickets. Platform
-    compliance (deleted posts) runs every 12 hours. Without --once it runs until Ctrl+C.
+    compliance (deleted posts) runs every 12 hours. Without --once it runs until Ctrl+C,
+    with the streams (Bluesky Jetstream, Mastodon hashtag streams) beside the poller: a
+    network whose stream is connected is not polled; while it is down, it is. --status shows
+    each stream's and unit's health.
     """
     import time
     from connector.poller import Poller
+    from connector.streaming import StreamSupervisor
     app = _app()
-    _one_instance(app)
     svc = _services(app)
+    if show_status:
+        _print_status(svc, as_json)
+        return
+    _one_instance(app)
     poller = Poller(svc)
     if not poller.sources:
         raise click.ClickException("no network is configured: set X_BEARER_TOKEN, MASTODON_INSTANCES, "
@@ -328,7 +374,13 @@ def poll(once: bool, as_json: bool, wait: float) -> None:
         _print_poll(report)
         return
     svc.start_worker()
-    click.echo(f"polling {', '.join(s.platform for s in poller.sources)} (Ctrl+C to stop)")
+    # Streams (Bluesky Jetstream, Mastodon hashtag streams) next to the poller; while one is
+    # down its network's units are polled (connector/streaming.py).
+    supervisor = StreamSupervisor(svc, wake_delivery=svc.wake_worker)
+    supervisor.start()
+    click.echo(f"polling {', '.join(s.platform for s in poller.sources)}"
+               + (f"; streaming {', '.join(s.name for s in supervisor.streams)}" if supervisor.streams else "")
+               + " (Ctrl+C to stop)")
     try:
         while True:
             report = poller.run_once(ignore_interval=False)
@@ -340,6 +392,7 @@ def poll(once: bool, as_json: bool, wait: float) -> None:
     except KeyboardInterrupt:
         click.echo("stopped")
     finally:
+        supervisor.stop()
         svc.close()
 
 

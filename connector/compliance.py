@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from connector.helpdesks.base import CommentDraft, Helpdesk, HelpdeskError, TicketClosed
 from connector.sources import PLATFORMS
@@ -192,3 +192,16 @@ def add_pending_notes(store: Store, helpdesk: Helpdesk, report: ComplianceReport
             continue
         store.compliance.mark_noted(row["post_key"])
     return added
+
+
+def purge_deleted(store: Store, platform: str, post_ids: Sequence[str], reason: str = "deleted") -> list[str]:
+    """Posts a stream reported deleted (Jetstream delete, Mastodon `delete`): purge the ones we
+    store, at once and as the periodic check would; their ticket notes follow with the next
+    compliance pass (`add_pending_notes`). Returns the purged keys."""
+    purged = []
+    for post_id in post_ids:
+        key = f"{platform}:{post_id}"
+        if store.compliance.purge_post(key, reason=reason, marker=marker(platform, reason)):
+            purged.append(key)
+            log.info("compliance: %s was %s on %s (stream); purged", key, reason, platform)
+    return purged

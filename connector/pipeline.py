@@ -47,6 +47,10 @@ BULK_LEASE = timedelta(hours=1)
 #: Rows one delivery pass claims. Small, so that several instances (or worker threads) share
 #: a backlog instead of one claiming all of it; each claim is one short transaction.
 DELIVERY_BATCH = 10
+#: Posts of these priorities are always delivered one by one, ahead of everything else and
+#: never inside a bulk job, so an urgent post does not wait behind a storm's echoes. Only
+#: `urgent`: a storm's complaints are mostly `high`, and those are what bulk jobs are for.
+PRIORITY_LANE = ("urgent",)
 #: Posts stored per transaction by `ingest_lines` (replay files, the demo feed).
 INGEST_BATCH = 200
 
@@ -149,6 +153,17 @@ class Pipeline:
         self.clock = clock
         # Public storms (connector/storms.py): given by Services; None in bare tests.
         self.storms = storms
+        #: Called after an ingest committed something to deliver (the delivery worker's wake-up),
+        #: so a qualifying post reaches the helpdesk at once instead of at the next idle poll.
+        self.on_commit: list[Callable[[], None]] = []
+
+    def _committed(self, outcomes: Iterable["IngestOutcome"]) -> None:
+        if any(o.status in ("queued", "follow_up") for o in outcomes):
+            for wake in self.on_commit:
+                try:
+                    wake()
+                except Exception:  # a wake-up is a hint; the idle poll still finds the row
+                    log.exception("delivery wake-up failed")
 
     # Set by a 429 Retry-After: the helpdesk refuses every call until then, so no pass calls it
     # before (each further call would only be refused and count against us). Kept in the store,
@@ -182,7 +197,9 @@ class Pipeline:
             return IngestOutcome(post.key, "duplicate", ("already stored",))  # lost a race: fine
         if not decision.qualified:
             return IngestOutcome(post.key, "dropped", decision.reasons)
-        return IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", decision.reasons)
+        outcome = IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", decision.reasons)
+        self._committed([outcome])
+        return outcome
 
     def ingest_many(self, raws: Iterable[Any], source: str) -> list[IngestOutcome]:
         """Ingest a batch (a webhook call, a chunk of a replay file) in one transaction.
@@ -248,7 +265,9 @@ class Pipeline:
             redo = {record.post.key: self.ingest(record.post, source) for record in records}
             return [redo.get(o.key or "", o) if o.status != "duplicate" else o
                     for o in outcomes if o is not None]
-        return [o for o in outcomes if o is not None]
+        done = [o for o in outcomes if o is not None]
+        self._committed(done)
+        return done
 
     def _grouping(self, items: list[tuple[Post, Decision, Analysis | None]]) -> Callable[[Any], None] | None:
         """The storm grouping of these posts, to run inside the transaction that stores them:
@@ -269,6 +288,11 @@ class Pipeline:
         if paused_until is not None and now < paused_until:
             report.stopped = f"helpdesk asked us to wait until {paused_until.isoformat()}"
             return report
+        # The priority lane first: urgent posts one by one, before any bulk job.
+        self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now,
+                                                          priorities=PRIORITY_LANE), report)
+        if report.stopped:
+            return report
         if self.storms is not None:
             self._deliver_storms(self.storms, report)
         if supports_bulk(self.helpdesk) and \
@@ -276,7 +300,23 @@ class Pipeline:
             self._deliver_bulk(report)
             if report.stopped:
                 return report
-        claimed = self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now)
+        self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now), report)
+        return report
+
+    def deliver_priority(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:
+        """Only the priority lane (urgent posts), one by one. The delivery worker runs it
+        in its own thread, so such a post is sent while a bulk job for a storm is still running."""
+        report = DeliveryReport()
+        now = self.clock()
+        paused_until = self.paused_until
+        if paused_until is not None and now < paused_until:
+            report.stopped = f"helpdesk asked us to wait until {paused_until.isoformat()}"
+            return report
+        self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now,
+                                                          priorities=PRIORITY_LANE), report)
+        return report
+
+    def _deliver_claimed(self, claimed: list[OutboxItem], report: DeliveryReport) -> None:
         claimed_at = time.monotonic()
         for index, item in enumerate(claimed):
             try:
@@ -303,7 +343,6 @@ class Pipeline:
                 self.store.outbox.mark_retry(item, f"unexpected error: {exc}", self._retry_at(item.attempts, None))
                 report.retried += 1
                 report.errors.append({"post": item.post_key, "stage": "deliver", "message": str(exc)})
-        return report
 
     def _deliver_one(self, item: OutboxItem, report: DeliveryReport) -> None:
         loaded = self.store.posts.load_post(item.post_key)
@@ -392,7 +431,7 @@ class Pipeline:
         helpdesk: Any = self.helpdesk
         now = self.clock()
         claimed = self.store.outbox.claim_due(helpdesk.bulk_max_drafts, BULK_LEASE, worker=worker_id() + BULK_CLAIM_SUFFIX,
-                                       now=now, kind="create", fresh_only=True)
+                                       now=now, kind="create", fresh_only=True, skip_priorities=PRIORITY_LANE)
         drafts: list[TicketDraft] = []
         items: list[OutboxItem] = []
         for item in claimed:

@@ -24,6 +24,7 @@ from connector.db import utcnow
 from connector.ports import SourceState
 from connector.sources.base import PollingSource, SourceError
 from connector.sources import polling_sources
+from connector.streaming import stream_covers
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ BACKOFF_MAX = 3600.0
 ADMIN_WAIT = 3600.0
 #: A unit with more pages waiting is polled again this soon.
 CATCH_UP_SECONDS = 5.0
+#: A unit its stream covers is looked at again this soon (polling resumes if the stream drops).
+STREAM_RECHECK = 30.0
 
 
 @dataclass
@@ -174,6 +177,13 @@ class Poller:
                     report.units.append(UnitReport(unit, source.platform, polled=False,
                                                    note="being polled by another instance"))
                     continue
+                stream_for = getattr(source, "stream_for", None)
+                stream = stream_for(unit) if callable(stream_for) else None
+                if stream and not ignore_interval and stream_covers(self.state, stream, now):
+                    # Its stream delivers this network now; polling resumes when it is down.
+                    report.units.append(UnitReport(unit, source.platform, polled=False,
+                                                   note=f"streamed ({stream} connected)"))
+                    continue
                 due, next_at = self._due(unit, now, ignore_interval)
                 if not due:
                     health = self.state.unit_health(unit) or {}
@@ -212,7 +222,12 @@ class Poller:
     def seconds_until_next(self) -> float:
         now = self.clock()
         waits = []
-        for _source, unit in self.schedule():
+        for source, unit in self.schedule():
+            stream_for = getattr(source, "stream_for", None)
+            stream = stream_for(unit) if callable(stream_for) else None
+            if stream and stream_covers(self.state, stream, now):
+                waits.append(STREAM_RECHECK)  # streamed: look again soon in case it drops
+                continue
             health = self.state.unit_health(unit)
             if not health or health["next_poll_at"] is None:
                 return 0.0

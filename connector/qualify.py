@@ -97,6 +97,12 @@ class Qualifier:
         self.watch = watch
         self._brands = tuple(_BrandRules.compile(b) for b in watch.brands)
 
+    def mentions_brand(self, text: str) -> bool:
+        """Whether `text` names a watched brand (keyword, hashtag, mention): the client-side
+        pre-filter of a firehose (Bluesky Jetstream), with the same rules `decide` applies."""
+        folded = fold(text)
+        return any(rules.match(folded) for rules in self._brands)
+
     def decide(self, post: Post, follow_up_of: str | None = None,
                follow_up_brand: str | None = None) -> Decision:
         """Qualify `post`. `follow_up_of` is the key of a ticketed post by the same author in

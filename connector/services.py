@@ -54,6 +54,10 @@ class Services:
         if self.worker is None:
             self.store.outbox.release_dead_claims()
             self.worker = DeliveryWorker(self.pipeline, self.settings.delivery_interval)
+            # Wake on commit: an ingest in this process (webhook, poller, stream) wakes the
+            # worker at once. Other processes sharing a PostgreSQL database are found by the
+            # short idle poll (YORISOI_DELIVERY_INTERVAL).
+            self.pipeline.on_commit.append(self.worker.wake)
             self.worker.start()
         return self.worker
 
@@ -63,6 +67,8 @@ class Services:
 
     def close(self) -> None:
         if self.worker is not None:
+            if self.worker.wake in self.pipeline.on_commit:
+                self.pipeline.on_commit.remove(self.worker.wake)
             self.worker.stop()
             self.worker = None
         self.store.engine.dispose()
@@ -98,7 +104,10 @@ class DeliveryWorker(threading.Thread):
     """Delivers the outbox in the background while the web app serves.
 
     It sleeps until the next retry is due, the idle interval passes, or `wake()` is called by
-    an ingest, so a webhook post becomes a ticket within a second.
+    an ingest (the pipeline's on-commit hook), so a post becomes a ticket within a second.
+
+    A second thread, the priority lane, delivers only urgent posts one by one: while the
+    main thread waits on a bulk job for a storm's 200 echoes, an urgent post still goes out.
     """
 
     def __init__(self, pipeline: Pipeline, interval: float) -> None:
@@ -106,18 +115,27 @@ class DeliveryWorker(threading.Thread):
         self.pipeline = pipeline
         self.interval = interval
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()  # not `_stop`: a method of threading.Thread that join() calls
+        self.lane = PriorityLane(pipeline, interval, self._halt)
+
+    def start(self) -> None:
+        super().start()
+        self.lane.start()
 
     def wake(self) -> None:
         self._wake.set()
+        self.lane.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self._halt.set()
         self._wake.set()
+        self.lane.wake()
         self.join(timeout)
+        if self.lane.is_alive():
+            self.lane.join(timeout)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self._wake.clear()
             try:
                 report = self.pipeline.deliver()
@@ -129,3 +147,28 @@ class DeliveryWorker(threading.Thread):
                 log.exception("delivery pass failed; retrying in %.0f s", self.interval)
                 wait = self.interval
             self._wake.wait(wait)
+
+
+class PriorityLane(threading.Thread):
+    """The delivery worker's second thread: urgent posts only, one by one."""
+
+    def __init__(self, pipeline: Pipeline, interval: float, stop: threading.Event) -> None:
+        super().__init__(name="yorisoi-delivery-priority", daemon=True)
+        self.pipeline = pipeline
+        self.interval = interval
+        self._halt = stop  # not `_stop`: threading.Thread has a method of that name
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self._wake.clear()
+            try:
+                report = self.pipeline.deliver_priority()
+                if report.created or report.commented:
+                    continue
+            except Exception:  # never let a bad pass end the lane
+                log.exception("priority delivery pass failed")
+            self._wake.wait(self.interval)

@@ -49,17 +49,20 @@ class OutboxRepository:
 
     def claim_due(self, limit: int, lease: timedelta, worker: str | None = None,
                   now: datetime | None = None, *, kind: str | None = None,
-                  fresh_only: bool = False) -> list[OutboxItem]:
+                  fresh_only: bool = False, priorities: Sequence[str] | None = None,
+                  skip_priorities: Sequence[str] | None = None) -> list[OutboxItem]:
         """Claim up to `limit` due rows for this worker, oldest first.
 
         A row is due when pending and its retry time has come, or when it is still `sending`
         but its lease ran out (its worker died mid-call). Each claim is a guarded UPDATE that
         only one worker can win, so two workers never deliver the same row at once.
-        `kind` and `fresh_only` (never attempted) narrow the rows, for bulk delivery.
+        `kind` and `fresh_only` (never attempted) narrow the rows, for bulk delivery;
+        `priorities` keeps only rows whose post has one of these priorities (the priority
+        lane), `skip_priorities` leaves those out (bulk jobs never take an urgent post).
         """
         now = now or utcnow()
         worker = worker or worker_id()
-        due = self._due(now, kind, fresh_only)
+        due = self._due(now, kind, fresh_only, priorities, skip_priorities)
         candidates = select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
         values = dict(status="sending", attempts=outbox.c.attempts + 1, claimed_by=worker,
                       lease_until=now + lease, updated_at=now)
@@ -82,9 +85,16 @@ class OutboxRepository:
                 for r in sorted(rows, key=lambda r: r.id)]
 
     @staticmethod
-    def _due(now: datetime, kind: str | None = None, fresh_only: bool = False) -> Any:
-        due = ((outbox.c.status == "pending") & (outbox.c.next_attempt_at <= now)) | \
-              ((outbox.c.status == "sending") & (outbox.c.lease_until < now))
+    def _due(now: datetime, kind: str | None = None, fresh_only: bool = False,
+             priorities: Sequence[str] | None = None, skip_priorities: Sequence[str] | None = None) -> Any:
+        due = (((outbox.c.status == "pending") & (outbox.c.next_attempt_at <= now)) |
+               ((outbox.c.status == "sending") & (outbox.c.lease_until < now)))
+        if priorities is not None:
+            due = due & outbox.c.post_key.in_(select(analyses.c.post_key)
+                                              .where(analyses.c.priority.in_(list(priorities))))
+        if skip_priorities is not None:
+            due = due & ~outbox.c.post_key.in_(select(analyses.c.post_key)
+                                               .where(analyses.c.priority.in_(list(skip_priorities))))
         if kind is not None:
             due = due & (outbox.c.kind == kind)
         if fresh_only:

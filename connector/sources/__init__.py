@@ -74,6 +74,14 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float) -> flo
     return value
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    """An on/off setting that defaults to on (BLUESKY_STREAM, MASTODON_STREAM)."""
+    value = (env.get(name) or "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(f"{name}={value!r} should be on or off")
+    return value == "on"
+
+
 def make_sources(settings: "Settings | None" = None, store: "Store | None" = None,
                  watch: "WatchConfig | None" = None) -> dict[str, Any]:
     """The source for each platform, from the environment (see README, Configuration)."""
@@ -107,16 +115,21 @@ def make_sources(settings: "Settings | None" = None, store: "Store | None" = Non
                 raise ConfigError(f"MASTODON_INSTANCES: {instance!r} should be a URL like https://mstdn.jp")
         sources["mastodon"] = MastodonSource(state=store.sources, watch=watch, instances=instances,
                                              access_token=env.get("MASTODON_ACCESS_TOKEN") or None,
-                                             interval=intervals["mastodon"], session=new_session(guarded=guarded))
+                                             interval=intervals["mastodon"], session=new_session(guarded=guarded),
+                                             stream=_switch(env, "MASTODON_STREAM"))
     if env.get("BLUESKY_HANDLE") or env.get("BLUESKY_APP_PASSWORD"):
         from connector.sources.bluesky import DEFAULT_SERVICE, BlueskySource
+        from connector.sources.jetstream import DEFAULT_JETSTREAM_URL
+        stream = "on" if _switch(env, "BLUESKY_STREAM") else "off"
         if not (env.get("BLUESKY_HANDLE") and env.get("BLUESKY_APP_PASSWORD")):
             raise ConfigError("Bluesky needs both BLUESKY_HANDLE and BLUESKY_APP_PASSWORD (an App Password, "
                               "Settings → Privacy and security → App passwords)")
         sources["bluesky"] = BlueskySource(state=store.sources, watch=watch, handle=env["BLUESKY_HANDLE"],
                                            app_password=env["BLUESKY_APP_PASSWORD"],
                                            service=env.get("BLUESKY_SERVICE") or DEFAULT_SERVICE,
-                                           interval=intervals["bluesky"], session=new_session(guarded=guarded))
+                                           interval=intervals["bluesky"], session=new_session(guarded=guarded),
+                                           jetstream_url=None if stream == "off" else
+                                           (env.get("BLUESKY_JETSTREAM_URL") or DEFAULT_JETSTREAM_URL))
     if watch.feeds:
         from connector.sources.rss import RssSource
         sources["rss"] = RssSource(state=store.sources, watch=watch, feeds=watch.feeds, interval=intervals["rss"],

@@ -54,6 +54,8 @@ INFO = PlatformInfo(
         EnvVar("BLUESKY_HANDLE", "(unset: Bluesky not polled)", "Handle of the brand's Bluesky account (e.g. `brand.bsky.social`); with BLUESKY_APP_PASSWORD it turns Bluesky polling on.", False, __name__),
         EnvVar("BLUESKY_APP_PASSWORD", "(unset)", "An App Password of that account (Settings → Privacy and security → App passwords).", True, __name__),
         EnvVar("BLUESKY_SERVICE", DEFAULT_SERVICE, "The account's PDS, for accounts not hosted on bsky.social.", False, __name__),
+        EnvVar("BLUESKY_JETSTREAM_URL", "wss://jetstream2.us-east.bsky.network/subscribe", "Jetstream endpoint streaming Bluesky posts in real time (any Jetstream instance, or a relay of your own).", False, __name__),
+        EnvVar("BLUESKY_STREAM", "on", "`off`: no Jetstream, Bluesky is polled with searchPosts only (the fallback while the stream is down either way).", False, __name__),
     ),
 )
 
@@ -86,7 +88,8 @@ class BlueskySource:
 
     def __init__(self, *, state: SourceState, watch: WatchConfig, handle: str, app_password: str,
                  service: str = DEFAULT_SERVICE, interval: float = 120.0,
-                 session: requests.Session | None = None, clock: Any = None) -> None:
+                 session: requests.Session | None = None, clock: Any = None,
+                 jetstream_url: str | None = None) -> None:
         self.state = state
         self.watch = watch
         self.handle = handle.lstrip("@")
@@ -95,6 +98,10 @@ class BlueskySource:
         self.interval = interval
         self.session = session or new_session()
         self._clock = clock or (lambda: datetime.now(timezone.utc))
+        #: Jetstream (None: BLUESKY_STREAM=off). While its stream is connected the poller
+        #: leaves this source's searches alone; when it is down, searchPosts polling resumes.
+        self.jetstream_url = jetstream_url
+        self.stream_name = "bluesky:jetstream" if jetstream_url else None
         terms: list[str] = []
         for brand in watch.brands:
             for term in (*brand.keywords, *(t.replace("＃", "#") for t in brand.hashtags)):
@@ -165,6 +172,26 @@ class BlueskySource:
                 continue
             return response
         return response
+
+    # --- streaming --------------------------------------------------------------------
+    def stream_for(self, unit: str) -> str | None:
+        """The stream that covers a poll unit while connected: Jetstream covers every search."""
+        return self.stream_name
+
+    def streams(self, pipeline: Any) -> list[Any]:
+        """The Jetstream subscription, filtered client-side: a post is kept when it names a
+        watched brand (the qualifier's own rules) or replies to a post we store (a follow-up)."""
+        if not self.jetstream_url:
+            return []
+        from connector.sources.jetstream import JetstreamStream
+        qualifier, posts = pipeline.qualifier, pipeline.store.posts
+
+        def wants(post: Post) -> bool:
+            if qualifier.mentions_brand(post.text):
+                return True
+            return any(ref and posts.post_exists(f"bluesky:{ref}") for ref in (post.in_reply_to, post.conversation_id))
+
+        return [JetstreamStream(url=self.jetstream_url, wants=wants)]
 
     # --- polling ----------------------------------------------------------------------
     def units(self) -> list[str]:

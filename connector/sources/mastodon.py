@@ -51,7 +51,8 @@ INFO = PlatformInfo(
     replies=True, compliance=True, poll_interval=120.0,
     env=(
         EnvVar("MASTODON_INSTANCES", "(unset: Mastodon not polled)", "Comma-separated instance URLs (e.g. `https://mstdn.jp`); the first is the brand's home instance. Setting it turns Mastodon polling on.", False, __name__),
-        EnvVar("MASTODON_ACCESS_TOKEN", "(unset: replies recorded only)", "Access token of the brand's account on the home instance (search and replies).", True, __name__),
+        EnvVar("MASTODON_ACCESS_TOKEN", "(unset: replies recorded only)", "Access token of the brand's account on the home instance (search, replies, and hashtag streaming: scope `read:statuses`).", True, __name__),
+        EnvVar("MASTODON_STREAM", "on", "`off`: no streaming, the hashtag timelines are polled only (the fallback while a stream is down either way).", False, __name__),
     ),
 )
 
@@ -72,7 +73,7 @@ class MastodonSource:
     idempotent_replies = True
 
     def __init__(self, *, state: SourceState, watch: WatchConfig, instances: Sequence[str], access_token: str | None = None,
-                 interval: float = 120.0, session: requests.Session | None = None) -> None:
+                 interval: float = 120.0, session: requests.Session | None = None, stream: bool = False) -> None:
         if not instances:
             raise ValueError("at least one instance is needed")
         self.state = state
@@ -91,6 +92,21 @@ class MastodonSource:
                     tags.append(name)
         self.tags = tags
         self.keywords = [k for b in watch.brands for k in b.keywords]
+        #: Hashtag streams, one socket per instance (MASTODON_STREAM=off: polling only).
+        self.stream = stream and bool(tags)
+
+    # --- streaming --------------------------------------------------------------------
+    def streams(self, pipeline: Any = None) -> list[Any]:
+        if not self.stream:
+            return []
+        from connector.sources.mastodon_stream import MastodonStream
+        return [MastodonStream(self, base, self.tags, token=self._token if base == self.home else None)
+                for base in self.instances]
+
+    def stream_for(self, unit: str) -> str | None:
+        """The stream that covers a poll unit while connected (hashtag units only)."""
+        match = re.fullmatch(r"mastodon:(.+?):tag:.*", unit)
+        return f"mastodon:{match.group(1)}:stream" if (match and self.stream) else None
 
     def __repr__(self) -> str:
         return f"MastodonSource(instances={self.instances!r}, token={'set' if self._token else 'unset'})"

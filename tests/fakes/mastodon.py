@@ -29,6 +29,8 @@ class FakeMastodon(FakeServer):
         self.idempotency: dict[str, dict[str, Any]] = {}
         self.rate_remaining = 300
         self._next_id = 113500000000001000
+        #: configuration.urls.streaming of /api/v2/instance (a tests/fakes/wsserver.py URL).
+        self.streaming_url: str | None = None
 
     def add_status(self, content_html: str, *, tags: list[str] = (), username: str = "yamada", acct: str | None = None,
                    in_reply_to: str | None = None, visibility: str = "public", reblog: bool = False,
@@ -59,6 +61,8 @@ class FakeMastodon(FakeServer):
             ("POST", re.compile(r"/api/v1/statuses"), self.post_status),
             ("GET", re.compile(r"/api/v1/accounts/lookup"), self.lookup),
             ("GET", re.compile(r"/api/v1/accounts/verify_credentials"), self.verify_credentials),
+            ("GET", re.compile(r"/api/v2/instance"), lambda r, b: json_response(
+                {"domain": self.host, "configuration": {"urls": {"streaming": self.streaming_url}}})),
             ("GET", re.compile(r"/_fake/posted"), lambda r, b: json_response(self.posted)),  # demo control
         ]
 

@@ -1,0 +1,106 @@
+"""Delivery latency: the worker wakes on commit (not at the idle poll), and urgent posts
+go one by one in their own lane, never behind a storm's bulk job."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from connector.db.schema import local_tickets
+from connector.helpdesks.base import BulkCreateResult, TicketDraft
+from connector.pipeline import PRIORITY_LANE
+from tests.conftest import post_dict
+
+
+def tickets(svc) -> list[str]:
+    with svc.store.engine.connect() as conn:
+        return list(conn.execute(select(local_tickets.c.external_id)).scalars().all())
+
+
+def wait_for(condition, timeout: float = 10.0) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if condition():
+            return time.monotonic() - start
+        time.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+def test_an_ingest_wakes_the_worker_at_once(app_factory):
+    # An idle poll of a minute: only the wake-on-commit can deliver within a second.
+    svc = app_factory(YORISOI_DELIVERY_INTERVAL="60").extensions["yorisoi"]
+    svc.start_worker()
+    time.sleep(0.2)  # the worker's first pass is over; it now sleeps for 60 s
+    outcome = svc.pipeline.ingest_raw(post_dict(text="ソラモバイル使ってます、でも最近遅い"), source="x")
+    assert outcome.status == "queued"
+    assert wait_for(lambda: len(tickets(svc)) == 1, timeout=5) < 1.5
+    # A batch (webhook, replay) wakes it too.
+    svc.pipeline.ingest_many([post_dict(text="ソラモバイル、つながりにくい"), post_dict(text="ソラSIMどうなの")], source="x")
+    assert wait_for(lambda: len(tickets(svc)) == 3, timeout=5) < 1.5
+
+
+class SlowBulkHelpdesk:
+    """The local helpdesk plus a bulk capability whose jobs take until `release` is set."""
+
+    bulk_threshold = 5
+    bulk_max_drafts = 100
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.release = threading.Event()
+        self.bulk_started = threading.Event()
+        self.bulk_sizes: list[int] = []
+        self.one_by_one: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def create_ticket(self, draft: TicketDraft):
+        self.one_by_one.append(draft.external_id)
+        return self.inner.create_ticket(draft)
+
+    def create_tickets_many(self, drafts: list[TicketDraft]) -> BulkCreateResult:
+        self.bulk_sizes.append(len(drafts))
+        self.bulk_started.set()
+        self.release.wait(30)
+        return BulkCreateResult(refs={i: self.inner.create_ticket(d) for i, d in enumerate(drafts)})
+
+
+def test_an_urgent_post_never_waits_behind_a_bulk_backlog(app_factory):
+    svc = app_factory(YORISOI_DELIVERY_INTERVAL="60").extensions["yorisoi"]
+    slow = SlowBulkHelpdesk(svc.helpdesk)
+    svc.pipeline.helpdesk = slow
+    echoes = [post_dict(text="ソラモバイル使ってます", author={"id": f"echo{i}"}) for i in range(200)]
+    svc.pipeline.ingest_many(echoes, source="x")
+    svc.start_worker()
+    try:
+        assert slow.bulk_started.wait(10)  # the 200 echoes are in a bulk job that does not end yet
+        urgent = post_dict(text="ソラモバイル解約する。最悪。消費者センターに相談します", author={"id": "angry"})
+        outcome = svc.pipeline.ingest_raw(urgent, source="x")
+        loaded = svc.store.posts.load_post(outcome.key)
+        assert loaded is not None and loaded[2].priority.value in PRIORITY_LANE
+        # Delivered one by one while the bulk job is still running.
+        assert wait_for(lambda: any(outcome.key in e for e in slow.one_by_one), timeout=5) < 2.0
+        wait_for(lambda: len(tickets(svc)) == 1, timeout=2)
+        assert not slow.release.is_set()
+    finally:
+        slow.release.set()
+    wait_for(lambda: len(tickets(svc)) == 201, timeout=20)
+    assert sum(slow.bulk_sizes) + len(slow.one_by_one) == 201  # each once; the urgent one never in bulk
+
+
+def test_bulk_jobs_leave_priority_posts_to_the_lane(app_factory):
+    svc = app_factory().extensions["yorisoi"]
+    slow = SlowBulkHelpdesk(svc.helpdesk)
+    slow.release.set()
+    svc.pipeline.helpdesk = slow
+    posts = [post_dict(text="ソラモバイル使ってます", author={"id": f"n{i}"}) for i in range(10)]
+    posts.append(post_dict(text="ソラモバイル解約する。最悪。消費者センターに相談します", author={"id": "urgent"}))
+    outcomes = svc.pipeline.ingest_many(posts, source="x")
+    report = svc.pipeline.deliver()
+    assert report.created == 11
+    assert slow.bulk_sizes == [10]
+    assert len(slow.one_by_one) == 1 and outcomes[-1].key in slow.one_by_one[0]
