@@ -367,6 +367,8 @@ class Pipeline:
                     self._ensure_note(ref, draft)
             if ref is None:
                 ref = self.helpdesk.create_ticket(draft)
+                if item.attempts > 1:
+                    ref = self._reconciled(draft.external_id, ref)
             if not self.store.outbox.mark_created(item, ref, external_id=draft.external_id, subject=draft.subject,
                                                   priority=draft.priority, tags=draft.tags):
                 log.warning("outbox row %s: lease lost while creating ticket %s; another worker owns it", item.id,
@@ -414,6 +416,20 @@ class Pipeline:
         report.created += 1
         log.info("ticket %s is closed: follow-up ticket %s opened for %s", closed.ticket_id, ref.ticket_id,
                  item.post_key)
+
+    def _reconciled(self, external_id: str, ref: TicketRef) -> TicketRef:
+        """After a resend: if the earlier attempt's ticket landed after all (processed later
+        than any lookup could see), the helpdesk keeps the oldest and closes the others as
+        duplicates; the kept one is the ticket we record."""
+        reconcile = getattr(self.helpdesk, "reconcile_duplicates", None)
+        if reconcile is None:
+            return ref
+        try:
+            kept = reconcile(external_id)
+        except HelpdeskError as exc:  # the ticket exists: record it; a later lookup reconciles
+            log.warning("could not check %s for duplicate tickets: %s", external_id, exc.message)
+            return ref
+        return kept or ref
 
     def _ensure_note(self, ref: TicketRef, draft: TicketDraft) -> None:
         """Add the analysis note unless the ticket already has it (exactly once)."""
@@ -480,7 +496,12 @@ class Pipeline:
         report.errors.append({"post": item.post_key, "stage": "deliver", "message": detail,
                               "retryable": exc.retryable})
         if exc.retryable or exc.stop_delivery:
-            self.store.outbox.mark_retry(item, detail, self._retry_at(item.attempts, exc.retry_after))
+            retry_at = self._retry_at(item.attempts, exc.retry_after)
+            if exc.settle is not None:
+                # Outcome unknown and the helpdesk may still be working on the call: a lookup
+                # sooner would miss a ticket still in flight and the resend make a second one.
+                retry_at = max(retry_at, self.clock() + timedelta(seconds=exc.settle))
+            self.store.outbox.mark_retry(item, detail, retry_at)
             report.retried += 1
         else:
             self.store.outbox.mark_failed(item, detail)

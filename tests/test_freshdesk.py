@@ -330,3 +330,63 @@ def test_replay_twice_creates_one_ticket_per_qualifying_post(env, httpserver, fa
     assert second["tickets_created"] == 0 and second["duplicates_skipped"] == 4
     assert tickets_by_post(fake) == Counter({"ypost_x_9901": 1, "ypost_x_9902": 1})
     assert Settings  # imported for the type only
+
+
+# --- a create Freshdesk finishes after our read timeout (issue 16 #7) ------------------------------
+def client_settle() -> float:
+    import connector.helpdesks.freshdesk.client as client
+    return getattr(client, "SETTLE_SECONDS", 120.0)
+
+
+@pytest.fixture
+def late_setup(httpserver, app_factory, monkeypatch):
+    """A fake and a helpdesk on one controllable clock, a short read timeout to beat."""
+    import connector.helpdesks.freshdesk.client as client
+    monkeypatch.setattr(client, "TIMEOUT", (5.0, 0.3))
+    now = [1000.0]
+    fake = serve(httpserver, FakeFreshdesk(api_key=API_KEY, clock=lambda: now[0]))
+    svc = app_factory(**freshdesk_env(httpserver)).extensions["yorisoi"]
+    helpdesk = FreshdeskHelpdesk(FreshdeskSettings.from_env(svc.settings.env), svc.store, clock=lambda: now[0])
+
+    def at(seconds: float) -> Pipeline:  # this process, `seconds` after the first attempt
+        now[0] = 1000.0 + seconds
+        return Pipeline(svc.store, svc.watch, helpdesk, clock=lambda: utcnow() + timedelta(seconds=seconds))
+    return svc, fake, at
+
+
+def test_create_finished_after_the_read_timeout_is_found_not_created_again(late_setup):
+    """Freshdesk finishes the create 35 s after we gave up: the retry 2 s later used to look,
+    miss it and create a second ticket. The retry now waits for in-flight work to settle."""
+    svc, fake, at = late_setup
+    svc.pipeline.ingest_raw(post_dict(id="9801"), "test")
+    fake.process_late(hold=0.6, delay=35)
+    assert at(0).deliver().retried == 1 and not fake.tickets
+    time.sleep(0.5)  # the fake serves one request at a time: let it finish the held answer
+    at(3).deliver()  # the backoff alone would make the row due now
+    at(40).deliver()
+    at(client_settle() + 5).deliver()
+    with fake.lock:
+        fake.land_late()  # whatever Freshdesk had in flight has landed by now
+    assert tickets_by_post(fake) == Counter({"ypost_x_9801": 1})
+    [ticket] = fake.tickets.values()
+    assert svc.store.outbox.ticket_for("x:9801").ticket_id == str(ticket["id"])
+    assert len(notes(fake, ticket["id"], private=True)) == 1  # the analysis note, added to the late ticket
+
+
+def test_duplicate_that_slips_through_is_closed_and_the_oldest_kept(late_setup):
+    """The late create lands only after our resend (no lookup could have seen it): the later
+    ticket is closed as a duplicate with a private note, the older one is recorded."""
+    svc, fake, at = late_setup
+    svc.pipeline.ingest_raw(post_dict(id="9802"), "test")
+    fake.process_late(hold=0.6, delay=None)
+    assert at(0).deliver().retried == 1
+    time.sleep(0.5)  # the fake serves one request at a time: let it finish the held answer
+    assert at(client_settle() + 5).deliver().created == 1
+    assert len(fake.tickets) == 2
+    kept, late = sorted(fake.tickets.values(), key=lambda t: t["id"])
+    assert svc.store.outbox.ticket_for("x:9802").ticket_id == str(kept["id"])
+    assert kept["status"] == 2 and late["status"] == 5
+    [note] = notes(fake, late["id"], private=True)
+    assert f"#{kept['id']}" in note["body_text"] and "Duplicate" in note["body_text"]
+    at(client_settle() + 60).deliver()  # nothing more to do: closed once, no third ticket
+    assert len(fake.tickets) == 2 and len(notes(fake, late["id"])) == 1

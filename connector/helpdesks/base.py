@@ -93,11 +93,13 @@ class HelpdeskError(Exception):
     - retry_after: seconds the helpdesk asked us to wait (429 Retry-After).
     - stop_delivery: every call will fail until an admin acts (401/403): stop this pass.
     - field_errors: per-field validation messages to show the admin.
+    - settle: the outcome is unknown and the helpdesk may still be processing the call: try
+      again (after a lookup) no sooner than this many seconds, for this row only.
     """
 
     def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
                  stop_delivery: bool = False, field_errors: dict[str, str] | None = None,
-                 status: int | None = None) -> None:
+                 status: int | None = None, settle: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
@@ -105,6 +107,7 @@ class HelpdeskError(Exception):
         self.stop_delivery = stop_delivery
         self.field_errors = field_errors or {}
         self.status = status
+        self.settle = settle
 
 
 #: Helpdesk ticket statuses as Yorisoi stores them (Zendesk's vocabulary; Freshdesk's map onto it).

@@ -86,12 +86,51 @@ class FakeFreshdesk:
         self.log: list[tuple[str, str, Any]] = []  # (method, path, json) of every API request
         self.window_start = clock()
         self.used = 0
+        #: Creates accepted but not processed yet (see `process_late`): (due, ticket) where due
+        #: is a time on `clock`, or None for "right after the next create is processed".
+        self.late_creates: list[tuple[float | None, dict[str, Any]]] = []
+        self._late_next: tuple[float, float | None] | None = None  # (hold, delay) for the next create
 
     # --- test controls ----------------------------------------------------------------
     def fail_next(self, method: str, path: str, status: int, body: Any = None, *,
                   headers: dict[str, str] | None = None, times: int = 1, after: bool = False) -> None:
         """The next `times` requests matching METHOD and the path regex get this answer."""
         self.faults.append(Fault(method, re.compile(path), status, body, headers or {}, times, after))
+
+    def process_late(self, hold: float, delay: float | None = None) -> None:
+        """The next POST /tickets is processed late: its answer comes only after `hold` real
+        seconds (beyond the client's read timeout, so the client never hears of it) and the
+        ticket appears `delay` seconds later on `clock` — or, with delay None, right after the
+        next create is processed (it lands between a resend and its recording).
+
+        Freshdesk's create is not idempotent and has no request id to ask about an in-flight
+        request (FD#create_ticket, https://developers.freshdesk.com/api/#create_ticket); a client
+        that stops waiting does not cancel the server's work, and a busy account may finish it
+        after the client's timeout. Until it does, neither listing nor search shows the ticket
+        (FD#list_all_tickets, https://developers.freshdesk.com/api/#list_all_tickets).
+        """
+        with self.lock:
+            self._late_next = (hold, delay)
+
+    def land_late(self, *, after_create: bool = False) -> None:
+        """Creates whose processing has finished become tickets, with the id and time of
+        when they were processed (a later ticket than any created meanwhile)."""
+        still: list[tuple[float | None, dict[str, Any]]] = []
+        for due, ticket in self.late_creates:
+            if (due is None and after_create) or (due is not None and due <= self.clock()):
+                ticket_id = next(self.ids)
+                stamp = now_iso()
+                ticket.update(id=ticket_id, created_at=stamp, updated_at=stamp)
+                self.tickets[ticket_id] = ticket
+                self.indexed_at[ticket_id] = self.clock() + self.search_lag_seconds
+                self.conversations[ticket_id] = []
+                self.stats[ticket_id] = {"agent_responded_at": None, "requester_responded_at": None,
+                                         "first_responded_at": None, "status_updated_at": stamp,
+                                         "reopened_at": None, "resolved_at": None, "closed_at": None,
+                                         "pending_since": None}
+            else:
+                still.append((due, ticket))
+        self.late_creates = still
 
     def calls(self, method: str, path: str) -> list[Any]:
         pattern = re.compile(path)
@@ -102,6 +141,27 @@ class FakeFreshdesk:
         return self.handle(Request(environ))(environ, start_response)
 
     def handle(self, request: Request) -> Response:
+        hold = None
+        with self.lock:
+            self.land_late()
+            if request.method == "POST" and request.path == "/api/v2/tickets" and self._late_next is not None:
+                (hold, delay), self._late_next = self._late_next, None
+                response = self._handle(request)
+                if response.status_code == 201:  # accepted, not processed yet: hide it until due
+                    ticket_id = json.loads(response.get_data(as_text=True))["id"]
+                    ticket = self.tickets.pop(ticket_id)
+                    for table in (self.indexed_at, self.conversations, self.stats):
+                        table.pop(ticket_id, None)
+                    self.late_creates.append((None if delay is None else self.clock() + delay, ticket))
+            else:
+                response = self._handle(request)
+                if request.method == "POST" and request.path == "/api/v2/tickets" and response.status_code == 201:
+                    self.land_late(after_create=True)
+        if hold is not None:
+            time.sleep(hold)  # outside the lock: other requests go on meanwhile
+        return response
+
+    def _handle(self, request: Request) -> Response:
         with self.lock:
             if request.path == "/_fake/state":
                 return self._json(200, self.state())

@@ -48,6 +48,15 @@ log = logging.getLogger(__name__)
 #: account, and a read timeout is an unknown outcome the outbox resolves by lookup.
 TIMEOUT = (5.0, 30.0)
 
+#: After a write whose answer never came (read timeout, 504), Freshdesk may still be processing
+#: it: POST /tickets has no idempotency key and no way to ask about an in-flight request
+#: (FD#create_ticket), and our giving up does not cancel the server's work. The lookup and any
+#: resend wait this long, so a create finished late is found instead of made twice; one that
+#: lands later still is closed as a duplicate (`reconcile_duplicates`).
+SETTLE_SECONDS = 120.0
+#: FD#ticket properties, Status Closed.
+STATUS_CLOSED = 5
+
 #: FD#ticket properties: Priority Low 1, Medium 2, High 3, Urgent 4; Status Open 2.
 PRIORITY = {"urgent": 4, "high": 3, "normal": 2, "low": 1}
 STATUS_OPEN = 2
@@ -213,6 +222,8 @@ class FreshdeskHelpdesk:
         self._ticket_status: dict[str, int] = {}  # ticket id → Freshdesk status number, as last seen
         # Tickets find_ticket found without their analysis note: create_ticket completes them.
         self._missing_note: dict[str, int] = {}
+        # external id → when (self.clock) a create for it ended with an unknown outcome.
+        self._unknown_creates: dict[str, float] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, store: Any = None) -> "FreshdeskHelpdesk":
@@ -228,7 +239,8 @@ class FreshdeskHelpdesk:
             response = self.session.request(method, url, json=json, params=params, timeout=TIMEOUT)
         except requests.Timeout:
             raise HelpdeskError(f"Freshdesk did not answer {method} {path} in time (outcome unknown: Yorisoi "
-                                f"looks the ticket up before sending again)", retryable=True) from None
+                                f"looks the ticket up before sending again)", retryable=True,
+                                settle=None if method == "GET" else SETTLE_SECONDS) from None
         except requests.RequestException as exc:
             raise HelpdeskError(f"could not reach Freshdesk at {self.settings.base_url} ({type(exc).__name__}); "
                                 f"will retry", retryable=True) from None
@@ -292,6 +304,9 @@ class FreshdeskHelpdesk:
             return HelpdeskError(f"Freshdesk refused {where} (403 {code or 'access_denied'}: {detail}): the API "
                                  f"key's agent lacks the permission or the plan lacks the feature; delivery is "
                                  f"stopped and nothing is lost", retryable=False, stop_delivery=True, status=status)
+        if status == 504 and method != "GET":  # the gateway gave up; Freshdesk may still finish the call
+            return HelpdeskError(f"Freshdesk error {status} on {where} (outcome unknown); will look up and retry",
+                                 retryable=True, status=status, settle=SETTLE_SECONDS)
         if status >= 500:
             return HelpdeskError(f"Freshdesk error {status} on {where}; will retry", retryable=True, status=status)
         if status == 400 and field_errors:
@@ -329,12 +344,29 @@ class FreshdeskHelpdesk:
         return payload
 
     def create_ticket(self, draft: TicketDraft) -> TicketRef:
+        unknown_since = self._unknown_creates.get(draft.external_id)
+        if unknown_since is not None:
+            wait = SETTLE_SECONDS - (self.clock() - unknown_since)
+            if wait > 0:  # the earlier create may still be in flight: neither look nor send yet
+                raise HelpdeskError(f"an earlier create for {draft.external_id} may still be processed by Freshdesk; "
+                                    f"looking it up in {wait:.0f}s", retryable=True, settle=wait)
+            # Look again right before resending: the earlier create may have landed since.
+            found = self.find_ticket(draft.external_id)
+            if found is not None:
+                self._unknown_creates.pop(draft.external_id, None)
+                return found
         incomplete = self._missing_note.pop(draft.external_id, None)
         if incomplete is not None:
             # An earlier attempt created the ticket and died before its note (see find_ticket).
             self._add_analysis_note(incomplete, draft)
             return self._ref(incomplete)
-        ticket = self._request("POST", "/tickets", json=self.ticket_payload(draft)).json()
+        try:
+            ticket = self._request("POST", "/tickets", json=self.ticket_payload(draft)).json()
+        except HelpdeskError as exc:
+            if exc.settle is not None:
+                self._unknown_creates[draft.external_id] = self.clock()
+            raise
+        self._unknown_creates.pop(draft.external_id, None)
         ticket_id = int(ticket["id"])
         if ticket.get("requester_id"):
             self._requesters[str(ticket_id)] = int(ticket["requester_id"])
@@ -352,12 +384,7 @@ class FreshdeskHelpdesk:
         })
 
     def find_ticket(self, external_id: str) -> TicketRef | None:
-        tag = post_tag(external_id)
-        requester = self._requester_external_id(external_id)
-        if requester is None:
-            ticket_id = self._search_by_tag(tag)
-        else:
-            ticket_id = self._list_by_requester(requester, tag)
+        ticket_id = self._tagged_ticket(external_id)
         if ticket_id is None:
             return None
         if not self._has_marker(ticket_id, note_marker(f"{external_id}#note")):
@@ -366,13 +393,48 @@ class FreshdeskHelpdesk:
             return None
         return self._ref(ticket_id)
 
+    def _tagged_ticket(self, external_id: str) -> int | None:
+        """The post's ticket: the oldest one carrying its tag; later ones (a create that
+        Freshdesk finished after we had resent it) are closed as duplicates of it."""
+        tag = post_tag(external_id)
+        requester = self._requester_external_id(external_id)
+        if requester is None:
+            ticket_id = self._search_by_tag(tag)
+            return ticket_id
+        found = self._list_by_requester(requester, tag)
+        if not found:
+            return None
+        kept, *later = found
+        for ticket in later:
+            self._close_duplicate(ticket, kept, external_id)
+        return int(kept["id"])
+
+    def reconcile_duplicates(self, external_id: str) -> TicketRef | None:
+        """Keep the post's oldest ticket, close any later one as its duplicate; the kept one."""
+        ticket_id = self._tagged_ticket(external_id)
+        return None if ticket_id is None else self._ref(ticket_id)
+
+    def _close_duplicate(self, ticket: Mapping[str, Any], kept: Mapping[str, Any], external_id: str) -> None:
+        if ticket.get("status") == STATUS_CLOSED:
+            return  # closed already (by an earlier reconcile or an agent)
+        ticket_id = int(ticket["id"])
+        log.warning("Freshdesk ticket %s duplicates %s for %s (a create finished late); closing it",
+                    ticket_id, kept["id"], external_id)
+        self._request("POST", f"/tickets/{ticket_id}/notes", pace=False, json={
+            "body": text_to_html(f"チケット #{kept['id']} と重複しています（同じ投稿）。Yorisoi が閉じました。\n"
+                                 f"Duplicate of ticket #{kept['id']} (same post); closed by Yorisoi.",
+                                 marker=note_marker(f"{external_id}#duplicate")),
+            "private": True})
+        self._request("PUT", f"/tickets/{ticket_id}", pace=False, json={"status": STATUS_CLOSED})
+        self._ticket_status[str(ticket_id)] = STATUS_CLOSED
+
     def _requester_external_id(self, external_id: str) -> str | None:
         if self.store is None:
             return None
         loaded = self.store.posts.load_post(external_id.removeprefix("yorisoi:"))
         return loaded[0].author_external_id if loaded else None
 
-    def _list_by_requester(self, requester: str, tag: str) -> int | None:
+    def _list_by_requester(self, requester: str, tag: str) -> list[dict[str, Any]]:
         """The requester's tickets of the last 30 days (the list default, FD#list_all_tickets),
         newest first; a retry after an unknown outcome happens within minutes."""
         try:
@@ -381,17 +443,19 @@ class FreshdeskHelpdesk:
             }).json()
         except HelpdeskError as exc:
             if exc.status in (400, 404):
-                return None  # no such contact yet: the ticket call creates it, so no ticket either
+                return []  # no such contact yet: the ticket call creates it, so no ticket either
             raise
         # The newest 30 are plenty (a retry comes minutes after the attempt) and bound the
         # per-ticket reads below on a prolific requester.
+        found = []
         for ticket in (tickets if isinstance(tickets, list) else [])[:30]:
             tags = ticket.get("tags")
             if tags is None:  # the documented list answer omits tags: read the ticket itself
                 tags = self._request("GET", f"/tickets/{ticket['id']}").json().get("tags") or []
             if tag in tags:
-                return int(ticket["id"])
-        return None
+                found.append(ticket)
+        # Oldest first (ids grow with creation; created_at has whole seconds only).
+        return sorted(found, key=lambda t: (str(t.get("created_at") or ""), int(t["id"])))
 
     def _search_by_tag(self, tag: str) -> int | None:
         # Only without a store (the post's author unknown). The search index can lag minutes,
