@@ -3,6 +3,7 @@ replies carry the right root/parent strong refs, and every CID is a real CIDv1."
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 import re
 from pathlib import Path
 
@@ -150,3 +151,30 @@ def test_every_cid_the_fake_serves_is_a_valid_cidv1():
     assert any(codec == RAW for _, codec in served)
     for cid, codec in served:
         _assert_valid(cid, codec)
+
+
+@pytest.mark.parametrize("claimed", [
+    "2026-11-21T05:00:00.000Z",  # 20 h after the network indexed it (inside the schema's future window)
+    "2007-01-01T00:00:00.000Z",  # back-dated years before it
+])
+def test_client_set_created_at_is_clamped_to_indexed_at(social_app, fakes, claimed):
+    """Any client sets `createdAt`; the AppView's `indexedAt` is the network's time. A far-off
+    createdAt would put the post into another hour's storm or spike (issue 16 #1)."""
+    b: FakeBluesky = fakes["bluesky"]
+    uri = b.add_post("ハルカ珈琲、注文したのに届かない")
+    b.posts[uri]["record"]["createdAt"] = claimed
+    svc = social_app(only=("bluesky",))
+    Poller(svc).run_once(compliance=False)
+    post, _, _ = svc.store.posts.load_post(f"bluesky:{uri}")
+    assert post.created_at == datetime.fromisoformat(b.posts[uri]["indexedAt"].replace("Z", "+00:00"))
+
+
+def test_created_at_close_to_indexed_at_is_kept(social_app, fakes):
+    b: FakeBluesky = fakes["bluesky"]
+    uri = b.add_post("ハルカ珈琲、注文したのに届かない")
+    indexed = datetime.fromisoformat(b.posts[uri]["indexedAt"].replace("Z", "+00:00"))
+    b.posts[uri]["record"]["createdAt"] = (indexed - timedelta(seconds=40)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    svc = social_app(only=("bluesky",))
+    Poller(svc).run_once(compliance=False)
+    post, _, _ = svc.store.posts.load_post(f"bluesky:{uri}")
+    assert post.created_at == indexed - timedelta(seconds=40)

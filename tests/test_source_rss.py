@@ -51,3 +51,24 @@ def test_feed_tables_are_validated_strictly():
                           ({"name": "no url"}, "feed[0].url")]:
         with pytest.raises(WatchConfigError, match=problem.replace("[", r"\[").replace("]", r"\]")):
             parse_watch({"brand": [brand], "feed": [feed]})
+
+
+def test_feed_entry_dated_after_the_fetch_is_clamped_to_the_fetch_time(social_app, fakes):
+    """A feed's author sets its dates: one in the future (inside the schema's window) would
+    place the post in a later storm or spike; it is held to when we fetched it (issue 16 #1)."""
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+    future = datetime.now(timezone.utc) + timedelta(hours=20)
+    fakes["rss"].set_feed("/anond.rss", f"""<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>日記</title><link>https://diary.example/</link>
+<item><title>ソラモバイルが遅い</title><link>https://diary.example/future</link>
+<guid>https://diary.example/future</guid><pubDate>{format_datetime(future)}</pubDate>
+<description>ソラモバイル、夜になると全然繋がらない。</description></item>
+</channel></rss>""".encode())
+    svc = social_app(only=("rss",))
+    before = datetime.now(timezone.utc)
+    [unit] = Poller(svc).run_once(compliance=False).units
+    after = datetime.now(timezone.utc)
+    assert unit.fetched == 1
+    post, _, _ = svc.store.posts.load_post("rss:https://diary.example/future")
+    assert before - timedelta(seconds=1) <= post.created_at <= after

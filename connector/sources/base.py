@@ -13,9 +13,26 @@ and is stored by post key in the store's `source_post_extras` table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from connector.models import Author, Post
+
+
+#: How far before the network's own time a client-set time is believed (a post written
+#: offline, a slow relay). Beyond it, or at any time after it, the network's time counts.
+CLIENT_TIME_TOLERANCE = timedelta(minutes=10)
+
+
+def clamp_client_time(claimed: datetime | None, observed: datetime,
+                      tolerance: timedelta = CLIENT_TIME_TOLERANCE) -> datetime:
+    """A time the author's client set (Bluesky `createdAt`, a feed entry's date), held to
+    the time the network indexed the post (or we fetched it): a post cannot be written after
+    it was seen, and one back-dated far before it would land in a past storm or spike. Any
+    author sets these freely, so they must not reorder what Yorisoi groups by time."""
+    if claimed is None or claimed > observed or claimed < observed - tolerance:
+        return observed
+    return claimed
 
 
 @dataclass(frozen=True)

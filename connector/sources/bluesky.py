@@ -30,7 +30,8 @@ from pydantic import ValidationError
 from connector.envvars import EnvVar
 from connector.models import Author, Post
 from connector.ports import SourceState
-from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, ReplyUnknown, SourceError
+from connector.sources.base import (PolledPost, PollResult, ReplyRefused, ReplyResult, ReplyUnknown, SourceError,
+                                    clamp_client_time)
 from connector.sources.http import new_session, parse_time, raise_for_status, request
 from connector.sources.platform import PlatformInfo
 from connector.watch import WatchConfig
@@ -250,8 +251,11 @@ class BlueskySource:
         reply = record.get("reply") or {}
         parent = (reply.get("parent") or {}).get("uri")
         root = reply.get("root") or None
-        created = parse_time(record.get("createdAt")) or parse_time(view.get("indexedAt")) or self._clock()
-        indexed = parse_time(view.get("indexedAt")) or created
+        claimed = parse_time(record.get("createdAt"))
+        indexed = parse_time(view.get("indexedAt"))
+        # createdAt is the author's client's word; indexedAt is the AppView's (the network's time).
+        created = clamp_client_time(claimed, indexed) if indexed else (claimed or self._clock())
+        indexed = indexed or created
         sort_at = min(created, indexed).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         langs = record.get("langs") or []
         post = Post(platform="bluesky", id=view["uri"], url=_web_url(handle or did, view["uri"]),

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from pydantic import ValidationError
 
 from connector.models import Author, Post
-from connector.sources.base import PolledPost
+from connector.sources.base import PolledPost, clamp_client_time
 from connector.sources.http import parse_time
 from connector.sources.ws import StreamBatch, open_websocket, recv_frames
 
@@ -127,7 +127,7 @@ class JetstreamStream:
             return None
         uri = f"at://{did}/{COLLECTION}/{rkey}"
         seen = datetime.fromtimestamp(time_us / 1_000_000, tz=timezone.utc)
-        created = parse_time(record.get("createdAt")) or seen
+        created = clamp_client_time(parse_time(record.get("createdAt")), seen)  # time_us: the relay's time
         reply = record.get("reply") or {}
         parent = (reply.get("parent") or {}).get("uri")
         root = reply.get("root") or None

@@ -119,11 +119,12 @@ class RssSource:
         new_cursor = {"etag": headers.get("ETag"), "modified": headers.get("Last-Modified")}
         feed_title = parsed.feed.get("title") or feed.name
         feed_lang = (parsed.feed.get("language") or "")[:16] or None
+        fetched_at = self._clock()
         posts: list[PolledPost] = []
         skipped = 0
         for entry in parsed.entries:
             try:
-                post = self._to_post(entry, feed, feed_title, feed_lang)
+                post = self._to_post(entry, feed, feed_title, feed_lang, fetched_at)
             except (ValidationError, KeyError, TypeError, ValueError) as exc:
                 log.warning("rss: entry of %s skipped: %s", feed.url, str(exc).splitlines()[0])
                 post = None
@@ -136,7 +137,8 @@ class RssSource:
             posts.append(PolledPost(post, {"feed": feed.url}))
         return PollResult(posts, new_cursor, skipped=skipped)
 
-    def _to_post(self, entry: Any, feed: Feed, feed_title: str, feed_lang: str | None) -> Post | None:
+    def _to_post(self, entry: Any, feed: Feed, feed_title: str, feed_lang: str | None,
+                 fetched_at: datetime | None = None) -> Post | None:
         link = entry.get("link")
         ident = entry.get("id") or link
         if not ident:
@@ -152,7 +154,11 @@ class RssSource:
         host = urlsplit(link or feed.url).netloc or urlsplit(feed.url).netloc
         author_name = (entry.get("author") or "").strip()[:200]
         author_id = f"{host}/{author_name}" if author_name else host
-        created = _when(entry.get("published_parsed")) or _when(entry.get("updated_parsed")) or self._clock()
+        fetched_at = fetched_at or self._clock()
+        created = _when(entry.get("published_parsed")) or _when(entry.get("updated_parsed")) or fetched_at
+        # The entry's date is its author's word: one later than the time we fetched it is
+        # clamped to the fetch time (a feed has no index time to bound a back-dated one).
+        created = min(created, fetched_at)
         return Post(platform="rss", id=ident, url=link if link and link.startswith(("http://", "https://")) else None,
                     created_at=created, lang=feed_lang, text=text,
                     author=Author(id=author_id[:256], name=author_name or feed_title[:200] or host))
