@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from connector.compliance import RECHECK_AFTER, ComplianceReport, run_compliance
-from connector.db import utcnow
+from connector.db import Conflict, Unavailable, utcnow
 from connector.ports import SourceState
 from connector.sources.base import PollingSource, SourceError
 from connector.sources import polling_sources
@@ -48,6 +48,7 @@ class UnitReport:
     duplicates: int = 0
     rejected: int = 0
     skipped: int = 0
+    failed: int = 0  # posts that could not be ingested (a bug, a validation error): logged, skipped
     error: str | None = None
     note: str | None = None
     next_poll_at: datetime | None = None
@@ -108,9 +109,18 @@ class Poller:
             return self._failed(report, source, unit, exc)
         ordered = sorted(result.posts, key=lambda p: p.post.created_at)
         for polled in ordered:
-            self.state.save_post_extras(polled.post.key, source.platform, polled.extras, ref=polled.ref)
-            outcome = self.pipeline.ingest(polled.post, source=source.platform)
             report.fetched += 1
+            try:
+                self.state.save_post_extras(polled.post.key, source.platform, polled.extras, ref=polled.ref)
+                outcome = self.pipeline.ingest(polled.post, source=source.platform)
+            except (Conflict, Unavailable):
+                # The database, not the post: stop the unit without moving its cursor, so the
+                # next poll fetches these posts again (`_poll_isolated` records the failure).
+                raise
+            except Exception:  # noqa: BLE001 - one post (a bug, a validation error) never stops the unit
+                log.exception("poll of %s: post %s could not be ingested; skipped", unit, polled.post.key)
+                report.failed += 1
+                continue
             if outcome.status == "queued":
                 report.queued += 1
             elif outcome.status == "follow_up":
@@ -167,35 +177,26 @@ class Poller:
         passed (`yorisoi poll --once` from cron), but never one that is backing off."""
         report = PollReport()
         now = self.clock()
-        for source, unit in self.schedule():
-            # Several `yorisoi poll`/`serve --poll` instances may share a PostgreSQL database:
-            # each unit is polled by one of them at a time (an advisory lock), and whether it
-            # is due is read after taking the lock, so a unit another instance has just polled
-            # is not polled again (its cursor and next_poll_at were saved before it let go).
-            with self.state.exclusive(f"poll:{unit}") as mine:
-                if not mine:
-                    report.units.append(UnitReport(unit, source.platform, polled=False,
-                                                   note="being polled by another instance"))
-                    continue
-                stream_for = getattr(source, "stream_for", None)
-                stream = stream_for(unit) if callable(stream_for) else None
-                if stream and not ignore_interval and stream_covers(self.state, stream, now):
-                    # Its stream delivers this network now; polling resumes when it is down.
-                    report.units.append(UnitReport(unit, source.platform, polled=False,
-                                                   note=f"streamed ({stream} connected)"))
-                    continue
-                due, next_at = self._due(unit, now, ignore_interval)
-                if not due:
-                    health = self.state.unit_health(unit) or {}
-                    report.units.append(UnitReport(unit, source.platform, next_poll_at=next_at,
-                                                   error=health.get("last_error"),
-                                                   backing_off=bool(health.get("failures")), polled=False))
-                    continue
-                report.units.append(self._poll_isolated(source, unit))
-        if compliance or (compliance is None and self.compliance_due()):
-            with self.state.exclusive("compliance") as mine:
-                if mine and (compliance or self.compliance_due()):
-                    report.compliance = self.run_compliance()
+        try:
+            schedule = self.schedule()
+        except Exception:  # noqa: BLE001 - a source that cannot list its units never stops compliance
+            log.exception("could not list the units to poll")
+            schedule = []
+        for source, unit in schedule:
+            try:
+                self._poll_due_unit(source, unit, now, ignore_interval, report)
+            except Exception as exc:  # noqa: BLE001 - the lock or health read failed (database): next unit
+                log.exception("poll of %s could not start", unit)
+                report.units.append(UnitReport(unit, source.platform, polled=False,
+                                               error=f"unexpected error: {type(exc).__name__}: {exc}"))
+        # Compliance (X's 24-hour deletion rule) keeps its own schedule whatever the units did.
+        try:
+            if compliance or (compliance is None and self.compliance_due()):
+                with self.state.exclusive("compliance") as mine:
+                    if mine and (compliance or self.compliance_due()):
+                        report.compliance = self.run_compliance()
+        except Exception:  # noqa: BLE001 - the next pass tries again (compliance:last_run not moved)
+            log.exception("compliance step failed")
         from connector.ticket_status import sweep_due, sync_status
         if sweep_due(self.store, self.svc.helpdesk, self.clock):
             with self.state.exclusive("helpdesk_status") as mine:
@@ -206,6 +207,33 @@ class Poller:
             if line:
                 report.usage.append(line)
         return report
+
+    def _poll_due_unit(self, source: PollingSource, unit: str, now: datetime, ignore_interval: bool,
+                       report: PollReport) -> None:
+        # Several `yorisoi poll`/`serve --poll` instances may share a PostgreSQL database:
+        # each unit is polled by one of them at a time (an advisory lock), and whether it
+        # is due is read after taking the lock, so a unit another instance has just polled
+        # is not polled again (its cursor and next_poll_at were saved before it let go).
+        with self.state.exclusive(f"poll:{unit}") as mine:
+            if not mine:
+                report.units.append(UnitReport(unit, source.platform, polled=False,
+                                               note="being polled by another instance"))
+                return
+            stream_for = getattr(source, "stream_for", None)
+            stream = stream_for(unit) if callable(stream_for) else None
+            if stream and not ignore_interval and stream_covers(self.state, stream, now):
+                # Its stream delivers this network now; polling resumes when it is down.
+                report.units.append(UnitReport(unit, source.platform, polled=False,
+                                               note=f"streamed ({stream} connected)"))
+                return
+            due, next_at = self._due(unit, now, ignore_interval)
+            if not due:
+                health = self.state.unit_health(unit) or {}
+                report.units.append(UnitReport(unit, source.platform, next_poll_at=next_at,
+                                               error=health.get("last_error"),
+                                               backing_off=bool(health.get("failures")), polled=False))
+                return
+            report.units.append(self._poll_isolated(source, unit))
 
     def compliance_due(self) -> bool:
         last = self.state.get_state("compliance:last_run")

@@ -74,32 +74,73 @@ def test_poll_without_any_network_says_what_to_set(env):
     assert result.exit_code == 1 and "X_BEARER_TOKEN" in result.output
 
 
-def test_one_unit_raising_stops_neither_the_others_nor_compliance(social_app, fakes, monkeypatch):
-    """A post the pipeline cannot take (a 9999-12-31 date overflowing ingest) made the exception
-    escape `poll_unit`: the other units of the pass were never polled and the compliance step
-    (X's 24-hour deletion rule) never ran again. Each unit is isolated (issue 16 #1)."""
+def test_a_database_failure_stops_its_unit_alone_without_moving_the_cursor(social_app, fakes, monkeypatch):
+    """The database failing under one unit's ingest made the exception escape `poll_unit`: the
+    other units of the pass were never polled and the compliance step (X's 24-hour deletion
+    rule) never ran again. Each unit is isolated; the failed one keeps its cursor (issue 16 #1)."""
+    from connector.db import Unavailable
     _seed(fakes)
     svc = social_app()
     poller = Poller(svc)
     original = svc.pipeline.ingest
-    failing = {"platform": "x"}
 
     def ingest(post, source):
-        if source == failing["platform"]:
-            raise OverflowError("date value out of range")
+        if source == "x":
+            raise Unavailable("database is locked", "OperationalError")
         return original(post, source=source)
     monkeypatch.setattr(svc.pipeline, "ingest", ingest)
     ran = []
     monkeypatch.setattr(poller, "run_compliance", lambda *a, **k: ran.append(True))
     report = poller.run_once(compliance=True)
     x_units = [u for u in report.units if u.platform == "x"]
-    assert x_units and any(u.error and "OverflowError" in u.error for u in x_units)
+    assert x_units and any(u.error and "locked" in u.error for u in x_units)
     assert all(u.next_poll_at is not None for u in x_units)
     others = [u for u in report.units if u.platform != "x"]
     assert {u.platform for u in others} == {"mastodon", "bluesky", "rss"}
     assert sum(u.queued for u in others) == 3
     assert ran == [True]
-    # The failed unit's cursor did not move: once the cause is gone, it picks the post up.
+    # The failed unit's cursor did not move: once the database is back, it picks the post up.
     monkeypatch.setattr(svc.pipeline, "ingest", original)
     later = Poller(svc, clock=lambda: utcnow() + timedelta(hours=2)).run_once(compliance=False)
     assert sum(u.queued for u in later.units if u.platform == "x") == 1
+
+
+def test_one_post_that_cannot_be_ingested_is_skipped_not_the_unit(social_app, fakes, monkeypatch):
+    """A post the pipeline cannot take for a reason other than the database (a bug, a
+    validation error: the 9999-12-31 overflow) stopped its whole unit, forever: every poll
+    fetched it again and failed again, and the posts after it never arrived (issue 16 #1)."""
+    fakes["bluesky"].add_post("ハルカ珈琲、壊れた投稿")
+    fakes["bluesky"].add_post("ハルカ珈琲の新しいブレンド、酸味が強くて前の方が好きだった")
+    svc = social_app(only=("bluesky",))
+    original = svc.pipeline.ingest
+
+    def ingest(post, source):
+        if "壊れた" in post.text:
+            raise OverflowError("date value out of range")
+        return original(post, source=source)
+    monkeypatch.setattr(svc.pipeline, "ingest", ingest)
+    report = Poller(svc).run_once(compliance=False)
+    unit = next(u for u in report.units if u.unit == "bluesky:search:ハルカ珈琲")
+    assert unit.error is None and unit.queued == 1 and unit.failed == 1
+    assert svc.store.posts.counts()["posts"] == 1
+    again = Poller(svc, clock=lambda: utcnow() + timedelta(hours=2)).run_once(compliance=False)
+    unit = next(u for u in again.units if u.unit == "bluesky:search:ハルカ珈琲")
+    assert unit.error is None  # the unit moved on past the bad post
+
+
+def test_compliance_runs_whatever_the_units_do(social_app, fakes, monkeypatch):
+    """Even when a unit cannot even start (its lock or health read fails: the database),
+    the compliance step keeps its own schedule (issue 16 #1)."""
+    from connector.db import Unavailable
+    _seed(fakes)
+    svc = social_app()
+    poller = Poller(svc)
+
+    def due(*_a, **_k):
+        raise Unavailable("database is locked", "OperationalError")
+    monkeypatch.setattr(poller, "_due", due)
+    ran = []
+    monkeypatch.setattr(poller, "run_compliance", lambda *a, **k: ran.append(True))
+    report = poller.run_once()
+    assert ran == [True]
+    assert report.units and all(u.error and "locked" in u.error for u in report.units)
