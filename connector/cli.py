@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import click
 from flask import Flask, current_app
@@ -51,14 +52,76 @@ def main() -> None:
     """
 
 
-def _replay_file(app: Flask, path: Path, source: str, wait: float) -> dict[str, Any]:
+def _replay_file(app: Flask, path: Path, source: str, wait: float,
+                 lines: Iterable[str] | None = None) -> dict[str, Any]:
     svc = _services(app)
     svc.store.outbox.release_dead_claims()
-    with path.open(encoding="utf-8", errors="replace") as lines:
+    if lines is None:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            read, outcomes = svc.pipeline.ingest_lines(handle, source=source)
+    else:
         read, outcomes = svc.pipeline.ingest_lines(lines, source=source)
     delivery = svc.pipeline.drain(max_wait=wait)
     counts = svc.store.outbox.outbox_counts()
     return replay_summary(read, outcomes, delivery, pending=counts.get("pending", 0) + counts.get("sending", 0))
+
+
+def demo_feed_lines(path: Path, now: datetime | None = None, newest_ago: timedelta = timedelta(minutes=5)) -> list[str]:
+    """The demo feed with every post moved by the same amount so that the newest one was
+    posted `newest_ago` before `now`: response times, "today" and the 7-day report then show
+    the demo on first run, whatever the day. The gaps between posts stay as recorded."""
+    now = now or datetime.now(timezone.utc)
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def parse(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    newest = max(parse(r["created_at"]) for r in records if r.get("created_at"))
+    shift = (now - newest_ago) - newest
+    shift -= timedelta(microseconds=shift.microseconds)  # whole seconds, like the recorded times
+    for record in records:
+        if record.get("created_at"):
+            moved = parse(record["created_at"]) + shift
+            record["created_at"] = moved.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [json.dumps(r, ensure_ascii=False) for r in records]
+
+
+def _other_helpdesk_note(app: Flask, summary: dict[str, Any]) -> str | None:
+    """When a replay skipped posts as already stored and they became tickets in another
+    helpdesk (typically: the demo ran with `local`, now YORISOI_HELPDESK=zendesk), say so and
+    how to start fresh, instead of a silent "duplicates skipped"."""
+    svc = _services(app)
+    if not summary.get("duplicates_skipped"):
+        return None
+    others = {hd: n for hd, n in svc.store.outbox.ticket_counts_by_helpdesk().items() if hd != svc.helpdesk.name}
+    if not others:
+        return None
+    where = ", ".join(f"{hd} ({n})" for hd, n in sorted(others.items()))
+    data_dir = svc.settings.data_dir
+    return (f"{summary['duplicates_skipped']} posts were already stored and were skipped: their tickets are in "
+            f"another helpdesk ({where}), not in {svc.helpdesk.name}. To send them to {svc.helpdesk.name}, start "
+            f"with a fresh database: YORISOI_DATA_DIR={data_dir}-{svc.helpdesk.name} yorisoi demo "
+            f"(or move {data_dir} away).\n"
+            f"既に保存済みの投稿 {summary['duplicates_skipped']} 件をスキップしました（チケットは {where} にあり、"
+            f"{svc.helpdesk.name} には送っていません）。新しいデータベースで始めるには "
+            f"YORISOI_DATA_DIR={data_dir}-{svc.helpdesk.name} yorisoi demo を実行してください。")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail in one line, before anything is changed, when the address is taken."""
+    import socket
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            raise click.ClickException(
+                f"port {port} on {host} is already in use (another yorisoi?); stop it, or choose another "
+                f"with --port or YORISOI_PORT / ポート {port} は使用中です") from None
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -85,11 +148,15 @@ def replay(file: Path, as_json: bool, wait: float) -> None:
     Each line is one post. Posts already stored are skipped, so running the same file twice
     creates no new tickets. Exit code 0 even when some lines were rejected (see errors).
     """
-    summary = _replay_file(_app(), file, "replay", wait)
+    app = _app()
+    summary = _replay_file(app, file, "replay", wait)
+    note = _other_helpdesk_note(app, summary)
     if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False))
+        click.echo(json.dumps({**summary, **({"note": note} if note else {})}, ensure_ascii=False))
     else:
         _print_summary(summary)
+        if note:
+            click.echo(note, err=True)
 
 
 @main.command()
@@ -166,6 +233,8 @@ def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
                f"; Ctrl+C to stop)")
     try:
         waitress_serve(app, host=host, port=port, threads=8, ident="yorisoi")
+    except KeyboardInterrupt:  # Ctrl+C: a clean stop, not a traceback
+        click.echo("stopping / 停止します")
     finally:
         if poller_thread is not None:
             poller_thread.stop()
@@ -182,9 +251,15 @@ def serve(host: str | None, port: int | None, poll: bool) -> None:
     With --poll, the configured networks (X, Mastodon, Bluesky, RSS) are polled in-process
     too, as `yorisoi poll` would; larger installs run `yorisoi poll` as its own process.
     """
+    from connector.config import Settings
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    host, port = host or settings.host, port or settings.port
+    check_port_free(host, port)
     app = _app()
-    settings = _services(app).settings
-    _serve(app, host or settings.host, port or settings.port, poll=poll)
+    _serve(app, host, port, poll=poll)
 
 
 @main.command()
@@ -197,9 +272,20 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
     Uses the embedded defaults: SQLite in ./data, the built-in `local` helpdesk and the
     bundled watch file. Loading twice is harmless: posts already stored are skipped.
     """
+    from connector.config import Settings
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    host, port = host or settings.host, port or settings.port
+    if not no_serve:
+        check_port_free(host, port)  # before the feed is loaded or the password reset
     app = _app()
-    summary = _replay_file(app, DEMO_FEED, "demo", wait=30.0)
+    summary = _replay_file(app, DEMO_FEED, "demo", wait=30.0, lines=demo_feed_lines(DEMO_FEED))
     _print_summary(summary)
+    note = _other_helpdesk_note(app, summary)
+    if note:
+        click.echo(note, err=True)
     _demo_replies(app)
     if not no_serve:
         # One supervisor account with a fresh password each start, shown here once and
@@ -208,8 +294,7 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
         password = generate_password()
         _services(app).store.accounts.create_user(DEMO_USER, hash_password(password), replace=True)
         click.echo(f"dashboard login / ダッシュボードのログイン: user {DEMO_USER}  password {password}")
-        settings = _services(app).settings
-        _serve(app, host or settings.host, port or settings.port)
+        _serve(app, host, port)
 
 
 @main.command()

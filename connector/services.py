@@ -106,18 +106,18 @@ class DeliveryWorker(threading.Thread):
         self.pipeline = pipeline
         self.interval = interval
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def wake(self) -> None:
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        self._stopping.set()
         self._wake.set()
         self.join(timeout)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             self._wake.clear()
             try:
                 report = self.pipeline.deliver()

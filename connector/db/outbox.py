@@ -247,6 +247,12 @@ class OutboxRepository:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings().all()]
 
+    def ticket_counts_by_helpdesk(self) -> dict[str, int]:
+        """How many tickets each helpdesk holds (to tell a newcomer why a replay sent nothing)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(tickets.c.helpdesk, func.count()).group_by(tickets.c.helpdesk)).all()
+        return {str(helpdesk): int(n) for helpdesk, n in rows}
+
     def author_tickets(self, author_key: str, *, exclude_post_key: str | None = None,
                        limit: int = 50) -> list[dict[str, Any]]:
         """Tickets whose post is by this author, newest first."""
