@@ -170,7 +170,7 @@ def _safe_next(target: str | None) -> str:
     # Only paths on this site: "//evil.example" or "https://…" would be an open redirect.
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
-    return url_for("dashboard.overview")
+    return url_for("dashboard.today")
 
 
 @bp.route("/login", methods=["GET", "POST"])

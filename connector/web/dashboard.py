@@ -11,7 +11,8 @@ from typing import Any, Callable
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
 from connector import reports
-from connector.labels import VALUE_NAMES
+from connector import today as today_module
+from connector.labels import VALUE_NAMES, value_name
 from connector.sources import PLATFORM_NAMES
 from connector.reports import FilterError, ReportTable
 from connector.services import services
@@ -23,7 +24,7 @@ from connector.web.charts import render as render_chart
 bp = Blueprint("dashboard", __name__)
 
 #: Pages in the navigation: (endpoint, i18n key).
-PAGES = (("dashboard.overview", "nav_overview"), ("dashboard.topics", "nav_topics"),
+PAGES = (("dashboard.today", "nav_today"), ("dashboard.overview", "nav_overview"), ("dashboard.topics", "nav_topics"),
          ("dashboard.risk", "nav_risk"), ("dashboard.response_times", "nav_response"),
          ("dashboard.tickets", "nav_tickets"), ("dashboard.decisions", "nav_decisions"),
          ("dashboard.outbox", "nav_outbox"), ("dashboard.storms", "nav_storms"))
@@ -31,7 +32,15 @@ PAGES = (("dashboard.overview", "nav_overview"), ("dashboard.topics", "nav_topic
 
 @bp.record_once
 def _globals(state: Any) -> None:
-    state.app.jinja_env.globals.update(nav_pages=PAGES, zip=zip)
+    from connector.report_time import format_duration, format_jst
+    state.app.jinja_env.globals.update(nav_pages=PAGES, zip=zip, L=_pick, cluster_term=today_module.cluster_term,
+                                        vn=value_name)
+    state.app.jinja_env.filters.update(jst=format_jst, duration=lambda s: format_duration(s, g.get("lang", "ja")))
+
+
+def _pick(ja: str, en: str) -> str:
+    """Inline bilingual text in templates: L('未対応', 'Open')."""
+    return en if g.get("lang") == "en" else ja
 
 
 @bp.before_request
@@ -75,6 +84,14 @@ def _context(f: ReportFilter, **extra: Any) -> dict[str, Any]:
 
 # --- pages --------------------------------------------------------------------------------
 @bp.get("/")
+def today():
+    """「いま対応が必要なもの」: the supervisor's home page."""
+    svc = services()
+    data = today_module.build(svc.store, svc.settings.env)
+    return render_template("today.html", t=data, status_note=today_module.STATUS_NOTE[g.lang])
+
+
+@bp.get("/overview")
 def overview():
     f = _filter()
     svc = services()

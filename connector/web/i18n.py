@@ -58,6 +58,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "filter_all": ("すべて", "All"),
     # The listening dashboard (issue 8).
     "nav_overview": ("概要", "Overview"),
+    "nav_today": ("いま対応が必要なもの", "Needs attention now"),
+    "nav_weekly": ("週次レポート", "Weekly report"),
     "nav_topics": ("苦情のトピック", "Complaint topics"),
     "nav_risk": ("公開リスク", "Public risk"),
     "nav_response": ("応答時間", "Response times"),
