@@ -176,6 +176,7 @@ PAGES = {
     "overview_filtered": "/overview?brand=ソラモバイル&source=x&sentiment=negative&intent=complaint",
     "overview_year": "/overview?from={year_ago}&to={today}",
     "today": "/",
+    "weekly": "/reports/weekly",
     "topics_year": "/topics?from={year_ago}&to={today}",
     "response_times_year": "/response-times?from={year_ago}&to={today}",
     "qualification_log_year": "/decisions?from={year_ago}&to={today}&only=dropped",

@@ -741,17 +741,22 @@ def check_config() -> None:
 @click.option("--since", default="7d", show_default=True,
               help="Days to cover, ending today (Japan time): 7d, 4w, 3m, or a first day YYYY-MM-DD.")
 @click.option("--until", "until", default=None, help="Last day (YYYY-MM-DD, inclusive; default today).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv", "xlsx"]), default="text", show_default=True,
+              help="xlsx: only with --weekly (an Excel workbook, one sheet per table; needs --out).")
+@click.option("--weekly", is_flag=True, help="The weekly report: the 7 days ending --until (default today, "
+              "Japan time) against the 7 before, in Japanese unless --lang en.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of the terminal.")
 @click.option("--brand", multiple=True, help="Only this brand (repeatable).")
 @click.option("--source", multiple=True, help="Only this network, e.g. x, mastodon (repeatable).")
 @click.option("--label", "labels", multiple=True, metavar="NAME=VALUE",
               help="Only posts with this label, e.g. sentiment=negative, intent=complaint (repeatable).")
-@click.option("--lang", type=click.Choice(["ja", "en"]), default="en", show_default=True,
-              help="Language of headings and label names (text and csv).")
+@click.option("--lang", type=click.Choice(["ja", "en"]), default=None,
+              help="Language of headings and label names (default: ja for --weekly, else en).")
 @click.option("--rebuild", is_flag=True, help="First recount the report tables from the stored posts "
               "(and find complaint topics of posts stored before topics existed; slow on big databases).")
-def report(since: str, until: str | None, fmt: str, brand: tuple[str, ...], source: tuple[str, ...],
-           labels: tuple[str, ...], lang: str, rebuild: bool) -> None:
+def report(since: str, until: str | None, fmt: str, weekly: bool, out_file: Path | None, brand: tuple[str, ...],
+           source: tuple[str, ...], labels: tuple[str, ...], lang: str | None, rebuild: bool) -> None:
     """Print the dashboard's figures for scripts and e-mail: volumes per day by label and
     source, top complaint topics, open tickets by public risk, response times from the post
     (p50/p90/p99 by priority), qualification reasons and the outbox.
@@ -760,6 +765,12 @@ def report(since: str, until: str | None, fmt: str, brand: tuple[str, ...], sour
     csv prints every table one after another, each headed by a `# name` line.
     """
     from connector import reports
+    if weekly:
+        _weekly_report(until, fmt, out_file, lang or "ja")
+        return
+    if fmt == "xlsx":
+        raise click.UsageError("--format xlsx is for --weekly")
+    lang = lang or "en"
     svc = _services(_app())
     if rebuild:
         from connector.topics import watch_terms, topics_of_text, is_complaint
@@ -802,6 +813,30 @@ def report(since: str, until: str | None, fmt: str, brand: tuple[str, ...], sour
         for table in tables:
             click.echo(reports.to_text(table, lang))
             click.echo("")
+
+
+def _weekly_report(until: str | None, fmt: str, out_file: Path | None, lang: str) -> None:
+    from datetime import date
+    from connector import weekly
+    try:
+        last = date.fromisoformat(until) if until else None
+    except ValueError:
+        raise click.ClickException(f"--until {until!r}: expected a date like 2026-11-20 (YYYY-MM-DD)") from None
+    svc = _services(_app())
+    report = weekly.build(svc.store, svc.settings.env, last)
+    if fmt == "xlsx":
+        if out_file is None:
+            raise click.UsageError("--format xlsx needs --out FILE.xlsx")
+        out_file.write_bytes(weekly.to_xlsx(report, lang))
+    else:
+        text = {"text": lambda: weekly.to_text(report, lang),
+                "json": lambda: json.dumps(weekly.to_json(report, lang), ensure_ascii=False, indent=1),
+                "csv": lambda: ("\ufeff" if out_file else "") + weekly.to_csv(report, lang)}[fmt]()
+        if out_file is None:
+            click.echo(text.replace("\r\n", "\n"))
+            return
+        out_file.write_text(text, encoding="utf-8", newline="")
+    click.echo(f"{out_file}: {report.title(lang)}", err=True)
 
 
 @main.group()

@@ -27,7 +27,8 @@ bp = Blueprint("dashboard", __name__)
 PAGES = (("dashboard.today", "nav_today"), ("dashboard.overview", "nav_overview"), ("dashboard.topics", "nav_topics"),
          ("dashboard.risk", "nav_risk"), ("dashboard.response_times", "nav_response"),
          ("dashboard.tickets", "nav_tickets"), ("dashboard.decisions", "nav_decisions"),
-         ("dashboard.outbox", "nav_outbox"), ("dashboard.storms", "nav_storms"))
+         ("dashboard.outbox", "nav_outbox"), ("dashboard.storms", "nav_storms"),
+         ("dashboard.weekly", "nav_weekly"))
 
 
 @bp.record_once
@@ -89,6 +90,35 @@ def today():
     svc = services()
     data = today_module.build(svc.store, svc.settings.env)
     return render_template("today.html", t=data, status_note=today_module.STATUS_NOTE[g.lang])
+
+
+@bp.get("/reports/weekly")
+def weekly():
+    """This week against the previous one; ?format=xlsx|csv|json downloads the same tables,
+    ?to=YYYY-MM-DD ends the week on another day. The page prints on A4 as it is."""
+    from datetime import date
+    from connector import weekly as weekly_module
+    svc = services()
+    until = None
+    if request.args.get("to"):
+        try:
+            until = date.fromisoformat(request.args["to"])
+        except ValueError:
+            raise FilterError(f"to={request.args['to']!r}: expected a date like 2026-11-20 (YYYY-MM-DD)") from None
+    report = weekly_module.build(svc.store, svc.settings.env, until)
+    fmt = request.args.get("format") or "html"
+    stem = f"yorisoi-weekly-{report.this.since}-{report.this.until}"
+    if fmt == "xlsx":
+        return Response(weekly_module.to_xlsx(report, g.lang), headers={
+            "Content-Disposition": f'attachment; filename="{stem}.xlsx"', "Cache-Control": "no-store"},
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    if fmt == "csv":
+        return Response("\ufeff" + weekly_module.to_csv(report, g.lang), mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{stem}.csv"', "Cache-Control": "no-store"})
+    if fmt == "json":
+        return weekly_module.to_json(report, g.lang)
+    return render_template("weekly.html", report=report, display_rows=weekly_module.display_rows,
+                           render_chart=render_chart)
 
 
 @bp.get("/overview")
