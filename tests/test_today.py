@@ -70,3 +70,10 @@ def _sign_in(app, client):
     token = csrf_from(client.get("/login").get_data(as_text=True))
     assert client.post("/login", data={"name": "sv", "password": "a-long-password-監督",
                                        "csrf_token": token}).status_code == 302
+
+
+def test_topics_drop_time_words_and_stop_words():
+    from connector.topics import topics_of_text
+    found = topics_of_text("朝の通勤時間に電波が最悪。平日の夜も圏外になる。昨日もだめだった")
+    assert "朝" not in found and "夜" not in found and "平日" not in found and "昨日" not in found
+    assert "電波" in found and "圏外" in found
