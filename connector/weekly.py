@@ -318,7 +318,7 @@ def to_csv(report: WeeklyReport, lang: str = "ja") -> str:
 #: Sheet names (Excel allows 31 characters and no []:*?/\).
 SHEET_NAMES = {"weekly_summary": "まとめ", "weekly_daily": "日別", "weekly_sources": "ソース別",
                "weekly_labels": "ラベル別", "weekly_topics": "苦情トピック", "weekly_sla": "応答時間とSLA",
-               "weekly_storms": "炎上", "weekly_corrections": "修正されたラベル"}
+               "weekly_storms": "炎上・まとまり", "weekly_corrections": "修正されたラベル"}
 SHEET_NAMES_EN = {"weekly_summary": "Summary", "weekly_daily": "Daily", "weekly_sources": "Sources",
                   "weekly_labels": "Labels", "weekly_topics": "Topics", "weekly_sla": "Response and SLA",
                   "weekly_storms": "Storms", "weekly_corrections": "Corrections"}

@@ -77,3 +77,68 @@ def test_topics_drop_time_words_and_stop_words():
     found = topics_of_text("朝の通勤時間に電波が最悪。平日の夜も圏外になる。昨日もだめだった")
     assert "朝" not in found and "夜" not in found and "平日" not in found and "昨日" not in found
     assert "電波" in found and "圏外" in found
+
+
+@pytest.mark.parametrize("lang, words", [("ja", "ページが見つかりません"), ("en", "Page not found")])
+def test_error_pages_speak_the_ui_language(app, lang, words):
+    client = app.test_client()
+    _sign_in(app, client)
+    page = client.get(f"/posts/x:nope?lang={lang}", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and words in page.get_data(as_text=True)
+    unknown = client.get(f"/no-such-page?lang={lang}", headers={"Accept": "text/html"})
+    assert unknown.status_code == 404 and words in unknown.get_data(as_text=True)
+    assert client.get("/api/v1/nothing").is_json  # the API keeps answering JSON
+
+
+def test_server_error_and_429_pages_in_japanese(app):
+    from werkzeug.exceptions import TooManyRequests
+
+    @app.get("/boom-test")
+    def boom():
+        raise RuntimeError("bug")
+
+    @app.get("/busy-test")
+    def busy():
+        raise TooManyRequests()
+    app.config["TESTING"] = False
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    client = app.test_client()
+    page = client.get("/boom-test?lang=ja", headers={"Accept": "text/html"})
+    assert page.status_code == 500 and "サーバーで問題が発生しました" in page.get_data(as_text=True)
+    busy_page = client.get("/busy-test?lang=ja", headers={"Accept": "text/html"})
+    assert busy_page.status_code == 429 and "アクセスが集中しています" in busy_page.get_data(as_text=True)
+
+
+def test_login_lock_out_in_japanese(app):
+    from tests.conftest import csrf_from
+    client = app.test_client()
+    last = None
+    for _ in range(12):
+        token = csrf_from(client.get("/login?lang=ja").get_data(as_text=True))
+        last = client.post("/login", data={"name": "nobody", "password": "wrong-password-x", "csrf_token": token})
+        if last.status_code == 429:
+            break
+    assert last.status_code == 429
+    assert "失敗が続いたため" in last.get_data(as_text=True)
+
+
+def test_tickets_page_search_filters_and_paging(app):
+    from connector.web import dashboard
+    svc = app.extensions["yorisoi"]
+    for i in range(dashboard.TICKETS_PER_PAGE + 5):
+        svc.pipeline.ingest_raw(post_dict(text=f"ソラモバイル、駅で全然繋がらない。最悪 {i}", author={"id": f"88{i}"}), "test")
+    svc.pipeline.ingest_raw(post_dict(text="ソラモバイルのeSIM再発行が最悪、手続きが進まない", author={"id": "999"}), "test")
+    svc.pipeline.drain(max_wait=10)
+    client = app.test_client()
+    _sign_in(app, client)
+    first = client.get("/tickets?lang=ja").get_data(as_text=True)
+    total = dashboard.TICKETS_PER_PAGE + 6
+    assert f"{total} 件中 1〜{dashboard.TICKETS_PER_PAGE} 件目" in first and 'rel="next"' in first
+    second = client.get("/tickets?page=2&lang=ja").get_data(as_text=True)
+    assert f"{total} 件中 {dashboard.TICKETS_PER_PAGE + 1}〜{total} 件目" in second and 'rel="next"' not in second
+    found = client.get("/tickets?q=eSIM&lang=ja").get_data(as_text=True)
+    assert "1 件中 1〜1 件目" in found and "eSIM" in found
+    none_answered = client.get("/tickets?state=answered&lang=ja").get_data(as_text=True)
+    assert "0 件中" in none_answered
+    assert client.get("/tickets?q=100%25_&lang=ja").status_code == 200
+    assert client.get("/tickets?priority=soon").status_code == 400

@@ -74,7 +74,7 @@ def test_weekly_cli_formats_and_xlsx_sheets(loaded, env, tmp_path):
     made = CliRunner().invoke(main, ["report", "--weekly", "--format", "xlsx", "--out", str(book_file)], env=env)
     assert made.exit_code == 0, made.output
     book = load_workbook(book_file)
-    assert book.sheetnames == ["まとめ", "日別", "ソース別", "ラベル別", "苦情トピック", "応答時間とSLA", "炎上", "修正されたラベル"]
+    assert book.sheetnames == ["まとめ", "日別", "ソース別", "ラベル別", "苦情トピック", "応答時間とSLA", "炎上・まとまり", "修正されたラベル"]
     summary = book["まとめ"]
     assert [c.value for c in summary[3]] == ["指標", "今週", "前週", "増減"]
     assert summary["A3"].font.bold and summary.freeze_panes == "A4"

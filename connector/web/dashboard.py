@@ -22,6 +22,7 @@ from connector.web import auth
 from connector.web.charts import render as render_chart
 
 bp = Blueprint("dashboard", __name__)
+TICKETS_PER_PAGE = 50
 
 #: Pages in the navigation: (endpoint, i18n key).
 PAGES = (("dashboard.today", "nav_today"), ("dashboard.overview", "nav_overview"), ("dashboard.topics", "nav_topics"),
@@ -152,8 +153,25 @@ def response_times():
 
 @bp.get("/tickets")
 def tickets():
+    """Every ticket, a page at a time (no silent cap), with search and filters."""
     svc = services()
-    return render_template("tickets.html", tickets=svc.store.outbox.list_tickets(limit=500),
+    text = (request.args.get("q") or "").strip()[:200]
+    priority = request.args.get("priority") or ""
+    state = request.args.get("state") or ""
+    platform = request.args.get("source") or ""
+    if priority not in ("", *reports.PRIORITIES) or state not in ("", "open", "answered"):
+        raise FilterError("priority must be one of urgent, high, normal, low; state open or answered")
+    try:
+        page = max(1, int(request.args.get("page") or 1))
+    except ValueError:
+        raise FilterError(f"page={request.args.get('page')!r}: expected a page number") from None
+    total, rows = svc.store.outbox.search_tickets(text=text, priority=priority, state=state, platform=platform,
+                                                  offset=(page - 1) * TICKETS_PER_PAGE, limit=TICKETS_PER_PAGE)
+    pages = max(1, -(-total // TICKETS_PER_PAGE))
+    search = [(k, v) for k, v in (("q", text), ("priority", priority), ("state", state), ("source", platform)) if v]
+    return render_template("tickets.html", tickets=rows, total=total, page=page, pages=pages, search=search,
+                           q=text, priority=priority, state=state, source=platform, platform_names=PLATFORM_NAMES,
+                           priorities=reports.PRIORITIES,
                            counts=svc.store.posts.counts(), outbox_counts=svc.store.outbox.outbox_counts())
 
 
@@ -207,7 +225,8 @@ def storms():
         series = [buckets.get(i, 0) for i in range(max(buckets) + 1)] if buckets else []
         first = store.storms.storm_members_of(storm["id"], limit=1)
         rows.append({**storm, "series": series[:48], "first": first[0] if first else None})
-    return render_template("storms.html", storms=rows, alerts=store.storms.list_alerts(limit=50))
+    return render_template("storms.html", storms=rows, alerts=store.storms.list_alerts(limit=50),
+                           label_min=today_module.storm_label_min(services().settings.env))
 
 
 @bp.post("/outbox/<int:outbox_id>/retry")
