@@ -233,12 +233,13 @@ def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
                f"; Ctrl+C to stop)")
     try:
         waitress_serve(app, host=host, port=port, threads=8, ident="yorisoi")
-    except KeyboardInterrupt:  # Ctrl+C: a clean stop, not a traceback
-        click.echo("stopping / 停止します")
+    except KeyboardInterrupt:  # Ctrl+C outside waitress's own loop: a clean stop, not a traceback
+        pass
     finally:
         if poller_thread is not None:
             poller_thread.stop()
         svc.close()
+    click.echo("stopped / 停止しました")
 
 
 @main.command()

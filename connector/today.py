@@ -22,6 +22,8 @@ from connector.report_time import today as jst_today
 
 BACKLOG_LIMIT = 200
 ALERT_LIMIT = 30
+#: Critical single posts stay on the home page this long (a weekend must not hide one).
+ALERT_HOURS = 72
 ACTIVE_STORM_HOURS = 3
 RISK_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 DEFAULT_STORM_LABEL_MIN = 20
@@ -107,7 +109,7 @@ def escalation_words(detail: Any) -> list[str]:
 def critical_posts(store: Store, now: datetime, high_reach: int, limit: int = ALERT_LIMIT) -> list[dict[str, Any]]:
     """Single posts that need a person now: critical risk, escalation words, or a large reach."""
     out = []
-    for row in store.reports.alert_posts(now - timedelta(hours=24), high_reach, limit * 3):
+    for row in store.reports.alert_posts(now - timedelta(hours=ALERT_HOURS), high_reach, limit * 3):
         words = escalation_words(row.get("detail"))
         reasons = []
         if row["risk"] == "critical":

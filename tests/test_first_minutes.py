@@ -71,3 +71,33 @@ def test_replay_into_another_helpdesk_says_why_nothing_was_sent(env, app, tmp_pa
     summary = json.loads(again.output.strip().splitlines()[-1])
     assert summary["duplicates_skipped"] == 1
     assert "zendesk (1)" in summary["note"] and "YORISOI_DATA_DIR=" in summary["note"]
+
+
+def test_ctrl_c_on_serve_stops_cleanly(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from tests.test_serve_browser import ROOT, free_port
+    env = {**os.environ, "YORISOI_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT),
+           "YORISOI_LOG_LEVEL": "WARNING"}
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "connector.cli", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert server.returncode == 0, output
+    assert "Traceback" not in output and "TypeError" not in output
+    assert "停止しました" in output

@@ -23,6 +23,8 @@ from connector.web.charts import render as render_chart
 
 bp = Blueprint("dashboard", __name__)
 TICKETS_PER_PAGE = 50
+#: Open tickets listed on the home page (the most urgent; the rest are one click away).
+HOME_BACKLOG_SHOWN = 30
 
 #: Pages in the navigation: (endpoint, i18n key).
 PAGES = (("dashboard.today", "nav_today"), ("dashboard.overview", "nav_overview"), ("dashboard.topics", "nav_topics"),
@@ -90,7 +92,7 @@ def today():
     """「いま対応が必要なもの」: the supervisor's home page."""
     svc = services()
     data = today_module.build(svc.store, svc.settings.env)
-    return render_template("today.html", t=data, status_note=today_module.STATUS_NOTE[g.lang])
+    return render_template("today.html", t=data, status_note=today_module.STATUS_NOTE[g.lang], shown=HOME_BACKLOG_SHOWN)
 
 
 @bp.get("/reports/weekly")
