@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import click
 from flask import Flask, current_app
@@ -64,14 +65,76 @@ def main() -> None:
     """
 
 
-def _replay_file(app: Flask, path: Path, source: str, wait: float) -> dict[str, Any]:
+def _replay_file(app: Flask, path: Path, source: str, wait: float,
+                 lines: Iterable[str] | None = None) -> dict[str, Any]:
     svc = _services(app)
     svc.store.outbox.release_dead_claims()
-    with path.open(encoding="utf-8", errors="replace") as lines:
+    if lines is None:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            read, outcomes = svc.pipeline.ingest_lines(handle, source=source)
+    else:
         read, outcomes = svc.pipeline.ingest_lines(lines, source=source)
     delivery = svc.pipeline.drain(max_wait=wait)
     counts = svc.store.outbox.outbox_counts()
     return replay_summary(read, outcomes, delivery, pending=counts.get("pending", 0) + counts.get("sending", 0))
+
+
+def demo_feed_lines(path: Path, now: datetime | None = None, newest_ago: timedelta = timedelta(minutes=5)) -> list[str]:
+    """The demo feed with every post moved by the same amount so that the newest one was
+    posted `newest_ago` before `now`: response times, "today" and the 7-day report then show
+    the demo on first run, whatever the day. The gaps between posts stay as recorded."""
+    now = now or datetime.now(timezone.utc)
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def parse(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    newest = max(parse(r["created_at"]) for r in records if r.get("created_at"))
+    shift = (now - newest_ago) - newest
+    shift -= timedelta(microseconds=shift.microseconds)  # whole seconds, like the recorded times
+    for record in records:
+        if record.get("created_at"):
+            moved = parse(record["created_at"]) + shift
+            record["created_at"] = moved.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [json.dumps(r, ensure_ascii=False) for r in records]
+
+
+def _other_helpdesk_note(app: Flask, summary: dict[str, Any]) -> str | None:
+    """When a replay skipped posts as already stored and they became tickets in another
+    helpdesk (typically: the demo ran with `local`, now YORISOI_HELPDESK=zendesk), say so and
+    how to start fresh, instead of a silent "duplicates skipped"."""
+    svc = _services(app)
+    if not summary.get("duplicates_skipped"):
+        return None
+    others = {hd: n for hd, n in svc.store.outbox.ticket_counts_by_helpdesk().items() if hd != svc.helpdesk.name}
+    if not others:
+        return None
+    where = ", ".join(f"{hd} ({n})" for hd, n in sorted(others.items()))
+    data_dir = svc.settings.data_dir
+    return (f"{summary['duplicates_skipped']} posts were already stored and were skipped: their tickets are in "
+            f"another helpdesk ({where}), not in {svc.helpdesk.name}. To send them to {svc.helpdesk.name}, start "
+            f"with a fresh database: YORISOI_DATA_DIR={data_dir}-{svc.helpdesk.name} yorisoi demo "
+            f"(or move {data_dir} away).\n"
+            f"既に保存済みの投稿 {summary['duplicates_skipped']} 件をスキップしました（チケットは {where} にあり、"
+            f"{svc.helpdesk.name} には送っていません）。新しいデータベースで始めるには "
+            f"YORISOI_DATA_DIR={data_dir}-{svc.helpdesk.name} yorisoi demo を実行してください。")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail in one line, before anything is changed, when the address is taken."""
+    import socket
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            raise click.ClickException(
+                f"port {port} on {host} is already in use (another yorisoi?); stop it, or choose another "
+                f"with --port or YORISOI_PORT / ポート {port} は使用中です") from None
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -98,11 +161,15 @@ def replay(file: Path, as_json: bool, wait: float) -> None:
     Each line is one post. Posts already stored are skipped, so running the same file twice
     creates no new tickets. Exit code 0 even when some lines were rejected (see errors).
     """
-    summary = _replay_file(_app(), file, "replay", wait)
+    app = _app()
+    summary = _replay_file(app, file, "replay", wait)
+    note = _other_helpdesk_note(app, summary)
     if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False))
+        click.echo(json.dumps({**summary, **({"note": note} if note else {})}, ensure_ascii=False))
     else:
         _print_summary(summary)
+        if note:
+            click.echo(note, err=True)
 
 
 @main.command()
@@ -184,12 +251,15 @@ def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
                f"; Ctrl+C to stop)")
     try:
         waitress_serve(app, host=host, port=port, threads=8, ident="yorisoi")
+    except KeyboardInterrupt:  # Ctrl+C outside waitress's own loop: a clean stop, not a traceback
+        pass
     finally:
         if supervisor is not None:
             supervisor.stop()
         if poller_thread is not None:
             poller_thread.stop()
         svc.close()
+    click.echo("stopped / 停止しました")
 
 
 @main.command()
@@ -202,10 +272,16 @@ def serve(host: str | None, port: int | None, poll: bool) -> None:
     With --poll, the configured networks (X, Mastodon, Bluesky, RSS) are polled in-process
     too, as `yorisoi poll` would; larger installs run `yorisoi poll` as its own process.
     """
+    from connector.config import Settings
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    host, port = host or settings.host, port or settings.port
+    check_port_free(host, port)
     app = _app()
     _one_instance(app)
-    settings = _services(app).settings
-    _serve(app, host or settings.host, port or settings.port, poll=poll)
+    _serve(app, host, port, poll=poll)
 
 
 @main.command()
@@ -218,11 +294,22 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
     Uses the embedded defaults: SQLite in ./data, the built-in `local` helpdesk and the
     bundled watch file. Loading twice is harmless: posts already stored are skipped.
     """
+    from connector.config import Settings
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    host, port = host or settings.host, port or settings.port
+    if not no_serve:
+        check_port_free(host, port)  # before the feed is loaded or the password reset
     app = _app()
     if not no_serve:
         _one_instance(app)
-    summary = _replay_file(app, DEMO_FEED, "demo", wait=30.0)
+    summary = _replay_file(app, DEMO_FEED, "demo", wait=30.0, lines=demo_feed_lines(DEMO_FEED))
     _print_summary(summary)
+    note = _other_helpdesk_note(app, summary)
+    if note:
+        click.echo(note, err=True)
     _demo_replies(app)
     if not no_serve:
         # One supervisor account with a fresh password each start, shown here once and
@@ -231,8 +318,7 @@ def demo(host: str | None, port: int | None, no_serve: bool) -> None:
         password = generate_password()
         _services(app).store.accounts.create_user(DEMO_USER, hash_password(password), replace=True)
         click.echo(f"dashboard login / ダッシュボードのログイン: user {DEMO_USER}  password {password}")
-        settings = _services(app).settings
-        _serve(app, host or settings.host, port or settings.port)
+        _serve(app, host, port)
 
 
 @main.command()
@@ -781,17 +867,22 @@ def doctor() -> None:
 @click.option("--since", default="7d", show_default=True,
               help="Days to cover, ending today (Japan time): 7d, 4w, 3m, or a first day YYYY-MM-DD.")
 @click.option("--until", "until", default=None, help="Last day (YYYY-MM-DD, inclusive; default today).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv", "xlsx"]), default="text", show_default=True,
+              help="xlsx: only with --weekly (an Excel workbook, one sheet per table; needs --out).")
+@click.option("--weekly", is_flag=True, help="The weekly report: the 7 days ending --until (default today, "
+              "Japan time) against the 7 before, in Japanese unless --lang en.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of the terminal.")
 @click.option("--brand", multiple=True, help="Only this brand (repeatable).")
 @click.option("--source", multiple=True, help="Only this network, e.g. x, mastodon (repeatable).")
 @click.option("--label", "labels", multiple=True, metavar="NAME=VALUE",
               help="Only posts with this label, e.g. sentiment=negative, intent=complaint (repeatable).")
-@click.option("--lang", type=click.Choice(["ja", "en"]), default="en", show_default=True,
-              help="Language of headings and label names (text and csv).")
+@click.option("--lang", type=click.Choice(["ja", "en"]), default=None,
+              help="Language of headings and label names (default: ja for --weekly, else en).")
 @click.option("--rebuild", is_flag=True, help="First recount the report tables from the stored posts "
               "(and find complaint topics of posts stored before topics existed; slow on big databases).")
-def report(since: str, until: str | None, fmt: str, brand: tuple[str, ...], source: tuple[str, ...],
-           labels: tuple[str, ...], lang: str, rebuild: bool) -> None:
+def report(since: str, until: str | None, fmt: str, weekly: bool, out_file: Path | None, brand: tuple[str, ...],
+           source: tuple[str, ...], labels: tuple[str, ...], lang: str | None, rebuild: bool) -> None:
     """Print the dashboard's figures for scripts and e-mail: volumes per day by label and
     source, top complaint topics, open tickets by public risk, response times from the post
     (p50/p90/p99 by priority), qualification reasons and the outbox.
@@ -800,6 +891,12 @@ def report(since: str, until: str | None, fmt: str, brand: tuple[str, ...], sour
     csv prints every table one after another, each headed by a `# name` line.
     """
     from connector import reports
+    if weekly:
+        _weekly_report(until, fmt, out_file, lang or "ja")
+        return
+    if fmt == "xlsx":
+        raise click.UsageError("--format xlsx is for --weekly")
+    lang = lang or "en"
     svc = _services(_app())
     if rebuild:
         from connector.topics import watch_terms, topics_of_text, is_complaint
@@ -842,6 +939,30 @@ def report(since: str, until: str | None, fmt: str, brand: tuple[str, ...], sour
         for table in tables:
             click.echo(reports.to_text(table, lang))
             click.echo("")
+
+
+def _weekly_report(until: str | None, fmt: str, out_file: Path | None, lang: str) -> None:
+    from datetime import date
+    from connector import weekly
+    try:
+        last = date.fromisoformat(until) if until else None
+    except ValueError:
+        raise click.ClickException(f"--until {until!r}: expected a date like 2026-11-20 (YYYY-MM-DD)") from None
+    svc = _services(_app())
+    report = weekly.build(svc.store, svc.settings.env, last)
+    if fmt == "xlsx":
+        if out_file is None:
+            raise click.UsageError("--format xlsx needs --out FILE.xlsx")
+        out_file.write_bytes(weekly.to_xlsx(report, lang))
+    else:
+        text = {"text": lambda: weekly.to_text(report, lang),
+                "json": lambda: json.dumps(weekly.to_json(report, lang), ensure_ascii=False, indent=1),
+                "csv": lambda: ("\ufeff" if out_file else "") + weekly.to_csv(report, lang)}[fmt]()
+        if out_file is None:
+            click.echo(text.replace("\r\n", "\n"))
+            return
+        out_file.write_text(text, encoding="utf-8", newline="")
+    click.echo(f"{out_file}: {report.title(lang)}", err=True)
 
 
 @main.group()

@@ -215,7 +215,7 @@ def test_qualification_log_counts_reasons(seeded, supervisor):
 # --- filters, pages, CSV ------------------------------------------------------------------------
 def test_filters_narrow_every_page_and_reach_the_csv_links(seeded, supervisor):
     query = "from=2026-11-17&to=2026-11-21&source=mastodon&sentiment=negative"
-    for path in ("/", "/topics", "/risk", "/response-times", "/decisions", "/outbox"):
+    for path in ("/overview", "/topics", "/risk", "/response-times", "/decisions", "/outbox"):
         page = supervisor.get(f"{path}?{query}").get_data(as_text=True)
         assert 'value="mastodon" selected' in page, path
         for link in re.findall(r'href="(/export/[^"]+)"', page):
@@ -227,9 +227,9 @@ def test_filters_narrow_every_page_and_reach_the_csv_links(seeded, supervisor):
 
 
 def test_bad_filters_are_refused_with_the_reason(supervisor):
-    page = supervisor.get("/?sentiment=angry")
+    page = supervisor.get("/overview?sentiment=angry")
     assert page.status_code == 400 and "sentiment=&#39;angry&#39;" in page.get_data(as_text=True)
-    assert supervisor.get("/?from=2026-11-30&to=2026-11-01").status_code == 400
+    assert supervisor.get("/overview?from=2026-11-30&to=2026-11-01").status_code == 400
     assert supervisor.get("/topics?from=yesterday").status_code == 400
 
 
@@ -275,7 +275,7 @@ def _csv_rows(response) -> list[list[str]]:
             for row in csv.reader(io.StringIO(text[1:]))]
 
 
-@pytest.mark.parametrize("path", ["/", "/topics", "/response-times", "/decisions", "/risk", "/outbox"])
+@pytest.mark.parametrize("path", ["/overview", "/topics", "/response-times", "/decisions", "/risk", "/outbox"])
 def test_csv_equals_the_table_on_the_page(seeded, supervisor, path):
     query = "from=2026-11-17&to=2026-11-21&lang=ja"
     if path == "/outbox":
@@ -317,7 +317,7 @@ def test_outbox_retry_button_requeues_a_failed_delivery(seeded, supervisor):
 # --- hostile text -------------------------------------------------------------------------------
 def test_hostile_post_text_is_inert_on_every_page_and_csv(seeded, supervisor):
     query = "from=2026-11-17&to=2026-11-21"
-    for path in ("/", "/topics", "/risk", "/decisions", "/outbox", "/response-times"):
+    for path in ("/", "/overview", "/topics", "/risk", "/decisions", "/outbox", "/response-times"):
         html = supervisor.get(f"{path}?{query}").get_data(as_text=True)
         assert "<script>alert" not in html and "<img src=x" not in html, path
     topics = supervisor.get(f"/topics?{query}").get_data(as_text=True)

@@ -190,7 +190,7 @@ def test_sidebar_renders_profile_and_history(stack):
         assert expected in text, expected
     assert side.locator("a.handle").get_attribute("href") == "https://x.com/tanaka_k"
     # Risk, priority, labels with evidence
-    assert "優先度: 緊急" in text and "公開リスク: 高" in text and "最悪 (-0.9)" in text
+    assert "優先度: 緊急" in text and "拡散リスク: 高" in text and "最悪 (-0.9)" in text
     # The post, its link and X's prepared-reply link (X refuses API replies here)
     assert "また駅で全然繋がらない" in text
     assert side.locator("a.link-post").get_attribute("href") == "https://x.com/tanaka_k/status/1860000000000000103"

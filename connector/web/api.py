@@ -73,7 +73,8 @@ def init_app(app: Flask) -> None:
     def _api_http_errors(exc: HTTPException):
         # Unknown routes and methods under /api/v1/ answer JSON like the rest of the API.
         if not request.path.startswith(PREFIX + "/"):
-            return exc
+            from connector.web.errors import html_error
+            return html_error(exc)
         return _error_response(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
                                exc.description or exc.name, exc.description or exc.name)
 

@@ -272,7 +272,7 @@ def same_site_path(target: str | None) -> str | None:
 
 def _safe_next(target: str | None) -> str:
     # Only paths on this site: "//evil.example" or "https://…" would be an open redirect.
-    return same_site_path(target) or url_for("dashboard.overview")
+    return same_site_path(target) or url_for("dashboard.today")
 
 
 @bp.route("/login", methods=["GET", "POST"])

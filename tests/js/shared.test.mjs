@@ -24,7 +24,7 @@ function context(overrides = {}) {
       created_at: '2026-11-20T09:00:00Z', reply: { mode: 'prepared', url: 'https://x.com/intent/tweet?in_reply_to=1' } },
     analysis: { labels: {
       sentiment: { value: 'negative', value_ja: 'ネガティブ', value_en: 'negative', name_ja: '感情', name_en: 'Sentiment', score: -0.9, evidence: ['最悪 (-0.9)'] },
-      risk: { value: 'high', value_ja: '高', value_en: 'high', name_ja: '公開リスク', name_en: 'Public risk', score: 0.5, evidence: [] },
+      risk: { value: 'high', value_ja: '高', value_en: 'high', name_ja: '拡散リスク', name_en: 'Public risk', score: 0.5, evidence: [] },
       priority: { value: 'urgent', value_ja: '緊急', value_en: 'urgent', name_ja: '優先度', name_en: 'Priority', score: 1, evidence: [] },
     } },
     author: { name: '田中', handle: 'tanaka_k', bio: '東京在住', location: '東京', followers: 1520, account_age_days: 3800,
