@@ -441,10 +441,10 @@ def test_a_range_longer_than_two_years_is_refused_not_materialised(seeded, super
     assert reports.parse_filter({"from": "2024-11-21", "to": "2026-11-21"}).since == "2024-11-21"  # 731 days
     with pytest.raises(reports.FilterError, match="from=2024-11-20"):
         reports.parse_filter({"from": "2024-11-20", "to": "2026-11-21"})
-    for path in ("/", "/topics", "/export/topics.csv"):
+    for path in ("/overview", "/topics", "/export/topics.csv"):
         response = supervisor.get(f"{path}?from=2019-01-01&to=2026-11-21")
         assert response.status_code == 400, path
-    page = supervisor.get("/?from=2019-01-01&to=2026-11-21").get_data(as_text=True)
+    page = supervisor.get("/overview?from=2019-01-01&to=2026-11-21").get_data(as_text=True)
     assert "731 days" in page
     result = CliRunner().invoke(main, ["report", "--since", "2019-01-01", "--until", "2026-11-21"], env=env)
     assert result.exit_code != 0 and "731 days" in result.output
