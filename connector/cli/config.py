@@ -1,0 +1,24 @@
+"""`yorisoi check-config`: the settings and the watch file, validated."""
+from __future__ import annotations
+
+import click
+
+from connector.cli import _CONFIG_WHERE, _app, _services, main
+
+
+@main.command("check-config", epilog=_CONFIG_WHERE)
+def check_config() -> None:
+    """Validate the settings and the watch file, and show what will be watched.
+
+    Settings come from environment variables: Yorisoi's own (YORISOI_*), each network's
+    (X_*, MASTODON_*, BLUESKY_*) and each helpdesk's (ZENDESK_*, FRESHDESK_*).
+    """
+    svc = _services(_app())
+    click.echo(f"watch file: {svc.watch.source}")
+    for brand in svc.watch.brands:
+        click.echo(f"  {brand.name}: {len(brand.keywords)} keywords, {len(brand.hashtags)} hashtags, "
+                   f"{len(brand.mentions)} mentions, excluding {len(brand.exclude_accounts)} accounts "
+                   f"and {len(brand.exclude_words)} words; languages {', '.join(brand.languages) or 'any'}")
+    click.echo(f"helpdesk: {svc.helpdesk.name}")
+    click.echo(f"database: {svc.store.engine.url.render_as_string(hide_password=True)}")
+    click.echo(f"source webhook: {'enabled' if svc.settings.webhook_secret else 'disabled (YORISOI_WEBHOOK_SECRET unset)'}")
