@@ -46,3 +46,4 @@ def channel_code(subdomain: str) -> None:
     except (ChannelNotConfigured, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(TokenSigner(settings.secret).install_code(subdomain))
+    click.echo(f"manifest: {settings.public_url}/zendesk/manifest.json")
