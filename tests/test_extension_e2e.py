@@ -289,13 +289,18 @@ def test_options_page_saves_and_checks_the_connection(stack):
     configure(stack, uiLang=None)  # `auto`: the browser's language
     page = stack["context"].new_page()
     page.goto(f"chrome-extension://{stack['ext_id']}/options.html")
+    # options.js binds the form after asking the background for the UI messages, in the same
+    # turn as it sets <html lang>: on a busy machine a click before that submits the bare form.
+    page.wait_for_selector("html[lang]", state="attached", timeout=15000)
     page.fill("#url", "javascript:alert(1)")
     page.click("#save")
     assert "http(s)://" in page.inner_text("#status") and page.input_value("#lang") == "auto"
     page.fill("#url", stack["api"] + "/")
     page.fill("#token", stack["token"])
     page.click("#save")  # loopback is granted in the manifest: permissions.request resolves at once
-    page.wait_for_function("document.getElementById('status').textContent.includes('佐藤')", timeout=15000)
+    # A selector, not wait_for_function: its polling evaluates a string in the page, which the
+    # extension's CSP (script-src 'self') refuses whenever the answer is not there at once.
+    page.wait_for_selector("#status:has-text('佐藤')", timeout=15000)
     stored = page.evaluate("chrome.storage.local.get(['connectorUrl', 'apiToken'])")
     # `auto` follows chrome.i18n.getUILanguage(): ja-JP here (launched with locale ja-JP).
     assert "接続できました（佐藤 として）" in page.inner_text("#status")
