@@ -376,8 +376,8 @@ def test_report_command_prints_the_same_figures(seeded, env):
 
 
 def test_user_create_and_demo_account(env, app, monkeypatch, caplog):
-    from connector import cli
     from connector.cli import main
+    from connector.cli import pipeline as cli
     from tests.conftest import csrf_from
     made = CliRunner().invoke(main, ["user", "create", "tanaka", "--password-stdin"], env=env,
                               input="a-good-long-password\n")

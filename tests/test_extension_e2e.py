@@ -289,6 +289,9 @@ def test_options_page_saves_and_checks_the_connection(stack):
     configure(stack, uiLang=None)  # `auto`: the browser's language
     page = stack["context"].new_page()
     page.goto(f"chrome-extension://{stack['ext_id']}/options.html")
+    # options.js binds the form after asking the background for the UI messages, in the same
+    # turn as it sets <html lang>: on a busy machine a click before that submits the bare form.
+    page.wait_for_selector("html[lang]", state="attached", timeout=15000)
     page.fill("#url", "javascript:alert(1)")
     page.click("#save")
     assert "http(s)://" in page.inner_text("#status") and page.input_value("#lang") == "auto"
