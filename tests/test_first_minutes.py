@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from click.testing import CliRunner
 
 from connector import cli
+from connector.cli import pipeline as cli_pipeline
 from connector.config import DEMO_FEED
 from connector.services import DeliveryWorker
 from tests.conftest import post_dict, write_jsonl
@@ -44,14 +45,14 @@ def test_busy_port_is_one_line_and_changes_nothing(env, app):
     assert f"port {port}" in result.output and "already in use" in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     store = app.extensions["yorisoi"].store
-    assert store.accounts.user_password_hash(cli.DEMO_USER) is None  # the password was not reset
+    assert store.accounts.user_password_hash(cli_pipeline.DEMO_USER) is None  # the password was not reset
     assert store.outbox.list_tickets() == []  # nor the feed loaded
 
 
 def test_demo_posts_are_placed_relative_to_now():
     now = datetime(2027, 3, 1, 9, 0, tzinfo=timezone.utc)
     original = [json.loads(line) for line in DEMO_FEED.read_text(encoding="utf-8").splitlines() if line.strip()]
-    moved = [json.loads(line) for line in cli.demo_feed_lines(DEMO_FEED, now)]
+    moved = [json.loads(line) for line in cli_pipeline.demo_feed_lines(DEMO_FEED, now)]
     times = [datetime.fromisoformat(r["created_at"].replace("Z", "+00:00")) for r in moved]
     assert max(times) == now - timedelta(minutes=5)
     before = [datetime.fromisoformat(r["created_at"].replace("Z", "+00:00")) for r in original]
