@@ -17,15 +17,15 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from connector.labels import VALUE_NAMES, label_name, value_name
-from connector.sources import PLATFORM_NAMES
-from connector.report_time import day_start, report_day, today
-from connector.textnorm import ZERO_WIDTH
 from connector.db import Store
 from connector.db.reports import ReportFilter
 from connector.db.schema import LABEL_COLUMNS
+from connector.labels import VALUE_NAMES, label_name, value_name
+from connector.report_time import day_start, report_day, today
+from connector.sources import PLATFORM_NAMES
+from connector.textnorm import ZERO_WIDTH
 
 #: Ranges longer than this are shown per week (starting Monday) instead of per day.
 DAILY_MAX_DAYS = 92

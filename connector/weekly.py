@@ -300,6 +300,7 @@ def to_json(report: WeeklyReport, lang: str = "ja") -> dict[str, Any]:
 
 def to_csv(report: WeeklyReport, lang: str = "ja") -> str:
     import csv
+
     from connector.reports import _csv_safe
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -330,6 +331,7 @@ def to_xlsx(report: WeeklyReport, lang: str = "ja") -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
+
     from connector.reports import _width
 
     book = Workbook()

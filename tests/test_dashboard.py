@@ -17,11 +17,11 @@ from sqlalchemy import select
 
 from connector import reports
 from connector.db import schema as store_module
+from connector.db.engine import utcnow
 from connector.db.reports import _whole_months
 from connector.db.store import Store
-from connector.db.engine import utcnow
 from connector.report_time import report_day
-from connector.topics import complaint_topics, topics_of_text, watch_terms
+from connector.topics import topics_of_text, watch_terms
 from tests.conftest import post_dict
 
 DAYS = ("2026-11-18T01:00:00Z", "2026-11-19T23:30:00Z", "2026-11-20T09:00:00Z")  # 11-19T23:30Z is 11-20 in Japan

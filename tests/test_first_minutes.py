@@ -81,6 +81,7 @@ def test_ctrl_c_on_serve_stops_cleanly(tmp_path):
     import sys
     import time
     import urllib.request
+
     from tests.test_serve_browser import ROOT, free_port
     env = {**os.environ, "YORISOI_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT),
            "YORISOI_LOG_LEVEL": "WARNING"}

@@ -51,6 +51,7 @@ def test_no_module_imports_the_package_init():
     """`connector/__init__` (the app factory) imports the web modules; a module importing a name
     defined there (as web/openapi.py once imported __version__) closes a cycle."""
     import pkgutil
+
     import connector
     submodules = {m.name for m in pkgutil.iter_modules(connector.__path__)}
     for path in CONNECTOR.rglob("*.py"):

@@ -3,6 +3,7 @@ behind the supervisor login, and headless Chromium without a login sees only the
 (The signed-in browser check of the overview and the ticket list is tests/test_dashboard_browser.py.)"""
 from __future__ import annotations
 
+import http.cookiejar
 import os
 import re
 import shutil
@@ -10,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import http.cookiejar
 import urllib.parse
 import urllib.request
 from pathlib import Path

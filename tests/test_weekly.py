@@ -1,9 +1,8 @@
 """The weekly report: this week against the previous one, page, CLI and Excel."""
 from __future__ import annotations
 
-import io
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from click.testing import CliRunner

@@ -11,17 +11,12 @@ module of its group.
 """
 from __future__ import annotations
 
-import json
-import sys
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import click
 from flask import Flask, current_app
 
-from connector.config import DEMO_FEED, ConfigError, env_groups
-from connector.pipeline import replay_summary
+from connector.config import ConfigError, env_groups
 from connector.watch import WatchConfigError
 
 #: Where the variables are documented; `check-config --help` says it too.

@@ -3,18 +3,10 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, Iterable
 
 import click
-from flask import Flask, current_app
 
-from connector.config import DEMO_FEED, ConfigError, env_groups
-from connector.pipeline import replay_summary
-from connector.watch import WatchConfigError
-
-from connector.cli import _CONFIG_WHERE, _app, _one_instance, _services, main
+from connector.cli import _app, _services, main
 
 
 @main.group()

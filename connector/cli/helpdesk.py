@@ -2,19 +2,11 @@
 from __future__ import annotations
 
 import json
-import sys
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, Iterable
 
 import click
-from flask import Flask, current_app
 
-from connector.config import DEMO_FEED, ConfigError, env_groups
-from connector.pipeline import replay_summary
-from connector.watch import WatchConfigError
-
-from connector.cli import _CONFIG_WHERE, _app, _one_instance, _services, main
+from connector.cli import _app, _services, main
+from connector.config import ConfigError
 
 
 @main.command("setup-sla")
@@ -46,9 +38,9 @@ def channel_code(subdomain: str) -> None:
     SUBDOMAIN is the Zendesk account's subdomain (acme for acme.zendesk.com). The code is
     derived from YORISOI_CHANNEL_SECRET: give it only to that account's admin.
     """
+    from connector.config import Settings
     from connector.helpdesks.zendesk.channel import ChannelNotConfigured, ChannelSettings
     from connector.helpdesks.zendesk.channel.tokens import TokenSigner
-    from connector.config import Settings
     try:
         settings = ChannelSettings.from_env(Settings.from_env().env)
     except (ChannelNotConfigured, ConfigError) as exc:

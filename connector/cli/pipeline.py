@@ -2,19 +2,16 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 
-from connector.config import DEMO_FEED, ConfigError, env_groups
+from connector.cli import _app, _one_instance, _services, main
+from connector.config import DEMO_FEED, ConfigError
 from connector.pipeline import replay_summary
-from connector.watch import WatchConfigError
-
-from connector.cli import _CONFIG_WHERE, _app, _one_instance, _services, main
 
 
 def _replay_file(app: Flask, path: Path, source: str, wait: float,
@@ -285,6 +282,7 @@ def reply(ticket_id: str, text: str, agent: str, key: str | None) -> None:
     post's source; with the local helpdesk it is also added to the ticket as a public comment.
     """
     import uuid
+
     from connector.replies import ReplyFailed, UnknownTicket
     svc = _services(_app())
     dedupe_key = key or f"cli:{uuid.uuid4()}"

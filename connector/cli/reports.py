@@ -2,19 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import click
-from flask import Flask, current_app
 
-from connector.config import DEMO_FEED, ConfigError, env_groups
-from connector.pipeline import replay_summary
-from connector.watch import WatchConfigError
-
-from connector.cli import _CONFIG_WHERE, _app, _one_instance, _services, main
+from connector.cli import _app, _services, main
 
 
 @main.command()
@@ -53,7 +46,7 @@ def report(since: str, until: str | None, fmt: str, weekly: bool, out_file: Path
     lang = lang or "en"
     svc = _services(_app())
     if rebuild:
-        from connector.topics import watch_terms, topics_of_text, is_complaint
+        from connector.topics import topics_of_text, watch_terms
         terms = watch_terms(svc.watch)
 
         def topics_of(row: dict[str, Any]) -> list[str]:
@@ -97,6 +90,7 @@ def report(since: str, until: str | None, fmt: str, weekly: bool, out_file: Path
 
 def _weekly_report(until: str | None, fmt: str, out_file: Path | None, lang: str) -> None:
     from datetime import date
+
     from connector import weekly
     try:
         last = date.fromisoformat(until) if until else None

@@ -2,19 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, Iterable
+from datetime import timedelta
+from typing import Any
 
 import click
-from flask import Flask, current_app
 
-from connector.config import DEMO_FEED, ConfigError, env_groups
-from connector.pipeline import replay_summary
-from connector.watch import WatchConfigError
-
-from connector.cli import _CONFIG_WHERE, _app, _one_instance, _services, main
+from connector.cli import _app, _one_instance, _services, main
 
 
 def _print_poll(report: Any) -> None:
@@ -93,6 +86,7 @@ def poll(once: bool, show_status: bool, as_json: bool, wait: float) -> None:
     each stream's and unit's health.
     """
     import time
+
     from connector.poller import Poller
     from connector.streaming import StreamSupervisor
     app = _app()
@@ -183,7 +177,6 @@ def compliance(as_json: bool, check_all: bool) -> None:
     live) the author's profile; their ticket gets an internal note saying so, once. `yorisoi
     poll` runs this every 12 hours by itself.
     """
-    from datetime import timedelta
     from connector.poller import Poller
     svc = _services(_app())
     report = Poller(svc).run_compliance(timedelta(0) if check_all else timedelta(hours=12))

@@ -12,9 +12,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from connector.db.counts import record_ticket_facts
 from connector.db.engine import dialect_insert, utcnow, worker_id
-from connector.db.schema import analyses, authors, delivery_pauses, outbox, posts, ticket_facts, ticket_followups, tickets
+from connector.db.schema import (
+    analyses,
+    authors,
+    delivery_pauses,
+    outbox,
+    posts,
+    ticket_facts,
+    ticket_followups,
+    tickets,
+)
 from connector.models import TicketRef
-
 
 #: Suffix of `claimed_by` for rows handed to a helpdesk bulk job (see release_dead_claims).
 BULK_CLAIM_SUFFIX = "#bulk"

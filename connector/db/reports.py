@@ -9,11 +9,24 @@ from sqlalchemy import Table, Text, and_, cast, func, or_, select
 from sqlalchemy.engine import Engine
 
 from connector.db.counts import rebuild_reports
-from connector.db.ticket_status import CLOSED_STATUSES
 from connector.db.schema import (
-    LABEL_COLUMNS, analyses, authors, corrections, outbox, post_topics, posts, report_daily,
-    report_daily_label, report_reasons, report_topic_monthly, storm_members, ticket_facts, tickets, ticket_status,
+    LABEL_COLUMNS,
+    analyses,
+    authors,
+    corrections,
+    outbox,
+    post_topics,
+    posts,
+    report_daily,
+    report_daily_label,
+    report_reasons,
+    report_topic_monthly,
+    storm_members,
+    ticket_facts,
+    ticket_status,
+    tickets,
 )
+from connector.db.ticket_status import CLOSED_STATUSES
 
 
 @dataclass(frozen=True, slots=True)

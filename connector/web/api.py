@@ -19,14 +19,20 @@ from flask import Blueprint, Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from connector.agents import AgentIdentity, RateLimiter, authenticate
-from connector.config import HELPDESKS, ConfigError, DEFAULT_REPLY_SIGNATURE
+from connector.config import DEFAULT_REPLY_SIGNATURE, HELPDESKS, ConfigError
 from connector.draft_check import DEFAULT_SIMILARITY, LIMITS, check_draft
+from connector.labels import VALUE_NAMES
 from connector.replies import sign_reply
 from connector.services import services
 from connector.sidebar import (
-    CORRECTABLE_LABELS, DraftSettings, TicketNotFound, build_context, draft_context, resolve_ticket, summarise,
+    CORRECTABLE_LABELS,
+    DraftSettings,
+    TicketNotFound,
+    build_context,
+    draft_context,
+    resolve_ticket,
+    summarise,
 )
-from connector.labels import VALUE_NAMES
 from connector.sources.local import LocalSource
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 from connector import reports
 from connector import today as today_module
 from connector.labels import VALUE_NAMES, value_name
-from connector.sources import PLATFORM_NAMES
 from connector.reports import FilterError, ReportTable
 from connector.services import services
 from connector.sidebar import storm_summary
+from connector.sources import PLATFORM_NAMES
 from connector.store import LABEL_COLUMNS, ReportFilter
 from connector.web import auth
 from connector.web.charts import render as render_chart
@@ -100,6 +100,7 @@ def weekly():
     """This week against the previous one; ?format=xlsx|csv|json downloads the same tables,
     ?to=YYYY-MM-DD ends the week on another day. The page prints on A4 as it is."""
     from datetime import date
+
     from connector import weekly as weekly_module
     svc = services()
     until = None
