@@ -167,14 +167,16 @@ def seed(path: Path, total: int, seed_value: int = 8) -> dict:
 
 
 PAGES = {
-    "overview": "/",
+    "overview": "/overview",
     "topics": "/topics",
     "risk": "/risk",
     "response_times": "/response-times",
     "qualification_log": "/decisions",
     "outbox": "/outbox",
-    "overview_filtered": "/?brand=ソラモバイル&source=x&sentiment=negative&intent=complaint",
-    "overview_year": "/?from={year_ago}&to={today}",
+    "overview_filtered": "/overview?brand=ソラモバイル&source=x&sentiment=negative&intent=complaint",
+    "overview_year": "/overview?from={year_ago}&to={today}",
+    "today": "/",
+    "weekly": "/reports/weekly",
     "topics_year": "/topics?from={year_ago}&to={today}",
     "response_times_year": "/response-times?from={year_ago}&to={today}",
     "qualification_log_year": "/decisions?from={year_ago}&to={today}&only=dropped",

@@ -18,7 +18,7 @@ import random
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -120,7 +120,8 @@ def with_store(posts: list[tuple[str, datetime, str, int | None]]) -> float:
     analysis = Analysis(label, Label("complaint", 0.9), Label("common", 0.5), Label("quality", 0.5),
                         Label("accuracy", 0.5), Label("medium", 0.5), Label("normal", 0.5), "ja")
     decision = Decision(True, "ソラモバイル", ("matched keyword ソラモバイル",))
-    from connector.db.schema import authors, posts as posts_table
+    from connector.db.schema import authors
+    from connector.db.schema import posts as posts_table
     with store.engine.begin() as conn:  # the posts exist before observe runs, as in ingest
         conn.execute(authors.insert().values(key="x:1", platform="x", author_id="1", updated_at=datetime.now(timezone.utc)))
         conn.execute(posts_table.insert(), [dict(key=k, platform="x", post_id=k[2:], created_at=at, text=text,

@@ -67,9 +67,10 @@ def main() -> None:
     svc = app.extensions["yorisoi"]
     # Warm-up, as a running service is: the first analysis loads the label model and nagisa
     # (several seconds, once per process), which is start-up time, not post → ticket latency.
+    from datetime import datetime, timezone
+
     from connector.analysis import analyse
     from connector.models import Author, Post
-    from datetime import datetime, timezone
     analyse(Post(platform="bluesky", id="warm-up", text="ソラモバイル、繋がらない", created_at=datetime.now(timezone.utc),
                  author=Author(id="did:plc:warmup")), svc.watch.priority, model=svc.pipeline.model)
     svc.start_worker()

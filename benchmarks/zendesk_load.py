@@ -35,6 +35,7 @@ from tests.fakes.zendesk import FakeZendesk  # noqa: E402
 SECRET = "bench-webhook-secret"
 
 import logging  # noqa: E402
+
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the fake's access log
 
 

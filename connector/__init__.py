@@ -37,9 +37,9 @@ def configure_logging(level: str) -> None:
 
 
 def create_app(settings: Settings | None = None, *, start_worker: bool = False) -> Flask:
-    from connector.services import Services
     from connector import cli
     from connector.helpdesks import helpdesk_packages
+    from connector.services import Services
     from connector.web import api, auth, dashboard, i18n, webhooks
 
     settings = settings or Settings.from_env()

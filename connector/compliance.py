@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
 
+from connector.db import Store, utcnow
 from connector.helpdesks.base import CommentDraft, Helpdesk, HelpdeskError, TicketClosed
 from connector.sources import PLATFORMS
 from connector.sources.base import PollingSource, SourceError
-from connector.db import Store, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -99,9 +99,9 @@ def read_posts(path: Path) -> list[dict[str, Any]]:
 
 def run_path(posts: list[dict[str, Any]], watch_path: Path, model: Any) -> dict[str, tuple[bool, dict[str, str]]]:
     """post id → (qualified, label → value), from a real pipeline on a throw-away database."""
+    from connector.db import Store
     from connector.helpdesks.local import LocalHelpdesk
     from connector.pipeline import Pipeline
-    from connector.db import Store
     from connector.watch import load_watch
 
     watch = load_watch(watch_path)

@@ -7,7 +7,7 @@ LABEL_NAMES: dict[str, tuple[str, str]] = {
     "expectation_type": ("事前期待の持ち方", "Expectation type"),
     "expectation_content": ("事前期待の内容", "Expectation content"),
     "quality_axis": ("品質の軸", "Quality axis"),
-    "risk": ("公開リスク", "Public risk"),
+    "risk": ("拡散リスク", "Public risk"),
     "priority": ("優先度", "Priority"),
 }
 

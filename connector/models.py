@@ -10,7 +10,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainValidator, StrictStr, field_validator,
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictStr,
+    field_validator,
 )
 from pydantic_core import PydanticCustomError
 

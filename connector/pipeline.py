@@ -18,14 +18,14 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 from pydantic import ValidationError
 
 from connector.analysis import DEFAULT_CONFIDENCE, LabelModel, SentimentModel, analyse
+from connector.db import Conflict, utcnow, worker_id
+from connector.db.outbox import BULK_CLAIM_SUFFIX, OutboxItem
+from connector.db.posts import PostRecord
 from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketClosed, TicketDraft, supports_bulk
 from connector.helpdesks.deadline import within
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.ports import PipelineStorage
 from connector.qualify import Qualifier
-from connector.db import Conflict, utcnow, worker_id
-from connector.db.outbox import BULK_CLAIM_SUFFIX, OutboxItem
-from connector.db.posts import PostRecord
 from connector.ticket_format import follow_up_comment, ticket_draft
 from connector.topics import complaint_topics
 from connector.watch import WatchConfig

@@ -22,8 +22,8 @@ from typing import Any, Callable
 from connector.compliance import RECHECK_AFTER, ComplianceReport, run_compliance
 from connector.db import Conflict, Unavailable, utcnow
 from connector.ports import SourceState
-from connector.sources.base import PollingSource, SourceError
 from connector.sources import polling_sources
+from connector.sources.base import PollingSource, SourceError
 from connector.streaming import stream_covers
 
 log = logging.getLogger(__name__)

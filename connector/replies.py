@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import Any, Mapping
 
 from connector.config import DEFAULT_REPLY_SIGNATURE
-from connector.sources.base import ReplyLookup, ReplyRefused, ReplyResult, ReplyUnknown, Source, SourceError
 from connector.db import Store, utcnow
+from connector.sources.base import ReplyLookup, ReplyRefused, ReplyResult, ReplyUnknown, Source, SourceError
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,15 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from connector.labels import VALUE_NAMES, label_name, value_name
-from connector.sources import PLATFORM_NAMES
-from connector.report_time import day_start, report_day, today
-from connector.textnorm import ZERO_WIDTH
 from connector.db import Store
 from connector.db.reports import ReportFilter
 from connector.db.schema import LABEL_COLUMNS
+from connector.labels import VALUE_NAMES, label_name, value_name
+from connector.report_time import day_start, report_day, today
+from connector.sources import PLATFORM_NAMES
+from connector.textnorm import ZERO_WIDTH
 
 #: Ranges longer than this are shown per week (starting Monday) instead of per day.
 DAILY_MAX_DAYS = 92
@@ -202,7 +202,9 @@ def cell_text(column: Column, value: Any, lang: str) -> str:
     if kind == "int":
         return str(int(value))
     if kind == "minutes":
-        return f"{value:.1f}"
+        # 「2時間15分」, not decimal minutes (the JSON export keeps the exact minutes).
+        from connector.report_time import format_duration
+        return format_duration(value * 60, lang)
     if kind == "pct":
         return f"{value:.1f}%"
     if kind == "score":
@@ -347,15 +349,15 @@ def topics(store: Store, f: ReportFilter, limit: int = TOP_TOPICS,
 def open_tickets(store: Store, f: ReportFilter, limit: int = LEADERBOARD) -> tuple[ReportTable, ReportTable]:
     by_risk, rows = store.reports.report_open_tickets(f, limit)
     counts = ReportTable(
-        "open_by_risk", "未返信チケット（公開リスク別）", "Open tickets by public risk",
-        [Column("risk", "公開リスク", "Public risk", "value:risk"), Column("tickets", "チケット数", "Tickets", "int")],
+        "open_by_risk", "未対応チケット（拡散リスク別）", "Open tickets by public risk",
+        [Column("risk", "拡散リスク", "Public risk", "value:risk"), Column("tickets", "チケット数", "Tickets", "int")],
         [[risk, by_risk.get(risk, 0)] for risk in RISKS], chart="bars", series=["tickets"],
         note_ja="未対応 = ヘルプデスクで解決済み・終了になっていないチケット（状態が届いていないチケットは公開返信がまだのもの）。",
         note_en="Open = not solved or closed in the helpdesk (tickets whose helpdesk status is not known yet: "
                 "no public reply sent yet).")
     board = ReportTable(
-        "risk_leaderboard", "公開リスクの高い未返信チケット", "Public-risk leaderboard (open tickets)",
-        [Column("risk", "公開リスク", "Public risk", "value:risk"), Column("risk_score", "スコア", "Score", "score"),
+        "risk_leaderboard", "拡散リスクの高い未対応チケット", "Public-risk leaderboard (open tickets)",
+        [Column("risk", "拡散リスク", "Public risk", "value:risk"), Column("risk_score", "スコア", "Score", "score"),
          Column("priority", "優先度", "Priority", "value:priority"), Column("ticket", "チケット", "Ticket"),
          Column("posted_at", "投稿日時", "Posted", "datetime"), Column("source", "ソース", "Source", "platform"),
          Column("author", "投稿者", "Author"), Column("followers", "フォロワー", "Followers", "int"),
@@ -393,7 +395,7 @@ def response_times(store: Store, f: ReportFilter) -> list[ReportTable]:
     priorities = [*PRIORITIES, "*"]
 
     def pcols(prefix: str) -> list[Column]:
-        return [Column(f"{prefix}_p{p}", f"p{p}（分）", f"p{p} (min)", "minutes") for p in PERCENTILES]
+        return [Column(f"{prefix}_p{p}", f"p{p}", f"p{p}", "minutes") for p in PERCENTILES]
 
     def pvals(values: list[int]) -> list[float | None]:
         return [_minutes(percentile(values, p)) for p in PERCENTILES]
@@ -408,14 +410,14 @@ def response_times(store: Store, f: ReportFilter) -> list[ReportTable]:
     summary = ReportTable(
         "response_summary", "投稿からの応答時間（優先度別）", "Response times from the post, by priority",
         [prio_col, Column("tickets", "チケット数", "Tickets", "int"), *pcols("ticket"),
-         Column("replied", "返信済み", "Replied", "int"), *pcols("reply")],
+         Column("replied", "一次回答済み", "Replied", "int"), *pcols("reply")],
         summary_rows,
-        note_ja="左の p は投稿→チケット作成、右の p は投稿→最初の公開返信（分）。* はすべての優先度。",
+        note_ja="左の p は投稿→チケット作成、右の p は投稿→一次回答（最初の公開返信）。* はすべての優先度。",
         note_en="First percentiles: post → ticket created; second: post → first public reply (minutes). "
                 "* = all priorities.")
     tables = [summary]
     for name, series, ja, en in (("ticket", ticket, "投稿→チケット作成", "Post → ticket"),
-                                 ("reply", reply, "投稿→最初の公開返信", "Post → first public reply")):
+                                 ("reply", reply, "投稿→一次回答（最初の公開返信）", "Post → first public reply")):
         rows = []
         for bucket in bucket_list:
             row: list[Any] = [bucket]
@@ -424,8 +426,8 @@ def response_times(store: Store, f: ReportFilter) -> list[ReportTable]:
             row.append(len(series.get((bucket, "*"), [])))
             rows.append(row)
         first = Column(unit, "日" if unit == "day" else "週（月曜から）", "Day" if unit == "day" else "Week (from Monday)")
-        cols = [Column(f"p90_{p}", f"p90 {value_name('priority', p, 'ja') if p != '*' else '全体'}（分）",
-                       f"p90 {p if p != '*' else 'all'} (min)", "minutes") for p in priorities]
+        cols = [Column(f"p90_{p}", f"p90 {value_name('priority', p, 'ja') if p != '*' else '全体'}",
+                       f"p90 {p if p != '*' else 'all'}", "minutes") for p in priorities]
         tables.append(ReportTable(
             f"{name}_over_time", f"{ja}の p90 の推移", f"{en}: p90 over time",
             [first, *cols, Column("n", "件数", "Count", "int")], rows, chart="lines",

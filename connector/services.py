@@ -13,12 +13,12 @@ from flask import current_app
 from connector.analysis.labeller import LabelModel, default_model, load_model_folder
 from connector.analysis.model import ModelError, SentimentModel
 from connector.config import ConfigError, Settings
+from connector.db import Store
 from connector.helpdesks import Helpdesk, make_helpdesk
 from connector.pipeline import Pipeline
 from connector.replies import ReplyOutcome, send_reply
 from connector.sources import Source, make_sources
-from connector.db import Store
-from connector.storms import StormSettings, Storms
+from connector.storms import Storms, StormSettings
 from connector.watch import WatchConfig, load_watch
 
 log = logging.getLogger(__name__)

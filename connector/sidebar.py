@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 from typing import Any, Collection, Iterable
 from urllib.parse import quote, urlsplit
 
+from connector.db import Store, utcnow
 from connector.draft_check import DEFAULT_SIMILARITY, DraftContext, RecentReply
 from connector.labels import LABEL_NAMES, VALUE_NAMES
 from connector.models import ANALYSIS_LABELS
 from connector.sources import PLATFORM_NAMES, PLATFORMS
 from connector.sources.hints import x_intent_url
-from connector.db import Store, utcnow
 
 #: Labels an agent may correct from the sidebar. Risk and priority are computed from these and
 #: the author's reach, so they are not corrected directly.

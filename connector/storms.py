@@ -49,9 +49,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from connector.config import ConfigError, number_setting
+from connector.db.storms import Storm
 from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, TicketDraft
 from connector.models import Analysis, Decision, Post, TicketRef
-from connector.db.storms import Storm
 from connector.ports import StormStore
 from connector.sources.http import new_session
 from connector.sources.netguard import allow_private

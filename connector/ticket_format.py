@@ -9,8 +9,8 @@ from datetime import timedelta, timezone
 
 from connector.helpdesks.base import CommentDraft, Requester, TicketDraft
 from connector.labels import TAG_PREFIX, label_name, value_name
-from connector.sources import PLATFORM_NAMES
 from connector.models import Analysis, Decision, Post
+from connector.sources import PLATFORM_NAMES
 from connector.sources.hints import reply_hint
 
 JST = timezone(timedelta(hours=9), "JST")

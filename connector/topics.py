@@ -29,6 +29,15 @@ STOP_WORDS = frozenset("""
 ダメ だめ ヶ月 か月 ヵ月 円 毎回 毎日 今朝 今夜 最近 一番 以外 気持ち 時間 感 ほう 辺 あと
 さん 様 くん ちゃん 方々 的 系 場合 状態 予定 以上 以下 一つ 全部 みたい 意味 理由 結果 場所 ww www 草
 """.split())
+#: Time words: when something happened is not what is wrong (「朝」 must never be the top
+#: complaint topic just because commuters complain in the morning).
+TIME_WORDS = frozenset("""
+朝 昼 夜 晩 夕方 夕 深夜 夜中 夜間 早朝 午前 午後 正午 未明 明け方 朝方 毎朝 毎晩 毎週 毎月 昼間 昼休み 夜明け
+平日 週末 休日 祝日 土日 連休 曜日 月曜 火曜 水曜 木曜 金曜 土曜 日曜 月曜日 火曜日 水曜日 木曜日 金曜日 土曜日 日曜日
+今週 先週 来週 今月 先月 来月 今年 去年 昨年 来年 先日 当日 前日 翌日 翌朝 昨夜 今晩 さっき 先ほど 先程 きのう きょう あした
+あさって おととい 一昨日 時間帯 期間 時期 頃 ごろ 時点 直後 直前 以来 数日 数時間 数分 半日 一日 一晩 毎度 現在 いつ
+""".split())
+STOP_WORDS = STOP_WORDS | TIME_WORDS
 _WORDY = re.compile(r"[^\W\d_]", re.UNICODE)  # at least one letter: not an emoji, digit or symbol
 _LATIN_END = re.compile(r"[A-Za-z0-9]$")
 _LATIN_START = re.compile(r"[A-Za-z0-9]")

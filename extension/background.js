@@ -4,15 +4,17 @@
  * and be blocked by CORS, and they must never see the agent's token. The token is read from
  * storage.local here, sent as `Authorization: Bearer`, and never passed to a page.
  */
-/* global importScripts, YorisoiShared */
-if (typeof YorisoiShared === 'undefined' && typeof importScripts === 'function') importScripts('shared.js');
-const S = YorisoiShared;
+/* global importScripts, YorisoiUrl, YorisoiPages, YorisoiProtocol */
+// Chrome's service worker loads them here; Firefox's event page from manifest.json's background.scripts.
+if (typeof YorisoiProtocol === 'undefined' && typeof importScripts === 'function') {
+  importScripts('url.js', 'helpdesk_pages.js', 'protocol.js');
+}
 const TIMEOUT_MS = 10000;
 const TICKETS_KEY = 'tabTickets';  // storage.session: survives the service worker's restarts
 
 async function connector() {
   const { connectorUrl, apiToken } = await chrome.storage.local.get(['connectorUrl', 'apiToken']);
-  const target = S.connectorBase(connectorUrl || '');
+  const target = YorisoiUrl.connectorBase(connectorUrl || '');
   return target && apiToken ? { base: target.base, token: apiToken } : null;
 }
 
@@ -36,7 +38,7 @@ async function api(method, path, body) {
   }
   let data = null;
   try { data = await response.json(); } catch (e) { data = null; }
-  const state = S.stateForResponse(response.status, data);
+  const state = YorisoiProtocol.stateForResponse(response.status, data);
   if (state === 'ok') return { ok: true, data };
   const message = data && typeof data.message_ja === 'string'
     ? { message_ja: data.message_ja, message_en: String(data.message_en || data.error || '') } : null;
@@ -135,7 +137,7 @@ chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   // Only our own content scripts and pages; web pages cannot message us (no externally_connectable).
   if (sender.id !== chrome.runtime.id) return false;
   if (msg && msg.type === 'ticketChanged') return false;  // our own broadcast
-  const req = S.validateRequest(msg);
+  const req = YorisoiProtocol.validateRequest(msg);
   if (!req) {
     sendResponse({ ok: false, state: 'error' });
     return false;
@@ -149,7 +151,7 @@ chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
 // relay covers what those miss. The tab re-reads its own location (the URL is not trusted).
 chrome.tabs.onUpdated.addListener((tabId, changeInfo) => {
   if (!changeInfo.url) return;
-  const ticket = S.parseTicketUrl(changeInfo.url);
+  const ticket = YorisoiPages.parseTicketUrl(changeInfo.url);
   enablePanel(tabId, Boolean(ticket));
   if (!ticket) rememberTicket(tabId, null);
   chrome.tabs.sendMessage(tabId, { type: 'locationChanged' }).catch(() => {});

@@ -1,7 +1,7 @@
 /*
  * Yorisoi content script on Zendesk (/agent/tickets/<id>) and Freshdesk (/a/tickets/<id>)
  * pages: shows the sidebar for the ticket in the URL and follows the helpdesk's in-app
- * navigation between tickets. Page glue only: rendering lives in shared.js, connector calls in
+ * navigation between tickets. Page glue only: rendering lives in render.js, connector calls in
  * background.js.
  *
  * The sidebar sits in a shadow root so the helpdesk's CSS cannot restyle it (and ours cannot
@@ -9,15 +9,14 @@
  * page already trusts (the helpdesk itself, which holds this ticket anyway), while open lets
  * accessibility tools and our browser tests reach it.
  */
-/* global YorisoiShared */
+/* global YorisoiPages, YorisoiFormat, YorisoiRender */
 (() => {
   if (window.__yorisoiSidebar) return;  // injected twice (extension reload): keep the first
   window.__yorisoiSidebar = true;
-  const S = YorisoiShared;
 
   // Where the helpdesks keep the reply being written: each helpdesk's editorSelectors in
-  // shared.js's HELPDESK_PAGES table.
-  const DRAFT_SELECTORS = S.DRAFT_SELECTORS;
+  // helpdesk_pages.js's HELPDESK_PAGES table.
+  const DRAFT_SELECTORS = YorisoiPages.DRAFT_SELECTORS;
 
   function readDraft() {
     for (const selector of DRAFT_SELECTORS) {
@@ -42,15 +41,15 @@
     // The UI language the agent chose in the options (default: the browser's).
     const ui = await send({ type: 'messages' });
     const lang = ui.ok ? ui.lang : 'en';
-    const t = ui.ok ? S.translator(ui.messages) : (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
+    const t = ui.ok ? YorisoiFormat.translator(ui.messages) : (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
 
     const host = document.createElement('div');
     host.id = 'yorisoi-sidebar-host';
     const shadow = host.attachShadow({ mode: 'open' });
     const style = document.createElement('style');
-    style.textContent = S.CSS;
+    style.textContent = YorisoiRender.CSS;
     shadow.appendChild(style);
-    const sidebar = S.createSidebar(document, {
+    const sidebar = YorisoiRender.createSidebar(document, {
       lang, t, send,
       readDraft: async () => readDraft(),
       onOpenOptions: () => send({ type: 'openOptions' }),
@@ -68,7 +67,7 @@
 
     let shownKey;
     function onLocationChange() {
-      const ticket = S.parseTicketUrl(location.href);
+      const ticket = YorisoiPages.parseTicketUrl(location.href);
       const key = ticket ? `${ticket.helpdesk}:${ticket.ticket}` : null;
       if (key === shownKey) return;
       shownKey = key;

@@ -5,11 +5,10 @@
  * storage.local (never sync: it would travel to the agent's other browsers) and only the
  * background worker reads it.
  */
-/* global YorisoiShared */
+/* global YorisoiUrl, YorisoiFormat */
 (async () => {
-  const S = YorisoiShared;
   const ui = await chrome.runtime.sendMessage({ type: 'messages' }).catch(() => null);
-  const t = ui && ui.ok ? S.translator(ui.messages) : (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
+  const t = ui && ui.ok ? YorisoiFormat.translator(ui.messages) : (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
   document.documentElement.lang = ui && ui.ok ? ui.lang : 'en';
   document.title = t('optionsTitle');
   for (const node of document.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
@@ -29,7 +28,7 @@
 
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    const target = S.connectorBase(url.value.trim());
+    const target = YorisoiUrl.connectorBase(url.value.trim());
     if (!target) { say(t('invalidUrl'), true); return; }
     const typed = token.value.trim();
     if (typed && !/^ysi_[A-Za-z0-9_-]{20,}$/.test(typed)) { say(t('invalidToken'), true); return; }

@@ -2,9 +2,8 @@
  * The side panel (Chrome chrome.sidePanel) and the Firefox sidebar (sidebar_action): the same
  * view as the in-page sidebar, for the ticket of the active tab (or of ?tabId=N).
  */
-/* global YorisoiShared */
+/* global YorisoiFormat, YorisoiRender */
 (async () => {
-  const S = YorisoiShared;
   const params = new URLSearchParams(location.search);
   const forcedTab = params.has('tabId') && /^\d+$/.test(params.get('tabId')) ? Number(params.get('tabId')) : null;
 
@@ -18,12 +17,12 @@
 
   const ui = await send({ type: 'messages' });
   const lang = ui.ok ? ui.lang : 'en';
-  const t = ui.ok ? S.translator(ui.messages) : (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
+  const t = ui.ok ? YorisoiFormat.translator(ui.messages) : (key, ...subs) => chrome.i18n.getMessage(key, subs.map(String)) || key;
   document.documentElement.lang = lang;
 
   const style = document.createElement('style');
-  style.textContent = S.CSS + '\nbody { margin: 0; }';
-  const sidebar = S.createSidebar(document, {
+  style.textContent = YorisoiRender.CSS + '\nbody { margin: 0; }';
+  const sidebar = YorisoiRender.createSidebar(document, {
     lang, t, send, embedded: true,
     readDraft: async () => ((await send({ type: 'tabDraft', tabId: forcedTab })).text || ''),
     onOpenOptions: () => chrome.runtime.openOptionsPage(),

@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator
 
 from connector.agents import RateLimiter, create_token, parse_rate
 from connector.cli import main
-from connector.config import ConfigError, Settings
+from connector.config import ConfigError
 from connector.web.openapi import document
 from tests.sidebar_seed import BAD_REPLY, seed
 
@@ -338,8 +338,9 @@ def test_a_read_request_succeeds_while_the_database_is_write_locked(client, svc,
     stamped = row["last_used_at"]
     assert stamped is not None
     # Fresh: no write at all. Then make it stale and hold the write lock from elsewhere.
-    import sqlalchemy
     from datetime import timedelta
+
+    import sqlalchemy
     with svc.store.engine.begin() as conn:
         conn.execute(sqlalchemy.text("UPDATE agent_tokens SET last_used_at = :t"),
                      {"t": (stamped - timedelta(hours=1)).replace(tzinfo=None).isoformat(sep=" ")})

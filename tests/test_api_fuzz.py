@@ -6,9 +6,10 @@ import os
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings, strategies as st
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from connector.agents import create_token
 from tests.test_fuzz import assert_no_half_records

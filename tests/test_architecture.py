@@ -53,3 +53,18 @@ def test_database_layer_and_pipeline_type_check_strictly():
         "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", os.devnull, "--no-error-summary",
         *(str(ROOT / p) for p in STRICT_PATHS)])
     assert status == 0, stdout + stderr
+
+
+def test_lint_and_import_order_are_clean():
+    """ruff ([tool.ruff] in pyproject.toml: pyflakes, pycodestyle, import order) over the code,
+    the tests, the benchmarks and the corpus scripts."""
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[test]')")
+    result = subprocess.run([ruff, "check", "connector", "tests", "benchmarks", "corpus"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from connector.helpdesks.zendesk.channel.tokens import VERSION
 from connector.cli import main
 from connector.config import Settings
+from connector.helpdesks.zendesk.channel.tokens import VERSION
 from connector.poller import Poller
 from tests.conftest import SUPERVISOR, login, post_dict, sign
 from tests.fakes.base import LoopbackServer

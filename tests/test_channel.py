@@ -13,13 +13,13 @@ from click.testing import CliRunner
 from sqlalchemy import update
 
 from connector.analysis import analyse
+from connector.cli import main
+from connector.db.schema import posts as posts_table
 from connector.helpdesks.zendesk.channel.manifest import manifest_path
 from connector.helpdesks.zendesk.channel.resources import external_id, post_key_from_external_id
 from connector.helpdesks.zendesk.channel.tokens import METADATA, STATE, BadToken, TokenSigner
-from connector.cli import main
 from connector.models import Decision, Post
 from connector.sources.base import ReplyResult
-from connector.db.schema import posts as posts_table
 from connector.store import utcnow
 from tests.channel_schemas import assert_valid
 from tests.conftest import post_dict
@@ -545,6 +545,7 @@ def test_channel_code_cli(env):
 
 def test_version_1_database_gains_the_channel_tables(tmp_path):
     from sqlalchemy import inspect, select
+
     from connector.db.schema import SCHEMA_VERSION, channel_external_ids, channel_instances, schema_version
     from connector.store import Store
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"

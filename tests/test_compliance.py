@@ -27,6 +27,7 @@ def test_deleted_x_post_is_purged_and_noted_once(social_app, fakes):
     x.delete(gone)
     svc.store.compliance.mark_live([f"x:{gone}", f"x:{kept}"], "x")  # pretend the last check is old:
     from datetime import timedelta
+
     from connector.store import utcnow
     report = run_compliance(svc.store, svc.sources, svc.helpdesk, clock=lambda: utcnow() + timedelta(hours=13))
     assert report.purged == [f"x:{gone}"] and report.notes_added == 1
@@ -58,6 +59,7 @@ def test_protected_author_keeps_profile_while_a_live_post_remains(social_app, fa
     Poller(svc).run_once(compliance=False)
     svc.store.compliance.mark_live([f"x:{first}"], "x")
     from datetime import timedelta
+
     from connector.store import utcnow
     run_compliance(svc.store, svc.sources, svc.helpdesk, clock=lambda: utcnow() + timedelta(hours=13))
     assert svc.store.compliance.compliance_state(f"x:{first}")["state"] == "gone"
@@ -89,6 +91,7 @@ def test_purge_removes_the_posts_topics_and_their_monthly_counts(social_app, fak
     """Issue 16 #12: the nouns of a purged post left the topics page and its CSV only if both
     post_topics (days at the edges of a range) and report_topic_monthly (whole months) lose them."""
     from datetime import timedelta
+
     from connector.db.reports import ReportFilter
     from connector.report_time import report_day
     from connector.store import utcnow

@@ -17,11 +17,11 @@ from sqlalchemy import select
 
 from connector import reports
 from connector.db import schema as store_module
+from connector.db.engine import utcnow
 from connector.db.reports import _whole_months
 from connector.db.store import Store
-from connector.db.engine import utcnow
 from connector.report_time import report_day
-from connector.topics import complaint_topics, topics_of_text, watch_terms
+from connector.topics import topics_of_text, watch_terms
 from tests.conftest import post_dict
 
 DAYS = ("2026-11-18T01:00:00Z", "2026-11-19T23:30:00Z", "2026-11-20T09:00:00Z")  # 11-19T23:30Z is 11-20 in Japan
@@ -215,7 +215,7 @@ def test_qualification_log_counts_reasons(seeded, supervisor):
 # --- filters, pages, CSV ------------------------------------------------------------------------
 def test_filters_narrow_every_page_and_reach_the_csv_links(seeded, supervisor):
     query = "from=2026-11-17&to=2026-11-21&source=mastodon&sentiment=negative"
-    for path in ("/", "/topics", "/risk", "/response-times", "/decisions", "/outbox"):
+    for path in ("/overview", "/topics", "/risk", "/response-times", "/decisions", "/outbox"):
         page = supervisor.get(f"{path}?{query}").get_data(as_text=True)
         assert 'value="mastodon" selected' in page, path
         for link in re.findall(r'href="(/export/[^"]+)"', page):
@@ -227,9 +227,9 @@ def test_filters_narrow_every_page_and_reach_the_csv_links(seeded, supervisor):
 
 
 def test_bad_filters_are_refused_with_the_reason(supervisor):
-    page = supervisor.get("/?sentiment=angry")
+    page = supervisor.get("/overview?sentiment=angry")
     assert page.status_code == 400 and "sentiment=&#39;angry&#39;" in page.get_data(as_text=True)
-    assert supervisor.get("/?from=2026-11-30&to=2026-11-01").status_code == 400
+    assert supervisor.get("/overview?from=2026-11-30&to=2026-11-01").status_code == 400
     assert supervisor.get("/topics?from=yesterday").status_code == 400
 
 
@@ -275,7 +275,7 @@ def _csv_rows(response) -> list[list[str]]:
             for row in csv.reader(io.StringIO(text[1:]))]
 
 
-@pytest.mark.parametrize("path", ["/", "/topics", "/response-times", "/decisions", "/risk", "/outbox"])
+@pytest.mark.parametrize("path", ["/overview", "/topics", "/response-times", "/decisions", "/risk", "/outbox"])
 def test_csv_equals_the_table_on_the_page(seeded, supervisor, path):
     query = "from=2026-11-17&to=2026-11-21&lang=ja"
     if path == "/outbox":
@@ -317,7 +317,7 @@ def test_outbox_retry_button_requeues_a_failed_delivery(seeded, supervisor):
 # --- hostile text -------------------------------------------------------------------------------
 def test_hostile_post_text_is_inert_on_every_page_and_csv(seeded, supervisor):
     query = "from=2026-11-17&to=2026-11-21"
-    for path in ("/", "/topics", "/risk", "/decisions", "/outbox", "/response-times"):
+    for path in ("/", "/overview", "/topics", "/risk", "/decisions", "/outbox", "/response-times"):
         html = supervisor.get(f"{path}?{query}").get_data(as_text=True)
         assert "<script>alert" not in html and "<img src=x" not in html, path
     topics = supervisor.get(f"/topics?{query}").get_data(as_text=True)
@@ -376,8 +376,8 @@ def test_report_command_prints_the_same_figures(seeded, env):
 
 
 def test_user_create_and_demo_account(env, app, monkeypatch, caplog):
-    from connector import cli
     from connector.cli import main
+    from connector.cli import pipeline as cli
     from tests.conftest import csrf_from
     made = CliRunner().invoke(main, ["user", "create", "tanaka", "--password-stdin"], env=env,
                               input="a-good-long-password\n")
@@ -441,10 +441,10 @@ def test_a_range_longer_than_two_years_is_refused_not_materialised(seeded, super
     assert reports.parse_filter({"from": "2024-11-21", "to": "2026-11-21"}).since == "2024-11-21"  # 731 days
     with pytest.raises(reports.FilterError, match="from=2024-11-20"):
         reports.parse_filter({"from": "2024-11-20", "to": "2026-11-21"})
-    for path in ("/", "/topics", "/export/topics.csv"):
+    for path in ("/overview", "/topics", "/export/topics.csv"):
         response = supervisor.get(f"{path}?from=2019-01-01&to=2026-11-21")
         assert response.status_code == 400, path
-    page = supervisor.get("/?from=2019-01-01&to=2026-11-21").get_data(as_text=True)
+    page = supervisor.get("/overview?from=2019-01-01&to=2026-11-21").get_data(as_text=True)
     assert "731 days" in page
     result = CliRunner().invoke(main, ["report", "--since", "2019-01-01", "--until", "2026-11-21"], env=env)
     assert result.exit_code != 0 and "731 days" in result.output

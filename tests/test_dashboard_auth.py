@@ -153,6 +153,7 @@ def test_sign_out_everywhere_ends_every_session_of_the_account(app):
 
 def test_a_password_reset_and_a_deleted_account_end_sessions(app, env):
     from click.testing import CliRunner
+
     from connector.cli import main
     from connector.web.auth import hash_password
     client = _signed_in(app)
@@ -174,6 +175,7 @@ def test_concurrent_guesses_cannot_beat_the_throttle(app, monkeypatch):
     """Issue 16 #16: the check and the count were apart, so guesses sent at once all passed
     the check before any failure was counted. Attempts are reserved atomically now."""
     import threading
+
     from connector.web import auth
     login(app.test_client(), app)
     real_check = auth.check_password_hash

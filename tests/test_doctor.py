@@ -3,7 +3,7 @@ one line per check (ok / warn / FAIL, Japanese and English), exit code 1 on any 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 from click.testing import CliRunner

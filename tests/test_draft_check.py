@@ -4,8 +4,19 @@ from __future__ import annotations
 import pytest
 
 from connector.draft_check import (
-    DraftContext, RecentReply, bluesky_length, check_draft, check_length, check_personal_data, check_signature,
-    check_similar, check_stock_phrases, check_tone, mastodon_length, similarity, x_weighted_length,
+    DraftContext,
+    RecentReply,
+    bluesky_length,
+    check_draft,
+    check_length,
+    check_personal_data,
+    check_signature,
+    check_similar,
+    check_stock_phrases,
+    check_tone,
+    mastodon_length,
+    similarity,
+    x_weighted_length,
 )
 
 CTX = DraftContext(platform="x", agent="佐藤", brand="ソラモバイル", post_sentiment="negative", post_intent="complaint")

@@ -190,7 +190,7 @@ def test_sidebar_renders_profile_and_history(stack):
         assert expected in text, expected
     assert side.locator("a.handle").get_attribute("href") == "https://x.com/tanaka_k"
     # Risk, priority, labels with evidence
-    assert "優先度: 緊急" in text and "公開リスク: 高" in text and "最悪 (-0.9)" in text
+    assert "優先度: 緊急" in text and "拡散リスク: 高" in text and "最悪 (-0.9)" in text
     # The post, its link and X's prepared-reply link (X refuses API replies here)
     assert "また駅で全然繋がらない" in text
     assert side.locator("a.link-post").get_attribute("href") == "https://x.com/tanaka_k/status/1860000000000000103"
@@ -289,6 +289,9 @@ def test_options_page_saves_and_checks_the_connection(stack):
     configure(stack, uiLang=None)  # `auto`: the browser's language
     page = stack["context"].new_page()
     page.goto(f"chrome-extension://{stack['ext_id']}/options.html")
+    # options.js binds the form after asking the background for the UI messages, in the same
+    # turn as it sets <html lang>: on a busy machine a click before that submits the bare form.
+    page.wait_for_selector("html[lang]", state="attached", timeout=15000)
     page.fill("#url", "javascript:alert(1)")
     page.click("#save")
     assert "http(s)://" in page.inner_text("#status") and page.input_value("#lang") == "auto"

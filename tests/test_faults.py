@@ -23,10 +23,10 @@ from sqlalchemy import event, select, text
 
 import connector.db.engine as engine_module
 from connector.config import Settings
-from connector.services import Services
 from connector.db.schema import outbox, posts
+from connector.services import Services
 from connector.store import Store
-from tests.conftest import WEBHOOK_SECRET, database_url, post_dict, sign
+from tests.conftest import database_url, post_dict, sign
 from tests.fakes.base import LoopbackServer
 from tests.fakes.zendesk import FakeZendesk
 

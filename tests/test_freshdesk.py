@@ -15,14 +15,18 @@ from connector.cli import main
 from connector.config import ConfigError, Settings
 from connector.db.outbox import OutboxRepository
 from connector.helpdesks.base import HelpdeskError
-from connector.helpdesks.freshdesk.client import (MAX_TAG_CHARS, FreshdeskHelpdesk, FreshdeskSettings, post_tag,
-                                           text_to_html)
+from connector.helpdesks.freshdesk.client import (
+    MAX_TAG_CHARS,
+    FreshdeskHelpdesk,
+    FreshdeskSettings,
+    post_tag,
+    text_to_html,
+)
 from connector.pipeline import Pipeline
 from connector.store import utcnow
 from tests.conftest import Crash, post_dict, raise_once, write_jsonl
 from tests.fakes.freshdesk import FakeFreshdesk
-from tests.freshdesk_support import (API_KEY, GROUP_ID, fake, fd_app, fd_svc, freshdesk_env,  # noqa: F401
-                                     serve)
+from tests.freshdesk_support import API_KEY, GROUP_ID, fake, fd_app, fd_svc, freshdesk_env, serve  # noqa: F401
 
 
 def restarted(svc, minutes=5):

@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from connector.db.schema import analyses, exchanges, outbox, posts
@@ -22,7 +23,8 @@ from tests.conftest import login, post_dict, sign
 from tests.fakes.base import LoopbackServer
 from tests.fakes.freshdesk import FakeFreshdesk
 from tests.fakes.zendesk import FakeZendesk
-from tests.test_channel import PUBLIC_URL, SECRET as CHANNEL_SECRET, install
+from tests.test_channel import PUBLIC_URL, install
+from tests.test_channel import SECRET as CHANNEL_SECRET
 
 ZENDESK_SECRET = "zendesk-webhook-secret-fuzz"
 FRESHDESK_TOKEN = "fd-webhook-token-fuzz-0123456789"

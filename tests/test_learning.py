@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES, post_dict
+from corpus_support import small_corpus
 from sqlalchemy import text as sql
 
 from connector.analysis import prepare, sentiment_of
@@ -17,12 +19,9 @@ from connector.analysis.evaluation import parse_labelled_lines, read_labelled_ts
 from connector.analysis.labeller import load_model_folder
 from connector.analysis.model import ModelError, SentimentModel
 from connector.cli import main
-from connector.config import ConfigError, Settings
+from connector.config import ConfigError
 from connector.db.schema import SCHEMA_VERSION
 from connector.store import Store
-
-from conftest import FIXTURES, post_dict
-from corpus_support import small_corpus
 
 JA = FIXTURES / "sentiment_ja.tsv"
 EN2 = FIXTURES / "sentiment_en_2class.tsv"

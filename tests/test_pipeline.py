@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from connector.cli import main
-from connector.helpdesks.local import LocalHelpdesk
-from connector.pipeline import Pipeline
 from connector.db.outbox import OutboxRepository
 from connector.db.posts import PostRepository
 from connector.db.schema import local_tickets, outbox
+from connector.helpdesks.local import LocalHelpdesk
+from connector.pipeline import Pipeline
 from connector.store import Store, utcnow
 from tests.conftest import Crash, database_url, post_dict, raise_once, write_jsonl
 
@@ -271,6 +271,7 @@ def test_a_trickled_helpdesk_answer_ends_at_the_total_deadline(monkeypatch):
     """A read timeout restarts with every byte: before the fix a trickled answer kept the call
     (and the outbox row's lease) going for as long as the helpdesk liked."""
     import time as _time
+
     from connector.helpdesks.base import HelpdeskError
     from connector.helpdesks.deadline import within
     from connector.helpdesks.freshdesk import client as fd_client

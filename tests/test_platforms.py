@@ -49,9 +49,9 @@ def test_models_import_first_without_cycle():
 
 
 def test_consumers_read_the_descriptors():
-    from connector.helpdesks.zendesk.channel.resources import REPLYABLE_PLATFORMS
     from connector.compliance import COMPLIANCE_PLATFORMS
     from connector.draft_check import LIMITS
+    from connector.helpdesks.zendesk.channel.resources import REPLYABLE_PLATFORMS
     from connector.sources import DEFAULT_INTERVALS
     assert REPLYABLE_PLATFORMS == {"x", "mastodon", "bluesky"}
     assert COMPLIANCE_PLATFORMS == ("x", "mastodon", "bluesky")

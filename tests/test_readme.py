@@ -51,6 +51,7 @@ def test_configuration_registry_is_complete():
 
 def test_bad_settings_name_the_variable():
     import pytest
+
     from connector.config import ConfigError, Settings
     for env, words in [({"YORISOI_PORT": "http"}, "YORISOI_PORT='http' is not a whole number"),
                        ({"YORISOI_PORT": "70000"}, "YORISOI_PORT=70000 is out of range"),
@@ -65,6 +66,7 @@ def test_bad_settings_name_the_variable():
 
 def test_sla_minutes_parsing():
     import pytest
+
     from connector.helpdesks.base import parse_sla_minutes
     assert parse_sla_minutes(None) == {"urgent": 30, "high": 60, "normal": 240, "low": 1440}
     assert parse_sla_minutes("urgent=15, low=600")["urgent"] == 15
@@ -84,6 +86,7 @@ def test_weak_shared_secrets_are_refused_at_start_up(env, app_factory):
     accepted: it is guessed in a few hundred requests. Like YORISOI_CHANNEL_SECRET, every shared
     secret needs 16+ characters, refused at start-up naming the variable (issue 16 #19)."""
     import pytest
+
     from connector.config import ConfigError, Settings
     from connector.helpdesks.zendesk.client import ZendeskConfig
     for name in ("YORISOI_WEBHOOK_SECRET", "YORISOI_SECRET_KEY"):

@@ -185,6 +185,7 @@ def test_bluesky_reply_that_timed_out_is_not_posted_twice(social_app, fakes, mon
 
 def test_reply_rkey_is_a_deterministic_tid():
     import re
+
     from connector.sources.bluesky import reply_rkey
     key = reply_rkey("zendesk:comment:77")
     assert key == reply_rkey("zendesk:comment:77") != reply_rkey("zendesk:comment:78")
@@ -195,7 +196,9 @@ def test_an_interrupted_local_reply_is_simply_resent(svc):
     """The local source records replies only: an interrupted (stale `sending`) one needs no
     look on a network before it is sent again."""
     from datetime import timedelta
+
     from sqlalchemy import update
+
     from connector.db.schema import exchanges
     from connector.sources.local import LocalSource
     ticket_id = ticketed(svc)

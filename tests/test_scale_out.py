@@ -11,10 +11,9 @@ from datetime import timedelta
 import pytest
 
 from connector.config import Settings
+from connector.db.engine import driver_url, make_engine, utcnow
 from connector.models import Decision, Post
 from connector.poller import Poller
-from connector.services import Services
-from connector.db.engine import driver_url, make_engine, utcnow
 from connector.store import Store
 from tests import pg
 from tests.conftest import database_url, post_dict
@@ -132,6 +131,7 @@ def test_instances_started_together_migrate_once():
         assert not errors
         store = Store(url)
         from sqlalchemy import func, select
+
         from connector.db.schema import schema_version
         with store.engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(schema_version)).scalar() == 1

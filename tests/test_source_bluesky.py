@@ -130,7 +130,7 @@ def _ask(fake, method, path, **kwargs):
 
 
 def test_every_cid_the_fake_serves_is_a_valid_cidv1():
-    from tests.fakes.bluesky import HANDLE, PASSWORD, BRAND_DID
+    from tests.fakes.bluesky import BRAND_DID, HANDLE, PASSWORD
     b = FakeBluesky()
     root = b.add_post("ハルカ珈琲の新ブレンド、酸っぱい")
     child = b.add_post("ハルカ珈琲、前のブレンドに戻してほしい", reply_to=root)

@@ -2,8 +2,6 @@
 daily read budget, reply-allowed vs prepared intent link, token refresh."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from connector.poller import Poller

@@ -12,10 +12,16 @@ import pytest
 from sqlalchemy import select
 
 from connector.config import Settings
-from connector.services import Services
 from connector.db.schema import local_tickets, storm_members
+from connector.services import Services
 from connector.storms import (
-    StormSettings, clean_text, poisson_tail, shingles, similarity, slack_payload, spike_fires,
+    StormSettings,
+    clean_text,
+    poisson_tail,
+    shingles,
+    similarity,
+    slack_payload,
+    spike_fires,
 )
 from tests.conftest import post_dict
 from tests.fakes.zendesk import FakeZendesk
@@ -318,6 +324,7 @@ def test_dashboard_lists_storms_behind_login_with_banner(app_factory, storm_env)
 def test_storm_shown_to_agents_in_context_and_post_page(app_factory, tmp_path):
     """A post in a storm shows its cluster: size, first post, why it belongs, how others were answered."""
     from pathlib import Path
+
     from connector.agents import create_token
     from tests.conftest import login
     app = app_factory(YORISOI_STORM_MIN_POSTS="3")

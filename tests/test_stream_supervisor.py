@@ -3,7 +3,6 @@ PostgreSQL) with take-over when the holder stops, and `yorisoi poll --status`.""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from click.testing import CliRunner
@@ -95,16 +94,18 @@ def test_poll_status_shows_stream_and_unit_health(app_factory, env):
 def test_kill_9_of_yorisoi_poll_resumes_from_the_cursor(env, tmp_path, fakes, server):
     """`yorisoi poll` streaming Jetstream is killed with SIGKILL mid-stream and started again:
     it resumes from the stored cursor; every post becomes exactly one ticket."""
+    import os
     import signal
     import subprocess
     import sys
+    from pathlib import Path
+
     from sqlalchemy import select
+
     from connector.db import Store
     from connector.db.schema import local_tickets
     from tests.conftest import database_url
     from tests.fakes.fixtures import social_env
-    import os
-    from pathlib import Path
     run_env = {**os.environ, **social_env(env, tmp_path, {"bluesky": fakes["bluesky"]},
                                           BLUESKY_JETSTREAM_URL=server.url + "/subscribe"),
                "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

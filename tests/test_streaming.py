@@ -112,6 +112,7 @@ def test_resume_from_the_stored_cursor_after_a_restart(svc, server, make_runner)
 
 def _delivered(svc) -> int:
     from sqlalchemy import func, select
+
     from connector.db.schema import outbox
     with svc.store.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(outbox).where(outbox.c.status == "done")).scalar()

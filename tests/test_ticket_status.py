@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from connector.cli import main
-from connector.store import ReportFilter
 from connector.helpdesks.zendesk.client import STATUS_BODY_TEMPLATE
 from connector.reports import open_tickets
+from connector.store import ReportFilter
 from connector.ticket_status import sync_status
 from tests.conftest import post_dict
 from tests.fakes.freshdesk import FakeFreshdesk

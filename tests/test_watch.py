@@ -49,6 +49,7 @@ def test_bad_toml_and_missing_file(tmp_path: Path):
 
 def test_cli_fails_at_start_up_naming_file_and_key(tmp_path: Path, env: dict[str, str]):
     from click.testing import CliRunner
+
     from connector.cli import main
     path = tmp_path / "watch.toml"
     path.write_text("[[brand]]\nname = 'ソラモバイル'\nkeywords = ['ソラモバイル']\nexclude_account = ['x']\n", encoding="utf-8")

@@ -9,12 +9,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from connector import create_app
 from connector.cli import main
 from connector.config import ConfigError, Settings
 from connector.helpdesks.base import Requester, TicketDraft
 from connector.helpdesks.zendesk.client import (
-    SLA_TITLE, ZendeskConfig, ZendeskHelpdesk, idempotency_key,
+    SLA_TITLE,
+    ZendeskConfig,
+    ZendeskHelpdesk,
+    idempotency_key,
 )
 from tests.conftest import post_dict, write_jsonl
 from tests.fakes.zendesk import FakeZendesk
@@ -368,6 +370,7 @@ def test_bulk_failures_are_per_ticket_and_unknown_ones_are_looked_up(app_factory
 def test_bulk_rows_survive_a_restart_until_the_job_horizon(app_factory, zd_env):
     """A bulk claim of a dead process is not handed back early: its job may still run."""
     import socket
+
     from connector.db.outbox import BULK_CLAIM_SUFFIX
     svc = app_factory(**zd_env).extensions["yorisoi"]
     ingest(svc, post_dict(id="4001"), post_dict(id="4002", text="ソラモバイル遅い"))

@@ -18,10 +18,9 @@ Risk and priority stay rules over the labels, so every escalation reads back as 
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from functools import cache
-
-import logging
 
 from connector.analysis import cues
 from connector.analysis.labeller import LabelModel, Reading

@@ -6,9 +6,9 @@ found by a regular expression can be mapped back to the tokens it covers.
 from __future__ import annotations
 
 import html
-from bisect import bisect_left, bisect_right
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import cache
 

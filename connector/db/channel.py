@@ -10,7 +10,13 @@ from sqlalchemy.engine import Engine
 from connector.db.engine import dialect_insert, utcnow
 from connector.db.posts import post_from_row
 from connector.db.schema import (
-    analyses, authors, channel_external_ids, channel_feed, channel_instances, outbox, posts,
+    analyses,
+    authors,
+    channel_external_ids,
+    channel_feed,
+    channel_instances,
+    outbox,
+    posts,
 )
 
 

@@ -9,7 +9,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from connector.db.engine import dialect_insert, utcnow
 from connector.db.schema import (
-    analyses, authors, outbox, post_compliance, post_topics, posts, report_topic_monthly, tickets,
+    analyses,
+    authors,
+    outbox,
+    post_compliance,
+    post_topics,
+    posts,
+    report_topic_monthly,
+    tickets,
 )
 
 

@@ -13,12 +13,22 @@ from sqlalchemy.engine import Connection
 
 from connector.db.engine import dialect_insert
 from connector.db.schema import (
-    LABEL_COLUMNS, analyses, authors, exchanges, post_topics, posts, report_daily, report_daily_label,
-    report_reasons, report_topic_monthly, ticket_facts, ticket_status, tickets,
+    LABEL_COLUMNS,
+    analyses,
+    authors,
+    exchanges,
+    post_topics,
+    posts,
+    report_daily,
+    report_daily_label,
+    report_reasons,
+    report_topic_monthly,
+    ticket_facts,
+    ticket_status,
+    tickets,
 )
 from connector.models import Analysis, Decision, Post
 from connector.report_time import report_day
-
 
 _BATCH_STATEMENTS: dict[str, dict[str, Any]] = {}
 

@@ -7,14 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from connector.db.counts import record_ticket_facts
 from connector.db.engine import dialect_insert, utcnow, worker_id
-from connector.db.schema import analyses, authors, delivery_pauses, outbox, posts, ticket_followups, tickets
+from connector.db.schema import (
+    analyses,
+    authors,
+    delivery_pauses,
+    outbox,
+    posts,
+    ticket_facts,
+    ticket_followups,
+    tickets,
+)
 from connector.models import TicketRef
-
 
 #: Suffix of `claimed_by` for rows handed to a helpdesk bulk job (see release_dead_claims).
 BULK_CLAIM_SUFFIX = "#bulk"
@@ -292,6 +300,51 @@ class OutboxRepository:
             stmt = stmt.limit(limit)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def search_tickets(self, *, text: str = "", priority: str = "", state: str = "", platform: str = "",
+                       offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+        """One page of tickets, newest first, and how many match: `text` in the post, subject
+        or author handle; `state` 'open' (no public reply recorded) or 'answered'."""
+        answered = (select(ticket_facts.c.answered).where(ticket_facts.c.post_key == tickets.c.post_key)
+                    .scalar_subquery())
+        follow_ups = (select(func.count()).select_from(outbox)
+                      .where(outbox.c.ticket_post_key == tickets.c.post_key)
+                      .where(outbox.c.kind == "comment").where(outbox.c.status == "done")
+                      .scalar_subquery())
+        where: list[Any] = []
+        if text:
+            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            where.append(or_(posts.c.text.like(pattern, escape="\\"), tickets.c.subject.like(pattern, escape="\\"),
+                             authors.c.handle.like(pattern, escape="\\")))
+        if priority:
+            where.append(tickets.c.priority == priority)
+        if platform:
+            where.append(posts.c.platform == platform)
+        if state == "open":
+            where.append(or_(answered == 0, answered.is_(None)))
+        elif state == "answered":
+            where.append(answered == 1)
+        base = (select(tickets.c.post_key).join(posts, posts.c.key == tickets.c.post_key)
+                .join(authors, authors.c.key == posts.c.author_key).where(*where))
+        stmt = (select(tickets, posts.c.url.label("post_url"), posts.c.platform, posts.c.text,
+                       posts.c.brand, posts.c.created_at.label("posted_at"),
+                       authors.c.handle, authors.c.name.label("author_name"), authors.c.followers,
+                       analyses.c.detail, follow_ups.label("follow_ups"), answered.label("answered"))
+                .join(posts, posts.c.key == tickets.c.post_key)
+                .join(authors, authors.c.key == posts.c.author_key)
+                .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                .where(*where)
+                .order_by(tickets.c.created_at.desc(), tickets.c.post_key.desc()).offset(offset).limit(limit))
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(base.subquery())).scalar() or 0
+            rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
+        return int(total), rows
+
+    def ticket_counts_by_helpdesk(self) -> dict[str, int]:
+        """How many tickets each helpdesk holds (to tell a newcomer why a replay sent nothing)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(tickets.c.helpdesk, func.count()).group_by(tickets.c.helpdesk)).all()
+        return {str(helpdesk): int(n) for helpdesk, n in rows}
 
     def author_tickets(self, author_key: str, *, exclude_post_key: str | None = None,
                        limit: int = 50) -> list[dict[str, Any]]:

@@ -9,11 +9,24 @@ from sqlalchemy import Table, Text, and_, cast, func, or_, select
 from sqlalchemy.engine import Engine
 
 from connector.db.counts import rebuild_reports
-from connector.db.ticket_status import CLOSED_STATUSES
 from connector.db.schema import (
-    LABEL_COLUMNS, authors, outbox, post_topics, posts, report_daily,
-    report_daily_label, report_reasons, report_topic_monthly, ticket_facts, tickets, ticket_status,
+    LABEL_COLUMNS,
+    analyses,
+    authors,
+    corrections,
+    outbox,
+    post_topics,
+    posts,
+    report_daily,
+    report_daily_label,
+    report_reasons,
+    report_topic_monthly,
+    storm_members,
+    ticket_facts,
+    ticket_status,
+    tickets,
 )
+from connector.db.ticket_status import CLOSED_STATUSES
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +255,85 @@ class ReportRepository:
                                   .where(waiting, *where).group_by(outbox.c.status)).all()
             rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
         return {status: int(n) for status, n in counts}, rows
+
+    # --- 「いま対応が必要なもの」 and the weekly report -------------------------------------
+    def backlog_rows(self, limit: int) -> list[dict[str, Any]]:
+        """Tickets without a public reply yet: the `limit` oldest and the `limit` riskiest (the
+        page sorts them by SLA state then risk; both orders walk an index)."""
+        base = (select(ticket_facts.c.post_key, ticket_facts.c.priority, ticket_facts.c.risk,
+                       ticket_facts.c.risk_score, ticket_facts.c.posted_at, ticket_facts.c.brand,
+                       ticket_facts.c.platform, posts.c.text, posts.c.url.label("post_url"), authors.c.handle,
+                       authors.c.followers, tickets.c.helpdesk, tickets.c.ticket_id,
+                       tickets.c.url.label("ticket_url"))
+                .join(posts, posts.c.key == ticket_facts.c.post_key)
+                .join(authors, authors.c.key == posts.c.author_key)
+                .join(tickets, tickets.c.post_key == ticket_facts.c.post_key)
+                .where(ticket_facts.c.answered == 0))
+        rows: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for order in ((ticket_facts.c.posted_at,), (ticket_facts.c.risk_score.desc(), ticket_facts.c.posted_at)):
+                for r in conn.execute(base.order_by(*order).limit(limit)).mappings().all():
+                    rows.setdefault(r["post_key"], dict(r))
+        return list(rows.values())
+
+    def backlog_counts(self, cutoffs: dict[str, datetime]) -> dict[str, tuple[int, int]]:
+        """Per priority: (open tickets, open tickets posted before the priority's SLA cutoff)."""
+        out: dict[str, tuple[int, int]] = {}
+        with self.engine.connect() as conn:
+            totals: dict[str, int] = {str(p): int(n) for p, n in conn.execute(select(ticket_facts.c.priority, func.count()).where(ticket_facts.c.answered == 0)
+                                       .group_by(ticket_facts.c.priority)).all()}
+            for priority, cutoff in cutoffs.items():
+                breached = conn.execute(select(func.count()).where(ticket_facts.c.answered == 0)
+                                        .where(ticket_facts.c.priority == priority)
+                                        .where(ticket_facts.c.posted_at < cutoff)).scalar() or 0
+                out[priority] = (int(totals.get(priority, 0)), int(breached))
+        return out
+
+    def alert_posts(self, since: datetime, min_followers: int, limit: int) -> list[dict[str, Any]]:
+        """Qualified posts since `since` that are critical or high risk, or by a voice with at
+        least `min_followers`, newest first, with their ticket when there is one."""
+        stmt = (select(posts.c.key, posts.c.text, posts.c.url, posts.c.created_at, posts.c.platform, posts.c.brand,
+                       authors.c.handle, authors.c.followers, analyses.c.risk, analyses.c.risk_score,
+                       analyses.c.priority, analyses.c.detail, tickets.c.helpdesk, tickets.c.ticket_id,
+                       tickets.c.url.label("ticket_url"), ticket_facts.c.answered)
+                .join(authors, authors.c.key == posts.c.author_key)
+                .join(analyses, analyses.c.post_key == posts.c.key)
+                .outerjoin(tickets, tickets.c.post_key == posts.c.key)
+                .outerjoin(ticket_facts, ticket_facts.c.post_key == posts.c.key)
+                .where(posts.c.created_at >= since).where(posts.c.qualified == True)  # noqa: E712
+                .where((analyses.c.risk.in_(["critical", "high"])) | (authors.c.followers >= min_followers))
+                .order_by(posts.c.created_at.desc()).limit(limit))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings().all()]
+
+    def storm_growth(self, storm_ids: Sequence[int], since: datetime) -> dict[int, int]:
+        """Members posted since `since`, per storm."""
+        if not storm_ids:
+            return {}
+        stmt = (select(storm_members.c.storm_id, func.count()).where(storm_members.c.storm_id.in_(list(storm_ids)))
+                .where(storm_members.c.created_at >= since).group_by(storm_members.c.storm_id))
+        with self.engine.connect() as conn:
+            return {int(i): int(n) for i, n in conn.execute(stmt).all()}
+
+    def ticket_outcomes(self, f: ReportFilter) -> dict[str, Any]:
+        """Tickets of the range: per priority the seconds to the first public reply (None:
+        none yet) and how many are still open."""
+        t = ticket_facts
+        stmt = select(t.c.priority, t.c.reply_seconds, t.c.posted_at).where(*f.where(t))
+        out: dict[str, Any] = {}
+        with self.engine.connect() as conn:
+            for priority, seconds, posted_at in conn.execute(stmt):
+                out.setdefault(priority, []).append((seconds, posted_at))
+        return out
+
+    def corrections_between(self, since: datetime, until: datetime) -> list[tuple[str, str | None, str, int]]:
+        """(label, old value, new value, corrections) made by agents in [since, until)."""
+        stmt = (select(corrections.c.label, corrections.c.old_value, corrections.c.new_value, func.count())
+                .where(corrections.c.created_at >= since).where(corrections.c.created_at < until)
+                .group_by(corrections.c.label, corrections.c.old_value, corrections.c.new_value)
+                .order_by(func.count().desc()))
+        with self.engine.connect() as conn:
+            return [(label, old, new, int(n)) for label, old, new, n in conn.execute(stmt).all()]
 
     def rebuild_reports(self, topics_of: Callable[[dict[str, Any]], Sequence[str]] | None = None) -> int:
         """Recount every report table from the stored posts (after an upgrade, or to add topics

@@ -11,7 +11,16 @@ from sqlalchemy.engine import Connection, Engine
 
 from connector.db.engine import advisory_xact_lock, new_id, worker_id
 from connector.db.schema import (
-    analyses, authors, exchanges, post_topics, posts, storm_alerts, storm_bands, storm_members, storms, tickets,
+    analyses,
+    authors,
+    exchanges,
+    post_topics,
+    posts,
+    storm_alerts,
+    storm_bands,
+    storm_members,
+    storms,
+    tickets,
 )
 from connector.models import TicketRef
 

@@ -12,8 +12,8 @@ import importlib
 from types import ModuleType
 
 from connector.config import Settings
-from connector.helpdesks.base import CommentDraft, Helpdesk, HelpdeskError, Requester, TicketDraft
 from connector.db import Store
+from connector.helpdesks.base import CommentDraft, Helpdesk, HelpdeskError, Requester, TicketDraft
 
 __all__ = ["CommentDraft", "Helpdesk", "HelpdeskError", "Requester", "TicketDraft", "helpdesk_packages",
            "make_helpdesk"]

@@ -12,10 +12,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from connector.config import ConfigError
-from connector.sources.base import (
-    PolledPost, PollingSource, PollResult, ReplyRefused, ReplyResult, Source, SourceError,
-)
 from connector.sources import bluesky, mastodon, rss, webhook, x
+from connector.sources.base import (
+    PolledPost,
+    PollingSource,
+    PollResult,
+    ReplyRefused,
+    ReplyResult,
+    Source,
+    SourceError,
+)
 from connector.sources.local import LocalSource
 from connector.sources.platform import PlatformInfo
 

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from connector.envvars import EnvVar
 from connector.models import Author, Post
 from connector.ports import SourceState
-from connector.sources.base import PollResult, PolledPost, ReplyRefused, ReplyResult, ReplyUnknown, SourceError
+from connector.sources.base import PolledPost, PollResult, ReplyRefused, ReplyResult, ReplyUnknown, SourceError
 from connector.sources.html_text import html_to_text
 from connector.sources.http import new_session, parse_reset, parse_time, raise_for_status, request
 from connector.sources.platform import PlatformInfo

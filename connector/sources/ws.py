@@ -80,8 +80,9 @@ def recv_frames(ws: Any, network: str, stall_seconds: float, stop: threading.Eve
     """Frames until `stop`, and None at every quiet tick (so the caller can report that it is
     alive); SourceError when the server closes the socket or sends nothing for `stall_seconds`
     (a stalled stream: the heartbeat timeout)."""
-    from websockets.exceptions import ConnectionClosed
     import time
+
+    from websockets.exceptions import ConnectionClosed
     last = time.monotonic()
     while not stop.is_set():
         try:

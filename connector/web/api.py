@@ -19,14 +19,20 @@ from flask import Blueprint, Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from connector.agents import AgentIdentity, RateLimiter, authenticate
-from connector.config import HELPDESKS, ConfigError, DEFAULT_REPLY_SIGNATURE
+from connector.config import DEFAULT_REPLY_SIGNATURE, HELPDESKS, ConfigError
 from connector.draft_check import DEFAULT_SIMILARITY, LIMITS, check_draft
+from connector.labels import VALUE_NAMES
 from connector.replies import sign_reply
 from connector.services import services
 from connector.sidebar import (
-    CORRECTABLE_LABELS, DraftSettings, TicketNotFound, build_context, draft_context, resolve_ticket, summarise,
+    CORRECTABLE_LABELS,
+    DraftSettings,
+    TicketNotFound,
+    build_context,
+    draft_context,
+    resolve_ticket,
+    summarise,
 )
-from connector.labels import VALUE_NAMES
 from connector.sources.local import LocalSource
 
 log = logging.getLogger(__name__)
@@ -73,7 +79,8 @@ def init_app(app: Flask) -> None:
     def _api_http_errors(exc: HTTPException):
         # Unknown routes and methods under /api/v1/ answer JSON like the rest of the API.
         if not request.path.startswith(PREFIX + "/"):
-            return exc
+            from connector.web.errors import html_error
+            return html_error(exc)
         return _error_response(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
                                exc.description or exc.name, exc.description or exc.name)
 

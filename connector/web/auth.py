@@ -31,8 +31,19 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, Flask, Response, abort, current_app, g, redirect, render_template, request,
-                   session, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -272,7 +283,7 @@ def same_site_path(target: str | None) -> str | None:
 
 def _safe_next(target: str | None) -> str:
     # Only paths on this site: "//evil.example" or "https://…" would be an open redirect.
-    return same_site_path(target) or url_for("dashboard.overview")
+    return same_site_path(target) or url_for("dashboard.today")
 
 
 @bp.route("/login", methods=["GET", "POST"])

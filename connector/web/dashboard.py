@@ -11,27 +11,40 @@ from typing import Any, Callable
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
 from connector import reports
-from connector.labels import VALUE_NAMES
-from connector.sources import PLATFORM_NAMES
+from connector import today as today_module
+from connector.labels import VALUE_NAMES, value_name
 from connector.reports import FilterError, ReportTable
 from connector.services import services
 from connector.sidebar import storm_summary
+from connector.sources import PLATFORM_NAMES
 from connector.store import LABEL_COLUMNS, ReportFilter
 from connector.web import auth
 from connector.web.charts import render as render_chart
 
 bp = Blueprint("dashboard", __name__)
+TICKETS_PER_PAGE = 50
+#: Open tickets listed on the home page (the most urgent; the rest are one click away).
+HOME_BACKLOG_SHOWN = 30
 
 #: Pages in the navigation: (endpoint, i18n key).
-PAGES = (("dashboard.overview", "nav_overview"), ("dashboard.topics", "nav_topics"),
+PAGES = (("dashboard.today", "nav_today"), ("dashboard.overview", "nav_overview"), ("dashboard.topics", "nav_topics"),
          ("dashboard.risk", "nav_risk"), ("dashboard.response_times", "nav_response"),
          ("dashboard.tickets", "nav_tickets"), ("dashboard.decisions", "nav_decisions"),
-         ("dashboard.outbox", "nav_outbox"), ("dashboard.storms", "nav_storms"))
+         ("dashboard.outbox", "nav_outbox"), ("dashboard.storms", "nav_storms"),
+         ("dashboard.weekly", "nav_weekly"))
 
 
 @bp.record_once
 def _globals(state: Any) -> None:
-    state.app.jinja_env.globals.update(nav_pages=PAGES, zip=zip)
+    from connector.report_time import format_duration, format_jst
+    state.app.jinja_env.globals.update(nav_pages=PAGES, zip=zip, L=_pick, cluster_term=today_module.cluster_term,
+                                        vn=value_name)
+    state.app.jinja_env.filters.update(jst=format_jst, duration=lambda s: format_duration(s, g.get("lang", "ja")))
+
+
+def _pick(ja: str, en: str) -> str:
+    """Inline bilingual text in templates: L('未対応', 'Open')."""
+    return en if g.get("lang") == "en" else ja
 
 
 @bp.before_request
@@ -75,6 +88,44 @@ def _context(f: ReportFilter, **extra: Any) -> dict[str, Any]:
 
 # --- pages --------------------------------------------------------------------------------
 @bp.get("/")
+def today():
+    """「いま対応が必要なもの」: the supervisor's home page."""
+    svc = services()
+    data = today_module.build(svc.store, svc.settings.env)
+    return render_template("today.html", t=data, status_note=today_module.STATUS_NOTE[g.lang], shown=HOME_BACKLOG_SHOWN)
+
+
+@bp.get("/reports/weekly")
+def weekly():
+    """This week against the previous one; ?format=xlsx|csv|json downloads the same tables,
+    ?to=YYYY-MM-DD ends the week on another day. The page prints on A4 as it is."""
+    from datetime import date
+
+    from connector import weekly as weekly_module
+    svc = services()
+    until = None
+    if request.args.get("to"):
+        try:
+            until = date.fromisoformat(request.args["to"])
+        except ValueError:
+            raise FilterError(f"to={request.args['to']!r}: expected a date like 2026-11-20 (YYYY-MM-DD)") from None
+    report = weekly_module.build(svc.store, svc.settings.env, until)
+    fmt = request.args.get("format") or "html"
+    stem = f"yorisoi-weekly-{report.this.since}-{report.this.until}"
+    if fmt == "xlsx":
+        return Response(weekly_module.to_xlsx(report, g.lang), headers={
+            "Content-Disposition": f'attachment; filename="{stem}.xlsx"', "Cache-Control": "no-store"},
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    if fmt == "csv":
+        return Response("\ufeff" + weekly_module.to_csv(report, g.lang), mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{stem}.csv"', "Cache-Control": "no-store"})
+    if fmt == "json":
+        return weekly_module.to_json(report, g.lang)
+    return render_template("weekly.html", report=report, display_rows=weekly_module.display_rows,
+                           render_chart=render_chart)
+
+
+@bp.get("/overview")
 def overview():
     f = _filter()
     svc = services()
@@ -105,8 +156,25 @@ def response_times():
 
 @bp.get("/tickets")
 def tickets():
+    """Every ticket, a page at a time (no silent cap), with search and filters."""
     svc = services()
-    return render_template("tickets.html", tickets=svc.store.outbox.list_tickets(limit=500),
+    text = (request.args.get("q") or "").strip()[:200]
+    priority = request.args.get("priority") or ""
+    state = request.args.get("state") or ""
+    platform = request.args.get("source") or ""
+    if priority not in ("", *reports.PRIORITIES) or state not in ("", "open", "answered"):
+        raise FilterError("priority must be one of urgent, high, normal, low; state open or answered")
+    try:
+        page = max(1, int(request.args.get("page") or 1))
+    except ValueError:
+        raise FilterError(f"page={request.args.get('page')!r}: expected a page number") from None
+    total, rows = svc.store.outbox.search_tickets(text=text, priority=priority, state=state, platform=platform,
+                                                  offset=(page - 1) * TICKETS_PER_PAGE, limit=TICKETS_PER_PAGE)
+    pages = max(1, -(-total // TICKETS_PER_PAGE))
+    search = [(k, v) for k, v in (("q", text), ("priority", priority), ("state", state), ("source", platform)) if v]
+    return render_template("tickets.html", tickets=rows, total=total, page=page, pages=pages, search=search,
+                           q=text, priority=priority, state=state, source=platform, platform_names=PLATFORM_NAMES,
+                           priorities=reports.PRIORITIES,
                            counts=svc.store.posts.counts(), outbox_counts=svc.store.outbox.outbox_counts())
 
 
@@ -160,7 +228,8 @@ def storms():
         series = [buckets.get(i, 0) for i in range(max(buckets) + 1)] if buckets else []
         first = store.storms.storm_members_of(storm["id"], limit=1)
         rows.append({**storm, "series": series[:48], "first": first[0] if first else None})
-    return render_template("storms.html", storms=rows, alerts=store.storms.list_alerts(limit=50))
+    return render_template("storms.html", storms=rows, alerts=store.storms.list_alerts(limit=50),
+                           label_min=today_module.storm_label_min(services().settings.env))
 
 
 @bp.post("/outbox/<int:outbox_id>/retry")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.version import __version__
 from connector.config import HELPDESKS
 from connector.draft_check import RULES, SEVERITIES
 from connector.labels import VALUE_NAMES
 from connector.sidebar import CORRECTABLE_LABELS
+from connector.version import __version__
 
 _STR_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}

@@ -6,7 +6,6 @@ import pytest
 from connector.analysis import analyse_text
 from connector.analysis.priority import PriorityTable
 
-
 # ── public risk ──────────────────────────────────────────────────────────────────────────
 
 def test_influencer_with_kakusan_kibou_is_critical():

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES, post_dict
+from corpus_support import small_corpus
 
-from connector.analysis import analyse_text, read
+from connector.analysis import analyse_text
 from connector.analysis.labeller import DEFAULT_MODEL_DIR, LabelModel, default_model, load_model_folder
 from connector.analysis.model import ModelError
 from connector.analysis.priority import PriorityTable
@@ -22,9 +24,6 @@ from connector.analysis.training import read_corpus
 from connector.cli import main
 from connector.models import Decision
 from connector.ticket_format import analysis_note
-
-from conftest import FIXTURES, post_dict
-from corpus_support import small_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "corpus"

@@ -17,8 +17,7 @@ import pytest
 import requests
 
 from connector.poller import Poller
-from tests.contracts.lexicon import (LEXICONS, input_errors, lexicon, output_errors, record_errors,
-                                     xrpc_error_errors)
+from tests.contracts.lexicon import LEXICONS, input_errors, lexicon, output_errors, record_errors, xrpc_error_errors
 from tests.contracts.openapi import SPECS, Capture
 from tests.fakes.base import FIXTURES
 from tests.fakes.bluesky import FakeBluesky

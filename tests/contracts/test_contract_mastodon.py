@@ -30,7 +30,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def drive(m: FakeMastodon, social_app, env, tmp_path) -> Capture:
-    ids = [m.add_status(f"<p>ソラモバイル 回線 {i} #ソラモバイル</p>", tags=["ソラモバイル"]) for i in range(45)]
+    for i in range(45):
+        m.add_status(f"<p>ソラモバイル 回線 {i} #ソラモバイル</p>", tags=["ソラモバイル"])
     m.add_status("<p>ブーストされた #ソラモバイル</p>", tags=["ソラモバイル"], reblog=True)
     m.add_status("<p>ソラ光の工事、いつ来ますか？</p>", username="sato", acct="sato@example.social",
                  uri="https://example.social/users/sato/statuses/1")

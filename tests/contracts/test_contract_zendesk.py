@@ -26,8 +26,16 @@ from connector.doctor import OK
 from connector.helpdesks import zendesk as zendesk_pkg
 from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, TicketDraft
 from connector.helpdesks.zendesk.client import ZendeskConfig, ZendeskHelpdesk
-from tests.contracts.openapi import Capture, Exchange, errors, load, operation, query_problems, response_validator, \
-    schema_validator
+from tests.contracts.openapi import (
+    Capture,
+    Exchange,
+    errors,
+    load,
+    operation,
+    query_problems,
+    response_validator,
+    schema_validator,
+)
 from tests.fakes.zendesk import FakeZendesk
 
 OAS = Path(__file__).resolve().parents[2].parent / "shared" / "specs" / "zendesk" / "Ticketing.json"

@@ -7,8 +7,8 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 

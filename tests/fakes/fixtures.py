@@ -10,8 +10,9 @@ from pytest_httpserver import HTTPServer
 
 from connector import create_app
 from connector.config import Settings
-from tests.fakes.bluesky import PASSWORD, HANDLE, FakeBluesky
-from tests.fakes.mastodon import TOKEN as MASTODON_TOKEN, FakeMastodon
+from tests.fakes.bluesky import HANDLE, PASSWORD, FakeBluesky
+from tests.fakes.mastodon import TOKEN as MASTODON_TOKEN
+from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.rss import FakeFeeds
 from tests.fakes.x import BEARER, BRAND_ID, USER_TOKEN, FakeX
 

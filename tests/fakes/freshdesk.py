@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from werkzeug import Request, Response
+
 from tests.fakes.base import Fault, serve_wsgi
 
 TICKET_KEYS = {"name", "requester_id", "email", "facebook_id", "phone", "twitter_id", "unique_external_id",

@@ -46,6 +46,7 @@ from typing import Any, Callable
 from urllib.parse import unquote
 
 from werkzeug.wrappers import Request, Response
+
 from tests.fakes.base import Fault, serve_wsgi
 
 #: Zendesk's own answer for a request without valid credentials.

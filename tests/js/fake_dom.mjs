@@ -1,4 +1,4 @@
-// A tiny DOM for node's test runner: just what extension/shared.js uses. Setting innerHTML
+// A tiny DOM for node's test runner: just what extension/dom.js and render.js use. Setting innerHTML
 // (or outerHTML) throws, so a test fails if rendering ever goes through HTML parsing.
 export class FakeNode {
   constructor(doc) { this.ownerDocument = doc; this.parentNode = null; this.childNodes = []; }

@@ -29,15 +29,21 @@ import logging
 import re
 import threading
 import time
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 import requests
 
 from connector.config import ConfigError, shared_secret
 from connector.helpdesks.base import (
-    CommentDraft, HelpdeskError, RedactionOutcome, SlaPlan, StatusPage, StatusUpdate, TicketDraft,
+    CommentDraft,
+    HelpdeskError,
+    RedactionOutcome,
+    SlaPlan,
+    StatusPage,
+    StatusUpdate,
+    TicketDraft,
 )
 from connector.helpdesks.deadline import DeadlineSession
 from connector.models import TicketRef

@@ -25,9 +25,9 @@ stops sending while fewer than ZENDESK_RATE_LIMIT_RESERVE % of the account's lim
 from __future__ import annotations
 
 import base64
-import html
 import hashlib
 import hmac
+import html
 import json
 import logging
 import re
@@ -47,11 +47,21 @@ from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyExce
 
 from connector import jsonsafe
 from connector.config import ConfigError, shared_secret
-from connector.helpdesks.deadline import DeadlineSession
 from connector.helpdesks.base import (
-    BULK_LEASE, TICKET_STATUSES, BulkCreateResult, CommentDraft, HelpdeskError, RedactionOutcome, Requester, SlaPlan,
-    StatusPage, StatusUpdate, TicketClosed, TicketDraft,
+    BULK_LEASE,
+    TICKET_STATUSES,
+    BulkCreateResult,
+    CommentDraft,
+    HelpdeskError,
+    RedactionOutcome,
+    Requester,
+    SlaPlan,
+    StatusPage,
+    StatusUpdate,
+    TicketClosed,
+    TicketDraft,
 )
+from connector.helpdesks.deadline import DeadlineSession
 from connector.labels import TAG_PREFIX
 from connector.models import ANALYSIS_LABELS, TicketRef
 from connector.textnorm import is_number_id, scrub

@@ -76,7 +76,10 @@ def zendesk_status():
     from datetime import datetime, timezone
 
     from connector.helpdesks.zendesk.client import (
-        WebhookBodyError, ZendeskHelpdesk, parse_status_webhook, verify_webhook_signature,
+        WebhookBodyError,
+        ZendeskHelpdesk,
+        parse_status_webhook,
+        verify_webhook_signature,
     )
 
     svc = services()

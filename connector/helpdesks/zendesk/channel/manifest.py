@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from connector.helpdesks.zendesk.channel import ChannelSettings
 from connector.config import PACKAGE_DIR
+from connector.helpdesks.zendesk.channel import ChannelSettings
 
 
 def manifest_path() -> Path:

@@ -29,7 +29,11 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from connector.helpdesks.zendesk.channel import ChannelNotConfigured, ChannelSettings
 from connector.helpdesks.zendesk.channel.manifest import served_manifest
 from connector.helpdesks.zendesk.channel.resources import (
-    MAX_RESOURCES_PER_PULL, REPLYABLE_PLATFORMS, external_id, external_resource, is_hashed,
+    MAX_RESOURCES_PER_PULL,
+    REPLYABLE_PLATFORMS,
+    external_id,
+    external_resource,
+    is_hashed,
     post_key_from_external_id,
 )
 from connector.helpdesks.zendesk.channel.tokens import ADMIN_FORM, METADATA, STATE, BadToken, TokenSigner

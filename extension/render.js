@@ -1,213 +1,22 @@
 /*
- * Yorisoi sidebar: pure functions shared by the content script, the side panel and the
- * background worker, and unit-tested under node (tests/js/). No chrome.* calls here.
- *
- * Everything that comes from the connector — post text, names, bios, evidence — is hostile
- * (anyone can post "<img onerror>" about a brand). It only ever becomes DOM through text
- * nodes: `el()` below never parses HTML, refuses on* attributes, and keeps links only when they
- * are absolute http(s) URLs (images: https only). Nothing in this extension parses HTML.
+ * Yorisoi sidebar: rendering. The ticket's context, the draft check's findings, the states,
+ * the sidebar controller shared by the in-page sidebar and the side panel, and its CSS. Every
+ * element is made by dom.js's `el()`, so connector data only ever becomes text nodes.
+ * Plain script, no build step: loaded by a <script>/manifest entry it defines a global
+ * namespace; under node (tests/js/) it is a CommonJS module. No chrome.* calls here.
+ * Needs url.js, format.js, dom.js.
  */
 (function (root, factory) {
-  const api = factory();
-  if (typeof module === 'object' && module.exports) module.exports = api;
-  else root.YorisoiShared = api;
-})(typeof globalThis !== 'undefined' ? globalThis : this, function () {
+  if (typeof module === 'object' && module.exports) module.exports = factory(require('./url.js'), require('./format.js'), require('./dom.js'));
+  else root.YorisoiRender = factory(root.YorisoiUrl, root.YorisoiFormat, root.YorisoiDom);
+})(typeof globalThis !== 'undefined' ? globalThis : this, function (Url, Format, Dom) {
   'use strict';
-
-  // One entry per helpdesk page the sidebar appears on: a new helpdesk is one entry here.
-  // host: real agents work on <subdomain><hostSuffix> (loopback hosts run the test pages);
-  // ticketPath: the ticket page's path, group 1 the ticket id; editorSelectors: where the
-  // helpdesk keeps the reply being written (best effort: their markup changes).
-  const HELPDESK_PAGES = [
-    { helpdesk: 'zendesk', hostSuffix: '.zendesk.com', ticketPath: /^\/agent\/tickets\/(\d{1,20})(?:\/|$)/,
-      // Agent Workspace: CKEditor 5 in the omnicomposer; classic: the comment textarea.
-      editorSelectors: [
-        '[data-test-id="omnicomposer-rich-text-ckeditor"]',
-        '[data-test-id="ticket-reply-editor"] [contenteditable="true"]',
-        '.ck-editor__editable[contenteditable="true"]',
-        '.zendesk-editor--rich-text-container [contenteditable="true"]',
-        'textarea[name="comment[body]"]',
-      ] },
-    { helpdesk: 'freshdesk', hostSuffix: '.freshdesk.com', ticketPath: /^\/a\/tickets\/(\d{1,20})(?:\/|$)/,
-      // The Froala editor of the reply box.
-      editorSelectors: [
-        '.fr-element.fr-view[contenteditable="true"]',
-        '[data-test-id="reply-editor"] [contenteditable="true"]',
-        '.redactor-editor[contenteditable="true"]',
-      ] },
-  ];
-  const HELPDESKS = [...HELPDESK_PAGES.map((page) => page.helpdesk), 'local'];
-  // Every helpdesk's editors, in table order: the content script reads the first with text.
-  const DRAFT_SELECTORS = HELPDESK_PAGES.flatMap((page) => page.editorSelectors);
-  const TICKET_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
-  const MAX_DRAFT = 10000;
-  // Loopback hosts run the test pages (and a developer's fake helpdesk); real agents work on
-  // <subdomain>.zendesk.com and <subdomain>.freshdesk.com.
-  const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
-
-  /** The helpdesk ticket a URL shows: {helpdesk, ticket, host} or null. */
-  function parseTicketUrl(href) {
-    let url;
-    try { url = new URL(href); } catch (e) { return null; }
-    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) return null;
-    const host = url.hostname.toLowerCase();
-    const loopback = LOOPBACK.has(host);
-    for (const page of HELPDESK_PAGES) {
-      const match = page.ticketPath.exec(url.pathname);
-      if (match && (host.endsWith(page.hostSuffix) || loopback)) return { helpdesk: page.helpdesk, ticket: match[1], host };
-    }
-    return null;
-  }
-
-  /** `url` if it is an absolute http(s) URL (https only when httpsOnly), else null. */
-  function safeUrl(url, httpsOnly) {
-    if (typeof url !== 'string' || url.length > 2000) return null;
-    let parsed;
-    try { parsed = new URL(url.trim()); } catch (e) { return null; }
-    const ok = httpsOnly ? parsed.protocol === 'https:' : (parsed.protocol === 'https:' || parsed.protocol === 'http:');
-    return ok && parsed.host ? parsed.href : null;
-  }
-
-  /**
-   * The connector's base URL from the options page (scheme, host, port and an optional path
-   * prefix for a reverse proxy; no query, no trailing slash) and the host permission pattern
-   * to request for it, or null.
-   */
-  function connectorBase(value) {
-    const url = safeUrl(value, false);
-    if (!url) return null;
-    const parsed = new URL(url);
-    if (parsed.username || parsed.password) return null;
-    const path = parsed.pathname.replace(/\/+$/, '');
-    return { base: parsed.origin + path, pattern: parsed.origin + '/*', origin: parsed.origin };
-  }
-
-  const SVG_NS = 'http://www.w3.org/2000/svg';
-  const ALLOWED_ATTRS = /^(class|title|role|type|lang|dir|id|name|for|value|placeholder|rows|disabled|hidden|tabindex|alt|width|height|viewBox|points|cx|cy|r|x|y|x1|x2|y1|y2|d|fill|stroke|stroke-width|preserveAspectRatio|data-[a-z-]+|aria-[a-z-]+)$/;
-
-  /**
-   * Build an element. attrs: plain attributes (allow-listed), `href` (http(s) only, else the
-   * attribute is dropped), `src` (https only), `on` ({event: handler}). Children: strings
-   * (become text nodes), nodes, arrays, null/undefined/false (skipped).
-   */
-  function el(doc, tag, attrs, ...children) {
-    const svg = tag.startsWith('svg:');
-    const node = svg ? doc.createElementNS(SVG_NS, tag.slice(4)) : doc.createElement(tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (name === 'on') {
-        for (const [event, handler] of Object.entries(value)) node.addEventListener(event, handler);
-      } else if (name === 'href') {
-        const href = safeUrl(value, false);
-        if (href) {
-          node.setAttribute('href', href);
-          node.setAttribute('target', '_blank');
-          node.setAttribute('rel', 'noopener noreferrer');
-        }
-      } else if (name === 'src') {
-        const src = safeUrl(value, true);
-        if (src) {
-          node.setAttribute('src', src);
-          node.setAttribute('referrerpolicy', 'no-referrer');
-        }
-      } else if (ALLOWED_ATTRS.test(name)) {
-        node.setAttribute(name, value === true ? '' : String(value));
-      }
-    }
-    append(doc, node, children);
-    return node;
-  }
-
-  function append(doc, node, children) {
-    for (const child of children) {
-      if (child === null || child === undefined || child === false) continue;
-      if (Array.isArray(child)) append(doc, node, child);
-      else if (typeof child === 'string' || typeof child === 'number') node.appendChild(doc.createTextNode(String(child)));
-      else node.appendChild(child);
-    }
-  }
-
-  // --- formatting --------------------------------------------------------------------------
-
-  function formatDate(iso, lang) {
-    if (!iso) return '';
-    const d = new Date(iso);
-    if (isNaN(d.getTime())) return '';
-    const pad = (n) => String(n).padStart(2, '0');
-    const day = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-    return `${day} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  }
-
-  function accountAge(days, lang) {
-    if (typeof days !== 'number' || days < 0) return null;
-    const years = Math.floor(days / 365);
-    const months = Math.floor((days % 365) / 30);
-    if (lang === 'ja') return years ? `${years}年${months ? months + 'か月' : ''}` : (months ? `${months}か月` : `${days}日`);
-    if (years) return `${years} yr${years > 1 ? 's' : ''}${months ? ' ' + months + ' mo' : ''}`;
-    return months ? `${months} mo` : `${days} d`;
-  }
-
-  function formatCount(n) {
-    if (typeof n !== 'number') return '–';
-    return n.toLocaleString('en-US');
-  }
-
-  /** A translator over chrome.i18n-style messages ({key: {message}}), for tests and pages. */
-  function translator(messages) {
-    // The same substitution chrome.i18n.getMessage does: $NAME$ → its placeholder's content,
-    // then $1…$9 → the arguments (as text: the result is only ever used as a text node).
-    return (key, ...subs) => {
-      const entry = messages && messages[key];
-      if (!entry) return key;
-      let text = entry.message.replace(/\$([A-Za-z0-9_]+)\$/g, (m, name) => {
-        const ph = entry.placeholders && entry.placeholders[name.toLowerCase()];
-        return ph ? ph.content : m;
-      });
-      return text.replace(/\$(\d)/g, (m, n) => (subs[n - 1] !== undefined ? String(subs[n - 1]) : ''));
-    };
-  }
-
-  // --- connector responses -> sidebar states ----------------------------------------------------
-
-  /** What the sidebar should show for a connector answer (used by the background worker). */
-  function stateForResponse(status, body) {
-    if (status === 0) return 'unreachable';
-    if (status === 401) return 'unauthorized';
-    if (status === 404 && body && body.code === 'unknown_ticket') return 'not_found';
-    if (status === 429) return 'rate_limited';
-    if (status >= 200 && status < 300) return 'ok';
-    return 'error';
-  }
-
-  /** A message from a content script or page, checked before the background acts on it. */
-  function validateRequest(msg) {
-    if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') return null;
-    const ticketOk = HELPDESKS.includes(msg.helpdesk) && typeof msg.ticket === 'string' && TICKET_ID.test(msg.ticket);
-    switch (msg.type) {
-      case 'context':
-      case 'ticketShown':
-        return ticketOk ? { type: msg.type, helpdesk: msg.helpdesk, ticket: msg.ticket } : null;
-      case 'draftCheck':
-        if (!ticketOk || typeof msg.text !== 'string' || !msg.text.trim() || msg.text.length > MAX_DRAFT) return null;
-        return { type: msg.type, helpdesk: msg.helpdesk, ticket: msg.ticket, text: msg.text };
-      case 'correction':
-        if (!ticketOk || typeof msg.label !== 'string' || typeof msg.value !== 'string') return null;
-        if (!/^[a-z_]{1,32}$/.test(msg.label) || !/^[a-z_]{1,32}$/.test(msg.value)) return null;
-        return { type: msg.type, helpdesk: msg.helpdesk, ticket: msg.ticket, label: msg.label, value: msg.value };
-      case 'status':
-      case 'messages':
-      case 'whoami':
-      case 'openOptions':
-        return { type: msg.type };
-      case 'activeTicket':
-      case 'tabDraft':
-        return { type: msg.type, tabId: Number.isInteger(msg.tabId) && msg.tabId >= 0 ? msg.tabId : null };
-      default:
-        return null;
-    }
-  }
-
-  // --- rendering ---------------------------------------------------------------------------
+  if (!Url) throw new Error('render.js: load url.js before it');
+  if (!Format) throw new Error('render.js: load format.js before it');
+  if (!Dom) throw new Error('render.js: load dom.js before it');
+  const { safeUrl } = Url;
+  const { formatDate, accountAge, formatCount } = Format;
+  const { el } = Dom;
 
   const SENTIMENT_CLASS = { negative: 'neg', neutral: 'neu', positive: 'pos' };
 
@@ -566,7 +375,6 @@ ol, ul { padding-left: 18px; margin: 0; } li { margin: 4px 0; word-break: break-
 `;
 
   return {
-    HELPDESK_PAGES, HELPDESKS, DRAFT_SELECTORS, MAX_DRAFT, parseTicketUrl, safeUrl, connectorBase, el, createSidebar, formatDate, accountAge, formatCount, translator,
-    stateForResponse, validateRequest, sentimentChart, renderContext, renderFindings, renderState, CSS,
+    sentimentChart, renderContext, renderFindings, renderState, createSidebar, CSS,
   };
 });

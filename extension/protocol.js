@@ -1,0 +1,60 @@
+/*
+ * Yorisoi sidebar: the messages between the pages and the background worker, checked before
+ * the worker acts on them, and the sidebar state each connector answer means.
+ * Plain script, no build step: loaded by a <script>/manifest entry it defines a global
+ * namespace; under node (tests/js/) it is a CommonJS module. No chrome.* calls here.
+ * Needs url.js, helpdesk_pages.js.
+ */
+(function (root, factory) {
+  if (typeof module === 'object' && module.exports) module.exports = factory(require('./helpdesk_pages.js'));
+  else root.YorisoiProtocol = factory(root.YorisoiPages);
+})(typeof globalThis !== 'undefined' ? globalThis : this, function (Pages) {
+  'use strict';
+  if (!Pages) throw new Error('protocol.js: load helpdesk_pages.js before it');
+  const { HELPDESKS } = Pages;
+
+  const TICKET_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+  const MAX_DRAFT = 10000;
+
+  /** What the sidebar should show for a connector answer (used by the background worker). */
+  function stateForResponse(status, body) {
+    if (status === 0) return 'unreachable';
+    if (status === 401) return 'unauthorized';
+    if (status === 404 && body && body.code === 'unknown_ticket') return 'not_found';
+    if (status === 429) return 'rate_limited';
+    if (status >= 200 && status < 300) return 'ok';
+    return 'error';
+  }
+
+  /** A message from a content script or page, checked before the background acts on it. */
+  function validateRequest(msg) {
+    if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') return null;
+    const ticketOk = HELPDESKS.includes(msg.helpdesk) && typeof msg.ticket === 'string' && TICKET_ID.test(msg.ticket);
+    switch (msg.type) {
+      case 'context':
+      case 'ticketShown':
+        return ticketOk ? { type: msg.type, helpdesk: msg.helpdesk, ticket: msg.ticket } : null;
+      case 'draftCheck':
+        if (!ticketOk || typeof msg.text !== 'string' || !msg.text.trim() || msg.text.length > MAX_DRAFT) return null;
+        return { type: msg.type, helpdesk: msg.helpdesk, ticket: msg.ticket, text: msg.text };
+      case 'correction':
+        if (!ticketOk || typeof msg.label !== 'string' || typeof msg.value !== 'string') return null;
+        if (!/^[a-z_]{1,32}$/.test(msg.label) || !/^[a-z_]{1,32}$/.test(msg.value)) return null;
+        return { type: msg.type, helpdesk: msg.helpdesk, ticket: msg.ticket, label: msg.label, value: msg.value };
+      case 'status':
+      case 'messages':
+      case 'whoami':
+      case 'openOptions':
+        return { type: msg.type };
+      case 'activeTicket':
+      case 'tabDraft':
+        return { type: msg.type, tabId: Number.isInteger(msg.tabId) && msg.tabId >= 0 ? msg.tabId : null };
+      default:
+        return null;
+    }
+  }
+
+  return {
+    MAX_DRAFT, stateForResponse, validateRequest,
+  };
+});
