@@ -284,13 +284,10 @@ class Pipeline:
         """One pass over the due outbox rows. Safe to run in several workers at once."""
         report = DeliveryReport()
         now = self.clock()
-        paused_until = self.paused_until
-        if paused_until is not None and now < paused_until:
-            report.stopped = f"helpdesk asked us to wait until {paused_until.isoformat()}"
+        if self._paused(now, report):
             return report
         # The priority lane first: urgent posts one by one, before any bulk job.
-        self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now,
-                                                          priorities=PRIORITY_LANE), report)
+        self._deliver_priority_lane(limit, now, report)
         if report.stopped:
             return report
         if self.storms is not None:
@@ -308,13 +305,21 @@ class Pipeline:
         in its own thread, so such a post is sent while a bulk job for a storm is still running."""
         report = DeliveryReport()
         now = self.clock()
+        if not self._paused(now, report):
+            self._deliver_priority_lane(limit, now, report)
+        return report
+
+    def _paused(self, now: datetime, report: DeliveryReport) -> bool:
+        """The helpdesk asked us to wait (429 Retry-After): the report says until when."""
         paused_until = self.paused_until
         if paused_until is not None and now < paused_until:
             report.stopped = f"helpdesk asked us to wait until {paused_until.isoformat()}"
-            return report
+            return True
+        return False
+
+    def _deliver_priority_lane(self, limit: int, now: datetime, report: DeliveryReport) -> None:
         self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now,
                                                           priorities=PRIORITY_LANE), report)
-        return report
 
     def _deliver_claimed(self, claimed: list[OutboxItem], report: DeliveryReport) -> None:
         claimed_at = time.monotonic()

@@ -3,8 +3,8 @@ replies carry the right root/parent strong refs, and every CID is a real CIDv1."
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest

@@ -18,7 +18,6 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 from connector.models import Author, Post
 
-
 #: How far before the network's own time a client-set time is believed (a post written
 #: offline, a slow relay). Beyond it, or at any time after it, the network's time counts.
 CLIENT_TIME_TOLERANCE = timedelta(minutes=10)

@@ -30,8 +30,15 @@ from pydantic import ValidationError
 from connector.envvars import EnvVar
 from connector.models import Author, Post
 from connector.ports import SourceState
-from connector.sources.base import (PolledPost, PollResult, ReplyRefused, ReplyResult, ReplyUnknown, SourceError,
-                                    clamp_client_time)
+from connector.sources.base import (
+    PolledPost,
+    PollResult,
+    ReplyRefused,
+    ReplyResult,
+    ReplyUnknown,
+    SourceError,
+    clamp_client_time,
+)
 from connector.sources.http import new_session, parse_time, raise_for_status, request
 from connector.sources.platform import PlatformInfo
 from connector.watch import WatchConfig

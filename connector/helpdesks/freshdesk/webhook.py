@@ -75,19 +75,28 @@ def _payload() -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+
+def _verified_payload(svc: Any) -> tuple[dict[str, Any], Any]:
+    """The JSON object of a Freshdesk automation call whose token is right, or the error answer
+    (404 when Freshdesk is not configured, 503 without a token, 401, 400 for a non-object)."""
+    if svc.helpdesk.name != "freshdesk":
+        return {}, _error(404, "Freshdesk is not the configured helpdesk (YORISOI_HELPDESK)")
+    expected = svc.helpdesk.settings.webhook_token  # type: ignore[attr-defined]
+    if not expected:
+        return {}, _error(503, "the Freshdesk webhook is disabled: set FRESHDESK_WEBHOOK_TOKEN")
+    if not token_ok(expected, request.headers.get(TOKEN_HEADER) or request.args.get("token")):
+        return {}, _error(401, f"missing or wrong token (send it in the {TOKEN_HEADER} header)")
+    payload = _payload()
+    if payload is None:
+        return {}, _error(400, "body is not a JSON object: see the README's Freshdesk setup for the payload")
+    return payload, None
+
 @bp.post("/freshdesk/webhook")
 def freshdesk_webhook():
     svc = services()
-    if svc.helpdesk.name != "freshdesk":
-        return _error(404, "Freshdesk is not the configured helpdesk (YORISOI_HELPDESK)")
-    expected = svc.helpdesk.settings.webhook_token  # type: ignore[attr-defined]
-    if not expected:
-        return _error(503, "the Freshdesk webhook is disabled: set FRESHDESK_WEBHOOK_TOKEN")
-    if not token_ok(expected, request.headers.get(TOKEN_HEADER) or request.args.get("token")):
-        return _error(401, f"missing or wrong token (send it in the {TOKEN_HEADER} header)")
-    payload = _payload()
-    if payload is None:
-        return _error(400, "body is not a JSON object: see the README's Freshdesk setup for the payload")
+    payload, refused = _verified_payload(svc)
+    if refused is not None:
+        return refused
     ticket_id = scrub(str(payload.get("ticket_id") or "")).strip().lstrip("#")
     agent = scrub(str(payload.get("agent") or "")).strip()[:200]
     text = comment_text(scrub(str(payload.get("text") or "")))
@@ -129,16 +138,9 @@ def freshdesk_status():
     from connector.helpdesks.freshdesk.client import normalize_status
 
     svc = services()
-    if svc.helpdesk.name != "freshdesk":
-        return _error(404, "Freshdesk is not the configured helpdesk (YORISOI_HELPDESK)")
-    expected = svc.helpdesk.settings.webhook_token  # type: ignore[attr-defined]
-    if not expected:
-        return _error(503, "the Freshdesk webhook is disabled: set FRESHDESK_WEBHOOK_TOKEN")
-    if not token_ok(expected, request.headers.get(TOKEN_HEADER) or request.args.get("token")):
-        return _error(401, f"missing or wrong token (send it in the {TOKEN_HEADER} header)")
-    payload = _payload()
-    if payload is None:
-        return _error(400, "body is not a JSON object: see the README's Freshdesk setup for the payload")
+    payload, refused = _verified_payload(svc)
+    if refused is not None:
+        return refused
     ticket_id = scrub(str(payload.get("ticket_id") or "")).strip().lstrip("#")
     if not is_number_id(ticket_id):
         return _error(400, f"ticket_id: {ticket_id[:40]!r} is not a Freshdesk ticket number")
