@@ -391,8 +391,14 @@ def test_user_create_and_demo_account(env, app, monkeypatch, caplog):
     # The demo creates one account and prints its password once (to the terminal, not the log).
     monkeypatch.setattr(cli, "_serve", lambda *a, **k: None)
     monkeypatch.setattr(cli, "DEMO_FEED", cli.DEMO_FEED.parent / "feed.jsonl")
+    # The demo checks its port before loading anything: give it one nothing listens on, so a
+    # demo running on this machine (8750) does not fail the test.
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = str(probe.getsockname()[1])
     with caplog.at_level("DEBUG"):
-        demo = CliRunner().invoke(main, ["demo"], env=env)
+        demo = CliRunner().invoke(main, ["demo"], env={**env, "YORISOI_PORT": free_port})
     assert demo.exit_code == 0, demo.output
     password = re.search(r"user demo  password (\S+)", demo.output).group(1)
     assert password not in caplog.text
