@@ -149,6 +149,8 @@ def test_a_second_instance_on_one_sqlite_file_is_refused(env, monkeypatch):
 
     from connector.cli import main
 
+    # SQLite even when the whole suite runs on PostgreSQL: the lock is SQLite's.
+    env = {**env, "YORISOI_DATABASE": f"sqlite:///{env['YORISOI_DATA_DIR']}/yorisoi.sqlite3"}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     url = database_url(env)
