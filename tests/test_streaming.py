@@ -4,9 +4,8 @@ restart, reconnect after a drop, duplicates, out-of-order events, malformed fram
 stream, deletes purged, and the poller's fallback while a stream is down."""
 from __future__ import annotations
 
-import time
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -14,7 +13,7 @@ from connector.compliance import marker
 from connector.db import utcnow
 from connector.sources.jetstream import JetstreamStream
 from connector.streaming import StreamRunner, health_key, stream_covers, stream_status
-from tests.fakes.wsserver import FakeStreamServer
+from tests.fakes.wsserver import FakeStreamServer, wait_for
 
 T0 = 1_790_000_000_000_000  # a time_us
 DID = "did:plc:streamauthor000000000001"
@@ -34,16 +33,6 @@ def jet(n: int, text: str = "ソラモバイル、駅で全然繋がらない。
 
 def key(n: int, did: str = DID) -> str:
     return f"bluesky:at://{did}/app.bsky.feed.post/3kstream{n:06d}"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

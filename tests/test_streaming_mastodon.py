@@ -4,8 +4,7 @@ through the REST timeline from the last id after a drop, deletes purged, malform
 from __future__ import annotations
 
 import json
-import time
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -13,19 +12,9 @@ from connector.compliance import marker
 from connector.streaming import StreamRunner
 from tests.fakes.fixtures import *  # noqa: F401,F403
 from tests.fakes.mastodon import FakeMastodon
-from tests.fakes.wsserver import FakeStreamServer
+from tests.fakes.wsserver import FakeStreamServer, wait_for
 
 TAG = "ソラモバイル"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
