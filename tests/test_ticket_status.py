@@ -234,3 +234,11 @@ def test_freshdesk_sweep_reads_updated_since_with_stats(fapp, ffake):
     cursor = svc.store.sources.get_state("helpdesk_status:freshdesk:cursor")
     assert cursor["page"] == 1 and cursor["since"] >= "2026"
     assert call is not None
+
+
+def test_a_deeply_nested_status_body_is_a_named_body_error_not_a_crash():
+    # The status webhook parses its body as the reply webhook does (connector/jsonsafe.py's
+    # nesting bound): 5,000 nested arrays are a clear error, not a RecursionError (a 500).
+    from connector.helpdesks.zendesk.client import WebhookBodyError, parse_status_webhook
+    with pytest.raises(WebhookBodyError, match="not valid JSON"):
+        parse_status_webhook(b"[" * 5000 + b"]" * 5000, datetime.now(timezone.utc))

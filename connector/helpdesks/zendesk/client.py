@@ -894,15 +894,22 @@ WEBHOOK_BODY_TEMPLATE = """{
 }"""
 
 
-def parse_agent_reply(body: bytes) -> AgentReply | None:
-    """The webhook body → the agent's reply; None when it is to be ignored (a private note,
-    or a comment by an end user). Raises WebhookBodyError naming the bad field."""
+def _json_object(body: bytes) -> dict[str, Any]:
+    """A webhook body as a JSON object, parsed with the nesting bound every inbound route has
+    (connector/jsonsafe.py). Raises WebhookBodyError naming the body."""
     try:
         data = jsonsafe.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WebhookBodyError("body", f"not valid JSON ({exc}); paste the body from the README") from None
     if not isinstance(data, dict):
         raise WebhookBodyError("body", "should be a JSON object")
+    return data
+
+
+def parse_agent_reply(body: bytes) -> AgentReply | None:
+    """The webhook body → the agent's reply; None when it is to be ignored (a private note,
+    or a comment by an end user). Raises WebhookBodyError naming the bad field."""
+    data = _json_object(body)
 
     def text(name: str, required: bool = True) -> str:
         value = data.get(name)
@@ -1050,12 +1057,7 @@ def parse_status_webhook(body: bytes, received_at: datetime) -> StatusUpdate:
     """The status trigger's body → a StatusUpdate. The trigger fires on a status change and
     on a public agent comment; the latter also records the first public reply time.
     Raises WebhookBodyError naming the bad field."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WebhookBodyError("body", f"not valid JSON ({exc}); paste the body from the README") from None
-    if not isinstance(data, dict):
-        raise WebhookBodyError("body", "should be a JSON object")
+    data = _json_object(body)
     ticket_id = scrub(str(data.get("ticket_id") or "")).strip()
     if not is_number_id(ticket_id):
         raise WebhookBodyError("ticket_id", f"should be a ticket number, not {ticket_id[:40]!r}")
