@@ -3,7 +3,7 @@
 
 A Freshdesk automation rule ("Ticket updates" → event "Reply is sent", performed by an agent,
 on tickets tagged `yorisoi`) calls this URL with a JSON body the admin writes with Freshdesk
-placeholders (README: "Freshdesk setup"):
+placeholders (docs/freshdesk.md):
 
     {"ticket_id": "{{ticket.id}}", "agent": "{{ticket.agent.name}}", "text": "{{ticket.latest_public_comment}}"}
 
@@ -88,7 +88,7 @@ def _verified_payload(svc: Any) -> tuple[dict[str, Any], Any]:
         return {}, _error(401, f"missing or wrong token (send it in the {TOKEN_HEADER} header)")
     payload = _payload()
     if payload is None:
-        return {}, _error(400, "body is not a JSON object: see the README's Freshdesk setup for the payload")
+        return {}, _error(400, "body is not a JSON object: see docs/freshdesk.md for the payload")
     return payload, None
 
 @bp.post("/freshdesk/webhook")
@@ -128,7 +128,7 @@ def freshdesk_webhook():
 
 @bp.post("/freshdesk/status")
 def freshdesk_status():
-    """The status automation rule's call (README, "Freshdesk setup" → status): same token as
+    """The status automation rule's call (docs/freshdesk.md → status): same token as
     /freshdesk/webhook. Body: {"ticket_id": "{{ticket.id}}", "status": "{{ticket.status}}",
     "agent_reply": "true"|"" }; `agent_reply` set by the rule for "Reply is sent" records the
     first public agent reply time. A ticket Yorisoi did not create answers 200 "ignored"."""

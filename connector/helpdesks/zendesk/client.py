@@ -881,7 +881,7 @@ class WebhookBodyError(ValueError):
         self.field = field_name
 
 
-#: The JSON body the admin pastes into the trigger's webhook action (README, Zendesk setup).
+#: The JSON body the admin pastes into the trigger's webhook action (docs/zendesk.md).
 #: Placeholders: support.zendesk.com/hc/en-us/articles/4408886858138 (ticket.id, current_user,
 #: the Liquid ticket.comments list, newest first).
 WEBHOOK_BODY_TEMPLATE = """{
@@ -900,7 +900,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = jsonsafe.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise WebhookBodyError("body", f"not valid JSON ({exc}); paste the body from the README") from None
+        raise WebhookBodyError("body", f"not valid JSON ({exc}); paste the body from docs/zendesk.md") from None
     if not isinstance(data, dict):
         raise WebhookBodyError("body", "should be a JSON object")
     return data
@@ -1043,7 +1043,7 @@ def _redact_all(html_body: str) -> str:
     return "".join(out)
 
 
-#: The JSON body of the status trigger's webhook action (README, Zendesk → status).
+#: The JSON body of the status trigger's webhook action (docs/zendesk.md → status).
 STATUS_BODY_TEMPLATE = """{
   "ticket_id": "{{ticket.id}}",
   "status": "{{ticket.status}}",

@@ -1,7 +1,7 @@
 """`POST /zendesk/webhook`: an agent's public comment in Zendesk goes back to the network.
 `POST /zendesk/status`: a ticket's status (and first public agent reply) comes back to Yorisoi.
 
-A Zendesk trigger (README, "Zendesk") calls this with the JSON body Yorisoi defines
+A Zendesk trigger (docs/zendesk.md) calls this with the JSON body Yorisoi defines
 (`helpdesks.zendesk.client.WEBHOOK_BODY_TEMPLATE`), signed by Zendesk with the webhook's signing
 secret. Thin: the signature check and the body's meaning live in client.py beside it, the
 reply itself in `Services.reply` (signed with the agent's name, sent once per comment).
@@ -70,7 +70,7 @@ def zendesk_webhook():
 
 @bp.post("/zendesk/status")
 def zendesk_status():
-    """The status trigger's call (README, "Zendesk" → ticket status): signed like
+    """The status trigger's call (docs/zendesk.md → ticket status): signed like
     /zendesk/webhook, with the signing secret of its own webhook (ZENDESK_STATUS_WEBHOOK_SECRET).
     A ticket Yorisoi did not create answers 200 "ignored" (no retry, no circuit breaker)."""
     from datetime import datetime, timezone
