@@ -3,7 +3,9 @@
 - `client.py`: `ZendeskHelpdesk` (tickets, comments, bulk jobs, SLA) and `ZendeskConfig`;
 - `webhook.py`: `POST /zendesk/webhook`, an agent's public comment going back to the network;
 - `channel/`: the Zendesk Channel framework (signed tokens, external resources, the manifest,
-  and its blueprint in `channel/web.py`).
+  and its blueprint in `channel/web.py`);
+- `app/`: the Zendesk app package admins upload (`yorisoi zendesk-app`) and its ticket sidebar
+  page (`app/web.py`, ZAF signed URLs).
 
 `ENV` lists the variables this helpdesk reads; `blueprints()` the routes it adds to the app.
 Light on purpose: importing the package loads neither zenpy nor Flask.
@@ -49,6 +51,10 @@ ENV: tuple[EnvVar, ...] = (
     EnvVar("YORISOI_CHANNEL_SECRET", "(unset: Channel framework disabled)",
            "Server secret (16+ characters) that signs the Zendesk Channel framework metadata, pull state and "
            "admin forms, and derives install codes. Secret.", True, _CHANNEL),
+    EnvVar("ZENDESK_APP_PUBLIC_KEY", "(unset: the Zendesk app's sidebar answers 503)",
+           "Public key (PEM text, or the path of a .pem file) of the installed Zendesk app, from "
+           "`GET /api/v2/apps/{app_id}/public_key.pem`: checks the ZAF JWT (RS256) Zendesk posts to the app's "
+           "ticket sidebar. The Zendesk account is ZENDESK_SUBDOMAIN.", False, "connector.helpdesks.zendesk.app.signed"),
     EnvVar("YORISOI_CHANNEL_PUSH_CLIENT_ID", "(unset)",
            "Zendesk global OAuth client id to put in the Channel framework manifest as `push_client_id` "
            "(only if you registered one).", False, _CHANNEL),
@@ -56,11 +62,13 @@ ENV: tuple[EnvVar, ...] = (
 
 
 def blueprints() -> list[Any]:
-    """The reply webhook and the Channel framework routes (both answer whatever helpdesk is
-    configured: the Channel framework needs only YORISOI_PUBLIC_URL and YORISOI_CHANNEL_SECRET)."""
+    """The reply webhook, the Channel framework routes and the Zendesk app's sidebar (all answer
+    whatever helpdesk is configured: the Channel framework needs only YORISOI_PUBLIC_URL and
+    YORISOI_CHANNEL_SECRET, the sidebar ZENDESK_APP_PUBLIC_KEY and ZENDESK_SUBDOMAIN)."""
     from connector.helpdesks.zendesk import webhook
+    from connector.helpdesks.zendesk.app import web as app_web
     from connector.helpdesks.zendesk.channel import web
-    return [webhook.bp, web.bp]
+    return [webhook.bp, web.bp, app_web.bp]
 
 
 def doctor(env: Any, session: Any) -> list[Any]:
