@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template_string, request, send_file
 
@@ -52,11 +53,14 @@ def sessions() -> SidebarSessions:
     return app.extensions["yorisoi_zaf_sessions"]
 
 
-def _messages() -> dict[str, dict[str, str]]:
+def _messages() -> dict[str, dict[str, Any]]:
+    """The extension's UI strings (chrome.i18n format, placeholders included), both languages:
+    the page picks one by the agent's Zendesk locale."""
     out = {}
     for lang in ("ja", "en"):
         data = json.loads((extension_dir() / "_locales" / lang / "messages.json").read_text(encoding="utf-8"))
-        out[lang] = {key: {"message": value.get("message", "")} for key, value in data.items()}
+        out[lang] = {key: {k: v for k, v in value.items() if k in ("message", "placeholders")}
+                     for key, value in data.items() if isinstance(value, dict)}
     return out
 
 
