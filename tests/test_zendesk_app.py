@@ -298,11 +298,15 @@ def render_liquid(template: str, values: dict[str, str]) -> str:
     return re.sub(r"\{\{\s*([\w.]+)\s*\}\}", lambda m: values[m.group(1)], out)
 
 
-def test_reply_with_quotes_and_line_breaks_reaches_the_network_intact(app_factory, httpserver, files):
+@pytest.mark.parametrize("hand_made", ["", "a-hand-made-webhook-secret"], ids=["app secret only", "both secrets"])
+def test_reply_with_quotes_and_line_breaks_reaches_the_network_intact(app_factory, httpserver, files, hand_made):
+    """The app's webhook is signed with the secret derived from YORISOI_CHANNEL_SECRET, accepted
+    alone or beside ZENDESK_WEBHOOK_SECRET (a webhook made by hand before the app)."""
     fake = FakeZendesk(email=EMAIL, token=TOKEN)
     httpserver.expect_request(re.compile(".*")).respond_with_handler(fake.handle)
     app = app_factory(YORISOI_HELPDESK="zendesk", ZENDESK_URL=httpserver.url_for("/").rstrip("/"),
-                      ZENDESK_EMAIL=EMAIL, ZENDESK_API_TOKEN=TOKEN, YORISOI_CHANNEL_SECRET=CHANNEL_SECRET)
+                      ZENDESK_EMAIL=EMAIL, ZENDESK_API_TOKEN=TOKEN, YORISOI_CHANNEL_SECRET=CHANNEL_SECRET,
+                      ZENDESK_WEBHOOK_SECRET=hand_made)
     svc = app.extensions["yorisoi"]
     svc.pipeline.ingest_raw(post_dict(id="1", text="ソラモバイル、請求が二重です"), "test")
     svc.pipeline.deliver()
@@ -329,3 +333,13 @@ def test_reply_with_quotes_and_line_breaks_reaches_the_network_intact(app_factor
     assert again.json["status"] == "duplicate"
     headers["X-Zendesk-Webhook-Signature"] = base64.b64encode(b"x" * 32).decode()
     assert app.test_client().post("/zendesk/webhook", data=body, headers=headers).status_code == 401
+    # The app's status webhook, signed with its own derived secret, is accepted too.
+    status = render_liquid(STATUS_BODY_TEMPLATE, {"ticket.id": str(ticket_id), "ticket.status": "解決済み",
+                                                  "ticket.updated_at_with_timestamp": timestamp,
+                                                  "comment.is_public": "false", "current_user.role": "Agent"}).encode()
+    status_secret = webhook_signing_secret(CHANNEL_SECRET, "status")
+    signature = base64.b64encode(hmac.new(status_secret.encode(), timestamp.encode() + status,
+                                          hashlib.sha256).digest()).decode()
+    answer = app.test_client().post("/zendesk/status", data=status, headers=dict(
+        headers, **{"X-Zendesk-Webhook-Signature": signature}))
+    assert answer.status_code == 200 and answer.json["ticket_status"] == "solved"

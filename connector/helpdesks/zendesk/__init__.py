@@ -30,10 +30,12 @@ ENV: tuple[EnvVar, ...] = (
            True, _CLIENT),
     EnvVar("ZENDESK_OAUTH_TOKEN", "(unset)", "Zendesk OAuth access token, instead of ZENDESK_EMAIL + ZENDESK_API_TOKEN.",
            True, _CLIENT),
-    EnvVar("ZENDESK_WEBHOOK_SECRET", "(unset: reply webhook disabled)",
+    EnvVar("ZENDESK_WEBHOOK_SECRET", "(unset: the Zendesk app's secret, derived from YORISOI_CHANNEL_SECRET; "
+           "without either, reply webhook disabled)",
            "Signing secret of the Zendesk webhook that calls `POST /zendesk/webhook` with agents' replies.",
            True, "connector.helpdesks.zendesk.webhook"),
-    EnvVar("ZENDESK_STATUS_WEBHOOK_SECRET", "(unset: status webhook disabled; `yorisoi sync-status` still catches up)",
+    EnvVar("ZENDESK_STATUS_WEBHOOK_SECRET", "(unset: the Zendesk app's secret, derived from YORISOI_CHANNEL_SECRET; "
+           "without either, status webhook disabled and `yorisoi sync-status` still catches up)",
            "Signing secret of the Zendesk webhook that calls `POST /zendesk/status` when a Yorisoi ticket's status "
            "changes or an agent comments publicly.", True, "connector.helpdesks.zendesk.webhook"),
     EnvVar("ZENDESK_FIELDS", "(unset: tags only)",
@@ -50,7 +52,8 @@ ENV: tuple[EnvVar, ...] = (
            "the Channel framework manifest's URLs are built from it.", False, _CHANNEL),
     EnvVar("YORISOI_CHANNEL_SECRET", "(unset: Channel framework disabled)",
            "Server secret (16+ characters) that signs the Zendesk Channel framework metadata, pull state and "
-           "admin forms, and derives install codes. Secret.", True, _CHANNEL),
+           "admin forms, and derives install codes and the Zendesk app's webhook signing secrets "
+           "(`yorisoi zendesk-app`). Secret.", True, _CHANNEL),
     EnvVar("ZENDESK_APP_PUBLIC_KEY", "(unset: the Zendesk app's sidebar answers 503)",
            "Public key (PEM text, or the path of a .pem file) of the installed Zendesk app, from "
            "`GET /api/v2/apps/{app_id}/public_key.pem`: checks the ZAF JWT (RS256) Zendesk posts to the app's "

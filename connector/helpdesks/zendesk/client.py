@@ -110,6 +110,10 @@ class ZendeskConfig:
     oauth_token: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
     status_webhook_secret: str | None = field(default=None, repr=False)
+    #: The Zendesk app's webhook secrets (derived from YORISOI_CHANNEL_SECRET), also accepted
+    #: when ZENDESK_WEBHOOK_SECRET / ZENDESK_STATUS_WEBHOOK_SECRET hold a hand-made webhook's.
+    app_webhook_secret: str | None = field(default=None, repr=False)
+    app_status_webhook_secret: str | None = field(default=None, repr=False)
     fields: Mapping[str, FieldMapping] = field(default_factory=dict)
     bulk_threshold: int = 200
     rate_reserve_percent: int = 10
@@ -160,6 +164,8 @@ class ZendeskConfig:
             webhook_secret=shared_secret(env, "ZENDESK_WEBHOOK_SECRET") or _app_webhook_secret(env, "reply"),
             status_webhook_secret=(shared_secret(env, "ZENDESK_STATUS_WEBHOOK_SECRET")
                                    or _app_webhook_secret(env, "status")),
+            app_webhook_secret=_app_webhook_secret(env, "reply"),
+            app_status_webhook_secret=_app_webhook_secret(env, "status"),
             fields=_parse_fields(env.get("ZENDESK_FIELDS") or ""),
             bulk_threshold=_int(env, "ZENDESK_BULK_THRESHOLD", 200, 0, 1_000_000),
             rate_reserve_percent=_int(env, "ZENDESK_RATE_LIMIT_RESERVE", 10, 0, 90),
@@ -868,10 +874,21 @@ class ZendeskHelpdesk:
         secret = self.config.webhook_secret
         if not secret:
             return "ZENDESK_WEBHOOK_SECRET is not set"
-        return verify_webhook_signature(secret, body, signature, timestamp, now)
+        return verify_any_secret((secret, self.config.app_webhook_secret), body, signature, timestamp, now)
 
 
 SLA_TITLE = "Yorisoi ソーシャル投稿 / social posts"
+
+
+def verify_any_secret(secrets: Sequence[str | None], body: bytes, signature: str | None, timestamp: str | None,
+                      now: datetime | None = None) -> str | None:
+    """None when the call is signed with one of `secrets` (a hand-made webhook's, the app's)."""
+    problem = "no signing secret"
+    for secret in dict.fromkeys(s for s in secrets if s):
+        problem = verify_webhook_signature(secret, body, signature, timestamp, now) or ""
+        if not problem:
+            return None
+    return problem
 
 
 def verify_webhook_signature(secret: str, body: bytes, signature: str | None, timestamp: str | None,

@@ -102,7 +102,7 @@ def zendesk_status():
         WebhookBodyError,
         ZendeskHelpdesk,
         parse_status_webhook,
-        verify_webhook_signature,
+        verify_any_secret,
     )
 
     svc = services()
@@ -113,8 +113,8 @@ def zendesk_status():
     if not secret:
         return _answer(503, error="the Zendesk status webhook is disabled: set ZENDESK_STATUS_WEBHOOK_SECRET")
     body = request.get_data(cache=False)
-    problem = verify_webhook_signature(secret, body, request.headers.get(SIGNATURE_HEADER),
-                                       request.headers.get(TIMESTAMP_HEADER))
+    problem = verify_any_secret((secret, helpdesk.config.app_status_webhook_secret), body,
+                                request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
     if problem:
         return _answer(401, error=problem)
     try:
