@@ -113,7 +113,12 @@ def _label_fields() -> dict[str, Any]:
 
 def requirements(settings: AppSettings) -> dict[str, Any]:
     """requirements.json. Triggers point at their webhook by its requirement key, which Zendesk
-    replaces with the created webhook's id (apps_requirements, "Referencing other requirements")."""
+    replaces with the created webhook's id (apps_requirements, "Referencing other requirements").
+    Condition fields and operators as the Triggers API names them
+    (https://developer.zendesk.com/api-reference/ticketing/business-rules/conditions/): `current_tags`
+    `includes` and `status` `less_than` as in the Support OAS examples (shared/specs/zendesk);
+    `update_type`, `comment_is_public` and `role` (the current user's) from that reference, not yet
+    checked against a live account."""
     base = settings.public_url
     webhook = {"status": "active", "http_method": "POST", "request_format": "json",
                "subscriptions": ["conditional_ticket_events"]}
@@ -151,7 +156,7 @@ def requirements(settings: AppSettings) -> dict[str, Any]:
                     {"field": "update_type", "operator": "is", "value": "Change"},
                     {"field": "current_tags", "operator": "includes", "value": "yorisoi"},
                 ], "any": [
-                    {"field": "status", "operator": "changed", "value": None},
+                    {"field": "status", "operator": "changed"},
                     {"field": "comment_is_public", "operator": "is", "value": "true"},
                 ]},
                 "actions": [{"field": "notification_webhook",
