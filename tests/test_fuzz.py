@@ -275,7 +275,7 @@ POST_ROUTES = ["/sources/webhook", "/zendesk/webhook", "/freshdesk/webhook", "/z
                "/zendesk/channel/pull",
                "/zendesk/channel/channelback", "/zendesk/channel/admin_ui", "/zendesk/channel/admin_ui/save",
                "/zendesk/channel/events", "/login", "/logout", "/outbox/<int:outbox_id>/retry", "/outbox/retry-failed",
-               "/api/v1/draft-check", "/api/v1/corrections"]
+               "/api/v1/draft-check", "/api/v1/corrections", "/zendesk/app/sidebar"]
 
 
 @pytest.mark.parametrize("route", POST_ROUTES)
