@@ -19,6 +19,7 @@ from connector.labels import LABEL_NAMES, VALUE_NAMES
 from connector.models import ANALYSIS_LABELS
 from connector.sources import PLATFORM_NAMES, PLATFORMS
 from connector.sources.hints import x_intent_url
+from connector.watch import WatchConfig
 
 #: Labels an agent may correct from the sidebar. Risk and priority are computed from these and
 #: the author's reach, so they are not corrected directly.
@@ -243,20 +244,23 @@ class DraftSettings:
 
 
 def draft_context(store: Store, post_key: str, agent: str | None, settings: DraftSettings,
-                  now: datetime | None = None) -> DraftContext:
+                  now: datetime | None = None, watch: WatchConfig | None = None) -> DraftContext:
     post_row = store.posts.post_row(post_key)
     if post_row is None:
         raise TicketNotFound("?", post_key)
     loaded = store.posts.load_post(post_key)
     analysis = loaded[2] if loaded else None
     recent = store.exchanges.recent_exchanges((now or utcnow()) - RECENT_REPLIES_WINDOW, RECENT_REPLIES_LIMIT)
+    brand = watch.brand(post_row.brand) if watch else None
     return DraftContext(
         platform=post_row.platform, agent=agent, brand=post_row.brand,
         post_sentiment=analysis.sentiment.value if analysis else None,
         post_intent=analysis.intent.value if analysis else None,
         recent_replies=[RecentReply(r["text"], r["agent"], r["created_at"], r["ticket_id"]) for r in recent],
         signature_template=settings.signature_template, signature_pattern=settings.signature_pattern,
-        similarity_threshold=settings.similarity_threshold)
+        similarity_threshold=settings.similarity_threshold,
+        guidelines=brand.reply if brand else None, brand_aliases=brand.keywords if brand else (),
+        post_text=post_row.text)
 
 
 def summarise(findings: Iterable[Any]) -> dict[str, int]:

@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from connector.agents import AgentIdentity, RateLimiter, authenticate
 from connector.config import DEFAULT_REPLY_SIGNATURE, HELPDESKS, ConfigError
-from connector.draft_check import DEFAULT_SIMILARITY, LIMITS, check_draft
+from connector.draft_check import DEFAULT_SIMILARITY, character_counts, check_draft
 from connector.labels import VALUE_NAMES
 from connector.replies import sign_reply
 from connector.services import services
@@ -240,16 +240,17 @@ def draft_check():
                        f"text が {MAX_DRAFT_CHARS} 文字を超えています。", field="text")
     agent = _tokens_agent(body)
     settings: DraftSettings = current_app.extensions["yorisoi_api"]["draft"]
-    ctx = draft_context(services().store, key, agent, settings)
+    svc = services()
+    ctx = draft_context(svc.store, key, agent, settings, watch=svc.watch)
     findings = check_draft(text, ctx)
     # What will actually be sent: the signature is appended when the agent is not named.
     signed = sign_reply(text, agent, ctx.brand, settings.signature_template)
-    length = None
-    if ctx.platform in LIMITS:
-        _, maximum, count = LIMITS[ctx.platform]
-        length = {"platform": ctx.platform, "count": count(signed), "limit": maximum}
+    # Counted on what will be sent: as the network counts (null where it sets no limit) and as a
+    # person counts (grapheme clusters), so 「絵文字1つ＝2」 on X never surprises the agent.
+    counted = character_counts(signed, ctx.platform)
+    length = None if counted["limit"] is None else counted
     return jsonify({"findings": [f.to_dict() for f in findings], "counts": summarise(findings),
-                    "agent": agent, "signed_text": signed, "length": length})
+                    "agent": agent, "signed_text": signed, "length": length, "graphemes": counted["graphemes"]})
 
 
 @bp.post("/corrections")
