@@ -34,6 +34,7 @@ from connector.sidebar import (
     summarise,
 )
 from connector.sources.local import LocalSource
+from connector.storms import StormSettings
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -67,6 +68,7 @@ def init_app(app: Flask) -> None:
     settings = app.extensions["yorisoi"].settings
     app.extensions["yorisoi_api"] = {
         "limiter": RateLimiter.from_env(env),
+        "storm_window": StormSettings.from_env(env).window,
         "draft": DraftSettings(signature_template=settings.reply_signature or DEFAULT_REPLY_SIGNATURE,
                                signature_pattern=_signature_pattern(env.get("YORISOI_DRAFT_SIGNATURE_PATTERN")),
                                similarity_threshold=_threshold(env.get("YORISOI_DRAFT_SIMILARITY"))),
@@ -207,7 +209,8 @@ def context():
         key = _post_key(helpdesk, _ticket_id(args.get("ticket")))
     svc = services()
     live = [platform for platform, source in svc.sources.items() if not isinstance(source, LocalSource)]
-    return jsonify(build_context(svc.store, key, live_sources=live))
+    return jsonify(build_context(svc.store, key, live_sources=live, watch=svc.watch, agent=g.api_agent.agent,
+                                 storm_window=current_app.extensions["yorisoi_api"]["storm_window"]))
 
 
 def _tokens_agent(body: dict[str, Any]) -> str:
