@@ -173,3 +173,36 @@ def test_outage_banner_while_the_storm_is_active_with_the_latest_statement(guide
     assert storm["statement"]["text"] == "14:30 に復旧しました。" and storm["statement"]["author"] == "supervisor"
     later = build_context(svc.store, keys[-1], watch=svc.watch, now=now + timedelta(hours=3))["storm"]
     assert later["active"] is False  # no post for longer than the window: shown as past, not as an outage
+
+
+def test_supervisor_sets_the_statement_on_the_storm_page_and_agents_see_it(app_factory):
+    """The statement comes from the dashboard's 炎上 page (logged-in supervisors, CSRF-checked,
+    escaped), and the next context of a ticket in that storm carries it."""
+    from pathlib import Path
+
+    from tests.conftest import csrf_from, login
+    app = app_factory(YORISOI_STORM_MIN_POSTS="3")
+    svc = app.extensions["yorisoi"]
+    lines = (Path(__file__).parent / "fixtures" / "storm.jsonl").read_text(encoding="utf-8").splitlines()
+    outcomes = [svc.pipeline.ingest_raw(line, "test") for line in lines if line.strip()]
+    member = next(o.key for o in outcomes if (svc.store.storms.storm_of(o.key) or {}).get("storm_id"))
+    storm_id = svc.store.storms.storm_of(member)["storm_id"]
+    client = app.test_client()
+    assert client.post(f"/storms/{storm_id}/statement", data={"text": "x"}).status_code in (302, 400, 401, 403)
+    assert svc.store.storms.latest_statement(storm_id) is None  # not logged in: nothing stored
+    login(client, app)
+    page = client.get("/storms").get_data(as_text=True)
+    token = csrf_from(page)
+    hostile = "<script>alert(1)</script> 大阪で障害、復旧作業中です"
+    assert client.post(f"/storms/{storm_id}/statement", data={"text": hostile, "url": "javascript:alert(1)",
+                                                              "csrf_token": token}).status_code == 400
+    assert client.post(f"/storms/{storm_id}/statement", data={"text": "  ", "csrf_token": token}).status_code == 400
+    response = client.post(f"/storms/{storm_id}/statement", data={"text": hostile, "url": "https://status.sora.example/1",
+                                                                  "csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"#storm-{storm_id}")
+    assert client.post("/storms/999999/statement", data={"text": "x", "csrf_token": token}).status_code == 404
+    page = client.get("/storms").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; 大阪で障害" in page and "<script>alert(1)" not in page
+    statement = build_context(svc.store, member, now=utcnow())["storm"]["statement"]
+    assert statement["text"] == hostile and statement["url"] == "https://status.sora.example/1"
+    assert statement["author"] == "supervisor"
