@@ -233,7 +233,7 @@ def reply_help(store: Store, post_key: str, *, watch: WatchConfig | None, agent:
     post_row = store.posts.post_row(post_key)
     assert post_row is not None
     brand = _brand(watch, post_row.brand)
-    guide = brand.reply if brand else None
+    guide = brand.reply if brand and brand.reply.configured else None
     labels = _label_values(analysis)
     matched = guide.faq_for(post_row.text) if guide else ()
     draft = suggest_draft(post_text=post_row.text, post_lang=post_row.lang, author_name=author.get("name"),
@@ -356,7 +356,8 @@ def draft_context(store: Store, post_key: str, agent: str | None, settings: Draf
         recent_replies=[RecentReply(r["text"], r["agent"], r["created_at"], r["ticket_id"]) for r in recent],
         signature_template=settings.signature_template, signature_pattern=settings.signature_pattern,
         similarity_threshold=settings.similarity_threshold,
-        guidelines=brand.reply if brand else None, brand_aliases=brand.keywords if brand else (),
+        guidelines=brand.reply if brand and brand.reply.configured else None,
+        brand_aliases=brand.keywords if brand else (),
         post_text=post_row.text)
 
 

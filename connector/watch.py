@@ -61,6 +61,11 @@ class ReplyGuidelines:
     dm_handoff_en: str = ""
     faq: tuple[FaqLink, ...] = ()
 
+    @property
+    def configured(self) -> bool:
+        """The brand has a [brand.reply] table with anything in it."""
+        return self != ReplyGuidelines()
+
     def faq_for(self, text: str) -> tuple[FaqLink, ...]:
         """The help pages whose topic the text is about, in the order the file lists them."""
         return tuple(link for link in self.faq if link.matches(text))

@@ -206,3 +206,9 @@ def test_supervisor_sets_the_statement_on_the_storm_page_and_agents_see_it(app_f
     statement = build_context(svc.store, member, now=utcnow())["storm"]["statement"]
     assert statement["text"] == hostile and statement["url"] == "https://status.sora.example/1"
     assert statement["author"] == "supervisor"
+
+
+def test_a_brand_without_reply_table_has_no_guidelines(client, svc):
+    """tests/fixtures/watch.toml has no [brand.reply]: the sidebar shows no empty section."""
+    info = seed(svc)
+    assert build_context(svc.store, info["keys"]["complaint"], watch=svc.watch, agent="佐藤")["reply_guidelines"] is None
