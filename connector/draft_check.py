@@ -208,9 +208,11 @@ def check_length(text: str, ctx: DraftContext) -> list[Finding]:
 
 
 def is_english(text: str) -> bool:
-    """A draft written in English: Latin letters and no kana or kanji (a Japanese reply may
-    quote an English product name, an English one never holds Japanese)."""
-    return bool(re.search(r"[A-Za-z]{2}", text)) and not re.search(r"[\u3040-\u30ff\u3400-\u9fff]", text)
+    """A draft written in English: Latin letters far outnumber kana and kanji. A Japanese reply
+    may quote an English product name, an English one may greet 「Hi 田中,」."""
+    latin = len(re.findall(r"[A-Za-z]", text))
+    japanese = len(re.findall(r"[\u3040-\u30ff\u3400-\u9fff]", text))
+    return latin >= 2 and latin > 3 * japanese
 
 
 def _form_pattern(form: str, agent: str, brand: str) -> str:
