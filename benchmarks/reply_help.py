@@ -7,7 +7,8 @@ run:
   copy-paste variants (catch rate, target 100%), with the polite frame discounted (the rule)
   vs whole-text trigrams (the rule before issue 18), both at YORISOI_DRAFT_SIMILARITY's default;
 - similar past cases (connector/similar_cases.py) on tests/fixtures/similar_cases.json:
-  precision@3 of the ranking vs the same TF-IDF text similarity alone, and ranking time.
+  precision@3 of the ranking vs the same TF-IDF text similarity alone, on the queries the
+  weights were chosen on and on held-out queries written afterwards (the honest figure).
 
     python benchmarks/reply_help.py
 """
@@ -50,16 +51,20 @@ def retrieval() -> dict[str, object]:
     started = time.perf_counter()
     ranked = evaluate(k=3)
     elapsed = time.perf_counter() - started
+    heldout = evaluate(k=3, queries="heldout_queries")
     weights, floor = similar.SCORE_WEIGHTS, similar.MIN_SCORE
     try:  # the baseline: the same character TF-IDF alone, every candidate kept (no floor)
         similar.SCORE_WEIGHTS, similar.MIN_SCORE = (1.0, 0.0, 0.0), 0.0
         text_only = evaluate(k=3)
+        text_only_heldout = evaluate(k=3, queries="heldout_queries")
     finally:
         similar.SCORE_WEIGHTS, similar.MIN_SCORE = weights, floor
     p, base = ranked["precision_at_3"], text_only["precision_at_3"]
     return {"cases": ranked["cases"], "brands": ranked["brands"], "queries": ranked["queries"],
             "precision_at_3": p, "baseline_text_only_precision_at_3": base,
             "ratio_vs_baseline": round(p / base, 3) if base else None,
+            "heldout_queries": heldout["queries"], "heldout_precision_at_3": heldout["precision_at_3"],
+            "heldout_baseline_text_only_precision_at_3": text_only_heldout["precision_at_3"],
             "evaluate_seconds_incl_analysis": round(elapsed, 2),
             "misses": [q for q in ranked["per_query"] if q["precision"] < 1]}
 

@@ -14,15 +14,23 @@ from connector.similar_cases import (
 )
 from tests.similar_cases_eval import evaluate
 
-#: Measured 0.87 on 18 queries over 40 cases of 3 brands (`python benchmarks/reply_help.py`);
-#: a change that loses a sixth of the good neighbours fails here.
+#: Measured 0.87 on the 18 queries the weights were chosen on, 0.72 on 12 held-out queries
+#: written afterwards (40 cases of 3 brands; `python benchmarks/reply_help.py`); a change that
+#: loses about a sixth of the good neighbours fails here.
 MIN_PRECISION_AT_3 = 0.75
+MIN_HELDOUT_PRECISION_AT_3 = 0.6
 
 
 def test_precision_at_3_on_team_written_cases():
     result = evaluate(k=3)
     assert result["cases"] >= 40 and result["brands"] >= 2 and result["queries"] >= 15
     assert result["precision_at_3"] >= MIN_PRECISION_AT_3, [q for q in result["per_query"] if q["precision"] < 1]
+
+
+def test_precision_at_3_on_held_out_queries():
+    result = evaluate(k=3, queries="heldout_queries")
+    assert result["queries"] >= 10
+    assert result["precision_at_3"] >= MIN_HELDOUT_PRECISION_AT_3, [q for q in result["per_query"] if q["precision"] < 1]
 
 
 def test_precision_counts_missing_places_as_misses():
