@@ -110,6 +110,15 @@ keywords = ["ハルカ珈琲"]
     assert watch.brand("B") is b and watch.brand("nope") is None
 
 
+def test_check_config_shows_the_reply_guidelines(env: dict[str, str]):
+    from click.testing import CliRunner
+
+    from connector.cli import main
+    result = CliRunner().invoke(main, ["check-config"], env={**env, "YORISOI_WATCH": str(DEMO_WATCH)})
+    assert result.exit_code == 0, result.output
+    assert "reply guidelines: signature {brand}の{agent}です, 5 words to avoid, 3 help pages, DM hand-off set" in result.output
+
+
 def test_demo_watch_file_documents_reply_guidelines():
     watch = load_watch(DEMO_WATCH)
     sora = watch.brand("ソラモバイル")
