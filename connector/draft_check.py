@@ -13,6 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Sequence
 
 import regex  # grapheme clusters (\X) and Unicode properties, which the stdlib `re` lacks
@@ -386,6 +387,18 @@ def _score(ga: set[str], gb: set[str]) -> float:
     return score
 
 
+@lru_cache(maxsize=4096)
+def _both_grams(text: str, drop: tuple[str, ...], frame: tuple[str, ...] | None) -> tuple[frozenset[str], frozenset[str]]:
+    """(trigrams of the whole text, trigrams of its content without the frame). Cached: while an
+    agent types, the draft check compares each pause's draft with the same recent replies."""
+    folded = _folded(text, drop)
+    whole = frozenset(_grams(folded))
+    if frame is None:
+        return whole, whole
+    extra = [unicodedata.normalize("NFKC", s).lower() for s in frame]
+    return whole, frozenset(_grams(strip_boilerplate(folded, extra)))
+
+
 def similarity(a: str, b: str, drop: Sequence[str] = (), boilerplate: Sequence[str] | None = ()) -> float:
     """How alike two replies are, in [0, 1]: the Jaccard similarity of their character
     trigrams, or — when the shorter has CONTAINMENT_MIN_TRIGRAMS or more — the share of the
@@ -394,13 +407,13 @@ def similarity(a: str, b: str, drop: Sequence[str] = (), boilerplate: Sequence[s
     is the polite frame (BOILERPLATE, plus the `boilerplate` sentences) unless that leaves
     either reply with almost nothing; `boilerplate=None` compares the whole texts (the rule
     before calibration, kept for the benchmark's baseline)."""
-    fa, fb = _folded(a, drop), _folded(b, drop)
-    if boilerplate is not None:
-        extra = [unicodedata.normalize("NFKC", s).lower() for s in boilerplate]
-        ca, cb = _grams(strip_boilerplate(fa, extra)), _grams(strip_boilerplate(fb, extra))
-        if len(ca) >= MIN_CONTENT_TRIGRAMS and len(cb) >= MIN_CONTENT_TRIGRAMS:
-            return _score(ca, cb)
-    return _score(_grams(fa), _grams(fb))
+    drop_key = tuple(w for w in drop if w)
+    frame = None if boilerplate is None else tuple(boilerplate)
+    wa, ca = _both_grams(a, drop_key, frame)
+    wb, cb = _both_grams(b, drop_key, frame)
+    if frame is not None and len(ca) >= MIN_CONTENT_TRIGRAMS and len(cb) >= MIN_CONTENT_TRIGRAMS:
+        return _score(set(ca), set(cb))
+    return _score(set(wa), set(wb))
 
 
 def check_similar(text: str, ctx: DraftContext) -> list[Finding]:
