@@ -212,3 +212,11 @@ def test_a_brand_without_reply_table_has_no_guidelines(client, svc):
     """tests/fixtures/watch.toml has no [brand.reply]: the sidebar shows no empty section."""
     info = seed(svc)
     assert build_context(svc.store, info["keys"]["complaint"], watch=svc.watch, agent="佐藤")["reply_guidelines"] is None
+
+
+def test_a_post_its_author_deleted_is_no_similar_case(guided):
+    svc = guided["svc"]
+    assert svc.store.compliance.purge_post(guided["shibuya"], reason="deleted", marker="（削除された投稿）")
+    ctx = build_context(svc.store, guided["keys"]["complaint"], watch=svc.watch, agent="佐藤")
+    assert guided["shibuya"] not in [c["post"]["key"] for c in ctx["similar_cases"]]
+    assert guided["keys"]["question"] in [c["post"]["key"] for c in ctx["similar_cases"]]

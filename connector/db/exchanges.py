@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from connector.db.counts import record_first_reply
 from connector.db.engine import dialect_insert, utcnow
-from connector.db.schema import analyses, authors, exchanges, outbox, post_topics, posts, tickets
+from connector.db.schema import analyses, authors, exchanges, outbox, post_compliance, post_topics, posts, tickets
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +130,9 @@ class ExchangeRepository:
                 .join(posts, posts.c.key == exchanges.c.ticket_post_key)
                 .join(authors, authors.c.key == posts.c.author_key)
                 .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                # A post its author deleted (purged: only a marker is left) is no example to follow.
+                .outerjoin(post_compliance, post_compliance.c.post_key == posts.c.key)
+                .where(post_compliance.c.purged_at.is_(None))
                 .where(posts.c.brand == brand).where(exchanges.c.status != "failed")
                 .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc()).limit(limit * 3))
         if exclude_post_key is not None:
