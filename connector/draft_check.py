@@ -13,6 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Sequence
 
 import regex  # grapheme clusters (\X) and Unicode properties, which the stdlib `re` lacks
@@ -20,13 +21,18 @@ import regex  # grapheme clusters (\X) and Unicode properties, which the stdlib 
 from connector.config import DEFAULT_REPLY_SIGNATURE
 from connector.replies import sign_reply
 from connector.sources import PLATFORMS
+from connector.textnorm import fold as textfold
+from connector.watch import ReplyGuidelines
 
 SEVERITIES = ("error", "warning", "info")
-RULES = ("length", "signature", "similar_reply", "stock_phrase", "personal_data", "tone")
+RULES = ("length", "signature", "similar_reply", "stock_phrase", "personal_data", "tone", "avoid_word", "faq_link")
 
-#: Default similarity (Jaccard of character trigrams) from which a draft counts as a copy of a
-#: recent team reply. Two answers to the same outage share words; 0.6 means most of the text is
-#: the same, which in practice is a pasted template with the customer's name changed.
+#: Default similarity (Jaccard of character trigrams, the polite frame left out: see
+#: `similarity`) from which a draft counts as a copy of a recent team reply. Two answers to the
+#: same outage share words; 0.6 means most of what the reply says is the same, which in practice
+#: is a pasted template with the customer's name changed. Calibrated on the team's replies
+#: (tests/fixtures/reply_calibration.json): distinct good replies score at most 0.37, copy-paste
+#: at least 0.94 (`python benchmarks/reply_help.py`).
 DEFAULT_SIMILARITY = 0.6
 
 
@@ -73,6 +79,12 @@ class DraftContext:
     #: YORISOI_DRAFT_SIGNATURE_PATTERN: a regular expression with {agent}/{brand}; None = defaults.
     signature_pattern: str | None = None
     similarity_threshold: float = DEFAULT_SIMILARITY
+    #: The brand's `[brand.reply]` guidelines (watch file); None = none configured.
+    guidelines: ReplyGuidelines | None = None
+    #: Other names of the brand (its watch keywords): English signatures say "Sora Mobile".
+    brand_aliases: tuple[str, ...] = ()
+    #: The customer's post being answered (the FAQ-link rule reads its topic).
+    post_text: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -196,9 +208,34 @@ def check_length(text: str, ctx: DraftContext) -> list[Finding]:
     return []
 
 
+def is_english(text: str) -> bool:
+    """A draft written in English: Latin letters far outnumber kana and kanji. A Japanese reply
+    may quote an English product name, an English one may greet 「Hi 田中,」."""
+    latin = len(re.findall(r"[A-Za-z]", text))
+    japanese = len(re.findall(r"[\u3040-\u30ff\u3400-\u9fff]", text))
+    return latin >= 2 and latin > 3 * japanese
+
+
+def _form_pattern(form: str, agent: str, brand: str) -> str:
+    """A signature form with {agent}/{brand} (YORISOI_REPLY_SIGNATURE, `[brand.reply] signature`)
+    as a pattern of the already-escaped names, spaces optional."""
+    rendered = form.format(agent="\0A\0", brand="\0B\0")
+    literal = r"\s*".join(re.escape(part) for part in rendered.split())
+    return literal.replace(re.escape("\0A\0"), agent).replace(re.escape("\0B\0"), brand)
+
+
+def brand_form(ctx: DraftContext, text: str) -> str:
+    """The brand's own signature form for this draft (English or Japanese), or ""."""
+    guide = ctx.guidelines
+    if guide is None:
+        return ""
+    return (guide.signature_en or guide.signature) if is_english(text) else guide.signature
+
+
 def _signature_patterns(ctx: DraftContext) -> list[re.Pattern[str]]:
     agent = re.escape(ctx.agent or "")
-    brand = re.escape(ctx.brand) if ctx.brand else r"[^\s。、！？!?]{1,30}?"
+    names = [n for n in (ctx.brand, *ctx.brand_aliases) if n]
+    brand = "(?:" + "|".join(re.escape(n) for n in names) + ")" if names else r"[^\s。、！？!?]{1,30}?"
     fill = lambda p: p.replace("{agent}", agent).replace("{brand}", brand)  # noqa: E731
     if ctx.signature_pattern:
         return [re.compile(fill(ctx.signature_pattern), re.IGNORECASE)]
@@ -206,14 +243,23 @@ def _signature_patterns(ctx: DraftContext) -> list[re.Pattern[str]]:
     patterns = [
         # 「ソラモバイルの佐藤です」「ソラモバイル サポートの佐藤でございます」「ソラモバイル佐藤が担当します」
         rf"{brand}{team}\s*の?\s*(?:担当\s*の?\s*)?{agent}\s*(?:です|でございます|が(?:担当|お答え|回答|ご案内))",
-        # English: "Sato from Sora Mobile", "— Sato, Sora Mobile support"
-        rf"{agent}\s+(?:from|at|with)\s+(?:the\s+)?{brand}",
+        # English: "Sato from Sora Mobile", "Aiko @ Sora Mobile", "— Sato, Sora Mobile support"
+        rf"{agent}\s+(?:from|at|with|of|@)\s+(?:the\s+)?{brand}",
         rf"(?:^|[\s—–-])\s*{agent}\s*[,/|]\s*{brand}",
+        # English sign-offs: "— Aiko, Sora Mobile Support", "-Aiko", "Best, Aiko", "Thanks,\nAiko"
+        rf"(?:^|\s)(?:—|–|-{{1,2}}|~)\s*{agent}(?![^\W\d_])",
+        rf"(?:^|\s)(?:best|thanks|thank you|many thanks|regards|kind regards|best regards|warm regards|cheers|"
+        rf"warmly|sincerely|all the best|take care)\s*[,!.]?\s*{agent}(?![^\W\d_])",
+        # "This is Aiko from the support team", "I'm Aiko", "Aiko here"
+        rf"\b(?:this is|i'm|i am|my name is)\s+{agent}(?![^\W\d_])",
+        rf"(?:^|[\s.!])\s*{agent}\s+here\b",
+        # The connector's own signature form (YORISOI_REPLY_SIGNATURE), spaces optional.
+        _form_pattern(ctx.signature_template, agent, brand),
     ]
-    # The connector's own signature form (YORISOI_REPLY_SIGNATURE), spaces optional.
-    rendered = ctx.signature_template.format(agent="\0A\0", brand="\0B\0")
-    literal = r"\s*".join(re.escape(part) for part in rendered.split())
-    patterns.append(literal.replace(re.escape("\0A\0"), agent).replace(re.escape("\0B\0"), brand))
+    guide = ctx.guidelines
+    for form in (guide.signature, guide.signature_en) if guide else ():
+        if form:
+            patterns.append(_form_pattern(form, agent, brand))
     return [re.compile(fill(p), re.IGNORECASE) for p in patterns]
 
 
@@ -223,7 +269,17 @@ def check_signature(text: str, ctx: DraftContext) -> list[Finding]:
                         "The agent is unknown, so this reply would go out unsigned.",
                         "拡張機能の設定で自分のトークンを使い、「◯◯の佐藤です」と名乗ってください。",
                         "Use your own token in the extension's options and sign as yourself.")]
+    form = brand_form(ctx, text)
     if any(p.search(text) for p in _signature_patterns(ctx)):
+        names = [n for n in (ctx.brand, *ctx.brand_aliases) if n]
+        brand = "(?:" + "|".join(re.escape(n) for n in names) + ")" if names else ".{1,30}?"
+        if form and not re.search(_form_pattern(form, re.escape(ctx.agent), brand), text, re.IGNORECASE):
+            wanted = form.format(agent=ctx.agent, brand=ctx.brand or "")
+            return [Finding("signature", "info",
+                            f"署名はありますが、ブランドの署名の形（「{wanted}」）ではありません。",
+                            f"Signed, but not in the brand's signature form (\"{wanted}\").",
+                            f"watch ファイルの [brand.reply] の形に合わせてください:「{wanted}」",
+                            f"Use the form from the watch file's [brand.reply]: \"{wanted}\"")]
         return []
     if ctx.agent.strip() in text:
         # sign_reply appends nothing when the name is already there.
@@ -242,14 +298,77 @@ def check_signature(text: str, ctx: DraftContext) -> list[Finding]:
 
 _NOISE = re.compile(r"https?://\S+|@[\w.@-]+|[\s\W_]+", re.UNICODE)
 
+#: The polite frame every reply of a team shares — the salutation with the customer's name, thanks,
+#: the apology, the DM hand-off, the sign-off and the signature. Two good replies to different
+#: customers share it whole, so comparing it made distinct short replies look 60–80% alike
+#: (tests/fixtures/reply_calibration.json). It is taken out before comparing; what remains is
+#: what the reply says about this customer's situation. Matched on the NFKC-lowered text.
+BOILERPLATE: tuple[str, ...] = (
+    # salutation: 「田中様、」「山本さん」, "Hi Tom," "Hello Maria" "Dear Mr Smith"
+    r"^[^\s、。,!！?？]{1,20}?(?:様|さま|さん)[、,\s]*",
+    r"^(?:hi|hello|hey|dear)\b[^,.!?\n]{0,30}[,!.]?",
+    # thanks: 「ご連絡いただきありがとうございます」「ご質問ありがとうございます」
+    r"(?:ご連絡|ご投稿|ご報告|お問い合わせ|お問合せ|ご質問|ご指摘|ご意見|ご感想|コメント|お声|ご利用)?"
+    r"(?:を)?(?:いただき|頂き|くださり|下さり)?[、,]?(?:誠に|まことに|本当に)?(?:ありがとうございます|ありがとうございました)[。!]?",
+    r"thanks?(?: you)?(?: so much| very much)?(?: for (?:reaching out|letting us know|asking|your (?:message|patience|post|report|question|feedback)))?[,.!]?",
+    # apology: 「ご不便をおかけして申し訳ございません」「ご心配をおかけしております」
+    r"(?:ご不便|ご迷惑|ご心配|ご不快な思い|ご不安|お手数|ご面倒)(?:を)?(?:おかけ|お掛け|させて)(?:して|しており|いたしまして|いたしており|してしまい|し)?"
+    r"(?:まして|ます|おります)?[、,]?(?:大変|誠に|本当に)?(?:申し訳(?:ございません|ありません)(?:でした)?)?[。!]?",
+    r"(?:大変|誠に|本当に)?申し訳(?:ございません|ありません)(?:でした)?[。!]?",
+    r"(?:we(?:'re| are)|i(?:'m| am))? ?(?:so |very |really |truly )?sorry(?: for| about)?(?: (?:the|this|that|any) (?:trouble|inconvenience|hassle|confusion|wait))?[,.!]?",
+    # the DM hand-off: 「お手数ですが、DMをお願いできますか」「詳細はDMでお知らせください」
+    r"(?:お手数ですが|恐れ入りますが|恐縮ですが)[、,]?",
+    r"(?:詳細は|詳しくは)?dm(?:で|にて)?(?:の)?(?:ご連絡|お知らせ|お送り|ご案内)?(?:を)?(?:お願い(?:できますでしょうか|できますか|いたします|します)|いただけますか|いただけますでしょうか|ください)[。]?",
+    r"(?:could|can) you (?:send|dm) us[^.?!]{0,40}[.?!]?",
+    # sign-off and signature: 「引き続きよろしくお願いいたします」「ソラモバイルの佐藤です」, "Best, Ken"
+    r"(?:引き続き|今後とも)?(?:どうぞ)?よろしくお願い(?:いたします|致します|申し上げます|します)[。]?",
+    # (the agent's and the brand's names are dropped first: 「ソラモバイルの佐藤です」 is 「のです」 here)
+    r"(?:サポート|担当|窓口)?の\s*(?:です|でございます|が(?:担当|お答え)(?:いたしました|しました|します|いたします))[。]?$",
+    r"(?:^|\s)(?:—|–|--)\s*\S[^\n]{0,60}$",
+    r"^(?:best|kind regards|best regards|regards|thanks|cheers|sincerely|warmly)[,!]?\s*[^\n]{0,40}$",
+    r"let us know if (?:there(?:'s| is) anything else|you have any (?:other |more )?questions)[.!]?",
+)
+_BOILERPLATE = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in BOILERPLATE]
+#: Below this many trigrams of content left, a reply is all frame (「ご不便をおかけして申し訳ございません。
+#: 確認いたします。」): then the whole texts are compared, so the same stock reply sent to everyone
+#: is still caught.
+MIN_CONTENT_TRIGRAMS = 10
 
-def _trigrams(text: str, drop: Sequence[str]) -> set[str]:
+
+def _folded(text: str, drop: Sequence[str]) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
     for word in drop:
         if word:
             text = text.replace(unicodedata.normalize("NFKC", word).lower(), "")
+    return text
+
+
+def _grams(text: str) -> set[str]:
     text = _NOISE.sub("", text)
     return {text[i:i + 3] for i in range(len(text) - 2)}
+
+
+def _trigrams(text: str, drop: Sequence[str]) -> set[str]:
+    return _grams(_folded(text, drop))
+
+
+def strip_boilerplate(text: str, extra: Sequence[str] = ()) -> str:
+    """The text without the polite frame (BOILERPLATE) and without `extra` sentences (the
+    brand's DM hand-off from `[brand.reply]`), line by line so that anchors fit signatures."""
+    for sentence in extra:
+        if sentence:
+            text = text.replace(unicodedata.normalize("NFKC", sentence).lower(), " ")
+    lines = []
+    for line in text.split("\n"):
+        line = line.strip()
+        for _ in range(3):  # a frame phrase may uncover another at the start or the end
+            before = line
+            for pattern in _BOILERPLATE:
+                line = pattern.sub(" ", line).strip(" 、。,.")
+            if line == before:
+                break
+        lines.append(line)
+    return "\n".join(lines)
 
 
 #: From this many trigrams on, a text found almost whole inside the other counts as a copy
@@ -257,12 +376,7 @@ def _trigrams(text: str, drop: Sequence[str]) -> set[str]:
 CONTAINMENT_MIN_TRIGRAMS = 20
 
 
-def similarity(a: str, b: str, drop: Sequence[str] = ()) -> float:
-    """How alike two replies are, in [0, 1]: the Jaccard similarity of their character
-    trigrams, or — when the shorter has CONTAINMENT_MIN_TRIGRAMS or more — the share of the
-    shorter's trigrams found in the longer, whichever is higher. URLs, mentions, spaces,
-    punctuation and the given words (agent names, the brand: signatures) are ignored."""
-    ga, gb = _trigrams(a, drop), _trigrams(b, drop)
+def _score(ga: set[str], gb: set[str]) -> float:
     if not ga or not gb:
         return 0.0
     common = len(ga & gb)
@@ -273,11 +387,42 @@ def similarity(a: str, b: str, drop: Sequence[str] = ()) -> float:
     return score
 
 
+@lru_cache(maxsize=4096)
+def _both_grams(text: str, drop: tuple[str, ...], frame: tuple[str, ...] | None) -> tuple[frozenset[str], frozenset[str]]:
+    """(trigrams of the whole text, trigrams of its content without the frame). Cached: while an
+    agent types, the draft check compares each pause's draft with the same recent replies."""
+    folded = _folded(text, drop)
+    whole = frozenset(_grams(folded))
+    if frame is None:
+        return whole, whole
+    extra = [unicodedata.normalize("NFKC", s).lower() for s in frame]
+    return whole, frozenset(_grams(strip_boilerplate(folded, extra)))
+
+
+def similarity(a: str, b: str, drop: Sequence[str] = (), boilerplate: Sequence[str] | None = ()) -> float:
+    """How alike two replies are, in [0, 1]: the Jaccard similarity of their character
+    trigrams, or — when the shorter has CONTAINMENT_MIN_TRIGRAMS or more — the share of the
+    shorter's trigrams found in the longer, whichever is higher. URLs, mentions, spaces,
+    punctuation and the given words (agent names, the brand: signatures) are ignored, and so
+    is the polite frame (BOILERPLATE, plus the `boilerplate` sentences) unless that leaves
+    either reply with almost nothing; `boilerplate=None` compares the whole texts (the rule
+    before calibration, kept for the benchmark's baseline)."""
+    drop_key = tuple(w for w in drop if w)
+    frame = None if boilerplate is None else tuple(boilerplate)
+    wa, ca = _both_grams(a, drop_key, frame)
+    wb, cb = _both_grams(b, drop_key, frame)
+    if frame is not None and len(ca) >= MIN_CONTENT_TRIGRAMS and len(cb) >= MIN_CONTENT_TRIGRAMS:
+        return _score(set(ca), set(cb))
+    return _score(set(wa), set(wb))
+
+
 def check_similar(text: str, ctx: DraftContext) -> list[Finding]:
     best: tuple[float, RecentReply] | None = None
+    guide = ctx.guidelines
+    frame = [s for s in (guide.dm_handoff, guide.dm_handoff_en) if s] if guide else []
     for reply in ctx.recent_replies:
-        drop = [w for w in (ctx.agent, reply.agent, ctx.brand) if w]
-        score = similarity(text, reply.text, drop)
+        drop = [w for w in (ctx.agent, reply.agent, ctx.brand, *ctx.brand_aliases) if w]
+        score = similarity(text, reply.text, drop, frame)
         if best is None or score > best[0]:
             best = (score, reply)
     if best is None or best[0] < ctx.similarity_threshold or len(_trigrams(text, ())) < 8:
@@ -408,10 +553,84 @@ def check_tone(text: str, ctx: DraftContext) -> list[Finding]:
                     first.span())]
 
 
+def _folded_spans(text: str) -> tuple[str, list[int]]:
+    """NFKC + casefold + katakana→hiragana of `text`, with each folded character's offset in
+    the original, so a match in the folded text has a span in the draft the agent sees."""
+    out: list[str] = []
+    offsets: list[int] = []
+    for index, char in enumerate(text):
+        folded = textfold(char)
+        out.append(folded)
+        offsets.extend([index] * len(folded))
+    return "".join(out), offsets
+
+
+def check_avoid_words(text: str, ctx: DraftContext) -> list[Finding]:
+    """The brand's words never to use in public (`[brand.reply] avoid_words`), compared folded
+    like the watch keywords (width, case, katakana/hiragana)."""
+    guide = ctx.guidelines
+    if guide is None or not guide.avoid_words:
+        return []
+    folded, offsets = _folded_spans(text)
+    findings = []
+    for word in guide.avoid_words:
+        needle = textfold(word)
+        at = folded.find(needle) if needle else -1
+        if at < 0:
+            continue
+        start, end = offsets[at], offsets[at + len(needle) - 1] + 1
+        findings.append(Finding("avoid_word", "warning",
+                                f"ブランドの返信ガイドで使わないことになっている言葉です:「{text[start:end]}」",
+                                f"The brand's reply guidelines say not to use: \"{text[start:end]}\"",
+                                "言い換えてください（watch ファイルの [brand.reply] avoid_words）。",
+                                "Say it another way (the watch file's [brand.reply] avoid_words).",
+                                (start, end)))
+    return sorted(findings, key=lambda f: f.span or (0, 0))
+
+
+# ASCII lookarounds, not \b: in 「DMで」 the kana after DM is a word character too.
+_DM = re.compile(r"(?<![A-Za-z])DMs?(?![A-Za-z])|ダイレクトメッセージ|direct message|メッセージで", re.IGNORECASE)
+
+
+def check_faq_link(text: str, ctx: DraftContext) -> list[Finding]:
+    """When the post is about a topic the brand has a help page for, the reply should link it
+    — or move to DMs (then the agent explains there). Info only: a reply may rightly do neither."""
+    guide = ctx.guidelines
+    if guide is None or not ctx.post_text:
+        return []
+    links = guide.faq_for(ctx.post_text)
+    if not links or any(link.url in text for link in links):
+        return []
+    handoffs = [h for h in (guide.dm_handoff, guide.dm_handoff_en) if h]
+    if _DM.search(fold(text)) or any(h in text for h in handoffs):
+        return []
+    english = is_english(text)
+    link = links[0]
+    title = (link.title_en or link.title or link.topic) if english else (link.title or link.topic)
+    return [Finding("faq_link", "info",
+                    f"「{link.topic}」の投稿です。ヘルプページ「{link.title or link.topic}」のリンクがありません: {link.url}",
+                    f"The post is about \"{link.topic}\"; the help page \"{link.title_en or link.title or link.topic}\" is not linked: {link.url}",
+                    f"要点を一文で書き、{link.url} を添えるか、DM に切り替えてください。",
+                    f"Give the key point in one sentence and add {link.url} ({title}), or move to a DM.")]
+
+
+def character_counts(text: str, platform: str) -> dict[str, Any]:
+    """The draft's length as the network counts it (X: weighted, URLs 23; Mastodon: URLs 23;
+    Bluesky: graphemes — from `PlatformInfo.reply_count`) and as a person counts it: grapheme
+    clusters, so 👨‍👩‍👧 and が written as か + ゛ (U+3099) are one character each."""
+    limit = LIMITS.get(platform)
+    counted = {"platform": platform, "count": None, "limit": None, "unit": None, "graphemes": grapheme_length(text)}
+    if limit is not None:
+        _, maximum, count = limit
+        counted.update(count=count(text), limit=maximum, unit=PLATFORMS[platform].reply_count)
+    return counted
+
+
 def check_draft(text: str, ctx: DraftContext) -> list[Finding]:
     """All findings for a draft, errors first."""
     findings: list[Finding] = []
-    for rule in (check_length, check_personal_data, check_signature, check_similar, check_stock_phrases, check_tone):
+    for rule in (check_length, check_personal_data, check_signature, check_similar, check_stock_phrases, check_tone,
+                 check_avoid_words, check_faq_link):
         findings.extend(rule(text, ctx))
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(findings, key=lambda f: order[f.severity])

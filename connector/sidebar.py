@@ -17,8 +17,11 @@ from connector.db import Store, utcnow
 from connector.draft_check import DEFAULT_SIMILARITY, DraftContext, RecentReply
 from connector.labels import LABEL_NAMES, VALUE_NAMES
 from connector.models import ANALYSIS_LABELS
+from connector.reply_draft import suggest_draft
+from connector.similar_cases import CaseText, LaterPost, rank_similar, reaction_after, situations_of
 from connector.sources import PLATFORM_NAMES, PLATFORMS
 from connector.sources.hints import x_intent_url
+from connector.watch import Brand, WatchConfig
 
 #: Labels an agent may correct from the sidebar. Risk and priority are computed from these and
 #: the author's reach, so they are not corrected directly.
@@ -28,6 +31,12 @@ RECENT_REPLIES_WINDOW = timedelta(days=30)
 RECENT_REPLIES_LIMIT = 300
 HISTORY_LIMIT = 20
 TEXT_LIMIT = 1000
+#: How many of the brand's answered posts the similar cases are ranked from (newest first).
+SIMILAR_POOL = 300
+SIMILAR_LIMIT = 5
+#: A storm is shown as an outage in progress while posts still join it within its grouping
+#: window (YORISOI_STORM_WINDOW_MINUTES), or while the brand's spike alert is on.
+DEFAULT_STORM_WINDOW = timedelta(minutes=120)
 
 
 class TicketNotFound(LookupError):
@@ -146,7 +155,10 @@ def resolve_ticket(store: Store, helpdesk: str, ticket: str | None, external_id:
 
 
 def build_context(store: Store, post_key: str, *, live_sources: Collection[str] = (),
-                  now: datetime | None = None) -> dict[str, Any]:
+                  now: datetime | None = None, watch: WatchConfig | None = None, agent: str | None = None,
+                  storm_window: timedelta = DEFAULT_STORM_WINDOW) -> dict[str, Any]:
+    """Everything the sidebar shows for a ticket. `watch` brings the brand's reply guidelines
+    (and its names, left out when comparing posts); `agent` signs the suggested draft."""
     now = now or utcnow()
     post_row = store.posts.post_row(post_key)
     if post_row is None:
@@ -194,14 +206,94 @@ def build_context(store: Store, post_key: str, *, live_sources: Collection[str] 
                                "key": r["key"], "current": r["key"] == post_key} for r in series],
         "label_sets": label_sets(),
         "corrections": _latest_corrections(store, post_key),
-        "storm": storm_summary(store, post_key),
+        "storm": storm_summary(store, post_key, now=now, window=storm_window),
+        **reply_help(store, post_key, watch=watch, agent=agent, analysis=detail, author=author),
     }
 
 
-def storm_summary(store: Store, post_key: str) -> dict[str, Any] | None:
+def _brand(watch: WatchConfig | None, name: str | None) -> Brand | None:
+    return watch.brand(name) if watch is not None and name else None
+
+
+def _brand_terms(brand: Brand | None, name: str | None) -> tuple[str, ...]:
+    if brand is None:
+        return (name,) if name else ()
+    return (brand.name, *brand.keywords, *(h.lstrip("#＃") for h in brand.hashtags), *brand.mentions)
+
+
+def _label_values(detail: dict[str, Any] | None) -> dict[str, str | None]:
+    detail = detail or {}
+    return {name: (detail.get(name) or {}).get("value") for name in CORRECTABLE_LABELS}
+
+
+def reply_help(store: Store, post_key: str, *, watch: WatchConfig | None, agent: str | None,
+               analysis: dict[str, Any] | None, author: dict[str, Any]) -> dict[str, Any]:
+    """Help writing the reply: the brand's guidelines (with the help pages this post's topic
+    matches), the team's answers to the most similar earlier posts, and a suggested first draft."""
+    post_row = store.posts.post_row(post_key)
+    assert post_row is not None
+    brand = _brand(watch, post_row.brand)
+    guide = brand.reply if brand and brand.reply.configured else None
+    labels = _label_values(analysis)
+    matched = guide.faq_for(post_row.text) if guide else ()
+    draft = suggest_draft(post_text=post_row.text, post_lang=post_row.lang, author_name=author.get("name"),
+                          author_handle=author.get("handle"), brand=post_row.brand, agent=agent, guidelines=guide,
+                          sentiment=labels.get("sentiment"), intent=labels.get("intent"),
+                          brand_terms=_brand_terms(brand, post_row.brand))
+    return {
+        "reply_guidelines": None if guide is None else {
+            **guide.to_dict(), "faq_matched": [link.topic for link in matched]},
+        "similar_cases": similar_cases(store, post_key, brand=brand, labels=labels),
+        "suggested_draft": {**draft.to_dict(), "agent": agent},
+    }
+
+
+def similar_cases(store: Store, post_key: str, *, brand: Brand | None, labels: dict[str, str | None],
+                  limit: int = SIMILAR_LIMIT) -> list[dict[str, Any]]:
+    """The team's answers to the earlier posts of the same brand most like this one (see
+    connector/similar_cases.py), with how each customer reacted."""
+    post_row = store.posts.post_row(post_key)
+    if post_row is None or not post_row.brand:
+        return []
+    faq = {link.topic: link.keywords for link in brand.reply.faq} if brand else {}
+    pool = store.exchanges.answered_posts(post_row.brand, exclude_post_key=post_key, limit=SIMILAR_POOL)
+    if not pool:
+        return []
+    by_key = {row.post_key: row for row in pool}
+    candidates = [CaseText(row.post_key, row.text, row.labels, row.topics + situations_of(row.text, faq))
+                  for row in pool]
+    query = CaseText(post_key, post_row.text, labels,
+                     store.exchanges.post_topics(post_key) + situations_of(post_row.text, faq))
+    found = []
+    for ranked in rank_similar(query, candidates, drop=_brand_terms(brand, post_row.brand), limit=limit):
+        row = by_key[ranked.key]
+        later = [LaterPost(r["text"], r["created_at"], r["sentiment"])
+                 for r in store.posts.author_posts(row.author_key, brand=post_row.brand, limit=50)]
+        reaction = reaction_after(row.reply_at, later)
+        found.append({
+            "post": {"key": row.post_key, "text": _truncate(row.text, 500), "url": http_url(row.url),
+                     "created_at": iso(row.created_at), "author": row.author_name or row.author_handle},
+            "reply": {"agent": row.reply_agent, "text": _truncate(row.reply_text), "status": row.reply_status,
+                      "at": iso(row.reply_at), "url": http_url(row.reply_url), "helpdesk": row.helpdesk,
+                      "ticket_id": row.ticket_id},
+            "reaction": {"verdict": reaction.verdict, "reason_ja": reaction.reason_ja, "reason_en": reaction.reason_en,
+                         "text": _truncate(reaction.post_text, 280) if reaction.post_text else None,
+                         "at": iso(reaction.at)},
+            "score": ranked.score, "shared_labels": list(ranked.shared_labels),
+        })
+    return found
+
+
+def storm_summary(store: Store, post_key: str, *, now: datetime | None = None,
+                  window: timedelta = DEFAULT_STORM_WINDOW) -> dict[str, Any] | None:
     """The storm (炎上) this post belongs to: its size, first post, why this post is in it and
     how the team answered the others, so the agent answers in line with them (or not at all,
-    when the problem ticket's answer covers it). None when the post is in no storm."""
+    when the problem ticket's answer covers it). None when the post is in no storm.
+
+    `active` (the sidebar's outage banner): posts still join the storm — its last post is within
+    the grouping window — or the brand's spike alert is on. `statement` is the team's latest
+    public statement on it, written by a supervisor on the dashboard's storm page (the notice an
+    agent should point to, rather than each agent wording the outage anew)."""
     member = store.storms.storm_of(post_key)
     if member is None or member["storm_id"] is None:
         return None
@@ -209,8 +301,14 @@ def storm_summary(store: Store, post_key: str) -> dict[str, Any] | None:
     if storm is None:
         return None
     first = store.posts.post_row(storm.first_post_key)
+    now = now or utcnow()
+    active = storm.last_post_at >= now - window or store.storms.active_alert(storm.brand) is not None
+    statement = store.storms.latest_statement(storm.id)
     return {
-        "id": storm.id, "size": storm.size, "topic": storm.topic,
+        "id": storm.id, "size": storm.size, "topic": storm.topic, "brand": storm.brand, "active": active,
+        "statement": None if statement is None else {
+            "text": statement.text, "url": http_url(statement.url), "author": statement.author,
+            "at": iso(statement.created_at)},
         "started_at": iso(storm.started_at), "last_post_at": iso(storm.last_post_at),
         "role": member["role"], "reason": member["reason"], "similarity": member["similarity"],
         "first_post": {"key": storm.first_post_key, "text": _truncate(first.text if first else "", 280),
@@ -243,20 +341,24 @@ class DraftSettings:
 
 
 def draft_context(store: Store, post_key: str, agent: str | None, settings: DraftSettings,
-                  now: datetime | None = None) -> DraftContext:
+                  now: datetime | None = None, watch: WatchConfig | None = None) -> DraftContext:
     post_row = store.posts.post_row(post_key)
     if post_row is None:
         raise TicketNotFound("?", post_key)
     loaded = store.posts.load_post(post_key)
     analysis = loaded[2] if loaded else None
     recent = store.exchanges.recent_exchanges((now or utcnow()) - RECENT_REPLIES_WINDOW, RECENT_REPLIES_LIMIT)
+    brand = watch.brand(post_row.brand) if watch else None
     return DraftContext(
         platform=post_row.platform, agent=agent, brand=post_row.brand,
         post_sentiment=analysis.sentiment.value if analysis else None,
         post_intent=analysis.intent.value if analysis else None,
         recent_replies=[RecentReply(r["text"], r["agent"], r["created_at"], r["ticket_id"]) for r in recent],
         signature_template=settings.signature_template, signature_pattern=settings.signature_pattern,
-        similarity_threshold=settings.similarity_threshold)
+        similarity_threshold=settings.similarity_threshold,
+        guidelines=brand.reply if brand and brand.reply.configured else None,
+        brand_aliases=brand.keywords if brand else (),
+        post_text=post_row.text)
 
 
 def summarise(findings: Iterable[Any]) -> dict[str, int]:

@@ -20,8 +20,62 @@ class WatchConfigError(ValueError):
     """The watch file is invalid; the message names the file and the key."""
 
 
-_BRAND_KEYS = {"name", "keywords", "hashtags", "mentions", "exclude_words", "exclude_accounts", "languages"}
+_BRAND_KEYS = {"name", "keywords", "hashtags", "mentions", "exclude_words", "exclude_accounts", "languages", "reply"}
 _FEED_KEYS = {"url", "name"}
+_REPLY_KEYS = {"signature", "signature_en", "tone", "tone_en", "avoid_words", "dm_handoff", "dm_handoff_en", "faq"}
+_FAQ_KEYS = {"topic", "keywords", "url", "title", "title_en"}
+#: The placeholders a signature form may use; anything else in braces is a typo.
+_SIGNATURE_FIELDS = {"agent", "brand"}
+
+
+@dataclass(frozen=True)
+class FaqLink:
+    """A help page for one topic: the draft suggests it and the draft check asks for it when the
+    post is about the topic (one of `keywords` in the post, compared folded like brand keywords)."""
+
+    topic: str
+    keywords: tuple[str, ...]
+    url: str
+    title: str = ""
+    title_en: str = ""
+
+    def matches(self, text: str) -> bool:
+        folded = fold(text)
+        return any(fold(word) in folded for word in (self.topic, *self.keywords))
+
+
+@dataclass(frozen=True)
+class ReplyGuidelines:
+    """How the brand answers in public (`[brand.reply]`): shown beside the draft, used by the
+    suggested first draft and checked by the draft check. Every field is optional."""
+
+    #: The signature form, with {agent} and {brand}: 「{brand}の{agent}です」.
+    signature: str = ""
+    #: The same for English replies: "— {agent}, {brand} Support".
+    signature_en: str = ""
+    tone: str = ""
+    tone_en: str = ""
+    avoid_words: tuple[str, ...] = ()
+    #: The sentence that moves the conversation to direct messages (personal details never in public).
+    dm_handoff: str = ""
+    dm_handoff_en: str = ""
+    faq: tuple[FaqLink, ...] = ()
+
+    @property
+    def configured(self) -> bool:
+        """The brand has a [brand.reply] table with anything in it."""
+        return self != ReplyGuidelines()
+
+    def faq_for(self, text: str) -> tuple[FaqLink, ...]:
+        """The help pages whose topic the text is about, in the order the file lists them."""
+        return tuple(link for link in self.faq if link.matches(text))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"signature": self.signature, "signature_en": self.signature_en, "tone": self.tone,
+                "tone_en": self.tone_en, "avoid_words": list(self.avoid_words), "dm_handoff": self.dm_handoff,
+                "dm_handoff_en": self.dm_handoff_en,
+                "faq": [{"topic": f.topic, "keywords": list(f.keywords), "url": f.url, "title": f.title,
+                         "title_en": f.title_en} for f in self.faq]}
 _LANG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
@@ -34,6 +88,7 @@ class Brand:
     exclude_words: tuple[str, ...]
     exclude_accounts: tuple[str, ...]
     languages: tuple[str, ...]
+    reply: ReplyGuidelines = ReplyGuidelines()
 
 
 @dataclass(frozen=True)
@@ -54,6 +109,9 @@ class WatchConfig:
     @property
     def brand_names(self) -> tuple[str, ...]:
         return tuple(b.name for b in self.brands)
+
+    def brand(self, name: str | None) -> Brand | None:
+        return next((b for b in self.brands if b.name == name), None)
 
 
 def load_watch(path: Path | str) -> WatchConfig:
@@ -115,7 +173,7 @@ def parse_watch(raw: dict[str, Any], source: str = "<memory>") -> WatchConfig:
         brands.append(Brand(
             name=name.strip(), keywords=keywords, hashtags=hashtags, mentions=mentions,
             exclude_words=strings("exclude_words"), exclude_accounts=strings("exclude_accounts"),
-            languages=languages,
+            languages=languages, reply=_reply(entry.get("reply"), f"{where}.reply", fail),
         ))
     priority_raw = raw.get("priority")
     if priority_raw is None:
@@ -153,3 +211,68 @@ def _feeds(feeds_raw: Any, fail: Any) -> tuple[Feed, ...]:
             raise fail(f"{where}.url", f"{url!r} is listed twice")
         feeds.append(Feed(url=url.strip(), name=name.strip() or url.strip()))
     return tuple(feeds)
+
+
+def _reply(raw: Any, where: str, fail: Any) -> ReplyGuidelines:
+    """`[brand.reply]`: every key checked, so a typo names itself instead of silently dropping
+    the rule it meant to set."""
+    if raw is None:
+        return ReplyGuidelines()
+    if not isinstance(raw, dict):
+        raise fail(where, "must be a table ([brand.reply] after its [[brand]])")
+    extra = set(raw) - _REPLY_KEYS
+    if extra:
+        raise fail(f"{where}.{sorted(extra)[0]}", f"unknown key (allowed: {', '.join(sorted(_REPLY_KEYS))})")
+
+    def text(key: str) -> str:
+        value = raw.get(key, "")
+        if not isinstance(value, str):
+            raise fail(f"{where}.{key}", "must be a string")
+        return value.strip()
+
+    def signature(key: str) -> str:
+        value = text(key)
+        if value:
+            fields = set(re.findall(r"{([^{}]*)}", value))
+            unknown = fields - _SIGNATURE_FIELDS
+            if unknown:
+                raise fail(f"{where}.{key}", f"unknown placeholder {{{sorted(unknown)[0]}}} (use {{agent}} and {{brand}})")
+            if "agent" not in fields:
+                raise fail(f"{where}.{key}", "must contain {agent}: the reply is signed by a person")
+        return value
+
+    avoid = raw.get("avoid_words", [])
+    if not isinstance(avoid, list) or not all(isinstance(w, str) and w.strip() for w in avoid):
+        raise fail(f"{where}.avoid_words", "must be a list of non-empty strings")
+    faq_raw = raw.get("faq", [])
+    if not isinstance(faq_raw, list):
+        raise fail(f"{where}.faq", "must be an array of tables ([[brand.reply.faq]])")
+    links: list[FaqLink] = []
+    for index, entry in enumerate(faq_raw):
+        at = f"{where}.faq[{index}]"
+        if not isinstance(entry, dict):
+            raise fail(at, "must be a table")
+        extra = set(entry) - _FAQ_KEYS
+        if extra:
+            raise fail(f"{at}.{sorted(extra)[0]}", f"unknown key (allowed: {', '.join(sorted(_FAQ_KEYS))})")
+        topic = entry.get("topic")
+        if not isinstance(topic, str) or not topic.strip():
+            raise fail(f"{at}.topic", "a non-empty string is required")
+        url = entry.get("url")
+        if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+\S*$", url.strip()):
+            raise fail(f"{at}.url", "an http:// or https:// URL is required")
+        words = entry.get("keywords", [])
+        if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+            raise fail(f"{at}.keywords", "must be a list of non-empty strings")
+        titles = []
+        for key in ("title", "title_en"):
+            value = entry.get(key, "")
+            if not isinstance(value, str):
+                raise fail(f"{at}.{key}", "must be a string")
+            titles.append(value.strip())
+        links.append(FaqLink(topic=topic.strip(), keywords=tuple(w.strip() for w in words), url=url.strip(),
+                             title=titles[0], title_en=titles[1]))
+    return ReplyGuidelines(signature=signature("signature"), signature_en=signature("signature_en"),
+                           tone=text("tone"), tone_en=text("tone_en"),
+                           avoid_words=tuple(w.strip() for w in avoid), dm_handoff=text("dm_handoff"),
+                           dm_handoff_en=text("dm_handoff_en"), faq=tuple(links))

@@ -11,6 +11,7 @@ if (typeof YorisoiProtocol === 'undefined' && typeof importScripts === 'function
 }
 const TIMEOUT_MS = 10000;
 const TICKETS_KEY = 'tabTickets';  // storage.session: survives the service worker's restarts
+const draftChecks = new Map();  // sender → AbortController of its draft check in flight
 
 async function connector() {
   const { connectorUrl, apiToken } = await chrome.storage.local.get(['connectorUrl', 'apiToken']);
@@ -18,11 +19,12 @@ async function connector() {
   return target && apiToken ? { base: target.base, token: apiToken } : null;
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, outer) {
   const target = await connector();
   if (!target) return { ok: false, state: 'not_configured' };
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  if (outer) outer.addEventListener('abort', () => controller.abort());
   let response;
   try {
     const headers = { Authorization: 'Bearer ' + target.token, Accept: 'application/json' };
@@ -32,7 +34,7 @@ async function api(method, path, body) {
       credentials: 'omit', cache: 'no-store', redirect: 'error',
     });
   } catch (e) {
-    return { ok: false, state: 'unreachable' };
+    return { ok: false, state: outer && outer.aborted ? 'cancelled' : 'unreachable' };
   } finally {
     clearTimeout(timer);
   }
@@ -94,8 +96,29 @@ async function handle(req, sender) {
   switch (req.type) {
     case 'context':
       return api('GET', '/context?' + q({ helpdesk: req.helpdesk, ticket: req.ticket }));
-    case 'draftCheck':
-      return api('POST', '/draft-check', { helpdesk: req.helpdesk, ticket: req.ticket, text: req.text });
+    case 'draftCheck': {
+      // Checks run as the agent types: a newer check from the same tab or panel aborts the
+      // request of the one before, whose answer nobody will look at.
+      const from = sender.tab ? 'tab:' + sender.tab.id : 'page:' + (sender.url || '');
+      if (draftChecks.has(from)) draftChecks.get(from).abort();
+      const mine = new AbortController();
+      draftChecks.set(from, mine);
+      try {
+        return await api('POST', '/draft-check', { helpdesk: req.helpdesk, ticket: req.ticket, text: req.text }, mine.signal);
+      } finally {
+        if (draftChecks.get(from) === mine) draftChecks.delete(from);
+      }
+    }
+    case 'tabInsertDraft': {
+      const tabId = await activeTabId(req.tabId);
+      if (tabId === null) return { ok: true, inserted: false };
+      try {
+        const answer = await chrome.tabs.sendMessage(tabId, { type: 'insertDraft', text: req.text });
+        return { ok: true, inserted: Boolean(answer && answer.ok) };
+      } catch (e) {
+        return { ok: true, inserted: false };
+      }
+    }
     case 'correction':
       return api('POST', '/corrections', { helpdesk: req.helpdesk, ticket: req.ticket, label: req.label, value: req.value });
     case 'ticketShown':
@@ -136,7 +159,7 @@ async function handle(req, sender) {
 chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   // Only our own content scripts and pages; web pages cannot message us (no externally_connectable).
   if (sender.id !== chrome.runtime.id) return false;
-  if (msg && msg.type === 'ticketChanged') return false;  // our own broadcast
+  if (msg && (msg.type === 'ticketChanged' || msg.type === 'draftChanged')) return false;  // broadcasts to the pages
   const req = YorisoiProtocol.validateRequest(msg);
   if (!req) {
     sendResponse({ ok: false, state: 'error' });

@@ -18,6 +18,33 @@
   // helpdesk_pages.js's HELPDESK_PAGES table.
   const DRAFT_SELECTORS = YorisoiPages.DRAFT_SELECTORS;
 
+  /** The helpdesk's reply editor on this page (the first match in HELPDESK_PAGES order). */
+  function editor() {
+    for (const selector of DRAFT_SELECTORS) {
+      const node = document.querySelector(selector);
+      if (node) return node;
+    }
+    return null;
+  }
+
+  /** Put the suggested draft into the helpdesk's editor — only ever on the agent's click; the
+   *  agent edits and sends it with the helpdesk's own button. Rich editors (CKEditor 5 in
+   *  Zendesk, Froala in Freshdesk) keep their own model of the text and ignore direct DOM
+   *  changes, but both handle the browser's insertText editing command like typing
+   *  (https://developer.mozilla.org/docs/Web/API/Document/execCommand). */
+  function insertDraft(text) {
+    const node = editor();
+    if (!node) return false;
+    node.focus();
+    if (node.tagName === 'TEXTAREA') {
+      const start = node.selectionStart ?? node.value.length, end = node.selectionEnd ?? node.value.length;
+      node.setRangeText(text, start, end, 'end');
+      node.dispatchEvent(new Event('input', { bubbles: true }));
+      return true;
+    }
+    return document.execCommand('insertText', false, text);
+  }
+
   function readDraft() {
     for (const selector of DRAFT_SELECTORS) {
       const node = document.querySelector(selector);
@@ -52,9 +79,21 @@
     const sidebar = YorisoiRender.createSidebar(document, {
       lang, t, send,
       readDraft: async () => readDraft(),
+      insertDraft: async (text) => insertDraft(text),
       onOpenOptions: () => send({ type: 'openOptions' }),
     });
     shadow.appendChild(sidebar.panel);
+
+    // The draft check follows the agent's typing in the helpdesk editor: the in-page sidebar
+    // directly, an open side panel through a broadcast (it debounces and drops stale answers).
+    document.addEventListener('input', (ev) => {
+      const target = ev.target;
+      if (!target || !target.closest || !DRAFT_SELECTORS.some((selector) => target.closest(selector))) return;
+      const ticket = YorisoiPages.parseTicketUrl(location.href);
+      const text = readDraft();
+      sidebar.draftChanged(text, ticket);
+      chrome.runtime.sendMessage({ type: 'draftChanged', text, ticket }).catch(() => {});
+    }, true);
 
     // Mirror the panel's state on the host element: tests and page-level tooling can wait for it
     // without reaching into the shadow root.
@@ -95,6 +134,7 @@
       if (sender.id !== chrome.runtime.id || !msg) return false;
       if (msg.type === 'locationChanged') onLocationChange();
       if (msg.type === 'readDraft') sendResponse({ text: readDraft() });
+      if (msg.type === 'insertDraft' && typeof msg.text === 'string') sendResponse({ ok: insertDraft(msg.text.slice(0, 10000)) });
       return false;
     });
     onLocationChange();

@@ -46,6 +46,9 @@
       case 'whoami':
       case 'openOptions':
         return { type: msg.type };
+      case 'tabInsertDraft':
+        if (typeof msg.text !== 'string' || !msg.text.trim() || msg.text.length > MAX_DRAFT) return null;
+        return { type: msg.type, tabId: Number.isInteger(msg.tabId) && msg.tabId >= 0 ? msg.tabId : null, text: msg.text };
       case 'activeTicket':
       case 'tabDraft':
         return { type: msg.type, tabId: Number.isInteger(msg.tabId) && msg.tabId >= 0 ? msg.tabId : null };

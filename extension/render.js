@@ -19,6 +19,9 @@
   const { el } = Dom;
 
   const SENTIMENT_CLASS = { negative: 'neg', neutral: 'neu', positive: 'pos' };
+  /** The draft check runs this long after the agent stops typing (a check per keystroke would
+   *  spend the token's rate limit and flicker). */
+  const DRAFT_DEBOUNCE_MS = 400;
 
   function badge(doc, cls, text) {
     return el(doc, 'span', { class: 'badge ' + cls }, text);
@@ -60,6 +63,8 @@
     const author = ctx.author || {};
     const post = ctx.post || {};
     const root = el(doc, 'div', { class: 'context', 'data-ticket': ctx.ticket ? ctx.ticket.id : '' });
+    const outage = renderOutageBanner(doc, ctx.storm, { t, lang });
+    if (outage) root.appendChild(outage);
 
     // Profile card
     const age = accountAge(author.account_age_days, lang);
@@ -115,10 +120,13 @@
           : el(doc, 'p', { class: 'empty' }, t('stormNoAnswers'))));
     }
 
+    // Help writing the reply: suggested draft, the brand's guidelines, similar past cases
+    root.appendChild(renderReplyHelp(doc, ctx, { t, lang, onInsert: opts.onInsert, onUseInCheck: opts.onUseInCheck }));
+
     // Draft check
     if (opts.draftArea) {
       root.appendChild(section(doc, t('draftCheck'),
-        el(doc, 'p', { class: 'note' }, t('draftHelp')),
+        el(doc, 'p', { class: 'note' }, t('draftHelp'), ' ', t('liveCheck')),
         opts.draftArea,
         el(doc, 'button', { type: 'button', class: 'primary check-btn', on: { click: () => opts.onCheck() } }, t('checkMyReply')),
         opts.findings || el(doc, 'div', { class: 'findings' })));
@@ -186,6 +194,87 @@
     return root;
   }
 
+
+  /** The outage banner: shown while the ticket's post belongs to an active storm. */
+  function renderOutageBanner(doc, storm, opts) {
+    const t = opts.t;
+    const lang = opts.lang === 'ja' ? 'ja' : 'en';
+    if (!storm || !storm.active) return null;
+    const statement = storm.statement;
+    return el(doc, 'div', { class: 'outage', role: 'status', 'data-field': 'outage' },
+      el(doc, 'strong', { class: 'outage-title' }, t('outageBanner', storm.topic || (storm.brand || ''), String(storm.size))),
+      statement
+        ? el(doc, 'div', { class: 'outage-statement', 'data-field': 'outage-statement' },
+            el(doc, 'div', { class: 'meta' }, t('outageStatement', formatDate(statement.at, lang), statement.author || '')),
+            el(doc, 'p', { class: 'statement-text' }, statement.text || ''),
+            safeUrl(statement.url) ? el(doc, 'a', { href: statement.url, class: 'statement-link' }, statement.url) : null)
+        : el(doc, 'p', { class: 'note' }, t('outageNoStatement')));
+  }
+
+  const REACTION_CLASS = { good: 'pos', bad: 'neg', neutral: 'neu', none: 'neu' };
+
+  /**
+   * "Help writing the reply": the suggested first draft (inserted only on the agent's click),
+   * the brand's reply guidelines and the team's answers to similar earlier posts.
+   * opts: {t, lang, onInsert(text, button), onUseInCheck(text)}.
+   */
+  function renderReplyHelp(doc, ctx, opts) {
+    const t = opts.t;
+    const lang = opts.lang === 'ja' ? 'ja' : 'en';
+    const box = el(doc, 'section', { class: 'section reply-help', 'data-field': 'reply-help' }, el(doc, 'h3', {}, t('replyHelp')));
+    const draft = ctx.suggested_draft;
+    if (draft && draft.text) {
+      box.appendChild(el(doc, 'div', { class: 'suggested', 'data-field': 'suggested-draft', lang: draft.lang === 'en' ? 'en' : 'ja' },
+        el(doc, 'h4', {}, t('suggestedDraft')),
+        el(doc, 'p', { class: 'suggested-text' }, draft.text),
+        el(doc, 'p', { class: 'note' }, t('suggestedNote')),
+        el(doc, 'div', { class: 'links' },
+          opts.onInsert ? el(doc, 'button', { type: 'button', class: 'primary insert-btn',
+            on: { click: (ev) => opts.onInsert(draft.text, ev.currentTarget) } }, t('insertDraft')) : null,
+          opts.onUseInCheck ? el(doc, 'button', { type: 'button', class: 'use-btn',
+            on: { click: () => opts.onUseInCheck(draft.text) } }, t('useInCheck')) : null)));
+    }
+    const guide = ctx.reply_guidelines;
+    if (guide) {
+      const matched = new Set(guide.faq_matched || []);
+      const english = draft && draft.lang === 'en';
+      const pick = (ja, en) => (english || lang === 'en') && en ? en : ja;
+      const rows = [
+        guide.signature || guide.signature_en ? [t('guideSignature'), pick(guide.signature, guide.signature_en)] : null,
+        guide.tone || guide.tone_en ? [t('guideTone'), pick(guide.tone, guide.tone_en)] : null,
+        (guide.avoid_words || []).length ? [t('guideAvoid'), guide.avoid_words.join('、')] : null,
+        guide.dm_handoff || guide.dm_handoff_en ? [t('guideDm'), pick(guide.dm_handoff, guide.dm_handoff_en)] : null,
+      ].filter(Boolean);
+      box.appendChild(el(doc, 'div', { class: 'guidelines', 'data-field': 'guidelines' },
+        el(doc, 'h4', {}, t('guidelines')),
+        el(doc, 'dl', {}, rows.map(([k, v]) => [el(doc, 'dt', {}, k), el(doc, 'dd', {}, v)]).flat()),
+        (guide.faq || []).length ? el(doc, 'div', { class: 'faq' }, el(doc, 'span', { class: 'meta' }, t('guideFaq')),
+          el(doc, 'ul', {}, guide.faq.filter((f) => safeUrl(f.url)).map((f) => el(doc, 'li',
+            { class: matched.has(f.topic) ? 'faq-matched' : '', 'data-topic': f.topic },
+            el(doc, 'a', { href: f.url }, (lang === 'en' && f.title_en) || f.title || f.topic),
+            matched.has(f.topic) ? el(doc, 'span', { class: 'badge intent' }, t('guideFaqMatched')) : null)))) : null));
+    }
+    const cases = ctx.similar_cases || [];
+    box.appendChild(el(doc, 'div', { class: 'similar', 'data-field': 'similar-cases' },
+      el(doc, 'h4', {}, t('similarCases')),
+      cases.length
+        ? el(doc, 'ol', { class: 'similar-cases' }, cases.map((c) => {
+            const post = c.post || {}, reply = c.reply || {}, reaction = c.reaction || { verdict: 'none' };
+            return el(doc, 'li', { 'data-key': post.key || '' },
+              el(doc, 'div', { class: 'meta' }, formatDate(post.created_at, lang), post.author ? ' · ' + post.author : ''),
+              el(doc, safeUrl(post.url) ? 'a' : 'span', { href: safeUrl(post.url) ? post.url : null, class: 'similar-post' }, post.text || ''),
+              el(doc, 'div', { class: 'similar-reply' },
+                el(doc, 'div', { class: 'meta' }, t('similarReply', reply.agent || '', formatDate(reply.at, lang))),
+                el(doc, 'div', { class: 'exchange-text' }, reply.text || '')),
+              el(doc, 'div', { class: 'reaction', 'data-verdict': reaction.verdict,
+                title: lang === 'ja' ? reaction.reason_ja || '' : reaction.reason_en || '' },
+                badge(doc, REACTION_CLASS[reaction.verdict] || 'neu', t('reaction_' + (REACTION_CLASS[reaction.verdict] ? reaction.verdict : 'none'))),
+                reaction.text ? el(doc, 'span', { class: 'reaction-text' }, ' ', reaction.text) : null));
+          }))
+        : el(doc, 'p', { class: 'empty' }, t('noSimilarCases'))));
+    return box;
+  }
+
   /** The draft-check result: findings with severity, message and hint in the UI language. */
   function renderFindings(doc, result, opts) {
     const t = opts.t;
@@ -193,8 +282,12 @@
     const box = el(doc, 'div', { class: 'findings', 'data-count': String((result.findings || []).length) });
     if (result.length) {
       const over = result.length.count > result.length.limit;
-      box.appendChild(el(doc, 'p', { class: 'length' + (over ? ' over' : '') },
-        t('lengthCount', result.length.count, result.length.limit)));
+      const unit = result.length.unit ? t('countUnit_' + String(result.length.unit).replace(/-/g, '_')) : '';
+      box.appendChild(el(doc, 'p', { class: 'length' + (over ? ' over' : ''), 'data-field': 'network-count' },
+        t('lengthCount', result.length.count, result.length.limit), unit ? ' ' + unit : ''));
+    }
+    if (typeof result.graphemes === 'number') {
+      box.appendChild(el(doc, 'p', { class: 'length graphemes', 'data-field': 'grapheme-count' }, t('graphemeCount', result.graphemes)));
     }
     if (!(result.findings || []).length) {
       box.appendChild(el(doc, 'p', { class: 'ok' }, t('noFindings')));
@@ -245,6 +338,8 @@
     });
     let current = null;
     let seq = 0;
+    let live = null;  // the rendered ticket's draft box: the editor's text flows into it as the agent types
+    const timers = opts.timers || { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (id) => clearTimeout(id) };
 
     function setState(state, message) {
       panel.setAttribute('data-state', state);
@@ -255,6 +350,7 @@
     async function show(ticket, force) {
       if (!ticket) {
         current = null;
+        live = null;
         seq += 1;
         ticketLabel.textContent = '';
         panel.removeAttribute('data-ticket');
@@ -263,6 +359,7 @@
       }
       if (!force && current && current.helpdesk === ticket.helpdesk && current.ticket === ticket.ticket) return;
       current = { helpdesk: ticket.helpdesk, ticket: ticket.ticket };
+      live = null;
       const mine = ++seq;
       ticketLabel.textContent = `#${ticket.ticket}`;
       panel.setAttribute('data-ticket', ticket.ticket);
@@ -280,23 +377,49 @@
     function render(ticket, ctx, mine) {
       const draftArea = el(doc, 'textarea', { class: 'draft', rows: 4, 'aria-label': t('draftCheck') });
       let findings = el(doc, 'div', { class: 'findings' });
+      let checkSeq = 0;
+      let timer = null;
+      const showFindings = (next) => { findings.replaceWith(next); findings = next; };
+      // One check of the text in the box. Every answer is keyed by checkSeq: an answer to a
+      // text the agent has typed past (or a ticket they left) is dropped, so a slow answer can
+      // never overwrite a newer one. The background also aborts the superseded request.
+      const runCheck = async () => {
+        const text = draftArea.value;
+        const mineCheck = ++checkSeq;
+        if (!text.trim()) {
+          showFindings(el(doc, 'div', { class: 'findings', 'data-count': '0' }, el(doc, 'p', { class: 'note' }, t('noDraftFound'))));
+          return;
+        }
+        findings.setAttribute('aria-busy', 'true');
+        const answer = await opts.send({ type: 'draftCheck', helpdesk: ticket.helpdesk, ticket: ticket.ticket, text });
+        if (mine !== seq || mineCheck !== checkSeq) return;
+        if (answer && answer.state === 'cancelled') return;
+        showFindings(answer && answer.ok ? renderFindings(doc, answer.data, { t, lang })
+          : renderState(doc, (answer && answer.state) || 'error', { t, lang, message: answer && answer.message }));
+      };
+      const schedule = () => {
+        if (timer !== null) timers.clearTimeout(timer);
+        checkSeq += 1;  // an answer in flight is stale from this keystroke on
+        timer = timers.setTimeout(() => { timer = null; runCheck(); }, DRAFT_DEBOUNCE_MS);
+      };
+      draftArea.addEventListener('input', schedule);
       const onCheck = async () => {
+        if (timer !== null) { timers.clearTimeout(timer); timer = null; }
         const fromEditor = opts.readDraft ? ((await opts.readDraft()) || '') : '';
         if (fromEditor.trim()) draftArea.value = fromEditor;
-        const text = draftArea.value;
-        let next;
-        if (!text.trim()) {
-          next = el(doc, 'div', { class: 'findings', 'data-count': '0' }, el(doc, 'p', { class: 'note' }, t('noDraftFound')));
-        } else {
-          findings.replaceChildren(el(doc, 'p', { class: 'note' }, t('checking')));
-          const answer = await opts.send({ type: 'draftCheck', helpdesk: ticket.helpdesk, ticket: ticket.ticket, text });
-          if (mine !== seq) return;
-          next = answer && answer.ok ? renderFindings(doc, answer.data, { t, lang })
-            : renderState(doc, (answer && answer.state) || 'error', { t, lang, message: answer && answer.message });
-        }
-        findings.replaceWith(next);
-        findings = next;
+        if (draftArea.value.trim()) findings.replaceChildren(el(doc, 'p', { class: 'note' }, t('checking')));
+        await runCheck();
       };
+      const onUseInCheck = (text) => { draftArea.value = text; schedule(); };
+      // The suggested draft goes into the helpdesk's editor only on this click; nothing is sent.
+      const onInsert = async (text, button) => {
+        const done = opts.insertDraft ? await opts.insertDraft(text) : false;
+        if (mine !== seq) return;
+        if (button) button.setAttribute('title', done ? t('inserted') : t('insertFailed'));
+        if (!done) onUseInCheck(text);
+        else { draftArea.value = text; schedule(); }
+      };
+      live = { ticket, draftChanged: (text) => { if (text !== draftArea.value) { draftArea.value = text; schedule(); } } };
       const onCorrect = async (label, value, button) => {
         button.setAttribute('disabled', '');
         const answer = await opts.send({ type: 'correction', helpdesk: ticket.helpdesk, ticket: ticket.ticket, label, value });
@@ -312,13 +435,19 @@
           button.classList.add('failed');
         }
       };
-      body.replaceChildren(renderContext(doc, ctx, { t, lang, draftArea, findings, onCheck, onCorrect }));
+      body.replaceChildren(renderContext(doc, ctx, { t, lang, draftArea, findings, onCheck, onCorrect, onInsert, onUseInCheck }));
       panel.setAttribute('data-state', 'ok');
       panel.setAttribute('data-rendered', ticket.ticket);
     }
 
     if (opts.embedded) panel.classList.add('embedded');
-    return { panel, show, current: () => current };
+    /** The helpdesk editor's text changed (content.js): check it, debounced, for the ticket shown. */
+    function draftChanged(text, ticket) {
+      if (!live || typeof text !== 'string') return;
+      if (ticket && (ticket.helpdesk !== live.ticket.helpdesk || ticket.ticket !== live.ticket.ticket)) return;
+      live.draftChanged(text.slice(0, 10000));
+    }
+    return { panel, show, draftChanged, current: () => current };
   }
 
   const CSS = `
@@ -369,12 +498,22 @@ ol, ul { padding-left: 18px; margin: 0; } li { margin: 4px 0; word-break: break-
 .chart { display: block; background: #fff; border: 1px solid #e0dcd2; }
 .chart .axis { stroke: #ccc; stroke-dasharray: 3 3; } .chart .line { stroke: #2f5d50; stroke-width: 1.5; }
 .dot.neg { fill: #b3261e; } .dot.pos { fill: #2e8b3d; } .dot.neu { fill: #888; } .dot.current { stroke: #222; stroke-width: 2; }
+.outage { margin: 0 0 8px; padding: 8px 10px; background: #fdecea; border: 1px solid #b3261e; border-left-width: 5px; border-radius: 4px; }
+.outage-title { color: #8a1c12; display: block; } .statement-text { margin: 4px 0; white-space: pre-wrap; word-break: break-word; }
+h4 { font-size: 12px; margin: 8px 0 2px; color: #333; }
+.suggested-text { margin: 2px 0; padding: 6px 8px; background: #fff; border: 1px dashed #2f5d50; white-space: pre-wrap; word-break: break-word; }
+.guidelines dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 8px; margin: 2px 0; font-size: 12px; }
+.guidelines dt { color: #555; } .guidelines dd { margin: 0; word-break: break-word; }
+.faq-matched a { font-weight: 700; }
+.similar-cases li { padding-bottom: 4px; border-bottom: 1px dashed #e0dcd2; } .similar-reply { margin: 2px 0 2px 8px; }
+.reaction-text { color: #555; font-size: 11px; }
 .state { padding: 12px; background: #fff; border: 1px solid #e0dcd2; border-radius: 6px; }
 .state-title { font-weight: 700; margin: 0 0 6px; } .state-detail { color: #555; margin: 0 0 8px; }
 .state-unauthorized .state-title, .state-unreachable .state-title { color: #b3261e; }
 `;
 
   return {
-    sentimentChart, renderContext, renderFindings, renderState, createSidebar, CSS,
+    sentimentChart, renderContext, renderOutageBanner, renderReplyHelp, renderFindings, renderState, createSidebar, CSS,
+    DRAFT_DEBOUNCE_MS,
   };
 });

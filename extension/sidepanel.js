@@ -25,6 +25,7 @@
   const sidebar = YorisoiRender.createSidebar(document, {
     lang, t, send, embedded: true,
     readDraft: async () => ((await send({ type: 'tabDraft', tabId: forcedTab })).text || ''),
+    insertDraft: async (text) => Boolean((await send({ type: 'tabInsertDraft', tabId: forcedTab, text })).inserted),
     onOpenOptions: () => chrome.runtime.openOptionsPage(),
   });
   document.head.appendChild(style);
@@ -35,7 +36,14 @@
     await sidebar.show(answer && answer.ok ? answer.ticket : null);
   }
   chrome.runtime.onMessage.addListener((msg, sender) => {
-    if (sender.id !== chrome.runtime.id || !msg || msg.type !== 'ticketChanged') return;
+    if (sender.id !== chrome.runtime.id || !msg) return;
+    // The agent types in the helpdesk editor of a tab: check that draft (debounced) when the
+    // tab is the one this panel follows.
+    if (msg.type === 'draftChanged' && sender.tab && (forcedTab === null ? sender.tab.active : sender.tab.id === forcedTab)) {
+      sidebar.draftChanged(msg.text, msg.ticket);
+      return;
+    }
+    if (msg.type !== 'ticketChanged') return;
     if (forcedTab === null || msg.tabId === forcedTab) refresh();
   });
   if (forcedTab === null && chrome.tabs && chrome.tabs.onActivated) chrome.tabs.onActivated.addListener(refresh);

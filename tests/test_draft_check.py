@@ -7,7 +7,9 @@ from connector.draft_check import (
     DraftContext,
     RecentReply,
     bluesky_length,
+    check_avoid_words,
     check_draft,
+    check_faq_link,
     check_length,
     check_personal_data,
     check_signature,
@@ -224,3 +226,83 @@ def test_a_reply_breaking_every_rule_gets_every_finding_errors_first():
     assert severities == sorted(severities, key=["error", "warning", "info"].index)
     for finding in findings:
         assert finding.message_ja and finding.message_en and finding.hint_ja and finding.hint_en
+
+
+# --- English signatures, brand reply guidelines, character counts (issue 18) ---------------
+
+EN = DraftContext(platform="x", agent="Aiko", brand="ソラモバイル", brand_aliases=("Sora Mobile", "ソラモバ"))
+
+
+@pytest.mark.parametrize("text", [
+    "Sorry for the trouble, data is back in Shibuya.\n— Aiko, Sora Mobile Support",
+    "Sorry for the trouble, data is back in Shibuya. — Aiko",
+    "Data is back in Shibuya.\n-Aiko",
+    "Data is back in Shibuya.\nBest, Aiko",
+    "Data is back in Shibuya. Thanks,\nAiko",
+    "Kind regards, Aiko (Sora Mobile)",
+    "Hi Tom, this is Aiko from the support team. Data is back.",
+    "Hi Tom, Aiko from Sora Mobile here. Data is back.",
+    "Aiko @ Sora Mobile: data is back in Shibuya.",
+])
+def test_english_signatures_are_recognised(text):
+    assert check_signature(text, EN) == []
+
+
+@pytest.mark.parametrize("text", [
+    "Data is back in Shibuya.",  # unsigned: the signature is appended
+    "Aikonic service is back.",  # a word that only starts with the name
+    "Best, Aikomi",
+])
+def test_english_text_without_a_signature_is_not_taken_for_one(text):
+    assert rules(check_signature(text, EN)) == ["signature"]
+
+
+def guided(**changes):
+    from connector.watch import FaqLink, ReplyGuidelines
+    guide = ReplyGuidelines(
+        signature="{brand}の{agent}です", signature_en="— {agent}, Sora Mobile Support",
+        avoid_words=("仕様です", "ご理解ください", "per our policy"),
+        dm_handoff="お手数ですが、ご契約の詳細はDMでお知らせいただけますか。",
+        faq=(FaqLink("通信障害", ("繋がらない", "圏外", "no signal"), "https://support.sora.example/outage", "障害情報", "Outages"),))
+    return ctx(**{"guidelines": guide, "post_text": "駅で全然繋がらない", **changes})
+
+
+def test_signature_in_another_form_than_the_brands_is_info():
+    [finding] = check_signature("ご不便をおかけしております。（ソラモバイル 佐藤）", guided())
+    assert finding.severity == "info" and "ソラモバイルの佐藤です" in finding.message_ja
+    assert check_signature("ソラモバイルの佐藤です。ご不便をおかけしております。", guided()) == []
+    english = guided(agent="Aiko", brand_aliases=("Sora Mobile",))
+    assert check_signature("Data is back.\n— Aiko, Sora Mobile Support", english) == []
+    [finding] = check_signature("Data is back.\nBest, Aiko", english)
+    assert "— Aiko, Sora Mobile Support" in finding.message_en
+
+
+def test_avoid_words_are_found_folded_with_their_span():
+    text = "申し訳ございません、こちらはシヨウです。ＰＥＲ ＯＵＲ ＰＯＬＩＣＹ、ご理解ください。"
+    findings = check_avoid_words("それは仕様です。ご理解ください。", guided())
+    assert [f.rule for f in findings] == ["avoid_word", "avoid_word"]
+    assert findings[0].span == (3, 7) and "仕様です" in findings[0].message_ja
+    [per, understand] = check_avoid_words(text, guided())
+    assert text[per.span[0]:per.span[1]] == "ＰＥＲ ＯＵＲ ＰＯＬＩＣＹ"
+    assert text[understand.span[0]:understand.span[1]] == "ご理解ください"
+    assert check_avoid_words("それは仕様です。", ctx()) == []  # no guidelines, no rule
+
+
+def test_faq_link_is_asked_for_when_the_post_is_about_its_topic():
+    [finding] = check_faq_link("ご不便をおかけしております。復旧を急いでいます。", guided())
+    assert finding.rule == "faq_link" and finding.severity == "info"
+    assert "https://support.sora.example/outage" in finding.message_ja
+    assert check_faq_link("復旧状況は https://support.sora.example/outage にあります。", guided()) == []
+    assert check_faq_link("詳しい状況をＤＭでお知らせいただけますか。", guided()) == []  # moved to DMs
+    assert check_faq_link("ご不便をおかけしております。", guided(post_text="料金が高い")) == []  # other topic
+
+
+def test_character_counts_as_the_network_and_as_a_person_counts():
+    from connector.draft_check import character_counts
+    family = "👨\u200d👩\u200d👧"
+    text = f"か\u3099{family}é\u0301"  # が as か + combining dakuten, a ZWJ family, e + two accents
+    counted = character_counts(text, "x")
+    assert counted["graphemes"] == 3
+    assert counted["count"] == x_weighted_length(text) and counted["limit"] == 280 and counted["unit"] == "x-weighted"
+    assert character_counts(text, "bluesky")["count"] == 3
+    assert character_counts(text, "rss") == {"platform": "rss", "count": None, "limit": None, "unit": None, "graphemes": 3}

@@ -342,3 +342,27 @@ def test_correction_buttons_store_a_correction(stack):
     page.wait_for_selector("#yorisoi-sidebar-host[data-state='ok']", state="attached", timeout=15000)
     assert "要望 に修正済み（佐藤）" in panel(page).locator(".label[data-label='intent']").inner_text()
     page.close()
+
+
+def test_suggested_draft_inserts_on_click_and_the_check_follows_typing(stack):
+    """Help writing the reply (issue 18): the suggested draft reaches the helpdesk editor only on
+    the agent's click, and the draft check runs by itself 400 ms after typing stops."""
+    configure(stack, connectorUrl=stack["api"], apiToken=stack["token"])
+    page = open_ticket(stack, "/agent/tickets/101")
+    editor = page.locator(".ck-editor__editable")
+    assert editor.inner_text().strip() == ""  # nothing is put anywhere by itself
+    suggested = panel(page).locator("[data-field='suggested-draft'] .suggested-text").inner_text()
+    assert suggested.startswith("田中 健様、") and "繋がらない" in suggested
+    assert panel(page).locator("[data-field='similar-cases'] li").count() >= 1
+    panel(page).locator("button.insert-btn").click()
+    page.wait_for_function("() => document.querySelector('.ck-editor__editable').innerText.includes('田中 健様')", timeout=10000)
+    # Typing in the editor re-checks the draft without a click.
+    editor.click()
+    page.keyboard.press("End")
+    page.keyboard.type("草")
+    page.wait_for_selector("#yorisoi-sidebar-host [data-field='grapheme-count']", state="attached", timeout=15000)
+    assert panel(page).locator("textarea.draft").input_value().endswith("草")
+    assert "tone" in panel(page).locator("li.finding").evaluate_all("items => items.map(li => li.dataset.rule)")
+    panel(page).locator("[data-field='reply-help']").scroll_into_view_if_needed()
+    page.screenshot(path=str(stack["shots"] / "sidebar-reply-help.png"))
+    page.close()

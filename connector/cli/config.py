@@ -21,6 +21,11 @@ def check_config() -> None:
         click.echo(f"  {brand.name}: {len(brand.keywords)} keywords, {len(brand.hashtags)} hashtags, "
                    f"{len(brand.mentions)} mentions, excluding {len(brand.exclude_accounts)} accounts "
                    f"and {len(brand.exclude_words)} words; languages {', '.join(brand.languages) or 'any'}")
+        reply = brand.reply
+        if reply.configured:
+            click.echo(f"    reply guidelines: signature {reply.signature or '(default)'!s}, "
+                       f"{len(reply.avoid_words)} words to avoid, {len(reply.faq)} help pages, "
+                       f"DM hand-off {'set' if reply.dm_handoff or reply.dm_handoff_en else 'unset'}")
     click.echo(f"helpdesk: {svc.helpdesk.name}")
     click.echo(f"database: {svc.store.engine.url.render_as_string(hide_password=True)}")
     click.echo(f"source webhook: {'enabled' if svc.settings.webhook_secret else 'disabled (YORISOI_WEBHOOK_SECRET unset)'}")

@@ -557,6 +557,20 @@ storm_bands = Table(
     Index("ix_storm_bands_storm", "storm_id", "created_at"),
 )
 
+# The team's public statements on a storm (an outage notice, the official post), written on the
+# dashboard's storm page; the agent sidebar shows the newest beside tickets of the storm so
+# every reply says the same thing. Kept, not overwritten: the history is what was said when.
+storm_statements = Table(
+    "storm_statements", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("storm_id", Integer, ForeignKey("storms.id"), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("url", Text),  # where it was published (the brand's post, a status page); http(s) only
+    Column("author", String(100), nullable=False),  # the supervisor's dashboard account
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_storm_statements_storm", "storm_id", "created_at"),
+)
+
 storm_alerts = Table(
     "storm_alerts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -19,6 +19,7 @@ from connector.db.schema import (
     storm_alerts,
     storm_bands,
     storm_members,
+    storm_statements,
     storms,
     tickets,
 )
@@ -47,6 +48,18 @@ class Storm:
     job_lease_until: datetime | None
     last_update_at: datetime | None
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StormStatement:
+    """The team's public statement on a storm, from the dashboard's storm page."""
+
+    id: int
+    storm_id: int
+    text: str
+    url: str | None
+    author: str
+    created_at: datetime
 
 
 class StormRepository:
@@ -192,6 +205,20 @@ class StormRepository:
                 .where(storm_members.c.storm_id == storm_id).where(exchanges.c.status != "failed")
                 .order_by(exchanges.c.created_at.desc(), exchanges.c.id.desc()).limit(limit)).mappings().all()
         return [dict(r) for r in rows]
+
+    def add_statement(self, storm_id: int, text: str, url: str | None, author: str, at: datetime) -> int:
+        """Record a public statement on a storm (newest wins in the sidebar)."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(insert(storm_statements).values(
+                storm_id=storm_id, text=text, url=url, author=author, created_at=at)
+                .returning(storm_statements.c.id)).scalar_one())
+
+    def latest_statement(self, storm_id: int) -> StormStatement | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(storm_statements).where(storm_statements.c.storm_id == storm_id)
+                               .order_by(storm_statements.c.created_at.desc(), storm_statements.c.id.desc())
+                               .limit(1)).mappings().first()
+        return StormStatement(**row) if row else None
 
     def storm_top_words(self, storm_id: int, limit: int = 5) -> list[str]:
         """The complaint topics (nouns, stored at ingest) most members share."""

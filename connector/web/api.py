@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from connector.agents import AgentIdentity, RateLimiter, authenticate
 from connector.config import DEFAULT_REPLY_SIGNATURE, HELPDESKS, ConfigError
-from connector.draft_check import DEFAULT_SIMILARITY, LIMITS, check_draft
+from connector.draft_check import DEFAULT_SIMILARITY, character_counts, check_draft
 from connector.labels import VALUE_NAMES
 from connector.replies import sign_reply
 from connector.services import services
@@ -34,6 +34,7 @@ from connector.sidebar import (
     summarise,
 )
 from connector.sources.local import LocalSource
+from connector.storms import StormSettings
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -67,6 +68,7 @@ def init_app(app: Flask) -> None:
     settings = app.extensions["yorisoi"].settings
     app.extensions["yorisoi_api"] = {
         "limiter": RateLimiter.from_env(env),
+        "storm_window": StormSettings.from_env(env).window,
         "draft": DraftSettings(signature_template=settings.reply_signature or DEFAULT_REPLY_SIGNATURE,
                                signature_pattern=_signature_pattern(env.get("YORISOI_DRAFT_SIGNATURE_PATTERN")),
                                similarity_threshold=_threshold(env.get("YORISOI_DRAFT_SIMILARITY"))),
@@ -228,7 +230,8 @@ def context():
         key = _post_key(helpdesk, _ticket_id(args.get("ticket")))
     svc = services()
     live = [platform for platform, source in svc.sources.items() if not isinstance(source, LocalSource)]
-    return jsonify(build_context(svc.store, key, live_sources=live))
+    return jsonify(build_context(svc.store, key, live_sources=live, watch=svc.watch, agent=g.api_agent.agent,
+                                 storm_window=current_app.extensions["yorisoi_api"]["storm_window"]))
 
 
 def _tokens_agent(body: dict[str, Any]) -> str:
@@ -261,16 +264,17 @@ def draft_check():
                        f"text が {MAX_DRAFT_CHARS} 文字を超えています。", field="text")
     agent = _tokens_agent(body)
     settings: DraftSettings = current_app.extensions["yorisoi_api"]["draft"]
-    ctx = draft_context(services().store, key, agent, settings)
+    svc = services()
+    ctx = draft_context(svc.store, key, agent, settings, watch=svc.watch)
     findings = check_draft(text, ctx)
     # What will actually be sent: the signature is appended when the agent is not named.
     signed = sign_reply(text, agent, ctx.brand, settings.signature_template)
-    length = None
-    if ctx.platform in LIMITS:
-        _, maximum, count = LIMITS[ctx.platform]
-        length = {"platform": ctx.platform, "count": count(signed), "limit": maximum}
+    # Counted on what will be sent: as the network counts (null where it sets no limit) and as a
+    # person counts (grapheme clusters), so 「絵文字1つ＝2」 on X never surprises the agent.
+    counted = character_counts(signed, ctx.platform)
+    length = None if counted["limit"] is None else counted
     return jsonify({"findings": [f.to_dict() for f in findings], "counts": summarise(findings),
-                    "agent": agent, "signed_text": signed, "length": length})
+                    "agent": agent, "signed_text": signed, "length": length, "graphemes": counted["graphemes"]})
 
 
 @bp.post("/corrections")

@@ -227,9 +227,32 @@ def storms():
             buckets[slot] = buckets.get(slot, 0) + 1
         series = [buckets.get(i, 0) for i in range(max(buckets) + 1)] if buckets else []
         first = store.storms.storm_members_of(storm["id"], limit=1)
-        rows.append({**storm, "series": series[:48], "first": first[0] if first else None})
+        rows.append({**storm, "series": series[:48], "first": first[0] if first else None,
+                     "statement": store.storms.latest_statement(storm["id"])})
     return render_template("storms.html", storms=rows, alerts=store.storms.list_alerts(limit=50),
                            label_min=today_module.storm_label_min(services().settings.env))
+
+
+#: Longest public statement on a storm: an X post's worth of Japanese, with room to spare.
+STATEMENT_MAX = 1000
+
+
+@bp.post("/storms/<int:storm_id>/statement")
+def storm_statement(storm_id: int):
+    """A supervisor records the team's public statement on a storm (the outage notice agents
+    point customers to); the agent sidebar shows the newest with every ticket of the storm."""
+    from connector.sidebar import http_url
+    from connector.store import utcnow
+    store = services().store
+    if store.storms.storm(storm_id) is None:
+        abort(404)
+    text = (request.form.get("text") or "").strip()
+    url = (request.form.get("url") or "").strip()
+    if not text or len(text) > STATEMENT_MAX or (url and http_url(url) is None):
+        abort(400, description=f"声明文（1〜{STATEMENT_MAX}文字）と、任意で http(s) の URL を入力してください。 / "
+                               f"Give the statement (1-{STATEMENT_MAX} characters) and, optionally, an http(s) URL.")
+    store.storms.add_statement(storm_id, text, url or None, auth.current_user() or "?", utcnow())
+    return redirect(url_for("dashboard.storms") + f"#storm-{storm_id}")
 
 
 @bp.post("/outbox/<int:outbox_id>/retry")

@@ -63,7 +63,8 @@ def _schemas() -> dict[str, Any]:
             "helpdesk": {"type": "string"}, "ticket_id": {"type": "string"}}},
         "Context": {"type": "object",
                     "required": ["ticket", "post", "analysis", "author", "history", "exchanges", "other_tickets",
-                                 "sentiment_history", "label_sets", "corrections", "storm"],
+                                 "sentiment_history", "label_sets", "corrections", "storm", "reply_guidelines",
+                                 "similar_cases", "suggested_draft"],
                     "properties": {
             "ticket": {"type": ["object", "null"], "description": "null for Zendesk Channel framework tickets (looked up by external_id).",
                        "properties": {"helpdesk": {"type": "string"}, "id": {"type": "string"}, "url": _URL_OR_NULL,
@@ -100,8 +101,14 @@ def _schemas() -> dict[str, Any]:
             "exchanges": {"type": "array", "description": "The team's replies to this author, newest first.",
                           "items": _ref("Exchange")},
             "storm": {"type": ["object", "null"], "description": "The storm (炎上) this post belongs to, or null.",
-                      "required": ["id", "size", "first_post", "answers"], "properties": {
-                "id": {"type": "integer"}, "size": {"type": "integer"}, "topic": _STR_OR_NULL,
+                      "required": ["id", "size", "first_post", "answers", "active", "statement"], "properties": {
+                "id": {"type": "integer"}, "size": {"type": "integer"}, "topic": _STR_OR_NULL, "brand": {"type": "string"},
+                "active": {"type": "boolean", "description": "An outage in progress (the sidebar's banner): posts still "
+                           "join the storm within YORISOI_STORM_WINDOW_MINUTES, or the brand's spike alert is on."},
+                "statement": {"type": ["object", "null"], "description": "The team's latest public statement on the storm, "
+                              "written by a supervisor on the dashboard's 炎上 page.", "properties": {
+                    "text": {"type": "string"}, "url": _URL_OR_NULL, "author": {"type": "string"},
+                    "at": {"type": "string", "format": "date-time"}}},
                 "started_at": _STR_OR_NULL, "last_post_at": _STR_OR_NULL, "role": _STR_OR_NULL,
                 "reason": _STR_OR_NULL, "similarity": {"type": ["number", "null"]},
                 "first_post": {"type": "object", "properties": {
@@ -111,6 +118,24 @@ def _schemas() -> dict[str, Any]:
                 "answers": {"type": "array", "items": {"type": "object", "properties": {
                     "agent": {"type": "string"}, "text": {"type": "string"}, "status": {"type": "string"},
                     "created_at": _STR_OR_NULL, "ticket_id": {"type": "string"}}}}}},
+            "reply_guidelines": {"type": ["object", "null"], "description": "The brand's [brand.reply] from the watch file (null: none).",
+                                 "properties": {
+                "signature": {"type": "string"}, "signature_en": {"type": "string"}, "tone": {"type": "string"},
+                "tone_en": {"type": "string"}, "avoid_words": {"type": "array", "items": {"type": "string"}},
+                "dm_handoff": {"type": "string"}, "dm_handoff_en": {"type": "string"},
+                "faq": {"type": "array", "items": {"type": "object", "required": ["topic", "url"], "properties": {
+                    "topic": {"type": "string"}, "keywords": {"type": "array", "items": {"type": "string"}},
+                    "url": {"type": "string"}, "title": {"type": "string"}, "title_en": {"type": "string"}}}},
+                "faq_matched": {"type": "array", "items": {"type": "string"}, "description": "Topics this post is about."}}},
+            "similar_cases": {"type": "array", "maxItems": 5, "description": "The team's answers to the most similar earlier "
+                              "posts of the brand, best first.", "items": _ref("SimilarCase")},
+            "suggested_draft": {"type": "object", "required": ["text", "lang", "parts"], "description":
+                                "A first draft for the agent to edit; inserted only when the agent clicks, never sent by Yorisoi.",
+                                "properties": {
+                "text": {"type": "string"}, "lang": {"type": "string", "enum": ["ja", "en"]}, "agent": _STR_OR_NULL,
+                "parts": {"type": "array", "items": {"type": "object", "required": ["kind", "text"], "properties": {
+                    "kind": {"type": "string", "enum": ["greeting", "situation", "faq", "dm_handoff", "signature"]},
+                    "text": {"type": "string"}}}}}},
             "other_tickets": {"type": "array", "items": {"type": "object", "properties": {
                 "helpdesk": {"type": "string"}, "id": {"type": "string"}, "url": _URL_OR_NULL,
                 "subject": {"type": "string"}, "priority": {"type": "string"}, "sentiment": _STR_OR_NULL,
@@ -127,6 +152,20 @@ def _schemas() -> dict[str, Any]:
                            "additionalProperties": {"type": "array", "items": {"type": "object", "properties": {
                                "value": {"type": "string"}, "ja": {"type": "string"}, "en": {"type": "string"}}}}},
         }},
+        "SimilarCase": {"type": "object", "required": ["post", "reply", "reaction", "score"], "properties": {
+            "post": {"type": "object", "required": ["key", "text"], "properties": {
+                "key": {"type": "string"}, "text": {"type": "string", "description": "Untrusted: render as text only."},
+                "url": _URL_OR_NULL, "created_at": {"type": "string", "format": "date-time"}, "author": _STR_OR_NULL}},
+            "reply": {"type": "object", "required": ["agent", "text"], "properties": {
+                "agent": {"type": "string"}, "text": {"type": "string"}, "status": {"type": "string"},
+                "at": {"type": ["string", "null"], "format": "date-time"}, "url": _URL_OR_NULL,
+                "helpdesk": {"type": "string"}, "ticket_id": {"type": "string"}}},
+            "reaction": {"type": "object", "required": ["verdict"], "description": "The customer's next post about the brand "
+                         "after the reply: thanks or positive = good, negative = bad, none within 7 days = none.", "properties": {
+                "verdict": {"type": "string", "enum": ["good", "bad", "neutral", "none"]},
+                "reason_ja": {"type": "string"}, "reason_en": {"type": "string"}, "text": _STR_OR_NULL,
+                "at": {"type": ["string", "null"], "format": "date-time"}}},
+            "score": {"type": "number"}, "shared_labels": {"type": "array", "items": {"type": "string"}}}},
         "Finding": {"type": "object", "required": ["rule", "severity", "message_ja", "message_en", "hint_ja", "hint_en"],
                     "properties": {
             "rule": {"type": "string", "enum": list(RULES)}, "severity": {"type": "string", "enum": list(SEVERITIES)},
@@ -137,14 +176,18 @@ def _schemas() -> dict[str, Any]:
         "DraftCheckRequest": {"type": "object", "required": ["ticket", "text"], "properties": {
             "ticket": _TICKET, "helpdesk": _HELPDESK_PARAM,
             "text": {"type": "string", "minLength": 1, "maxLength": 10000}, "agent": _AGENT}},
-        "DraftCheckResult": {"type": "object", "required": ["findings", "counts", "agent", "signed_text", "length"],
+        "DraftCheckResult": {"type": "object", "required": ["findings", "counts", "agent", "signed_text", "length", "graphemes"],
                              "properties": {
             "findings": {"type": "array", "items": _ref("Finding"), "description": "Errors first."},
             "counts": {"type": "object", "properties": {s: {"type": "integer"} for s in SEVERITIES}},
             "agent": {"type": "string"},
             "signed_text": {"type": "string", "description": "The reply as it would be sent (signature appended when the agent is not named)."},
-            "length": {"type": ["object", "null"], "properties": {
-                "platform": {"type": "string"}, "count": {"type": "integer"}, "limit": {"type": "integer"}}}}},
+            "length": {"type": ["object", "null"], "description": "The signed text as the network counts it (null: no limit).",
+                       "properties": {
+                "platform": {"type": "string"}, "count": {"type": "integer"}, "limit": {"type": "integer"},
+                "unit": {"type": "string", "enum": ["x-weighted", "mastodon", "graphemes"]},
+                "graphemes": {"type": "integer"}}},
+            "graphemes": {"type": "integer", "description": "Characters as a person counts them (grapheme clusters) in the signed text."}}},
         "CorrectionRequest": {"type": "object", "required": ["ticket", "label", "value"], "properties": {
             "ticket": _TICKET, "helpdesk": _HELPDESK_PARAM,
             "label": {"type": "string", "enum": list(CORRECTABLE_LABELS)},
