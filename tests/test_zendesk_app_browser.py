@@ -41,7 +41,7 @@ window.ZAFClient = { init: function () {
       return Promise.resolve(out);
     },
     invoke: function (name, arg) { window.zafCalls.push(['invoke', name, arg]); return Promise.resolve({}); },
-    on: function () {}
+    on: function (name, handler) { window.zafCalls.push(['on', name]); (window.zafHandlers = window.zafHandlers || {})[name] = handler; }
   };
 } };
 """
@@ -130,6 +130,20 @@ def test_zendesk_app_sidebar_in_chromium(stack, tmp_path):
         frame.locator(".findings[data-count]").wait_for(timeout=20_000)
         calls = sidebar_frame(page).evaluate("() => window.zafCalls")
         assert ["get", "comment.text"] in calls and any(c[0] == "invoke" and c[1] == "resize" for c in calls)
+        # Typing in Zendesk's editor (comment.text.changed) is checked without a click.
+        assert ["on", "comment.text.changed"] in calls
+        typed = "田中様、ご迷惑をおかけしております。解約の前にDMで状況を教えてください。"
+        sidebar_frame(page).evaluate("(html) => window.zafHandlers['comment.text.changed'](html)", f"<p>{typed}</p>")
+        frame.locator("textarea").first.wait_for(timeout=5_000)
+        sidebar_frame(page).wait_for_function(
+            "(typed) => [...document.querySelectorAll('textarea')].some(a => a.value === typed)", arg=typed, timeout=10_000)
+        # The suggested draft reaches Zendesk's editor only through comment.appendText, on the click.
+        insert = frame.locator("button", has_text="返信欄に挿入")
+        assert insert.count() == 1
+        assert not [c for c in sidebar_frame(page).evaluate("() => window.zafCalls") if c[1] == "comment.appendText"]
+        insert.first.click()
+        sidebar_frame(page).wait_for_function(
+            "() => window.zafCalls.some(c => c[0] === 'invoke' && c[1] === 'comment.appendText')", timeout=10_000)
         shot = tmp_path / "zendesk-app-sidebar.png"
         page.screenshot(path=str(shot))
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

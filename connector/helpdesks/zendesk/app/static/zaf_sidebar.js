@@ -89,6 +89,13 @@
         if (!client) return '';
         try { return stripHtml((await client.get('comment.text'))['comment.text']); } catch (e) { return ''; }
       },
+      // The suggested draft goes into Zendesk's editor only when the agent clicks 「返信欄に挿入」:
+      // the ticket_sidebar action comment.appendText (ZAF ticket_sidebar API:
+      // https://developer.zendesk.com/api-reference/apps/apps-support-api/ticket_sidebar/#commentappendtext).
+      insertDraft: async (text) => {
+        if (!client) return false;
+        try { await client.invoke('comment.appendText', String(text)); return true; } catch (e) { return false; }
+      },
     });
     if (loading) loading.remove();
     document.body.appendChild(sidebar.panel);
@@ -100,6 +107,15 @@
       document.body.appendChild(note);
     }
     await sidebar.show(ticketId ? { helpdesk: 'zendesk', ticket: ticketId } : null);
+    if (client && ticketId) {
+      // Check the reply while the agent types in Zendesk's own editor: the comment.text.changed
+      // event (same doc, "Events") gives the editor's HTML; render.js debounces and drops stale answers.
+      try {
+        client.on('comment.text.changed', (html) => {
+          sidebar.draftChanged(stripHtml(html), { helpdesk: 'zendesk', ticket: ticketId });
+        });
+      } catch (e) { /* an older ZAF client without events: the check button still works */ }
+    }
     if (client) {
       try { client.invoke('resize', { width: '100%', height: Math.min(1200, document.body.scrollHeight + 20) + 'px' }); } catch (e) { /* not in a resizable location */ }
     }
