@@ -267,6 +267,10 @@ function setUp() {
   }
 }
 chrome.runtime.onInstalled.addListener(setUp);
+// First install (IT's policy or by hand): open the options so the agent can sign in at once.
+chrome.runtime.onInstalled.addListener(async ({ reason }) => {
+  if (reason === 'install' && !(await connector())) chrome.runtime.openOptionsPage().catch(() => {});
+});
 chrome.runtime.onStartup.addListener(setUp);
 
 // Firefox: the toolbar button toggles the sidebar (sidebarAction needs this user action).
