@@ -164,10 +164,13 @@ def options_from_env(env: Mapping[str, str], **overrides: Any) -> BuildOptions:
             key_pem = Path(key_file).read_bytes()
         except OSError as exc:
             raise BuildError(f"YORISOI_EXTENSION_KEY_FILE={key_file!r} cannot be read: {exc.strerror}") from None
+    # A helpdesk on loopback is a developer's fake one: never a release build's match pattern.
+    def real(hosts: list[str]) -> tuple[str, ...]:
+        return tuple(h for h in hosts if h and h not in ("127.0.0.1", "localhost", "::1"))
     values: dict[str, Any] = {
         "connector_url": env.get("YORISOI_PUBLIC_URL"),
-        "zendesk_hosts": tuple(h for h in zendesk if h),
-        "freshdesk_hosts": tuple(h for h in freshdesk if h),
+        "zendesk_hosts": real(zendesk),
+        "freshdesk_hosts": real(freshdesk),
         "gecko_id": (env.get("YORISOI_EXTENSION_GECKO_ID") or "").strip() or DEFAULT_GECKO_ID,
         "signing_key_pem": key_pem,
     }

@@ -244,7 +244,7 @@
     const panel = el(doc, 'aside', { class: 'panel', lang, 'aria-label': t('sidebarTitle'), 'data-state': 'idle' },
       el(doc, 'header', {}, el(doc, 'span', { class: 'title' }, t('sidebarTitle')), ticketLabel, toggle), body);
     function setCollapsed(collapsed) {
-      panel.classList.toggle('collapsed', Boolean(collapsed));
+      if (collapsed) panel.classList.add('collapsed'); else panel.classList.remove('collapsed');
       toggle.textContent = collapsed ? '⟨' : '⟩';
       toggle.setAttribute('aria-expanded', collapsed ? 'false' : 'true');
       toggle.setAttribute('title', collapsed ? t('expand') : t('collapse'));

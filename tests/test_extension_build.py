@@ -385,3 +385,13 @@ def test_zip_has_every_source_file_and_nothing_hidden(built):
         if path.is_file() and not rel.startswith("."):
             assert rel in names, rel
     assert not [n for n in names if n.startswith(".") or "/." in n]
+
+
+def test_a_loopback_helpdesk_never_becomes_a_release_match():
+    # A developer's fake Zendesk (ZENDESK_URL on 127.0.0.1) must not leak into a build.
+    opts = eb.options_from_env({"ZENDESK_URL": "http://127.0.0.1:9999", "FRESHDESK_URL": "http://localhost:8000"})
+    assert opts.zendesk_hosts == () and opts.freshdesk_hosts == ()
+    manifest = eb.chrome_manifest(SOURCE_MANIFEST, opts, "1.0")
+    assert not [p for p in _all_patterns(manifest) if "127.0.0.1" in p or "localhost" in p]
+    custom = eb.options_from_env({"FRESHDESK_URL": "https://support.acme.co.jp"})
+    assert custom.freshdesk_hosts == ("support.acme.co.jp",)
