@@ -395,3 +395,32 @@ def test_a_loopback_helpdesk_never_becomes_a_release_match():
     assert not [p for p in _all_patterns(manifest) if "127.0.0.1" in p or "localhost" in p]
     custom = eb.options_from_env({"FRESHDESK_URL": "https://support.acme.co.jp"})
     assert custom.freshdesk_hosts == ("support.acme.co.jp",)
+
+
+def test_chromiums_own_crx_of_the_same_key_has_our_layout_and_id(built, key_pem, tmp_path):
+    """An independent check of the format: Chromium packs the same folder with the same key
+    (`--pack-extension`); our reader verifies Chromium's file, and both headers have the same
+    fields and sizes and give the same id."""
+    import shutil
+    import subprocess
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no Chromium installed: apt-get install chromium (.ci/run does this)")
+    folder = tmp_path / "unpacked"
+    with zipfile.ZipFile(built.chrome_zip) as archive:
+        archive.extractall(folder)
+    key = tmp_path / "key.pem"
+    key.write_bytes(key_pem)
+    subprocess.run([chromium, "--no-sandbox", "--headless=new", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--pack-extension={folder}", f"--pack-extension-key={key}"], capture_output=True, timeout=120)
+    packed = tmp_path / "unpacked.crx"
+    if not packed.exists():
+        pytest.skip("this Chromium did not pack the extension (--pack-extension)")
+    theirs = eb.parse_crx3(packed.read_bytes())
+    assert eb.extension_id(theirs.public_key) == built.chrome_id
+
+    def layout(data: bytes) -> list:
+        (size,) = struct.unpack("<I", data[8:12])
+        fields = eb.proto_fields(data[12:12 + size])
+        return [(n, len(v), [(m, len(w)) for m, w in eb.proto_fields(v)] if n == 2 else None) for n, v in fields]
+    assert layout(packed.read_bytes()) == layout(built.crx.read_bytes())

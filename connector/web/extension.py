@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
-from werkzeug.security import check_password_hash
 
 from connector.agents import authenticate, create_token
 from connector.extension_build import (
@@ -37,7 +36,7 @@ from connector.extension_build import (
     firefox_updates_json,
 )
 from connector.services import services
-from connector.web.auth import _DUMMY_HASH, LoginThrottle, client_address, sso_header
+from connector.web.auth import check_credentials, sso_header
 
 bp = Blueprint("extension", __name__, url_prefix="/extension")
 
@@ -99,20 +98,12 @@ def signin():
         token_id, token = create_token(svc.store, user, "sso")
         return _issued(token_id, token, user, "sso")
 
-    throttle: LoginThrottle = current_app.extensions["yorisoi_login_throttle"]
-    address_key, account_key = f"addr:{client_address()}", f"user:{name.casefold()}"
-    wait, reservation = throttle.reserve(address_key)
-    if wait:
-        return _throttled(wait)
-    stored = svc.store.accounts.user_password_hash(name) if name else None
-    if check_password_hash(stored or _DUMMY_HASH, password) and stored is not None:
-        throttle.succeeded(address_key, reservation, account_key)
+    ok, wait = check_credentials(name, password)
+    if ok:
         token_id, token = create_token(svc.store, name, "signin")
         return _issued(token_id, token, name, "signin")
-    account_wait = throttle.retry_after(account_key)
-    throttle.failed(account_key)
-    if account_wait:
-        return _throttled(account_wait)
+    if wait:
+        return _throttled(wait)
     return _error(401, "bad_login", "wrong account name or password", "アカウント名またはパスワードが違います。")
 
 
