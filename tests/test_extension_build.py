@@ -236,7 +236,13 @@ def test_connector_serves_update_manifests_for_the_build(app_factory, tmp_path, 
     # Firefox: nothing until the admin puts AMO's signed xpi there, then updates.json with its hash.
     missing = client.get("/extension/firefox/updates.json")
     assert missing.status_code == 404 and "yorisoi-firefox.signed.xpi" in missing.get_json()["message_en"]
-    signed = b"PK\x03\x04 pretend AMO signed this"
+    # AMO's signed file is the built xpi plus META-INF signatures; its own manifest is what counts.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(result.firefox_xpi) as unsigned, zipfile.ZipFile(buffer, "w") as signed_zip:
+        for name in unsigned.namelist():
+            signed_zip.writestr(name, unsigned.read(name))
+        signed_zip.writestr("META-INF/mozilla.rsa", b"pretend signature")
+    signed = buffer.getvalue()
     (out / eb.FIREFOX_SIGNED_XPI).write_bytes(signed)
     updates = client.get("/extension/firefox/updates.json").get_json()
     [entry] = updates["addons"][eb.DEFAULT_GECKO_ID]["updates"]
@@ -244,6 +250,18 @@ def test_connector_serves_update_manifests_for_the_build(app_factory, tmp_path, 
                      "update_hash": "sha256:" + hashlib.sha256(signed).hexdigest()}
     xpi = client.get("/extension/firefox/yorisoi.xpi")
     assert xpi.data == signed and xpi.mimetype == "application/x-xpinstall"
+    # Garbage where the signed xpi should be: nothing is announced.
+    (out / eb.FIREFOX_SIGNED_XPI).write_bytes(b"not a zip")
+    assert client.get("/extension/firefox/updates.json").status_code == 404
+
+
+def test_a_test_build_is_never_served(app_factory, tmp_path, key_pem):
+    out = tmp_path / "ext"
+    eb.build(out, eb.BuildOptions(connector_url="https://y.example", test_origins=("http://127.0.0.1",),
+                                  signing_key_pem=key_pem))
+    client = app_factory(YORISOI_EXTENSION_DIR=str(out)).test_client()
+    assert client.get("/extension/chrome/updates.xml").status_code == 404
+    assert client.get("/extension/chrome/yorisoi.crx").status_code == 404
 
 
 def test_update_manifests_say_how_to_build_when_nothing_is_built(app_factory, tmp_path):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,11 +135,24 @@ def signout():
 
 # --- self-hosted updates ------------------------------------------------------------------
 def _build_info() -> dict[str, Any] | None:
+    """build.json of the last `yorisoi extension build`; None when absent, or when it was a test
+    build (its manifests match loopback test pages: never handed to agents' browsers)."""
     try:
         info = json.loads((_extension_dir() / BUILD_INFO).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return info if isinstance(info, dict) else None
+    return info if isinstance(info, dict) and not info.get("test_build") else None
+
+
+def _xpi_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest inside the AMO-signed .xpi: its version and id are what Firefox will
+    install, whatever was built since (AMO signs each version separately)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def _public_base() -> str:
@@ -164,7 +178,7 @@ def chrome_updates():
 @bp.get("/chrome/yorisoi.crx")
 def chrome_crx():
     path = _extension_dir() / CHROME_CRX
-    if not path.is_file():
+    if not path.is_file() or _build_info() is None:
         return _not_built("signed Chrome package (.crx)")
     # Chrome installs off-store CRX files served as application/x-chrome-extension.
     return send_file(path.resolve(), mimetype="application/x-chrome-extension", max_age=0)
@@ -172,12 +186,13 @@ def chrome_crx():
 
 @bp.get("/firefox/updates.json")
 def firefox_updates():
-    info = _build_info()
     path = _extension_dir() / FIREFOX_SIGNED_XPI
-    if not info or not path.is_file():
+    manifest = _xpi_manifest(path) if path.is_file() else None
+    gecko = ((manifest or {}).get("browser_specific_settings") or {}).get("gecko") or {}
+    if not manifest or not gecko.get("id") or not manifest.get("version"):
         return _not_built(f"AMO-signed Firefox package ({FIREFOX_SIGNED_XPI})")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    body = firefox_updates_json(str(info["gecko_id"]), str(info["version"]),
+    body = firefox_updates_json(str(gecko["id"]), str(manifest["version"]),
                                 _public_base() + "/extension/firefox/yorisoi.xpi", digest)
     return Response(json.dumps(body, indent=1), mimetype="application/json", headers={"Cache-Control": "no-cache"})
 
