@@ -344,6 +344,7 @@
 .panel.collapsed.attention .toggle { background: #b3261e; border-color: #fff; }
 .toggle { min-width: 26px; min-height: 26px; font-size: 14px; }
 button:focus-visible, a:focus-visible { outline: 3px solid #f0a35e; outline-offset: 2px; }
+.toggle:focus-visible { outline-offset: -1px; }
 .panel.embedded { position: static; width: auto; height: auto; min-height: 100vh; border: 0; box-shadow: none; }
 header { display: flex; align-items: center; gap: 6px; padding: 8px 10px; background: #2f5d50; color: #fff; position: sticky; top: 0; z-index: 1; }
 header .title { font-weight: 700; flex: 1; }

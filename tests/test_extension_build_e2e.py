@@ -165,6 +165,7 @@ def test_sign_in_from_the_options_page_end_to_end(stack):
     assert "接続できました（佐藤 として）" in page.inner_text("#status")
     assert page.locator("#signed-in").inner_text() == "佐藤 としてログインしています。"
     assert not page.locator("#signin-form").is_visible() and page.locator("#signout").is_visible()
+    page.screenshot(path=str(stack["shots"] / "extension-options-signed-in-ja.png"))
     stored = page.evaluate("chrome.storage.local.get(['apiToken', 'signedInAs'])")
     assert stored["apiToken"].startswith("ysi_") and stored["signedInAs"] == "佐藤"
     page.close()
