@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 GUIDES = ["README.md", "docs/zendesk.md", "docs/freshdesk.md", "docs/networks.md",
           "docs/extension.md", "docs/production.md"]
 
-#: `yorisoi` then its words up to a shell operator, a closing backtick or the end of the line.
-COMMAND = re.compile(r"(?:^|[\s`(/])yorisoi((?:[ \t]+[^\s`|;&>)]+)*)", re.MULTILINE)
+#: `yorisoi` then a command word, then its words up to a shell operator, a comment, a closing
+#: backtick or the end of the line (not a database or package that happens to be named yorisoi).
+COMMAND = re.compile(r"(?:^|[\s`(/])yorisoi((?:[ \t]+[a-z][a-z-]*)(?:[ \t]+[^\s`|;&>)#]+)*)", re.MULTILINE)
 
 
 def command_lines(text: str) -> list[list[str]]:

@@ -275,7 +275,8 @@ POST_ROUTES = ["/sources/webhook", "/zendesk/webhook", "/freshdesk/webhook", "/z
                "/zendesk/channel/pull",
                "/zendesk/channel/channelback", "/zendesk/channel/admin_ui", "/zendesk/channel/admin_ui/save",
                "/zendesk/channel/events", "/login", "/logout", "/outbox/<int:outbox_id>/retry", "/outbox/retry-failed",
-               "/api/v1/draft-check", "/api/v1/corrections", "/extension/signin", "/extension/signout"]
+               "/api/v1/draft-check", "/api/v1/corrections", "/zendesk/app/sidebar", "/extension/signin",
+               "/extension/signout"]
 
 
 @pytest.mark.parametrize("route", POST_ROUTES)

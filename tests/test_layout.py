@@ -35,7 +35,7 @@ def test_each_helpdesk_package_brings_its_routes_and_variables():
     for package in helpdesk_packages():
         assert package.ENV and all(v.name and v.meaning for v in package.ENV)
         rules[package.__name__] = {r for bp in package.blueprints() for r in [bp.name]}
-    assert rules == {"connector.helpdesks.zendesk": {"zendesk", "channel"},
+    assert rules == {"connector.helpdesks.zendesk": {"zendesk", "channel", "zendesk_app"},
                      "connector.helpdesks.freshdesk": {"freshdesk"}}
 
 

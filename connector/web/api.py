@@ -125,7 +125,13 @@ def _authenticate():
                                    "Authorization: Bearer <トークン> が必要です。拡張機能の設定でトークンを入力してください。")
         response.headers["WWW-Authenticate"] = 'Bearer realm="yorisoi"'
         return response
-    identity = authenticate(services().store, token.strip())
+    identity = _zendesk_app_identity(token.strip()) or authenticate(services().store, token.strip())
+    if identity is None and token.strip().startswith("zaf_"):
+        response = _error_response(401, "invalid_token", "The Zendesk sidebar session has expired: reload the app "
+                                   "(it lasts an hour)",
+                                   "Zendesk サイドバーのセッションが切れました（有効期間 1 時間）。アプリを再読み込みしてください。")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="yorisoi", error="invalid_token"'
+        return response
     if identity is None:
         response = _error_response(401, "invalid_token", "The token is unknown or revoked; ask an admin for a new one "
                                    "(yorisoi token create --agent NAME)",
@@ -141,6 +147,21 @@ def _authenticate():
         response.headers["Retry-After"] = str(retry)
         return response
     return None
+
+
+def _zendesk_app_identity(token: str) -> AgentIdentity | None:
+    """The Zendesk app's sidebar calls with a short-lived `zaf_…` credential naming the agent
+    Zendesk's signed JWT named (connector/helpdesks/zendesk/app/signed.py). It has no row in
+    agent_tokens: its token_id is the negative Zendesk user id (rate limit per agent; stored as
+    no token on corrections)."""
+    from connector.helpdesks.zendesk.app.signed import SESSION_PREFIX
+    if not token.startswith(SESSION_PREFIX):
+        return None
+    from connector.helpdesks.zendesk.app.web import sessions
+    session = sessions().read(token)
+    if session is None or not session.user_id.isdigit():
+        return None
+    return AgentIdentity(-int(session.user_id), session.agent)
 
 
 @bp.after_request
@@ -268,7 +289,8 @@ def corrections():
                        f"{label} の値は {', '.join(VALUE_NAMES[label])} のいずれかです。", field="value")
     agent = _tokens_agent(body)
     store = services().store
-    correction_id = store.corrections.add_correction(key, label, value, agent, token_id=g.api_agent.token_id)
+    token_id = g.api_agent.token_id if g.api_agent.token_id > 0 else None  # a Zendesk app session has no token row
+    correction_id = store.corrections.add_correction(key, label, value, agent, token_id=token_id)
     stored = store.corrections.list_corrections(post_key=key)
     row = next(r for r in stored if r["id"] == correction_id)
     return jsonify({"id": correction_id, "ticket": body.get("ticket"), "post_key": key, "label": label,

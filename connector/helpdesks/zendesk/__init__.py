@@ -3,7 +3,9 @@
 - `client.py`: `ZendeskHelpdesk` (tickets, comments, bulk jobs, SLA) and `ZendeskConfig`;
 - `webhook.py`: `POST /zendesk/webhook`, an agent's public comment going back to the network;
 - `channel/`: the Zendesk Channel framework (signed tokens, external resources, the manifest,
-  and its blueprint in `channel/web.py`).
+  and its blueprint in `channel/web.py`);
+- `app/`: the Zendesk app package admins upload (`yorisoi zendesk-app`) and its ticket sidebar
+  page (`app/web.py`, ZAF signed URLs).
 
 `ENV` lists the variables this helpdesk reads; `blueprints()` the routes it adds to the app.
 Light on purpose: importing the package loads neither zenpy nor Flask.
@@ -28,10 +30,12 @@ ENV: tuple[EnvVar, ...] = (
            True, _CLIENT),
     EnvVar("ZENDESK_OAUTH_TOKEN", "(unset)", "Zendesk OAuth access token, instead of ZENDESK_EMAIL + ZENDESK_API_TOKEN.",
            True, _CLIENT),
-    EnvVar("ZENDESK_WEBHOOK_SECRET", "(unset: reply webhook disabled)",
+    EnvVar("ZENDESK_WEBHOOK_SECRET", "(unset: the Zendesk app's secret, derived from YORISOI_CHANNEL_SECRET; "
+           "without either, reply webhook disabled)",
            "Signing secret of the Zendesk webhook that calls `POST /zendesk/webhook` with agents' replies.",
            True, "connector.helpdesks.zendesk.webhook"),
-    EnvVar("ZENDESK_STATUS_WEBHOOK_SECRET", "(unset: status webhook disabled; `yorisoi sync-status` still catches up)",
+    EnvVar("ZENDESK_STATUS_WEBHOOK_SECRET", "(unset: the Zendesk app's secret, derived from YORISOI_CHANNEL_SECRET; "
+           "without either, status webhook disabled and `yorisoi sync-status` still catches up)",
            "Signing secret of the Zendesk webhook that calls `POST /zendesk/status` when a Yorisoi ticket's status "
            "changes or an agent comments publicly.", True, "connector.helpdesks.zendesk.webhook"),
     EnvVar("ZENDESK_FIELDS", "(unset: tags only)",
@@ -48,7 +52,12 @@ ENV: tuple[EnvVar, ...] = (
            "the Channel framework manifest's URLs are built from it.", False, _CHANNEL),
     EnvVar("YORISOI_CHANNEL_SECRET", "(unset: Channel framework disabled)",
            "Server secret (16+ characters) that signs the Zendesk Channel framework metadata, pull state and "
-           "admin forms, and derives install codes. Secret.", True, _CHANNEL),
+           "admin forms, and derives install codes and the Zendesk app's webhook signing secrets "
+           "(`yorisoi zendesk-app`). Secret.", True, _CHANNEL),
+    EnvVar("ZENDESK_APP_PUBLIC_KEY", "(unset: the Zendesk app's sidebar answers 503)",
+           "Public key (PEM text, or the path of a .pem file) of the installed Zendesk app, from "
+           "`GET /api/v2/apps/{app_id}/public_key.pem`: checks the ZAF JWT (RS256) Zendesk posts to the app's "
+           "ticket sidebar. The Zendesk account is ZENDESK_SUBDOMAIN.", False, "connector.helpdesks.zendesk.app.signed"),
     EnvVar("YORISOI_CHANNEL_PUSH_CLIENT_ID", "(unset)",
            "Zendesk global OAuth client id to put in the Channel framework manifest as `push_client_id` "
            "(only if you registered one).", False, _CHANNEL),
@@ -56,11 +65,13 @@ ENV: tuple[EnvVar, ...] = (
 
 
 def blueprints() -> list[Any]:
-    """The reply webhook and the Channel framework routes (both answer whatever helpdesk is
-    configured: the Channel framework needs only YORISOI_PUBLIC_URL and YORISOI_CHANNEL_SECRET)."""
+    """The reply webhook, the Channel framework routes and the Zendesk app's sidebar (all answer
+    whatever helpdesk is configured: the Channel framework needs only YORISOI_PUBLIC_URL and
+    YORISOI_CHANNEL_SECRET, the sidebar ZENDESK_APP_PUBLIC_KEY and ZENDESK_SUBDOMAIN)."""
     from connector.helpdesks.zendesk import webhook
+    from connector.helpdesks.zendesk.app import web as app_web
     from connector.helpdesks.zendesk.channel import web
-    return [webhook.bp, web.bp]
+    return [webhook.bp, web.bp, app_web.bp]
 
 
 def doctor(env: Any, session: Any) -> list[Any]:

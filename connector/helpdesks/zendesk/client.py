@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import requests
 from zenpy import Zenpy
@@ -110,6 +110,10 @@ class ZendeskConfig:
     oauth_token: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
     status_webhook_secret: str | None = field(default=None, repr=False)
+    #: The Zendesk app's webhook secrets (derived from YORISOI_CHANNEL_SECRET), also accepted
+    #: when ZENDESK_WEBHOOK_SECRET / ZENDESK_STATUS_WEBHOOK_SECRET hold a hand-made webhook's.
+    app_webhook_secret: str | None = field(default=None, repr=False)
+    app_status_webhook_secret: str | None = field(default=None, repr=False)
     fields: Mapping[str, FieldMapping] = field(default_factory=dict)
     bulk_threshold: int = 200
     rate_reserve_percent: int = 10
@@ -157,13 +161,34 @@ class ZendeskConfig:
             raise ConfigError(f"ZENDESK_EMAIL={email!r} is not an e-mail address")
         return cls(
             base_url=url, subdomain=subdomain, email=email, api_token=api_token, oauth_token=oauth_token,
-            webhook_secret=shared_secret(env, "ZENDESK_WEBHOOK_SECRET"),
-            status_webhook_secret=shared_secret(env, "ZENDESK_STATUS_WEBHOOK_SECRET"),
+            webhook_secret=shared_secret(env, "ZENDESK_WEBHOOK_SECRET") or _app_webhook_secret(env, "reply"),
+            status_webhook_secret=(shared_secret(env, "ZENDESK_STATUS_WEBHOOK_SECRET")
+                                   or _app_webhook_secret(env, "status")),
+            app_webhook_secret=_app_webhook_secret(env, "reply"),
+            app_status_webhook_secret=_app_webhook_secret(env, "status"),
             fields=_parse_fields(env.get("ZENDESK_FIELDS") or ""),
             bulk_threshold=_int(env, "ZENDESK_BULK_THRESHOLD", 200, 0, 1_000_000),
             rate_reserve_percent=_int(env, "ZENDESK_RATE_LIMIT_RESERVE", 10, 0, 90),
             timeout=float(_int(env, "ZENDESK_TIMEOUT", 30, 1, 600)),
         )
+
+
+def webhook_signing_secret(channel_secret: str, webhook: str) -> str:
+    """The signing secret the Zendesk app's requirements.json gives its `webhook` ("reply" or
+    "status"). An app's requirements may set a webhook's `signing_secret`
+    (https://developer.zendesk.com/documentation/apps/app-developer-guide/apps_requirements/,
+    "webhooks"), so the admin never copies one into our environment: both sides derive it from
+    YORISOI_CHANNEL_SECRET. 43 URL-safe characters (256 bits)."""
+    digest = hmac.new(channel_secret.encode("utf-8"), f"yorisoi-zendesk-app/webhook/{webhook}".encode("ascii"),
+                      hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _app_webhook_secret(env: Mapping[str, str], webhook: str) -> str | None:
+    """The Zendesk app's webhook secret when YORISOI_CHANNEL_SECRET is set (16+ characters, as
+    the Channel framework requires), else None: the webhook stays disabled."""
+    channel_secret = env.get("YORISOI_CHANNEL_SECRET") or ""
+    return webhook_signing_secret(channel_secret, webhook) if len(channel_secret) >= 16 else None
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -818,16 +843,52 @@ class ZendeskHelpdesk:
         return response.json() if response.content else {}
 
     # replies (POST /zendesk/webhook)
+    def agent_comment(self, ticket_id: str, comment_id: str) -> tuple[str, bool, str, str] | None:
+        """(text, public, author name, author role) of a ticket's comment, read from the API
+        (GET /api/v2/tickets/{id}/comments, newest first; GET /api/v2/users/{id}); None when
+        the ticket has no such comment. For the app's webhook body, which carries ids only."""
+        wanted = int(comment_id)
+        page: dict[str, Any] = self._call("read comments", lambda: self._raw(
+            "GET", f"tickets/{int(ticket_id)}/comments", params={"sort_order": "desc"}))
+        comment = None
+        for _ in range(20):  # the trigger fires at once: the comment is on the first page in practice
+            comment = next((c for c in page.get("comments") or [] if c.get("id") == wanted), None)
+            next_page = page.get("next_page")
+            if comment is not None or not next_page:
+                break
+            query = dict(parse_qsl(urlsplit(next_page).query))
+            page = self._call("read comments", lambda: self._raw("GET", f"tickets/{int(ticket_id)}/comments",
+                                                                  params=query))
+        if comment is None:
+            return None
+        author: dict[str, Any] = {}
+        if comment.get("author_id"):
+            author = self._call("read user", lambda: self._raw("GET", f"users/{int(comment['author_id'])}")).get("user") or {}
+        text = comment.get("plain_body") or comment.get("body") or ""
+        return (scrub(str(text)).strip(), bool(comment.get("public")), scrub(str(author.get("name") or "")).strip(),
+                str(author.get("role") or "").lower())
+
     def verify_webhook(self, body: bytes, signature: str | None, timestamp: str | None,
                        now: datetime | None = None) -> str | None:
         """None when the call is genuine; else why not (for a 401)."""
         secret = self.config.webhook_secret
         if not secret:
             return "ZENDESK_WEBHOOK_SECRET is not set"
-        return verify_webhook_signature(secret, body, signature, timestamp, now)
+        return verify_any_secret((secret, self.config.app_webhook_secret), body, signature, timestamp, now)
 
 
 SLA_TITLE = "Yorisoi ソーシャル投稿 / social posts"
+
+
+def verify_any_secret(secrets: Sequence[str | None], body: bytes, signature: str | None, timestamp: str | None,
+                      now: datetime | None = None) -> str | None:
+    """None when the call is signed with one of `secrets` (a hand-made webhook's, the app's)."""
+    problem = "no signing secret"
+    for secret in dict.fromkeys(s for s in secrets if s):
+        problem = verify_webhook_signature(secret, body, signature, timestamp, now) or ""
+        if not problem:
+            return None
+    return problem
 
 
 def verify_webhook_signature(secret: str, body: bytes, signature: str | None, timestamp: str | None,
@@ -868,7 +929,8 @@ class AgentReply:
     ticket_id: str
     comment_id: str
     agent: str
-    text: str
+    #: None for the Zendesk app's body (WEBHOOK_BODY_TEMPLATE_V2): the text is read from the API.
+    text: str | None
 
     @property
     def dedupe_key(self) -> str:
@@ -891,6 +953,19 @@ WEBHOOK_BODY_TEMPLATE = """{
   "text": "{% for comment in ticket.comments limit:1 %}{{comment.value}}{% endfor %}",
   "agent": "{{current_user.name}}",
   "author_role": "{{current_user.role}}"
+}"""
+
+
+#: The body the Zendesk app's reply trigger sends (connector/helpdesks/zendesk/app/). Every value
+#: is a number, a boolean or a role word, so nothing an agent types can break the JSON: a reply
+#: with `"` or a line break in it used to end in `400 body: not valid JSON` with the body above.
+#: The connector reads the comment itself (text, public, author) from the Zendesk API by id.
+WEBHOOK_BODY_TEMPLATE_V2 = """{
+  "format": "yorisoi-2",
+  "ticket_id": "{{ticket.id}}",
+  "comment_id": "{% for comment in ticket.comments limit:1 %}{{comment.id}}{% endfor %}",
+  "public": "{% for comment in ticket.comments limit:1 %}{{comment.is_public}}{% endfor %}",
+  "author_id": "{{current_user.id}}"
 }"""
 
 
@@ -924,6 +999,14 @@ def parse_agent_reply(body: bytes) -> AgentReply | None:
     ticket_id = text("ticket_id")
     if not is_number_id(ticket_id):
         raise WebhookBodyError("ticket_id", f"should be a ticket number, not {ticket_id[:40]!r}")
+    if data.get("format") == "yorisoi-2":
+        # The app's body: ids only; whether it is public and who wrote it come from the API.
+        comment_id = text("comment_id")
+        if not is_number_id(comment_id):
+            raise WebhookBodyError("comment_id", f"should be a comment number, not {comment_id[:40]!r}")
+        if text("public", required=False).lower() in ("false", "0", "no"):
+            return None
+        return AgentReply(ticket_id=ticket_id, comment_id=comment_id, agent="", text=None)
     public = text("public", required=False).lower()
     role = text("author_role", required=False).lower()
     if public in ("false", "0", "no") or (role and role not in AGENT_ROLES):

@@ -53,6 +53,29 @@ def zendesk_webhook():
         return _answer(400, error=str(exc), field=exc.field)
     if reply is None:
         return _answer(200, status="ignored", reason="not a public comment by an agent")
+    if reply.text is None:
+        # The Zendesk app's body names the comment only (its text never travels inside JSON):
+        # read it, and who wrote it, from the API.
+        from dataclasses import replace
+
+        from connector.helpdesks.base import HelpdeskError
+        from connector.helpdesks.zendesk.client import AGENT_ROLES
+        try:
+            found = helpdesk.agent_comment(reply.ticket_id, reply.comment_id)
+        except HelpdeskError as exc:
+            response, status = _answer(503, status="failed", error=f"could not read the comment from Zendesk: {exc}",
+                                       retryable=True)
+            response.headers["Retry-After"] = "30"
+            return response, status
+        if found is None:
+            return _answer(404, status="unknown_comment",
+                           error=f"ticket {reply.ticket_id} has no comment {reply.comment_id}")
+        text, public, author, role = found
+        if not public or role not in AGENT_ROLES:
+            return _answer(200, status="ignored", reason="not a public comment by an agent")
+        if not text:
+            return _answer(400, error="the comment has no text", field="comment_id")
+        reply = replace(reply, text=text, agent=author[:200] or "Zendesk")
     try:
         outcome = svc.reply(ticket_id=reply.ticket_id, agent=reply.agent, text=reply.text, dedupe_key=reply.dedupe_key)
     except UnknownTicket as exc:
@@ -79,7 +102,7 @@ def zendesk_status():
         WebhookBodyError,
         ZendeskHelpdesk,
         parse_status_webhook,
-        verify_webhook_signature,
+        verify_any_secret,
     )
 
     svc = services()
@@ -90,8 +113,8 @@ def zendesk_status():
     if not secret:
         return _answer(503, error="the Zendesk status webhook is disabled: set ZENDESK_STATUS_WEBHOOK_SECRET")
     body = request.get_data(cache=False)
-    problem = verify_webhook_signature(secret, body, request.headers.get(SIGNATURE_HEADER),
-                                       request.headers.get(TIMESTAMP_HEADER))
+    problem = verify_any_secret((secret, helpdesk.config.app_status_webhook_secret), body,
+                                request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER))
     if problem:
         return _answer(401, error=problem)
     try:
