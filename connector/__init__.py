@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     from connector.helpdesks import helpdesk_packages
     from connector.services import Services
     from connector.web import api, auth, dashboard, i18n, webhooks
+    from connector.web import extension as extension_routes
 
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level)
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = False) 
     auth.init_app(app)  # login, session cookie flags, CSRF tokens for the dashboard
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(extension_routes.bp)  # the sidebar extension's sign-in and updates
     # Each helpdesk package brings its own routes (reply webhooks, Zendesk's Channel framework).
     # All are registered whichever helpdesk is configured: a webhook of another helpdesk
     # answers 404 naming YORISOI_HELPDESK, and the Channel framework has settings of its own.

@@ -45,15 +45,22 @@ class AgentIdentity:
     agent: str
 
 
-def create_token(store: Store, agent: str) -> tuple[int, str]:
+#: How a token was made (agent_tokens.origin): the CLI, the extension's sign-in with a
+#: dashboard account, or the sign-in through the reverse proxy's SSO header.
+TOKEN_ORIGINS = ("cli", "signin", "sso")
+
+
+def create_token(store: Store, agent: str, origin: str = "cli") -> tuple[int, str]:
     """Store a new token for `agent`; returns (id, token). The token is not kept anywhere."""
+    if origin not in TOKEN_ORIGINS:
+        raise ValueError(f"unknown token origin {origin!r}")
     agent = agent.strip()
     if not agent:
         raise ValueError("the agent's name is required (e.g. --agent 佐藤)")
     if len(agent) > 200:
         raise ValueError("the agent's name is longer than 200 characters")
     token = new_token()
-    return store.accounts.add_agent_token(agent, token_hash(token)), token
+    return store.accounts.add_agent_token(agent, token_hash(token), origin), token
 
 
 def authenticate(store: Store, token: str) -> AgentIdentity | None:

@@ -190,9 +190,10 @@ def _signature(template: str) -> str:
 def env_groups() -> list[tuple[str, tuple[EnvVar, ...]]]:
     """Every variable any part of Yorisoi reads, grouped by who reads it: Yorisoi itself, each
     network (its `PlatformInfo.env`), each helpdesk package (its `ENV`)."""
+    from connector.extension_build import ENV as EXTENSION_ENV
     from connector.helpdesks import helpdesk_packages
     from connector.sources import PLATFORMS
-    groups: list[tuple[str, tuple[EnvVar, ...]]] = [("Yorisoi", ENV_VARS)]
+    groups: list[tuple[str, tuple[EnvVar, ...]]] = [("Yorisoi", ENV_VARS), ("Browser extension", EXTENSION_ENV)]
     groups += [(info.display_en, info.env) for info in PLATFORMS.values() if info.env]
     groups += [(package.__name__.rsplit(".", 1)[-1].capitalize(), package.ENV) for package in helpdesk_packages()]
     return groups

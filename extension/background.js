@@ -13,10 +13,89 @@ const TIMEOUT_MS = 10000;
 const TICKETS_KEY = 'tabTickets';  // storage.session: survives the service worker's restarts
 const draftChecks = new Map();  // sender → AbortController of its draft check in flight
 
+// The connector URL, first found wins: an enterprise policy (storage.managed: Chrome/Edge
+// 3rdparty → extensions → <id>, Firefox policies.json 3rdparty → Extensions → <id>), the
+// agent's own choice in the options (storage.local), the URL a packaged build was made for
+// (config.json, written by `yorisoi extension build`; absent in the source folder).
+async function managedUrl() {
+  try {
+    const { connectorUrl } = await chrome.storage.managed.get('connectorUrl');
+    return typeof connectorUrl === 'string' ? connectorUrl : '';
+  } catch (e) {
+    return '';  // no policy (Firefox throws when none is set)
+  }
+}
+
+let presetCache;
+async function presetUrl() {
+  if (presetCache === undefined) {
+    try {
+      const config = await (await fetch(chrome.runtime.getURL('config.json'))).json();
+      presetCache = config && typeof config.connectorUrl === 'string' ? config.connectorUrl : '';
+    } catch (e) {
+      presetCache = '';
+    }
+  }
+  return presetCache;
+}
+
+async function connectorSettings() {
+  const { connectorUrl, apiToken, signedInAs } = await chrome.storage.local.get(['connectorUrl', 'apiToken', 'signedInAs']);
+  const managed = await managedUrl();
+  const url = managed || connectorUrl || (await presetUrl());
+  return { url, managed: Boolean(managed), token: apiToken || '', signedInAs: signedInAs || '' };
+}
+
 async function connector() {
-  const { connectorUrl, apiToken } = await chrome.storage.local.get(['connectorUrl', 'apiToken']);
-  const target = YorisoiUrl.connectorBase(connectorUrl || '');
-  return target && apiToken ? { base: target.base, token: apiToken } : null;
+  const { url, token } = await connectorSettings();
+  const target = YorisoiUrl.connectorBase(url || '');
+  return target && token ? { base: target.base, token } : null;
+}
+
+// 「Yorisoi にログイン」: the connector checks the dashboard account (or the SSO proxy's header)
+// and mints this agent's own token, kept in storage.local like a pasted one.
+async function signIn(req) {
+  const { url } = await connectorSettings();
+  const target = YorisoiUrl.connectorBase(url || '');
+  if (!target) return { ok: false, state: 'not_configured' };
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
+  let response;
+  try {
+    response = await fetch(target.base + '/extension/signin', {
+      method: 'POST', signal: controller.signal, cache: 'no-store', redirect: 'error',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json', 'X-Yorisoi-Extension': '1' },
+      body: JSON.stringify(req.name ? { name: req.name, password: req.password } : {}),
+      // Single sign-on: the proxy knows the agent by its own cookie; a password needs none.
+      credentials: req.name ? 'omit' : 'include',
+    });
+  } catch (e) {
+    return { ok: false, state: 'unreachable' };
+  } finally {
+    clearTimeout(timer);
+  }
+  let data = null;
+  try { data = await response.json(); } catch (e) { data = null; }
+  if (response.status === 201 && data && typeof data.token === 'string' && typeof data.agent === 'string') {
+    await chrome.storage.local.set({ apiToken: data.token, signedInAs: data.agent, connectorUrl: target.base });
+    return { ok: true, agent: data.agent };
+  }
+  const message = data && typeof data.message_ja === 'string'
+    ? { message_ja: data.message_ja, message_en: String(data.message_en || '') } : null;
+  const state = response.status === 429 ? 'rate_limited' : response.status === 401 ? 'bad_login' : 'error';
+  return { ok: false, state, status: response.status, message };
+}
+
+async function signOut() {
+  const target = await connector();
+  if (target) {
+    // Revoke it on the connector first; forget it here whatever the answer (offline too).
+    await fetch(target.base + '/extension/signout', {
+      method: 'POST', headers: { Authorization: 'Bearer ' + target.token }, credentials: 'omit', cache: 'no-store',
+    }).catch(() => null);
+  }
+  await chrome.storage.local.remove(['apiToken', 'signedInAs']);
+  return { ok: true };
 }
 
 async function api(method, path, body, outer) {
@@ -93,7 +172,28 @@ function enablePanel(tabId, enabled) {
 
 async function handle(req, sender) {
   const q = (params) => new URLSearchParams(params).toString();
+  // Sign-in, sign-out and the settings: the options page only, never a helpdesk page's script.
+  if (YorisoiProtocol.PAGE_ONLY.has(req.type) && !(sender.url || '').startsWith(chrome.runtime.getURL(''))) {
+    return { ok: false, state: 'error' };
+  }
   switch (req.type) {
+    case 'config': {
+      const settings = await connectorSettings();
+      return { ok: true, connectorUrl: settings.url, managed: settings.managed, signedIn: Boolean(settings.token),
+        signedInAs: settings.signedInAs };
+    }
+    case 'signIn':
+      return signIn(req);
+    case 'signOut':
+      return signOut();
+    case 'panelState': {
+      // Remembered for every ticket (not per ticket): an agent who closes it wants the room.
+      const { panelCollapsed } = await chrome.storage.local.get('panelCollapsed');
+      return { ok: true, collapsed: panelCollapsed === true };
+    }
+    case 'setPanelCollapsed':
+      await chrome.storage.local.set({ panelCollapsed: req.collapsed });
+      return { ok: true };
     case 'context':
       return api('GET', '/context?' + q({ helpdesk: req.helpdesk, ticket: req.ticket }));
     case 'draftCheck': {
@@ -190,6 +290,10 @@ function setUp() {
   }
 }
 chrome.runtime.onInstalled.addListener(setUp);
+// First install (IT's policy or by hand): open the options so the agent can sign in at once.
+chrome.runtime.onInstalled.addListener(async ({ reason }) => {
+  if (reason === 'install' && !(await connector())) chrome.runtime.openOptionsPage().catch(() => {});
+});
 chrome.runtime.onStartup.addListener(setUp);
 
 // Firefox: the toolbar button toggles the sidebar (sidebarAction needs this user action).

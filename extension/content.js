@@ -81,6 +81,8 @@
       readDraft: async () => readDraft(),
       insertDraft: async (text) => insertDraft(text),
       onOpenOptions: () => send({ type: 'openOptions' }),
+      // The agent's choice is remembered for every ticket (storage.local, via the background).
+      onToggle: (collapsed) => { send({ type: 'setPanelCollapsed', collapsed }); layout(); },
     });
     shadow.appendChild(sidebar.panel);
 
@@ -95,14 +97,72 @@
       chrome.runtime.sendMessage({ type: 'draftChanged', text, ticket }).catch(() => {});
     }, true);
 
+    // Never over the helpdesk's own right-hand panel: while our panel shows, the page is made
+    // narrower by its width instead. The helpdesks' app shells are position:fixed, which a
+    // margin alone does not move, so <body> also gets a transform — that makes it the
+    // containing block of their fixed elements (CSS Transforms 1 §3), so "right: 0" ends where
+    // our panel begins. Set through the CSSOM (no <style> element for the page's CSP to refuse),
+    // and taken off again when the panel goes.
+    function setHostHidden(hidden) {
+      host.hidden = hidden;
+      // The page's own CSS (div { display: block }) could beat the UA's [hidden] rule.
+      if (hidden) host.style.setProperty('display', 'none', 'important'); else host.style.removeProperty('display');
+    }
+    const reserved = [];
+    function reserve(width) {
+      const html = document.documentElement, body = document.body;
+      if (!body) return;
+      if (!reserved.length) {
+        for (const [node, prop] of [[html, 'margin-right'], [body, 'transform'], [body, 'min-height']]) {
+          reserved.push([node, prop, node.style.getPropertyValue(prop), node.style.getPropertyPriority(prop)]);
+        }
+      }
+      html.style.setProperty('margin-right', width + 'px', 'important');
+      body.style.setProperty('transform', 'translateZ(0)', 'important');
+      body.style.setProperty('min-height', '100vh', 'important');
+    }
+    function release() {
+      for (const [node, prop, value, priority] of reserved.splice(0)) {
+        if (value) node.style.setProperty(prop, value, priority); else node.style.removeProperty(prop);
+      }
+    }
+    function layout() {
+      const visible = host.isConnected && !host.hidden;
+      if (visible) reserve(sidebar.panel.getBoundingClientRect().width || (sidebar.collapsed() ? 36 : 360));
+      else release();
+    }
+
+    // Opens itself only on Yorisoi tickets: a ticket Yorisoi did not make shows nothing; a
+    // problem (not configured, token refused, connector down) shows as the collapsed strip
+    // with a marker, one click away, so it never covers the ticket unasked.
+    let rememberedCollapsed = (await send({ type: 'panelState' })).collapsed === true;
+    const PROBLEMS = new Set(['not_configured', 'unauthorized', 'unreachable', 'rate_limited', 'error', 'reload']);
+    let openedFor = null;
+    function onState() {
+      const state = sidebar.panel.getAttribute('data-state');
+      const ticketKey = sidebar.panel.getAttribute('data-ticket');
+      if (state === 'loading' || state === 'idle') return;
+      setHostHidden(state === 'not_found' || state === 'no_ticket');
+      sidebar.panel.classList.toggle('attention', PROBLEMS.has(state));
+      if (openedFor !== ticketKey + ':' + state) {
+        openedFor = ticketKey + ':' + state;
+        sidebar.setCollapsed(state === 'ok' ? rememberedCollapsed : true);
+      }
+      layout();
+    }
+
     // Mirror the panel's state on the host element: tests and page-level tooling can wait for it
     // without reaching into the shadow root.
     new MutationObserver(() => {
+      onState();
       for (const name of ['data-state', 'data-rendered', 'data-ticket']) {
         const value = sidebar.panel.getAttribute(name);
         if (value === null) host.removeAttribute(name); else host.setAttribute(name, value);
       }
     }).observe(sidebar.panel, { attributes: true, attributeFilter: ['data-state', 'data-rendered', 'data-ticket'] });
+    chrome.storage.onChanged.addListener((changes, area) => {
+      if (area === 'local' && changes.panelCollapsed) rememberedCollapsed = changes.panelCollapsed.newValue === true;
+    });
 
     let shownKey;
     function onLocationChange() {
@@ -112,10 +172,14 @@
       shownKey = key;
       if (!ticket) {
         host.remove();  // views, dashboards, settings: no sidebar
+        layout();
         sidebar.show(null);
         return;
       }
-      if (!host.isConnected) document.documentElement.appendChild(host);
+      if (!host.isConnected) {
+        setHostHidden(true);  // until the connector says whether this is a Yorisoi ticket
+        document.documentElement.appendChild(host);
+      }
       send({ type: 'ticketShown', helpdesk: ticket.helpdesk, ticket: ticket.ticket });
       sidebar.show(ticket);
     }

@@ -16,6 +16,9 @@
   const TICKET_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
   const MAX_DRAFT = 10000;
 
+  /** Messages only the extension's own pages (options) may send, never a content script. */
+  const PAGE_ONLY = new Set(['signIn', 'signOut', 'config']);
+
   /** What the sidebar should show for a connector answer (used by the background worker). */
   function stateForResponse(status, body) {
     if (status === 0) return 'unreachable';
@@ -45,10 +48,22 @@
       case 'messages':
       case 'whoami':
       case 'openOptions':
+      case 'config':
+      case 'signOut':
+      case 'panelState':
         return { type: msg.type };
       case 'tabInsertDraft':
         if (typeof msg.text !== 'string' || !msg.text.trim() || msg.text.length > MAX_DRAFT) return null;
         return { type: msg.type, tabId: Number.isInteger(msg.tabId) && msg.tabId >= 0 ? msg.tabId : null, text: msg.text };
+      case 'setPanelCollapsed':
+        return typeof msg.collapsed === 'boolean' ? { type: msg.type, collapsed: msg.collapsed } : null;
+      case 'signIn': {
+        // Name and password of a dashboard account, or neither (single sign-on via the proxy).
+        const name = typeof msg.name === 'string' ? msg.name.trim() : '';
+        const password = typeof msg.password === 'string' ? msg.password : '';
+        if (name.length > 100 || password.length > 1000 || Boolean(name) !== Boolean(password)) return null;
+        return { type: msg.type, name, password };
+      }
       case 'activeTicket':
       case 'tabDraft':
         return { type: msg.type, tabId: Number.isInteger(msg.tabId) && msg.tabId >= 0 ? msg.tabId : null };
@@ -58,6 +73,6 @@
   }
 
   return {
-    MAX_DRAFT, stateForResponse, validateRequest,
+    MAX_DRAFT, PAGE_ONLY, stateForResponse, validateRequest,
   };
 });

@@ -321,20 +321,32 @@
    * The sidebar controller shared by the in-page sidebar and the side panel. It owns one panel
    * element and shows a ticket in it; every answer is keyed by ticket, so a slow answer for a
    * ticket the agent already left is dropped. opts: {lang, t, send(msg) → Promise<answer>,
-   * readDraft() → Promise<string>, onOpenOptions(), embedded (side panel: no fixed position)}.
+   * readDraft() → Promise<string>, onOpenOptions(), embedded (side panel: no fixed position),
+   * onToggle(collapsed) (the agent collapsed or expanded it)}.
    */
   function createSidebar(doc, opts) {
     const t = opts.t;
     const lang = opts.lang === 'ja' ? 'ja' : 'en';
     const body = el(doc, 'div', { class: 'body' });
     const ticketLabel = el(doc, 'span', { class: 'ticket-label' });
-    const toggle = el(doc, 'button', { type: 'button', class: 'toggle', title: t('collapse'), 'aria-label': t('collapse') }, '⟩');
+    // The collapse/expand control: a real <button> (mouse, Enter, Space, in the Tab order),
+    // aria-expanded for screen readers, and it stays visible in the collapsed strip.
+    body.setAttribute('id', 'yorisoi-panel-body');
+    const toggle = el(doc, 'button', { type: 'button', class: 'toggle', title: t('collapse'), 'aria-label': t('collapse'),
+      'aria-expanded': 'true', 'aria-controls': 'yorisoi-panel-body' }, '⟩');
     const panel = el(doc, 'aside', { class: 'panel', lang, 'aria-label': t('sidebarTitle'), 'data-state': 'idle' },
       el(doc, 'header', {}, el(doc, 'span', { class: 'title' }, t('sidebarTitle')), ticketLabel, toggle), body);
-    toggle.addEventListener('click', () => {
-      const collapsed = panel.classList.toggle('collapsed');
+    function setCollapsed(collapsed) {
+      if (collapsed) panel.classList.add('collapsed'); else panel.classList.remove('collapsed');
       toggle.textContent = collapsed ? '⟨' : '⟩';
+      toggle.setAttribute('aria-expanded', collapsed ? 'false' : 'true');
       toggle.setAttribute('title', collapsed ? t('expand') : t('collapse'));
+      toggle.setAttribute('aria-label', collapsed ? t('expand') : t('collapse'));
+    }
+    toggle.addEventListener('click', () => {
+      const collapsed = !panel.classList.contains('collapsed');
+      setCollapsed(collapsed);
+      if (opts.onToggle) opts.onToggle(collapsed);
     });
     let current = null;
     let seq = 0;
@@ -447,7 +459,7 @@
       if (ticket && (ticket.helpdesk !== live.ticket.helpdesk || ticket.ticket !== live.ticket.ticket)) return;
       live.draftChanged(text.slice(0, 10000));
     }
-    return { panel, show, draftChanged, current: () => current };
+    return { panel, show, draftChanged, setCollapsed, collapsed: () => panel.classList.contains('collapsed'), current: () => current };
   }
 
   const CSS = `
@@ -456,7 +468,12 @@
   background: #fbfaf7; color: #222; border-left: 1px solid #d8d4cc; box-shadow: -2px 0 8px rgba(0,0,0,.08);
   font: 13px/1.5 "Noto Sans CJK JP", "Hiragino Sans", "Yu Gothic", system-ui, sans-serif; box-sizing: border-box; }
 .panel.collapsed { width: 36px; overflow: hidden; }
-.panel.collapsed .body { display: none; }
+.panel.collapsed .body, .panel.collapsed .title, .panel.collapsed .ticket-label { display: none; }
+.panel.collapsed header { padding: 8px 4px; justify-content: center; }
+.panel.collapsed.attention .toggle { background: #b3261e; border-color: #fff; }
+.toggle { min-width: 26px; min-height: 26px; font-size: 14px; }
+button:focus-visible, a:focus-visible { outline: 3px solid #f0a35e; outline-offset: 2px; }
+.toggle:focus-visible { outline-offset: -1px; }
 .panel.embedded { position: static; width: auto; height: auto; min-height: 100vh; border: 0; box-shadow: none; }
 header { display: flex; align-items: center; gap: 6px; padding: 8px 10px; background: #2f5d50; color: #fff; position: sticky; top: 0; z-index: 1; }
 header .title { font-weight: 700; flex: 1; }

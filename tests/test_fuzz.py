@@ -275,7 +275,8 @@ POST_ROUTES = ["/sources/webhook", "/zendesk/webhook", "/freshdesk/webhook", "/z
                "/zendesk/channel/pull",
                "/zendesk/channel/channelback", "/zendesk/channel/admin_ui", "/zendesk/channel/admin_ui/save",
                "/zendesk/channel/events", "/login", "/logout", "/outbox/<int:outbox_id>/retry", "/outbox/retry-failed",
-               "/api/v1/draft-check", "/api/v1/corrections", "/zendesk/app/sidebar"]
+               "/api/v1/draft-check", "/api/v1/corrections", "/zendesk/app/sidebar", "/extension/signin",
+               "/extension/signout"]
 
 
 @pytest.mark.parametrize("route", POST_ROUTES)
@@ -326,6 +327,7 @@ def test_deeply_nested_json_is_a_400_on_every_json_route(zendesk_app, freshdesk_
             (zendesk, "/zendesk/channel/events", {}),
             (zendesk, "/api/v1/draft-check", {"Authorization": f"Bearer {token}"}),
             (zendesk, "/api/v1/corrections", {"Authorization": f"Bearer {token}"}),
+            (zendesk, "/extension/signin", {"X-Yorisoi-Extension": "1"}),
             (freshdesk, "/freshdesk/webhook", {"X-Yorisoi-Token": FRESHDESK_TOKEN}),
         ]
         for app, route, headers in calls:

@@ -5,7 +5,7 @@ as the `yorisoi` console script, which builds the app only when a command runs.
 
 One module per command group, each adding its commands to `main` when imported (below):
 pipeline (demo, serve, replay, deliver, tickets, reply), sources (poll, sync-status,
-compliance), analysis (evaluate, train), accounts (user, token), helpdesk (setup-sla,
+compliance), analysis (evaluate, train), accounts (user, token), extension (extension build/keygen), helpdesk (setup-sla,
 channel-code), reports (report) and config (check-config, doctor). A new command goes into the
 module of its group.
 """
@@ -73,4 +73,4 @@ def register(app: Flask) -> None:
 
 
 # The command groups: importing each adds its commands to `main` (they import `main` from here).
-from connector.cli import accounts, analysis, config, helpdesk, pipeline, reports, sources  # noqa: E402,F401
+from connector.cli import accounts, analysis, config, extension, helpdesk, pipeline, reports, sources  # noqa: E402,F401

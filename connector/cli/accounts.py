@@ -34,11 +34,15 @@ def token_create(agent: str) -> None:
 @token.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def token_list(as_json: bool) -> None:
-    """List tokens (id, agent, created, last used, revoked); never the tokens themselves."""
+    """List tokens (id, agent, how made, created, last used, revoked); never the tokens themselves.
+
+    How made: `cli` (yorisoi token create), `signin` (the extension's 「Yorisoi にログイン」 with a
+    dashboard account) or `sso` (the same behind the reverse proxy's YORISOI_SSO_HEADER)."""
     rows = _services(_app()).store.accounts.list_agent_tokens()
     records = [{"id": r["id"], "agent": r["agent"], "created_at": r["created_at"].isoformat(),
                 "last_used_at": r["last_used_at"].isoformat() if r["last_used_at"] else None,
-                "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None} for r in rows]
+                "revoked_at": r["revoked_at"].isoformat() if r["revoked_at"] else None,
+                "origin": r["origin"] or "cli"} for r in rows]
     if as_json:
         click.echo(json.dumps(records, ensure_ascii=False, indent=1))
         return
@@ -47,7 +51,7 @@ def token_list(as_json: bool) -> None:
     for rec in records:
         state = f"revoked {rec['revoked_at'][:16]}" if rec["revoked_at"] else "active"
         used = rec["last_used_at"][:16] if rec["last_used_at"] else "never"
-        click.echo(f"#{rec['id']:>4}  {rec['agent']}  created {rec['created_at'][:16]}  last used {used}  {state}")
+        click.echo(f"#{rec['id']:>4}  {rec['agent']}  {rec['origin']:<6}  created {rec['created_at'][:16]}  last used {used}  {state}")
 
 
 @token.command("revoke")

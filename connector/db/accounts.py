@@ -22,6 +22,7 @@ class AgentToken:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    origin: str | None = None  # cli | signin | sso (None: made by the CLI before schema 6)
 
 
 class AccountRepository:
@@ -30,10 +31,10 @@ class AccountRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def add_agent_token(self, agent: str, token_hash: str) -> int:
+    def add_agent_token(self, agent: str, token_hash: str, origin: str = "cli") -> int:
         with self.engine.begin() as conn:
             return new_id(conn.execute(insert(agent_tokens).values(
-                token_hash=token_hash, agent=agent, created_at=utcnow())))
+                token_hash=token_hash, agent=agent, created_at=utcnow(), origin=origin)))
 
     def agent_token_by_hash(self, token_hash: str) -> AgentToken | None:
         with self.engine.connect() as conn:
@@ -43,7 +44,8 @@ class AccountRepository:
     def list_agent_tokens(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(agent_tokens.c.id, agent_tokens.c.agent, agent_tokens.c.created_at,
-                                       agent_tokens.c.revoked_at, agent_tokens.c.last_used_at)
+                                       agent_tokens.c.revoked_at, agent_tokens.c.last_used_at,
+                                       agent_tokens.c.origin)
                                 .order_by(agent_tokens.c.id)).mappings().all()
         return [dict(r) for r in rows]
 

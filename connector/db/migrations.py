@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import Column, Integer, func, insert, inspect, select, text
+from sqlalchemy import Column, Integer, String, func, insert, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from connector.db.counts import rebuild_reports
@@ -74,8 +74,14 @@ def _migrate_5_session_generation(conn: Connection) -> None:
     add_column(conn, "users", Column("session_generation", Integer))
 
 
+def _migrate_6_token_origin(conn: Connection) -> None:
+    """Agent tokens record how they were made (CLI, extension sign-in, SSO; issue 18)."""
+    add_column(conn, "agent_tokens", Column("origin", String(16)))
+
+
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3: _migrate_3_correction_token,
                                                       4: _migrate_4_channel_feed,
-                                                      5: _migrate_5_session_generation}
+                                                      5: _migrate_5_session_generation,
+                                                      6: _migrate_6_token_origin}

@@ -26,10 +26,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 5  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
+SCHEMA_VERSION = 6  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
 #                   3: corrections.token_id
 #                   4: channel_feed filled from the qualifying posts already stored
 #                   5: users.session_generation
+#                   6: agent_tokens.origin
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -395,6 +396,10 @@ agent_tokens = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
     Column("last_used_at", UTCDateTime),
+    # How the token was made: `cli` (yorisoi token create), `signin` (the extension's sign-in
+    # with a dashboard account) or `sso` (sign-in through the reverse proxy's SSO header).
+    # NULL on tokens made before schema 6: those came from the CLI.
+    Column("origin", String(16)),
 )
 
 # --- the listening dashboard's report tables ---------------------------------------------

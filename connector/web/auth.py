@@ -286,6 +286,25 @@ def _safe_next(target: str | None) -> str:
     return same_site_path(target) or url_for("dashboard.today")
 
 
+def check_credentials(name: str, password: str) -> tuple[bool, int]:
+    """Check a dashboard account's password under the login throttle: (correct, seconds to
+    wait before another attempt — 0 unless throttled). Shared by the login form and the
+    extension's sign-in, so both count against the same limits."""
+    throttle: LoginThrottle = current_app.extensions["yorisoi_login_throttle"]
+    address_key, account_key = f"addr:{client_address()}", f"user:{name.casefold()}"
+    wait, reservation = throttle.reserve(address_key)
+    if wait:
+        return False, wait
+    stored = services().store.accounts.user_password_hash(name) if name else None
+    if check_password_hash(stored or _DUMMY_HASH, password) and stored is not None:
+        # Others' failures against this account never refuse its correct password.
+        throttle.succeeded(address_key, reservation, account_key)
+        return True, 0
+    account_wait = throttle.retry_after(account_key)
+    throttle.failed(account_key)  # the address's attempt was counted by reserve()
+    return False, account_wait
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     g.user = None
@@ -295,25 +314,16 @@ def login():
         check_csrf()
         name = (request.form.get("name") or "").strip()[:100]
         password = request.form.get("password") or ""
-        throttle: LoginThrottle = current_app.extensions["yorisoi_login_throttle"]
-        address_key, account_key = f"addr:{client_address()}", f"user:{name.casefold()}"
-        wait, reservation = throttle.reserve(address_key)
-        if wait:
-            return _throttled(wait)
-        stored = services().store.accounts.user_password_hash(name) if name else None
-        if check_password_hash(stored or _DUMMY_HASH, password) and stored is not None:
-            # Others' failures against this account never refuse its correct password.
-            throttle.succeeded(address_key, reservation, account_key)
+        ok, wait = check_credentials(name, password)
+        if ok:
             session.clear()  # a fresh session (and CSRF token): no fixation of a planted cookie
             session.permanent = True
             session["user"] = name
             session["gen"] = services().store.accounts.session_generation(name) or 0
             services().store.accounts.record_login(name)
             return redirect(_safe_next(request.form.get("next")))
-        account_wait = throttle.retry_after(account_key)
-        throttle.failed(account_key)  # the address's attempt was counted by reserve()
-        if account_wait:
-            return _throttled(account_wait)
+        if wait:
+            return _throttled(wait)
         error, status = "bad_login", 401
     return render_template("login.html", error=error, wait=0, next=request.values.get("next", "")), status
 
