@@ -275,6 +275,7 @@ POST_ROUTES = ["/sources/webhook", "/zendesk/webhook", "/freshdesk/webhook", "/z
                "/zendesk/channel/pull",
                "/zendesk/channel/channelback", "/zendesk/channel/admin_ui", "/zendesk/channel/admin_ui/save",
                "/zendesk/channel/events", "/login", "/logout", "/outbox/<int:outbox_id>/retry", "/outbox/retry-failed",
+               "/storms/<int:storm_id>/statement",
                "/api/v1/draft-check", "/api/v1/corrections", "/zendesk/app/sidebar", "/extension/signin",
                "/extension/signout"]
 
@@ -285,7 +286,7 @@ def test_request_size_limit_is_enforced_on_every_route(app_factory, route, encod
     app = app_factory(YORISOI_MAX_BODY_BYTES="4096", YORISOI_PUBLIC_URL=PUBLIC_URL,
                       YORISOI_CHANNEL_SECRET=CHANNEL_SECRET, FRESHDESK_WEBHOOK_TOKEN=FRESHDESK_TOKEN)
     client = app.test_client()
-    route = route.replace("<int:outbox_id>", "1")
+    route = route.replace("<int:outbox_id>", "1").replace("<int:storm_id>", "1")
     big = "あ" * 5000
     if encoding == "json":
         body = json.dumps({"text": big, "metadata": big}).encode()
