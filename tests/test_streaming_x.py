@@ -357,3 +357,35 @@ def test_one_instance_holds_the_x_stream(db_env, backend, app_factory, fakes, tm
         for runner, _svc in runners:
             runner.stop()
     assert health_key(STREAM_NAME) == "stream:x:filtered-stream"
+
+
+# --- what an admin sees ------------------------------------------------------------------
+def test_dashboard_shows_stream_health_and_a_banner_while_a_stream_is_down(env, tmp_path, fakes):
+    from connector import create_app
+    from connector.config import Settings
+    from tests.conftest import login
+    from tests.fakes.fixtures import social_env
+    app = create_app(Settings.from_env(social_env(env, tmp_path, {"x": fakes["x"]})))
+    app.config["TESTING"] = True
+    state = app.extensions["yorisoi"].store.sources
+    state.set_state(health_key(STREAM_NAME), {
+        "name": STREAM_NAME, "platform": "x", "status": "reconnecting", "connected_since": None,
+        "last_event_at": "2026-12-07T09:00:00+00:00", "events_per_min": 0, "reconnects": 4,
+        "last_error": "x: this X plan does not offer the filtered stream (403 client-forbidden) <b>",
+        "last_error_at": "2026-12-07T09:01:00+00:00", "retry_at": "2026-12-07T10:01:00+00:00",
+        "updated_at": "2026-12-07T09:01:00+00:00"})
+    client = login(app.test_client(), app)
+    page = client.get("/outbox").get_data(as_text=True)
+    assert 'id="streams"' in page and "再接続待ち" in page and "ポーリング中" in page
+    assert "18:01" in page and "19:01" in page  # JST: the error and the next try
+    assert "does not offer the filtered stream" in page and "&lt;b&gt;" in page and "<b>" not in page
+    home = client.get("/overview?lang=en").get_data(as_text=True)
+    assert 'id="stream-banner-1"' in home and "X stream x:filtered-stream is down (reconnecting)" in home
+    # Connected again: the banner goes, the table says for how long.
+    state.set_state(health_key(STREAM_NAME), {
+        "name": STREAM_NAME, "platform": "x", "status": "connected",
+        "connected_since": (utcnow() - timedelta(hours=2, minutes=15)).isoformat(), "events_per_min": 12,
+        "reconnects": 4, "updated_at": utcnow().isoformat()})
+    assert "stream-banner" not in client.get("/overview").get_data(as_text=True)
+    assert "2時間15分" in client.get("/outbox?lang=ja").get_data(as_text=True)
+    app.extensions["yorisoi"].close()
