@@ -389,3 +389,18 @@ def test_dashboard_shows_stream_health_and_a_banner_while_a_stream_is_down(env, 
     assert "stream-banner" not in client.get("/overview").get_data(as_text=True)
     assert "2時間15分" in client.get("/outbox?lang=ja").get_data(as_text=True)
     app.extensions["yorisoi"].close()
+
+
+def test_doctor_says_whether_the_plan_offers_the_stream(env, tmp_path, fakes):
+    from connector import doctor
+    from tests.fakes.fixtures import social_env
+    fake: FakeX = fakes["x"]
+    fake.rules["5"] = {"id": "5", "value": "(ソラモバイル) -is:retweet", "tag": rule_tag("(ソラモバイル) -is:retweet")}
+    run_env = social_env(env, tmp_path, {"x": fake})
+    [check] = [c for c in doctor.run(run_env) if c.name == "x.stream"]
+    assert check.status == "ok" and "1 of them Yorisoi's" in check.en
+    fake.plan = "basic"
+    [check] = [c for c in doctor.run(run_env) if c.name == "x.stream"]
+    assert check.status == "warn" and "does not offer the filtered stream" in check.en and "filtered stream" in check.ja
+    [check] = [c for c in doctor.run({**run_env, "X_PLAN": "basic"}) if c.name == "x.stream"]
+    assert check.status == "ok" and "X_PLAN=basic" in check.en

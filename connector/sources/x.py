@@ -577,6 +577,7 @@ def doctor(env: Mapping[str, str], session: requests.Session) -> list[Any]:
     else:
         checks.append(warn("x.naming", "サンプルに投稿がなく、X の名前の版を判定できません",
                            "no post in the sample: cannot tell which field naming X answers in"))
+    checks.append(_doctor_stream(env, session, api, bearer))
     user_token = env.get("X_USER_ACCESS_TOKEN")
     if user_token:
         url = f"{api}/2/users/me"
@@ -594,3 +595,37 @@ def doctor(env: Mapping[str, str], session: requests.Session) -> list[Any]:
             checks.append(fail("x.user_token", f"X_USER_ACCESS_TOKEN が拒否されました（{response.status_code}）",
                                f"X_USER_ACCESS_TOKEN was refused ({response.status_code})"))
     return checks
+
+
+def _doctor_stream(env: Mapping[str, str], session: requests.Session, api: str, bearer: str) -> Any:
+    """Whether the plan offers the filtered stream: `GET /2/tweets/search/stream/rules` (reading
+    rules reads no post: not billed). A 403 client-forbidden means polling only."""
+    from connector.doctor import fail, get, ok, unreachable, warn
+    from connector.sources.x_stream import CLIENT_FORBIDDEN, PLANS, TAG_PREFIX
+    if (env.get("X_STREAM") or "on").strip().lower() == "off":
+        return ok("x.stream", "X_STREAM=off: X は検索のポーリングのみです", "X_STREAM=off: X is polled by search only")
+    plan = PLANS.get((env.get("X_PLAN") or "pay-per-use").strip().lower())
+    if plan is not None and not plan.offered:
+        return ok("x.stream", f"X_PLAN={plan.name}: filtered stream のないプランです。検索のポーリングで取得します",
+                  f"X_PLAN={plan.name}: a plan without the filtered stream; X is polled by search")
+    url = f"{api}/2/tweets/search/stream/rules"
+    response, error = get(session, url, headers={"Authorization": f"Bearer {bearer}"})
+    if response is None:
+        return unreachable("x.stream", url, error)
+    body: Any = {}
+    try:
+        body = response.json() or {}
+    except ValueError:
+        pass
+    if response.status_code == 403 and isinstance(body, dict) and (
+            body.get("type") in CLIENT_FORBIDDEN or body.get("reason") == "client-not-enrolled"):
+        return warn("x.stream", "この X のプランには filtered stream がありません（403 client-forbidden）。"
+                    "検索のポーリングで取得します（X_PLAN=basic で確認を省けます）",
+                    "this X plan does not offer the filtered stream (403 client-forbidden); X is polled by "
+                    "search instead (X_PLAN=basic skips this check)")
+    if response.status_code != 200:
+        return fail("x.stream", f"{url} が {response.status_code} を返しました", f"{url} answered {response.status_code}")
+    rules = [r for r in body.get("data") or [] if isinstance(r, dict)]
+    ours = sum(1 for r in rules if str(r.get("tag") or "").startswith(TAG_PREFIX))
+    return ok("x.stream", f"filtered stream を利用できます（ルール {len(rules)} 件、うち Yorisoi {ours} 件）",
+              f"the filtered stream is available ({len(rules)} rules, {ours} of them Yorisoi's)")
