@@ -97,6 +97,23 @@ def _x_stream_plan(env: Mapping[str, str]) -> Any:
     return PLANS[plan] if _switch(env, "X_STREAM") else None
 
 
+def _public_streams(raw: str | None, instances: list[str]) -> dict[str, str]:
+    """`mstdn.jp:local,fedibird.com` → {"mstdn.jp": "public:local", "fedibird.com": "public"}."""
+    from urllib.parse import urlsplit
+    hosts = {urlsplit(i).netloc for i in instances}
+    found: dict[str, str] = {}
+    for part in (raw or "").split(","):
+        part = part.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
+        if not part:
+            continue
+        host, local = (part[:-len(":local")], True) if part.endswith(":local") else (part, False)
+        if host not in hosts:
+            raise ConfigError(f"MASTODON_PUBLIC_STREAM: {host!r} is not one of MASTODON_INSTANCES "
+                              f"({', '.join(sorted(hosts))})")
+        found[host] = "public:local" if local else "public"
+    return found
+
+
 def _poll_bounds(env: Mapping[str, str]) -> tuple[float, float]:
     raw = (env.get("X_POLL_BOUNDS") or "60,900").replace(" ", "")
     try:
@@ -142,7 +159,8 @@ def make_sources(settings: "Settings | None" = None, store: "Store | None" = Non
         sources["mastodon"] = MastodonSource(state=store.sources, watch=watch, instances=instances,
                                              access_token=env.get("MASTODON_ACCESS_TOKEN") or None,
                                              interval=intervals["mastodon"], session=new_session(guarded=guarded),
-                                             stream=_switch(env, "MASTODON_STREAM"))
+                                             stream=_switch(env, "MASTODON_STREAM"),
+                                             public_streams=_public_streams(env.get("MASTODON_PUBLIC_STREAM"), instances))
     if env.get("BLUESKY_HANDLE") or env.get("BLUESKY_APP_PASSWORD"):
         from connector.sources.bluesky import DEFAULT_SERVICE, BlueskySource
         from connector.sources.jetstream import DEFAULT_JETSTREAM_URL
