@@ -404,3 +404,62 @@ def test_doctor_says_whether_the_plan_offers_the_stream(env, tmp_path, fakes):
     assert check.status == "warn" and "does not offer the filtered stream" in check.en and "filtered stream" in check.ja
     [check] = [c for c in doctor.run({**run_env, "X_PLAN": "basic"}) if c.name == "x.stream"]
     assert check.status == "ok" and "X_PLAN=basic" in check.en
+
+
+@pytest.mark.slow
+def test_kill_9_of_yorisoi_poll_resumes_the_x_stream_from_the_last_id(env, tmp_path, fakes):
+    """`yorisoi poll` on the X stream is killed with SIGKILL; posts published meanwhile never
+    come on the stream again. The restart catches up by search from the stored last id; every
+    post becomes exactly one ticket."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from connector.db import Store
+    from connector.db.schema import local_tickets
+    from tests.conftest import database_url
+    from tests.fakes.fixtures import social_env
+    fake: FakeX = fakes["x"]
+    fake.keepalive_seconds = 0.5
+    run_env = {**os.environ, **social_env(env, tmp_path, {"x": fake}),
+               "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    store = Store(database_url(env))
+
+    def run() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "connector.cli", "poll"], env=run_env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def last_id() -> str | None:
+        return (store.sources.get_state(f"cursor:{STREAM_NAME}") or {}).get("last_id")
+
+    def tickets() -> list[str]:
+        with store.engine.connect() as conn:
+            return list(conn.execute(select(local_tickets.c.external_id)).scalars().all())
+
+    try:
+        child = run()
+        try:
+            wait_for(lambda: fake.open_streams(), timeout=60)
+            live = [fake.add_post(f"ソラモバイル 繋がらない {i}") for i in range(3)]
+            wait_for(lambda: last_id() == live[-1], timeout=60)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+        missed = [fake.add_post(f"ソラモバイル 請求が変 {i}", stream=False) for i in range(3)]
+        child = run()
+        try:
+            wait_for(lambda: last_id() == missed[-1], timeout=60)
+            assert live[-1] in search_since_ids(fake)  # caught up from the id stored before the kill
+            wait_for(lambda: len(tickets()) >= 6, timeout=60)
+        finally:
+            child.send_signal(signal.SIGTERM)
+            child.wait(15)
+        found = tickets()
+        assert len(found) == len(set(found)) == 6
+    finally:
+        fake.close_streams()
+        store.engine.dispose()
