@@ -124,6 +124,11 @@ class FakeX(FakeServer):
         """The next stream connection ends after `lines` lines (X restarting a server)."""
         self._stream_drops.append(lines)
 
+    def drop_streams_now(self) -> None:
+        """End every open stream connection now (the client reconnects and catches up)."""
+        for conn in self.open_streams():
+            conn["kick"] = True
+
     def too_many_connections(self, times: int = 1) -> None:
         self._too_many += times
 
@@ -327,6 +332,8 @@ class FakeX(FakeServer):
         try:
             yield b""  # the status line and headers at once, as X sends them (werkzeug sends them on the first chunk)
             while not self.streams_closed.is_set():
+                if conn.get("kick"):
+                    return
                 if self.stream_stalled:
                     time.sleep(0.02)
                     continue
