@@ -228,6 +228,7 @@ def stream_status(state: SourceState, names: list[str], now: datetime | None = N
         if health.get("status") == "connected" and not stream_covers(state, name, now):
             health["status"] = "stale (its process stopped reporting)"
         # While a stream is not connected its network's searches/timelines are polled.
-        health["fallback"] = None if health.get("status") == "connected" else "polling"
+        # (Held by another instance: that instance streams; this one reports nothing to fall back from.)
+        health["fallback"] = None if health.get("status") in ("connected", "held by another instance") else "polling"
         rows.append(health)
     return rows

@@ -50,7 +50,7 @@ def test_public_local_stream_filtered_by_the_watch_file_and_caught_up(social_app
         runner.start()
         wait_for(lambda: svc.store.posts.post_exists(key(m, brand)))
         assert not svc.store.posts.post_exists(key(m, other))  # not about a watched brand
-        assert {"type": "subscribe", "stream": "public:local"} in [json.loads(r) for r in ws_server.received]
+        wait_for(lambda: {"type": "subscribe", "stream": "public:local"} in [json.loads(r) for r in ws_server.received])
         assert "refused a subscription" in caplog.text
         # Posted while the socket was down: the public timeline from the last id seen has them.
         missed = m.add_status("<p>ソラモバイル 圏外がずっと続く</p>")
