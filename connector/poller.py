@@ -137,11 +137,24 @@ class Poller:
         self.state.set_state(cursor_key, result.cursor)
         report.skipped = result.skipped
         report.note = result.note
-        wait = source.interval if result.done else min(source.interval, CATCH_UP_SECONDS)
+        wait = source.interval
+        adaptive = getattr(source, "next_interval", None)
+        if callable(adaptive):  # X: tighter while a brand is active, looser when quiet
+            try:
+                wait = adaptive(unit, qualifying=report.queued + report.follow_ups, storm=self._spike_on())
+            except Exception:  # noqa: BLE001 - the interval is a tuning; the base interval is safe
+                log.exception("adaptive interval of %s failed; using %s s", unit, source.interval)
+        if not result.done:
+            wait = min(wait, CATCH_UP_SECONDS)
         report.next_poll_at = self.clock() + timedelta(seconds=wait)
         self.state.record_poll(unit, source.platform, ok=True, next_poll_at=report.next_poll_at,
                                count=report.fetched, note=result.note)
         return report
+
+    def _spike_on(self) -> bool:
+        """Whether a spike alert is open on any watched brand (a storm is under way)."""
+        watch = getattr(self.svc, "watch", None)
+        return any(self.store.storms.active_alert(brand.name) for brand in (watch.brands if watch else []))
 
     def _failed(self, report: UnitReport, source: PollingSource, unit: str, exc: Exception) -> UnitReport:
         """Record a failed poll of `unit` (the cursor is not moved) and back it off."""

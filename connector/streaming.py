@@ -1,5 +1,5 @@
 """The streaming supervisor: every configured stream (Bluesky Jetstream, Mastodon hashtag
-streams) in its own thread, next to the poller, in `yorisoi poll` and `yorisoi serve --poll`.
+streams, the X filtered stream) in its own thread, next to the poller, in `yorisoi poll` and `yorisoi serve --poll`.
 
 One stream's loop: take the stream's advisory lock (on PostgreSQL exactly one instance holds
 each stream; the others retry every LOCK_RETRY seconds, so one takes over within a minute when
@@ -137,7 +137,8 @@ class StreamRunner(threading.Thread):
                     if error is not None and error.retry_after:
                         wait = max(wait, error.retry_after)
                     if error is not None and not error.retryable:
-                        wait = self.backoff_max
+                        # Needs an admin (or a plan): slowly, and no sooner than the source asks.
+                        wait = max(self.backoff_max, error.retry_after or 0.0)
                     self.health["reconnects"] = int(self.health["reconnects"]) + 1
                     self._status("reconnecting", connected_since=None, last_error=message,
                                  last_error_at=utcnow().isoformat(),
@@ -226,5 +227,8 @@ def stream_status(state: SourceState, names: list[str], now: datetime | None = N
         health.setdefault("name", name)
         if health.get("status") == "connected" and not stream_covers(state, name, now):
             health["status"] = "stale (its process stopped reporting)"
+        # While a stream is not connected its network's searches/timelines are polled.
+        # (Held by another instance: that instance streams; this one reports nothing to fall back from.)
+        health["fallback"] = None if health.get("status") in ("connected", "held by another instance") else "polling"
         rows.append(health)
     return rows

@@ -64,7 +64,7 @@ def test_everything_configured_and_healthy_is_ok(env, tmp_path, fakes, zendesk, 
     fakes["x"].add_post("ソラモバイル、圏外です", mention_brand=True)
     full = {**social_env(env, tmp_path, fakes), **zd_env, "YORISOI_PUBLIC_URL": public_url}
     checks = by_name(doctor.run(full))
-    assert set(checks) == {"zendesk.credentials", "zendesk.sla", "zendesk.fields", "x.token", "x.naming",
+    assert set(checks) == {"zendesk.credentials", "zendesk.sla", "zendesk.fields", "x.token", "x.naming", "x.stream",
                            "x.user_token", "mastodon.token", "bluesky.session", "public_url"}
     assert {c.status for c in checks.values()} == {"ok"}, [c.line() for c in checks.values()]
     assert "2.159" in checks["x.naming"].en and "retweet_count" in checks["x.naming"].en

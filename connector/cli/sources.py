@@ -44,7 +44,7 @@ def _print_status(svc: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"streams": streams, "units": units}, ensure_ascii=False, default=str))
         return
-    click.echo("streams:" if streams else "streams: none configured (BLUESKY_STREAM / MASTODON_STREAM, or no network)")
+    click.echo("streams:" if streams else "streams: none configured (X_STREAM / BLUESKY_STREAM / MASTODON_STREAM, or no network)")
     for h in streams:
         status = h.get("status")
         mark = " " if status == "connected" else "!"
@@ -81,9 +81,10 @@ def poll(once: bool, show_status: bool, as_json: bool, wait: float) -> None:
     post; a network that fails (429, 5xx) backs off alone. Every post goes through the same
     qualification and analysis as the webhook, and qualifying ones become tickets. Platform
     compliance (deleted posts) runs every 12 hours. Without --once it runs until Ctrl+C,
-    with the streams (Bluesky Jetstream, Mastodon hashtag streams) beside the poller: a
-    network whose stream is connected is not polled; while it is down, it is. --status shows
-    each stream's and unit's health.
+    with the streams (X filtered stream where the plan offers it, Bluesky Jetstream, Mastodon
+    hashtag streams) beside the poller: a network whose stream is connected is not polled;
+    while it is down, it is, and X's poll interval adapts to activity (X_POLL_BOUNDS). --status
+    shows each stream's and unit's health.
     """
     import time
 
@@ -118,7 +119,7 @@ def poll(once: bool, show_status: bool, as_json: bool, wait: float) -> None:
         _print_poll(report)
         return
     svc.start_worker()
-    # Streams (Bluesky Jetstream, Mastodon hashtag streams) next to the poller; while one is
+    # Streams (X filtered stream, Bluesky Jetstream, Mastodon hashtag streams) next to the poller; while one is
     # down its network's units are polled (connector/streaming.py).
     supervisor = StreamSupervisor(svc, wake_delivery=svc.wake_worker)
     supervisor.start()

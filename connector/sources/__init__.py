@@ -88,6 +88,43 @@ def _switch(env: Mapping[str, str], name: str) -> bool:
     return value == "on"
 
 
+def _x_stream_plan(env: Mapping[str, str]) -> Any:
+    """The X plan's filtered-stream limits (X_PLAN), or None with X_STREAM=off."""
+    from connector.sources.x_stream import PLANS
+    plan = (env.get("X_PLAN") or "pay-per-use").strip().lower()
+    if plan not in PLANS:
+        raise ConfigError(f"X_PLAN={plan!r} should be one of {', '.join(PLANS)}")
+    return PLANS[plan] if _switch(env, "X_STREAM") else None
+
+
+def _public_streams(raw: str | None, instances: list[str]) -> dict[str, str]:
+    """`mstdn.jp:local,fedibird.com` → {"mstdn.jp": "public:local", "fedibird.com": "public"}."""
+    from urllib.parse import urlsplit
+    hosts = {urlsplit(i).netloc for i in instances}
+    found: dict[str, str] = {}
+    for part in (raw or "").split(","):
+        part = part.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
+        if not part:
+            continue
+        host, local = (part[:-len(":local")], True) if part.endswith(":local") else (part, False)
+        if host not in hosts:
+            raise ConfigError(f"MASTODON_PUBLIC_STREAM: {host!r} is not one of MASTODON_INSTANCES "
+                              f"({', '.join(sorted(hosts))})")
+        found[host] = "public:local" if local else "public"
+    return found
+
+
+def _poll_bounds(env: Mapping[str, str]) -> tuple[float, float]:
+    raw = (env.get("X_POLL_BOUNDS") or "60,900").replace(" ", "")
+    try:
+        low, high = (float(v) for v in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"X_POLL_BOUNDS={raw!r} should be two numbers of seconds, like 60,900") from None
+    if not 10 <= low <= high:
+        raise ConfigError(f"X_POLL_BOUNDS={raw!r}: the shortest must be at least 10 s and not above the longest")
+    return low, high
+
+
 def make_sources(settings: "Settings | None" = None, store: "Store | None" = None,
                  watch: "WatchConfig | None" = None) -> dict[str, Any]:
     """The source for each platform, from the environment (see README, Configuration)."""
@@ -112,7 +149,7 @@ def make_sources(settings: "Settings | None" = None, store: "Store | None" = Non
             user_token=env.get("X_USER_ACCESS_TOKEN") or None, refresh_token=env.get("X_USER_REFRESH_TOKEN") or None,
             client_id=env.get("X_CLIENT_ID") or None, client_secret=env.get("X_CLIENT_SECRET") or None,
             user_id=user_id, budget_usd=_float(env, "X_DAILY_READ_BUDGET", DEFAULT_BUDGET_USD, 0.0),
-            interval=intervals["x"])
+            interval=intervals["x"], stream_plan=_x_stream_plan(env), poll_bounds=_poll_bounds(env))
     if env.get("MASTODON_INSTANCES"):
         from connector.sources.mastodon import MastodonSource
         instances = [i.strip() for i in env["MASTODON_INSTANCES"].split(",") if i.strip()]
@@ -122,7 +159,8 @@ def make_sources(settings: "Settings | None" = None, store: "Store | None" = Non
         sources["mastodon"] = MastodonSource(state=store.sources, watch=watch, instances=instances,
                                              access_token=env.get("MASTODON_ACCESS_TOKEN") or None,
                                              interval=intervals["mastodon"], session=new_session(guarded=guarded),
-                                             stream=_switch(env, "MASTODON_STREAM"))
+                                             stream=_switch(env, "MASTODON_STREAM"),
+                                             public_streams=_public_streams(env.get("MASTODON_PUBLIC_STREAM"), instances))
     if env.get("BLUESKY_HANDLE") or env.get("BLUESKY_APP_PASSWORD"):
         from connector.sources.bluesky import DEFAULT_SERVICE, BlueskySource
         from connector.sources.jetstream import DEFAULT_JETSTREAM_URL

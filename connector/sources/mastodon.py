@@ -53,6 +53,7 @@ INFO = PlatformInfo(
         EnvVar("MASTODON_INSTANCES", "(unset: Mastodon not polled)", "Comma-separated instance URLs (e.g. `https://mstdn.jp`); the first is the brand's home instance. Setting it turns Mastodon polling on.", False, __name__),
         EnvVar("MASTODON_ACCESS_TOKEN", "(unset: replies recorded only)", "Access token of the brand's account on the home instance (search, replies, and hashtag streaming: scope `read:statuses`).", True, __name__),
         EnvVar("MASTODON_STREAM", "on", "`off`: no streaming, the hashtag timelines are polled only (the fallback while a stream is down either way).", False, __name__),
+        EnvVar("MASTODON_PUBLIC_STREAM", "(unset: hashtag streams only)", "Comma-separated instance hosts of MASTODON_INSTANCES whose admin allows reading the public stream, each `host` (federated: `public`) or `host:local` (that instance's own posts: `public:local`); its statuses are matched here with the watch file's rules, beside the hashtag streams. Many instances stream it only to a token with `read:statuses` (the home instance's MASTODON_ACCESS_TOKEN).", False, __name__),
     ),
 )
 
@@ -73,7 +74,8 @@ class MastodonSource:
     idempotent_replies = True
 
     def __init__(self, *, state: SourceState, watch: WatchConfig, instances: Sequence[str], access_token: str | None = None,
-                 interval: float = 120.0, session: requests.Session | None = None, stream: bool = False) -> None:
+                 interval: float = 120.0, session: requests.Session | None = None, stream: bool = False,
+                 public_streams: Mapping[str, str] | None = None) -> None:
         if not instances:
             raise ValueError("at least one instance is needed")
         self.state = state
@@ -94,14 +96,23 @@ class MastodonSource:
         self.keywords = [k for b in watch.brands for k in b.keywords]
         #: Hashtag streams, one socket per instance (MASTODON_STREAM=off: polling only).
         self.stream = stream and bool(tags)
+        #: host → "public" or "public:local": the public stream where the admin allows it
+        #: (MASTODON_PUBLIC_STREAM; off by default), filtered here with the watch file's rules.
+        self.public_streams = dict(public_streams or {}) if stream else {}
 
     # --- streaming --------------------------------------------------------------------
     def streams(self, pipeline: Any = None) -> list[Any]:
-        if not self.stream:
+        if not (self.stream or self.public_streams):
             return []
         from connector.sources.mastodon_stream import MastodonStream
-        return [MastodonStream(self, base, self.tags, token=self._token if base == self.home else None)
-                for base in self.instances]
+        qualifier = getattr(pipeline, "qualifier", None)
+
+        def wants(post: Post) -> bool:  # the public stream: only posts naming a watched brand
+            return bool(qualifier and qualifier.mentions_brand(post.text))
+
+        return [MastodonStream(self, base, self.tags, token=self._token if base == self.home else None,
+                               public=self.public_streams.get(_host(base)), wants=wants)
+                for base in self.instances if self.tags or _host(base) in self.public_streams]
 
     def stream_for(self, unit: str) -> str | None:
         """The stream that covers a poll unit while connected (hashtag units only)."""

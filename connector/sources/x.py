@@ -60,6 +60,9 @@ INFO = PlatformInfo(
         EnvVar("X_CLIENT_ID", "(unset)", "OAuth 2.0 client id used to refresh the user token.", False, __name__),
         EnvVar("X_CLIENT_SECRET", "(unset: public client)", "OAuth 2.0 client secret, for confidential clients.", True, __name__),
         EnvVar("X_DAILY_READ_BUDGET", str(DEFAULT_BUDGET_USD), "US dollars of X reads per UTC day ($0.005 per post, $0.010 per user); polling stops at the budget.", False, __name__),
+        EnvVar("X_STREAM", "on", "`off`: no filtered stream, X is polled only. On: the watch file's queries become filtered-stream rules where the plan offers it (a plan without it answers 403 and X stays polled; the fallback while the stream is down either way).", False, __name__),
+        EnvVar("X_PLAN", "pay-per-use", "The X API plan, for the filtered stream's limits: `pay-per-use` or `pro` (1,000 rules), `enterprise` (25,000 rules, backfill after a reconnect), `basic` or `free` (no filtered stream: polling only).", False, __name__),
+        EnvVar("X_POLL_BOUNDS", "60,900", "Shortest and longest X poll interval in seconds (`min,max`): polling tightens towards the shortest while a brand is active (qualifying posts, a spike) and relaxes towards the longest when quiet, never faster than the daily read budget allows.", False, __name__),
     ),
 )
 #: Pages per unit per poll; the rest waits (with its next_token) for the next poll.
@@ -181,6 +184,28 @@ def build_queries(watch: WatchConfig, limit: int = MAX_QUERY_CHARS) -> list[str]
 
 
 
+def adaptive_interval(previous: float, *, low: float, high: float, qualifying: int, storm: bool,
+                      cost_per_poll: float, budget_left: float, seconds_left: float) -> float:
+    """The next X poll interval (pure).
+
+    - a spike (storm) on a watched brand: the shortest interval at once;
+    - qualifying posts in the last poll: half the previous interval (down to `low`);
+    - a quiet poll: one and a half times the previous (up to `high`);
+    - never faster than the budget: the polls left today at this interval, each costing
+      `cost_per_poll` (all units together), must fit in `budget_left`.
+    """
+    if storm:
+        wanted = low
+    elif qualifying > 0:
+        wanted = previous / 2
+    else:
+        wanted = previous * 1.5
+    if cost_per_poll > 0:
+        floor = seconds_left * cost_per_poll / budget_left if budget_left > 0 else high
+        wanted = max(wanted, floor)
+    return round(min(high, max(low, wanted)), 1)
+
+
 class XSource:
     platform = "x"
 
@@ -188,7 +213,8 @@ class XSource:
                  user_token: str | None = None, refresh_token: str | None = None, client_id: str | None = None,
                  client_secret: str | None = None, user_id: str | None = None,
                  budget_usd: float = DEFAULT_BUDGET_USD, interval: float = 300.0,
-                 session: requests.Session | None = None, clock: Any = None) -> None:
+                 session: requests.Session | None = None, clock: Any = None,
+                 stream_plan: Any = None, poll_bounds: tuple[float, float] | None = None) -> None:
         self.state = state
         self.watch = watch
         self._bearer = bearer_token
@@ -203,6 +229,10 @@ class XSource:
         self.session = session or new_session()
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self.queries = build_queries(watch)
+        #: The filtered stream's plan (connector/sources/x_stream.py); None: polling only.
+        self.stream_plan = stream_plan if stream_plan is not None and stream_plan.offered else None
+        low, high = poll_bounds or (min(60.0, interval), max(900.0, interval))
+        self.poll_bounds = (min(low, interval), max(high, interval))
 
     def __repr__(self) -> str:  # no tokens
         return f"XSource(api_url={self.api_url!r}, queries={len(self.queries)}, budget_usd={self.budget_usd})"
@@ -231,6 +261,50 @@ class XSource:
         return (f"X spend today (UTC {self._day()}): ${self.spent_today():.3f} of ${self.budget_usd:.2f} "
                 f"daily read budget ({parts})")
 
+    # --- streaming --------------------------------------------------------------------
+    def streams(self, pipeline: Any = None) -> list[Any]:
+        if self.stream_plan is None or not self.queries:
+            return []
+        from connector.sources.x_stream import XFilteredStream
+        return [XFilteredStream(self, self.stream_plan)]
+
+    def set_streamed_queries(self, queries: list[str]) -> None:
+        """The queries the stream's rules cover now (the others stay polled)."""
+        self.state.set_state("x:stream:covered", list(queries))
+
+    def set_stream_refused(self, refused: bool) -> None:
+        """Whether X said the plan has no filtered stream (for `yorisoi doctor` and health)."""
+        self.state.set_state("x:stream:refused", bool(refused))
+
+    def stream_for(self, unit: str) -> str | None:
+        """The stream that covers a search unit while connected: only queries that are rules
+        now (mentions stay polled: owned reads cost a fifth, and they mark replies allowed)."""
+        if self.stream_plan is None or unit == "x:mentions" or unit not in self.units():
+            return None
+        covered = self.state.get_state("x:stream:covered") or []
+        query = self.queries[self.units().index(unit)]
+        from connector.sources.x_stream import STREAM_NAME
+        return STREAM_NAME if query in covered else None
+
+    # --- adaptive polling interval -----------------------------------------------------
+    def next_interval(self, unit: str, *, qualifying: int, storm: bool) -> float:
+        """Seconds until `unit` is polled again: tighter while the brand is active, looser when
+        quiet, within X_POLL_BOUNDS and what the day's remaining read budget can pay for."""
+        key = f"x:interval:{unit}"
+        previous = float(self.state.get_state(key) or self.interval)
+        now = self._clock()
+        from connector.sources.x_stream import seconds_to_utc_midnight
+        # The last poll's cost stands for the next one's (a busy unit costs more per poll).
+        per_poll = self.state.get_state(f"x:poll_cost:{unit}")
+        if per_poll is None:
+            per_poll = (PRICE["post_read"] + PRICE["user_read"]) * 10  # one first page
+        wait = adaptive_interval(previous, low=self.poll_bounds[0], high=self.poll_bounds[1], qualifying=qualifying,
+                                 storm=storm, cost_per_poll=float(per_poll) * len(self.units()),
+                                 budget_left=self.budget_usd - self.spent_today(),
+                                 seconds_left=seconds_to_utc_midnight(now))
+        self.state.set_state(key, wait)
+        return wait
+
     # --- polling ----------------------------------------------------------------------
     def units(self) -> list[str]:
         units = [f"x:search:{hashlib.sha1(q.encode()).hexdigest()[:10]}" for q in self.queries]
@@ -245,6 +319,13 @@ class XSource:
         return response.json()
 
     def poll(self, unit: str, cursor: dict[str, Any] | None) -> PollResult:
+        before = self.spent_today()
+        result = self._poll(unit, cursor)
+        # What one poll of this unit costs, for the adaptive interval's budget bound.
+        self.state.set_state(f"x:poll_cost:{unit}", round(self.spent_today() - before, 4))
+        return result
+
+    def _poll(self, unit: str, cursor: dict[str, Any] | None) -> PollResult:
         cursor = dict(cursor or {})
         if unit == "x:mentions":
             path, page_param, kind, per_item = f"/2/users/{self.user_id}/mentions", "pagination_token", "owned_read", PRICE["owned_read"]
@@ -496,6 +577,7 @@ def doctor(env: Mapping[str, str], session: requests.Session) -> list[Any]:
     else:
         checks.append(warn("x.naming", "サンプルに投稿がなく、X の名前の版を判定できません",
                            "no post in the sample: cannot tell which field naming X answers in"))
+    checks.append(_doctor_stream(env, session, api, bearer))
     user_token = env.get("X_USER_ACCESS_TOKEN")
     if user_token:
         url = f"{api}/2/users/me"
@@ -513,3 +595,37 @@ def doctor(env: Mapping[str, str], session: requests.Session) -> list[Any]:
             checks.append(fail("x.user_token", f"X_USER_ACCESS_TOKEN が拒否されました（{response.status_code}）",
                                f"X_USER_ACCESS_TOKEN was refused ({response.status_code})"))
     return checks
+
+
+def _doctor_stream(env: Mapping[str, str], session: requests.Session, api: str, bearer: str) -> Any:
+    """Whether the plan offers the filtered stream: `GET /2/tweets/search/stream/rules` (reading
+    rules reads no post: not billed). A 403 client-forbidden means polling only."""
+    from connector.doctor import fail, get, ok, unreachable, warn
+    from connector.sources.x_stream import CLIENT_FORBIDDEN, PLANS, TAG_PREFIX
+    if (env.get("X_STREAM") or "on").strip().lower() == "off":
+        return ok("x.stream", "X_STREAM=off: X は検索のポーリングのみです", "X_STREAM=off: X is polled by search only")
+    plan = PLANS.get((env.get("X_PLAN") or "pay-per-use").strip().lower())
+    if plan is not None and not plan.offered:
+        return ok("x.stream", f"X_PLAN={plan.name}: filtered stream のないプランです。検索のポーリングで取得します",
+                  f"X_PLAN={plan.name}: a plan without the filtered stream; X is polled by search")
+    url = f"{api}/2/tweets/search/stream/rules"
+    response, error = get(session, url, headers={"Authorization": f"Bearer {bearer}"})
+    if response is None:
+        return unreachable("x.stream", url, error)
+    body: Any = {}
+    try:
+        body = response.json() or {}
+    except ValueError:
+        pass
+    if response.status_code == 403 and isinstance(body, dict) and (
+            body.get("type") in CLIENT_FORBIDDEN or body.get("reason") == "client-not-enrolled"):
+        return warn("x.stream", "この X のプランには filtered stream がありません（403 client-forbidden）。"
+                    "検索のポーリングで取得します（X_PLAN=basic で確認を省けます）",
+                    "this X plan does not offer the filtered stream (403 client-forbidden); X is polled by "
+                    "search instead (X_PLAN=basic skips this check)")
+    if response.status_code != 200:
+        return fail("x.stream", f"{url} が {response.status_code} を返しました", f"{url} answered {response.status_code}")
+    rules = [r for r in body.get("data") or [] if isinstance(r, dict)]
+    ours = sum(1 for r in rules if str(r.get("tag") or "").startswith(TAG_PREFIX))
+    return ok("x.stream", f"filtered stream を利用できます（ルール {len(rules)} 件、うち Yorisoi {ours} 件）",
+              f"the filtered stream is available ({len(rules)} rules, {ours} of them Yorisoi's)")

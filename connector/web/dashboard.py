@@ -62,7 +62,26 @@ def _active_alerts() -> dict[str, Any]:
             return [a for a in services().store.storms.list_alerts(limit=20) if a["ended_at"] is None]
         except Exception:  # the banner must never break a page
             return []
-    return {"active_alerts": active}
+    return {"active_alerts": active, "streams_down": _streams_down}
+
+
+def _stream_rows() -> list[Any]:
+    """Each configured stream's health (connector/stream_health.py), for the outbox page."""
+    from connector.db import utcnow
+    from connector.stream_health import health_rows
+    from connector.streaming import configured_streams, stream_status
+    svc = services()
+    names = [s.name for s in configured_streams(svc)]
+    return health_rows(stream_status(svc.store.sources, names), utcnow())
+
+
+def _streams_down() -> list[Any]:
+    """Streams not delivering, for the banner on every page (their networks are polled)."""
+    from connector.stream_health import down
+    try:
+        return down(_stream_rows())
+    except Exception:  # the banner must never break a page
+        return []
 
 
 @bp.errorhandler(FilterError)
@@ -210,7 +229,7 @@ def outbox():
     svc = services()
     counts, table = reports.outbox(svc.store, f)
     return render_template("outbox.html", table=table, counts=counts, all_counts=svc.store.outbox.outbox_counts(("pending", "sending", "failed")),
-                           **_context(f))
+                           streams=_stream_rows(), **_context(f))
 
 
 @bp.get("/storms")

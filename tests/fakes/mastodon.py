@@ -56,6 +56,7 @@ class FakeMastodon(FakeServer):
     def routes(self):
         return [
             ("GET", re.compile(r"/api/v1/timelines/tag/([^/]+)"), self.tag_timeline),
+            ("GET", re.compile(r"/api/v1/timelines/public"), self.public_timeline),
             ("GET", re.compile(r"/api/v2/search"), self.search),
             ("GET", re.compile(r"/api/v1/statuses/([^/]+)"), self.get_status),
             ("POST", re.compile(r"/api/v1/statuses"), self.post_status),
@@ -75,10 +76,15 @@ class FakeMastodon(FakeServer):
     def _live(self) -> list[dict[str, Any]]:
         return [s for s in self.statuses.values() if s["id"] not in self.deleted]
 
-    def tag_timeline(self, request: Request, _body: Any, tag: str) -> Response:
-        tag = unquote(tag)
+    def public_timeline(self, request: Request, _body: Any) -> Response:
+        """`GET /api/v1/timelines/public` (`local=true`: this instance's own; every fake status
+        is local). Paged like the tag timeline (methods/timelines.md)."""
+        return self.tag_timeline(request, _body, None)
+
+    def tag_timeline(self, request: Request, _body: Any, tag: str | None) -> Response:
+        tag = unquote(tag) if tag is not None else None
         limit = min(40, int(request.args.get("limit", "20")))
-        tagged = sorted((s for s in self._live() if any(t["name"] == tag for t in s["tags"])),
+        tagged = sorted((s for s in self._live() if tag is None or any(t["name"] == tag for t in s["tags"])),
                         key=lambda s: int(s["id"]))
         min_id, max_id = request.args.get("min_id"), request.args.get("max_id")
         if min_id:  # the statuses right after min_id (oldest first window), returned newest first
@@ -88,7 +94,7 @@ class FakeMastodon(FakeServer):
         page = list(reversed(window))
         headers = self._headers()
         if page:
-            base = f"{self.url}/api/v1/timelines/tag/{quote(tag)}"
+            base = f"{self.url}/api/v1/timelines/tag/{quote(tag)}" if tag is not None else f"{self.url}/api/v1/timelines/public"
             headers["Link"] = (f'<{base}?limit={limit}&max_id={page[-1]["id"]}>; rel="next", '
                                f'<{base}?limit={limit}&min_id={page[0]["id"]}>; rel="prev"')
         return json_response(clone(page), headers=headers)

@@ -22,6 +22,7 @@ class FakeStreamServer:
         self.frames: list[tuple[int | None, str]] = []  # (time_us or None, text)
         self.lock = threading.Lock()
         self.connections: list[dict[str, Any]] = []  # path, cursor, query of each connection
+        self.received: list[str] = []  # frames the clients sent (Mastodon's subscribe messages)
         self._drops: list[int] = []
         self._refuse = 0
         self.stalled = False
@@ -78,6 +79,15 @@ class FakeStreamServer:
         sent = 0
         index = 0
         while not self.closed.is_set():
+            try:
+                while True:
+                    message = ws.recv(timeout=0)
+                    with self.lock:
+                        self.received.append(message if isinstance(message, str) else message.decode())
+            except TimeoutError:
+                pass
+            except Exception:  # the client went away
+                return
             if self.stalled:
                 time.sleep(0.02)
                 continue

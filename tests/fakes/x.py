@@ -7,9 +7,12 @@ as X does for self-serve apps since 2026-02-23.
 from __future__ import annotations
 
 import html
+import json
 import re
+import threading
+import time
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from werkzeug import Request, Response
 
@@ -50,6 +53,21 @@ class FakeX(FakeServer):
         self.naming = "2.159"
         self._next_id = 1870000000000001000
         self.add_user(BRAND_ID, BRAND_HANDLE, "ソラモバイル公式サポート")
+        # --- filtered stream (GET /2/tweets/search/stream, …/rules) ----------------------
+        #: "pay-per-use"/"pro" (1,000 rules × 1,024 chars), "enterprise" (backfill_minutes),
+        #: or "basic" (no filtered stream: 403 client-forbidden, as X answers).
+        self.plan = "pay-per-use"
+        self.rules: dict[str, dict[str, str]] = {}
+        self._next_rule = 1_600_000_000_000_000_000
+        #: Every post published while the fake runs, in order: (monotonic time, post id or a raw line).
+        self.stream_log: list[tuple[float, str, bool]] = []
+        self.stream_connections: list[dict[str, Any]] = []
+        self.keepalive_seconds = 20.0  # X: a `\r\n` every ~20 s
+        self.stream_stalled = False
+        self.one_connection = False  # True: a second connection gets 429 TooManyConnections
+        self._stream_drops: list[int] = []
+        self._too_many = 0
+        self.streams_closed = threading.Event()
 
     # --- state ------------------------------------------------------------------------
     def add_user(self, user_id: str, username: str, name: str, **extra: Any) -> dict[str, Any]:
@@ -59,7 +77,8 @@ class FakeX(FakeServer):
         return user
 
     def add_post(self, text: str, *, author: str = "1850000000000000101", created_at: datetime | None = None,
-                 mention_brand: bool = False, quote_of: str | None = None, reply_to: str | None = None) -> str:
+                 mention_brand: bool = False, quote_of: str | None = None, reply_to: str | None = None,
+                 stream: bool = True) -> str:
         with self.lock:
             self._next_id += 1
             post_id = str(self._next_id)
@@ -86,7 +105,38 @@ class FakeX(FakeServer):
         if refs:
             tweet["referenced_tweets"] = refs
         self.tweets[post_id] = tweet
+        if stream:
+            self.stream_post(post_id)
         return post_id
+
+    # --- filtered stream controls -----------------------------------------------------
+    def stream_post(self, post_id: str) -> None:
+        """Deliver a post on the stream (again: a duplicate event; in any order: out of order)."""
+        with self.lock:
+            self.stream_log.append((time.monotonic(), post_id, False))
+
+    def stream_raw(self, line: str) -> None:
+        """Send a raw line on the stream (a malformed line, an error object)."""
+        with self.lock:
+            self.stream_log.append((time.monotonic(), line, True))
+
+    def drop_stream_after(self, lines: int) -> None:
+        """The next stream connection ends after `lines` lines (X restarting a server)."""
+        self._stream_drops.append(lines)
+
+    def drop_streams_now(self) -> None:
+        """End every open stream connection now (the client reconnects and catches up)."""
+        for conn in self.open_streams():
+            conn["kick"] = True
+
+    def too_many_connections(self, times: int = 1) -> None:
+        self._too_many += times
+
+    def close_streams(self) -> None:
+        self.streams_closed.set()
+
+    def open_streams(self) -> list[dict[str, Any]]:
+        return [c for c in self.stream_connections if c["open"]]
 
     def delete(self, post_id: str) -> None:
         self.deleted.add(post_id)
@@ -112,6 +162,9 @@ class FakeX(FakeServer):
             ("GET", re.compile(r"/2/tweets"), self.lookup),
             ("GET", re.compile(r"/2/users/me"), self.me),
             ("GET", re.compile(r"/2/users/(\d+)"), self.user),
+            ("GET", re.compile(r"/2/tweets/search/stream/rules"), self.get_rules),
+            ("POST", re.compile(r"/2/tweets/search/stream/rules"), self.update_rules),
+            ("GET", re.compile(r"/2/tweets/search/stream"), self.stream),
             ("POST", re.compile(r"/2/tweets"), self.create),
             ("POST", re.compile(r"/2/oauth2/token"), self.token),
             # Controls for loopback demos (not part of X's API).
@@ -149,6 +202,156 @@ class FakeX(FakeServer):
         if included:
             body["includes"]["tweets"] = clone(included)
         return json_response(self._named(body), headers=headers)
+
+    # --- filtered stream ----------------------------------------------------------------
+    def _plan_limits(self) -> tuple[int, int]:
+        return {"enterprise": (25000, 2048)}.get(self.plan, (1000, 1024))
+
+    def _client_forbidden(self) -> Response | None:
+        """What X answers an app whose plan has no filtered stream (the ClientForbiddenProblem
+        of spec 2.159, reason `client-not-enrolled`)."""
+        if self.plan not in ("basic", "free"):
+            return None
+        return json_response({
+            "client_id": "29000001", "title": "Client Forbidden", "reason": "client-not-enrolled",
+            "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens "
+                      "from a Twitter developer App that is attached to a Project. You can create a project via "
+                      "the developer portal.",
+            "registration_url": "https://developer.twitter.com/en/docs/projects/overview",
+            "required_enrollment": "Appropriate Level of API Access",
+            "type": "https://api.twitter.com/2/problems/client-forbidden"}, 403)
+
+    def get_rules(self, request: Request, _body: Any) -> Response:
+        denied = self._app_auth(request) or self._client_forbidden()
+        if denied:
+            return denied
+        rules = sorted(self.rules.values(), key=lambda r: r["id"])
+        sent = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        if not rules:
+            return json_response({"meta": {"sent": sent, "result_count": 0}})
+        return json_response({"data": clone(rules), "meta": {"sent": sent, "result_count": len(rules)}})
+
+    def update_rules(self, request: Request, body: Any) -> Response:
+        """`POST …/rules`: exactly one of `add` / `delete` (UpdateRulesRequest, spec 2.167)."""
+        denied = self._app_auth(request) or self._client_forbidden()
+        if denied:
+            return denied
+        if not isinstance(body, dict) or len(set(body) & {"add", "delete"}) != 1 or set(body) - {"add", "delete"}:
+            return _problem(400, "Invalid Request", "exactly one of add or delete", "invalid-request")
+        sent = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        count, chars = self._plan_limits()
+        if "delete" in body:
+            ids = (body["delete"] or {}).get("ids") or []
+            deleted = [i for i in ids if self.rules.pop(str(i), None) is not None]
+            return json_response({"meta": {"sent": sent, "summary": {"deleted": len(deleted),
+                                                                     "not_deleted": len(ids) - len(deleted)}}})
+        created, errors = [], []
+        for rule in body["add"]:
+            value = str(rule.get("value") or "")
+            if not value or len(value) > chars:
+                errors.append({"value": value, "details": [f"Rule exceeds {chars} characters"], "title": "Invalid Rule",
+                               "type": "https://api.twitter.com/2/problems/invalid-rules"})
+                continue
+            dup = next((r for r in self.rules.values() if r["value"] == value), None)
+            if dup is not None:
+                errors.append({"value": value, "id": dup["id"], "title": "DuplicateRule",
+                               "type": "https://api.twitter.com/2/problems/duplicate-rules"})
+                continue
+            if len(self.rules) >= count:
+                return json_response({"title": "RulesCapExceeded", "detail": f"Rule cap of {count} reached",
+                                      "type": "https://api.twitter.com/2/problems/rule-cap"}, 403)
+            self._next_rule += 1
+            new = {"id": str(self._next_rule), "value": value, "tag": str(rule.get("tag") or "")}
+            self.rules[new["id"]] = new
+            created.append(new)
+        answer: dict[str, Any] = {"meta": {"sent": sent, "summary": {
+            "created": len(created), "not_created": len(errors), "valid": len(created), "invalid": len(errors)}}}
+        if created:
+            answer["data"] = clone(created)
+        if errors:
+            answer["errors"] = errors
+        return json_response(answer)
+
+    def _rule_matches(self, tweet: dict[str, Any]) -> list[dict[str, str]]:
+        matched = []
+        for rule in self.rules.values():
+            group = re.match(r"\(([^)]*)\)", rule["value"])
+            terms = [t.strip().strip('"') for t in (group.group(1) if group else rule["value"]).split(" OR ")]
+            if any(term and term.lower() in _plain(tweet["text"]).lower() for term in terms):
+                matched.append({"id": rule["id"], "tag": rule["tag"]})
+        return matched
+
+    def _stream_line(self, entry: tuple[float, str, bool]) -> bytes | None:
+        _at, item, raw = entry
+        if raw:
+            return item.encode("utf-8") + b"\r\n"
+        tweet = self.tweets.get(item)
+        if tweet is None or not self._visible(tweet):
+            return None
+        matching = self._rule_matches(tweet)
+        if not matching:
+            return None
+        included = [self.tweets[r["id"]] for r in tweet.get("referenced_tweets", []) if r["id"] in self.tweets]
+        body: dict[str, Any] = {"data": clone(tweet), "includes": {"users": [clone(self.users[tweet["author_id"]])]},
+                                "matching_rules": matching}
+        if included:
+            body["includes"]["tweets"] = clone(included)
+        return json.dumps(self._named(body), ensure_ascii=False).encode("utf-8") + b"\r\n"
+
+    def stream(self, request: Request, _body: Any) -> Response:
+        """`GET /2/tweets/search/stream`: newline-delimited JSON for as long as the client reads,
+        a `\r\n` keep-alive every `keepalive_seconds`; posts published from the moment of
+        connection on (Enterprise: `backfill_minutes` earlier ones too)."""
+        denied = self._app_auth(request) or self._client_forbidden()
+        if denied:
+            return denied
+        backfill = request.args.get("backfill_minutes")
+        if backfill is not None:
+            if self.plan != "enterprise":
+                return _problem(400, "Invalid Request", "backfill_minutes requires Enterprise access", "invalid-request")
+            if not backfill.isdigit() or not 0 <= int(backfill) <= 5:
+                return _problem(400, "Invalid Request", "backfill_minutes must be 0..5", "invalid-request")
+        if self._too_many or (self.one_connection and self.open_streams()):
+            self._too_many = max(0, self._too_many - 1)
+            return json_response({"title": "ConnectionException", "connection_issue": "TooManyConnections",
+                                  "detail": "This stream is currently at the maximum allowed connection limit.",
+                                  "type": "https://api.twitter.com/2/problems/streaming-connection"}, 429)
+        with self.lock:
+            since = time.monotonic() - 60 * int(backfill or 0)
+            start = len(self.stream_log)
+            if backfill:
+                start = next((i for i, e in enumerate(self.stream_log) if e[0] >= since), start)
+            drop = self._stream_drops.pop(0) if self._stream_drops else None
+            conn = {"args": request.args.to_dict(), "open": True, "start": start, "sent": 0}
+            self.stream_connections.append(conn)
+        return Response(self._stream_body(conn, start, drop), status=200, content_type="application/json",
+                        direct_passthrough=True)
+
+    def _stream_body(self, conn: dict[str, Any], index: int, drop: int | None) -> Iterator[bytes]:
+        keepalive = time.monotonic()
+        try:
+            yield b""  # the status line and headers at once, as X sends them (werkzeug sends them on the first chunk)
+            while not self.streams_closed.is_set():
+                if conn.get("kick"):
+                    return
+                if self.stream_stalled:
+                    time.sleep(0.02)
+                    continue
+                with self.lock:
+                    entries = self.stream_log[index:]
+                    index += len(entries)
+                    lines = [line for line in (self._stream_line(e) for e in entries) if line is not None]
+                for line in lines:
+                    yield line
+                    conn["sent"] += 1
+                    if drop is not None and conn["sent"] >= drop:
+                        return
+                if time.monotonic() - keepalive >= self.keepalive_seconds:
+                    keepalive = time.monotonic()
+                    yield b"\r\n"
+                time.sleep(0.02)
+        finally:
+            conn["open"] = False
 
     def search(self, request: Request, _body: Any) -> Response:
         denied = self._app_auth(request)
