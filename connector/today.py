@@ -19,6 +19,7 @@ from connector.db import Store
 from connector.db.reports import ReportFilter
 from connector.helpdesks.base import parse_sla_minutes
 from connector.report_time import today as jst_today
+from connector.storms import cluster_term  # noqa: F401  (re-exported for the templates and reports)
 
 BACKLOG_LIMIT = 200
 ALERT_LIMIT = 30
@@ -44,11 +45,6 @@ def storm_label_min(env: Mapping[str, str] | None = None) -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_STORM_LABEL_MIN
 
 
-def cluster_term(size: int, lang: str, minimum: int) -> str:
-    """「炎上」 only at or above `minimum` posts; below it 「類似投稿のまとまり」."""
-    if size >= minimum:
-        return "炎上" if lang == "ja" else "Storm"
-    return "類似投稿のまとまり" if lang == "ja" else "Cluster of similar posts"
 
 
 @dataclass

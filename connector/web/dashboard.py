@@ -191,7 +191,8 @@ def post_detail(key: str):
         local_ticket = svc.helpdesk.ticket(int(ref.ticket_id))
     return render_template("post.html", post=post, decision=decision, analysis=analysis, ref=ref,
                            local_ticket=local_ticket, thread=svc.store.posts.thread_posts(key),
-                           exchanges=svc.store.exchanges.list_exchanges(key), storm=storm_summary(svc.store, key))
+                           exchanges=svc.store.exchanges.list_exchanges(key), storm=storm_summary(svc.store, key),
+                           label_min=today_module.storm_label_min(svc.settings.env))
 
 
 @bp.get("/decisions")

@@ -12,7 +12,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "nav_decisions": ("判定ログ", "Qualification log"),
     "nav_outbox": ("送信キュー", "Outbox"),
     "nav_storms": ("炎上・類似投稿", "Storms"),
-    "storm_of_post": ("この投稿が属する炎上", "The storm this post is part of"),
+    "storm_of_post": ("この投稿が属する{term}", "The {term} this post is part of"),
     "storm_size": ("類似投稿 {size} 件", "{size} similar posts"),
     "storm_first_post": ("最初の投稿:", "First post:"),
     "tickets_heading": ("作成したチケット", "Tickets created"),
