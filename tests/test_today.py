@@ -47,7 +47,7 @@ def test_home_page_backlog_breached_first_and_links(env, app_factory):
         svc.pipeline.ingest_raw(post, "test")
     svc.pipeline.drain(max_wait=5)
     data = today_module.build(svc.store, {}, now)
-    assert [i.row["post_key"] for i in data.backlog][0] == f"x:{old['id']}"  # breached first
+    assert [i.row.post_key for i in data.backlog][0] == f"x:{old['id']}"  # breached first
     assert data.backlog[0].breached and not data.backlog[-1].breached
     assert data.open_total == 2 and data.breached_total >= 1
     assert any(a["key"] == f"x:{fresh['id']}" and "reach" in a["reasons"] for a in data.alerts)
@@ -55,7 +55,8 @@ def test_home_page_backlog_breached_first_and_links(env, app_factory):
     _sign_in(app, client)
     page = client.get("/?lang=ja").get_data(as_text=True)
     assert "いま対応が必要なもの" in page and "未対応" in page and "超過" in page and "3日" in page
-    assert "公開返信（一次回答）" in page  # which statuses are known
+    assert "ローカルのヘルプデスクにはチケットのステータスがありません" in page  # which statuses are known
+    assert "公開返信（一次回答）" in page and "未対応（返信なし）" in page
     assert f"/posts/x:{old['id']}" in page and "local #" in page
     assert "拡散リスク" in page
     english = client.get("/?lang=en").get_data(as_text=True)

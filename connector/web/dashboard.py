@@ -91,8 +91,9 @@ def _context(f: ReportFilter, **extra: Any) -> dict[str, Any]:
 def today():
     """「いま対応が必要なもの」: the supervisor's home page."""
     svc = services()
-    data = today_module.build(svc.store, svc.settings.env)
-    return render_template("today.html", t=data, status_note=today_module.STATUS_NOTE[g.lang], shown=HOME_BACKLOG_SHOWN)
+    data = today_module.build(svc.store, svc.settings.env, helpdesk=svc.helpdesk)
+    return render_template("today.html", t=data, status_note=today_module.status_note(data.sync, g.lang),
+                           status_name=today_module.status_name, shown=HOME_BACKLOG_SHOWN)
 
 
 @bp.get("/reports/weekly")
