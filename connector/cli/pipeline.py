@@ -179,6 +179,7 @@ def _demo_replies(app: Flask) -> None:
 def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
     from waitress import serve as waitress_serve
     svc = _services(app)
+    mailer = _report_mailer(svc)
     svc.start_worker()
     poller_thread = None
     supervisor = None
@@ -207,8 +208,28 @@ def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
             supervisor.stop()
         if poller_thread is not None:
             poller_thread.stop()
+        if mailer is not None:
+            mailer.stop()
         svc.close()
     click.echo("stopped / 停止しました")
+
+
+def _report_mailer(svc: Any) -> Any:
+    """The weekly report mail's scheduler thread, when YORISOI_REPORT_MAIL_SCHEDULE is set."""
+    from connector.weekly_mail import MailScheduler, MailSettings
+    try:
+        settings = MailSettings.from_env(svc.settings.env)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if settings is None or settings.schedule is None:
+        return None
+    mailer = MailScheduler(svc.store, svc.settings.env, settings)
+    mailer.start()
+    day = "月火水木金土日"[settings.schedule.weekday]
+    click.echo(f"週次レポートのメール: 毎週{day}曜 {settings.schedule.at:%H:%M} JST → {', '.join(settings.to)} / "
+               f"weekly report mail every {('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')[settings.schedule.weekday]} "
+               f"{settings.schedule.at:%H:%M} JST")
+    return mailer
 
 
 @main.command()

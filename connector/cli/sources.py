@@ -117,6 +117,8 @@ def poll(once: bool, show_status: bool, as_json: bool, wait: float) -> None:
                    f"· tickets created {delivery.created} · follow-up comments {delivery.commented}")
         _print_poll(report)
         return
+    from connector.cli.pipeline import _report_mailer
+    mailer = _report_mailer(svc)  # the weekly report mail, when YORISOI_REPORT_MAIL_SCHEDULE is set
     svc.start_worker()
     # Streams (Bluesky Jetstream, Mastodon hashtag streams) next to the poller; while one is
     # down its network's units are polled (connector/streaming.py).
@@ -137,6 +139,8 @@ def poll(once: bool, show_status: bool, as_json: bool, wait: float) -> None:
         click.echo("stopped")
     finally:
         supervisor.stop()
+        if mailer is not None:
+            mailer.stop()
         svc.close()
 
 
