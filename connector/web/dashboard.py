@@ -12,7 +12,8 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 
 from connector import reports
 from connector import today as today_module
-from connector.labels import VALUE_NAMES, value_name
+from connector.evidence import render as render_evidence
+from connector.labels import VALUE_NAMES, status_word, value_name
 from connector.reports import FilterError, ReportTable
 from connector.services import services
 from connector.sidebar import storm_summary
@@ -39,7 +40,9 @@ def _globals(state: Any) -> None:
     from connector.report_time import format_duration, format_jst
     state.app.jinja_env.globals.update(nav_pages=PAGES, zip=zip, L=_pick, cluster_term=today_module.cluster_term,
                                         vn=value_name)
-    state.app.jinja_env.filters.update(jst=format_jst, duration=lambda s: format_duration(s, g.get("lang", "ja")))
+    state.app.jinja_env.filters.update(jst=format_jst, duration=lambda s: format_duration(s, g.get("lang", "ja")),
+                                       evidence=lambda line: render_evidence(line, g.get("lang", "ja")),
+                                       status=lambda value: status_word(value, g.get("lang", "ja")))
 
 
 def _pick(ja: str, en: str) -> str:

@@ -124,3 +124,4 @@ def translator(lang: str):
         return text.format(**values) if values else text
 
     return t
+
