@@ -107,3 +107,19 @@ def test_post_page_and_qualification_log_speak_japanese(app_factory):
     assert [cell_text(status, s, "ja") for s in ("pending", "failed", "done", "prepared")] == \
         ["送信待ち", "失敗", "送信済み", "返信の準備済み（未送信）"]
     assert cell_text(status, "done", "en") == "delivered"
+
+
+def test_cli_summaries_are_japanese_then_english(env, tmp_path):
+    from click.testing import CliRunner
+
+    from connector.cli import main
+    feed = tmp_path / "posts.jsonl"
+    feed.write_text(json.dumps(post_dict(id="cli1", text="ソラモバイル、駅で全然繋がらない。最悪")) + "\n"
+                    + json.dumps(post_dict(id="cli2", text="今日はいい天気")) + "\n{broken\n", encoding="utf-8")
+    result = CliRunner(env=env).invoke(main, ["replay", str(feed)])
+    ja, en = result.output.splitlines()[0].split(" / ")
+    assert ja.startswith("読み込み 3 · 対象 1 · チケット作成 1") and "対象外 1 · 不正な行 1" in ja
+    assert en.startswith("read 3 · qualified 1 · tickets created 1")
+    deliver = CliRunner(env=env).invoke(main, ["deliver", "--retry-failed"])
+    assert deliver.exit_code == 0 and "送信キューに戻しました / requeued 0" in deliver.output
+    assert "チケット作成 0 · 追記 0" in deliver.output and "tickets created 0" in deliver.output
