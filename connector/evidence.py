@@ -97,6 +97,10 @@ TEMPLATES: tuple[Template, ...] = (
     Template("rt", "excluded: repost (text starts with RT @)", "除外: リポスト（本文が RT @ で始まります）"),
     Template("spam_links", "excluded: looks like spam ({n} links)", "除外: スパムの疑い（リンク {n} 件）"),
     Template("spam_tags", "excluded: looks like spam ({n} hashtags)", "除外: スパムの疑い（ハッシュタグ {n} 個）"),
+    # --- storms (connector/storms.py): why a post joined a cluster ---
+    Template("storm_reply", "reply to {key}", "{key} への返信"),
+    Template("storm_quote", "quote of {key} ({score})", "{key} の引用（類似度 {score}）"),
+    Template("storm_near", "near-duplicate of {key} ({score})", "{key} とほぼ同じ文面（類似度 {score}）"),
     # --- public risk (connector/analysis/risk.py) ---
     Template("followers", "followers {followers} → reach {reach} (+{weight})",
              "フォロワー {followers} 人 → 到達範囲 {reach}（+{weight}）"),

@@ -50,6 +50,7 @@ import numpy as np
 
 from connector.config import ConfigError, number_setting
 from connector.db.storms import Storm
+from connector.evidence import say
 from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, TicketDraft
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.ports import StormStore
@@ -467,7 +468,7 @@ class Storms:
             if ref:
                 parent = self.repo.storm_of(f"{post.platform}:{ref}", conn=conn)
                 if parent is not None and parent["brand"] == brand and parent["post_key"] != post.key:
-                    return (Assignment(post.key, parent["post_key"], 1.0, f"reply to {parent['post_key']}",
+                    return (Assignment(post.key, parent["post_key"], 1.0, say("storm_reply", key=parent["post_key"]),
                                        parent["storm_id"]), sh, keys)
         window = self.settings.window
         best: tuple[dict[str, Any] | None, float, str] = (None, 0.0, "")
@@ -480,7 +481,7 @@ class Storms:
         row, score, kind = best
         if row is None or score < self.settings.similarity:
             return Assignment(post.key, None, None, None, None), sh, keys
-        return (Assignment(post.key, row["post_key"], round(score, 4), f"{kind} of {row['post_key']} ({score:.2f})",
+        return (Assignment(post.key, row["post_key"], round(score, 4), say("storm_quote" if kind == "quote" else "storm_near", key=row["post_key"], score=f"{score:.2f}"),
                            row["storm_id"]), sh, keys)
 
     def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> None:

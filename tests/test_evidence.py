@@ -65,6 +65,7 @@ def test_every_demo_evidence_line_and_reason_has_a_template():
     ("  no intent reached 0.5 (best praise 0.29): other", "  0.5 に達した意図なし（最高は称賛 0.29）: その他"),
     ("weighed most: cue:intent=report (+1.77), sentiment P(negative) (+0.71), word 「,」 (+0.29)",
      "最も効いた特徴: 手がかり:意図=報告 (+1.77), 感情 P(ネガティブ) (+0.71), 語「,」 (+0.29)"),
+    ("near-duplicate of x:1870000000000001 (0.83)", "x:1870000000000001 とほぼ同じ文面（類似度 0.83）"),
     ("  最悪 (-0.9)", "  最悪 (-0.9)"),  # a lexicon word: the same in both languages
     ("something new the analysis may say one day", "something new the analysis may say one day"),
 ])
