@@ -222,6 +222,15 @@ def test_cli_email_for_cron(env, smtp):
     assert CliRunner(env=env).invoke(main, ["report", "--email"]).exit_code == 2  # --email is for --weekly
 
 
+def test_check_config_shows_and_validates_the_mail_settings(env):
+    shown = CliRunner(env={**env, **mail_env(2525, YORISOI_REPORT_MAIL_SCHEDULE="月 09:00")}).invoke(main, ["check-config"])
+    assert shown.exit_code == 0, shown.output
+    assert "weekly report mail: 127.0.0.1:2525 (none) → 監督者 <sv@example.co.jp>, lead@example.co.jp; every mon 09:00 JST" \
+        in shown.output and PASSWORD not in shown.output
+    bad = CliRunner(env={**env, **mail_env(2525, YORISOI_REPORT_MAIL_SCHEDULE="someday")}).invoke(main, ["check-config"])
+    assert bad.exit_code == 1 and "YORISOI_REPORT_MAIL_SCHEDULE" in bad.output
+
+
 def test_scheduler_thread_sends_once(app, smtp):
     svc = app.extensions["yorisoi"]
     env = mail_env(smtp.port, YORISOI_REPORT_MAIL_SCHEDULE="mon 09:00")
