@@ -206,6 +206,16 @@ def test_wrong_password_is_named_without_the_password(app, smtp):
     assert "wrong-one-x" not in outcome.line() and smtp.messages == []
 
 
+def test_starttls_to_a_server_without_it_is_named(app, smtp):
+    """STARTTLS is the default: a server that does not offer it is an error, never a silent
+    fall-back to sending the password in clear."""
+    svc = app.extensions["yorisoi"]
+    env = {**mail_env(smtp.port), "YORISOI_SMTP_SECURITY": "starttls", "YORISOI_SMTP_HOST": "localhost"}
+    outcome = weekly_mail.send_weekly(svc.store, {}, MailSettings.from_env(env), date(2026, 12, 6))
+    assert outcome.status == "failed" and "STARTTLS" in outcome.message and "YORISOI_SMTP_SECURITY" in outcome.message
+    assert smtp.messages == []
+
+
 def test_cli_email_for_cron(env, smtp):
     runner = CliRunner(env={**env, **mail_env(smtp.port)})
     result = runner.invoke(main, ["report", "--weekly", "--email", "--until", "2026-12-06"])
