@@ -65,8 +65,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("YORISOI_STORM_WINDOW_MINUTES", "120", "Storm grouping: how far apart in time two posts may be and still be echoes of each other.", owner="connector.storms"),
     EnvVar("YORISOI_STORM_MIN_POSTS", "5", "Posts a storm needs before it gets its `problem` ticket and its members' tickets become linked incidents.", owner="connector.storms"),
     EnvVar("YORISOI_STORM_LABEL_MIN", "20",
-     "Similar posts from which the dashboard and reports call a cluster 「炎上」 (a storm); below it 「類似投稿のまとまり」.",
-     owner="connector.today"),
+     "Similar posts from which the dashboard, the reports and the storm's problem ticket in the helpdesk call a cluster 「炎上」 (a storm); below it 「類似投稿のまとまり」.",
+     owner="connector.storms"),
     EnvVar("YORISOI_STORM_UPDATE_SECONDS", "120",
      "Least seconds between two updates of a storm's problem ticket (its running count); Zendesk allows 30 updates per ticket per 10 minutes.", owner="connector.storms"),
     EnvVar("YORISOI_STORM_HIGH_REACH", "10000", "Followers from which a storm member is a voice (own visible incident, own priority) rather than an echo.", owner="connector.storms"),
@@ -193,7 +193,9 @@ def env_groups() -> list[tuple[str, tuple[EnvVar, ...]]]:
     from connector.extension_build import ENV as EXTENSION_ENV
     from connector.helpdesks import helpdesk_packages
     from connector.sources import PLATFORMS
-    groups: list[tuple[str, tuple[EnvVar, ...]]] = [("Yorisoi", ENV_VARS), ("Browser extension", EXTENSION_ENV)]
+    from connector.weekly_mail import ENV as MAIL_ENV
+    groups: list[tuple[str, tuple[EnvVar, ...]]] = [("Yorisoi", ENV_VARS), ("Weekly report e-mail", MAIL_ENV),
+                                                    ("Browser extension", EXTENSION_ENV)]
     groups += [(info.display_en, info.env) for info in PLATFORMS.values() if info.env]
     groups += [(package.__name__.rsplit(".", 1)[-1].capitalize(), package.ENV) for package in helpdesk_packages()]
     return groups

@@ -50,3 +50,24 @@ def value_name(label: str, value: str, lang: str = "ja") -> str:
 def label_name(label: str, lang: str = "ja") -> str:
     names = LABEL_NAMES.get(label, (label, label))
     return names[0] if lang == "ja" else names[1]
+
+
+#: Statuses shown on the pages (outbox, replies, helpdesk tickets) in the words support teams use.
+STATUS_WORDS: dict[str, tuple[str, str]] = {
+    # the outbox (delivery to the helpdesk)
+    "pending": ("送信待ち", "pending"), "sending": ("送信中", "sending"), "failed": ("失敗", "failed"),
+    "done": ("送信済み", "delivered"), "create": ("チケット作成", "new ticket"), "comment": ("追記", "comment"),
+    # public replies (exchanges)
+    "sent": ("返信済み", "sent"), "prepared": ("返信の準備済み（未送信）", "prepared (not sent)"),
+    "recorded": ("記録済み（ネットワーク未接続）", "recorded (no network)"), "unknown": ("結果不明", "outcome unknown"),
+    # the helpdesk's ticket statuses
+    "new": ("未対応", "new"), "open": ("対応中", "open"), "hold": ("保留", "on hold"),
+    "solved": ("解決済み", "solved"), "closed": ("終了", "closed"),
+}
+
+
+def status_word(status: object, lang: str) -> str:
+    names = STATUS_WORDS.get(str(status))
+    if names is None:
+        return str(status)
+    return names[0] if lang == "ja" else names[1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from connector.evidence import say
 from connector.models import Decision, Post
 from connector.textnorm import fold, guess_language
 from connector.watch import Brand, WatchConfig
@@ -73,7 +74,7 @@ class _BrandRules:
         )
 
     def match(self, folded_text: str) -> list[str]:
-        return [f"matched {kind} {original}" for kind, original, pattern in self.terms
+        return [say("matched", kind=kind, term=original) for kind, original, pattern in self.terms
                 if pattern.search(folded_text)]
 
     def exclusions(self, post: Post, folded_text: str, language: str | None) -> list[str]:
@@ -81,12 +82,12 @@ class _BrandRules:
         author = post.author
         if (author.handle and fold(author.handle.lstrip("@")) in self.exclude_handles) or \
                 f"{post.platform}:{author.id}" in self.exclude_ids:
-            reasons.append(f"excluded: own or blocked account @{author.handle or author.id} (exclude_accounts)")
+            reasons.append(say("own_account", who=author.handle or author.id))
         for original, folded in self.exclude_words:
             if folded in folded_text:
-                reasons.append(f"excluded: word {original}")
+                reasons.append(say("excluded_word", word=original))
         if self.languages and language and language not in self.languages:
-            reasons.append(f"excluded: language {language} is not watched for {self.brand.name}")
+            reasons.append(say("excluded_language", language=language, brand=self.brand.name))
         return reasons
 
 
@@ -120,17 +121,16 @@ class Qualifier:
                 break
         if matched_brand is None:
             if follow_up_of is None:
-                return Decision(False, None, tuple(common) + ("no brand keyword, hashtag or mention matched",))
+                return Decision(False, None, tuple(common) + (say("no_brand"),))
             # A follow-up keeps the brand of the conversation it belongs to.
             if common:
-                return Decision(False, follow_up_brand, (f"follow-up of {follow_up_of}",) + tuple(common))
-            return Decision(True, follow_up_brand,
-                            (f"follow-up: same author's conversation already has a ticket ({follow_up_of})",))
+                return Decision(False, follow_up_brand, (say("follow_up_of", key=follow_up_of),) + tuple(common))
+            return Decision(True, follow_up_brand, (say("follow_up", key=follow_up_of),))
 
         rules, matches = matched_brand
-        reasons = [f"brand {rules.brand.name}: {m}" for m in matches]
+        reasons = [say("brand", brand=rules.brand.name, reason=m) for m in matches]
         if follow_up_of:
-            reasons.append(f"follow-up: same author's conversation already has a ticket ({follow_up_of})")
+            reasons.append(say("follow_up", key=follow_up_of))
         excluded = common + rules.exclusions(post, folded, language)
         if excluded:
             return Decision(False, rules.brand.name, tuple(reasons + excluded))
@@ -140,13 +140,13 @@ class Qualifier:
 def _common_exclusions(post: Post, folded_text: str) -> list[str]:
     reasons = []
     if post.repost_of:
-        reasons.append(f"excluded: repost of {post.repost_of}")
+        reasons.append(say("repost_of", key=post.repost_of))
     elif folded_text.lstrip().startswith("rt @"):
-        reasons.append("excluded: repost (text starts with RT @)")
+        reasons.append(say("rt"))
     links = len(_URL.findall(post.text))
     if links >= SPAM_MAX_LINKS:
-        reasons.append(f"excluded: looks like spam ({links} links)")
+        reasons.append(say("spam_links", n=links))
     tags = len(_HASHTAG.findall(folded_text))
     if tags >= SPAM_MAX_HASHTAGS:
-        reasons.append(f"excluded: looks like spam ({tags} hashtags)")
+        reasons.append(say("spam_tags", n=tags))
     return reasons

@@ -150,7 +150,7 @@ class Column:
     key: str
     ja: str
     en: str
-    kind: str = "text"  # text | int | minutes | pct | score | value:<label> | platform | day | bool
+    kind: str = "text"  # text | int | minutes | pct | score | value:<label> | platform | day | bool | reasons
 
     def header(self, lang: str) -> str:
         return self.ja if lang == "ja" else self.en
@@ -215,6 +215,12 @@ def cell_text(column: Column, value: Any, lang: str) -> str:
         return value_name(kind[6:], str(value), lang)
     if kind == "platform":
         return PLATFORM_NAMES.get(str(value), str(value))
+    if kind == "status":
+        from connector.labels import status_word
+        return status_word(value, lang)
+    if kind == "reasons":  # qualification reasons, stored in English, joined by " / "
+        from connector.evidence import render
+        return " / ".join(render(reason, lang) for reason in str(value).split(" / "))
     if kind == "datetime" and isinstance(value, datetime):
         return value.astimezone(_jst()).strftime("%Y-%m-%d %H:%M")
     return str(value)
@@ -453,7 +459,7 @@ def qualification(store: Store, f: ReportFilter) -> list[ReportTable]:
         rows = sorted(((reason, n) for q, reason, n in reasons if q == qualified), key=lambda r: (-r[1], r[0]))
         total = sum(n for _, n in rows) or 1
         tables.append(ReportTable(
-            name, ja, en, [Column("reason", "理由", "Reason"), Column("posts", "投稿数", "Posts", "int"),
+            name, ja, en, [Column("reason", "理由", "Reason", "reasons"), Column("posts", "投稿数", "Posts", "int"),
                            Column("share", "割合", "Share", "pct")],
             [[reason, n, 100 * n / total] for reason, n in rows], chart="bars", series=["posts"],
             note_ja="1件の投稿に理由が複数あれば、それぞれに数えます。感情などのラベルの絞り込みは適用されません（対象外の投稿は分析しないため）。",
@@ -471,7 +477,7 @@ def recent_decisions(store: Store, f: ReportFilter, qualified: bool | None,
         [Column("posted_at", "投稿日時", "Posted", "datetime"), Column("source", "ソース", "Source", "platform"),
          Column("author", "投稿者", "Author"), Column("text", "本文", "Text"),
          Column("qualified", "判定", "Decision", "bool"), Column("brand", "ブランド", "Brand"),
-         Column("reasons", "理由", "Reasons"), Column("post_key", "投稿キー", "Post key")],
+         Column("reasons", "理由", "Reasons", "reasons"), Column("post_key", "投稿キー", "Post key")],
         [[r["created_at"], r["platform"], r["handle"] or "", r["text"], bool(r["qualified"]), r["brand"] or "",
           " / ".join(r["reasons"] or []), r["key"]] for r in rows])
 
@@ -481,8 +487,8 @@ def outbox(store: Store, f: ReportFilter, limit: int = 200) -> tuple[dict[str, i
     counts, rows = store.reports.report_outbox(f, since, until, limit)
     table = ReportTable(
         "outbox", "ヘルプデスクへの送信待ち・失敗", "Waiting for or failing delivery to the helpdesk",
-        [Column("id", "#", "#", "int"), Column("post_key", "投稿キー", "Post key"), Column("kind", "種類", "Kind"),
-         Column("status", "状態", "Status"), Column("attempts", "試行", "Attempts", "int"),
+        [Column("id", "#", "#", "int"), Column("post_key", "投稿キー", "Post key"), Column("kind", "種類", "Kind", "status"),
+         Column("status", "状態", "Status", "status"), Column("attempts", "試行", "Attempts", "int"),
          Column("next_attempt_at", "次回", "Next attempt", "datetime"), Column("last_error", "エラー", "Error"),
          Column("posted_at", "投稿日時", "Posted", "datetime")],
         [[r["id"], r["post_key"], r["kind"], r["status"], r["attempts"], r["next_attempt_at"], r["last_error"] or "",

@@ -50,6 +50,7 @@ import numpy as np
 
 from connector.config import ConfigError, number_setting
 from connector.db.storms import Storm
+from connector.evidence import say
 from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, TicketDraft
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.ports import StormStore
@@ -91,6 +92,9 @@ class StormSettings:
     similarity: float = 0.5
     window: timedelta = timedelta(minutes=120)
     min_posts: int = 5
+    #: From this size a cluster is called 「炎上」 (YORISOI_STORM_LABEL_MIN): a problem ticket
+    #: opens at `min_posts`, but five similar posts are not a storm to the agents reading it.
+    label_min: int = 20
     update_seconds: float = 120.0
     high_reach: int = 10_000
     spike_alpha: float = 1e-4
@@ -111,6 +115,7 @@ class StormSettings:
             similarity=num("YORISOI_STORM_SIMILARITY", 0.5, 0.05, 1.0),
             window=timedelta(minutes=num("YORISOI_STORM_WINDOW_MINUTES", 120, 1, 7 * 24 * 60, int)),
             min_posts=num("YORISOI_STORM_MIN_POSTS", 5, 2, 100_000, int),
+            label_min=num("YORISOI_STORM_LABEL_MIN", 20, 1, 10**9, int),
             update_seconds=num("YORISOI_STORM_UPDATE_SECONDS", 120.0, 20.0, 86_400.0),
             high_reach=num("YORISOI_STORM_HIGH_REACH", 10_000, 0, 10**10, int),
             spike_alpha=num("YORISOI_SPIKE_ALPHA", 1e-4, 1e-12, 0.5),
@@ -297,8 +302,16 @@ def voices(members: list[Mapping[str, Any]], limit: int = 5) -> list[Mapping[str
     return sorted(members, key=lambda m: (-(m.get("risk_score") or 0.0), -(m.get("followers") or 0)))[:limit]
 
 
-def problem_subject(brand: str, topic: str, size: int) -> str:
-    return f"[{brand}] 炎上: {topic} — {size}件 / Storm: {topic} — {size} posts"
+def cluster_term(size: int, lang: str, minimum: int) -> str:
+    """「炎上」 only at or above `minimum` posts (YORISOI_STORM_LABEL_MIN); below it 「類似投稿のまとまり」."""
+    if size >= minimum:
+        return "炎上" if lang == "ja" else "Storm"
+    return "類似投稿のまとまり" if lang == "ja" else "Cluster of similar posts"
+
+
+def problem_subject(brand: str, topic: str, size: int, label_min: int = 20) -> str:
+    return (f"[{brand}] {cluster_term(size, 'ja', label_min)}: {topic} — {size}件 / "
+            f"{cluster_term(size, 'en', label_min)}: {topic} — {size} posts")
 
 
 def member_line(m: Mapping[str, Any]) -> str:
@@ -308,14 +321,21 @@ def member_line(m: Mapping[str, Any]) -> str:
     return f"- {who}{reach} ({m.get('risk') or '?'}): {excerpt(m['text'], 60)}{ticket}"
 
 
-def problem_draft(storm: Storm, members: list[Mapping[str, Any]], words: list[str]) -> TicketDraft:
+def problem_draft(storm: Storm, members: list[Mapping[str, Any]], words: list[str],
+                  label_min: int = 20) -> TicketDraft:
     first = members[0]
     size = storm.size
     topic = storm_topic(words, members)
     started = storm.started_at.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+    headline = ([f"炎上の可能性: 同じ出来事についての投稿が {size} 件あります（{started} から）。",
+                 f"Possible storm: {size} posts about the same incident since {started}."]
+                if size >= label_min else
+                [f"類似投稿のまとまり: 同じ出来事についての投稿が {size} 件あります（{started} から）。"
+                 f"{label_min} 件以上で「炎上」と呼びます。",
+                 f"Cluster of similar posts: {size} posts about the same incident since {started} "
+                 f"(called a storm from {label_min})."])
     lines = [
-        f"炎上の可能性: 同じ出来事についての投稿が {size} 件あります（{started} から）。",
-        f"Possible storm: {size} posts about the same incident since {started}.",
+        *headline,
         "",
         "■ 最初の投稿 / First post:",
         member_line(first),
@@ -329,7 +349,7 @@ def problem_draft(storm: Storm, members: list[Mapping[str, Any]], words: list[st
         "このチケットを解決すると、リンクされたインシデントにも同じ回答が届きます（Zendesk）。",
         "Solving this problem ticket answers every linked incident at once (Zendesk).",
     ]
-    note = ["Yorisoi 炎上の判定 / how posts were grouped:"]
+    note = ["Yorisoi のまとめ方 / how posts were grouped:"]
     for m in members[1:21]:
         note.append(f"- {m['post_key']}: {m.get('reason') or '—'}")
     if len(members) > 21:
@@ -337,7 +357,7 @@ def problem_draft(storm: Storm, members: list[Mapping[str, Any]], words: list[st
     any_critical = any(m.get("risk") == "critical" for m in members)
     return TicketDraft(
         external_id=problem_external_id(storm),
-        subject=problem_subject(storm.brand, topic, size),
+        subject=problem_subject(storm.brand, topic, size, label_min),
         description="\n".join(lines) + "\n",
         note="\n".join(note) + "\n",
         priority="urgent" if any_critical else "high",
@@ -349,9 +369,12 @@ def problem_draft(storm: Storm, members: list[Mapping[str, Any]], words: list[st
     )
 
 
-def count_note(storm: Storm, members: list[Mapping[str, Any]], words: list[str]) -> CommentDraft:
+def count_note(storm: Storm, members: list[Mapping[str, Any]], words: list[str],
+               label_min: int = 20) -> CommentDraft:
     size = storm.size
     body = [f"件数の更新 / Count update: {size} 件 / posts (前回 / before: {storm.reported_size})",
+            *([f"{label_min} 件を超えたため「炎上」として扱います / Now a storm ({label_min}+ similar posts)"]
+              if storm.reported_size < label_min <= size else []),
             f"よく出る言葉 / Top words: {'、'.join(words) if words else '—'}",
             "リスクの高い声 / Highest-risk voices:", *(member_line(m) for m in voices(members))]
     return CommentDraft(dedupe_key=f"{problem_external_id(storm)}#count:{size}", body="\n".join(body) + "\n",
@@ -383,7 +406,7 @@ def alert_draft(alert: Mapping[str, Any]) -> TicketDraft:
     return TicketDraft(
         external_id=f"yorisoi:alert:{alert['id']}:{alert['started_at'].strftime('%Y%m%dT%H%M')}",
         subject=f"[{alert['brand']}] 急増アラート / Spike alert: {alert['count']}件/15分",
-        description=text + "\n\nスーパーバイザーへ: 炎上の一覧はダッシュボードの「炎上 / Storms」で確認できます。\n"
+        description=text + "\n\nスーパーバイザーへ: 一覧はダッシュボードの「炎上・類似投稿 / Storms」で確認できます。\n"
                            "Supervisors: see the dashboard's Storms page.\n",
         note=f"Poisson test: count={alert['count']}, baseline λ={alert['baseline']:.3f}, p={alert['p_value']:.3g}\n",
         priority="urgent",
@@ -445,7 +468,7 @@ class Storms:
             if ref:
                 parent = self.repo.storm_of(f"{post.platform}:{ref}", conn=conn)
                 if parent is not None and parent["brand"] == brand and parent["post_key"] != post.key:
-                    return (Assignment(post.key, parent["post_key"], 1.0, f"reply to {parent['post_key']}",
+                    return (Assignment(post.key, parent["post_key"], 1.0, say("storm_reply", key=parent["post_key"]),
                                        parent["storm_id"]), sh, keys)
         window = self.settings.window
         best: tuple[dict[str, Any] | None, float, str] = (None, 0.0, "")
@@ -458,7 +481,7 @@ class Storms:
         row, score, kind = best
         if row is None or score < self.settings.similarity:
             return Assignment(post.key, None, None, None, None), sh, keys
-        return (Assignment(post.key, row["post_key"], round(score, 4), f"{kind} of {row['post_key']} ({score:.2f})",
+        return (Assignment(post.key, row["post_key"], round(score, 4), say("storm_quote" if kind == "quote" else "storm_near", key=row["post_key"], score=f"{score:.2f}"),
                            row["storm_id"]), sh, keys)
 
     def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> None:
@@ -611,7 +634,7 @@ class Storms:
     def _problem_job(self, helpdesk: Any, storm: Storm, report: StormReport) -> None:
         members = self.repo.storm_members_of(storm.id)
         words = self.repo.storm_top_words(storm.id)
-        draft = problem_draft(storm, members, words)
+        draft = problem_draft(storm, members, words, self.settings.label_min)
         ref = (TicketRef(storm.problem_helpdesk, storm.problem_ticket_id, storm.problem_url)
                if storm.problem_ticket_id else None)
         if ref is None:
@@ -624,7 +647,7 @@ class Storms:
             self.repo.storm_problem_created(storm.id, ref)
             report.problems_created += 1
         elif storm.size > storm.reported_size:
-            note = count_note(storm, members, words)
+            note = count_note(storm, members, words, self.settings.label_min)
             if not (storm.job_attempts > 1 and helpdesk.has_comment(ref, note.dedupe_key)):
                 update = getattr(helpdesk, "update_problem", None)
                 if callable(update):  # one update: new subject + the count note

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta, timezone
 
+from connector.evidence import render as render_evidence
 from connector.helpdesks.base import CommentDraft, Requester, TicketDraft
 from connector.labels import TAG_PREFIX, label_name, value_name
 from connector.models import Analysis, Decision, Post
@@ -53,6 +54,12 @@ def ticket_description(post: Post) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _evidence_line(item: str) -> str:
+    """Japanese first for the agents, the stored English after it when they differ."""
+    ja = render_evidence(item, "ja")
+    return f"   - {ja}" + (f"  ({item.strip()})" if ja != item else "")
+
+
 def analysis_note(analysis: Analysis, decision: Decision) -> str:
     """The internal note: every label with its score and the evidence behind it."""
     lines = [f"Yorisoi 分析 / analysis ({analysis.version}, {analysis.language})"]
@@ -65,9 +72,9 @@ def analysis_note(analysis: Analysis, decision: Decision) -> str:
         sure = "" if label.confidence is None else f", 確信度 / confidence {label.confidence:.0%}"
         flag = " 【要確認 / please check】" if name in unsure else ""
         lines.append(f"■ {label_name(name, 'ja')} / {label_name(name, 'en')}: {value} ({label.score:+.2f}{sure}){flag}")
-        lines.extend(f"   - {item}" for item in label.evidence)
+        lines.extend(_evidence_line(item) for item in label.evidence)
     lines.append("■ 判定 / Qualification:")
-    lines.extend(f"   - {reason}" for reason in decision.reasons)
+    lines.extend(_evidence_line(reason) for reason in decision.reasons)
     return "\n".join(lines) + "\n"
 
 

@@ -79,6 +79,12 @@ def sync_status(store: Store, helpdesk: Any, *, clock: Callable[[], datetime] = 
     return report
 
 
+def last_sweep_at(store: Store, helpdesk_name: str) -> datetime | None:
+    """When the catch-up sweep of this helpdesk last ran (None: never)."""
+    last = store.sources.get_state(f"helpdesk_status:{helpdesk_name}:last_run")
+    return datetime.fromisoformat(last) if last else None
+
+
 def sweep_due(store: Store, helpdesk: Any, clock: Callable[[], datetime] = utcnow) -> bool:
     if not supports_status(helpdesk):
         return False

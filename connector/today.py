@@ -4,9 +4,12 @@ Pure assembly over the store's repositories (connector/db): the open backlog aga
 targets (YORISOI_SLA_MINUTES), critical single posts, active storms, and what changed since
 yesterday and since the same weekday last week.
 
-Statuses: the helpdesk's own status (open, pending, solved) is not synced back yet, so the only
-statuses Yorisoi knows are its own records: 未対応 = a ticket with no public reply (一次回答)
-recorded yet, 対応済み = one was sent. `STATUS_NOTE` says so on the page.
+Statuses: a ticket is open while the helpdesk says so — its status synced back by the status
+webhooks and the sweep (connector/ticket_status.py): new → 未対応, open → 対応中, pending/hold →
+保留; solved/closed leave the list. A ticket whose status is not known yet (the local helpdesk
+has none; a Zendesk/Freshdesk ticket before its first sync) counts as open until a public reply
+(一次回答) is recorded. `status_note` says on the page which statuses are known and when the
+last sync was.
 """
 from __future__ import annotations
 
@@ -17,8 +20,12 @@ from typing import Any, Mapping
 
 from connector.db import Store
 from connector.db.reports import ReportFilter
+from connector.db.ticket_status import BacklogRow
 from connector.helpdesks.base import parse_sla_minutes
+from connector.report_time import format_jst
 from connector.report_time import today as jst_today
+from connector.storms import cluster_term  # noqa: F401  (re-exported for the templates and reports)
+from connector.ticket_status import last_sweep_at, supports_status
 
 BACKLOG_LIMIT = 200
 ALERT_LIMIT = 30
@@ -28,13 +35,64 @@ ACTIVE_STORM_HOURS = 3
 RISK_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 DEFAULT_STORM_LABEL_MIN = 20
 
-STATUS_NOTE = {
-    "ja": "ヘルプデスクのステータス同期はまだありません。ここでの「未対応」は、Yorisoi に公開返信（一次回答）の"
-          "記録がないチケットです（ヘルプデスク側で対応中・対応済みでも、公開返信が Yorisoi を通っていなければ未対応と表示されます）。",
-    "en": "The helpdesk's ticket status is not synced yet. Here \"open\" means no public reply (first response) "
-          "has been recorded by Yorisoi (a ticket being worked on or solved in the helpdesk still shows as open "
-          "until a public reply goes through Yorisoi).",
+#: The helpdesk's statuses in the words support teams use (対応中／未対応／保留).
+STATUS_NAMES = {
+    "new": ("未対応", "New"),
+    "open": ("対応中", "Open"),
+    "pending": ("保留（お客様の返答待ち）", "Pending (awaiting the customer)"),
+    "hold": ("保留（社内確認中）", "On hold"),
+    "solved": ("解決済み", "Solved"),
+    "closed": ("終了", "Closed"),
 }
+#: A ticket without a known status and without a public reply yet.
+UNSYNCED_NAME = ("未対応（返信なし）", "Open (no reply yet)")
+
+
+def status_name(status: str | None, lang: str) -> str:
+    names = STATUS_NAMES.get(status or "", UNSYNCED_NAME)
+    return names[0] if lang == "ja" else names[1]
+
+
+@dataclass(frozen=True)
+class StatusSync:
+    """Which statuses the page knows, for `status_note`."""
+
+    helpdesk: str
+    supported: bool  # the helpdesk sends statuses back (Zendesk, Freshdesk); local: no
+    by_status: dict[str, int]
+    last_sweep_at: datetime | None
+    last_webhook_at: datetime | None
+
+
+def status_note(sync: StatusSync, lang: str) -> str:
+    """One paragraph: which statuses are known, since when, and what "open" means here."""
+    ja = lang == "ja"
+    if not sync.supported:
+        return ("ローカルのヘルプデスクにはチケットのステータスがありません。ここでの「未対応」は、Yorisoi に公開返信"
+                "（一次回答）の記録がないチケットです。" if ja else
+                "The local helpdesk has no ticket statuses: here \"open\" means no public reply (first response) "
+                "has been recorded by Yorisoi yet.")
+    name = sync.helpdesk.capitalize()
+    when = [(format_jst(sync.last_sweep_at), "定期同期", "sweep") if sync.last_sweep_at else None,
+            (format_jst(sync.last_webhook_at), "Webhook", "webhook") if sync.last_webhook_at else None]
+    done = [w for w in when if w]
+    if not done and not sync.by_status:
+        return (f"{name} のステータスはまだ同期されていません（`yorisoi sync-status` を実行するか、ステータスの Webhook を"
+                "設定してください）。それまでは、公開返信（一次回答）の記録がないチケットを「未対応」と表示します。" if ja else
+                f"No status has come back from {name} yet (run `yorisoi sync-status` or set up its status webhook); "
+                "until then a ticket without a recorded public reply (first response) shows as open.")
+    known = [(s, sync.by_status[s]) for s in STATUS_NAMES if sync.by_status.get(s)]
+    counts = ("・".join(f"{status_name(s, 'ja')} {n} 件" for s, n in known) if ja else
+              ", ".join(f"{status_name(s, 'en').lower()} {n}" for s, n in known)) or "—"
+    last = ("、".join(f"{kind_ja} {at}" for at, kind_ja, _ in done) if ja else
+            ", ".join(f"{kind_en} {at}" for at, _, kind_en in done)) or "—"
+    if ja:
+        return (f"{name} のステータスを表示しています（新規=未対応、対応中、保留。解決済み・終了は表示しません）。"
+                f"最終同期: {last}。ステータスが分かっているチケット: {counts}。"
+                "まだ同期されていないチケットは、公開返信（一次回答）の記録がなければ「未対応（返信なし）」と表示します。")
+    return (f"Statuses from {name} (new, open, pending, on hold; solved and closed are left out). Last sync: {last}. "
+            f"Tickets with a known status: {counts}. A ticket not synced yet shows as open while no public reply "
+            "(first response) is recorded.")
 
 
 def storm_label_min(env: Mapping[str, str] | None = None) -> int:
@@ -44,23 +102,23 @@ def storm_label_min(env: Mapping[str, str] | None = None) -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_STORM_LABEL_MIN
 
 
-def cluster_term(size: int, lang: str, minimum: int) -> str:
-    """「炎上」 only at or above `minimum` posts; below it 「類似投稿のまとまり」."""
-    if size >= minimum:
-        return "炎上" if lang == "ja" else "Storm"
-    return "類似投稿のまとまり" if lang == "ja" else "Cluster of similar posts"
 
 
 @dataclass
 class BacklogItem:
-    row: dict[str, Any]
+    row: BacklogRow
     waited: float  # seconds since the post
     left: float  # seconds to the SLA target (negative: breached by that much)
     target_minutes: int
 
     @property
+    def answered(self) -> bool:
+        """A first public reply is recorded: the first-response target is met."""
+        return self.row.answered
+
+    @property
     def breached(self) -> bool:
-        return self.left < 0
+        return not self.answered and self.left < 0
 
 
 @dataclass
@@ -73,6 +131,7 @@ class Today:
     storms: list[dict[str, Any]]
     change: dict[str, Any]
     storm_label_min: int
+    sync: StatusSync | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -90,13 +149,26 @@ def _aware(moment: datetime) -> datetime:
 
 def backlog(store: Store, sla: dict[str, int], now: datetime, limit: int = BACKLOG_LIMIT) -> list[BacklogItem]:
     items = []
-    for row in store.reports.backlog_rows(limit):
-        target = sla.get(row["priority"], sla.get("normal", 240))
-        waited = (now - _aware(row["posted_at"])).total_seconds()
+    for row in store.ticket_status.open_backlog(limit):
+        target = sla.get(row.priority, sla.get("normal", 240))
+        waited = (now - _aware(row.posted_at)).total_seconds()
         items.append(BacklogItem(row, waited, target * 60 - waited, target))
-    # Breached first (the longest overdue first), then by risk, then the least time left.
-    items.sort(key=lambda i: (not i.breached, RISK_ORDER.get(i.row["risk"], 9), -i.row["risk_score"], i.left))
-    return items[:limit]
+    return sort_backlog(items)[:limit]
+
+
+def sort_backlog(items: list[BacklogItem]) -> list[BacklogItem]:
+    """Breached first, then by public risk; within a risk, tickets still waiting for their first
+    reply before those answered but still open in the helpdesk, then the least time left."""
+    return sorted(items, key=lambda i: (not i.breached, RISK_ORDER.get(i.row.risk, 9), i.answered,
+                                        -i.row.risk_score, i.left))
+
+
+def status_sync(store: Store, helpdesk: Any) -> StatusSync:
+    name = getattr(helpdesk, "name", "local")
+    if not supports_status(helpdesk):
+        return StatusSync(name, False, {}, None, None)
+    state = store.ticket_status.sync_state(name)
+    return StatusSync(name, True, state.by_status, last_sweep_at(store, name), state.last_webhook_at)
 
 
 def escalation_words(detail: Any) -> list[str]:
@@ -162,7 +234,7 @@ def change(store: Store, now: datetime) -> dict[str, Any]:
     return out
 
 
-def build(store: Store, env: Mapping[str, str], now: datetime | None = None) -> Today:
+def build(store: Store, env: Mapping[str, str], now: datetime | None = None, helpdesk: Any = None) -> Today:
     now = now or datetime.now(timezone.utc)
     try:
         sla = parse_sla_minutes(env.get("YORISOI_SLA_MINUTES"))
@@ -171,6 +243,7 @@ def build(store: Store, env: Mapping[str, str], now: datetime | None = None) -> 
     high_reach_raw = (env.get("YORISOI_STORM_HIGH_REACH") or "").strip()
     high_reach = int(high_reach_raw) if high_reach_raw.isdigit() else 10_000
     cutoffs = {priority: now - timedelta(minutes=minutes) for priority, minutes in sla.items()}
-    return Today(now=now, sla=sla, backlog=backlog(store, sla, now), counts=store.reports.backlog_counts(cutoffs),
+    return Today(now=now, sla=sla, backlog=backlog(store, sla, now),
+                 counts=store.ticket_status.open_backlog_counts(cutoffs),
                  alerts=critical_posts(store, now, high_reach), storms=active_storms(store, now),
-                 change=change(store, now), storm_label_min=storm_label_min(env))
+                 change=change(store, now), storm_label_min=storm_label_min(env), sync=status_sync(store, helpdesk))

@@ -72,12 +72,33 @@ def _mask(text: str, terms: tuple[str, ...]) -> str:
     return "".join(chars)
 
 
+#: Markup and code in a post are an attack or noise, never what the customer complains about:
+#: the demo's 「ソラモバイル最悪 <script>alert(1)</script>」 must not make 「alert」 a top topic, nor
+#: a phishing link's `javascript:alert(document.cookie)` 「java script」 and 「document.cookie」.
+_MARKUP = re.compile(
+    r"<\s*(script|style)\b.*?(<\s*/\s*\1\s*>|$)"              # a script/style element with its content
+    r"|<[^<>]{0,500}>"                                              # any other tag
+    r"|\]\([^()\s]*(\([^()]*\)[^()\s]*)*\)"                  # a Markdown link's target
+    r"|\b(?:https?|javascript|vbscript|data|file):[^\s「」『』（）()<>]*(\([^()]*\))?[^\s「」『』（）<>]*"  # URLs
+    r"|\b[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+"               # dotted names: document.cookie, example.com
+    r"|\b[A-Za-z_$][\w$]*\([^()]{0,200}\)"                      # calls: alert(1)
+    r"|\bon[a-z]{3,20}\s*=\S*",                                  # event handlers: onerror=alert(2)
+    re.IGNORECASE | re.DOTALL)
+
+
+def strip_markup(text: str) -> str:
+    """The text without HTML, links, URLs and code, each replaced by a punctuation break so the
+    words on either side never join into one phrase."""
+    return _MARKUP.sub("、", text)
+
+
 def topics_of_text(text: str, *, exclude: tuple[str, ...] = (), lang: str | None = None) -> list[str]:
     """Nouns and noun phrases of a Japanese text, in order of appearance, without duplicates,
-    stop words or anything in `exclude` (folded brand terms from `brand_terms`).
+    stop words, markup or code (`strip_markup`) or anything in `exclude` (folded brand terms
+    from `brand_terms`).
 
     English text gives none: nagisa tags English words without parts of speech."""
-    normalized = normalize(text)
+    normalized = strip_markup(normalize(text))
     if not normalized or detect_language(normalized, lang) != "ja":
         return []
     tokens = tokenize(_mask(normalized, exclude))

@@ -290,6 +290,34 @@ def to_text(report: WeeklyReport, lang: str = "ja") -> str:
     return "\n".join(out)
 
 
+def to_html(report: WeeklyReport, lang: str = "ja") -> str:
+    """A self-contained HTML page of the tables (the report mail's HTML part): no scripts, no
+    external resources, every cell escaped (post texts in the topic examples are hostile input)."""
+    from html import escape
+    out = [f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{escape(report.title(lang))}</title>'
+           "<style>body{font-family:sans-serif;color:#222}table{border-collapse:collapse;margin:0 0 1.2em}"
+           "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
+           "th{background:#f2f2f2}td.num{text-align:right}.note{color:#666;font-size:90%}</style></head><body>",
+           f"<h1>{escape(report.title(lang))}</h1>"]
+    for table in report.tables:
+        out.append(f"<h2>{escape(table.title(lang))}</h2>")
+        if table.note(lang):
+            out.append(f'<p class="note">{escape(table.note(lang))}</p>')
+        rows = display_rows(table, lang)
+        if not rows:
+            out.append(f'<p class="note">{"（なし）" if lang == "ja" else "(none)"}</p>')
+            continue
+        nums = [c.kind in ("int", "minutes", "pct", "score", "signed", "mixed", "duration") for c in table.columns]
+        out.append("<table><tr>" + "".join(f"<th>{escape(h)}</th>" for h in table.headers(lang)) + "</tr>")
+        for row in rows:
+            out.append("<tr>" + "".join(f'<td{" class=num" if num else ""}>{escape(v).replace(chr(10), "<br>")}</td>'
+                                        for v, num in zip(row, nums)) + "</tr>")
+        out.append("</table>")
+    generated = report.generated_at.astimezone(REPORT_TZ).strftime("%Y-%m-%d %H:%M JST")
+    out.append(f'<p class="note">{"作成" if lang == "ja" else "Generated"}: {generated} · Yorisoi</p></body></html>')
+    return "\n".join(out)
+
+
 def to_json(report: WeeklyReport, lang: str = "ja") -> dict[str, Any]:
     return {"this_week": {"from": report.this.since.isoformat(), "to": report.this.until.isoformat()},
             "previous_week": {"from": report.previous.since.isoformat(), "to": report.previous.until.isoformat()},

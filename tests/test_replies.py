@@ -102,7 +102,7 @@ def test_post_page_shows_exchanges(supervisor, svc):
     ticket_id = ticketed(svc)
     svc.reply(ticket_id=ticket_id, agent="佐藤", text="<b>確認します</b>", dedupe_key="k-page")
     page = supervisor.get("/posts/x:1").get_data(as_text=True)
-    assert "返信のやりとり" in page and "&lt;b&gt;確認します&lt;/b&gt;" in page and "recorded" in page
+    assert "返信のやりとり" in page and "&lt;b&gt;確認します&lt;/b&gt;" in page and "記録済み（ネットワーク未接続）" in page
 
 
 # --- unknown outcomes (issue 16 #3): a timeout is not a failure ------------------------------

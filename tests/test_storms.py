@@ -110,7 +110,9 @@ def test_storm_becomes_one_problem_with_linked_incidents_locally(storm_env: dict
         problems = [r for r in rows if (r["fields"] or {}).get("ticket_type") == "problem"]
         assert len(problems) == 1
         problem = problems[0]
-        assert problem["subject"].startswith("[ソラモバイル] 炎上: ") and "13件" in problem["subject"]
+        # 13 similar posts are below YORISOI_STORM_LABEL_MIN (20): a cluster, not yet a 「炎上」.
+        assert problem["subject"].startswith("[ソラモバイル] 類似投稿のまとまり: ") and "13件" in problem["subject"]
+        assert "炎上" not in problem["subject"] and "炎上の可能性" not in problem["description"]
         assert "最初の投稿 / First post" in problem["description"] and "@yamada_t" in problem["description"]
         by_ext = {r["external_id"]: r for r in rows}
         for key in STORM_KEYS:
@@ -134,7 +136,7 @@ def test_storm_becomes_one_problem_with_linked_incidents_locally(storm_env: dict
 
 
 def test_problem_count_updates_as_the_storm_grows_throttled(storm_env: dict[str, str]) -> None:
-    svc = build(storm_env, YORISOI_STORM_UPDATE_SECONDS="60")
+    svc = build(storm_env, YORISOI_STORM_UPDATE_SECONDS="60", YORISOI_STORM_LABEL_MIN="15")
     clock = {"now": datetime(2026, 11, 20, 10, 30, tzinfo=timezone.utc)}
     svc.pipeline.clock = lambda: clock["now"]
     try:
@@ -154,6 +156,8 @@ def test_problem_count_updates_as_the_storm_grows_throttled(storm_env: dict[str,
         ticket = svc.helpdesk.ticket(int(updated.problem_ticket_id))
         assert "16件" in ticket["subject"]
         assert sum("件数の更新" in c["body"] for c in ticket["comments"]) == 1
+        # 13 → 16 crossed YORISOI_STORM_LABEL_MIN=15: the note says it is now called a storm.
+        assert sum("「炎上」として扱います" in c["body"] for c in ticket["comments"]) == 1
     finally:
         svc.close()
 
@@ -167,12 +171,13 @@ def fake(httpserver):
 
 def test_storm_in_fake_zendesk_links_incidents_with_problem_id(httpserver, fake, storm_env) -> None:
     svc = build(storm_env, YORISOI_HELPDESK="zendesk", ZENDESK_URL=httpserver.url_for("/").rstrip("/"),
-                ZENDESK_EMAIL=EMAIL, ZENDESK_API_TOKEN=TOKEN, ZENDESK_TIMEOUT="2")
+                ZENDESK_EMAIL=EMAIL, ZENDESK_API_TOKEN=TOKEN, ZENDESK_TIMEOUT="2", YORISOI_STORM_LABEL_MIN="10")
     try:
         replay(svc)
         tickets = list(fake.tickets.values())
         problems = [t for t in tickets if t["type"] == "problem"]
         assert len(problems) == 1
+        assert problems[0]["subject"].startswith("[ソラモバイル] 炎上: ") and "炎上の可能性" in problems[0]["description"]
         assert "炎上" in problems[0]["subject"] and problems[0]["external_id"] == f"yorisoi:storm:{ORIGINAL}"
         by_ext = {t["external_id"]: t for t in tickets}
         for key in STORM_KEYS:
@@ -297,6 +302,13 @@ def test_back_dated_posts_of_one_spike_make_one_alert(env) -> None:
         svc.close()
 
 
+def test_problem_ticket_called_a_storm_only_from_the_label_threshold() -> None:
+    from connector.storms import problem_subject
+
+    assert problem_subject("ソラ", "圏外", 19, 20) == "[ソラ] 類似投稿のまとまり: 圏外 — 19件 / Cluster of similar posts: 圏外 — 19 posts"
+    assert problem_subject("ソラ", "圏外", 20, 20).startswith("[ソラ] 炎上: 圏外 — 20件 / Storm: ")
+
+
 def test_slack_payload_shape() -> None:
     alert = {"id": 1, "brand": "ソラモバイル", "started_at": datetime(2026, 11, 20, 10, tzinfo=timezone.utc),
              "count": 30, "baseline": 2.0, "p_value": 1e-9, "peak": 30, "ended_at": None}
@@ -348,7 +360,8 @@ def test_storm_shown_to_agents_in_context_and_post_page(app_factory, tmp_path):
     assert storm["reason"] and storm["answers"][0]["agent"] == "佐藤"
     assert "障害を確認中です" in storm["answers"][0]["text"]
     page = login(app.test_client(), app).get(f"/posts/{later}").get_data(as_text=True)
-    assert "この投稿が属する炎上" in page and "障害を確認中です" in page
+    assert "この投稿が属する類似投稿のまとまり" in page and "障害を確認中です" in page
+    assert "炎上" not in page.split('id="storm"')[1].split("</h2>")[0]  # a few posts: not called 「炎上」
     unrelated = [o.key for o in outcomes if o.key not in members][0]
     assert (svc.store.storms.storm_of(unrelated) or {}).get("storm_id") is None
 

@@ -242,3 +242,43 @@ def test_a_deeply_nested_status_body_is_a_named_body_error_not_a_crash():
     from connector.helpdesks.zendesk.client import WebhookBodyError, parse_status_webhook
     with pytest.raises(WebhookBodyError, match="not valid JSON"):
         parse_status_webhook(b"[" * 5000 + b"]" * 5000, datetime.now(timezone.utc))
+
+
+def test_home_backlog_follows_the_helpdesk_status(zapp, zfake):
+    """The home page's backlog is what is still open in Zendesk: solved leaves it, a replied-to
+    ticket still open stays (first response met), and the page says what is known and when."""
+    from connector import today as today_module
+    from tests.test_today import _sign_in
+
+    svc = zapp.extensions["yorisoi"]
+    tickets = deliver_posts(svc, "601", "602", "603", "604")
+    (k1, id1), (k2, id2), (k3, id3), (k4, id4) = sorted(tickets.items())
+    client = zapp.test_client()
+    _sign_in(zapp, client)
+    before = client.get("/?lang=ja").get_data(as_text=True)
+    assert "Zendesk のステータスはまだ同期されていません" in before and "yorisoi sync-status" in before
+    assert before.count("s-unsynced") == 4 and "未対応（返信なし）" in before
+
+    zfake.agent_comment(int(id1), "ご不便をおかけしております。確認します。", status="open")  # replied, still open
+    zfake.set_status(int(id2), "solved")  # solved without a public reply
+    zfake.set_status(int(id3), "pending")
+    assert sync_status(svc.store, svc.helpdesk).errors == []
+    raw = json.dumps({"ticket_id": id4, "status": "hold"}).encode()
+    assert client.post("/zendesk/status", data=raw, headers=signed(raw)).status_code == 200
+
+    data = today_module.build(svc.store, svc.settings.env, helpdesk=svc.helpdesk)
+    shown = {i.row.post_key: i for i in data.backlog}
+    assert set(shown) == {k1, k3, k4} and data.open_total == 3  # solved is not open
+    assert shown[k1].row.status == "open" and shown[k1].answered and not shown[k1].breached
+    assert shown[k3].row.status == "pending" and not shown[k3].answered
+    assert data.sync.by_status == {"open": 1, "solved": 1, "pending": 1, "hold": 1}
+    assert data.sync.last_sweep_at is not None and data.sync.last_webhook_at is not None
+
+    page = client.get("/?lang=ja").get_data(as_text=True)
+    assert "対応中" in page and "保留（お客様の返答待ち）" in page and "保留（社内確認中）" in page
+    assert "一次回答済み" in page and "s-unsynced" not in page
+    assert "Zendesk のステータスを表示しています" in page and "最終同期: 定期同期 20" in page and "Webhook 20" in page
+    assert "解決済み 1 件" in page and " JST" in page
+    english = client.get("/?lang=en").get_data(as_text=True)
+    assert "Statuses from Zendesk" in english and "Pending (awaiting the customer)" in english
+    assert "First response sent" in english and "Last sync: sweep 20" in english

@@ -47,7 +47,7 @@ def test_home_page_backlog_breached_first_and_links(env, app_factory):
         svc.pipeline.ingest_raw(post, "test")
     svc.pipeline.drain(max_wait=5)
     data = today_module.build(svc.store, {}, now)
-    assert [i.row["post_key"] for i in data.backlog][0] == f"x:{old['id']}"  # breached first
+    assert [i.row.post_key for i in data.backlog][0] == f"x:{old['id']}"  # breached first
     assert data.backlog[0].breached and not data.backlog[-1].breached
     assert data.open_total == 2 and data.breached_total >= 1
     assert any(a["key"] == f"x:{fresh['id']}" and "reach" in a["reasons"] for a in data.alerts)
@@ -55,7 +55,8 @@ def test_home_page_backlog_breached_first_and_links(env, app_factory):
     _sign_in(app, client)
     page = client.get("/?lang=ja").get_data(as_text=True)
     assert "いま対応が必要なもの" in page and "未対応" in page and "超過" in page and "3日" in page
-    assert "公開返信（一次回答）" in page  # which statuses are known
+    assert "ローカルのヘルプデスクにはチケットのステータスがありません" in page  # which statuses are known
+    assert "公開返信（一次回答）" in page and "未対応（返信なし）" in page
     assert f"/posts/x:{old['id']}" in page and "local #" in page
     assert "拡散リスク" in page
     english = client.get("/?lang=en").get_data(as_text=True)
@@ -142,3 +143,34 @@ def test_tickets_page_search_filters_and_paging(app):
     assert "0 件中" in none_answered
     assert client.get("/tickets?q=100%25_&lang=ja").status_code == 200
     assert client.get("/tickets?priority=soon").status_code == 400
+
+
+def test_topics_never_show_words_from_hostile_markup(app_factory):
+    """A hostile post (script tags, event handlers, a javascript: link) is analysed and ticketed
+    like any complaint, but its markup never becomes a complaint topic on any page."""
+    from connector.db.reports import ReportFilter
+    from tests.conftest import login
+
+    app = app_factory()
+    svc = app.extensions["yorisoi"]
+    now = datetime.now(timezone.utc)
+    hostile = [
+        "ソラモバイル最悪 <script>alert(1)</script> <img src=x onerror=alert(2)> 料金が高すぎる",
+        "ソラモバイルの補償窓口を名乗るDM、[受付はこちら](javascript:alert(document.cookie)) 最悪。請求書も届かない",
+        "ソラモバイル 解約できない <svg onload=fetch('//evil.example/x')> 最悪 https://evil.example/steal?c=1",
+    ]
+    for i, text in enumerate(hostile):
+        outcome = svc.pipeline.ingest_raw(post_dict(id=f"hostile{i}", text=text, created_at=_iso(now - timedelta(minutes=5 + i)),
+                                                    author={"id": f"h{i}", "handle": f"h{i}"}), "test")
+        assert outcome.status == "queued", outcome
+    day = (now - timedelta(days=1)).date().isoformat(), (now + timedelta(days=1)).date().isoformat()
+    topics = dict(svc.store.reports.report_topics(ReportFilter(since=day[0], until=day[1]), 100))
+    assert {"料金", "請求書", "解約"} <= set(topics), topics  # the complaint's own words are kept
+    markup = ("script", "alert", "onerror", "img", "src", "java", "cookie", "document", "svg", "onload", "fetch", "evil",
+              "https", "steal")
+    assert not [t for t in topics if any(m in t.lower() for m in markup)], topics
+    from connector import reports
+    shown = [row[1] for row in reports.topics(svc.store, ReportFilter(since=day[0], until=day[1])).rows]
+    assert "料金" in shown and not [t for t in shown if any(m in t.lower() for m in markup)], shown
+    page = login(app.test_client(), app).get(f"/topics?since={day[0]}&until={day[1]}").get_data(as_text=True)
+    assert "料金" in page and "<script>alert" not in page  # examples show the post, escaped

@@ -34,7 +34,7 @@ def test_language_from_browser(supervisor, svc):
 def test_post_page_shows_evidence_and_local_ticket(supervisor, svc):
     seed(svc)
     page = supervisor.get("/posts/x:1").get_data(as_text=True)
-    assert "分析と根拠" in page and "matched keyword ソラモバイル" in page
+    assert "分析と根拠" in page and "キーワード「ソラモバイル」に一致" in page  # the reason, in Japanese
     assert "社内メモ" in page and "yorisoi:x:1" in page
     assert supervisor.get("/posts/x:404").status_code == 404
 
@@ -42,7 +42,7 @@ def test_post_page_shows_evidence_and_local_ticket(supervisor, svc):
 def test_decision_log_lists_dropped_with_reason(supervisor, svc):
     seed(svc)
     page = supervisor.get("/decisions?only=dropped").get_data(as_text=True)
-    assert "今日は空がきれい" in page and "no brand keyword, hashtag or mention matched" in page
+    assert "今日は空がきれい" in page and "ブランドのキーワード・ハッシュタグ・メンションのどれにも一致しません" in page
     assert "駅で全然" not in page
 
 

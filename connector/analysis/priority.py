@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from connector.analysis.lexicon import default_priority_rules
+from connector.evidence import say
 
 PRIORITIES = ("urgent", "high", "normal", "low")
 FALLBACK = "normal"
@@ -114,8 +115,9 @@ class PriorityTable:
         confidence per label where a model gave it (rules with `min_confidence` need it)."""
         for number, rule in enumerate(self.rules, 1):
             if rule.matches(labels, confidences):
-                return rule.priority, f"rule {number}: {rule.describe(labels)} → {rule.priority}"
-        return FALLBACK, f"no rule matched: default {FALLBACK}"
+                return rule.priority, say("priority_rule", n=number, conditions=rule.describe(labels),
+                                          priority=rule.priority)
+        return FALLBACK, say("priority_default", priority=FALLBACK)
 
     def __len__(self) -> int:
         return len(self.rules)

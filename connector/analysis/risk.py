@@ -25,6 +25,7 @@ import math
 
 from connector.analysis.lexicon import Cue
 from connector.analysis.sentiment import fmt
+from connector.evidence import say
 from connector.models import Label
 
 REACH_WEIGHT = 0.35
@@ -61,20 +62,20 @@ def risk_level(*, negative: bool, report: bool, followers: int, spread: int, str
                safety: list[str]) -> tuple[str, str]:
     """(level, why) by the guide's rules, in its order."""
     if safety and (negative or report):
-        return "critical", f"safety or legal issue ({', '.join(safety[:3])})"
+        return "critical", say("why_safety", words=", ".join(safety[:3]))
     if negative and followers >= LARGE_AUDIENCE:
-        return "critical", f"negative, {followers:,} followers ≥ {LARGE_AUDIENCE:,}"
+        return "critical", say("why_large", followers=f"{followers:,}", limit=f"{LARGE_AUDIENCE:,}")
     if negative and strong_escalation:
-        return "critical", f"negative with escalation word {', '.join(strong_escalation[:3])}"
+        return "critical", say("why_escalation", words=", ".join(strong_escalation[:3]))
     if negative and followers >= REAL_REACH:
-        return "high", f"negative, {followers:,} followers ≥ {REAL_REACH:,}"
+        return "high", say("why_large", followers=f"{followers:,}", limit=f"{REAL_REACH:,}")
     if negative and spread >= SPREADING:
-        return "high", f"negative and spreading ({spread:,} reposts+quotes ≥ {SPREADING})"
+        return "high", say("why_spreading_negative", spread=f"{spread:,}", limit=SPREADING)
     if negative:
-        return "medium", "negative with modest reach"
+        return "medium", say("why_modest")
     if spread >= SPREADING:
-        return "medium", f"spreading ({spread:,} reposts+quotes ≥ {SPREADING})"
-    return "low", "not negative, not spreading"
+        return "medium", say("why_spreading", spread=f"{spread:,}", limit=SPREADING)
+    return "low", say("why_low")
 
 
 def public_risk(*, escalation_cues: list[Cue], sentiment: Label, intent: str, followers: int = 0,
@@ -83,39 +84,40 @@ def public_risk(*, escalation_cues: list[Cue], sentiment: Label, intent: str, fo
     evidence: list[str] = []
     followers = max(int(followers or 0), 0)
     reach = min(1.0, math.log10(followers + 1) / 6)
-    evidence.append(f"followers {followers:,} → reach {_reach_words(followers)} (+{REACH_WEIGHT * reach:.2f})")
+    evidence.append(say("followers", followers=f"{followers:,}", reach=_reach_words(followers),
+                        weight=f"{REACH_WEIGHT * reach:.2f}"))
     score = REACH_WEIGHT * reach
 
     engaged = REPOST * max(reposts, 0) + QUOTE * max(quotes, 0) + REPLY * max(replies, 0) + LIKE * max(likes, 0)
     if engaged:
         engagement = min(1.0, math.log10(engaged + 1) / 4)
         score += ENGAGEMENT_WEIGHT * engagement
-        evidence.append(f"engagement {reposts} reposts, {quotes} quotes, {replies} replies, {likes} likes "
-                        f"(+{ENGAGEMENT_WEIGHT * engagement:.2f})")
+        evidence.append(say("engagement", reposts=reposts, quotes=quotes, replies=replies, likes=likes,
+                            weight=f"{ENGAGEMENT_WEIGHT * engagement:.2f}"))
     if age_minutes is not None and engaged:
         hours = max(age_minutes / 60, MIN_AGE_HOURS)
         per_hour = engaged / hours
         velocity = min(1.0, math.log10(per_hour + 1) / 3)
         score += VELOCITY_WEIGHT * velocity
-        evidence.append(f"velocity {per_hour:,.0f} weighted engagements/hour (+{VELOCITY_WEIGHT * velocity:.2f})")
+        evidence.append(say("velocity", per_hour=f"{per_hour:,.0f}", weight=f"{VELOCITY_WEIGHT * velocity:.2f}"))
     elif age_minutes is None and engaged:
-        evidence.append("velocity unknown (post age not given)")
+        evidence.append(say("velocity_unknown"))
 
     escalation = 0.0
     for cue in escalation_cues:
         escalation += cue.weight
-        evidence.append(f"escalation word {cue.pattern.removeprefix('re:')} (+{cue.weight:.2f})")
+        evidence.append(say("escalation", word=cue.pattern.removeprefix("re:"), weight=f"{cue.weight:.2f}"))
     if escalation > ESCALATION_CAP:
-        evidence.append(f"escalation capped at {ESCALATION_CAP}")
+        evidence.append(say("escalation_cap", cap=ESCALATION_CAP))
         escalation = ESCALATION_CAP
     score += escalation
 
     if sentiment.score < 0 and sentiment.value == "negative":
         score += NEGATIVE_WEIGHT * -sentiment.score
-        evidence.append(f"negative sentiment {fmt(sentiment.score)} (+{NEGATIVE_WEIGHT * -sentiment.score:.2f})")
+        evidence.append(say("risk_negative", score=fmt(sentiment.score), weight=f"{NEGATIVE_WEIGHT * -sentiment.score:.2f}"))
     if intent == "praise":
         score *= PRAISE_FACTOR
-        evidence.append(f"praise lowers risk ×{PRAISE_FACTOR}")
+        evidence.append(say("praise_factor", factor=PRAISE_FACTOR))
 
     score = min(max(score, 0.0), 1.0)
     strong = [cue.pattern.removeprefix("re:") for cue in escalation_cues if cue.weight >= STRONG_ESCALATION]
@@ -123,5 +125,5 @@ def public_risk(*, escalation_cues: list[Cue], sentiment: Label, intent: str, fo
     level, why = risk_level(negative=sentiment.value == "negative", report=intent == "report",
                             followers=followers, spread=max(reposts, 0) + max(quotes, 0),
                             strong_escalation=strong, safety=safety)
-    evidence.append(f"score {score:.2f}; {why} → {level}")
+    evidence.append(say("risk_score", score=f"{score:.2f}", why=why, level=level))
     return Label(level, round(score, 4), tuple(evidence))

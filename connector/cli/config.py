@@ -29,6 +29,18 @@ def check_config() -> None:
     click.echo(f"helpdesk: {svc.helpdesk.name}")
     click.echo(f"database: {svc.store.engine.url.render_as_string(hide_password=True)}")
     click.echo(f"source webhook: {'enabled' if svc.settings.webhook_secret else 'disabled (YORISOI_WEBHOOK_SECRET unset)'}")
+    from connector.config import ConfigError
+    from connector.weekly_mail import MailSettings
+    try:
+        mail = MailSettings.from_env(svc.settings.env)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if mail is None:
+        click.echo("weekly report mail: off (YORISOI_SMTP_HOST unset)")
+    else:
+        when = (f"every {('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')[mail.schedule.weekday]} "
+                f"{mail.schedule.at:%H:%M} JST" if mail.schedule else "only from cron (report --weekly --email)")
+        click.echo(f"weekly report mail: {mail.host}:{mail.port} ({mail.security}) → {', '.join(mail.to)}; {when}")
 
 
 @main.command()

@@ -86,11 +86,28 @@ def check_port_free(host: str, port: int) -> None:
                 f"with --port or YORISOI_PORT / ポート {port} は使用中です") from None
 
 
+def summary_line(summary: dict[str, Any]) -> str:
+    """The replay/demo summary, Japanese first then English (as `yorisoi doctor` does)."""
+    ja = (f"読み込み {summary['read']} · 対象 {summary['qualified']} · チケット作成 {summary['tickets_created']} · "
+          f"追記 {summary['comments_added']} · 重複のためスキップ {summary['duplicates_skipped']} · "
+          f"対象外 {summary['dropped']} · 不正な行 {summary['rejected']} · 送信待ち {summary['pending']}")
+    en = (f"read {summary['read']} · qualified {summary['qualified']} · tickets created "
+          f"{summary['tickets_created']} · follow-up comments {summary['comments_added']} · duplicates "
+          f"skipped {summary['duplicates_skipped']} · dropped {summary['dropped']} · rejected "
+          f"{summary['rejected']} · still pending {summary['pending']}")
+    return f"{ja} / {en}"
+
+
+def delivery_line(report: Any) -> str:
+    ja = (f"チケット作成 {report.created} · 追記 {report.commented} · 再試行待ち {report.retried} · 失敗 {report.failed}"
+          + (f" · 停止: {report.stopped}" if report.stopped else ""))
+    en = (f"tickets created {report.created} · comments {report.commented} · retrying {report.retried} "
+          f"· failed {report.failed}" + (f" · stopped: {report.stopped}" if report.stopped else ""))
+    return f"{ja} / {en}"
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
-    click.echo(f"read {summary['read']} · qualified {summary['qualified']} · tickets created "
-               f"{summary['tickets_created']} · follow-up comments {summary['comments_added']} · duplicates "
-               f"skipped {summary['duplicates_skipped']} · dropped {summary['dropped']} · rejected "
-               f"{summary['rejected']} · still pending {summary['pending']}")
+    click.echo(summary_line(summary))
     for error in summary["errors"][:50]:
         where = f"line {error['line']}: " if "line" in error else f"{error.get('post')}: "
         field = f"{error['field']}: " if error.get("field") else ""
@@ -137,7 +154,7 @@ def tickets(as_json: bool, limit: int | None) -> None:
         click.echo(json.dumps(records, ensure_ascii=False, indent=1))
         return
     if not records:
-        click.echo("no tickets yet")
+        click.echo("チケットはまだありません / no tickets yet")
         return
     for rec in records:
         click.echo(f"#{rec['ticket_id']:>5} [{rec['priority']:<6}] {rec['subject']}")
@@ -153,10 +170,10 @@ def deliver(wait: float, retry_failed: bool) -> None:
     svc = _services(_app())
     svc.store.outbox.release_dead_claims()
     if retry_failed:
-        click.echo(f"requeued {svc.store.outbox.retry_failed()} failed deliveries")
+        requeued = svc.store.outbox.retry_failed()
+        click.echo(f"失敗した {requeued} 件を送信キューに戻しました / requeued {requeued} failed deliveries")
     report = svc.pipeline.drain(max_wait=wait)
-    click.echo(f"tickets created {report.created} · comments {report.commented} · retrying {report.retried} "
-               f"· failed {report.failed}" + (f" · stopped: {report.stopped}" if report.stopped else ""))
+    click.echo(delivery_line(report))
 
 
 DEMO_USER = "demo"
@@ -179,6 +196,7 @@ def _demo_replies(app: Flask) -> None:
 def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
     from waitress import serve as waitress_serve
     svc = _services(app)
+    mailer = _report_mailer(svc)
     svc.start_worker()
     poller_thread = None
     supervisor = None
@@ -207,8 +225,28 @@ def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
             supervisor.stop()
         if poller_thread is not None:
             poller_thread.stop()
+        if mailer is not None:
+            mailer.stop()
         svc.close()
     click.echo("stopped / 停止しました")
+
+
+def _report_mailer(svc: Any) -> Any:
+    """The weekly report mail's scheduler thread, when YORISOI_REPORT_MAIL_SCHEDULE is set."""
+    from connector.weekly_mail import MailScheduler, MailSettings
+    try:
+        settings = MailSettings.from_env(svc.settings.env)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if settings is None or settings.schedule is None:
+        return None
+    mailer = MailScheduler(svc.store, svc.settings.env, settings)
+    mailer.start()
+    day = "月火水木金土日"[settings.schedule.weekday]
+    click.echo(f"週次レポートのメール: 毎週{day}曜 {settings.schedule.at:%H:%M} JST → {', '.join(settings.to)} / "
+               f"weekly report mail every {('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')[settings.schedule.weekday]} "
+               f"{settings.schedule.at:%H:%M} JST")
+    return mailer
 
 
 @main.command()

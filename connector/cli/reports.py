@@ -26,10 +26,15 @@ from connector.cli import _app, _services, main
               help="Only posts with this label, e.g. sentiment=negative, intent=complaint (repeatable).")
 @click.option("--lang", type=click.Choice(["ja", "en"]), default=None,
               help="Language of headings and label names (default: ja for --weekly, else en).")
+@click.option("--email", is_flag=True, help="With --weekly: e-mail the report (text, HTML and the .xlsx attached) "
+              "through YORISOI_SMTP_HOST to YORISOI_REPORT_MAIL_TO, for cron; the week ends yesterday unless "
+              "--until. A week already sent is not sent again (exit 0).")
+@click.option("--force", is_flag=True, help="With --email: send even if this week was sent already.")
 @click.option("--rebuild", is_flag=True, help="First recount the report tables from the stored posts "
               "(and find complaint topics of posts stored before topics existed; slow on big databases).")
 def report(since: str, until: str | None, fmt: str, weekly: bool, out_file: Path | None, brand: tuple[str, ...],
-           source: tuple[str, ...], labels: tuple[str, ...], lang: str | None, rebuild: bool) -> None:
+           source: tuple[str, ...], labels: tuple[str, ...], lang: str | None, email: bool, force: bool,
+           rebuild: bool) -> None:
     """Print the dashboard's figures for scripts and e-mail: volumes per day by label and
     source, top complaint topics, open tickets by public risk, response times from the post
     (p50/p90/p99 by priority), qualification reasons and the outbox.
@@ -38,6 +43,11 @@ def report(since: str, until: str | None, fmt: str, weekly: bool, out_file: Path
     csv prints every table one after another, each headed by a `# name` line.
     """
     from connector import reports
+    if email and not weekly:
+        raise click.UsageError("--email is for --weekly")
+    if email:
+        _weekly_email(until, force)
+        return
     if weekly:
         _weekly_report(until, fmt, out_file, lang or "ja")
         return
@@ -86,6 +96,30 @@ def report(since: str, until: str | None, fmt: str, weekly: bool, out_file: Path
         for table in tables:
             click.echo(reports.to_text(table, lang))
             click.echo("")
+
+
+def _weekly_email(until: str | None, force: bool) -> None:
+    from datetime import date, timedelta
+
+    from connector import weekly_mail
+    from connector.config import ConfigError
+    from connector.report_time import today
+    try:
+        last = date.fromisoformat(until) if until else today() - timedelta(days=1)
+    except ValueError:
+        raise click.ClickException(f"--until {until!r}: expected a date like 2026-11-20 (YYYY-MM-DD)") from None
+    svc = _services(_app())
+    try:
+        settings = weekly_mail.MailSettings.from_env(svc.settings.env)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if settings is None:
+        raise click.ClickException("メールの設定がありません / no mail server: set YORISOI_SMTP_HOST, "
+                                   "YORISOI_REPORT_MAIL_FROM and YORISOI_REPORT_MAIL_TO")
+    outcome = weekly_mail.send_weekly(svc.store, svc.settings.env, settings, last, force=force)
+    if outcome.status in ("failed", "busy"):
+        raise click.ClickException(outcome.line())
+    click.echo(outcome.line())
 
 
 def _weekly_report(until: str | None, fmt: str, out_file: Path | None, lang: str) -> None:

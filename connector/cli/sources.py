@@ -114,10 +114,14 @@ def poll(once: bool, show_status: bool, as_json: bool, wait: float) -> None:
                 "compliance": report.compliance.as_dict() if report.compliance else None,
             }, ensure_ascii=False))
             return
-        click.echo(f"polled {sum(1 for u in report.units if u.polled)} units · fetched {report.total('fetched')} "
+        polled = sum(1 for u in report.units if u.polled)
+        click.echo(f"取得 {polled} 単位 · 投稿 {report.total('fetched')} 件 · チケット作成 {delivery.created} · "
+                   f"追記 {delivery.commented} / polled {polled} units · fetched {report.total('fetched')} "
                    f"· tickets created {delivery.created} · follow-up comments {delivery.commented}")
         _print_poll(report)
         return
+    from connector.cli.pipeline import _report_mailer
+    mailer = _report_mailer(svc)  # the weekly report mail, when YORISOI_REPORT_MAIL_SCHEDULE is set
     svc.start_worker()
     # Streams (X filtered stream, Bluesky Jetstream, Mastodon hashtag streams) next to the poller; while one is
     # down its network's units are polled (connector/streaming.py).
@@ -138,6 +142,8 @@ def poll(once: bool, show_status: bool, as_json: bool, wait: float) -> None:
         click.echo("stopped")
     finally:
         supervisor.stop()
+        if mailer is not None:
+            mailer.stop()
         svc.close()
 
 
@@ -156,9 +162,12 @@ def sync_status_command(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     elif not report.supported:
-        click.echo(f"{report.helpdesk}: no status to sync (the {report.helpdesk} helpdesk is Yorisoi's own)")
+        click.echo(f"{report.helpdesk}: 同期するステータスはありません（Yorisoi 内蔵のヘルプデスク）/ "
+                   f"no status to sync (the {report.helpdesk} helpdesk is Yorisoi's own)")
     else:
-        click.echo(f"{report.helpdesk}: {report.pages} page(s) · {report.changes} changed tickets · "
+        click.echo(f"{report.helpdesk}: {report.pages} ページ · 変更 {report.changes} 件 · うち Yorisoi のチケット "
+                   f"{report.matched} 件" + ("（続きあり: もう一度実行）" if report.more else "") + " / "
+                   f"{report.pages} page(s) · {report.changes} changed tickets · "
                    f"{report.matched} of them Yorisoi's" + (" · more waiting (run again)" if report.more else ""))
         for error in report.errors:
             click.echo(f"  ! {error}", err=True)

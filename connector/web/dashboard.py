@@ -12,7 +12,8 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 
 from connector import reports
 from connector import today as today_module
-from connector.labels import VALUE_NAMES, value_name
+from connector.evidence import render as render_evidence
+from connector.labels import VALUE_NAMES, status_word, value_name
 from connector.reports import FilterError, ReportTable
 from connector.services import services
 from connector.sidebar import storm_summary
@@ -39,7 +40,9 @@ def _globals(state: Any) -> None:
     from connector.report_time import format_duration, format_jst
     state.app.jinja_env.globals.update(nav_pages=PAGES, zip=zip, L=_pick, cluster_term=today_module.cluster_term,
                                         vn=value_name)
-    state.app.jinja_env.filters.update(jst=format_jst, duration=lambda s: format_duration(s, g.get("lang", "ja")))
+    state.app.jinja_env.filters.update(jst=format_jst, duration=lambda s: format_duration(s, g.get("lang", "ja")),
+                                       evidence=lambda line: render_evidence(line, g.get("lang", "ja")),
+                                       status=lambda value: status_word(value, g.get("lang", "ja")))
 
 
 def _pick(ja: str, en: str) -> str:
@@ -110,8 +113,9 @@ def _context(f: ReportFilter, **extra: Any) -> dict[str, Any]:
 def today():
     """「いま対応が必要なもの」: the supervisor's home page."""
     svc = services()
-    data = today_module.build(svc.store, svc.settings.env)
-    return render_template("today.html", t=data, status_note=today_module.STATUS_NOTE[g.lang], shown=HOME_BACKLOG_SHOWN)
+    data = today_module.build(svc.store, svc.settings.env, helpdesk=svc.helpdesk)
+    return render_template("today.html", t=data, status_note=today_module.status_note(data.sync, g.lang),
+                           status_name=today_module.status_name, shown=HOME_BACKLOG_SHOWN)
 
 
 @bp.get("/reports/weekly")
@@ -210,7 +214,8 @@ def post_detail(key: str):
         local_ticket = svc.helpdesk.ticket(int(ref.ticket_id))
     return render_template("post.html", post=post, decision=decision, analysis=analysis, ref=ref,
                            local_ticket=local_ticket, thread=svc.store.posts.thread_posts(key),
-                           exchanges=svc.store.exchanges.list_exchanges(key), storm=storm_summary(svc.store, key))
+                           exchanges=svc.store.exchanges.list_exchanges(key), storm=storm_summary(svc.store, key),
+                           label_min=today_module.storm_label_min(svc.settings.env))
 
 
 @bp.get("/decisions")

@@ -27,7 +27,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "stream_col_fallback": ("代替", "Fallback"),
     "stream_retry_at": ("次の試行 {when}", "next try {when}"),
     "nav_storms": ("炎上・類似投稿", "Storms"),
-    "storm_of_post": ("この投稿が属する炎上", "The storm this post is part of"),
+    "storm_of_post": ("この投稿が属する{term}", "The {term} this post is part of"),
     "storm_size": ("類似投稿 {size} 件", "{size} similar posts"),
     "storm_first_post": ("最初の投稿:", "First post:"),
     "tickets_heading": ("作成したチケット", "Tickets created"),
@@ -139,3 +139,4 @@ def translator(lang: str):
         return text.format(**values) if values else text
 
     return t
+
