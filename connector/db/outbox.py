@@ -304,40 +304,51 @@ class OutboxRepository:
     def search_tickets(self, *, text: str = "", priority: str = "", state: str = "", platform: str = "",
                        offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
         """One page of tickets, newest first, and how many match: `text` in the post, subject
-        or author handle; `state` 'open' (no public reply recorded) or 'answered'."""
-        answered = (select(ticket_facts.c.answered).where(ticket_facts.c.post_key == tickets.c.post_key)
-                    .scalar_subquery())
-        follow_ups = (select(func.count()).select_from(outbox)
-                      .where(outbox.c.ticket_post_key == tickets.c.post_key)
-                      .where(outbox.c.kind == "comment").where(outbox.c.status == "done")
-                      .scalar_subquery())
+        or author handle; `state` 'open' (no public reply recorded) or 'answered'.
+
+        Two steps, so a page costs the same at 500k tickets as at 50: the keys of the page
+        (joining only the tables a filter needs, walking ix_tickets_created newest first), then
+        the 50 rows' details and follow-up counts. Counting every matching ticket for each row
+        before sorting was what made /tickets take seconds."""
         where: list[Any] = []
+        joined: Any = tickets
+        if text or platform:
+            joined = joined.join(posts, posts.c.key == tickets.c.post_key)
         if text:
             pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            joined = joined.join(authors, authors.c.key == posts.c.author_key)
             where.append(or_(posts.c.text.like(pattern, escape="\\"), tickets.c.subject.like(pattern, escape="\\"),
                              authors.c.handle.like(pattern, escape="\\")))
         if priority:
             where.append(tickets.c.priority == priority)
         if platform:
             where.append(posts.c.platform == platform)
-        if state == "open":
-            where.append(or_(answered == 0, answered.is_(None)))
-        elif state == "answered":
-            where.append(answered == 1)
-        base = (select(tickets.c.post_key).join(posts, posts.c.key == tickets.c.post_key)
-                .join(authors, authors.c.key == posts.c.author_key).where(*where))
-        stmt = (select(tickets, posts.c.url.label("post_url"), posts.c.platform, posts.c.text,
-                       posts.c.brand, posts.c.created_at.label("posted_at"),
-                       authors.c.handle, authors.c.name.label("author_name"), authors.c.followers,
-                       analyses.c.detail, follow_ups.label("follow_ups"), answered.label("answered"))
-                .join(posts, posts.c.key == tickets.c.post_key)
-                .join(authors, authors.c.key == posts.c.author_key)
-                .outerjoin(analyses, analyses.c.post_key == posts.c.key)
-                .where(*where)
+        if state:
+            joined = joined.outerjoin(ticket_facts, ticket_facts.c.post_key == tickets.c.post_key)
+            where.append(or_(ticket_facts.c.answered == 0, ticket_facts.c.answered.is_(None)) if state == "open"
+                         else ticket_facts.c.answered == 1)
+        keys = (select(tickets.c.post_key).select_from(joined).where(*where)
                 .order_by(tickets.c.created_at.desc(), tickets.c.post_key.desc()).offset(offset).limit(limit))
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(base.subquery())).scalar() or 0
-            rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
+            total = conn.execute(select(func.count()).select_from(joined).where(*where)).scalar() or 0
+            page = list(conn.execute(keys).scalars())
+            if not page:
+                return int(total), []
+            follow_ups = {str(key): int(n) for key, n in conn.execute(
+                select(outbox.c.ticket_post_key, func.count()).where(outbox.c.ticket_post_key.in_(page))
+                .where(outbox.c.kind == "comment").where(outbox.c.status == "done")
+                .group_by(outbox.c.ticket_post_key)).all()}
+            stmt = (select(tickets, posts.c.url.label("post_url"), posts.c.platform, posts.c.text,
+                           posts.c.brand, posts.c.created_at.label("posted_at"),
+                           authors.c.handle, authors.c.name.label("author_name"), authors.c.followers,
+                           analyses.c.detail, ticket_facts.c.answered)
+                    .join(posts, posts.c.key == tickets.c.post_key)
+                    .join(authors, authors.c.key == posts.c.author_key)
+                    .outerjoin(analyses, analyses.c.post_key == posts.c.key)
+                    .outerjoin(ticket_facts, ticket_facts.c.post_key == tickets.c.post_key)
+                    .where(tickets.c.post_key.in_(page)))
+            found = {r["post_key"]: dict(r) for r in conn.execute(stmt).mappings().all()}
+        rows = [{**found[key], "follow_ups": int(follow_ups.get(key, 0))} for key in page if key in found]
         return int(total), rows
 
     def ticket_counts_by_helpdesk(self) -> dict[str, int]:

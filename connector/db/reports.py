@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Table, Text, and_, cast, func, or_, select
+from sqlalchemy import Date, Table, Text, and_, case, cast, func, literal, or_, select
 from sqlalchemy.engine import Engine
 
 from connector.db.counts import rebuild_reports
@@ -20,6 +20,7 @@ from connector.db.schema import (
     report_daily,
     report_daily_label,
     report_reasons,
+    report_response_hist,
     report_topic_monthly,
     storm_members,
     ticket_facts,
@@ -27,6 +28,7 @@ from connector.db.schema import (
     tickets,
 )
 from connector.db.ticket_status import CLOSED_STATUSES
+from connector.latency_bins import bin_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,12 @@ def _day_before(day: str) -> str:
 def _day_after(day: str) -> str:
     from datetime import date as _date
     return (_date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def _monday_of(day: str) -> str:
+    from datetime import date as _date
+    d = _date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat()
 
 
 def _ints(joined: str | None) -> list[int]:
@@ -217,6 +225,53 @@ class ReportRepository:
             rows = conn.execute(stmt).all()
         return [(day, priority, _ints(tickets_joined), _ints(replies_joined))
                 for day, priority, tickets_joined, replies_joined in rows]
+
+    def response_histograms(self, f: ReportFilter, *, weekly: bool = False) -> list[tuple[str, str, str, int, int]]:
+        """(bucket, priority, kind, bin, tickets): the response-time histograms of the range
+        (connector.latency_bins), kind 'ticket' (post → ticket) or 'reply' (post → first
+        reply). The bucket is the day, or with `weekly` the Monday starting its week.
+
+        Without label filters the per-day histograms answer (report_response_hist, summed by the
+        database: a year is ~1,500 groups of a few dozen bins); label filters are not kept
+        there, so then the tickets' own durations are read and put into the same bins."""
+        if f.labels:
+            from collections import Counter
+            bumps: Counter[tuple[str, str, str, int]] = Counter()
+            monday = _monday_of if weekly else (lambda day: day)
+            for day, priority, ticket_values, reply_values in self.report_response_times(f):
+                bucket = monday(day)
+                for seconds in ticket_values:
+                    bumps[(bucket, priority, "ticket", bin_of(seconds))] += 1
+                for seconds in reply_values:
+                    bumps[(bucket, priority, "reply", bin_of(seconds))] += 1
+            return [(*key, n) for key, n in bumps.items()]
+        h = report_response_hist
+        bucket = self._week_start(h.c.day) if weekly else h.c.day
+        total = func.sum(h.c.n)
+        stmt = (select(bucket, h.c.priority, h.c.kind, h.c.bin, total).where(*f.where(h, labels=False))
+                .group_by(bucket, h.c.priority, h.c.kind, h.c.bin).having(total > 0))
+        with self.engine.connect() as conn:
+            return [(str(b), priority, kind, int(bin_), int(n)) for b, priority, kind, bin_, n in conn.execute(stmt)]
+
+    def _week_start(self, day: Any) -> Any:
+        """The Monday ('YYYY-MM-DD') starting the week of a 'YYYY-MM-DD' column, in SQL."""
+        if self.engine.dialect.name == "postgresql":
+            return func.to_char(func.date_trunc("week", cast(day, Date)), literal("YYYY-MM-DD"))
+        # SQLite: six days back, then forward to the next Monday (or that very day if it is one).
+        return func.date(day, literal("-6 days"), literal("weekday 1"))
+
+    def replies_within(self, f: ReportFilter, targets: dict[str, int]) -> dict[str, int]:
+        """Per priority: tickets of the range whose first public reply came within the
+        priority's target (seconds; priorities not in `targets` count none). Exact, from
+        ticket_facts, for a week or so (the SLA table of the weekly report)."""
+        t = ticket_facts
+        if not targets:
+            return {}
+        target = case(*((t.c.priority == p, seconds) for p, seconds in targets.items()), else_=-1)
+        stmt = (select(t.c.priority, func.count()).where(*f.where(t)).where(t.c.reply_seconds.is_not(None))
+                .where(t.c.reply_seconds <= target).group_by(t.c.priority))
+        with self.engine.connect() as conn:
+            return {str(p): int(n) for p, n in conn.execute(stmt).all()}
 
     def report_decisions(self, f: ReportFilter, since: datetime, until: datetime, *,
                          qualified: bool | None, limit: int) -> list[dict[str, Any]]:
