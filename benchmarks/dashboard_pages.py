@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from connector.db.counts import monday_of  # noqa: E402
 from connector.latency_bins import bin_of  # noqa: E402
 from connector.report_time import report_day  # noqa: E402
 from connector.store import Store  # noqa: E402
@@ -188,6 +189,11 @@ def seed(path: Path, total: int, seed_value: int = 8) -> dict:
     db.execute(MONTHLY_TOPICS_SQL)  # what ingest keeps per month, counted in one go
     db.executemany("INSERT INTO report_response_hist (day, priority, kind, brand, platform, bin, n) "
                    "VALUES (?,?,?,?,?,?,?)", [(*k, v) for k, v in response_hist.items()])
+    weekly: Counter = Counter()
+    for (day, priority, kind, _, _, b), n in response_hist.items():
+        weekly[(monday_of(day), priority, kind, b)] += n
+    db.executemany("INSERT INTO report_response_weekly (week, priority, kind, bin, n) VALUES (?,?,?,?,?)",
+                   [(*k, v) for k, v in weekly.items()])
     db.executemany("INSERT INTO storms (id, brand, first_post_key, started_at, last_post_at, size, topic, reported_size, "
                    "job_attempts) VALUES (?,?,?,?,?,?,?,?,?)",
                    [(i, s["brand"], s["first"], ts(s["started"]), ts(s["last"]), s["size"], "話題1", 0, 0)
@@ -195,7 +201,7 @@ def seed(path: Path, total: int, seed_value: int = 8) -> dict:
     db.commit()
     counts = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
               for table in ("posts", "tickets", "post_topics", "report_daily", "report_daily_label", "report_reasons",
-                            "ticket_facts", "report_topic_monthly", "report_response_hist", "storms",
+                            "ticket_facts", "report_topic_monthly", "report_response_hist", "report_response_weekly", "storms",
                             "storm_members")}
     db.close()
     return counts

@@ -94,9 +94,14 @@ def seed(svc, n_posts: int = 24) -> None:
 
 
 def hist_rows(store) -> list[tuple]:
-    h = s.report_response_hist
     with store.engine.connect() as conn:
-        return sorted(tuple(r) for r in conn.execute(select(h).where(h.c.n != 0)))
+        return _nonzero(conn)
+
+
+def _nonzero(conn) -> list[tuple]:
+    """Both histogram tables' rows (the per-day and the weekly), zero counts left out."""
+    return [(table.name, *row) for table in (s.report_response_hist, s.report_response_weekly)
+            for row in sorted(tuple(r) for r in conn.execute(select(table).where(table.c.n != 0)))]
 
 
 def exact_facts(store) -> list[dict]:
@@ -185,6 +190,13 @@ def test_weekly_buckets_and_the_weekly_report_read_the_same_bins(seeded_db):
         assert row[2] == len(values)
         for i, p in enumerate(reports.PERCENTILES):
             assert_estimate(row[3 + i], reports.percentile(values, p))
+    # Whole weeks from the weekly table and the edges from the days = the days alone.
+    for since_days, until_days in ((200, 0), (203, 2), (120, 5)):
+        f = ReportFilter(report_day(NOW - timedelta(days=since_days)), report_day(NOW - timedelta(days=until_days)))
+        fast = sorted(store.reports.response_histograms(f, weekly=True))
+        assert fast == sorted(store.reports._daily_histograms(f, True))
+        assert fast == sorted(store.reports.response_histograms(
+            ReportFilter(f.since, f.until, labels=(("sentiment", ("negative", "neutral", "positive")),)), weekly=True))
     report = weekly.build(store, {"YORISOI_SLA_MINUTES": "urgent=30,high=60,normal=240,low=1440"})
     sla = next(t for t in report.tables if t.name == "weekly_sla")
     this = ReportFilter(report.this.since.isoformat(), report.this.until.isoformat())
@@ -205,6 +217,7 @@ def test_migration_backfills_an_existing_database(seeded_db):
     assert expected
     with store.engine.begin() as conn:  # a database of schema 5: no histograms yet
         conn.execute(s.report_response_hist.delete())
+        conn.execute(s.report_response_weekly.delete())
         conn.execute(s.schema_version.delete())
         conn.execute(s.schema_version.insert().values(version=5, applied_at=datetime.now(timezone.utc)))
     assert reports.response_times(store, f)[0].rows == []
@@ -250,8 +263,7 @@ def _recount(store) -> list[tuple]:
     with store.engine.connect() as conn:
         tx = conn.begin()
         backfill_response_hist(conn)
-        h = s.report_response_hist
-        rows = sorted(tuple(r) for r in conn.execute(select(h).where(h.c.n != 0)))
+        rows = _nonzero(conn)
         tx.rollback()
     return rows
 

@@ -5,7 +5,7 @@ counts (or a ticket and its facts) are written together or not at all.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
 
 from sqlalchemy import func, insert, literal_column, select, update
@@ -23,6 +23,7 @@ from connector.db.schema import (
     report_daily_label,
     report_reasons,
     report_response_hist,
+    report_response_weekly,
     report_topic_monthly,
     ticket_facts,
     ticket_status,
@@ -59,7 +60,8 @@ def batch_statements(conn: Connection) -> dict[str, Any]:
         built["authors"] = stmt.on_conflict_do_update(index_elements=["key"], set_={
             name: stmt.excluded[name] for name in ("handle", "name", "bio", "location", "followers", "following",
                                                    "created_at", "avatar_url", "updated_at")})
-        for table in (report_daily, report_daily_label, report_reasons, report_topic_monthly, report_response_hist):
+        for table in (report_daily, report_daily_label, report_reasons, report_topic_monthly, report_response_hist,
+                      report_response_weekly):
             stmt = dialect_insert(conn, table)
             keys = [c.name for c in table.primary_key.columns]
             built[table.name] = stmt.on_conflict_do_update(index_elements=keys, set_={"n": table.c.n + stmt.excluded.n})
@@ -128,26 +130,41 @@ def count_response_times(conn: Connection, facts: Sequence[Mapping[Any, Any]]) -
     from collections import Counter
 
     bumps: Counter[tuple[str, str, str, str, str, int]] = Counter()
+    weekly: Counter[tuple[str, str, str, int]] = Counter()
     for fact in facts:
         where = (fact["day"], fact["priority"], fact["brand"], fact["platform"])
-        bumps[(*where[:2], "ticket", *where[2:], bin_of(fact["ticket_seconds"]))] += 1
-        if fact["reply_seconds"] is not None:
-            bumps[(*where[:2], "reply", *where[2:], bin_of(fact["reply_seconds"]))] += 1
+        for kind, seconds in (("ticket", fact["ticket_seconds"]), ("reply", fact["reply_seconds"])):
+            if seconds is not None:
+                bumps[(*where[:2], kind, *where[2:], bin_of(seconds))] += 1
+                weekly[(monday_of(fact["day"]), fact["priority"], kind, bin_of(seconds))] += 1
     if bumps:
-        conn.execute(batch_statements(conn)["report_response_hist"],
+        statements = batch_statements(conn)
+        conn.execute(statements["report_response_hist"],
                      [dict(day=day, priority=priority, kind=kind, brand=brand, platform=platform, bin=b, n=n)
                       for (day, priority, kind, brand, platform, b), n in bumps.items()])
+        conn.execute(statements["report_response_weekly"],
+                     [dict(week=week, priority=priority, kind=kind, bin=b, n=n)
+                      for (week, priority, kind, b), n in weekly.items()])
+
+
+def monday_of(day: str) -> str:
+    """The Monday starting the week of a day ('YYYY-MM-DD' both)."""
+    d = date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat()
 
 
 def _move_reply(conn: Connection, fact: Any, old_seconds: int | None, new_seconds: int) -> None:
     """A ticket's first reply time became `new_seconds` (was `old_seconds`, None: no reply)."""
     where = dict(day=fact["day"], priority=fact["priority"], kind="reply", brand=fact["brand"],
                  platform=fact["platform"])
+    week = dict(week=monday_of(fact["day"]), priority=fact["priority"], kind="reply")
     if old_seconds is not None:
-        h = report_response_hist
-        conn.execute(update(h).where(*(h.c[k] == v for k, v in where.items()))
-                     .where(h.c.bin == bin_of(old_seconds)).values(n=h.c.n - 1))
-    conn.execute(batch_statements(conn)["report_response_hist"], [{**where, "bin": bin_of(new_seconds), "n": 1}])
+        for table, key in ((report_response_hist, where), (report_response_weekly, week)):
+            conn.execute(update(table).where(*(table.c[k] == v for k, v in key.items()))
+                         .where(table.c.bin == bin_of(old_seconds)).values(n=table.c.n - 1))
+    statements = batch_statements(conn)
+    conn.execute(statements["report_response_hist"], [{**where, "bin": bin_of(new_seconds), "n": 1}])
+    conn.execute(statements["report_response_weekly"], [{**week, "bin": bin_of(new_seconds), "n": 1}])
 
 
 def ticket_fact(post_key: str, row: Any, ticket_created_at: datetime, first_reply: datetime | None) -> dict[str, Any]:
@@ -200,7 +217,8 @@ def record_public_reply(conn: Connection, post_key: str, replied_at: datetime) -
 def rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Sequence[str]] | None) -> int:
     from collections import Counter
 
-    for table in ((report_daily, report_daily_label, report_reasons, ticket_facts, report_response_hist)
+    for table in ((report_daily, report_daily_label, report_reasons, ticket_facts, report_response_hist,
+                   report_response_weekly)
                   + ((post_topics,) if topics_of else ())):
         conn.execute(table.delete())
     daily: Counter[tuple[Any, ...]] = Counter()
@@ -274,6 +292,7 @@ def backfill_response_hist(conn: Connection, batch: int = 50_000) -> int:
     """Fill report_response_hist from ticket_facts (a database from before the histograms):
     read in primary-key order a batch at a time, so a year of tickets never sits in memory."""
     conn.execute(report_response_hist.delete())
+    conn.execute(report_response_weekly.delete())
     counted = 0
     after = ""
     columns = (ticket_facts.c.post_key, ticket_facts.c.ticket_seconds, ticket_facts.c.reply_seconds, *_HIST_KEY)

@@ -76,11 +76,13 @@ def _migrate_5_session_generation(conn: Connection) -> None:
 
 def _migrate_6_response_hist(conn: Connection) -> None:
     """Response times as per-day histograms (issue 19): create_all made report_response_hist;
-    count the tickets already in ticket_facts into it. And the tickets page's index."""
-    from connector.db.schema import tickets
+    count the tickets already in ticket_facts into it. And the indexes of the tickets page and
+    the home page's backlog."""
+    from connector.db.schema import ticket_facts, tickets
 
     backfill_response_hist(conn)
-    next(ix for ix in tickets.indexes if ix.name == "ix_tickets_created").create(conn, checkfirst=True)
+    for table, name in ((tickets, "ix_tickets_created"), (ticket_facts, "ix_ticket_facts_backlog")):
+        next(ix for ix in table.indexes if ix.name == name).create(conn, checkfirst=True)
 
 
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema

@@ -30,7 +30,8 @@ SCHEMA_VERSION = 6  # 2: the dashboard's report tables (backfilled) and the post
 #                   3: corrections.token_id
 #                   4: channel_feed filled from the qualifying posts already stored
 #                   5: users.session_generation
-#                   6: report_response_hist (backfilled from ticket_facts), ix_tickets_created
+#                   6: report_response_hist/_weekly (backfilled from ticket_facts), ix_tickets_created,
+#                      ix_ticket_facts_backlog
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -487,6 +488,9 @@ ticket_facts = Table(
     # Covering the response-time query: day range → priority and both latencies, no table reads.
     Index("ix_ticket_facts_times", "day", "priority", "ticket_seconds", "reply_seconds"),
     Index("ix_ticket_facts_open", "answered", "risk_score"),
+    # The home page's backlog, oldest first: walked in order and stopped at the limit, instead
+    # of joining every unanswered ticket's post, author and ticket before sorting them.
+    Index("ix_ticket_facts_backlog", "answered", "posted_at"),
 )
 
 # Response times as histograms (connector.latency_bins): per day, brand, source and priority,
@@ -501,6 +505,18 @@ report_response_hist = Table(
     Column("kind", String(8), primary_key=True),
     Column("brand", String(200), primary_key=True),
     Column("platform", String(16), primary_key=True),
+    Column("bin", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# The same for whole weeks (Monday to Sunday, Japan) over every brand and source: a range of
+# more than 92 days is shown per week, and a year of per-day rows barely compresses (a day's
+# few hundred tickets fill as many bins), so an unfiltered year reads ~50 weeks' rows instead.
+report_response_weekly = Table(
+    "report_response_weekly", metadata,
+    Column("week", String(10), primary_key=True),  # the Monday, 'YYYY-MM-DD'
+    Column("priority", String(16), primary_key=True),
+    Column("kind", String(8), primary_key=True),
     Column("bin", Integer, primary_key=True),
     Column("n", Integer, nullable=False),
 )
