@@ -1,16 +1,21 @@
 """Dashboard page times over a year of data: seeds ≥ 1,000,000 posts straight through SQL
-(bulk inserts shaped exactly like the pipeline's rows and report tables; no nagisa), signs a
-supervisor in, requests every page repeatedly and prints p50/p95 per page in ms as JSON.
+(bulk inserts shaped exactly like the pipeline's rows and report tables; no nagisa), a year of
+tickets with first replies (so /response-times over a year merges a year of response times),
+storms twice a day, signs a supervisor in, requests every page repeatedly and prints p50/p95
+per page in ms as JSON, with each page's ratio to a baseline measured in the same run (the
+login page: a template and no query) and the machine's load average before and after.
 
     python benchmarks/dashboard_pages.py [--posts 1000000] [--db PATH] [--runs 15]
 
-With --db pointing at an existing file seeded earlier, seeding is skipped (it takes minutes).
+With --db pointing at an existing file seeded earlier, seeding is skipped (it takes minutes);
+a file seeded by an older version is brought up to date by the app's migrations on opening.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import random
 import sqlite3
 import statistics
@@ -23,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from connector.db.counts import monday_of  # noqa: E402
+from connector.latency_bins import bin_of  # noqa: E402
 from connector.report_time import report_day  # noqa: E402
 from connector.store import Store  # noqa: E402
 
@@ -68,6 +75,11 @@ def seed(path: Path, total: int, seed_value: int = 8) -> dict:
     daily: Counter = Counter()
     one_label: Counter = Counter()
     reasons: Counter = Counter()
+    response_hist: Counter = Counter()
+    batch_storm_members: list = []
+    storm_rows: dict[int, dict] = {}
+    storm_every = max(1, total // 730)  # a storm starts twice a day and gathers posts for two hours
+    storm_span = max(1, total // (365 * 12))
     batch_posts, batch_analyses, batch_outbox, batch_tickets, batch_facts, batch_topics, batch_exchanges = \
         [], [], [], [], [], [], []
     ticket_no = outbox_id = 0
@@ -85,11 +97,14 @@ def seed(path: Path, total: int, seed_value: int = 8) -> dict:
                        "expectation_content, quality_axis, priority, risk, risk_score, posted_at, ticket_seconds, "
                        "reply_seconds, answered) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch_facts)
         db.executemany("INSERT INTO post_topics VALUES (?,?,?,?,?,?,?,?,?,?)", batch_topics)
+        db.executemany("INSERT INTO storm_members (post_key, storm_id, brand, created_at, negative, resembles, "
+                       "similarity, reason, role, risk_score, linked) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                       batch_storm_members)
         db.executemany("INSERT INTO exchanges (dedupe_key, ticket_post_key, reply_to_key, helpdesk, ticket_id, agent, "
                        "text, status, network_id, url, error, created_at, sent_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        batch_exchanges)
         for batch in (batch_posts, batch_analyses, batch_outbox, batch_tickets, batch_facts, batch_topics,
-                      batch_exchanges):
+                      batch_exchanges, batch_storm_members):
             batch.clear()
 
     for n in range(total):
@@ -144,10 +159,24 @@ def seed(path: Path, total: int, seed_value: int = 8) -> dict:
                                       priority, '["yorisoi"]', ts(created)))
                 batch_facts.append((key, day, brand, platform, *labels, priority, risk, risk_score, ts(posted),
                                     ticket_s, reply_s, int(answered)))
+                response_hist[(day, priority, "ticket", brand, platform, bin_of(ticket_s))] += 1
+                if reply_s is not None:
+                    response_hist[(day, priority, "reply", brand, platform, bin_of(reply_s))] += 1
                 if answered:
                     batch_exchanges.append((f"bench:{key}", key, key, "local", str(ticket_no), "佐藤", "返信", "recorded",
                                             None, None, None, ts(posted + timedelta(seconds=reply_s)),
                                             ts(posted + timedelta(seconds=reply_s))))
+            if labels[0] == "negative":
+                storm_id = n // storm_every + 1 if n % storm_every < storm_span and rng.random() < 0.5 else None
+                if storm_id is not None:
+                    storm = storm_rows.setdefault(storm_id, {"brand": brand, "first": key, "started": posted, "size": 0})
+                    if storm["brand"] == brand:
+                        storm["size"] += 1
+                        storm["last"] = posted
+                    else:
+                        storm_id = None
+                batch_storm_members.append((key, storm_id, brand, ts(posted), 1, None, None,
+                                            "near-duplicate (bench)" if storm_id else None, "echo", risk_score, 0))
             if labels[0] == "negative" or labels[1] == "complaint":
                 for topic in set(rng.choices(vocabulary, zipf, k=rng.randint(1, 4))):
                     batch_topics.append((key, topic, day, brand, platform, *labels))
@@ -158,10 +187,22 @@ def seed(path: Path, total: int, seed_value: int = 8) -> dict:
     db.executemany("INSERT INTO report_daily_label VALUES (?,?,?,?,?,?)", [(*k, v) for k, v in one_label.items()])
     db.executemany("INSERT INTO report_reasons VALUES (?,?,?,?,?,?)", [(*k, v) for k, v in reasons.items()])
     db.execute(MONTHLY_TOPICS_SQL)  # what ingest keeps per month, counted in one go
+    db.executemany("INSERT INTO report_response_hist (day, priority, kind, brand, platform, bin, n) "
+                   "VALUES (?,?,?,?,?,?,?)", [(*k, v) for k, v in response_hist.items()])
+    weekly: Counter = Counter()
+    for (day, priority, kind, _, _, b), n in response_hist.items():
+        weekly[(monday_of(day), priority, kind, b)] += n
+    db.executemany("INSERT INTO report_response_weekly (week, priority, kind, bin, n) VALUES (?,?,?,?,?)",
+                   [(*k, v) for k, v in weekly.items()])
+    db.executemany("INSERT INTO storms (id, brand, first_post_key, started_at, last_post_at, size, topic, reported_size, "
+                   "job_attempts) VALUES (?,?,?,?,?,?,?,?,?)",
+                   [(i, s["brand"], s["first"], ts(s["started"]), ts(s["last"]), s["size"], "話題1", 0, 0)
+                    for i, s in storm_rows.items()])
     db.commit()
     counts = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
               for table in ("posts", "tickets", "post_topics", "report_daily", "report_daily_label", "report_reasons",
-                            "ticket_facts", "report_topic_monthly")}
+                            "ticket_facts", "report_topic_monthly", "report_response_hist", "report_response_weekly", "storms",
+                            "storm_members")}
     db.close()
     return counts
 
@@ -181,6 +222,18 @@ PAGES = {
     "response_times_year": "/response-times?from={year_ago}&to={today}",
     "qualification_log_year": "/decisions?from={year_ago}&to={today}&only=dropped",
     "csv_overview_sentiment": "/export/volume_sentiment.csv",
+    "healthz": "/healthz",
+    "risk_year": "/risk?from={year_ago}&to={today}",
+    "response_times_year_brand_source": "/response-times?from={year_ago}&to={today}&brand=ソラモバイル&source=x",
+    "response_times_year_labels": "/response-times?from={year_ago}&to={today}&sentiment=negative&intent=complaint",
+    "csv_response_summary_year": "/export/response_summary.csv?from={year_ago}&to={today}",
+    "weekly_xlsx": "/reports/weekly?format=xlsx",
+    "tickets": "/tickets",
+    "tickets_filtered": "/tickets?priority=urgent&state=open&source=x",
+    "tickets_search": "/tickets?q=投稿 99999",
+    "tickets_page_2000": "/tickets?page=2000",
+    "storms": "/storms",
+    "post": "/posts/{post_key}",
 }
 
 
@@ -199,22 +252,32 @@ def measure(db_path: Path, runs: int) -> dict:
     assert client.post("/login", data={"name": "bench", "password": "benchmark-password",
                                        "csrf_token": token}).status_code == 302
     end = today()
-    values = {"today": end.isoformat(), "year_ago": (end - timedelta(days=364)).isoformat()}
-    results = {}
-    for name, url in PAGES.items():
-        url = url.format(**values)
+    with sqlite3.connect(db_path) as db:
+        post_key = db.execute("SELECT post_key FROM tickets ORDER BY created_at DESC LIMIT 1").fetchone()[0]
+    values = {"today": end.isoformat(), "year_ago": (end - timedelta(days=364)).isoformat(), "post_key": post_key}
+    anonymous = app.test_client()
+
+    def timed(get, url: str) -> dict:
         times = []
         for _ in range(runs + 1):
             started = time.perf_counter()
-            response = client.get(url)
+            response = get(url)
             times.append((time.perf_counter() - started) * 1000)
             assert response.status_code == 200, (url, response.status_code)
         times = sorted(times[1:])  # the first request warms SQLite's page cache
-        results[name] = {"url": url, "p50_ms": round(statistics.median(times), 1),
-                         "p95_ms": round(times[max(0, math.ceil(0.95 * len(times)) - 1)], 1),
-                         "bytes": len(response.data)}
+        return {"url": url, "p50_ms": round(statistics.median(times), 1),
+                "p95_ms": round(times[max(0, math.ceil(0.95 * len(times)) - 1)], 1), "bytes": len(response.data)}
+
+    baseline = timed(anonymous.get, "/login")
+    results = {}
+    for name, url in PAGES.items():
+        results[name] = timed(client.get, url.format(**values))
+    after = timed(anonymous.get, "/login")  # the baseline again: did the load change meanwhile?
+    for row in results.values():
+        row["p50_ratio"] = round(row["p50_ms"] / max(baseline["p50_ms"], 0.1), 1)
+        row["p95_ratio"] = round(row["p95_ms"] / max(baseline["p95_ms"], 0.1), 1)
     app.extensions["yorisoi"].close()
-    return results
+    return {"baseline_login_before": baseline, "baseline_login_after": after, "pages": results}
 
 
 def main() -> None:
@@ -235,9 +298,17 @@ def main() -> None:
     counts = {}
     with sqlite3.connect(args.db) as db:
         counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("posts", "tickets", "post_topics")}
+        counts["answered_tickets"] = db.execute("SELECT count(*) FROM ticket_facts WHERE answered = 1").fetchone()[0]
+        counts["first_ticket_day"], counts["last_ticket_day"] = db.execute(
+            "SELECT min(day), max(day) FROM ticket_facts").fetchone()
+    load_before = os.getloadavg()
     results = measure(args.db, args.runs)
+    load_after = os.getloadavg()
+    slowest = max(results["pages"].items(), key=lambda item: item[1]["p95_ms"])
     print(json.dumps({"database": "sqlite", "rows": counts, "seeding": seeded, "runs_per_page": args.runs,
-                      "pages": results}, ensure_ascii=False, indent=1))
+                      "cpus": os.cpu_count(), "load_average_1_5_15": {"before": load_before, "after": load_after},
+                      **results, "slowest_p95": {"page": slowest[0], "p95_ms": slowest[1]["p95_ms"]}},
+                     ensure_ascii=False, indent=1))
     if tmp is not None:
         tmp.cleanup()
 

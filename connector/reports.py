@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping, Sequence
 
+from connector import latency_bins
 from connector.db import Store
 from connector.db.reports import ReportFilter
 from connector.db.schema import LABEL_COLUMNS
@@ -42,6 +43,11 @@ RECENT_POSTS = 100
 PERCENTILES = (50, 90, 99)
 PRIORITIES = ("urgent", "high", "normal", "low")
 RISKS = ("critical", "high", "medium", "low")
+#: How exact the response-time percentiles are (connector.latency_bins: per-day histograms).
+PERCENTILE_NOTE_JA = (f"件数は正確です。パーセンタイルは度数分布から求め、{latency_bins.EXACT_BELOW}秒未満は正確、"
+                      f"それ以上は誤差±{(latency_bins.RATIO - 1) * 50:.1f}%以内です。")
+PERCENTILE_NOTE_EN = (f"Counts are exact; percentiles come from histograms: exact under {latency_bins.EXACT_BELOW} s, "
+                      f"within ±{(latency_bins.RATIO - 1) * 50:.1f}% above.")
 #: The overview's breakdowns, in the order the page shows them.
 BREAKDOWNS = ("qualified", *LABEL_COLUMNS, "platform")
 
@@ -374,53 +380,55 @@ def open_tickets(store: Store, f: ReportFilter, limit: int = LEADERBOARD) -> tup
 
 
 def response_times(store: Store, f: ReportFilter) -> list[ReportTable]:
-    """Post → ticket and post → first public reply: p50/p90/p99 per priority, overall and over time."""
+    """Post → ticket and post → first public reply: p50/p90/p99 per priority, overall and over time.
+
+    Read from histograms (connector.latency_bins): the database sums the per-day bins of the
+    range, a (bucket, priority) group is one histogram, and the totals per priority, per bucket
+    and overall are merged histograms. Counts are exact; percentiles exact below 20 s and
+    within ±2.5 % above (the note under the table says so)."""
     unit, bucket_of = buckets(f)
     bucket_list = sorted(set(bucket_of.values()))
-    # Group once per (bucket, priority); the per-priority and per-bucket totals are unions of
-    # those groups. Values stay whole seconds until shown (minutes), to keep the loop cheap.
-    ticket: dict[tuple[str, str], list[int]] = defaultdict(list)
-    reply: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for day, priority, ticket_values, reply_values in store.reports.report_response_times(f):
-        bucket = bucket_of.get(day)
-        if bucket is None:
+    wanted = set(bucket_list)
+    ticket: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+    reply: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
+    for bucket, priority, kind, b, n in store.reports.response_histograms(f, weekly=unit == "week"):
+        if bucket not in wanted:
             continue
-        ticket[(bucket, priority)].extend(ticket_values)
-        reply[(bucket, priority)].extend(reply_values)
+        histogram = (ticket if kind == "ticket" else reply)[(bucket, priority)]
+        histogram[b] = histogram.get(b, 0) + n
     for series in (ticket, reply):
         groups = [k for k in series if k[0] != "*" and k[1] != "*"]
-        for values in series.values():
-            values.sort()  # sorted runs: the unions below sort by merging them (timsort)
         for bucket, priority in groups:
-            series.setdefault(("*", priority), []).extend(series[(bucket, priority)])
-            series.setdefault((bucket, "*"), []).extend(series[(bucket, priority)])
-            series.setdefault(("*", "*"), []).extend(series[(bucket, priority)])
-        for values in series.values():
-            values.sort()
-    tickets_per = {key: len(values) for key, values in ticket.items()}
+            for total in (("*", priority), (bucket, "*"), ("*", "*")):
+                merged = series[total]
+                for b, n in series[(bucket, priority)].items():
+                    merged[b] = merged.get(b, 0) + n
+    tickets_per = {key: latency_bins.count(values) for key, values in ticket.items()}
     priorities = [*PRIORITIES, "*"]
 
     def pcols(prefix: str) -> list[Column]:
         return [Column(f"{prefix}_p{p}", f"p{p}", f"p{p}", "minutes") for p in PERCENTILES]
 
-    def pvals(values: list[int]) -> list[float | None]:
-        return [_minutes(percentile(values, p)) for p in PERCENTILES]
+    def pvals(histogram: dict[int, int]) -> list[float | None]:
+        return [_minutes(latency_bins.percentile(histogram, p)) for p in PERCENTILES]
 
     summary_rows = []
     for priority in priorities:
         key = ("*", priority)
         if not tickets_per.get(key):
             continue
-        summary_rows.append([priority, tickets_per[key], *pvals(ticket[key]), len(reply[key]), *pvals(reply[key])])
+        summary_rows.append([priority, tickets_per[key], *pvals(ticket[key]), latency_bins.count(reply[key]),
+                             *pvals(reply[key])])
     prio_col = Column("priority", "優先度", "Priority", "value:priority")
     summary = ReportTable(
         "response_summary", "投稿からの応答時間（優先度別）", "Response times from the post, by priority",
         [prio_col, Column("tickets", "チケット数", "Tickets", "int"), *pcols("ticket"),
          Column("replied", "一次回答済み", "Replied", "int"), *pcols("reply")],
         summary_rows,
-        note_ja="左の p は投稿→チケット作成、右の p は投稿→一次回答（最初の公開返信）。* はすべての優先度。",
+        note_ja="左の p は投稿→チケット作成、右の p は投稿→一次回答（最初の公開返信）。* はすべての優先度。"
+                f"{PERCENTILE_NOTE_JA}",
         note_en="First percentiles: post → ticket created; second: post → first public reply (minutes). "
-                "* = all priorities.")
+                f"* = all priorities. {PERCENTILE_NOTE_EN}")
     tables = [summary]
     for name, series, ja, en in (("ticket", ticket, "投稿→チケット作成", "Post → ticket"),
                                  ("reply", reply, "投稿→一次回答（最初の公開返信）", "Post → first public reply")):
@@ -428,8 +436,8 @@ def response_times(store: Store, f: ReportFilter) -> list[ReportTable]:
         for bucket in bucket_list:
             row: list[Any] = [bucket]
             for priority in priorities:
-                row.append(_minutes(percentile(series.get((bucket, priority), []), 90)))
-            row.append(len(series.get((bucket, "*"), [])))
+                row.append(_minutes(latency_bins.percentile(series.get((bucket, priority), {}), 90)))
+            row.append(latency_bins.count(series.get((bucket, "*"), {})))
             rows.append(row)
         first = Column(unit, "日" if unit == "day" else "週（月曜から）", "Day" if unit == "day" else "Week (from Monday)")
         cols = [Column(f"p90_{p}", f"p90 {value_name('priority', p, 'ja') if p != '*' else '全体'}",
@@ -441,9 +449,9 @@ def response_times(store: Store, f: ReportFilter) -> list[ReportTable]:
         detail_rows = []
         for bucket in bucket_list:
             for priority in PRIORITIES:
-                values = series.get((bucket, priority), [])
+                values = series.get((bucket, priority), {})
                 if values:
-                    detail_rows.append([bucket, priority, len(values), *pvals(values)])
+                    detail_rows.append([bucket, priority, latency_bins.count(values), *pvals(values)])
         tables.append(ReportTable(
             f"{name}_percentiles", f"{ja}（{'日' if unit == 'day' else '週'}・優先度別 p50/p90/p99）",
             f"{en} per {unit} and priority (p50/p90/p99)",

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Mapping
 
+from connector import latency_bins
 from connector.db import Store
 from connector.db.reports import ReportFilter
 from connector.helpdesks.base import parse_sla_minutes
 from connector.labels import VALUE_NAMES, label_name, value_name
 from connector.report_time import REPORT_TZ, day_start, format_duration, today
-from connector.reports import PRIORITIES, Column, ReportTable, percentile
+from connector.reports import PRIORITIES, Column, ReportTable
 from connector.sources import PLATFORM_NAMES
 from connector.today import cluster_term, storm_label_min
 
@@ -73,6 +74,21 @@ def _volumes(store: Store, week: Week, column: str) -> dict[str, int]:
     return out
 
 
+def _response_groups(store: Store, week: Week) -> dict[str, tuple[dict[int, int], dict[int, int]]]:
+    """Per priority: (post → ticket, post → first reply) histograms of the week, the very bins
+    the response-times page reads (connector.latency_bins), so both show the same figures."""
+    out: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
+    for _, priority, kind, b, n in store.reports.response_histograms(week.filter):
+        histogram = out.setdefault(priority, ({}, {}))[0 if kind == "ticket" else 1]
+        histogram[b] = histogram.get(b, 0) + n
+    return out
+
+
+def _targets(sla: dict[str, int], groups: Mapping[str, Any]) -> dict[str, int]:
+    """The SLA target of every priority seen, in seconds (240 minutes when none is set)."""
+    return {priority: sla.get(priority, 240) * 60 for priority in groups}
+
+
 def summary_table(store: Store, this: Week, prev: Week, sla: dict[str, int]) -> ReportTable:
     rows: list[list[Any]] = []
     figures = []
@@ -81,18 +97,15 @@ def summary_table(store: Store, this: Week, prev: Week, sla: dict[str, int]) -> 
         sentiment = _volumes(store, week, "sentiment")
         kept = qualified.get("1", 0)
         negative = sentiment.get("negative", 0)
-        tickets = replied = within = 0
-        replies: list[int] = []
-        for _, priority, ticket_values, reply_values in store.reports.report_response_times(week.filter):
-            tickets += len(ticket_values)
-            replied += len(reply_values)
-            within += sum(1 for s in reply_values if s <= sla.get(priority, 240) * 60)
-            replies.extend(reply_values)
-        replies.sort()
+        groups = _response_groups(store, week)
+        replies = latency_bins.merge(r for _, r in groups.values())
+        tickets = sum(latency_bins.count(t) for t, _ in groups.values())
+        within = sum(store.reports.replies_within(week.filter, _targets(sla, groups)).values())
         figures.append({"posts": sum(qualified.values()), "qualified": kept, "negative": negative,
-                        "share": (100 * negative / kept) if kept else None, "tickets": tickets, "replied": replied,
+                        "share": (100 * negative / kept) if kept else None, "tickets": tickets,
+                        "replied": latency_bins.count(replies),
                         "within": (100 * within / tickets) if tickets else None,
-                        "p50": percentile(replies, 50), "p90": percentile(replies, 90)})
+                        "p50": latency_bins.percentile(replies, 50), "p90": latency_bins.percentile(replies, 90)})
     a, b = figures
     for key, ja, en, kind in (("posts", "投稿数", "Posts", "int"), ("qualified", "対象の投稿", "Qualified posts", "int"),
                               ("negative", "ネガティブ", "Negative", "int"), ("share", "ネガティブの割合", "Negative share", "pct"),
@@ -146,19 +159,17 @@ def topics_table(store: Store, this: Week, prev: Week, limit: int = TOP_TOPICS) 
 def sla_table(store: Store, this: Week, prev: Week, sla: dict[str, int]) -> ReportTable:
     rows = []
     for week_name, week in (("this", this), ("previous", prev)):
-        groups: dict[str, tuple[int, list[int]]] = {}
-        for _, priority, ticket_values, reply_values in store.reports.report_response_times(week.filter):
-            n, replies = groups.get(priority, (0, []))
-            groups[priority] = (n + len(ticket_values), replies + list(reply_values))
+        groups = _response_groups(store, week)
+        within_of = store.reports.replies_within(week.filter, _targets(sla, groups))
         for priority in PRIORITIES:
             if priority not in groups:
                 continue
-            n, replies = groups[priority]
-            replies.sort()
+            n, replies = latency_bins.count(groups[priority][0]), groups[priority][1]
             target = sla.get(priority, 240) * 60
-            within = sum(1 for s in replies if s <= target)
-            rows.append([week_name, priority, target, n, len(replies), within, (100 * within / n) if n else None,
-                         percentile(replies, 50), percentile(replies, 90)])
+            within = within_of.get(priority, 0)
+            rows.append([week_name, priority, target, n, latency_bins.count(replies), within,
+                         (100 * within / n) if n else None,
+                         latency_bins.percentile(replies, 50), latency_bins.percentile(replies, 90)])
     return ReportTable(
         "weekly_sla", "一次回答までの時間とSLA（優先度別）", "Time to first response against the SLA, by priority",
         [Column("week", "週", "Week", "week"), Column("priority", "優先度", "Priority", "value:priority"),

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from connector import reports
+from connector import latency_bins, reports
 from connector.db import schema as store_module
 from connector.db.engine import utcnow
 from connector.db.reports import _whole_months
@@ -130,12 +130,17 @@ def test_response_time_percentiles_equal_brute_force(seeded):
         values.sort()
         row = got[priority]
         assert row[1] == len(values)
+        # Percentiles come from per-day histograms: the middle of the exact value's bin
+        # (connector.latency_bins; exact under 20 s, ±2.5 % above).
         for i, p in enumerate(reports.PERCENTILES):
-            assert row[2 + i] == pytest.approx(values[math.ceil(p / 100 * len(values)) - 1] / 60)
+            exact = values[math.ceil(p / 100 * len(values)) - 1]
+            assert row[2 + i] * 60 == pytest.approx(latency_bins.bin_value(latency_bins.bin_of(exact)))
         answered = sorted(reply_by_priority.get(priority, []))
         assert row[5] == len(answered)
         if answered:
-            assert row[6] == pytest.approx(answered[math.ceil(0.5 * len(answered)) - 1] / 60)
+            exact = answered[math.ceil(0.5 * len(answered)) - 1]
+            assert row[6] * 60 == pytest.approx(latency_bins.bin_value(latency_bins.bin_of(exact)))
+            assert abs(row[6] * 60 - exact) <= exact * (latency_bins.RATIO - 1) / 2 + 0.5
     assert got["*"][1] == len(tickets) and got["*"][5] == len(replies) > 0
 
 
@@ -425,7 +430,8 @@ def test_migration_fills_report_tables_of_an_existing_database(seeded):
     before = ([t.rows for t in reports.overview(seeded.store, f)], reports.response_times(seeded.store, f)[0].rows,
               reports.topics(seeded.store, year).rows)
     with seeded.store.engine.begin() as conn:
-        for table in (s.report_daily, s.report_daily_label, s.report_reasons, s.ticket_facts, s.report_topic_monthly):
+        for table in (s.report_daily, s.report_daily_label, s.report_reasons, s.ticket_facts, s.report_topic_monthly,
+                      s.report_response_hist):
             conn.execute(table.delete())
         conn.execute(s.schema_version.delete())
         conn.execute(s.schema_version.insert().values(version=1, applied_at=utcnow()))

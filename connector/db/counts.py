@@ -5,8 +5,8 @@ counts (or a ticket and its facts) are written together or not at all.
 """
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Callable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any, Callable, Mapping, Sequence
 
 from sqlalchemy import func, insert, literal_column, select, update
 from sqlalchemy.engine import Connection
@@ -22,11 +22,14 @@ from connector.db.schema import (
     report_daily,
     report_daily_label,
     report_reasons,
+    report_response_hist,
+    report_response_weekly,
     report_topic_monthly,
     ticket_facts,
     ticket_status,
     tickets,
 )
+from connector.latency_bins import bin_of
 from connector.models import Analysis, Decision, Post
 from connector.report_time import report_day
 
@@ -57,7 +60,8 @@ def batch_statements(conn: Connection) -> dict[str, Any]:
         built["authors"] = stmt.on_conflict_do_update(index_elements=["key"], set_={
             name: stmt.excluded[name] for name in ("handle", "name", "bio", "location", "followers", "following",
                                                    "created_at", "avatar_url", "updated_at")})
-        for table in (report_daily, report_daily_label, report_reasons, report_topic_monthly):
+        for table in (report_daily, report_daily_label, report_reasons, report_topic_monthly, report_response_hist,
+                      report_response_weekly):
             stmt = dialect_insert(conn, table)
             keys = [c.name for c in table.primary_key.columns]
             built[table.name] = stmt.on_conflict_do_update(index_elements=keys, set_={"n": table.c.n + stmt.excluded.n})
@@ -113,8 +117,54 @@ def record_ticket_facts(conn: Connection, post_key: str, ticket_created_at: date
         return
     first_reply = conn.execute(select(func.min(exchanges.c.sent_at))
                                .where(exchanges.c.ticket_post_key == post_key)).scalar()
-    conn.execute(dialect_insert(conn, ticket_facts).values(**ticket_fact(post_key, row, ticket_created_at, first_reply))
-                 .on_conflict_do_nothing(index_elements=["post_key"]))
+    fact = ticket_fact(post_key, row, ticket_created_at, first_reply)
+    inserted = conn.execute(dialect_insert(conn, ticket_facts).values(**fact)
+                            .on_conflict_do_nothing(index_elements=["post_key"])).rowcount
+    if inserted:  # a second delivery of the same ticket changes nothing, its bins neither
+        count_response_times(conn, [fact])
+
+
+def count_response_times(conn: Connection, facts: Sequence[Mapping[Any, Any]]) -> None:
+    """Add tickets (ticket_facts rows) to report_response_hist: their post → ticket bin and,
+    when answered, their post → first reply bin; one upsert per distinct row."""
+    from collections import Counter
+
+    bumps: Counter[tuple[str, str, str, str, str, int]] = Counter()
+    weekly: Counter[tuple[str, str, str, int]] = Counter()
+    for fact in facts:
+        where = (fact["day"], fact["priority"], fact["brand"], fact["platform"])
+        for kind, seconds in (("ticket", fact["ticket_seconds"]), ("reply", fact["reply_seconds"])):
+            if seconds is not None:
+                bumps[(*where[:2], kind, *where[2:], bin_of(seconds))] += 1
+                weekly[(monday_of(fact["day"]), fact["priority"], kind, bin_of(seconds))] += 1
+    if bumps:
+        statements = batch_statements(conn)
+        conn.execute(statements["report_response_hist"],
+                     [dict(day=day, priority=priority, kind=kind, brand=brand, platform=platform, bin=b, n=n)
+                      for (day, priority, kind, brand, platform, b), n in bumps.items()])
+        conn.execute(statements["report_response_weekly"],
+                     [dict(week=week, priority=priority, kind=kind, bin=b, n=n)
+                      for (week, priority, kind, b), n in weekly.items()])
+
+
+def monday_of(day: str) -> str:
+    """The Monday starting the week of a day ('YYYY-MM-DD' both)."""
+    d = date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat()
+
+
+def _move_reply(conn: Connection, fact: Any, old_seconds: int | None, new_seconds: int) -> None:
+    """A ticket's first reply time became `new_seconds` (was `old_seconds`, None: no reply)."""
+    where = dict(day=fact["day"], priority=fact["priority"], kind="reply", brand=fact["brand"],
+                 platform=fact["platform"])
+    week = dict(week=monday_of(fact["day"]), priority=fact["priority"], kind="reply")
+    if old_seconds is not None:
+        for table, key in ((report_response_hist, where), (report_response_weekly, week)):
+            conn.execute(update(table).where(*(table.c[k] == v for k, v in key.items()))
+                         .where(table.c.bin == bin_of(old_seconds)).values(n=table.c.n - 1))
+    statements = batch_statements(conn)
+    conn.execute(statements["report_response_hist"], [{**where, "bin": bin_of(new_seconds), "n": 1}])
+    conn.execute(statements["report_response_weekly"], [{**week, "bin": bin_of(new_seconds), "n": 1}])
 
 
 def ticket_fact(post_key: str, row: Any, ticket_created_at: datetime, first_reply: datetime | None) -> dict[str, Any]:
@@ -129,33 +179,47 @@ def ticket_fact(post_key: str, row: Any, ticket_created_at: datetime, first_repl
     )
 
 
+_HIST_KEY = (ticket_facts.c.day, ticket_facts.c.priority, ticket_facts.c.brand, ticket_facts.c.platform)
+
+
 def record_first_reply(conn: Connection, exchange_id: int, sent_at: datetime) -> None:
     ticket_post_key = conn.execute(select(exchanges.c.ticket_post_key).where(exchanges.c.id == exchange_id)).scalar()
-    posted_at = conn.execute(select(ticket_facts.c.posted_at).where(ticket_facts.c.post_key == ticket_post_key)
-                             .where(ticket_facts.c.reply_seconds.is_(None))).scalar()
-    if posted_at is None:  # no ticket (yet), or an earlier reply already counted
+    fact = conn.execute(select(ticket_facts.c.posted_at, *_HIST_KEY).where(ticket_facts.c.post_key == ticket_post_key)
+                        .where(ticket_facts.c.reply_seconds.is_(None))).mappings().first()
+    if fact is None:  # no ticket (yet), or an earlier reply already counted
         return
-    conn.execute(update(ticket_facts).where(ticket_facts.c.post_key == ticket_post_key)
-                 .where(ticket_facts.c.reply_seconds.is_(None))
-                 .values(reply_seconds=round((sent_at - posted_at).total_seconds()), answered=1))
+    seconds = round((sent_at - fact["posted_at"]).total_seconds())
+    changed = conn.execute(update(ticket_facts).where(ticket_facts.c.post_key == ticket_post_key)
+                           .where(ticket_facts.c.reply_seconds.is_(None))
+                           .values(reply_seconds=seconds, answered=1)).rowcount
+    if changed:
+        _move_reply(conn, fact, None, seconds)
 
 
 def record_public_reply(conn: Connection, post_key: str, replied_at: datetime) -> None:
     """A public agent reply the helpdesk reported (written in the helpdesk, or anywhere it
     saw): the ticket's first reply time becomes the earliest of all its public replies."""
-    posted_at = conn.execute(select(ticket_facts.c.posted_at).where(ticket_facts.c.post_key == post_key)).scalar()
-    if posted_at is None:
+    fact = conn.execute(select(ticket_facts.c.posted_at, ticket_facts.c.reply_seconds, *_HIST_KEY)
+                        .where(ticket_facts.c.post_key == post_key)).mappings().first()
+    if fact is None:
         return
-    seconds = max(0, round((replied_at - posted_at).total_seconds()))
-    conn.execute(update(ticket_facts).where(ticket_facts.c.post_key == post_key)
-                 .where((ticket_facts.c.reply_seconds.is_(None)) | (ticket_facts.c.reply_seconds > seconds))
-                 .values(reply_seconds=seconds, answered=1))
+    seconds = max(0, round((replied_at - fact["posted_at"]).total_seconds()))
+    old = fact["reply_seconds"]
+    if old is not None and old <= seconds:
+        return
+    changed = conn.execute(update(ticket_facts).where(ticket_facts.c.post_key == post_key)
+                           .where((ticket_facts.c.reply_seconds.is_(None)) | (ticket_facts.c.reply_seconds > seconds))
+                           .values(reply_seconds=seconds, answered=1)).rowcount
+    if changed:
+        _move_reply(conn, fact, old, seconds)
 
 
 def rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Sequence[str]] | None) -> int:
     from collections import Counter
 
-    for table in (report_daily, report_daily_label, report_reasons, ticket_facts) + ((post_topics,) if topics_of else ()):
+    for table in ((report_daily, report_daily_label, report_reasons, ticket_facts, report_response_hist,
+                   report_response_weekly)
+                  + ((post_topics,) if topics_of else ())):
         conn.execute(table.delete())
     daily: Counter[tuple[Any, ...]] = Counter()
     one_label: Counter[tuple[Any, ...]] = Counter()
@@ -208,11 +272,12 @@ def rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Sequ
     helpdesk_replies = dict(conn.execute(select(ticket_status.c.post_key, ticket_status.c.first_public_reply_at)
                                          .where(ticket_status.c.first_public_reply_at.is_not(None))).all())
     if ticket_rows:
-        conn.execute(insert(ticket_facts), [
-            ticket_fact(r["post_key"], r, r["ticket_created_at"],
-                        min((t for t in (r["first_reply"], helpdesk_replies.get(r["post_key"])) if t is not None),
-                            default=None))
-            for r in ticket_rows])
+        facts = [ticket_fact(r["post_key"], r, r["ticket_created_at"],
+                             min((t for t in (r["first_reply"], helpdesk_replies.get(r["post_key"])) if t is not None),
+                                 default=None))
+                 for r in ticket_rows]
+        conn.execute(insert(ticket_facts), facts)
+        count_response_times(conn, facts)
     return counted
 
 
@@ -221,3 +286,21 @@ def _month_of(day: Any) -> Any:
     PostgreSQL sees `substr(day, $1, $2)` in SELECT and `substr(day, $3, $4)` in GROUP BY as
     different expressions and refuses the query."""
     return func.substr(day, literal_column("1"), literal_column("7"))
+
+
+def backfill_response_hist(conn: Connection, batch: int = 50_000) -> int:
+    """Fill report_response_hist from ticket_facts (a database from before the histograms):
+    read in primary-key order a batch at a time, so a year of tickets never sits in memory."""
+    conn.execute(report_response_hist.delete())
+    conn.execute(report_response_weekly.delete())
+    counted = 0
+    after = ""
+    columns = (ticket_facts.c.post_key, ticket_facts.c.ticket_seconds, ticket_facts.c.reply_seconds, *_HIST_KEY)
+    while True:
+        rows = conn.execute(select(*columns).where(ticket_facts.c.post_key > after)
+                            .order_by(ticket_facts.c.post_key).limit(batch)).mappings().all()
+        if not rows:
+            return counted
+        count_response_times(conn, rows)
+        counted += len(rows)
+        after = rows[-1]["post_key"]

@@ -6,7 +6,7 @@ from typing import Callable
 from sqlalchemy import Column, Integer, String, func, insert, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.counts import rebuild_reports
+from connector.db.counts import backfill_response_hist, rebuild_reports
 from connector.db.engine import MIGRATE_LOCK, utcnow
 from connector.db.schema import SCHEMA_VERSION, ix_posts_created, metadata, schema_version
 
@@ -79,9 +79,21 @@ def _migrate_6_token_origin(conn: Connection) -> None:
     add_column(conn, "agent_tokens", Column("origin", String(16)))
 
 
+def _migrate_7_response_hist(conn: Connection) -> None:
+    """Response times as per-day histograms (issue 19): create_all made report_response_hist;
+    count the tickets already in ticket_facts into it. And the indexes of the tickets page and
+    the home page's backlog."""
+    from connector.db.schema import ticket_facts, tickets
+
+    backfill_response_hist(conn)
+    for table, name in ((tickets, "ix_tickets_created"), (ticket_facts, "ix_ticket_facts_backlog")):
+        next(ix for ix in table.indexes if ix.name == name).create(conn, checkfirst=True)
+
+
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3: _migrate_3_correction_token,
                                                       4: _migrate_4_channel_feed,
                                                       5: _migrate_5_session_generation,
-                                                      6: _migrate_6_token_origin}
+                                                      6: _migrate_6_token_origin,
+                                                      7: _migrate_7_response_hist}

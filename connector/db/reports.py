@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import Table, Text, and_, cast, func, or_, select
+from sqlalchemy import Date, Table, Text, case, cast, func, literal, select
 from sqlalchemy.engine import Engine
 
 from connector.db.counts import rebuild_reports
@@ -20,6 +20,8 @@ from connector.db.schema import (
     report_daily,
     report_daily_label,
     report_reasons,
+    report_response_hist,
+    report_response_weekly,
     report_topic_monthly,
     storm_members,
     ticket_facts,
@@ -27,6 +29,7 @@ from connector.db.schema import (
     tickets,
 )
 from connector.db.ticket_status import CLOSED_STATUSES
+from connector.latency_bins import bin_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,17 @@ def _day_before(day: str) -> str:
 def _day_after(day: str) -> str:
     from datetime import date as _date
     return (_date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def _aware_ts(moment: datetime) -> float:
+    from datetime import timezone as _tz
+    return (moment if moment.tzinfo else moment.replace(tzinfo=_tz.utc)).timestamp()
+
+
+def _monday_of(day: str) -> str:
+    from datetime import date as _date
+    d = _date.fromisoformat(day)
+    return (d - timedelta(days=d.weekday())).isoformat()
 
 
 def _ints(joined: str | None) -> list[int]:
@@ -176,27 +190,35 @@ class ReportRepository:
         """Tickets open in the helpdesk (not solved or closed), highest public risk first, and
         how many there are per risk level. A ticket whose helpdesk status is not known (the
         `local` helpdesk, or not synced yet) counts as open while it has no public reply."""
+        # Two disjoint parts, each walking an index, instead of one OR that reads every ticket
+        # of the range: tickets with a helpdesk status that is not closed (ticket_status is
+        # only the synced ones), and tickets without a status and without a public reply
+        # (ix_ticket_facts_open: answered = 0, highest risk first, a few percent of tickets).
+        # (The first as IN over ticket_status: as a join, SQLite started from every ticket of
+        # the range and looked each up in ticket_status.)
         status = ticket_status.c.status
-        where = [or_(status.not_in(CLOSED_STATUSES), and_(status.is_(None), ticket_facts.c.answered == 0)),
-                 *f.where(ticket_facts)]
-        stmt = (select(ticket_facts, posts.c.text, posts.c.url.label("post_url"), authors.c.handle,
-                       authors.c.followers, tickets.c.helpdesk, tickets.c.ticket_id,
-                       tickets.c.url.label("ticket_url"))
-                .join(posts, posts.c.key == ticket_facts.c.post_key)
-                .join(authors, authors.c.key == posts.c.author_key)
-                .join(tickets, tickets.c.post_key == ticket_facts.c.post_key)
-                .outerjoin(ticket_status, ticket_status.c.post_key == ticket_facts.c.post_key)
-                .where(*where)
-                .order_by(ticket_facts.c.risk_score.desc(), ticket_facts.c.posted_at.desc(),
-                          ticket_facts.c.post_key).limit(limit))
+        synced_open = select(ticket_status.c.post_key).where(status.not_in(CLOSED_STATUSES))
+        facts_no_status = ticket_facts.outerjoin(ticket_status, ticket_status.c.post_key == ticket_facts.c.post_key)
+        parts = ((ticket_facts, [ticket_facts.c.post_key.in_(synced_open), *f.where(ticket_facts)]),
+                 (facts_no_status, [status.is_(None), ticket_facts.c.answered == 0, *f.where(ticket_facts)]))
+        by_risk: dict[str, int] = {}
+        rows: list[dict[str, Any]] = []
+        order = (ticket_facts.c.risk_score.desc(), ticket_facts.c.posted_at.desc(), ticket_facts.c.post_key)
         with self.engine.connect() as conn:
-            by_risk = conn.execute(select(ticket_facts.c.risk, func.count())
-                                   .select_from(ticket_facts.outerjoin(
-                                       ticket_status, ticket_status.c.post_key == ticket_facts.c.post_key))
-                                   .where(*where)
-                                   .group_by(ticket_facts.c.risk)).all()
-            rows = [dict(r) for r in conn.execute(stmt).mappings().all()]
-        return {risk: int(n) for risk, n in by_risk}, rows
+            for joined, where in parts:
+                for risk, n in conn.execute(select(ticket_facts.c.risk, func.count()).select_from(joined)
+                                            .where(*where).group_by(ticket_facts.c.risk)).all():
+                    by_risk[str(risk)] = by_risk.get(str(risk), 0) + int(n)
+                stmt = (select(ticket_facts, posts.c.text, posts.c.url.label("post_url"), authors.c.handle,
+                               authors.c.followers, tickets.c.helpdesk, tickets.c.ticket_id,
+                               tickets.c.url.label("ticket_url"))
+                        .select_from(joined.join(posts, posts.c.key == ticket_facts.c.post_key)
+                                     .join(authors, authors.c.key == posts.c.author_key)
+                                     .join(tickets, tickets.c.post_key == ticket_facts.c.post_key))
+                        .where(*where).order_by(*order).limit(limit))
+                rows += [dict(r) for r in conn.execute(stmt).mappings().all()]
+        rows.sort(key=lambda r: (-r["risk_score"], -_aware_ts(r["posted_at"]), r["post_key"]))
+        return by_risk, rows[:limit]
 
     def report_response_times(self, f: ReportFilter) -> list[tuple[str, str, list[int], list[int]]]:
         """(day, priority, post→ticket seconds, post→first reply seconds) per day and priority.
@@ -217,6 +239,74 @@ class ReportRepository:
             rows = conn.execute(stmt).all()
         return [(day, priority, _ints(tickets_joined), _ints(replies_joined))
                 for day, priority, tickets_joined, replies_joined in rows]
+
+    def response_histograms(self, f: ReportFilter, *, weekly: bool = False) -> list[tuple[str, str, str, int, int]]:
+        """(bucket, priority, kind, bin, tickets): the response-time histograms of the range
+        (connector.latency_bins), kind 'ticket' (post → ticket) or 'reply' (post → first
+        reply). The bucket is the day, or with `weekly` the Monday starting its week.
+
+        Without filters, whole weeks come from report_response_weekly and other days from the
+        per-day histograms (report_response_hist, which brand and source filters read), summed
+        by the database; label filters are not kept there, so then the tickets' own durations
+        are read and put into the same bins."""
+        if f.labels:
+            from collections import Counter
+            bumps: Counter[tuple[str, str, str, int]] = Counter()
+            monday = _monday_of if weekly else (lambda day: day)
+            for day, priority, ticket_values, reply_values in self.report_response_times(f):
+                bucket = monday(day)
+                for seconds in ticket_values:
+                    bumps[(bucket, priority, "ticket", bin_of(seconds))] += 1
+                for seconds in reply_values:
+                    bumps[(bucket, priority, "reply", bin_of(seconds))] += 1
+            return [(*key, n) for key, n in bumps.items()]
+        if not weekly or f.brands or f.platforms:
+            return self._daily_histograms(f, weekly)
+        # Whole weeks from the weekly table, the partial weeks at either end from the days.
+        from datetime import date as _date
+        first, last = _date.fromisoformat(f.since), _date.fromisoformat(f.until)
+        first_monday = first + timedelta(days=(7 - first.weekday()) % 7)
+        last_monday = last - timedelta(days=(last.weekday() + 1) % 7 + 6)  # of the last whole week
+        if first_monday > last_monday:
+            return self._daily_histograms(f, weekly)
+        w = report_response_weekly
+        stmt = (select(w.c.week, w.c.priority, w.c.kind, w.c.bin, w.c.n)
+                .where(w.c.week >= first_monday.isoformat(), w.c.week <= last_monday.isoformat(), w.c.n > 0))
+        with self.engine.connect() as conn:
+            rows = [(str(b), priority, kind, int(bin_), int(n)) for b, priority, kind, bin_, n in conn.execute(stmt)]
+        for since, until in ((first, first_monday - timedelta(days=1)), (last_monday + timedelta(days=7), last)):
+            if since <= until:
+                rows += self._daily_histograms(ReportFilter(since.isoformat(), until.isoformat()), weekly)
+        return rows
+
+    def _daily_histograms(self, f: ReportFilter, weekly: bool) -> list[tuple[str, str, str, int, int]]:
+        h = report_response_hist
+        bucket = self._week_start(h.c.day) if weekly else h.c.day
+        total = func.sum(h.c.n)
+        stmt = (select(bucket, h.c.priority, h.c.kind, h.c.bin, total).where(*f.where(h, labels=False))
+                .group_by(bucket, h.c.priority, h.c.kind, h.c.bin).having(total > 0))
+        with self.engine.connect() as conn:
+            return [(str(b), priority, kind, int(bin_), int(n)) for b, priority, kind, bin_, n in conn.execute(stmt)]
+
+    def _week_start(self, day: Any) -> Any:
+        """The Monday ('YYYY-MM-DD') starting the week of a 'YYYY-MM-DD' column, in SQL."""
+        if self.engine.dialect.name == "postgresql":
+            return func.to_char(func.date_trunc("week", cast(day, Date)), literal("YYYY-MM-DD"))
+        # SQLite: six days back, then forward to the next Monday (or that very day if it is one).
+        return func.date(day, literal("-6 days"), literal("weekday 1"))
+
+    def replies_within(self, f: ReportFilter, targets: dict[str, int]) -> dict[str, int]:
+        """Per priority: tickets of the range whose first public reply came within the
+        priority's target (seconds; priorities not in `targets` count none). Exact, from
+        ticket_facts, for a week or so (the SLA table of the weekly report)."""
+        t = ticket_facts
+        if not targets:
+            return {}
+        target = case(*((t.c.priority == p, seconds) for p, seconds in targets.items()), else_=-1)
+        stmt = (select(t.c.priority, func.count()).where(*f.where(t)).where(t.c.reply_seconds.is_not(None))
+                .where(t.c.reply_seconds <= target).group_by(t.c.priority))
+        with self.engine.connect() as conn:
+            return {str(p): int(n) for p, n in conn.execute(stmt).all()}
 
     def report_decisions(self, f: ReportFilter, since: datetime, until: datetime, *,
                          qualified: bool | None, limit: int) -> list[dict[str, Any]]:

@@ -26,11 +26,13 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 6  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
+SCHEMA_VERSION = 7  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
 #                   3: corrections.token_id
 #                   4: channel_feed filled from the qualifying posts already stored
 #                   5: users.session_generation
 #                   6: agent_tokens.origin
+#                   7: report_response_hist/_weekly (backfilled from ticket_facts), ix_tickets_created,
+#                      ix_ticket_facts_backlog
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -150,6 +152,8 @@ tickets = Table(
     Column("tags", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("helpdesk", "ticket_id", name="uq_tickets_helpdesk_ticket"),
+    # The tickets page, newest first a page at a time (priority inside: its filter reads no row).
+    Index("ix_tickets_created", "created_at", "post_key", "priority"),
 )
 
 # The built-in `local` helpdesk: tickets kept in the same database, standing in for Zendesk or
@@ -489,6 +493,37 @@ ticket_facts = Table(
     # Covering the response-time query: day range → priority and both latencies, no table reads.
     Index("ix_ticket_facts_times", "day", "priority", "ticket_seconds", "reply_seconds"),
     Index("ix_ticket_facts_open", "answered", "risk_score"),
+    # The home page's backlog, oldest first: walked in order and stopped at the limit, instead
+    # of joining every unanswered ticket's post, author and ticket before sorting them.
+    Index("ix_ticket_facts_backlog", "answered", "posted_at"),
+)
+
+# Response times as histograms (connector.latency_bins): per day, brand, source and priority,
+# how many tickets took a duration of each bin, for kind 'ticket' (post → ticket created) and
+# 'reply' (post → first public reply). Written in the transaction that writes ticket_facts, so a
+# year's percentiles merge a few hundred thousand small rows' sums instead of sorting every
+# ticket's durations. Label filters are not kept here (they read ticket_facts).
+report_response_hist = Table(
+    "report_response_hist", metadata,
+    Column("day", String(10), primary_key=True),
+    Column("priority", String(16), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("brand", String(200), primary_key=True),
+    Column("platform", String(16), primary_key=True),
+    Column("bin", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# The same for whole weeks (Monday to Sunday, Japan) over every brand and source: a range of
+# more than 92 days is shown per week, and a year of per-day rows barely compresses (a day's
+# few hundred tickets fill as many bins), so an unfiltered year reads ~50 weeks' rows instead.
+report_response_weekly = Table(
+    "report_response_weekly", metadata,
+    Column("week", String(10), primary_key=True),  # the Monday, 'YYYY-MM-DD'
+    Column("priority", String(16), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("bin", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
 )
 
 # Supervisors who may open the dashboard (admin-created with `yorisoi user create`).
