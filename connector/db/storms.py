@@ -9,7 +9,7 @@ from typing import Any, Iterator, Sequence
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.engine import advisory_xact_lock, new_id, worker_id
+from connector.db.engine import advisory_xact_lock, advisory_xact_locks, new_id, worker_id
 from connector.db.schema import (
     analyses,
     authors,
@@ -18,6 +18,7 @@ from connector.db.schema import (
     posts,
     storm_alerts,
     storm_bands,
+    storm_echo_waits,
     storm_members,
     storms,
     tickets,
@@ -73,6 +74,43 @@ class StormRepository:
     def lock_brand(self, conn: Connection, brand: str) -> None:
         """Serialise the grouping of one brand across instances, until `conn` commits."""
         advisory_xact_lock(conn, f"storms:{brand}")
+
+    def lock_echo_parents(self, conn: Connection, post_keys: Sequence[str]) -> None:
+        """Serialise, per post, "is it a storm member?" against "who waits to echo it?" across
+        instances (else an echo and its parent ingested at once could each miss the other).
+        Taken before the brand locks, always in that order."""
+        advisory_xact_locks(conn, [f"storms:echo:{key}" for key in post_keys])
+
+    def storm_echo_wait(self, conn: Connection, *, post_key: str, parents: Sequence[tuple[str, str]],
+                        created_at: datetime, negative: bool, risk_score: float | None, voice: str | None) -> None:
+        """Keep an echo whose parents (how, key) are not storm members yet, to count it in later."""
+        conn.execute(insert(storm_echo_waits), [dict(
+            post_key=post_key, parent_key=parent_key, how=how, created_at=created_at, negative=negative,
+            risk_score=risk_score, voice=voice) for how, parent_key in dict.fromkeys(parents)])
+
+    def storm_waiting_echoes(self, conn: Connection, parent_key: str, since: datetime,
+                             until: datetime) -> list[dict[str, Any]]:
+        """Echoes waiting for `parent_key` written in [since, until], oldest first."""
+        rows = conn.execute(select(storm_echo_waits).where(storm_echo_waits.c.parent_key == parent_key)
+                            .where(storm_echo_waits.c.created_at >= since)
+                            .where(storm_echo_waits.c.created_at <= until)
+                            .order_by(storm_echo_waits.c.created_at, storm_echo_waits.c.post_key)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def storm_waited_for(self, conn: Connection, parent_keys: Sequence[str]) -> set[str]:
+        """Which of these posts have echoes waiting for them (one query for a batch)."""
+        if not parent_keys:
+            return set()
+        return set(conn.execute(select(storm_echo_waits.c.parent_key).distinct()
+                                .where(storm_echo_waits.c.parent_key.in_(list(parent_keys)))).scalars().all())
+
+    def post_reasons(self, conn: Connection, post_key: str) -> list[str]:
+        return list(conn.execute(select(posts.c.reasons).where(posts.c.key == post_key)).scalar() or [])
+
+    def storm_echo_counted(self, conn: Connection, post_key: str, brand: str, reasons: Sequence[str]) -> None:
+        """An echo joined its storm: its stored decision says so, and it waits no more."""
+        conn.execute(update(posts).where(posts.c.key == post_key).values(brand=brand, reasons=list(reasons)))
+        conn.execute(storm_echo_waits.delete().where(storm_echo_waits.c.post_key == post_key))
 
     def storm_candidates(self, conn: Connection, brand: str, bands: Sequence[bytes], since: datetime,
                          until: datetime) -> list[dict[str, Any]]:
