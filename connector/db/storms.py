@@ -36,6 +36,8 @@ _GROW = {name: update(storms).where(storms.c.id == bindparam("b_storm")).values(
     size=storms.c.size + 1,
     last_post_at=getattr(func, name)(storms.c.last_post_at, bindparam("b_at", type_=storms.c.last_post_at.type)))
     for name in ("max", "greatest")}  # SQLite's two-argument max(); PostgreSQL's greatest()
+_GROW_RETURNING = {name: stmt.returning(storms.c.size, storms.c.job_status, storms.c.last_update_at)
+                   for name, stmt in _GROW.items()}
 _HITS = (select(storm_bands.c.post_key).where(storm_bands.c.brand == bindparam("b_brand"))
          .where(storm_bands.c.band.in_(bindparam("b_bands", expanding=True)))
          .where(storm_bands.c.created_at >= bindparam("b_since")).where(storm_bands.c.created_at <= bindparam("b_until"))
@@ -206,9 +208,12 @@ class StormRepository:
                                                         created_at=created_at, storm_id=storm_id)
                                                    for band in dict.fromkeys(bands)])
             if storm_id is not None:
-                conn.execute(_GROW["max" if conn.dialect.name == "sqlite" else "greatest"],
-                             {"b_storm": storm_id, "b_at": created_at})
-                row = conn.execute(_STORM_ROW, {"b_storm": storm_id}).first()
+                larger = "max" if conn.dialect.name == "sqlite" else "greatest"
+                if conn.dialect.update_returning:  # PostgreSQL, SQLite ≥ 3.35: one round trip
+                    row = conn.execute(_GROW_RETURNING[larger], {"b_storm": storm_id, "b_at": created_at}).first()
+                else:
+                    conn.execute(_GROW[larger], {"b_storm": storm_id, "b_at": created_at})
+                    row = conn.execute(_STORM_ROW, {"b_storm": storm_id}).first()
                 assert row is not None  # updated just above, in this transaction
                 if row.size >= min_posts and row.job_status in (None, "done"):
                     due = due_at if row.last_update_at is None else max(due_at, row.last_update_at + throttle)
