@@ -223,3 +223,45 @@ def test_the_same_authors_reply_stays_a_follow_up_comment(storm_env) -> None:
 def test_echo_refs_name_reply_then_quote() -> None:
     post = Post.model_validate(post_dict(in_reply_to="1", quote_of="2"))
     assert echo_refs(post) == [("reply", "x:1"), ("quote", "x:2")]
+
+
+def test_echoes_and_their_parents_ingested_at_once_by_two_instances(db_env) -> None:
+    """An echo and the post it answers, stored at the same moment by two instances: neither
+    misses the other (per-post locks), whichever commits first."""
+    import threading
+
+    env = {**db_env, "YORISOI_STORM_MIN_POSTS": "5", "YORISOI_SPIKE_MIN_COUNT": "10"}
+    a, b = build(env), build(env)
+    try:
+        a.pipeline.ingest_many([post_dict(text=BASE, created_at="2026-11-20T10:00:00Z", author={"id": "o1"})], "webhook")
+        pairs = []
+        for i in range(6):
+            parent = post_dict(text="これ私も！ → " + BASE + "！" * i, created_at="2026-11-20T10:05:00Z",
+                               author={"id": f"p{i}"})
+            pairs.append((parent, [bare(f"x:{parent['id']}", BARE[j % len(BARE)], 10 * i + j) for j in range(3)]))
+        errors: list[BaseException] = []
+
+        def send(svc: Services, batch: list[dict[str, Any]]) -> None:
+            try:
+                svc.pipeline.ingest_many(batch, "webhook")
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        for i, (parent, echoes) in enumerate(pairs):
+            first, second = (a, b) if i % 2 else (b, a)
+            threads = [threading.Thread(target=send, args=(first, [parent])),
+                       threading.Thread(target=send, args=(second, echoes))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        assert not errors, errors
+        found = member_rows(a)
+        storm_ids = {found[f"x:{p['id']}"]["storm_id"] for p, _ in pairs}
+        assert len(storm_ids) == 1 and None not in storm_ids
+        for _, echoes in pairs:
+            for echo in echoes:
+                assert found[f"x:{echo['id']}"]["storm_id"] in storm_ids, echo["text"]
+    finally:
+        a.close()
+        b.close()
