@@ -299,14 +299,17 @@ class Pipeline:
         return final
 
     def _echo(self, post: Post, decision: Decision,
-              members: Mapping[str, tuple[str, int | None]]) -> tuple[Decision, Analysis]:
+              members: Mapping[str, tuple[str, int | None]]) -> tuple[Decision, Analysis | None]:
         """A post that names no brand but replies to or quotes another: a storm's echo when
         that post is a storm member (a ticket of its own only for a voice), else an echo
         candidate that the storm grouping keeps waiting for its parent. Analysed either way:
         its labels decide whether its author is a voice, and count in the storm's sentiment."""
         assert self.storms is not None
-        analysis = analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
         parent = self.storms.echo_parent(post, members)
+        excluded = self.qualifier.echo_exclusions(post, parent.brand if parent is not None else None)
+        if excluded:
+            return Decision(False, None, decision.reasons + tuple(excluded)), None
+        analysis = analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
         if parent is None:
             refs = echo_refs(post)
             return Decision(False, None, decision.reasons + tuple(echo_waiting_reason(how, key) for how, key in refs),

@@ -138,6 +138,21 @@ class Qualifier:
             return Decision(False, rules.brand.name, tuple(reasons + excluded))
         return Decision(True, rules.brand.name, tuple(reasons))
 
+    def echo_exclusions(self, post: Post, brand: str | None) -> list[str]:
+        """Why a bare reply or quote may not count as an echo of `brand`'s storm: the brand's own
+        accounts (its support team answering 「ご不便をおかけしております」 names no brand either),
+        its excluded words and languages. `brand` None (the parent is not known yet): the
+        accounts and words of every brand."""
+        folded = fold(post.text)
+        language = (post.lang or guess_language(post.text) or "").lower().split("-")[0] or None
+        reasons: list[str] = []
+        for rules in self._brands:
+            if brand is not None and rules.brand.name != brand:
+                continue
+            reasons += [r for r in rules.exclusions(post, folded, language)
+                        if brand is not None or not r.startswith("excluded: language")]
+        return list(dict.fromkeys(reasons))
+
 
 # --- storm echoes -------------------------------------------------------------------------
 def echo_refs(post: Post) -> list[tuple[str, str]]:

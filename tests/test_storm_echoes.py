@@ -192,6 +192,27 @@ def test_what_is_not_an_echo(storm_env) -> None:
         svc.close()
 
 
+def test_the_brands_own_reply_is_no_echo(storm_env) -> None:
+    """The support account answering a storm's post names no brand either; it is not counted."""
+    svc = build(storm_env)
+    try:
+        replay(svc)
+        size = svc.store.storms.list_storms()[0]["size"]
+        own = bare(ORIGINAL, "ご不便をおかけしております。詳しくはDMでお知らせください", 1, handle="SoraMobile_Help")
+        early = bare("x:1879999999999998", "ご迷惑をおかけしております", 2, handle="soramobile_jp")  # parent unknown yet
+        outcomes = svc.pipeline.ingest_many([own, early], "webhook")
+        assert [o.status for o in outcomes] == ["dropped", "dropped"]
+        assert any("exclude_accounts" in r for r in outcomes[0].reasons)
+        assert any("exclude_accounts" in r for r in outcomes[1].reasons)
+        svc.pipeline.ingest_many([post_dict(id="1879999999999998", text="これ私も！ → " + BASE,
+                                            created_at="2026-11-20T10:15:00Z", author={"id": "p3"})], "webhook")
+        found = member_rows(svc)
+        assert f"x:{own['id']}" not in found and f"x:{early['id']}" not in found
+        assert svc.store.storms.list_storms()[0]["size"] == size + 1  # the parent only
+    finally:
+        svc.close()
+
+
 def test_an_echo_of_a_lone_post_opens_a_storm_with_it(storm_env) -> None:
     svc = build(storm_env)
     try:
