@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from pydantic import ValidationError
 
@@ -25,7 +25,7 @@ from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketClosed, Tick
 from connector.helpdesks.deadline import within
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.ports import PipelineStorage
-from connector.qualify import Qualifier
+from connector.qualify import Qualifier, echo_decision, echo_refs, echo_waiting_reason, may_echo
 from connector.ticket_format import follow_up_comment, ticket_draft
 from connector.topics import complaint_topics
 from connector.watch import WatchConfig
@@ -130,9 +130,24 @@ def backoff_seconds(attempts: int, retry_after: float | None) -> float:
 class StormHooks(Protocol):
     """What the pipeline asks of public storms (connector/storms.py `Storms`)."""
 
-    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> None: ...
+    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> Mapping[str, tuple[str, ...]]: ...
+    def echo_parent(self, post: Post, batch: Mapping[str, tuple[str, int | None]] | None = None) -> EchoParent | None: ...
+    def voice_reason(self, post: Post, analysis: Analysis) -> str | None: ...
     def shape(self, post_key: str, draft: TicketDraft) -> TicketDraft: ...
     def deliver(self, helpdesk: Any) -> StormErrors: ...
+
+
+class EchoParent(Protocol):
+    """The storm member a bare reply or quote answers (connector/storms.py `EchoParent`)."""
+
+    @property
+    def how(self) -> str: ...
+    @property
+    def parent_key(self) -> str: ...
+    @property
+    def brand(self) -> str: ...
+    @property
+    def storm_id(self) -> int | None: ...
 
 
 class StormErrors(Protocol):
@@ -190,14 +205,18 @@ class Pipeline:
         decision = self.qualifier.decide(post, *(thread or (None, None)))
         analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
                     if decision.qualified else None)
+        if may_echo(post, decision) and self.storms is not None:
+            decision, analysis = self._echo(post, decision, {})
         ticket_post_key = thread[0] if (thread and decision.qualified) else None
-        group = self._grouping([(post, decision, analysis)] if not ticket_post_key else [])
+        counted: dict[str, tuple[str, ...]] = {}
+        group = self._grouping([(post, decision, analysis)] if not ticket_post_key else [], counted)
         if not self.store.posts.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key,
-                                            topics=complaint_topics(post, analysis, self.watch), then=group):
+                                            topics=self._topics(post, decision, analysis), then=group):
             return IngestOutcome(post.key, "duplicate", ("already stored",))  # lost a race: fine
+        reasons = counted.get(post.key, decision.reasons)
         if not decision.qualified:
-            return IngestOutcome(post.key, "dropped", decision.reasons)
-        outcome = IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", decision.reasons)
+            return IngestOutcome(post.key, "dropped", reasons)
+        outcome = IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", reasons)
         self._committed([outcome])
         return outcome
 
@@ -227,6 +246,9 @@ class Pipeline:
         # (author key, post key) and (author key, platform, conversation id) → (ticket post, brand)
         by_key: dict[tuple[str, str], tuple[str, str | None]] = {}
         by_conversation: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+        # Posts of this batch that will be storm members once grouped (key → brand, storm id if
+        # known): a bare reply to one of them is its echo, as if the parent were stored already.
+        members: dict[str, tuple[str, int | None]] = {}
         records: list[PostRecord] = []
         for index, post in parsed:
             if post.key in stored or post.key in seen:
@@ -246,9 +268,13 @@ class Pipeline:
             decision = self.qualifier.decide(post, *(thread or (None, None)))
             analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
                         if decision.qualified else None)
+            if may_echo(post, decision) and self.storms is not None:
+                decision, analysis = self._echo(post, decision, members)
             ticket_post_key = thread[0] if (thread and decision.qualified) else None
             records.append(PostRecord(post, decision, analysis, ticket_post_key,
-                                      complaint_topics(post, analysis, self.watch)))
+                                      self._topics(post, decision, analysis)))
+            if decision.brand is not None and not ticket_post_key and (decision.qualified or decision.echo_of):
+                members[post.key] = (decision.brand, None)
             if decision.qualified:
                 target = (ticket_post_key or post.key, decision.brand)  # as the stored row would answer
                 by_key.setdefault((author_key, post.key), target)
@@ -256,7 +282,8 @@ class Pipeline:
                     by_conversation.setdefault((author_key, post.platform, post.conversation_id), target)
             status = ("follow_up" if ticket_post_key else "queued") if decision.qualified else "dropped"
             outcomes[index] = IngestOutcome(post.key, status, decision.reasons)
-        group = self._grouping([(r.post, r.decision, r.analysis) for r in records if not r.ticket_post_key])
+        counted: dict[str, tuple[str, ...]] = {}
+        group = self._grouping([(r.post, r.decision, r.analysis) for r in records if not r.ticket_post_key], counted)
         try:
             self.store.posts.record_posts(records, source=source, then=group)
         except Conflict:
@@ -265,19 +292,51 @@ class Pipeline:
             redo = {record.post.key: self.ingest(record.post, source) for record in records}
             return [redo.get(o.key or "", o) if o.status != "duplicate" else o
                     for o in outcomes if o is not None]
-        done = [o for o in outcomes if o is not None]
-        self._committed(done)
-        return done
+        done = [o if o is None or o.key not in counted else IngestOutcome(o.key, o.status, counted[o.key], o.error)
+                for o in outcomes]
+        final = [o for o in done if o is not None]
+        self._committed(final)
+        return final
 
-    def _grouping(self, items: list[tuple[Post, Decision, Analysis | None]]) -> Callable[[Any], None] | None:
+    def _echo(self, post: Post, decision: Decision,
+              members: Mapping[str, tuple[str, int | None]]) -> tuple[Decision, Analysis | None]:
+        """A post that names no brand but replies to or quotes another: a storm's echo when
+        that post is a storm member (a ticket of its own only for a voice), else an echo
+        candidate that the storm grouping keeps waiting for its parent. Analysed either way:
+        its labels decide whether its author is a voice, and count in the storm's sentiment."""
+        assert self.storms is not None
+        parent = self.storms.echo_parent(post, members)
+        excluded = self.qualifier.echo_exclusions(post, parent.brand if parent is not None else None)
+        if excluded:
+            return Decision(False, None, decision.reasons + tuple(excluded)), None
+        analysis = analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
+        if parent is None:
+            refs = echo_refs(post)
+            return Decision(False, None, decision.reasons + tuple(echo_waiting_reason(how, key) for how, key in refs),
+                            echo_of=refs[0][1]), analysis
+        voice = self.storms.voice_reason(post, analysis)
+        return echo_decision(decision, parent.brand, parent.storm_id, parent.how, parent.parent_key, voice), analysis
+
+    def _topics(self, post: Post, decision: Decision, analysis: Analysis | None) -> list[str]:
+        # An echo without a ticket is analysed only to weigh it in its storm; its topics (if
+        # any: 「私も」 has none) are not what customers complain about in their own words.
+        return complaint_topics(post, analysis, self.watch) if decision.qualified else []
+
+    def _grouping(self, items: list[tuple[Post, Decision, Analysis | None]],
+                  counted: dict[str, tuple[str, ...]]) -> Callable[[Any], None] | None:
         """The storm grouping of these posts, to run inside the transaction that stores them:
         a post is stored with its place in a storm or not at all, so a failure there (a lock,
-        a full disk) is the ingest's failure — "not done", and the resend groups it."""
+        a full disk) is the ingest's failure — "not done", and the resend groups it. `counted`
+        receives the final reasons of the echoes counted in (by post key)."""
         storms = self.storms
-        qualified = [item for item in items if item[1].qualified]
-        if storms is None or not qualified:
+        chosen = [item for item in items if item[1].qualified or item[1].echo_of is not None]
+        if storms is None or not chosen:
             return None
-        return lambda conn: storms.observe_batch(conn, qualified)
+
+        def group(conn: Any) -> None:
+            counted.clear()  # a transaction tried again starts over
+            counted.update(storms.observe_batch(conn, chosen))
+        return group
 
     # --- deliver ----------------------------------------------------------------------
     def deliver(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:
