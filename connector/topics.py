@@ -99,9 +99,11 @@ def topics_of_text(text: str, *, exclude: tuple[str, ...] = (), lang: str | None
     from `brand_terms`).
 
     English text gives none: nagisa tags English words without parts of speech."""
-    normalized = strip_markup(normalize(text))
-    if not normalized or detect_language(normalized, lang) != "ja":
+    normalized = normalize(text)
+    if not strip_markup(normalized).strip("、 ") or detect_language(strip_markup(normalized), lang) != "ja":
         return []
+    # The analysis's own tokens of the same text (no second nagisa pass); the markup is masked
+    # by position in topics_of_tokens, like the brand terms.
     return topics_of_tokens(tokenize(normalized), exclude=exclude)
 
 
@@ -139,8 +141,9 @@ def _phrases(words: Sequence[str], postags: Sequence[str], exclude: tuple[str, .
 
 def topics_of_tokens(tokens: Tokens, *, exclude: tuple[str, ...] = ()) -> list[str]:
     """Topics from the tokens of a normalised Japanese text: a token that overlaps a brand
-    term (`exclude`) is a break, like punctuation."""
-    spans = _mask_spans(tokens.text, exclude)
+    term (`exclude`) or markup/code (`_MARKUP`: tags, URLs, calls) is a break, like punctuation."""
+    spans = _mask_spans(tokens.text, exclude) + [(m.start(), m.end()) for m in _MARKUP.finditer(tokens.text)
+                                                  if m.end() > m.start()]
     if not spans:
         return _phrases(tokens.words, tokens.postags, exclude)
     words, postags = [], []
