@@ -471,3 +471,92 @@ def test_replay_twice_creates_exactly_one_ticket_per_post(tmp_path, env, zd_env,
     assert (one["qualified"], one["tickets_created"], one["dropped"], one["errors"]) == (6, 6, 1, [])
     assert (two["tickets_created"], two["duplicates_skipped"]) == (0, 7)
     assert len(fake.tickets) == 6 and not fake.state()["duplicate_external_ids"]
+
+
+# --- bulk runs: stages side by side, fed while running, adaptive polling ------------------------
+def test_bulk_stages_of_different_batches_are_in_flight_at_once(fake, zd_env):
+    """A batch's tickets job goes out as soon as ITS requesters exist, while other batches'
+    users jobs still run; notes likewise: the stages overlap, never more than 30 jobs."""
+    fake.job_timing = {"users": (0.0, 0.004), "create": (0.0, 0.004), "update": (0.0, 0.004)}
+    seen: list[set[str]] = []
+    submit = fake._job
+
+    def watching(request, kind, items):
+        with fake._lock:
+            for job in fake.jobs.values():
+                fake._advance(job)
+            seen.append({j["_kind"] for j in fake.jobs.values() if j["status"] in ("queued", "working")} | {kind})
+        return submit(request, kind, items)
+    fake._job = watching
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.05)
+    drafts = [_draft(n, requester=f"yorisoi:x:s{n}") for n in range(300)]
+    result = helpdesk.create_tickets_many(drafts)
+    assert len(result.refs) == 300 and not result.errors and not result.unsent
+    assert any({"users", "create"} <= kinds for kinds in seen)
+    assert any({"create", "update"} <= kinds for kinds in seen)
+    assert fake.max_jobs_in_flight_seen <= 30
+    assert not fake.state()["duplicate_external_ids"]
+
+
+def test_a_bulk_run_takes_drafts_that_arrive_while_its_jobs_run(fake, zd_env):
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.001)
+    fake.job_polls_before_done = 2
+    arriving = [[_draft(100 + n, requester=f"yorisoi:x:late{n}") for n in range(15)], []]
+    outcomes: dict[int, object] = {}
+
+    def heard(index, outcome):
+        assert index not in outcomes  # each draft's outcome once
+        outcomes[index] = outcome
+
+    result = helpdesk.create_tickets_many([_draft(n) for n in range(20)], more=lambda: arriving.pop(0) if arriving else [],
+                                          on_result=heard)
+    assert not arriving  # asked again while the first jobs ran
+    assert set(outcomes) == set(result.refs) == set(range(35))
+    assert len(fake.tickets) == 35 and not fake.state()["duplicate_external_ids"]
+    for i, ref in result.refs.items():
+        external_id = f"yorisoi:x:r{i if i < 20 else 100 + i - 20}"
+        assert only_ticket(fake, external_id)["id"] == int(ref.ticket_id)
+
+
+def test_job_status_is_polled_soon_then_less_often_and_retry_after_is_honoured(fake, zd_env):
+    slept: list[float] = []
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=4.0, sleep=slept.append)
+    fake.job_polls_before_done = 4
+    fake.fail_next("GET", "job_statuses", 429, {"error": "APIRateLimitExceeded"}, {"Retry-After": "7"})
+    result = helpdesk.create_tickets_many([_draft(n) for n in range(5)])
+    assert len(result.refs) == 5
+    assert slept[0] == 0.5  # the first look is quick
+    assert 7.0 in slept  # Retry-After of the refused status call, waited out
+    quiet = slept[slept.index(7.0) + 1:]
+    assert quiet and all(later >= earlier for earlier, later in zip(quiet, quiet[1:])
+                         if later != 0.5)  # backs off while nothing ends (0.5 again after a job ends)
+    assert max(slept) <= 7.0 and max(s for s in slept if s != 7.0) <= 4.0
+
+
+def test_the_realistic_fake_runs_jobs_over_time_and_limits_ticket_updates(httpserver):
+    """Timed like the recorded answers: a job is queued, then working with `progress`, then
+    completed; PUT /tickets/{id} has its own 100/min limit beside the account's 700."""
+    import requests
+    fake = FakeZendesk.realistic(email=EMAIL, token=TOKEN, latency=0.0,
+                                 job_timing={"create": (0.2, 0.02), "update": (0.0, 0.01), "users": (0.0, 0.01)},
+                                 update_rate_limit=3)
+    httpserver.expect_request(re.compile(".*")).respond_with_handler(fake.handle)
+    base = httpserver.url_for("/api/v2")
+    auth = (f"{EMAIL}/token", TOKEN)
+    job = requests.post(f"{base}/tickets/create_many.json", auth=auth, timeout=5, json={"tickets": [
+        {"subject": "s", "comment": {"body": "b"}, "external_id": f"e{n}"} for n in range(20)]}).json()["job_status"]
+    assert job["status"] == "queued"
+    first = requests.get(f"{base}/job_statuses/{job['id']}.json", auth=auth, timeout=5).json()["job_status"]
+    assert first["status"] == "queued" and not fake.tickets
+    time.sleep(0.35)
+    middle = requests.get(f"{base}/job_statuses/{job['id']}.json", auth=auth, timeout=5).json()["job_status"]
+    assert middle["status"] == "working" and 0 < middle["progress"] < 20
+    time.sleep(0.45)
+    done = requests.get(f"{base}/job_statuses/{job['id']}.json", auth=auth, timeout=5).json()["job_status"]
+    assert done["status"] == "completed" and len(done["results"]) == 20 and len(fake.tickets) == 20
+    ticket_id = min(fake.tickets)
+    answers = [requests.put(f"{base}/tickets/{ticket_id}.json", auth=auth, timeout=5,
+                            json={"ticket": {"comment": {"body": "x", "public": False}}}) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert 0 < int(answers[-1].headers["Retry-After"]) <= 60
+    assert requests.get(f"{base}/tickets/{ticket_id}.json", auth=auth, timeout=5).status_code == 200  # reads still go
