@@ -43,6 +43,10 @@ class Services:
         # Storms follow the pipeline's clock (tests move it), read when called, not now.
         storms = make_storms(settings, store, watch, clock=lambda: pipeline.clock())
         pipeline = Pipeline(store, watch, helpdesk, model=model, storms=storms, confidence=settings.confidence)
+        if store.outbox.can_notify:
+            # PostgreSQL: every ingest that queued something wakes the delivery workers of every
+            # instance (LISTEN/NOTIFY), also when this process runs no worker (`yorisoi poll`).
+            pipeline.on_commit.append(store.outbox.notify_new_work)
         return cls(settings, store, watch, helpdesk, pipeline, make_sources(settings, store, watch))
 
     def reply(self, *, ticket_id: str, agent: str, text: str, dedupe_key: str) -> ReplyOutcome:
@@ -55,8 +59,8 @@ class Services:
             self.store.outbox.release_dead_claims()
             self.worker = DeliveryWorker(self.pipeline, self.settings.delivery_interval)
             # Wake on commit: an ingest in this process (webhook, poller, stream) wakes the
-            # worker at once. Other processes sharing a PostgreSQL database are found by the
-            # short idle poll (YORISOI_DELIVERY_INTERVAL).
+            # worker at once; on PostgreSQL an ingest in another process does too, through
+            # LISTEN/NOTIFY (DeliveryWorker's listener). The idle poll is the safety net.
             self.pipeline.on_commit.append(self.worker.wake)
             self.worker.start()
         return self.worker
@@ -104,7 +108,10 @@ class DeliveryWorker(threading.Thread):
     """Delivers the outbox in the background while the web app serves.
 
     It sleeps until the next retry is due, the idle interval passes, or `wake()` is called by
-    an ingest (the pipeline's on-commit hook), so a post becomes a ticket within a second.
+    an ingest (the pipeline's on-commit hook), so a post becomes a ticket within a second. On
+    PostgreSQL a third thread LISTENs for the NOTIFY another instance's ingest sends
+    (connector/db/outbox.py), so a post stored by `yorisoi poll` on one host wakes the worker
+    of `yorisoi serve` on another at once.
 
     A second thread, the priority lane, delivers only urgent posts one by one: while the
     main thread waits on a bulk job for a storm's 200 echoes, an urgent post still goes out.
@@ -117,10 +124,16 @@ class DeliveryWorker(threading.Thread):
         self._wake = threading.Event()
         self._halt = threading.Event()  # not `_stop`: a method of threading.Thread that join() calls
         self.lane = PriorityLane(pipeline, interval, self._halt)
+        outbox = pipeline.store.outbox
+        self.listener = threading.Thread(target=outbox.listen_for_work, args=(self.wake, self._halt),
+                                         name="yorisoi-delivery-listen", daemon=True) \
+            if getattr(outbox, "can_notify", False) else None
 
     def start(self) -> None:
         super().start()
         self.lane.start()
+        if self.listener is not None:
+            self.listener.start()
 
     def wake(self) -> None:
         self._wake.set()
@@ -133,6 +146,8 @@ class DeliveryWorker(threading.Thread):
         self.join(timeout)
         if self.lane.is_alive():
             self.lane.join(timeout)
+        if self.listener is not None and self.listener.is_alive():
+            self.listener.join(timeout)
 
     def run(self) -> None:
         while not self._halt.is_set():
