@@ -290,8 +290,11 @@ class Pipeline:
         return lambda conn: storms.observe_batch(conn, qualified)
 
     # --- deliver ----------------------------------------------------------------------
-    def deliver(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:
-        """One pass over the due outbox rows. Safe to run in several workers at once."""
+    def deliver(self, limit: int = DELIVERY_BATCH, *, bulk: bool = True) -> DeliveryReport:
+        """One pass over the due outbox rows. Safe to run in several workers at once.
+
+        `bulk=False`: leave bulk jobs to another thread (`deliver_bulk`, the delivery worker's
+        bulk lane) — this pass then also leaves it the new tickets bulk is wanted for."""
         report = DeliveryReport()
         now = self.clock()
         if self._paused(now, report):
@@ -302,13 +305,39 @@ class Pipeline:
             return report
         if self.storms is not None:
             self._deliver_storms(self.storms, report)
-        if supports_bulk(self.helpdesk) and \
-                self.store.outbox.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold:  # type: ignore[attr-defined]
+        bulk_now = self._bulk_wanted(now)
+        if bulk_now and bulk:
             self._deliver_bulk(report)
             if report.stopped:
                 return report
-        self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now), report)
+        # While bulk is wanted and another thread runs it, new tickets wait for it; while the
+        # helpdesk prefers bulk (an endpoint budget nearly spent), they wait for the next bulk
+        # run instead of spending the rest of that budget one by one.
+        skip_fresh = bulk_now and (not bulk or self._prefers_bulk())
+        self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now,
+                                                          skip_fresh_creates=skip_fresh), report)
         return report
+
+    def deliver_bulk(self) -> DeliveryReport:
+        """Only bulk jobs, when wanted (the delivery worker's bulk lane runs it in its own
+        thread, so one-by-one rows and urgent posts never wait for a job)."""
+        report = DeliveryReport()
+        now = self.clock()
+        if not self._paused(now, report) and self._bulk_wanted(now):
+            self._deliver_bulk(report)
+        return report
+
+    def _prefers_bulk(self) -> bool:
+        prefers = getattr(self.helpdesk, "prefers_bulk", None)
+        return bool(prefers()) if callable(prefers) else False
+
+    def _bulk_wanted(self, now: datetime) -> bool:
+        """New tickets go through bulk jobs: the backlog reached the helpdesk's threshold, or
+        the helpdesk prefers bulk now (Zendesk: its Update Ticket budget is nearly spent)."""
+        if not supports_bulk(self.helpdesk):
+            return False
+        return self._prefers_bulk() or \
+            self.store.outbox.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold  # type: ignore[attr-defined]
 
     def deliver_priority(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:
         """Only the priority lane (urgent posts), one by one. The delivery worker runs it
@@ -491,8 +520,11 @@ class Pipeline:
             return new
 
         def more() -> list[TicketDraft]:
-            if time.monotonic() > session_ends or self._paused(self.clock(), DeliveryReport()):
-                return []  # let the worker's other duties (retries, comments, storms) have a turn
+            now = self.clock()
+            if time.monotonic() > session_ends or self._paused(now, DeliveryReport()) or not self._bulk_wanted(now):
+                # Let the worker's other duties (retries, comments, storms) have a turn; and
+                # once bulk is no longer wanted, new posts go one by one again (faster alone).
+                return []
             return claim(helpdesk.bulk_max_drafts)
 
         def record(index: int, outcome: TicketRef | HelpdeskError) -> None:

@@ -15,6 +15,7 @@ from connector.analysis.model import ModelError, SentimentModel
 from connector.config import ConfigError, Settings
 from connector.db import Store
 from connector.helpdesks import Helpdesk, make_helpdesk
+from connector.helpdesks.base import supports_bulk
 from connector.pipeline import Pipeline
 from connector.replies import ReplyOutcome, send_reply
 from connector.sources import Source, make_sources
@@ -113,8 +114,10 @@ class DeliveryWorker(threading.Thread):
     (connector/db/outbox.py), so a post stored by `yorisoi poll` on one host wakes the worker
     of `yorisoi serve` on another at once.
 
-    A second thread, the priority lane, delivers only urgent posts one by one: while the
-    main thread waits on a bulk job for a storm's 200 echoes, an urgent post still goes out.
+    A second thread, the priority lane, delivers only urgent posts one by one: while a bulk
+    job for a storm's 200 echoes runs, an urgent post still goes out. A third, the bulk lane
+    (helpdesks with bulk jobs), runs those jobs, so the main thread's one-by-one work (retries,
+    follow-up comments) does not wait for them either.
     """
 
     def __init__(self, pipeline: Pipeline, interval: float) -> None:
@@ -124,6 +127,9 @@ class DeliveryWorker(threading.Thread):
         self._wake = threading.Event()
         self._halt = threading.Event()  # not `_stop`: a method of threading.Thread that join() calls
         self.lane = PriorityLane(pipeline, interval, self._halt)
+        # Bulk jobs in a thread of their own: a job runs for seconds in the helpdesk, and
+        # follow-up comments, retries and (at a low rate) new tickets go one by one meanwhile.
+        self.bulk = BulkLane(pipeline, interval, self._halt) if supports_bulk(pipeline.helpdesk) else None
         outbox = pipeline.store.outbox
         self.listener = threading.Thread(target=outbox.listen_for_work, args=(self.wake, self._halt),
                                          name="yorisoi-delivery-listen", daemon=True) \
@@ -132,20 +138,25 @@ class DeliveryWorker(threading.Thread):
     def start(self) -> None:
         super().start()
         self.lane.start()
+        if self.bulk is not None:
+            self.bulk.start()
         if self.listener is not None:
             self.listener.start()
 
     def wake(self) -> None:
         self._wake.set()
         self.lane.wake()
+        if self.bulk is not None:
+            self.bulk.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._halt.set()
-        self._wake.set()
-        self.lane.wake()
+        self.wake()
         self.join(timeout)
         if self.lane.is_alive():
             self.lane.join(timeout)
+        if self.bulk is not None and self.bulk.is_alive():
+            self.bulk.join(timeout)
         if self.listener is not None and self.listener.is_alive():
             self.listener.join(timeout)
 
@@ -153,7 +164,7 @@ class DeliveryWorker(threading.Thread):
         while not self._halt.is_set():
             self._wake.clear()
             try:
-                report = self.pipeline.deliver()
+                report = self.pipeline.deliver(bulk=self.bulk is None)
                 if report.created or report.commented:
                     continue  # more may be waiting
                 due_in = self.pipeline.seconds_until_due()
@@ -162,6 +173,32 @@ class DeliveryWorker(threading.Thread):
                 log.exception("delivery pass failed; retrying in %.0f s", self.interval)
                 wait = self.interval
             self._wake.wait(wait)
+
+
+class BulkLane(threading.Thread):
+    """The delivery worker's third thread: the helpdesk's bulk jobs, when the backlog (or the
+    helpdesk's own budget) calls for them (Pipeline.deliver_bulk)."""
+
+    def __init__(self, pipeline: Pipeline, interval: float, stop: threading.Event) -> None:
+        super().__init__(name="yorisoi-delivery-bulk", daemon=True)
+        self.pipeline = pipeline
+        self.interval = interval
+        self._halt = stop  # not `_stop`: threading.Thread has a method of that name
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self._wake.clear()
+            try:
+                report = self.pipeline.deliver_bulk()
+                if report.created and not report.stopped:
+                    continue
+            except Exception:  # never let a bad pass end the lane
+                log.exception("bulk delivery pass failed")
+            self._wake.wait(self.interval)
 
 
 class PriorityLane(threading.Thread):

@@ -560,3 +560,40 @@ def test_the_realistic_fake_runs_jobs_over_time_and_limits_ticket_updates(httpse
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert 0 < int(answers[-1].headers["Retry-After"]) <= 60
     assert requests.get(f"{base}/tickets/{ticket_id}.json", auth=auth, timeout=5).status_code == 200  # reads still go
+
+
+def test_new_tickets_go_to_bulk_jobs_while_the_update_ticket_budget_is_nearly_spent(zsvc, fake):
+    """Each ticket made one by one spends an Update Ticket call on its note (100/min per
+    account): near that limit, new tickets go through jobs (update_many is not counted),
+    whatever the backlog; once the minute's calls age out, one by one again."""
+    from connector.helpdesks.zendesk.client import UPDATE_TICKET_LIMIT, UPDATE_TICKET_RESERVE
+    session = zsvc.helpdesk.session
+    fake.job_polls_before_done = 0
+    now = time.monotonic()
+    session._updates.extend([now] * (UPDATE_TICKET_LIMIT - UPDATE_TICKET_RESERVE))
+    assert zsvc.helpdesk.prefers_bulk()
+    ingest(zsvc, *[post_dict(id=f"6{n:03d}", author={"id": f"b{n}"}) for n in range(3)])
+    zsvc.pipeline.clock.advance(30)  # the test clock stands still; the rows are due
+    report = zsvc.pipeline.deliver()
+    assert report.created == 3 and not report.errors
+    # So few: the tickets are opened one call each (fast), only their notes go in a job.
+    assert len(fake.calls("POST", r"^/api/v2/tickets$")) == 3 and not fake.calls("POST", "create_many")
+    assert not fake.calls("PUT", r"^/api/v2/tickets/\d+$") and len(fake.calls("PUT", "update_many")) == 1
+    for ticket in fake.tickets.values():
+        assert [c["public"] for c in fake.comments[ticket["id"]]] == [True, False]  # the post, then its note
+    assert session.updates_last_minute() == UPDATE_TICKET_LIMIT - UPDATE_TICKET_RESERVE  # none spent
+    fake_before = len(fake.tickets)
+    ingest(zsvc, *[post_dict(id=f"7{n:03d}", author={"id": f"c{n}"}) for n in range(12)])
+    zsvc.pipeline.clock.advance(30)
+    assert zsvc.pipeline.deliver().created == 12
+    assert len(fake.tickets) == fake_before + 12 and len(fake.calls("POST", "create_many")) >= 1  # more: jobs
+    session._updates.clear()
+    session._updates.extend([now - 61] * 95)  # more than a minute ago: spent budget is back
+    assert not zsvc.helpdesk.prefers_bulk() and session.updates_last_minute() == 0
+    ingest(zsvc, post_dict(id="6999", author={"id": "b9"}))
+    zsvc.pipeline.clock.advance(30)
+    opened = len(fake.calls("POST", r"^/api/v2/tickets$"))
+    assert zsvc.pipeline.deliver().created == 1
+    assert len(fake.calls("POST", r"^/api/v2/tickets$")) == opened + 1
+    assert len(fake.calls("PUT", r"^/api/v2/tickets/\d+$")) == 1
+    assert session.updates_last_minute() == 1  # the note's call is counted

@@ -67,7 +67,8 @@ class OutboxRepository:
     def claim_due(self, limit: int, lease: timedelta, worker: str | None = None,
                   now: datetime | None = None, *, kind: str | None = None,
                   fresh_only: bool = False, priorities: Sequence[str] | None = None,
-                  skip_priorities: Sequence[str] | None = None) -> list[OutboxItem]:
+                  skip_priorities: Sequence[str] | None = None,
+                  skip_fresh_creates: bool = False) -> list[OutboxItem]:
         """Claim up to `limit` due rows for this worker, oldest first.
 
         A row is due when pending and its retry time has come, or when it is still `sending`
@@ -75,11 +76,14 @@ class OutboxRepository:
         only one worker can win, so two workers never deliver the same row at once.
         `kind` and `fresh_only` (never attempted) narrow the rows, for bulk delivery;
         `priorities` keeps only rows whose post has one of these priorities (the priority
-        lane), `skip_priorities` leaves those out (bulk jobs never take an urgent post).
+        lane), `skip_priorities` leaves those out (bulk jobs never take an urgent post);
+        `skip_fresh_creates` leaves never-attempted creates to the next bulk run.
         """
         now = now or utcnow()
         worker = worker or worker_id()
         due = self._due(now, kind, fresh_only, priorities, skip_priorities)
+        if skip_fresh_creates:
+            due = due & ~((outbox.c.kind == "create") & (outbox.c.attempts == 0))
         candidates = select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
         values = dict(status="sending", attempts=outbox.c.attempts + 1, claimed_by=worker,
                       lease_until=now + lease, updated_at=now)

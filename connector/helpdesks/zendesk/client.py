@@ -33,6 +33,7 @@ import logging
 import re
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -74,6 +75,17 @@ T = TypeVar("T")
 #: (support.zendesk.com/hc/en-us/articles/8050017386522).
 JOB_BATCH = 100
 MAX_JOBS_IN_FLIGHT = 30
+#: The Update Ticket endpoint's own limit (`PUT /api/v2/tickets/{id}`), beside the account's:
+#: 100 requests per minute per account (300 with the High Volume add-on)
+#: (https://developer.zendesk.com/api-reference/introduction/rate-limits/#endpoint-rate-limits;
+#: support.zendesk.com/hc/en-us/articles/8638126078234). Every ticket made one by one needs one
+#: (its analysis note), so past ~1.7 new tickets a second notes must go through update_many
+#: jobs, which this limit does not count: the helpdesk then `prefers_bulk`.
+UPDATE_TICKET_LIMIT = 100
+#: Updates of that budget kept for follow-up comments, storm counts and urgent posts (which
+#: always go one by one) when new tickets switch to bulk jobs.
+UPDATE_TICKET_RESERVE = 20
+_UPDATE_TICKET_PATH = re.compile(r"/api/v2/tickets/\d+(\.json)?$")
 #: Fields the admin may map in ZENDESK_FIELDS: the analysis labels and the post's link.
 MAPPABLE_FIELDS = (*ANALYSIS_LABELS, "post_url")
 #: Audit metadata key that marks a comment we added (see module docstring, step 3).
@@ -220,6 +232,7 @@ class ZendeskSession(DeadlineSession):
         self.limit: int | None = None
         self.remaining: int | None = None
         self.resume_at: float | None = None  # monotonic time until which we hold back
+        self._updates: deque[float] = deque()  # when each Update Ticket call of the last minute went out
 
     @contextmanager
     def extra_headers(self, headers: Mapping[str, str]) -> Iterator[None]:
@@ -234,6 +247,9 @@ class ZendeskSession(DeadlineSession):
         with self._lock:
             if self.resume_at is not None and self.clock() < self.resume_at:
                 raise _RateLimited(self.resume_at - self.clock(), refused=False)
+        if method.upper() == "PUT" and _UPDATE_TICKET_PATH.search(urlsplit(url).path):
+            with self._lock:
+                self._updates.append(self.clock())
         extra = getattr(self._local, "headers", None)
         if extra:
             kwargs["headers"] = {**(kwargs.get("headers") or {}), **extra}
@@ -242,6 +258,15 @@ class ZendeskSession(DeadlineSession):
         if response.status_code == 429:
             raise _RateLimited(_retry_after(response.headers.get("Retry-After")), refused=True)
         return response
+
+    def updates_last_minute(self) -> int:
+        """Update Ticket calls sent in the last 60 s. A sliding minute: staying under the limit
+        in every sliding minute stays under it in whatever window Zendesk counts."""
+        with self._lock:
+            horizon = self.clock() - 60.0
+            while self._updates and self._updates[0] < horizon:
+                self._updates.popleft()
+            return len(self._updates)
 
     def _observe(self, response: requests.Response) -> None:
         limit = _header_int(response.headers, "X-Rate-Limit")
@@ -387,6 +412,14 @@ class ZendeskHelpdesk:
         except Exception as exc:
             raise translate_error(exc, what) from exc
 
+    def prefers_bulk(self) -> bool:
+        """New tickets should go through bulk jobs now, whatever the backlog: one by one, each
+        needs an Update Ticket call for its note, and that endpoint's budget is nearly spent
+        (UPDATE_TICKET_LIMIT). Without this, 2 posts/s all day (120 notes a minute) met a 429
+        every minute and paused all delivery until the minute's end."""
+        return self.bulk_threshold > 0 and \
+            self.session.updates_last_minute() >= UPDATE_TICKET_LIMIT - UPDATE_TICKET_RESERVE
+
     def ticket_url(self, ticket_id: Any) -> str:
         return f"{self.config.base_url}/agent/tickets/{ticket_id}"
 
@@ -457,14 +490,18 @@ class ZendeskHelpdesk:
             ticket.custom_fields = custom_fields
         return ticket
 
-    def create_ticket(self, draft: TicketDraft) -> TicketRef:
+    def open_ticket(self, draft: TicketDraft) -> TicketRef:
+        """The ticket alone (its requester found or made first), without the analysis note."""
         requester_id = self.requester_id(draft.requester)
         ticket = self.ticket_payload(draft, requester_id)
         # Idempotency-Key: a re-sent create within Zendesk's key lifetime returns the first
         # ticket instead of a second (…/ticketing/introduction/#idempotency).
         with self.session.extra_headers({"Idempotency-Key": idempotency_key(draft.external_id)}):
             audit = self._call(f"ticket {draft.external_id}", lambda: self.client.tickets.create(ticket))
-        ref = self._ref(audit.ticket.id)
+        return self._ref(audit.ticket.id)
+
+    def create_ticket(self, draft: TicketDraft) -> TicketRef:
+        ref = self.open_ticket(draft)
         try:
             self.add_comment(ref, draft.note_comment())
         except HelpdeskError as exc:
@@ -722,6 +759,11 @@ class ZendeskHelpdesk:
 #: BULK_SPREAD_JOBS-th of the backlog, at least MIN_JOB_BATCH, run side by side instead.
 MIN_JOB_BATCH = 10
 BULK_SPREAD_JOBS = MAX_JOBS_IN_FLIGHT // 3
+#: A batch this small (the helpdesk `prefers_bulk` at a steady few posts a second, not a storm)
+#: opens its tickets one by one — `POST /api/v2/tickets` answers in a fraction of a second where
+#: a create_many job starts after ~4 s — and only its notes go through an update_many job,
+#: which the Update Ticket limit does not count. Each ticket still carries its Idempotency-Key.
+DIRECT_BATCH_MAX = 4
 #: Job status polling: the first look FIRST_POLL_SECONDS after a submission (a small job may
 #: be done by then), then each quiet poll waits POLL_BACKOFF times longer, up to the
 #: helpdesk's `poll_interval`; a job's own `progress` / `total` shortens the wait to its
@@ -744,6 +786,7 @@ class _Batch:
     created: dict[int, int] = field(default_factory=dict)  # index → ticket id, note job next / running
     job_id: str | None = None
     submitted_at: float = 0.0
+    direct: bool = False  # tickets opened one by one, only the notes in a job (DIRECT_BATCH_MAX)
 
 
 class _BulkRun:
@@ -794,6 +837,10 @@ class _BulkRun:
         size = max(MIN_JOB_BATCH, min(JOB_BATCH, -(-len(indices) // BULK_SPREAD_JOBS)))
         for offset in range(0, len(indices), size):
             batch = _Batch(self, indices[offset:offset + size])
+            if len(indices) <= DIRECT_BATCH_MAX and self._budget_to_spare():
+                batch.direct, batch.stage, batch.waiting = True, "tickets", list(batch.indices)
+                self.batches.append(batch)
+                continue
             known = self.helpdesk._user_ids
             wanted: dict[str, Requester] = {}
             for i in batch.indices:
@@ -808,6 +855,12 @@ class _BulkRun:
                 batch.stage = "tickets"
             self.batches.append(batch)
 
+    def _budget_to_spare(self) -> bool:
+        """More than half of the account's per-minute requests left (or not known yet): a few
+        tickets may be opened one call each without crowding out a storm's jobs."""
+        session = self.helpdesk.session
+        return session.limit is None or session.remaining is None or session.remaining > session.limit / 2
+
     def _ready(self, batch: _Batch) -> bool:
         if batch.job_id is not None or batch.stage == "done":
             return False
@@ -815,6 +868,24 @@ class _BulkRun:
             # Its requesters must exist; those another batch creates may still be in its job.
             return not any(self.drafts[i].requester.external_id in self.pending_users for i in batch.waiting)
         return True
+
+    def _open_directly(self, batch: _Batch) -> None:
+        """A small batch's tickets, one call each; its notes then go in one update_many job."""
+        while batch.waiting and self.stopped is None:
+            i = batch.waiting[0]
+            try:
+                ref = self.helpdesk.open_ticket(self.drafts[i])
+            except HelpdeskError as exc:
+                if exc.status == 429 or exc.retry_after is not None or exc.stop_delivery:
+                    self.stopped = exc  # refused before it ran: this one and the rest stay unsent
+                    break
+                batch.waiting.pop(0)
+                self._done(i, exc)  # unknown or refused: the outbox looks it up before any resend
+                continue
+            batch.waiting.pop(0)
+            batch.created[i] = int(ref.ticket_id)
+        if not batch.waiting:
+            batch.stage = "notes" if batch.created else "done"
 
     def _submit_ready(self) -> None:
         order = sorted((b for b in self.batches if self._ready(b)),
@@ -824,6 +895,10 @@ class _BulkRun:
                 return
             if self.stopped is not None:
                 return
+            if batch.direct and batch.stage == "tickets":
+                self._open_directly(batch)
+                if batch.stage != "notes" or len(self.in_flight) >= MAX_JOBS_IN_FLIGHT or self.stopped is not None:
+                    continue
             if batch.stage == "tickets":
                 unknown = [i for i in batch.waiting if self.drafts[i].requester.external_id in self.failed_users
                            or self.drafts[i].requester.external_id not in self.helpdesk._user_ids]
@@ -943,11 +1018,9 @@ class _BulkRun:
         whose note job never ran are retryable errors (the ticket exists; the retry finds it
         and adds the note exactly once)."""
         for batch in self.batches:
-            if batch.stage == "users":
+            if batch.stage in ("users", "tickets"):
                 self._unsent(batch.waiting)
-            elif batch.stage == "tickets":
-                self._unsent(batch.waiting)
-            elif batch.stage == "notes":
+            if batch.stage != "done":  # tickets that exist (a direct batch stopped midway, or notes never sent)
                 for i in sorted(batch.created):
                     self._done(i, HelpdeskError(f"ticket #{batch.created[i]} was created but its analysis note "
                                                 "is not confirmed", retryable=True))
