@@ -94,8 +94,11 @@ class Serve:
         env.pop("YORISOI_DATABASE", None)
         if bulk_threshold is not None:
             env["ZENDESK_BULK_THRESHOLD"] = str(bulk_threshold)
+        # The connector's log goes to a file (a pipe nobody reads would block it once full).
+        self.log_path = Path(self.tmp.name) / "serve.log"
+        self.log_file = open(self.log_path, "w", encoding="utf-8")
         self.process = subprocess.Popen([sys.executable, "-m", "connector.cli", "serve"], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                        stdout=subprocess.DEVNULL, stderr=self.log_file, text=True)
         self.session = requests.Session()
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -126,12 +129,17 @@ class Serve:
                                                                      ticket.get("priority") or ""))
             return found
 
+    def warnings(self) -> list[str]:
+        lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return [line[:300] for line in lines if " WARNING " in line or " ERROR " in line]
+
     def close(self) -> None:
         self.process.terminate()
         try:
             self.process.wait(20)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        self.log_file.close()
         self.server.stop()
         self.tmp.cleanup()
 
@@ -183,6 +191,7 @@ def replay(args: argparse.Namespace, storm: bool) -> dict:
             "zendesk_requests": len(serve.fake.log), "zendesk_429": serve.fake.refused_429,
             "zendesk_jobs": len(serve.fake.jobs), "max_jobs_in_flight": serve.fake.max_jobs_in_flight_seen,
             "one_by_one_creates": len(serve.fake.calls("POST", r"^/api/v2/tickets$")),
+            "connector_warnings": len(serve.warnings()), "last_warnings": serve.warnings()[-3:],
             **machine(),
         }
         if storm:

@@ -757,8 +757,12 @@ class ZendeskHelpdesk:
 #: at 16 s; users and update_many of 100 about 10 s — facetoe/zenpy's betamax cassettes, see
 #: tests/fakes/zendesk.py), so three stages of 100 take half a minute. Batches of
 #: BULK_SPREAD_JOBS-th of the backlog, at least MIN_JOB_BATCH, run side by side instead.
-MIN_JOB_BATCH = 10
+MIN_JOB_BATCH = 20
 BULK_SPREAD_JOBS = MAX_JOBS_IN_FLIGHT // 3
+#: Drafts arriving while a run goes on are taken at most this often, so they come in batches
+#: worth a job (a storm of 20 posts/s: ~20 a batch) rather than one job per handful — with
+#: ~10 s per batch in flight, batches of 10 fill the 30 job slots and the run falls behind.
+FEED_SECONDS = 1.0
 #: A batch this small (the helpdesk `prefers_bulk` at a steady few posts a second, not a storm)
 #: opens its tickets one by one — `POST /api/v2/tickets` answers in a fraction of a second where
 #: a create_many job starts after ~4 s — and only its notes go through an update_many job,
@@ -813,6 +817,7 @@ class _BulkRun:
         self.failed_users: set[str] = set()
         self.stopped: HelpdeskError | None = None
         self.delay = min(FIRST_POLL_SECONDS, helpdesk.poll_interval)
+        self.fed_at = time.monotonic()
         self._add(drafts)
 
     # --- outcomes ---------------------------------------------------------------------
@@ -922,10 +927,11 @@ class _BulkRun:
 
     def _feed(self) -> None:
         """Take further drafts while a job slot is free and nothing stopped us."""
-        if self.more is None or self.stopped is not None:
+        if self.more is None or self.stopped is not None or time.monotonic() - self.fed_at < FEED_SECONDS:
             return
         if len(self.in_flight) >= MAX_JOBS_IN_FLIGHT or any(self._ready(b) for b in self.batches):
             return
+        self.fed_at = time.monotonic()
         self._add(self.more())
 
     # --- the loop ---------------------------------------------------------------------
