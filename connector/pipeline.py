@@ -519,7 +519,17 @@ class Pipeline:
             drafts.extend(new)
             return new
 
+        created: list[tuple[OutboxItem, TicketRef, str, str, str, Sequence[str]]] = []
+
+        def flush() -> None:
+            """Record the tickets made since the last flush in one transaction (a row whose
+            record is lost in a crash is looked up after its lease: it is never sent twice)."""
+            self.store.outbox.mark_created_many(created)
+            report.created += len(created)
+            created.clear()
+
         def more() -> list[TicketDraft]:
+            flush()
             now = self.clock()
             if time.monotonic() > session_ends or self._paused(now, DeliveryReport()) or not self._bulk_wanted(now):
                 # Let the worker's other duties (retries, comments, storms) have a turn; and
@@ -535,9 +545,9 @@ class Pipeline:
             if isinstance(outcome, HelpdeskError):
                 self._record_helpdesk_error(item, outcome, report)
             else:
-                self.store.outbox.mark_created(item, outcome, external_id=draft.external_id, subject=draft.subject,
-                                               priority=draft.priority, tags=draft.tags)
-                report.created += 1
+                created.append((item, outcome, draft.external_id, draft.subject, draft.priority, draft.tags))
+                if len(created) >= 100:
+                    flush()
 
         first = claim(helpdesk.bulk_max_drafts)
         if not first:
@@ -550,6 +560,7 @@ class Pipeline:
             record(index, ref)
         for index, error in result.errors.items():
             record(index, error)
+        flush()
         # Never sent (refused before it ran): hand back untouched, attempt refunded.
         self.store.outbox.release_claims([items[i].id for i in result.unsent if i not in recorded])
         if result.stopped is not None:

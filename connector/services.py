@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
@@ -23,6 +24,17 @@ from connector.storms import Storms, StormSettings
 from connector.watch import WatchConfig, load_watch
 
 log = logging.getLogger(__name__)
+
+#: Shortest time between two passes of a delivery thread, however often it is woken: in a
+#: storm every ingest (20 a second) wakes every thread, and a pass is several queries; woken
+#: sooner, a thread waits out the rest, so the wake-ups of a burst are one pass.
+MIN_PASS_SECONDS = 0.25
+
+
+def _pause_between_passes(started: float, halt: threading.Event) -> None:
+    spare = MIN_PASS_SECONDS - (time.monotonic() - started)
+    if spare > 0:
+        halt.wait(spare)
 
 
 @dataclass
@@ -162,6 +174,7 @@ class DeliveryWorker(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.is_set():
+            started = time.monotonic()
             self._wake.clear()
             try:
                 report = self.pipeline.deliver(bulk=self.bulk is None)
@@ -173,6 +186,7 @@ class DeliveryWorker(threading.Thread):
                 log.exception("delivery pass failed; retrying in %.0f s", self.interval)
                 wait = self.interval
             self._wake.wait(wait)
+            _pause_between_passes(started, self._halt)
 
 
 class BulkLane(threading.Thread):
@@ -191,6 +205,7 @@ class BulkLane(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.is_set():
+            started = time.monotonic()
             self._wake.clear()
             try:
                 report = self.pipeline.deliver_bulk()
@@ -199,6 +214,7 @@ class BulkLane(threading.Thread):
             except Exception:  # never let a bad pass end the lane
                 log.exception("bulk delivery pass failed")
             self._wake.wait(self.interval)
+            _pause_between_passes(started, self._halt)
 
 
 class PriorityLane(threading.Thread):
@@ -216,6 +232,7 @@ class PriorityLane(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.is_set():
+            started = time.monotonic()
             self._wake.clear()
             try:
                 report = self.pipeline.deliver_priority()
@@ -224,3 +241,4 @@ class PriorityLane(threading.Thread):
             except Exception:  # never let a bad pass end the lane
                 log.exception("priority delivery pass failed")
             self._wake.wait(self.interval)
+            _pause_between_passes(started, self._halt)

@@ -477,7 +477,7 @@ def test_replay_twice_creates_exactly_one_ticket_per_post(tmp_path, env, zd_env,
 def test_bulk_stages_of_different_batches_are_in_flight_at_once(fake, zd_env):
     """A batch's tickets job goes out as soon as ITS requesters exist, while other batches'
     users jobs still run; notes likewise: the stages overlap, never more than 30 jobs."""
-    fake.job_timing = {"users": (0.0, 0.004), "create": (0.0, 0.004), "update": (0.0, 0.004)}
+    fake.job_timing = {"users": (0.0, 0.02), "create": (0.0, 0.004), "update": (0.0, 0.004)}
     seen: list[set[str]] = []
     submit = fake._job
 
@@ -489,7 +489,10 @@ def test_bulk_stages_of_different_batches_are_in_flight_at_once(fake, zd_env):
         return submit(request, kind, items)
     fake._job = watching
     helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.05)
-    drafts = [_draft(n, requester=f"yorisoi:x:s{n}") for n in range(300)]
+    # Batches of 30; batch b has b + 1 requesters of its own, so its users job takes longer
+    # than the one before: the early batches reach their next stages while later ones still
+    # make users.
+    drafts = [_draft(n, requester=f"yorisoi:x:s{n // 30}-{n % (n // 30 + 1)}") for n in range(300)]
     result = helpdesk.create_tickets_many(drafts)
     assert len(result.refs) == 300 and not result.errors and not result.unsent
     assert any({"users", "create"} <= kinds for kinds in seen)

@@ -279,6 +279,25 @@ class OutboxRepository:
             record_ticket_facts(conn, item.post_key, now)
             return self._finish(conn, item, now)
 
+    def mark_created_many(self, created: Sequence[tuple[OutboxItem, TicketRef, str, str, str, Sequence[str]]]) -> int:
+        """`mark_created` for many rows in ONE transaction (a bulk job's tickets): each entry is
+        (item, ref, external_id, subject, priority, tags). Returns how many rows were still
+        this worker's."""
+        if not created:
+            return 0
+        now = utcnow()
+        finished = 0
+        with self.engine.begin() as conn:
+            for item, ref, external_id, subject, priority, tags in created:
+                conn.execute(dialect_insert(conn, tickets).values(
+                    post_key=item.post_key, helpdesk=ref.helpdesk, ticket_id=ref.ticket_id, url=ref.url,
+                    external_id=external_id, subject=subject, priority=priority, tags=list(tags),
+                    created_at=now,
+                ).on_conflict_do_nothing(index_elements=["post_key"]))
+                record_ticket_facts(conn, item.post_key, now)
+                finished += self._finish(conn, item, now)
+        return finished
+
     def mark_commented(self, item: OutboxItem) -> bool:
         with self.engine.begin() as conn:
             return self._finish(conn, item, utcnow())
