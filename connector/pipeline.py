@@ -21,7 +21,14 @@ from connector.analysis import DEFAULT_CONFIDENCE, LabelModel, SentimentModel, a
 from connector.db import Conflict, utcnow, worker_id
 from connector.db.outbox import BULK_CLAIM_SUFFIX, OutboxItem
 from connector.db.posts import PostRecord
-from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketClosed, TicketDraft, supports_bulk
+from connector.helpdesks.base import (
+    Helpdesk,
+    HelpdeskError,
+    TicketClosed,
+    TicketDraft,
+    streams_bulk,
+    supports_bulk,
+)
 from connector.helpdesks.deadline import within
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.ports import PipelineStorage
@@ -51,6 +58,9 @@ DELIVERY_BATCH = 10
 #: never inside a bulk job, so an urgent post does not wait behind a storm's echoes. Only
 #: `urgent`: a storm's complaints are mostly `high`, and those are what bulk jobs are for.
 PRIORITY_LANE = ("urgent",)
+#: How long one streaming bulk run keeps taking newly due rows into its jobs before it lets the
+#: worker's pass go on (retries, follow-up comments, storm tickets); then a new run starts.
+BULK_SESSION_SECONDS = 30.0
 #: Posts stored per transaction by `ingest_lines` (replay files, the demo feed).
 INGEST_BATCH = 200
 
@@ -339,8 +349,11 @@ class Pipeline:
         return group
 
     # --- deliver ----------------------------------------------------------------------
-    def deliver(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:
-        """One pass over the due outbox rows. Safe to run in several workers at once."""
+    def deliver(self, limit: int = DELIVERY_BATCH, *, bulk: bool = True) -> DeliveryReport:
+        """One pass over the due outbox rows. Safe to run in several workers at once.
+
+        `bulk=False`: leave bulk jobs to another thread (`deliver_bulk`, the delivery worker's
+        bulk lane) — this pass then also leaves it the new tickets bulk is wanted for."""
         report = DeliveryReport()
         now = self.clock()
         if self._paused(now, report):
@@ -351,13 +364,39 @@ class Pipeline:
             return report
         if self.storms is not None:
             self._deliver_storms(self.storms, report)
-        if supports_bulk(self.helpdesk) and \
-                self.store.outbox.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold:  # type: ignore[attr-defined]
+        bulk_now = self._bulk_wanted(now)
+        if bulk_now and bulk:
             self._deliver_bulk(report)
             if report.stopped:
                 return report
-        self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now), report)
+        # While bulk is wanted and another thread runs it, new tickets wait for it; while the
+        # helpdesk prefers bulk (an endpoint budget nearly spent), they wait for the next bulk
+        # run instead of spending the rest of that budget one by one.
+        skip_fresh = bulk_now and (not bulk or self._prefers_bulk())
+        self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now,
+                                                          skip_fresh_creates=skip_fresh), report)
         return report
+
+    def deliver_bulk(self) -> DeliveryReport:
+        """Only bulk jobs, when wanted (the delivery worker's bulk lane runs it in its own
+        thread, so one-by-one rows and urgent posts never wait for a job)."""
+        report = DeliveryReport()
+        now = self.clock()
+        if not self._paused(now, report) and self._bulk_wanted(now):
+            self._deliver_bulk(report)
+        return report
+
+    def _prefers_bulk(self) -> bool:
+        prefers = getattr(self.helpdesk, "prefers_bulk", None)
+        return bool(prefers()) if callable(prefers) else False
+
+    def _bulk_wanted(self, now: datetime) -> bool:
+        """New tickets go through bulk jobs: the backlog reached the helpdesk's threshold, or
+        the helpdesk prefers bulk now (Zendesk: its Update Ticket budget is nearly spent)."""
+        if not supports_bulk(self.helpdesk):
+            return False
+        return self._prefers_bulk() or \
+            self.store.outbox.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold  # type: ignore[attr-defined]
 
     def deliver_priority(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:
         """Only the priority lane (urgent posts), one by one. The delivery worker runs it
@@ -507,37 +546,82 @@ class Pipeline:
         with a lease as long as a bulk job may run (BULK_LEASE) and a claim that a restart
         does not hand back early; a row whose outcome stays unknown is retried no sooner than
         that horizon and then, having attempts > 1, goes the one-by-one way: lookup first.
+
+        A helpdesk that streams (`more` / `on_result`, Zendesk) is fed rows that become due
+        while its jobs run, for up to BULK_SESSION_SECONDS, and each row is recorded as soon
+        as its own jobs end — so a storm's posts do not wait for the whole backlog's last job.
         """
         helpdesk: Any = self.helpdesk
-        now = self.clock()
-        claimed = self.store.outbox.claim_due(helpdesk.bulk_max_drafts, BULK_LEASE, worker=worker_id() + BULK_CLAIM_SUFFIX,
-                                       now=now, kind="create", fresh_only=True, skip_priorities=PRIORITY_LANE)
-        drafts: list[TicketDraft] = []
         items: list[OutboxItem] = []
-        for item in claimed:
-            loaded = self.store.posts.load_post(item.post_key)
-            if loaded is None:
-                self.store.outbox.mark_failed(item, "post is missing from the store")
-                report.failed += 1
-                continue
-            post, decision, analysis = loaded
-            if analysis is None:
-                analysis = analyse(post, self.watch.priority, now=self.clock(), confidence=self.confidence)
-            draft = ticket_draft(post, decision, analysis)
-            drafts.append(self.storms.shape(item.post_key, draft) if self.storms is not None else draft)
-            items.append(item)
-        if not drafts:
+        drafts: list[TicketDraft] = []
+        recorded: set[int] = set()
+        session_ends = time.monotonic() + BULK_SESSION_SECONDS
+
+        def claim(limit: int) -> list[TicketDraft]:
+            now = self.clock()
+            claimed = self.store.outbox.claim_due(limit, BULK_LEASE, worker=worker_id() + BULK_CLAIM_SUFFIX,
+                                                  now=now, kind="create", fresh_only=True,
+                                                  skip_priorities=PRIORITY_LANE)
+            new: list[TicketDraft] = []
+            for item in claimed:
+                loaded = self.store.posts.load_post(item.post_key)
+                if loaded is None:
+                    self.store.outbox.mark_failed(item, "post is missing from the store")
+                    report.failed += 1
+                    continue
+                post, decision, analysis = loaded
+                if analysis is None:
+                    analysis = analyse(post, self.watch.priority, now=self.clock(), confidence=self.confidence)
+                draft = ticket_draft(post, decision, analysis)
+                new.append(self.storms.shape(item.post_key, draft) if self.storms is not None else draft)
+                items.append(item)
+            drafts.extend(new)
+            return new
+
+        created: list[tuple[OutboxItem, TicketRef, str, str, str, Sequence[str]]] = []
+
+        def flush() -> None:
+            """Record the tickets made since the last flush in one transaction (a row whose
+            record is lost in a crash is looked up after its lease: it is never sent twice)."""
+            self.store.outbox.mark_created_many(created)
+            report.created += len(created)
+            created.clear()
+
+        def more() -> list[TicketDraft]:
+            flush()
+            now = self.clock()
+            if time.monotonic() > session_ends or self._paused(now, DeliveryReport()) or not self._bulk_wanted(now):
+                # Let the worker's other duties (retries, comments, storms) have a turn; and
+                # once bulk is no longer wanted, new posts go one by one again (faster alone).
+                return []
+            return claim(helpdesk.bulk_max_drafts)
+
+        def record(index: int, outcome: TicketRef | HelpdeskError) -> None:
+            if index in recorded:
+                return
+            recorded.add(index)
+            item, draft = items[index], drafts[index]
+            if isinstance(outcome, HelpdeskError):
+                self._record_helpdesk_error(item, outcome, report)
+            else:
+                created.append((item, outcome, draft.external_id, draft.subject, draft.priority, draft.tags))
+                if len(created) >= 100:
+                    flush()
+
+        first = claim(helpdesk.bulk_max_drafts)
+        if not first:
             return
-        result = helpdesk.create_tickets_many(drafts)
-        for index, (item, draft) in enumerate(zip(items, drafts)):
-            if index in result.refs:
-                self.store.outbox.mark_created(item, result.refs[index], external_id=draft.external_id,
-                                        subject=draft.subject, priority=draft.priority, tags=draft.tags)
-                report.created += 1
-            elif index in result.errors:
-                self._record_helpdesk_error(item, result.errors[index], report)
+        if streams_bulk(helpdesk):
+            result = helpdesk.create_tickets_many(first, more=more, on_result=record)
+        else:
+            result = helpdesk.create_tickets_many(first)
+        for index, ref in result.refs.items():
+            record(index, ref)
+        for index, error in result.errors.items():
+            record(index, error)
+        flush()
         # Never sent (refused before it ran): hand back untouched, attempt refunded.
-        self.store.outbox.release_claims([items[i].id for i in result.unsent])
+        self.store.outbox.release_claims([items[i].id for i in result.unsent if i not in recorded])
         if result.stopped is not None:
             report.stopped = result.stopped.message
             if result.stopped.retry_after is not None:
