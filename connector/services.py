@@ -189,56 +189,55 @@ class DeliveryWorker(threading.Thread):
             _pause_between_passes(started, self._halt)
 
 
-class BulkLane(threading.Thread):
+class _Lane(threading.Thread):
+    """One more thread of the delivery worker: a kind of pass (`pass_once`) run until stopped,
+    again at once while it makes progress, otherwise on a wake or every `interval` seconds."""
+
+    kind = ""
+
+    def __init__(self, pipeline: Pipeline, interval: float, stop: threading.Event) -> None:
+        super().__init__(name=f"yorisoi-delivery-{self.kind}", daemon=True)
+        self.pipeline = pipeline
+        self.interval = interval
+        self._halt = stop  # not `_stop`: threading.Thread has a method of that name
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def pass_once(self) -> bool:
+        """One pass; True when more may be waiting."""
+        raise NotImplementedError
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            started = time.monotonic()
+            self._wake.clear()
+            try:
+                if self.pass_once():
+                    continue
+            except Exception:  # never let a bad pass end the lane
+                log.exception("%s delivery pass failed", self.kind)
+            self._wake.wait(self.interval)
+            _pause_between_passes(started, self._halt)
+
+
+class BulkLane(_Lane):
     """The delivery worker's third thread: the helpdesk's bulk jobs, when the backlog (or the
     helpdesk's own budget) calls for them (Pipeline.deliver_bulk)."""
 
-    def __init__(self, pipeline: Pipeline, interval: float, stop: threading.Event) -> None:
-        super().__init__(name="yorisoi-delivery-bulk", daemon=True)
-        self.pipeline = pipeline
-        self.interval = interval
-        self._halt = stop  # not `_stop`: threading.Thread has a method of that name
-        self._wake = threading.Event()
+    kind = "bulk"
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            started = time.monotonic()
-            self._wake.clear()
-            try:
-                report = self.pipeline.deliver_bulk()
-                if report.created and not report.stopped:
-                    continue
-            except Exception:  # never let a bad pass end the lane
-                log.exception("bulk delivery pass failed")
-            self._wake.wait(self.interval)
-            _pause_between_passes(started, self._halt)
+    def pass_once(self) -> bool:
+        report = self.pipeline.deliver_bulk()
+        return bool(report.created and not report.stopped)
 
 
-class PriorityLane(threading.Thread):
+class PriorityLane(_Lane):
     """The delivery worker's second thread: urgent posts only, one by one."""
 
-    def __init__(self, pipeline: Pipeline, interval: float, stop: threading.Event) -> None:
-        super().__init__(name="yorisoi-delivery-priority", daemon=True)
-        self.pipeline = pipeline
-        self.interval = interval
-        self._halt = stop  # not `_stop`: threading.Thread has a method of that name
-        self._wake = threading.Event()
+    kind = "priority"
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            started = time.monotonic()
-            self._wake.clear()
-            try:
-                report = self.pipeline.deliver_priority()
-                if report.created or report.commented:
-                    continue
-            except Exception:  # never let a bad pass end the lane
-                log.exception("priority delivery pass failed")
-            self._wake.wait(self.interval)
-            _pause_between_passes(started, self._halt)
+    def pass_once(self) -> bool:
+        report = self.pipeline.deliver_priority()
+        return bool(report.created or report.commented)

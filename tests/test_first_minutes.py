@@ -16,10 +16,21 @@ from tests.conftest import post_dict, write_jsonl
 
 
 class _IdlePipeline:
-    def deliver(self):
+    """A pipeline with nothing to deliver, on a helpdesk without bulk jobs and a store that
+    cannot NOTIFY (SQLite): the worker runs its main thread and the urgent lane."""
+    helpdesk = None
+
+    class store:
+        class outbox:
+            can_notify = False
+
+    def deliver(self, bulk=True):
         class Report:
             created = commented = 0
         return Report()
+
+    def deliver_priority(self):
+        return self.deliver()
 
     def seconds_until_due(self):
         return None

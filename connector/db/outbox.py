@@ -271,13 +271,17 @@ class OutboxRepository:
         lookup finds it); returns False when the row was no longer this worker's."""
         now = utcnow()
         with self.engine.begin() as conn:
-            conn.execute(dialect_insert(conn, tickets).values(
-                post_key=item.post_key, helpdesk=ref.helpdesk, ticket_id=ref.ticket_id, url=ref.url,
-                external_id=external_id, subject=subject, priority=priority, tags=list(tags),
-                created_at=now,
-            ).on_conflict_do_nothing(index_elements=["post_key"]))
-            record_ticket_facts(conn, item.post_key, now)
-            return self._finish(conn, item, now)
+            return self._record_created(conn, now, item, ref, external_id, subject, priority, tags)
+
+    def _record_created(self, conn: Connection, now: datetime, item: OutboxItem, ref: TicketRef,
+                        external_id: str, subject: str, priority: str, tags: Sequence[str]) -> bool:
+        conn.execute(dialect_insert(conn, tickets).values(
+            post_key=item.post_key, helpdesk=ref.helpdesk, ticket_id=ref.ticket_id, url=ref.url,
+            external_id=external_id, subject=subject, priority=priority, tags=list(tags),
+            created_at=now,
+        ).on_conflict_do_nothing(index_elements=["post_key"]))
+        record_ticket_facts(conn, item.post_key, now)
+        return self._finish(conn, item, now)
 
     def mark_created_many(self, created: Sequence[tuple[OutboxItem, TicketRef, str, str, str, Sequence[str]]]) -> int:
         """`mark_created` for many rows in ONE transaction (a bulk job's tickets): each entry is
@@ -288,14 +292,8 @@ class OutboxRepository:
         now = utcnow()
         finished = 0
         with self.engine.begin() as conn:
-            for item, ref, external_id, subject, priority, tags in created:
-                conn.execute(dialect_insert(conn, tickets).values(
-                    post_key=item.post_key, helpdesk=ref.helpdesk, ticket_id=ref.ticket_id, url=ref.url,
-                    external_id=external_id, subject=subject, priority=priority, tags=list(tags),
-                    created_at=now,
-                ).on_conflict_do_nothing(index_elements=["post_key"]))
-                record_ticket_facts(conn, item.post_key, now)
-                finished += self._finish(conn, item, now)
+            for entry in created:
+                finished += self._record_created(conn, now, *entry)
         return finished
 
     def mark_commented(self, item: OutboxItem) -> bool:
