@@ -125,6 +125,18 @@ def load_watch(path: Path | str) -> WatchConfig:
     return parse_watch(raw, source=str(path))
 
 
+def _check_table(entry: Any, where: str, allowed: frozenset[str] | set[str], fail: Any,
+                 what: str = "must be a table") -> dict[str, Any]:
+    """A TOML table with only `allowed` keys: a typo names itself instead of silently dropping
+    the rule it meant to set."""
+    if not isinstance(entry, dict):
+        raise fail(where, what)
+    extra = set(entry) - set(allowed)
+    if extra:
+        raise fail(f"{where}.{sorted(extra)[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+    return entry
+
+
 def parse_watch(raw: dict[str, Any], source: str = "<memory>") -> WatchConfig:
     def fail(key: str, problem: str) -> WatchConfigError:
         return WatchConfigError(f"{source}: {key}: {problem}")
@@ -139,11 +151,7 @@ def parse_watch(raw: dict[str, Any], source: str = "<memory>") -> WatchConfig:
     seen_names: set[str] = set()
     for index, entry in enumerate(brands_raw):
         where = f"brand[{index}]"
-        if not isinstance(entry, dict):
-            raise fail(where, "must be a table")
-        extra = set(entry) - _BRAND_KEYS
-        if extra:
-            raise fail(f"{where}.{sorted(extra)[0]}", f"unknown key (allowed: {', '.join(sorted(_BRAND_KEYS))})")
+        _check_table(entry, where, _BRAND_KEYS, fail)
         name = entry.get("name")
         if not isinstance(name, str) or not name.strip():
             raise fail(f"{where}.name", "a non-empty string is required")
@@ -196,11 +204,7 @@ def _feeds(feeds_raw: Any, fail: Any) -> tuple[Feed, ...]:
     feeds: list[Feed] = []
     for index, entry in enumerate(feeds_raw):
         where = f"feed[{index}]"
-        if not isinstance(entry, dict):
-            raise fail(where, "must be a table")
-        extra = set(entry) - _FEED_KEYS
-        if extra:
-            raise fail(f"{where}.{sorted(extra)[0]}", f"unknown key (allowed: {', '.join(sorted(_FEED_KEYS))})")
+        _check_table(entry, where, _FEED_KEYS, fail)
         url = entry.get("url")
         if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url.strip()):
             raise fail(f"{where}.url", "an http:// or https:// URL is required")
@@ -218,11 +222,7 @@ def _reply(raw: Any, where: str, fail: Any) -> ReplyGuidelines:
     the rule it meant to set."""
     if raw is None:
         return ReplyGuidelines()
-    if not isinstance(raw, dict):
-        raise fail(where, "must be a table ([brand.reply] after its [[brand]])")
-    extra = set(raw) - _REPLY_KEYS
-    if extra:
-        raise fail(f"{where}.{sorted(extra)[0]}", f"unknown key (allowed: {', '.join(sorted(_REPLY_KEYS))})")
+    _check_table(raw, where, _REPLY_KEYS, fail, "must be a table ([brand.reply] after its [[brand]])")
 
     def text(key: str) -> str:
         value = raw.get(key, "")
@@ -250,11 +250,7 @@ def _reply(raw: Any, where: str, fail: Any) -> ReplyGuidelines:
     links: list[FaqLink] = []
     for index, entry in enumerate(faq_raw):
         at = f"{where}.faq[{index}]"
-        if not isinstance(entry, dict):
-            raise fail(at, "must be a table")
-        extra = set(entry) - _FAQ_KEYS
-        if extra:
-            raise fail(f"{at}.{sorted(extra)[0]}", f"unknown key (allowed: {', '.join(sorted(_FAQ_KEYS))})")
+        _check_table(entry, at, _FAQ_KEYS, fail)
         topic = entry.get("topic")
         if not isinstance(topic, str) or not topic.strip():
             raise fail(f"{at}.topic", "a non-empty string is required")
