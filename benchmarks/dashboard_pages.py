@@ -187,6 +187,9 @@ def seed(path: Path, total: int, seed_value: int = 8) -> dict:
     db.executemany("INSERT INTO report_daily_label VALUES (?,?,?,?,?,?)", [(*k, v) for k, v in one_label.items()])
     db.executemany("INSERT INTO report_reasons VALUES (?,?,?,?,?,?)", [(*k, v) for k, v in reasons.items()])
     db.execute(MONTHLY_TOPICS_SQL)  # what ingest keeps per month, counted in one go
+    # The tickets search's FTS5 index, as mark_created fills it (rowid = the ticket post's outbox.id).
+    db.execute("INSERT INTO ticket_search (rowid, subject, text) SELECT o.id, t.subject, p.text FROM outbox o "
+               "JOIN tickets t ON t.post_key = o.post_key JOIN posts p ON p.key = o.post_key")
     db.executemany("INSERT INTO report_response_hist (day, priority, kind, brand, platform, bin, n) "
                    "VALUES (?,?,?,?,?,?,?)", [(*k, v) for k, v in response_hist.items()])
     weekly: Counter = Counter()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from connector.db.counts import record_ticket_facts
@@ -22,6 +22,7 @@ from connector.db.schema import (
     ticket_followups,
     tickets,
 )
+from connector.db.ticket_search import index_ticket, text_condition
 from connector.models import TicketRef
 
 #: Suffix of `claimed_by` for rows handed to a helpdesk bulk job (see release_dead_claims).
@@ -218,6 +219,7 @@ class OutboxRepository:
                 created_at=now,
             ).on_conflict_do_nothing(index_elements=["post_key"]))
             record_ticket_facts(conn, item.post_key, now)
+            index_ticket(conn, item.post_key)
             return self._finish(conn, item, now)
 
     def mark_commented(self, item: OutboxItem) -> bool:
@@ -302,25 +304,21 @@ class OutboxRepository:
             return [dict(r) for r in conn.execute(stmt).mappings().all()]
 
     def search_tickets(self, *, text: str = "", priority: str = "", state: str = "", platform: str = "",
-                       offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+                       offset: int = 0, limit: int = 50,
+                       count_cap: int | None = 10_000) -> tuple[int, list[dict[str, Any]]]:
         """One page of tickets, newest first, and how many match: `text` in the post, subject
         or author handle; `state` 'open' (no public reply recorded) or 'answered'.
 
         Two steps, so a page costs the same at 500k tickets as at 50: the keys of the page
         (walking ix_tickets_created newest first), then the 50 rows' details and follow-up
-        counts. Counting every ticket's follow-ups before sorting made /tickets take seconds."""
+        counts. Counting every ticket's follow-ups before sorting made /tickets take seconds.
+        The count stops at `count_cap` + 1 (a total above the cap means "more than the cap");
+        None counts them all (cheap without conditions: the smallest index of tickets)."""
         # Every condition is a lookup by primary key from the ticket being looked at, so the
         # database walks ix_tickets_created (newest first; a page stops early) instead of
         # starting from posts of a network (hundreds of thousands) and sorting them.
         where: list[Any] = []
         post_of_ticket = posts.c.key == tickets.c.post_key
-        if text:
-            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append(or_(tickets.c.subject.like(pattern, escape="\\"),
-                             select(posts.c.key).join(authors, authors.c.key == posts.c.author_key)
-                             .where(post_of_ticket)
-                             .where(or_(posts.c.text.like(pattern, escape="\\"),
-                                        authors.c.handle.like(pattern, escape="\\"))).exists()))
         if priority:
             where.append(tickets.c.priority == priority)
         if platform:
@@ -332,7 +330,15 @@ class OutboxRepository:
         keys = (select(tickets.c.post_key).where(*where)
                 .order_by(tickets.c.created_at.desc(), tickets.c.post_key.desc()).offset(offset).limit(limit))
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(tickets).where(*where)).scalar() or 0
+            if text:
+                where.append(text_condition(conn, text, window=(count_cap or 10**9) + offset + limit))
+                keys = keys.where(where[-1])
+            # Counted up to a cap: past it the page says "10,000+" — an exact count of a common
+            # word (or of 467k tickets) would read every match on every view.
+            matching = select(tickets.c.post_key).where(*where)
+            if count_cap is not None:
+                matching = matching.limit(count_cap + 1)
+            total = conn.execute(select(func.count()).select_from(matching.subquery())).scalar() or 0
             page = list(conn.execute(keys).scalars())
             if not page:
                 return int(total), []

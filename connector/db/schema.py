@@ -26,13 +26,14 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 7  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
+SCHEMA_VERSION = 8  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
 #                   3: corrections.token_id
 #                   4: channel_feed filled from the qualifying posts already stored
 #                   5: users.session_generation
 #                   6: agent_tokens.origin
 #                   7: report_response_hist/_weekly (backfilled from ticket_facts), ix_tickets_created,
 #                      ix_ticket_facts_backlog
+#                   8: the tickets search's trigram index (FTS5 ticket_search / pg_trgm), backfilled
 
 
 class UTCDateTime(TypeDecorator[datetime]):
