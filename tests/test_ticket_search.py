@@ -147,3 +147,24 @@ def test_query_quoting_is_literal():
     assert like_pattern("100%_\\") == "%100\\%\\_\\\\%"
     assert fts_phrase('a "b" NEAR(') == '"a ""b"" NEAR("'
 
+
+
+def test_tickets_page_says_more_than_the_cap_and_keeps_paging(app, monkeypatch):
+    """Past the cap the page says "N 件以上" and still links to the next page; without a search
+    or filter the total stays exact."""
+    from connector.web import dashboard
+    from tests.test_today import _sign_in
+    svc = app.extensions["yorisoi"]
+    _seed(svc)
+    monkeypatch.setattr(dashboard, "TICKETS_COUNT_CAP", 3)
+    monkeypatch.setattr(dashboard, "TICKETS_PER_PAGE", 2)
+    client = app.test_client()
+    _sign_in(app, client)
+    first = client.get("/tickets?q=ソラ&lang=ja").get_data(as_text=True)
+    assert "3 件以上中 1〜2 件目" in first and 'rel="next"' in first and "1 / 2+" in first
+    third = client.get("/tickets?q=ソラ&page=3&lang=ja").get_data(as_text=True)
+    assert "3 件以上中 5〜6 件目" in third and 'rel="next"' in third
+    last = client.get("/tickets?q=ソラ&page=4&lang=en").get_data(as_text=True)
+    assert "more than 3 tickets; showing 7–8" in last
+    every = client.get("/tickets?lang=ja").get_data(as_text=True)
+    assert f"{len(HOSTILE)} 件中 1〜2 件目" in every and "以上" not in every.split('id="ticket-count"')[1][:40]

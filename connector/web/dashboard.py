@@ -203,7 +203,7 @@ def tickets():
     has_next = page < pages or (capped and len(rows) == TICKETS_PER_PAGE)
     search = [(k, v) for k, v in (("q", text), ("priority", priority), ("state", state), ("source", platform)) if v]
     return render_template("tickets.html", tickets=rows, total=min(total, TICKETS_COUNT_CAP) if capped else total,
-                           capped=capped, page=page, pages=pages, has_next=has_next, search=search,
+                           capped=capped, page=page, pages=pages, has_next=has_next, per_page=TICKETS_PER_PAGE, search=search,
                            q=text, priority=priority, state=state, source=platform, platform_names=PLATFORM_NAMES,
                            priorities=reports.PRIORITIES,
                            counts=svc.store.posts.counts(), outbox_counts=svc.store.outbox.outbox_counts())
