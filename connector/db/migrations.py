@@ -35,26 +35,6 @@ def migrate(engine: Engine) -> None:
             conn.execute(insert(schema_version).values(version=version, applied_at=utcnow()))
 
 
-#: Rows of each index ANALYZE samples: ~0.1 s on a million posts, and as good a plan.
-ANALYSIS_LIMIT = 1000
-
-
-def refresh_planner_stats(engine: Engine) -> None:
-    """Give SQLite's query planner statistics, at every start-up (PostgreSQL's autovacuum
-    analyses by itself). Without sqlite_stat1 SQLite guesses that `status = 'done'` is as
-    selective as a key: the tickets page's follow-up count then read 549k outbox rows through
-    ix_outbox_due (160 ms) instead of 50 through ix_outbox_ticket_post. The SQLite docs
-    recommend `PRAGMA optimize` for this, with analysis_limit to bound the work
-    (https://sqlite.org/lang_analyze.html#approx, https://sqlite.org/pragma.html#pragma_optimize);
-    before 3.46 optimize only analyses tables this connection has already queried — none at
-    start-up — so this runs the approximate ANALYZE that optimize would, on every table."""
-    if engine.dialect.name != "sqlite":
-        return
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
-        conn.exec_driver_sql("ANALYZE")
-
-
 def _migrate_2_reports(conn: Connection) -> None:
     """The dashboard's report tables are new (create_all made them); fill them from the posts
     already stored, and index posts by created_at for the qualification log.

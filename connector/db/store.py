@@ -13,7 +13,7 @@ from connector.db.compliance import ComplianceRepository
 from connector.db.corrections import CorrectionRepository
 from connector.db.engine import make_engine
 from connector.db.exchanges import ExchangeRepository
-from connector.db.migrations import migrate, refresh_planner_stats
+from connector.db.migrations import migrate
 from connector.db.outbox import OutboxRepository
 from connector.db.posts import PostRepository
 from connector.db.reports import ReportRepository
@@ -62,5 +62,4 @@ class Store:
     def migrate(self) -> None:
         """Create a fresh schema, or bring an older one up to date (see `migrations.migrate`)."""
         migrate(self.engine)
-        refresh_planner_stats(self.engine)
 
