@@ -100,6 +100,17 @@ def _migrate_8_ticket_search(conn: Connection) -> None:
         backfill_search_index(conn)
 
 
+def _migrate_9_response_filters(conn: Connection) -> None:
+    """/response-times over a year filtered by brand and source, or by labels, within 500 ms at
+    1M posts (issue 19): the covering indexes of both; the old, narrower ticket_facts index is a
+    prefix of the new one."""
+    from connector.db.schema import report_response_hist, ticket_facts
+
+    conn.execute(text("DROP INDEX IF EXISTS ix_ticket_facts_times"))
+    for table, name in ((ticket_facts, "ix_ticket_facts_times_by"), (report_response_hist, "ix_response_hist_brand")):
+        next(ix for ix in table.indexes if ix.name == name).create(conn, checkfirst=True)
+
+
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3: _migrate_3_correction_token,
@@ -107,4 +118,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3:
                                                       5: _migrate_5_session_generation,
                                                       6: _migrate_6_token_origin,
                                                       7: _migrate_7_response_hist,
-                                                      8: _migrate_8_ticket_search}
+                                                      8: _migrate_8_ticket_search,
+                                                      9: _migrate_9_response_filters}

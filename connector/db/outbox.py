@@ -344,7 +344,10 @@ class OutboxRepository:
                 return int(total), []
             follow_ups = {str(key): int(n) for key, n in conn.execute(
                 select(outbox.c.ticket_post_key, func.count()).where(outbox.c.ticket_post_key.in_(page))
-                .where(outbox.c.kind == "comment").where(outbox.c.status == "done")
+                # `status || ''`: not a column any more, so SQLite (no statistics) cannot take
+                # ix_outbox_due for it and read every 'done' row (549k, 160 ms) instead of the
+                # page's 50 tickets' rows through ix_outbox_ticket_post.
+                .where(outbox.c.kind == "comment").where(outbox.c.status + "" == "done")
                 .group_by(outbox.c.ticket_post_key)).all()}
             stmt = (select(tickets, posts.c.url.label("post_url"), posts.c.platform, posts.c.text,
                            posts.c.brand, posts.c.created_at.label("posted_at"),
