@@ -115,12 +115,12 @@ def test_migration_8_indexes_the_tickets_stored_before_it(searched):
         else:
             for name in ("ix_posts_text_trgm", "ix_tickets_subject_trgm", "ix_authors_handle_trgm"):
                 conn.execute(text(f"DROP INDEX {name}"))
-        conn.execute(update(s.schema_version).where(s.schema_version.c.version == 8).values(version=7))
+        conn.execute(update(s.schema_version).values(version=7))
     reopened = Store(url)
     try:
         with reopened.engine.connect() as conn:
             assert conn.execute(select(s.schema_version.c.version).order_by(s.schema_version.c.version.desc())
-                                ).scalar() == 8
+                                ).scalar() == s.SCHEMA_VERSION
             if backend == "sqlite":
                 assert conn.execute(text("SELECT count(*) FROM ticket_search")).scalar() == len(HOSTILE)
         for needle in ("100%_", "NEAR(", "繋", "hostile_3"):
@@ -168,3 +168,33 @@ def test_tickets_page_says_more_than_the_cap_and_keeps_paging(app, monkeypatch):
     assert "more than 3 tickets; showing 7–8" in last
     every = client.get("/tickets?lang=ja").get_data(as_text=True)
     assert f"{len(HOSTILE)} 件中 1〜2 件目" in every and "以上" not in every.split('id="ticket-count"')[1][:40]
+
+
+def test_response_time_filters_read_covering_indexes_after_migration_9(tmp_path):
+    """A year of /response-times filtered by brand+source, or by labels, reads an index only
+    (issue 19: 546/606 ms p95 at 1M posts when they read every row); migration 9 swaps the
+    narrower ticket_facts index of a version-8 database for the covering one."""
+    url = f"sqlite:///{tmp_path}/m.sqlite3"
+    store = Store(url)
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_ticket_facts_times_by"))
+        conn.execute(text("DROP INDEX ix_response_hist_brand"))
+        conn.execute(text("CREATE INDEX ix_ticket_facts_times ON ticket_facts (day, priority, ticket_seconds, "
+                          "reply_seconds)"))
+        conn.execute(update(s.schema_version).values(version=8))
+    store.engine.dispose()
+    store = Store(url)
+    plans = []
+    with store.engine.connect() as conn:
+        names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'index'")).scalars())
+        assert {"ix_ticket_facts_times_by", "ix_response_hist_brand"} <= names and "ix_ticket_facts_times" not in names
+        for sql in ("SELECT day, priority, group_concat(ticket_seconds), group_concat(reply_seconds) FROM ticket_facts "
+                    "WHERE day >= '2025-12-08' AND day <= '2026-12-07' AND sentiment IN ('negative') "
+                    "AND intent IN ('complaint') GROUP BY day, priority",
+                    "SELECT day, priority, kind, bin, sum(n) FROM report_response_hist WHERE day >= '2025-12-08' "
+                    "AND day <= '2026-12-07' AND brand IN ('ソラモバイル') AND platform IN ('x') "
+                    "GROUP BY day, priority, kind, bin"):
+            plans.append(" ".join(str(r[-1]) for r in conn.execute(text("EXPLAIN QUERY PLAN " + sql))))
+    store.engine.dispose()
+    assert "COVERING INDEX ix_ticket_facts_times_by" in plans[0], plans[0]
+    assert "COVERING INDEX ix_response_hist_brand (brand=? AND platform=?" in plans[1], plans[1]
