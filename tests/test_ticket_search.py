@@ -198,3 +198,39 @@ def test_response_time_filters_read_covering_indexes_after_migration_9(tmp_path)
     store.engine.dispose()
     assert "COVERING INDEX ix_ticket_facts_times_by" in plans[0], plans[0]
     assert "COVERING INDEX ix_response_hist_brand (brand=? AND platform=?" in plans[1], plans[1]
+
+
+def test_postgresql_without_rights_for_pg_trgm_searches_by_scan_and_says_so(caplog):
+    """A role that may not CREATE EXTENSION: the schema is still created, a warning names the
+    fix, the search gives the same tickets (by scan); once an admin creates the extension, the
+    next start builds the indexes."""
+    from tests import pg
+    if pg.unavailable():
+        pytest.skip(pg.unavailable())
+    import uuid
+
+    import psycopg
+    role = f"yorisoi_limited_{uuid.uuid4().hex[:8]}"
+    with pg.fresh_database() as admin_url:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE ROLE "{role}" LOGIN')
+            conn.execute(f'GRANT CREATE, USAGE ON SCHEMA public TO "{role}"')
+        base, _, rest = admin_url.partition("://")
+        limited_url = f"{base}://{role}@{rest.split('@', 1)[1]}"
+        try:
+            with caplog.at_level("WARNING", logger="connector.db.ticket_search"):
+                store = Store(limited_url)
+            assert "pg_trgm is not available" in caplog.text and "CREATE EXTENSION pg_trgm" in caplog.text
+            assert store.outbox.search_tickets(text="100%_") == (0, [])
+            store.engine.dispose()
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION pg_trgm")
+            store = Store(limited_url)
+            with store.engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%_trgm'")).scalar() == 3
+            store.engine.dispose()
+        finally:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP OWNED BY "{role}" CASCADE')
+            with psycopg.connect(pg.ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'DROP ROLE IF EXISTS "{role}"')

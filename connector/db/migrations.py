@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection, Engine
 from connector.db.counts import backfill_response_hist, rebuild_reports
 from connector.db.engine import MIGRATE_LOCK, utcnow
 from connector.db.schema import SCHEMA_VERSION, ix_posts_created, metadata, schema_version
-from connector.db.ticket_search import backfill_search_index, create_search_index
+from connector.db.ticket_search import backfill_search_index, create_search_index, has_search_index
 
 
 def migrate(engine: Engine) -> None:
@@ -33,6 +33,11 @@ def migrate(engine: Engine) -> None:
         for version in range(current + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[version](conn)
             conn.execute(insert(schema_version).values(version=version, applied_at=utcnow()))
+        if current >= 8 and not has_search_index(conn):
+            # pg_trgm was refused at migration 8: try again at every start (an admin may have
+            # created the extension since); the warning repeats until it works.
+            if create_search_index(conn):
+                backfill_search_index(conn)
 
 
 def _migrate_2_reports(conn: Connection) -> None:

@@ -76,7 +76,8 @@ def create_search_index(conn: Connection) -> bool:
 def has_search_index(conn: Connection) -> bool:
     if conn.dialect.name == "sqlite":
         return conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'ticket_search'")).first() is not None
-    return conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")).first() is not None
+    return conn.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname IN "
+                             "('ix_posts_text_trgm', 'ix_tickets_subject_trgm', 'ix_authors_handle_trgm')")).scalar() == 3
 
 
 def index_ticket(conn: Connection, post_key: str) -> None:
