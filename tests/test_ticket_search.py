@@ -234,3 +234,21 @@ def test_postgresql_without_rights_for_pg_trgm_searches_by_scan_and_says_so(capl
                 conn.execute(f'DROP OWNED BY "{role}" CASCADE')
             with psycopg.connect(pg.ADMIN_URL, autocommit=True) as conn:
                 conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_outbox_counts_equal_a_group_by_of_every_row(searched):
+    """/healthz and /tickets count 'done' as all rows minus the waiting ones (issue 19)."""
+    from sqlalchemy import func
+    svc, _ = searched
+    store = svc.store
+    with store.engine.begin() as conn:
+        keys = list(conn.execute(select(s.outbox.c.id).order_by(s.outbox.c.id)).scalars())
+        for status, ids in (("pending", keys[:2]), ("failed", keys[2:3]), ("sending", keys[3:4])):
+            conn.execute(update(s.outbox).where(s.outbox.c.id.in_(ids)).values(status=status))
+        grouped = dict(conn.execute(select(s.outbox.c.status, func.count()).group_by(s.outbox.c.status)).all())
+    assert grouped == {"pending": 2, "failed": 1, "sending": 1, "done": len(HOSTILE) - 4}
+    assert store.outbox.outbox_counts() == grouped
+    assert store.outbox.outbox_counts(("pending", "failed")) == {"pending": 2, "failed": 1}
+    with store.engine.begin() as conn:
+        conn.execute(update(s.outbox).values(status="pending"))
+    assert store.outbox.outbox_counts() == {"pending": len(HOSTILE)}  # no "done": 0

@@ -50,6 +50,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 
+#: Every status of an outbox row but 'done' (schema.outbox: pending | sending | done | failed).
+WAITING_STATUSES = ("pending", "sending", "failed")
+
+
 class OutboxRepository:
     """The delivery queue, the shared delivery pause, and our record of the tickets it created."""
 
@@ -258,12 +262,21 @@ class OutboxRepository:
                                 .where(outbox.c.status == "pending")).scalar()
 
     def outbox_counts(self, statuses: Sequence[str] | None = None) -> dict[str, int]:
-        stmt = select(outbox.c.status, func.count()).group_by(outbox.c.status)
-        if statuses is not None:  # e.g. only the waiting ones: read from ix_outbox_due, not every row
-            stmt = stmt.where(outbox.c.status.in_(list(statuses)))
+        """Rows per status. Every status: the waiting ones (pending, sending, failed: a few)
+        through ix_outbox_due, and 'done' as all rows minus those — grouping 549k rows by
+        status cost /healthz and /tickets 35–110 ms at 1M posts (issue 19), counting them ~9 ms.
+        (Two reads: a row finishing in between may shift one count by one, for a moment.)"""
+        waiting = list(statuses) if statuses is not None else [*WAITING_STATUSES]
+        # Only the named statuses: read from ix_outbox_due, not every row.
+        stmt = (select(outbox.c.status, func.count()).where(outbox.c.status.in_(waiting))
+                .group_by(outbox.c.status))
         with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        return {status: count for status, count in rows}
+            counts = {status: int(count) for status, count in conn.execute(stmt).all()}
+            if statuses is None:
+                done = int(conn.execute(select(func.count()).select_from(outbox)).scalar() or 0) - sum(counts.values())
+                if done > 0:
+                    counts["done"] = done
+        return counts
 
     def outbox_rows(self, statuses: Sequence[str] = ("pending", "sending", "failed"),
                     limit: int = 200) -> list[dict[str, Any]]:
