@@ -234,6 +234,11 @@ PAGES = {
     "tickets": "/tickets",
     "tickets_filtered": "/tickets?priority=urgent&state=open&source=x",
     "tickets_search": "/tickets?q=投稿 99999",
+    # A word in every ticket (through the trigram index, then capped at 10,000), and words too
+    # short for trigrams: common (stops early) and found nowhere (reads the whole FTS table).
+    "tickets_search_common": "/tickets?q=繋がらない",
+    "tickets_search_short_common": "/tickets?q=料金",
+    "tickets_search_short_none": "/tickets?q=ゞゞ",
     "tickets_page_2000": "/tickets?page=2000",
     "storms": "/storms",
     "post": "/posts/{post_key}",
