@@ -6,9 +6,13 @@ comment, 「私も」 + a shortened copy, copy-paste with small edits, hashtags 
 - grouping throughput of the online index alone (`StormIndex`, what `observe` adds per post
   besides its one INSERT), and of the whole `Storms.observe` path with SQLite;
 - pairwise precision/recall of the clusters against the generator's truth (targets ≥ 0.95 /
-  ≥ 0.90), and how many problem tickets the storms would make vs. posts.
+  ≥ 0.90), and how many problem tickets the storms would make vs. posts;
+- echoes (issue 17): bare replies and quotes (「私も！」「うちも」「同じく」, naming no brand) to the
+  storm's posts, sent through the whole ingest (`Pipeline.ingest_many` on SQLite), a share of them
+  before their parent (streams deliver out of order): the share counted into their parent's storm
+  (target ≥ 0.95) and how many got a ticket of their own (voices only).
 
-    python benchmarks/storm.py [--posts 10000] [--seed 7] [--with-store]
+    python benchmarks/storm.py [--posts 10000] [--seed 7] [--with-store] [--echo-posts 1500 --echoes 300]
 """
 from __future__ import annotations
 
@@ -135,11 +139,79 @@ def with_store(posts: list[tuple[str, datetime, str, int | None]]) -> float:
     return len(objects) / (time.perf_counter() - started)
 
 
+BARE_ECHOES = ["私も！", "うちも", "同じく", "うちもです…", "私も。最悪", "これ", "ほんとそれ", "me too", "same here",
+               "わかる", "うちもさっきから", "同じく😭"]
+
+
+def echo_run(storm_posts: int, echoes: int, seed: int, early_share: float = 0.2) -> dict[str, object]:
+    """Bare replies/quotes to storm posts through the real ingest; the share counted in."""
+    from sqlalchemy import select
+
+    from connector.config import Settings
+    from connector.db.schema import storm_members
+    from connector.services import Services
+
+    rng = random.Random(seed)
+    generated = generate(storm_posts, seed)
+    watch = Path(tempfile.mkdtemp()) / "watch.toml"
+    watch.write_text('[[brand]]\nname = "ソラモバイル"\nkeywords = ["ソラモバイル"]\n', encoding="utf-8")
+
+    def as_post(key: str, at: datetime, text: str, author: str, **refs: str) -> dict[str, object]:
+        return {"platform": "x", "id": key[2:], "created_at": at.isoformat(), "lang": "ja", "text": text,
+                "author": {"id": author, "followers": rng.randint(0, 3000)}, **refs}
+
+    stream = [as_post(k, at, text, f"a{i}") for i, (k, at, text, _) in enumerate(generated)]
+    parents = [(k, at) for k, at, _, truth in generated if truth is not None]
+    for n in range(echoes):
+        parent, at = rng.choice(parents)
+        ref = {"quote_of": parent[2:]} if rng.random() < 0.3 else {"in_reply_to": parent[2:], "conversation_id": parent[2:]}
+        post = as_post(f"x:echo{n}", at + timedelta(seconds=rng.uniform(5, 900)), rng.choice(BARE_ECHOES), f"e{n}", **ref)
+        position = next(i for i, p in enumerate(stream) if p["id"] == parent[2:])
+        if rng.random() < early_share:  # out of order: before its parent
+            stream.insert(rng.randint(max(0, position - 300), position), post)
+        else:
+            stream.insert(rng.randint(position + 1, min(len(stream), position + 300)), post)
+    with tempfile.TemporaryDirectory() as tmp:
+        svc = Services.build(Settings.from_env({"YORISOI_DATA_DIR": tmp, "YORISOI_WATCH": str(watch),
+                                                "YORISOI_LOG_LEVEL": "ERROR"}))
+        try:
+            started = time.perf_counter()
+            outcomes = []
+            for i in range(0, len(stream), 200):
+                outcomes += svc.pipeline.ingest_many(stream[i:i + 200], "bench")
+            elapsed = time.perf_counter() - started
+            with svc.store.engine.connect() as conn:
+                storm_of = {r.post_key: r.storm_id for r in conn.execute(select(storm_members.c.post_key,
+                                                                                storm_members.c.storm_id))}
+        finally:
+            svc.close()
+    status = {o.key: o.status for o in outcomes}
+    to_storms = counted = own_tickets = early = 0
+    for post in stream:
+        if not str(post["id"]).startswith("echo"):
+            continue
+        parent = f"x:{post.get('in_reply_to') or post.get('quote_of')}"
+        if storm_of.get(parent) is None:
+            continue  # its parent stood alone: not a storm's post
+        to_storms += 1
+        counted += storm_of.get(f"x:{post['id']}") == storm_of[parent]
+        own_tickets += status.get(f"x:{post['id']}") == "queued"
+    early = sum(1 for i, p in enumerate(stream) if str(p["id"]).startswith("echo")
+                and any(q["id"] == (p.get("in_reply_to") or p.get("quote_of")) for q in stream[i + 1:]))
+    return {"storm_posts": storm_posts, "bare_echoes": echoes, "echoes_before_their_parent": early,
+            "echoes_to_storm_posts": to_storms, "counted_into_the_parents_storm": counted,
+            "share_counted": round(counted / max(1, to_storms), 4), "target_share": 0.95,
+            "echoes_with_a_ticket_of_their_own": own_tickets,
+            "ingest_posts_per_second": round(len(stream) / elapsed)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--with-store", action="store_true", help="also time Storms.observe with SQLite")
+    parser.add_argument("--echo-posts", type=int, default=1500, help="storm posts of the echo run (0: skip it)")
+    parser.add_argument("--echoes", type=int, default=300, help="bare replies and quotes in the echo run")
     args = parser.parse_args()
     settings = StormSettings()
     posts = generate(args.posts, args.seed)
@@ -163,6 +235,8 @@ def main() -> None:
     }
     if args.with_store:
         result["observe_with_sqlite_posts_per_second"] = round(with_store(posts))
+    if args.echo_posts:
+        result["bare_replies"] = echo_run(args.echo_posts, args.echoes, args.seed)
     print(json.dumps(result, ensure_ascii=False, indent=2))
 
 

@@ -49,7 +49,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
      "Request header a reverse proxy sets to the signed-in user's name (e.g. `X-Forwarded-User`); trusted only when set, so set it only when the proxy is the sole way in.", owner="connector.web.auth"),
     EnvVar("YORISOI_TRUSTED_PROXIES", "(unset: the peer address is the client)",
      "Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For names the client (for the login throttle); unset, the header is ignored.", owner="connector.web.auth"),
-    EnvVar("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle."),
+    EnvVar("YORISOI_DELIVERY_INTERVAL", "2", "Seconds the delivery worker waits between outbox passes when idle "
+           "(a stored post wakes it at once; on PostgreSQL also one stored by another instance)."),
     EnvVar("YORISOI_MAX_BODY_BYTES", "1048576", "Largest request body accepted by inbound webhooks."),
     EnvVar("YORISOI_LOG_LEVEL", "INFO", "Python logging level."),
     EnvVar("YORISOI_ALLOW_PRIVATE_FEEDS", "0",

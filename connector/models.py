@@ -128,6 +128,9 @@ class Post(BaseModel):
     in_reply_to: Ident | None = None
     conversation_id: Ident | None = None
     repost_of: Ident | None = None
+    #: The post this one quotes (X `referenced_tweets` type `quoted`, a Bluesky
+    #: `app.bsky.embed.record`): like a reply, a quote of a storm's post is one of its echoes.
+    quote_of: Ident | None = None
 
     @field_validator("text")
     @classmethod
@@ -164,6 +167,9 @@ class Decision:
     qualified: bool
     brand: str | None
     reasons: tuple[str, ...]
+    #: Key of the post this one replies to or quotes when it names no brand but may echo a
+    #: storm (「私も！」): the storm grouping counts it in once that post is a storm member.
+    echo_of: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from pydantic import ValidationError
 
@@ -21,11 +21,18 @@ from connector.analysis import DEFAULT_CONFIDENCE, LabelModel, SentimentModel, a
 from connector.db import Conflict, utcnow, worker_id
 from connector.db.outbox import BULK_CLAIM_SUFFIX, OutboxItem
 from connector.db.posts import PostRecord
-from connector.helpdesks.base import Helpdesk, HelpdeskError, TicketClosed, TicketDraft, supports_bulk
+from connector.helpdesks.base import (
+    Helpdesk,
+    HelpdeskError,
+    TicketClosed,
+    TicketDraft,
+    streams_bulk,
+    supports_bulk,
+)
 from connector.helpdesks.deadline import within
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.ports import PipelineStorage
-from connector.qualify import Qualifier
+from connector.qualify import Qualifier, echo_decision, echo_refs, echo_waiting_reason, may_echo
 from connector.ticket_format import follow_up_comment, ticket_draft
 from connector.topics import complaint_topics
 from connector.watch import WatchConfig
@@ -51,6 +58,9 @@ DELIVERY_BATCH = 10
 #: never inside a bulk job, so an urgent post does not wait behind a storm's echoes. Only
 #: `urgent`: a storm's complaints are mostly `high`, and those are what bulk jobs are for.
 PRIORITY_LANE = ("urgent",)
+#: How long one streaming bulk run keeps taking newly due rows into its jobs before it lets the
+#: worker's pass go on (retries, follow-up comments, storm tickets); then a new run starts.
+BULK_SESSION_SECONDS = 30.0
 #: Posts stored per transaction by `ingest_lines` (replay files, the demo feed).
 INGEST_BATCH = 200
 
@@ -130,9 +140,24 @@ def backoff_seconds(attempts: int, retry_after: float | None) -> float:
 class StormHooks(Protocol):
     """What the pipeline asks of public storms (connector/storms.py `Storms`)."""
 
-    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> None: ...
+    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> Mapping[str, tuple[str, ...]]: ...
+    def echo_parent(self, post: Post, batch: Mapping[str, tuple[str, int | None]] | None = None) -> EchoParent | None: ...
+    def voice_reason(self, post: Post, analysis: Analysis) -> str | None: ...
     def shape(self, post_key: str, draft: TicketDraft) -> TicketDraft: ...
     def deliver(self, helpdesk: Any) -> StormErrors: ...
+
+
+class EchoParent(Protocol):
+    """The storm member a bare reply or quote answers (connector/storms.py `EchoParent`)."""
+
+    @property
+    def how(self) -> str: ...
+    @property
+    def parent_key(self) -> str: ...
+    @property
+    def brand(self) -> str: ...
+    @property
+    def storm_id(self) -> int | None: ...
 
 
 class StormErrors(Protocol):
@@ -190,14 +215,18 @@ class Pipeline:
         decision = self.qualifier.decide(post, *(thread or (None, None)))
         analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
                     if decision.qualified else None)
+        if may_echo(post, decision) and self.storms is not None:
+            decision, analysis = self._echo(post, decision, {})
         ticket_post_key = thread[0] if (thread and decision.qualified) else None
-        group = self._grouping([(post, decision, analysis)] if not ticket_post_key else [])
+        counted: dict[str, tuple[str, ...]] = {}
+        group = self._grouping([(post, decision, analysis)] if not ticket_post_key else [], counted)
         if not self.store.posts.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key,
-                                            topics=complaint_topics(post, analysis, self.watch), then=group):
+                                            topics=self._topics(post, decision, analysis), then=group):
             return IngestOutcome(post.key, "duplicate", ("already stored",))  # lost a race: fine
+        reasons = counted.get(post.key, decision.reasons)
         if not decision.qualified:
-            return IngestOutcome(post.key, "dropped", decision.reasons)
-        outcome = IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", decision.reasons)
+            return IngestOutcome(post.key, "dropped", reasons)
+        outcome = IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", reasons)
         self._committed([outcome])
         return outcome
 
@@ -227,6 +256,9 @@ class Pipeline:
         # (author key, post key) and (author key, platform, conversation id) → (ticket post, brand)
         by_key: dict[tuple[str, str], tuple[str, str | None]] = {}
         by_conversation: dict[tuple[str, str, str], tuple[str, str | None]] = {}
+        # Posts of this batch that will be storm members once grouped (key → brand, storm id if
+        # known): a bare reply to one of them is its echo, as if the parent were stored already.
+        members: dict[str, tuple[str, int | None]] = {}
         records: list[PostRecord] = []
         for index, post in parsed:
             if post.key in stored or post.key in seen:
@@ -246,9 +278,13 @@ class Pipeline:
             decision = self.qualifier.decide(post, *(thread or (None, None)))
             analysis = (analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
                         if decision.qualified else None)
+            if may_echo(post, decision) and self.storms is not None:
+                decision, analysis = self._echo(post, decision, members)
             ticket_post_key = thread[0] if (thread and decision.qualified) else None
             records.append(PostRecord(post, decision, analysis, ticket_post_key,
-                                      complaint_topics(post, analysis, self.watch)))
+                                      self._topics(post, decision, analysis)))
+            if decision.brand is not None and not ticket_post_key and (decision.qualified or decision.echo_of):
+                members[post.key] = (decision.brand, None)
             if decision.qualified:
                 target = (ticket_post_key or post.key, decision.brand)  # as the stored row would answer
                 by_key.setdefault((author_key, post.key), target)
@@ -256,7 +292,8 @@ class Pipeline:
                     by_conversation.setdefault((author_key, post.platform, post.conversation_id), target)
             status = ("follow_up" if ticket_post_key else "queued") if decision.qualified else "dropped"
             outcomes[index] = IngestOutcome(post.key, status, decision.reasons)
-        group = self._grouping([(r.post, r.decision, r.analysis) for r in records if not r.ticket_post_key])
+        counted: dict[str, tuple[str, ...]] = {}
+        group = self._grouping([(r.post, r.decision, r.analysis) for r in records if not r.ticket_post_key], counted)
         try:
             self.store.posts.record_posts(records, source=source, then=group)
         except Conflict:
@@ -265,23 +302,58 @@ class Pipeline:
             redo = {record.post.key: self.ingest(record.post, source) for record in records}
             return [redo.get(o.key or "", o) if o.status != "duplicate" else o
                     for o in outcomes if o is not None]
-        done = [o for o in outcomes if o is not None]
-        self._committed(done)
-        return done
+        done = [o if o is None or o.key not in counted else IngestOutcome(o.key, o.status, counted[o.key], o.error)
+                for o in outcomes]
+        final = [o for o in done if o is not None]
+        self._committed(final)
+        return final
 
-    def _grouping(self, items: list[tuple[Post, Decision, Analysis | None]]) -> Callable[[Any], None] | None:
+    def _echo(self, post: Post, decision: Decision,
+              members: Mapping[str, tuple[str, int | None]]) -> tuple[Decision, Analysis | None]:
+        """A post that names no brand but replies to or quotes another: a storm's echo when
+        that post is a storm member (a ticket of its own only for a voice), else an echo
+        candidate that the storm grouping keeps waiting for its parent. Analysed either way:
+        its labels decide whether its author is a voice, and count in the storm's sentiment."""
+        assert self.storms is not None
+        parent = self.storms.echo_parent(post, members)
+        excluded = self.qualifier.echo_exclusions(post, parent.brand if parent is not None else None)
+        if excluded:
+            return Decision(False, None, decision.reasons + tuple(excluded)), None
+        analysis = analyse(post, self.watch.priority, now=self.clock(), model=self.model, confidence=self.confidence)
+        if parent is None:
+            refs = echo_refs(post)
+            return Decision(False, None, decision.reasons + tuple(echo_waiting_reason(how, key) for how, key in refs),
+                            echo_of=refs[0][1]), analysis
+        voice = self.storms.voice_reason(post, analysis)
+        return echo_decision(decision, parent.brand, parent.storm_id, parent.how, parent.parent_key, voice), analysis
+
+    def _topics(self, post: Post, decision: Decision, analysis: Analysis | None) -> list[str]:
+        # An echo without a ticket is analysed only to weigh it in its storm; its topics (if
+        # any: 「私も」 has none) are not what customers complain about in their own words.
+        return complaint_topics(post, analysis, self.watch) if decision.qualified else []
+
+    def _grouping(self, items: list[tuple[Post, Decision, Analysis | None]],
+                  counted: dict[str, tuple[str, ...]]) -> Callable[[Any], None] | None:
         """The storm grouping of these posts, to run inside the transaction that stores them:
         a post is stored with its place in a storm or not at all, so a failure there (a lock,
-        a full disk) is the ingest's failure — "not done", and the resend groups it."""
+        a full disk) is the ingest's failure — "not done", and the resend groups it. `counted`
+        receives the final reasons of the echoes counted in (by post key)."""
         storms = self.storms
-        qualified = [item for item in items if item[1].qualified]
-        if storms is None or not qualified:
+        chosen = [item for item in items if item[1].qualified or item[1].echo_of is not None]
+        if storms is None or not chosen:
             return None
-        return lambda conn: storms.observe_batch(conn, qualified)
+
+        def group(conn: Any) -> None:
+            counted.clear()  # a transaction tried again starts over
+            counted.update(storms.observe_batch(conn, chosen))
+        return group
 
     # --- deliver ----------------------------------------------------------------------
-    def deliver(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:
-        """One pass over the due outbox rows. Safe to run in several workers at once."""
+    def deliver(self, limit: int = DELIVERY_BATCH, *, bulk: bool = True) -> DeliveryReport:
+        """One pass over the due outbox rows. Safe to run in several workers at once.
+
+        `bulk=False`: leave bulk jobs to another thread (`deliver_bulk`, the delivery worker's
+        bulk lane) — this pass then also leaves it the new tickets bulk is wanted for."""
         report = DeliveryReport()
         now = self.clock()
         if self._paused(now, report):
@@ -292,13 +364,39 @@ class Pipeline:
             return report
         if self.storms is not None:
             self._deliver_storms(self.storms, report)
-        if supports_bulk(self.helpdesk) and \
-                self.store.outbox.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold:  # type: ignore[attr-defined]
+        bulk_now = self._bulk_wanted(now)
+        if bulk_now and bulk:
             self._deliver_bulk(report)
             if report.stopped:
                 return report
-        self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now), report)
+        # While bulk is wanted and another thread runs it, new tickets wait for it; while the
+        # helpdesk prefers bulk (an endpoint budget nearly spent), they wait for the next bulk
+        # run instead of spending the rest of that budget one by one.
+        skip_fresh = bulk_now and (not bulk or self._prefers_bulk())
+        self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now,
+                                                          skip_fresh_creates=skip_fresh), report)
         return report
+
+    def deliver_bulk(self) -> DeliveryReport:
+        """Only bulk jobs, when wanted (the delivery worker's bulk lane runs it in its own
+        thread, so one-by-one rows and urgent posts never wait for a job)."""
+        report = DeliveryReport()
+        now = self.clock()
+        if not self._paused(now, report) and self._bulk_wanted(now):
+            self._deliver_bulk(report)
+        return report
+
+    def _prefers_bulk(self) -> bool:
+        prefers = getattr(self.helpdesk, "prefers_bulk", None)
+        return bool(prefers()) if callable(prefers) else False
+
+    def _bulk_wanted(self, now: datetime) -> bool:
+        """New tickets go through bulk jobs: the backlog reached the helpdesk's threshold, or
+        the helpdesk prefers bulk now (Zendesk: its Update Ticket budget is nearly spent)."""
+        if not supports_bulk(self.helpdesk):
+            return False
+        return self._prefers_bulk() or \
+            self.store.outbox.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold  # type: ignore[attr-defined]
 
     def deliver_priority(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:
         """Only the priority lane (urgent posts), one by one. The delivery worker runs it
@@ -448,37 +546,82 @@ class Pipeline:
         with a lease as long as a bulk job may run (BULK_LEASE) and a claim that a restart
         does not hand back early; a row whose outcome stays unknown is retried no sooner than
         that horizon and then, having attempts > 1, goes the one-by-one way: lookup first.
+
+        A helpdesk that streams (`more` / `on_result`, Zendesk) is fed rows that become due
+        while its jobs run, for up to BULK_SESSION_SECONDS, and each row is recorded as soon
+        as its own jobs end — so a storm's posts do not wait for the whole backlog's last job.
         """
         helpdesk: Any = self.helpdesk
-        now = self.clock()
-        claimed = self.store.outbox.claim_due(helpdesk.bulk_max_drafts, BULK_LEASE, worker=worker_id() + BULK_CLAIM_SUFFIX,
-                                       now=now, kind="create", fresh_only=True, skip_priorities=PRIORITY_LANE)
-        drafts: list[TicketDraft] = []
         items: list[OutboxItem] = []
-        for item in claimed:
-            loaded = self.store.posts.load_post(item.post_key)
-            if loaded is None:
-                self.store.outbox.mark_failed(item, "post is missing from the store")
-                report.failed += 1
-                continue
-            post, decision, analysis = loaded
-            if analysis is None:
-                analysis = analyse(post, self.watch.priority, now=self.clock(), confidence=self.confidence)
-            draft = ticket_draft(post, decision, analysis)
-            drafts.append(self.storms.shape(item.post_key, draft) if self.storms is not None else draft)
-            items.append(item)
-        if not drafts:
+        drafts: list[TicketDraft] = []
+        recorded: set[int] = set()
+        session_ends = time.monotonic() + BULK_SESSION_SECONDS
+
+        def claim(limit: int) -> list[TicketDraft]:
+            now = self.clock()
+            claimed = self.store.outbox.claim_due(limit, BULK_LEASE, worker=worker_id() + BULK_CLAIM_SUFFIX,
+                                                  now=now, kind="create", fresh_only=True,
+                                                  skip_priorities=PRIORITY_LANE)
+            new: list[TicketDraft] = []
+            for item in claimed:
+                loaded = self.store.posts.load_post(item.post_key)
+                if loaded is None:
+                    self.store.outbox.mark_failed(item, "post is missing from the store")
+                    report.failed += 1
+                    continue
+                post, decision, analysis = loaded
+                if analysis is None:
+                    analysis = analyse(post, self.watch.priority, now=self.clock(), confidence=self.confidence)
+                draft = ticket_draft(post, decision, analysis)
+                new.append(self.storms.shape(item.post_key, draft) if self.storms is not None else draft)
+                items.append(item)
+            drafts.extend(new)
+            return new
+
+        created: list[tuple[OutboxItem, TicketRef, str, str, str, Sequence[str]]] = []
+
+        def flush() -> None:
+            """Record the tickets made since the last flush in one transaction (a row whose
+            record is lost in a crash is looked up after its lease: it is never sent twice)."""
+            self.store.outbox.mark_created_many(created)
+            report.created += len(created)
+            created.clear()
+
+        def more() -> list[TicketDraft]:
+            flush()
+            now = self.clock()
+            if time.monotonic() > session_ends or self._paused(now, DeliveryReport()) or not self._bulk_wanted(now):
+                # Let the worker's other duties (retries, comments, storms) have a turn; and
+                # once bulk is no longer wanted, new posts go one by one again (faster alone).
+                return []
+            return claim(helpdesk.bulk_max_drafts)
+
+        def record(index: int, outcome: TicketRef | HelpdeskError) -> None:
+            if index in recorded:
+                return
+            recorded.add(index)
+            item, draft = items[index], drafts[index]
+            if isinstance(outcome, HelpdeskError):
+                self._record_helpdesk_error(item, outcome, report)
+            else:
+                created.append((item, outcome, draft.external_id, draft.subject, draft.priority, draft.tags))
+                if len(created) >= 100:
+                    flush()
+
+        first = claim(helpdesk.bulk_max_drafts)
+        if not first:
             return
-        result = helpdesk.create_tickets_many(drafts)
-        for index, (item, draft) in enumerate(zip(items, drafts)):
-            if index in result.refs:
-                self.store.outbox.mark_created(item, result.refs[index], external_id=draft.external_id,
-                                        subject=draft.subject, priority=draft.priority, tags=draft.tags)
-                report.created += 1
-            elif index in result.errors:
-                self._record_helpdesk_error(item, result.errors[index], report)
+        if streams_bulk(helpdesk):
+            result = helpdesk.create_tickets_many(first, more=more, on_result=record)
+        else:
+            result = helpdesk.create_tickets_many(first)
+        for index, ref in result.refs.items():
+            record(index, ref)
+        for index, error in result.errors.items():
+            record(index, error)
+        flush()
         # Never sent (refused before it ran): hand back untouched, attempt refunded.
-        self.store.outbox.release_claims([items[i].id for i in result.unsent])
+        self.store.outbox.release_claims([items[i].id for i in result.unsent if i not in recorded])
         if result.stopped is not None:
             report.stopped = result.stopped.message
             if result.stopped.retry_after is not None:

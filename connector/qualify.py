@@ -19,6 +19,8 @@ _HASHTAG = re.compile(r"[#＃]\w+")
 SPAM_MAX_LINKS = 3
 SPAM_MAX_HASHTAGS = 8
 _ALNUM = "a-z0-9"
+#: The reason of a post that names no watched brand (and is excluded for nothing else).
+NO_MATCH = "no brand keyword, hashtag or mention matched"
 
 
 def _term_pattern(term: str) -> str:
@@ -135,6 +137,63 @@ class Qualifier:
         if excluded:
             return Decision(False, rules.brand.name, tuple(reasons + excluded))
         return Decision(True, rules.brand.name, tuple(reasons))
+
+    def echo_exclusions(self, post: Post, brand: str | None) -> list[str]:
+        """Why a bare reply or quote may not count as an echo of `brand`'s storm: the brand's own
+        accounts (its support team answering 「ご不便をおかけしております」 names no brand either),
+        its excluded words and languages. `brand` None (the parent is not known yet): the
+        accounts and words of every brand."""
+        folded = fold(post.text)
+        language = (post.lang or guess_language(post.text) or "").lower().split("-")[0] or None
+        reasons: list[str] = []
+        for rules in self._brands:
+            if brand is not None and rules.brand.name != brand:
+                continue
+            reasons += [r for r in rules.exclusions(post, folded, language)
+                        if brand is not None or not r.startswith("excluded: language")]
+        return list(dict.fromkeys(reasons))
+
+
+# --- storm echoes -------------------------------------------------------------------------
+def echo_refs(post: Post) -> list[tuple[str, str]]:
+    """(how, parent key) of the posts this one answers: its reply parent, then its quote."""
+    refs = [("reply", post.in_reply_to), ("quote", post.quote_of)]
+    return [(how, f"{post.platform}:{ref}") for how, ref in refs if ref]
+
+
+def may_echo(post: Post, decision: Decision) -> bool:
+    """A post that names no brand and is excluded for nothing else, and replies to or quotes
+    another post: it may be a storm's echo (「私も！」「うちも」「同じく」)."""
+    return (not decision.qualified and decision.brand is None and decision.reasons == (NO_MATCH,)
+            and bool(echo_refs(post)))
+
+
+_HOW = {"reply": ("reply to", "への返信"), "quote": ("quote of", "の引用")}
+
+
+def echo_reason(storm_id: int | None, how: str, parent_key: str) -> str:
+    """Why a post that names no brand counts in a storm (English / Japanese, one reason)."""
+    en, ja = _HOW[how]
+    if storm_id is None:  # the parent stood alone until this echo: the storm opens with both
+        return f"echo of {parent_key}, which now starts a storm ({en} {parent_key}) / {parent_key} への同調で炎上として集計（{parent_key} {ja}）"
+    return f"echo of storm #{storm_id} ({en} {parent_key}) / 炎上 #{storm_id} への同調（{parent_key} {ja}）"
+
+
+def echo_waiting_reason(how: str, parent_key: str) -> str:
+    en, ja = _HOW[how]
+    return (f"echo candidate: {en} {parent_key}, counted in if that post joins a storm / "
+            f"炎上の反応候補: {parent_key} {ja}（その投稿が炎上に入れば集計）")
+
+
+def echo_decision(decision: Decision, brand: str, storm_id: int | None, how: str, parent_key: str,
+                  voice: str | None) -> Decision:
+    """The decision for a storm's echo: counted in the storm, and a ticket of its own only for
+    a voice (`voice`: why; see `connector.storms.voice_reason`)."""
+    reasons = (echo_reason(storm_id, how, parent_key),)
+    if voice is None:
+        return Decision(False, brand, reasons + ("not a ticket of its own: counted on the storm's problem ticket / "
+                                                 "個別チケットなし: 炎上の問題チケットで集計",), echo_of=parent_key)
+    return Decision(True, brand, reasons + (voice,), echo_of=parent_key)
 
 
 def _common_exclusions(post: Post, folded_text: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
@@ -15,6 +16,7 @@ from connector.analysis.model import ModelError, SentimentModel
 from connector.config import ConfigError, Settings
 from connector.db import Store
 from connector.helpdesks import Helpdesk, make_helpdesk
+from connector.helpdesks.base import supports_bulk
 from connector.pipeline import Pipeline
 from connector.replies import ReplyOutcome, send_reply
 from connector.sources import Source, make_sources
@@ -22,6 +24,17 @@ from connector.storms import Storms, StormSettings
 from connector.watch import WatchConfig, load_watch
 
 log = logging.getLogger(__name__)
+
+#: Shortest time between two passes of a delivery thread, however often it is woken: in a
+#: storm every ingest (20 a second) wakes every thread, and a pass is several queries; woken
+#: sooner, a thread waits out the rest, so the wake-ups of a burst are one pass.
+MIN_PASS_SECONDS = 0.25
+
+
+def _pause_between_passes(started: float, halt: threading.Event) -> None:
+    spare = MIN_PASS_SECONDS - (time.monotonic() - started)
+    if spare > 0:
+        halt.wait(spare)
 
 
 @dataclass
@@ -43,6 +56,10 @@ class Services:
         # Storms follow the pipeline's clock (tests move it), read when called, not now.
         storms = make_storms(settings, store, watch, clock=lambda: pipeline.clock())
         pipeline = Pipeline(store, watch, helpdesk, model=model, storms=storms, confidence=settings.confidence)
+        if store.outbox.can_notify:
+            # PostgreSQL: every ingest that queued something wakes the delivery workers of every
+            # instance (LISTEN/NOTIFY), also when this process runs no worker (`yorisoi poll`).
+            pipeline.on_commit.append(store.outbox.notify_new_work)
         return cls(settings, store, watch, helpdesk, pipeline, make_sources(settings, store, watch))
 
     def reply(self, *, ticket_id: str, agent: str, text: str, dedupe_key: str) -> ReplyOutcome:
@@ -55,8 +72,8 @@ class Services:
             self.store.outbox.release_dead_claims()
             self.worker = DeliveryWorker(self.pipeline, self.settings.delivery_interval)
             # Wake on commit: an ingest in this process (webhook, poller, stream) wakes the
-            # worker at once. Other processes sharing a PostgreSQL database are found by the
-            # short idle poll (YORISOI_DELIVERY_INTERVAL).
+            # worker at once; on PostgreSQL an ingest in another process does too, through
+            # LISTEN/NOTIFY (DeliveryWorker's listener). The idle poll is the safety net.
             self.pipeline.on_commit.append(self.worker.wake)
             self.worker.start()
         return self.worker
@@ -104,10 +121,15 @@ class DeliveryWorker(threading.Thread):
     """Delivers the outbox in the background while the web app serves.
 
     It sleeps until the next retry is due, the idle interval passes, or `wake()` is called by
-    an ingest (the pipeline's on-commit hook), so a post becomes a ticket within a second.
+    an ingest (the pipeline's on-commit hook), so a post becomes a ticket within a second. On
+    PostgreSQL a third thread LISTENs for the NOTIFY another instance's ingest sends
+    (connector/db/outbox.py), so a post stored by `yorisoi poll` on one host wakes the worker
+    of `yorisoi serve` on another at once.
 
-    A second thread, the priority lane, delivers only urgent posts one by one: while the
-    main thread waits on a bulk job for a storm's 200 echoes, an urgent post still goes out.
+    A second thread, the priority lane, delivers only urgent posts one by one: while a bulk
+    job for a storm's 200 echoes runs, an urgent post still goes out. A third, the bulk lane
+    (helpdesks with bulk jobs), runs those jobs, so the main thread's one-by-one work (retries,
+    follow-up comments) does not wait for them either.
     """
 
     def __init__(self, pipeline: Pipeline, interval: float) -> None:
@@ -117,28 +139,45 @@ class DeliveryWorker(threading.Thread):
         self._wake = threading.Event()
         self._halt = threading.Event()  # not `_stop`: a method of threading.Thread that join() calls
         self.lane = PriorityLane(pipeline, interval, self._halt)
+        # Bulk jobs in a thread of their own: a job runs for seconds in the helpdesk, and
+        # follow-up comments, retries and (at a low rate) new tickets go one by one meanwhile.
+        self.bulk = BulkLane(pipeline, interval, self._halt) if supports_bulk(pipeline.helpdesk) else None
+        outbox = pipeline.store.outbox
+        self.listener = threading.Thread(target=outbox.listen_for_work, args=(self.wake, self._halt),
+                                         name="yorisoi-delivery-listen", daemon=True) \
+            if getattr(outbox, "can_notify", False) else None
 
     def start(self) -> None:
         super().start()
         self.lane.start()
+        if self.bulk is not None:
+            self.bulk.start()
+        if self.listener is not None:
+            self.listener.start()
 
     def wake(self) -> None:
         self._wake.set()
         self.lane.wake()
+        if self.bulk is not None:
+            self.bulk.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._halt.set()
-        self._wake.set()
-        self.lane.wake()
+        self.wake()
         self.join(timeout)
         if self.lane.is_alive():
             self.lane.join(timeout)
+        if self.bulk is not None and self.bulk.is_alive():
+            self.bulk.join(timeout)
+        if self.listener is not None and self.listener.is_alive():
+            self.listener.join(timeout)
 
     def run(self) -> None:
         while not self._halt.is_set():
+            started = time.monotonic()
             self._wake.clear()
             try:
-                report = self.pipeline.deliver()
+                report = self.pipeline.deliver(bulk=self.bulk is None)
                 if report.created or report.commented:
                     continue  # more may be waiting
                 due_in = self.pipeline.seconds_until_due()
@@ -147,6 +186,35 @@ class DeliveryWorker(threading.Thread):
                 log.exception("delivery pass failed; retrying in %.0f s", self.interval)
                 wait = self.interval
             self._wake.wait(wait)
+            _pause_between_passes(started, self._halt)
+
+
+class BulkLane(threading.Thread):
+    """The delivery worker's third thread: the helpdesk's bulk jobs, when the backlog (or the
+    helpdesk's own budget) calls for them (Pipeline.deliver_bulk)."""
+
+    def __init__(self, pipeline: Pipeline, interval: float, stop: threading.Event) -> None:
+        super().__init__(name="yorisoi-delivery-bulk", daemon=True)
+        self.pipeline = pipeline
+        self.interval = interval
+        self._halt = stop  # not `_stop`: threading.Thread has a method of that name
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            started = time.monotonic()
+            self._wake.clear()
+            try:
+                report = self.pipeline.deliver_bulk()
+                if report.created and not report.stopped:
+                    continue
+            except Exception:  # never let a bad pass end the lane
+                log.exception("bulk delivery pass failed")
+            self._wake.wait(self.interval)
+            _pause_between_passes(started, self._halt)
 
 
 class PriorityLane(threading.Thread):
@@ -164,6 +232,7 @@ class PriorityLane(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.is_set():
+            started = time.monotonic()
             self._wake.clear()
             try:
                 report = self.pipeline.deliver_priority()
@@ -172,3 +241,4 @@ class PriorityLane(threading.Thread):
             except Exception:  # never let a bad pass end the lane
                 log.exception("priority delivery pass failed")
             self._wake.wait(self.interval)
+            _pause_between_passes(started, self._halt)

@@ -15,6 +15,13 @@ Three parts, each small:
    the original text) contains the original, while a two-word 「私も」 contains nothing worth
    matching. A reply to a post already in a storm joins that storm outright. Each assignment
    is stored with the post it resembles and the score (the explanation the dashboard shows).
+   **Echoes**: a reply or quote that names no brand (「私も！」「うちも」「同じく」) whose parent is
+   a storm member (or a lone qualified post: the storm opens with both) is counted in the
+   storm too, on the problem ticket's running count, without a ticket of its own unless its
+   author is a voice (`voice_reason`: reach, a question or request, an expectation of its own).
+   Streams deliver out of order, so an echo whose parent is not a member yet waits
+   (`storm_echo_waits`) and is counted in, in the same transaction, when the parent joins a
+   storm within `window` of it.
 2. **Tickets**: once a storm has `min_posts` posts it gets one `problem` ticket; its members'
    tickets become incidents linked to it (Zendesk `problem_id`; local helpdesk: the
    `problem_id` field). Echoes get priority low and tag `yorisoi_storm_echo`; high-reach
@@ -54,6 +61,7 @@ from connector.evidence import say
 from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, TicketDraft
 from connector.models import Analysis, Decision, Post, TicketRef
 from connector.ports import StormStore
+from connector.qualify import echo_reason, echo_refs
 from connector.sources.http import new_session
 from connector.sources.netguard import allow_private
 from connector.textnorm import fold
@@ -257,6 +265,54 @@ class StormIndex:
         if entry is not None and entry.storm_id is None:
             entry.storm_id = storm_id
             self.per_storm[storm_id] += 1
+
+
+# --- echoes (pure) ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EchoParent:
+    """The storm member a bare reply or quote answers."""
+
+    how: str  # reply | quote
+    parent_key: str
+    brand: str
+    storm_id: int | None  # None: the parent stood alone until now (or joins in this batch)
+
+
+#: Intents that ask something of the brand: the echo's author wants an answer of their own.
+_ASKING = {"question": ("asks a question", "質問している"), "request": ("asks for something", "要望を伝えている")}
+#: Expectation types that come from the writer, not from what every customer expects
+#: (docs/labels.md: individual, situational, latent).
+_OWN_EXPECTATION = {"individual": "個別的", "situational": "状況的", "latent": "潜在的"}
+
+
+def voice_reason(post: Post, analysis: Analysis, high_reach: int) -> str | None:
+    """Why an echo's author should be answered personally (a ticket of their own), or None.
+
+    A voice has reach (YORISOI_STORM_HIGH_REACH followers or more), asks a question or for
+    something, or states an expectation of their own (individual, situational or latent in
+    the label guide); a model's label below the confidence threshold does not count, so a bare
+    「私も！」 stays an echo.
+    """
+    followers = post.author.followers or 0
+    if followers >= high_reach:
+        return (f"voice: {followers:,} followers (≥ {high_reach:,}), answered personally / "
+                f"発信力のある声: フォロワー {followers:,} 人（個別に対応）")
+    unsure = set(analysis.unsure())
+    intent = analysis.intent.value
+    if intent in _ASKING and "intent" not in unsure:
+        en, ja = _ASKING[intent]
+        return f"voice: {en} (intent {intent}), answered personally / {ja}声（個別に対応）"
+    expectation = analysis.expectation_type.value
+    if expectation in _OWN_EXPECTATION and "expectation_type" not in unsure:
+        return (f"voice: an expectation of their own ({expectation}), answered personally / "
+                f"独自の事前期待（{_OWN_EXPECTATION[expectation]}）のある声（個別に対応）")
+    return None
+
+
+def final_echo_reasons(decision_reasons: Sequence[str], storm_id: int | None, how: str, parent_key: str) -> tuple[str, ...]:
+    """An echo's reasons once it is counted: the first names the storm it joined."""
+    rest = tuple(r for r in decision_reasons if not r.startswith(("echo ", "no brand keyword")))
+    return (echo_reason(storm_id, how, parent_key), *rest)
 
 
 # --- spike test (pure) --------------------------------------------------------------------
@@ -464,7 +520,7 @@ class Storms:
         written with each post), so every instance sharing the database finds the same ones."""
         sh = shingles(clean_text(post.text, self.brand_words.get(brand, ())))
         keys = band_keys(signature(sh))
-        for ref in (post.in_reply_to, post.conversation_id):
+        for ref in (post.in_reply_to, post.quote_of, post.conversation_id):
             if ref:
                 parent = self.repo.storm_of(f"{post.platform}:{ref}", conn=conn)
                 if parent is not None and parent["brand"] == brand and parent["post_key"] != post.key:
@@ -484,18 +540,54 @@ class Storms:
         return (Assignment(post.key, row["post_key"], round(score, 4), say("storm_quote" if kind == "quote" else "storm_near", key=row["post_key"], score=f"{score:.2f}"),
                            row["storm_id"]), sh, keys)
 
-    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> None:
-        """Group the qualified posts of one ingest transaction (`conn`), in order.
+    def voice_reason(self, post: Post, analysis: Analysis) -> str | None:
+        return voice_reason(post, analysis, self.settings.high_reach)
+
+    def echo_parent(self, post: Post, batch: Mapping[str, tuple[str, int | None]] | None = None) -> EchoParent | None:
+        """The storm member (stored, or qualified earlier in this batch: `batch` key → (brand,
+        storm)) that `post` replies to or quotes, or None when none is (yet)."""
+        for how, key in echo_refs(post):
+            if key == post.key:
+                continue
+            if batch and key in batch:
+                brand, storm_id = batch[key]
+                return EchoParent(how, key, brand, storm_id)
+            member = self.repo.storm_of(key)
+            if member is not None:
+                return EchoParent(how, key, member["brand"], member["storm_id"])
+        return None
+
+    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> dict[str, tuple[str, ...]]:
+        """Group the qualified posts and count in the echoes of one ingest transaction (`conn`),
+        in order. Returns the final reasons of the echoes counted in (the storm they joined),
+        by post key — also echoes stored earlier that waited for a post of this batch.
 
         Runs inside the transaction that stores the posts, so a post is stored together with
-        its storm membership or not at all; the brands are locked first, in one order (no two
-        instances wait on each other), and held until the commit.
+        its storm membership or not at all. Locks, always in this order so no two instances
+        wait on each other in a cycle: the posts that echoes may wait for (this batch's
+        qualified posts and the echoes' parents), then the brands, sorted; held until commit.
         """
-        brands = sorted({d.brand for _, d, a in items if d.qualified and d.brand is not None and a is not None})
-        for brand in brands:
+        counted = [(p, d, a) for p, d, a in items if d.qualified and d.brand is not None and a is not None]
+        echoes = [(p, d, a) for p, d, a in items if not d.qualified and d.echo_of is not None]
+        self.repo.lock_echo_parents(conn, [p.key for p, _, _ in counted] +
+                                    [key for p, _, _ in echoes for _, key in echo_refs(p)])
+        brands = {d.brand for _, d, _ in counted if d.brand is not None}
+        for post, _, _ in echoes:
+            for _, key in echo_refs(post):
+                member = self.repo.storm_of(key, conn=conn)
+                if member is not None:
+                    brands.add(member["brand"])
+                    break
+        for brand in sorted(brands):
             self.repo.lock_brand(conn, brand)
+        waited = self.repo.storm_waited_for(conn, [p.key for p, _, _ in counted])
+        reasons: dict[str, tuple[str, ...]] = {}
         for post, decision, analysis in items:
-            self._observe(post, decision, analysis, conn)
+            if decision.qualified:
+                self._observe(post, decision, analysis, conn, reasons=reasons, waited=waited)
+            elif decision.echo_of is not None and analysis is not None:
+                self._echo(post, decision, analysis, conn, reasons, waited)
+        return reasons
 
     def observe(self, post: Post, decision: Decision, analysis: Analysis | None, conn: Any = None) -> int | None:
         """Place a qualified post (stored already, or in `conn`'s transaction) in a storm (or
@@ -503,16 +595,20 @@ class Storms:
         if conn is None:
             with self.repo.transaction() as own:
                 if decision.qualified and decision.brand is not None:
+                    self.repo.lock_echo_parents(own, [post.key])
                     self.repo.lock_brand(own, decision.brand)
                 return self._observe(post, decision, analysis, own)
         return self._observe(post, decision, analysis, conn)
 
-    def _observe(self, post: Post, decision: Decision, analysis: Analysis | None, conn: Any) -> int | None:
+    def _observe(self, post: Post, decision: Decision, analysis: Analysis | None, conn: Any,
+                 reasons: dict[str, tuple[str, ...]] | None = None, waited: set[str] | None = None) -> int | None:
         if not decision.qualified or decision.brand is None or analysis is None:
             return None
         brand = decision.brand
         assignment, sh, keys = self.assign(post, brand, conn)
-        voice = (post.author.followers or 0) >= self.settings.high_reach or analysis.intent.value == "question"
+        # A qualified echo is a voice by construction (else it would have no ticket).
+        voice = ((post.author.followers or 0) >= self.settings.high_reach or analysis.intent.value == "question"
+                 or decision.echo_of is not None)
         now = self.clock()
         storm_id = self.repo.storm_add_member(
             post_key=post.key, brand=brand, created_at=post.created_at,
@@ -526,9 +622,70 @@ class Storms:
             representatives=REPRESENTATIVES_PER_STORM, conn=conn)
         with self._lock:
             self._shingle_cache[post.key] = sh
+        if decision.echo_of is not None and reasons is not None:
+            how = next((h for h, k in echo_refs(post) if k == decision.echo_of), "reply")
+            final = final_echo_reasons(decision.reasons, storm_id, how, decision.echo_of)
+            if final != decision.reasons:
+                self.repo.storm_echo_counted(conn, post.key, brand, final)
+                reasons[post.key] = final
         if analysis.sentiment.value == "negative":
             self.check_spike(brand, post.created_at, conn)
+        if waited is None or post.key in waited:
+            self._count_waiting(post.key, post.created_at, conn, reasons if reasons is not None else {})
         return storm_id
+
+    def _echo(self, post: Post, decision: Decision, analysis: Analysis, conn: Any,
+              reasons: dict[str, tuple[str, ...]], waited: set[str]) -> None:
+        """Count a bare reply or quote in its parent's storm, or keep it waiting for one."""
+        for how, key in echo_refs(post):
+            member = self.repo.storm_of(key, conn=conn)
+            if member is not None and key != post.key:
+                self._join_echo(post.key, post.created_at, analysis.sentiment.value == "negative", analysis.risk.score,
+                                None, how, member, decision.reasons, conn, reasons)
+                return
+        self.repo.storm_echo_wait(conn, post_key=post.key, parents=echo_refs(post), created_at=post.created_at,
+                                  negative=analysis.sentiment.value == "negative", risk_score=analysis.risk.score,
+                                  voice=self.voice_reason(post, analysis))
+        waited.update(key for _, key in echo_refs(post))  # a later post of this batch may be its parent
+
+    def _join_echo(self, post_key: str, created_at: datetime, negative: bool, risk_score: float | None,
+                   voice: str | None, how: str, member: Mapping[str, Any], stored_reasons: Sequence[str], conn: Any,
+                   reasons: dict[str, tuple[str, ...]]) -> None:
+        brand = member["brand"]
+        storm_id = self.repo.storm_add_member(
+            post_key=post_key, brand=brand, created_at=created_at, negative=negative,
+            resembles=member["post_key"], similarity=1.0, reason=f"{how} {'to' if how == 'reply' else 'of'} {member['post_key']}",
+            role="voice" if voice else "echo", risk_score=risk_score or 0.0, join_storm=member["storm_id"],
+            found_single=member["storm_id"] is None, min_posts=self.settings.min_posts, due_at=self.clock(),
+            throttle=timedelta(seconds=self.settings.update_seconds), bands=(), conn=conn)
+        final = final_echo_reasons(stored_reasons, storm_id, how, member["post_key"])
+        if voice is not None:  # a voice that waited: counted, and said so for the agent who finds it
+            final += (voice,)
+        self.repo.storm_echo_counted(conn, post_key, brand, final)
+        reasons[post_key] = final
+        if negative:
+            self.check_spike(brand, created_at, conn)
+        self._count_waiting(post_key, created_at, conn, reasons)
+
+    def _count_waiting(self, parent_key: str, parent_at: datetime, conn: Any,
+                       reasons: dict[str, tuple[str, ...]]) -> None:
+        """Count in the echoes that waited for `parent_key` (written within `window` of it),
+        and theirs in turn (「私も」 replying to 「うちも」)."""
+        window = self.settings.window
+        queue = [(parent_key, parent_at)]
+        while queue:
+            key, at = queue.pop(0)
+            for wait in self.repo.storm_waiting_echoes(conn, key, at - window, at + window):
+                if self.repo.storm_of(wait["post_key"], conn=conn) is not None:
+                    continue  # counted already through another parent
+                member = self.repo.storm_of(key, conn=conn)
+                if member is None:
+                    continue
+                # This echo may have echoes waiting in turn: hold its lock like the batch's own.
+                self.repo.lock_echo_parents(conn, [wait["post_key"]])
+                self._join_echo(wait["post_key"], wait["created_at"], wait["negative"], wait["risk_score"],
+                                wait["voice"], wait["how"], member, self.repo.post_reasons(conn, wait["post_key"]),
+                                conn, reasons)
 
     # spikes
     def baseline(self, brand: str, at: datetime, conn: Any = None) -> float:

@@ -4,17 +4,21 @@ Pure, like the analysis package (whose nagisa tokenizer it reuses). Runs at inge
 negative or complaint posts only, and the result is stored with the post (`post_topics`), so
 the dashboard counts topics over a year of posts without tagging any text at page time.
 
-The brand's own names, keywords and hashtags are masked out of the text *before* tagging:
-nagisa splits 「ソラ光」 into ソラ (an interjection) + 光, so filtering the words afterwards would
-keep 光 and drop legitimate topics such as アプリ (part of the keyword ソラアプリ).
+The brand's own names, keywords and hashtags are masked out by *position*: every token that
+overlaps a brand term's characters is a break. Filtering the words instead would not do: nagisa
+splits 「ソラ光」 into ソラ (an interjection) + 光, so dropping brand words would keep 光, and
+dropping words that contain a brand term would drop legitimate topics such as アプリ (part of
+the keyword ソラアプリ). The tokens are the analysis's own (`tokenize` of the same normalised
+text, which remembers the last few texts it tagged), so ingest tags each post once: until
+issue 17 the masked text was tagged a second time, which cost a third of ingest's nagisa time.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Iterable
+from typing import Iterable, Sequence
 
-from connector.analysis.text import detect_language, normalize, tokenize
+from connector.analysis.text import Tokens, detect_language, normalize, tokenize
 from connector.textnorm import fold
 
 #: nagisa's tags that make up a noun phrase: nouns, and Latin words inside Japanese text
@@ -60,16 +64,13 @@ def brand_terms(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted((t for t in terms if t), key=len, reverse=True))
 
 
-def _mask(text: str, terms: tuple[str, ...]) -> str:
+def _mask_spans(text: str, terms: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Where the brand terms are in `text` (character spans)."""
     if not terms:
-        return text
+        return []
     folded = _fold_keep_length(text)
     pattern = "|".join(r"\s*".join(re.escape(part) for part in term.split()) for term in terms)
-    chars = list(text)
-    for match in re.finditer(pattern, folded):
-        for i in range(match.start(), match.end()):
-            chars[i] = "、"  # a punctuation break: the words on either side never join up
-    return "".join(chars)
+    return [(m.start(), m.end()) for m in re.finditer(pattern, folded) if m.end() > m.start()]
 
 
 #: Markup and code in a post are an attack or noise, never what the customer complains about:
@@ -98,20 +99,25 @@ def topics_of_text(text: str, *, exclude: tuple[str, ...] = (), lang: str | None
     from `brand_terms`).
 
     English text gives none: nagisa tags English words without parts of speech."""
-    normalized = strip_markup(normalize(text))
-    if not normalized or detect_language(normalized, lang) != "ja":
+    normalized = normalize(text)
+    if not strip_markup(normalized).strip("、 ") or detect_language(strip_markup(normalized), lang) != "ja":
         return []
-    tokens = tokenize(_mask(normalized, exclude))
+    # The analysis's own tokens of the same text (no second nagisa pass); the markup is masked
+    # by position in topics_of_tokens, like the brand terms.
+    return topics_of_tokens(tokenize(normalized), exclude=exclude)
+
+
+def _phrases(words: Sequence[str], postags: Sequence[str], exclude: tuple[str, ...]) -> list[str]:
     found: list[str] = []
     phrase: list[str] = []
     prefix = ""
 
     def close() -> None:
         nonlocal prefix
-        words = [w.strip() for w in phrase if w.strip()]
-        if words:
-            term = prefix + words[0]
-            for before, word in zip(words, words[1:]):
+        kept = [w.strip() for w in phrase if w.strip()]
+        if kept:
+            term = prefix + kept[0]
+            for before, word in zip(kept, kept[1:]):
                 # Japanese compounds join without a space (通信+速度); two Latin words keep one.
                 term += (" " if _LATIN_END.search(before) and _LATIN_START.match(word) else "") + word
             if _keep(term, exclude) and term not in found:
@@ -119,7 +125,7 @@ def topics_of_text(text: str, *, exclude: tuple[str, ...] = (), lang: str | None
         phrase.clear()
         prefix = ""
 
-    for word, tag in zip(tokens.words, tokens.postags):
+    for word, tag in zip(words, postags):
         if tag in _NOUN and _WORDY.search(word) and word not in STOP_WORDS:
             phrase.append(word)
         elif tag == _SUFFIX and phrase:
@@ -131,6 +137,25 @@ def topics_of_text(text: str, *, exclude: tuple[str, ...] = (), lang: str | None
             close()
     close()
     return found[:MAX_TOPICS]
+
+
+def topics_of_tokens(tokens: Tokens, *, exclude: tuple[str, ...] = ()) -> list[str]:
+    """Topics from the tokens of a normalised Japanese text: a token that overlaps a brand
+    term (`exclude`) or markup/code (`_MARKUP`: tags, URLs, calls) is a break, like punctuation."""
+    spans = _mask_spans(tokens.text, exclude) + [(m.start(), m.end()) for m in _MARKUP.finditer(tokens.text)
+                                                  if m.end() > m.start()]
+    if not spans:
+        return _phrases(tokens.words, tokens.postags, exclude)
+    words, postags = [], []
+    for word, tag, start in zip(tokens.words, tokens.postags, tokens.starts):
+        end = start + len(word)
+        if any(start < s_end and s_start < end for s_start, s_end in spans):
+            words.append("、")
+            postags.append("補助記号")
+        else:
+            words.append(word)
+            postags.append(tag)
+    return _phrases(words, postags, exclude)
 
 
 def _keep(term: str, exclude: tuple[str, ...]) -> bool:

@@ -104,3 +104,32 @@ def test_bulk_jobs_leave_priority_posts_to_the_lane(app_factory):
     assert report.created == 11
     assert slow.bulk_sizes == [10]
     assert len(slow.one_by_one) == 1 and outcomes[-1].key in slow.one_by_one[0]
+
+
+def test_an_ingest_in_another_instance_wakes_this_worker(backend, db_env, app_factory):
+    """PostgreSQL: the instance that stores a post (here one without a worker, like `yorisoi
+    poll`) NOTIFYs; the other instance's worker LISTENs and delivers at once, not at its next
+    idle poll (a minute here). SQLite serves one instance: no listener, no notification."""
+    serving = app_factory(**db_env, YORISOI_DELIVERY_INTERVAL="60").extensions["yorisoi"]
+    polling = app_factory(**db_env).extensions["yorisoi"]  # another process's connector, same database
+    worker = serving.start_worker()
+    if backend == "sqlite":
+        assert worker.listener is None and svc_notify_hooks(polling) == []
+        return
+    assert svc_notify_hooks(polling) == [polling.store.outbox.notify_new_work]
+    time.sleep(1.0)  # the worker's first pass is over and its listener is connected
+    outcome = polling.pipeline.ingest_raw(post_dict(text="ソラモバイル、昨日から圏外のまま"), source="x")
+    assert outcome.status == "queued"
+    assert wait_for(lambda: len(tickets(serving)) == 1, timeout=10) < 2.0
+    # The listener survives its connection being cut (a database restart, a failover).
+    from sqlalchemy import text
+    with serving.store.engine.begin() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"))
+    time.sleep(2.5)  # reconnected after its first back-off (1 s)
+    polling.pipeline.ingest_raw(post_dict(text="ソラモバイル、また圏外"), source="x")
+    assert wait_for(lambda: len(tickets(serving)) == 2, timeout=10) < 2.0
+
+
+def svc_notify_hooks(svc) -> list:
+    return [hook for hook in svc.pipeline.on_commit if getattr(hook, "__name__", "") == "notify_new_work"]

@@ -387,7 +387,8 @@ def test_schema_6_adds_the_token_origin_to_an_older_database(tmp_path):
     migrate(engine)
     with engine.begin() as conn:  # make it look like schema 5: no origin column yet
         conn.execute(text("ALTER TABLE agent_tokens DROP COLUMN origin"))
-        conn.execute(text("DELETE FROM schema_version WHERE version > 5"))
+        conn.execute(text("DELETE FROM schema_version"))
+        conn.execute(text("INSERT INTO schema_version (version, applied_at) VALUES (5, '2024-01-01 00:00:00')"))
         conn.execute(text("INSERT INTO agent_tokens (token_hash, agent, created_at) VALUES ('ab', 'old', '2024-01-01')"))
     migrate(engine)
     assert "origin" in {c["name"] for c in inspect(engine).get_columns("agent_tokens")}

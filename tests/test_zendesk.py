@@ -259,12 +259,17 @@ def test_backlog_goes_through_create_many_jobs(app_factory, zd_env, fake):
     assert report.created == 230 and not report.errors
     assert len(fake.tickets) == 230 and not fake.state()["duplicate_external_ids"]
     assert len(fake.calls("POST", r"^/api/v2/tickets$")) == 0  # no ticket was created one by one
-    assert len(fake.calls("POST", "create_many")) == 3 and len(fake.calls("PUT", "update_many")) == 3
-    assert len(fake.calls("POST", "create_or_update_many")) == 1 and len(fake.users) == 40
+    # Batches of ≤100 (smaller while the backlog is small, so they run side by side); one
+    # notes job per tickets job; each of the 40 requesters made by exactly one users job.
+    assert all(len(j["_items"]) <= 100 for j in fake.jobs.values())
+    assert 3 <= len(fake.calls("POST", "create_many")) == len(fake.calls("PUT", "update_many")) <= 23
+    made = [u["external_id"] for j in fake.jobs.values() if j["_kind"] == "users" for u in j["_items"]]
+    assert len(made) == len(set(made)) == 40 and len(fake.users) == 40
     for ticket in fake.tickets.values():
         assert [c["public"] for c in fake.comments[ticket["id"]]] == [True, False]
         assert fake.users[ticket["requester_id"]]["external_id"].startswith("yorisoi:x:a")
     assert svc.store.outbox.outbox_counts() == {"done": 230}
+    assert svc.store.outbox.search_tickets(text="繋がらない")[0] == 230  # bulk-recorded tickets are searchable
 
 
 def test_bulk_keeps_at_most_30_jobs_in_flight(fake, zd_env):
@@ -302,7 +307,9 @@ def test_bulk_notes_are_confirmed_by_ticket_id_without_index(fake, zd_env):
     result = helpdesk.create_tickets_many(drafts)
     updates = [j for j in fake.jobs.values() if j["_kind"] == "update"]
     assert updates and all("index" not in r for j in updates for r in j["results"])
-    first_of_each_job = {0, 100}  # their results were dropped: not confirmed, retried
+    dropped_ids = {j["_items"][0]["id"] for j in updates}  # their results were dropped: not confirmed, retried
+    first_of_each_job = {i for i, d in enumerate(drafts) if only_ticket(fake, d.external_id)["id"] in dropped_ids}
+    assert len(first_of_each_job) == len(updates) >= 2
     assert set(result.refs) == set(range(150)) - first_of_each_job
     assert set(result.errors) == first_of_each_job and all(e.retryable for e in result.errors.values())
     for i, ref in result.refs.items():
@@ -328,7 +335,8 @@ def test_bulk_requesters_are_matched_by_position_without_index(fake, zd_env):
     result = helpdesk.create_tickets_many(drafts)
     assert len(result.refs) == 260 and not result.errors and not result.unsent
     user_jobs = [j for j in fake.jobs.values() if j["_kind"] == "users"]
-    assert len(user_jobs) == 2 and all(set(r) == {"id", "status"} for j in user_jobs for r in j["results"])
+    assert sum(len(j["_items"]) for j in user_jobs) == 130  # each requester in one job
+    assert all(set(r) == {"id", "status"} for j in user_jobs for r in j["results"])
     assert not fake.calls("POST", r"^/api/v2/users/create_or_update$")  # no one-by-one fallback
     assert len(fake.users) == 130
     for draft in drafts:
@@ -464,3 +472,132 @@ def test_replay_twice_creates_exactly_one_ticket_per_post(tmp_path, env, zd_env,
     assert (one["qualified"], one["tickets_created"], one["dropped"], one["errors"]) == (6, 6, 1, [])
     assert (two["tickets_created"], two["duplicates_skipped"]) == (0, 7)
     assert len(fake.tickets) == 6 and not fake.state()["duplicate_external_ids"]
+
+
+# --- bulk runs: stages side by side, fed while running, adaptive polling ------------------------
+def test_bulk_stages_of_different_batches_are_in_flight_at_once(fake, zd_env):
+    """A batch's tickets job goes out as soon as ITS requesters exist, while other batches'
+    users jobs still run; notes likewise: the stages overlap, never more than 30 jobs."""
+    fake.job_timing = {"users": (0.0, 0.02), "create": (0.0, 0.004), "update": (0.0, 0.004)}
+    seen: list[set[str]] = []
+    submit = fake._job
+
+    def watching(request, kind, items):
+        with fake._lock:
+            for job in fake.jobs.values():
+                fake._advance(job)
+            seen.append({j["_kind"] for j in fake.jobs.values() if j["status"] in ("queued", "working")} | {kind})
+        return submit(request, kind, items)
+    fake._job = watching
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.05)
+    # Batches of 30; batch b has b + 1 requesters of its own, so its users job takes longer
+    # than the one before: the early batches reach their next stages while later ones still
+    # make users.
+    drafts = [_draft(n, requester=f"yorisoi:x:s{n // 30}-{n % (n // 30 + 1)}") for n in range(300)]
+    result = helpdesk.create_tickets_many(drafts)
+    assert len(result.refs) == 300 and not result.errors and not result.unsent
+    assert any({"users", "create"} <= kinds for kinds in seen)
+    assert any({"create", "update"} <= kinds for kinds in seen)
+    assert fake.max_jobs_in_flight_seen <= 30
+    assert not fake.state()["duplicate_external_ids"]
+
+
+def test_a_bulk_run_takes_drafts_that_arrive_while_its_jobs_run(fake, zd_env):
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.001)
+    fake.job_polls_before_done = 2
+    arriving = [[_draft(100 + n, requester=f"yorisoi:x:late{n}") for n in range(15)], []]
+    outcomes: dict[int, object] = {}
+
+    def heard(index, outcome):
+        assert index not in outcomes  # each draft's outcome once
+        outcomes[index] = outcome
+
+    result = helpdesk.create_tickets_many([_draft(n) for n in range(20)], more=lambda: arriving.pop(0) if arriving else [],
+                                          on_result=heard)
+    assert not arriving  # asked again while the first jobs ran
+    assert set(outcomes) == set(result.refs) == set(range(35))
+    assert len(fake.tickets) == 35 and not fake.state()["duplicate_external_ids"]
+    for i, ref in result.refs.items():
+        external_id = f"yorisoi:x:r{i if i < 20 else 100 + i - 20}"
+        assert only_ticket(fake, external_id)["id"] == int(ref.ticket_id)
+
+
+def test_job_status_is_polled_soon_then_less_often_and_retry_after_is_honoured(fake, zd_env):
+    slept: list[float] = []
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=4.0, sleep=slept.append)
+    fake.job_polls_before_done = 4
+    fake.fail_next("GET", "job_statuses", 429, {"error": "APIRateLimitExceeded"}, {"Retry-After": "7"})
+    result = helpdesk.create_tickets_many([_draft(n) for n in range(5)])
+    assert len(result.refs) == 5
+    assert slept[0] == 0.5  # the first look is quick
+    assert 7.0 in slept  # Retry-After of the refused status call, waited out
+    quiet = slept[slept.index(7.0) + 1:]
+    assert quiet and all(later >= earlier for earlier, later in zip(quiet, quiet[1:])
+                         if later != 0.5)  # backs off while nothing ends (0.5 again after a job ends)
+    assert max(slept) <= 7.0 and max(s for s in slept if s != 7.0) <= 4.0
+
+
+def test_the_realistic_fake_runs_jobs_over_time_and_limits_ticket_updates(httpserver):
+    """Timed like the recorded answers: a job is queued, then working with `progress`, then
+    completed; PUT /tickets/{id} has its own 100/min limit beside the account's 700."""
+    import requests
+    fake = FakeZendesk.realistic(email=EMAIL, token=TOKEN, latency=0.0,
+                                 job_timing={"create": (0.2, 0.02), "update": (0.0, 0.01), "users": (0.0, 0.01)},
+                                 update_rate_limit=3)
+    httpserver.expect_request(re.compile(".*")).respond_with_handler(fake.handle)
+    base = httpserver.url_for("/api/v2")
+    auth = (f"{EMAIL}/token", TOKEN)
+    job = requests.post(f"{base}/tickets/create_many.json", auth=auth, timeout=5, json={"tickets": [
+        {"subject": "s", "comment": {"body": "b"}, "external_id": f"e{n}"} for n in range(20)]}).json()["job_status"]
+    assert job["status"] == "queued"
+    first = requests.get(f"{base}/job_statuses/{job['id']}.json", auth=auth, timeout=5).json()["job_status"]
+    assert first["status"] == "queued" and not fake.tickets
+    time.sleep(0.35)
+    middle = requests.get(f"{base}/job_statuses/{job['id']}.json", auth=auth, timeout=5).json()["job_status"]
+    assert middle["status"] == "working" and 0 < middle["progress"] < 20
+    time.sleep(0.45)
+    done = requests.get(f"{base}/job_statuses/{job['id']}.json", auth=auth, timeout=5).json()["job_status"]
+    assert done["status"] == "completed" and len(done["results"]) == 20 and len(fake.tickets) == 20
+    ticket_id = min(fake.tickets)
+    answers = [requests.put(f"{base}/tickets/{ticket_id}.json", auth=auth, timeout=5,
+                            json={"ticket": {"comment": {"body": "x", "public": False}}}) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert 0 < int(answers[-1].headers["Retry-After"]) <= 60
+    assert requests.get(f"{base}/tickets/{ticket_id}.json", auth=auth, timeout=5).status_code == 200  # reads still go
+
+
+def test_new_tickets_go_to_bulk_jobs_while_the_update_ticket_budget_is_nearly_spent(zsvc, fake):
+    """Each ticket made one by one spends an Update Ticket call on its note (100/min per
+    account): near that limit, new tickets go through jobs (update_many is not counted),
+    whatever the backlog; once the minute's calls age out, one by one again."""
+    from connector.helpdesks.zendesk.client import UPDATE_TICKET_LIMIT, UPDATE_TICKET_RESERVE
+    session = zsvc.helpdesk.session
+    fake.job_polls_before_done = 0
+    now = time.monotonic()
+    session._updates.extend([now] * (UPDATE_TICKET_LIMIT - UPDATE_TICKET_RESERVE))
+    assert zsvc.helpdesk.prefers_bulk()
+    ingest(zsvc, *[post_dict(id=f"6{n:03d}", author={"id": f"b{n}"}) for n in range(3)])
+    zsvc.pipeline.clock.advance(30)  # the test clock stands still; the rows are due
+    report = zsvc.pipeline.deliver()
+    assert report.created == 3 and not report.errors
+    # So few: the tickets are opened one call each (fast), only their notes go in a job.
+    assert len(fake.calls("POST", r"^/api/v2/tickets$")) == 3 and not fake.calls("POST", "create_many")
+    assert not fake.calls("PUT", r"^/api/v2/tickets/\d+$") and len(fake.calls("PUT", "update_many")) == 1
+    for ticket in fake.tickets.values():
+        assert [c["public"] for c in fake.comments[ticket["id"]]] == [True, False]  # the post, then its note
+    assert session.updates_last_minute() == UPDATE_TICKET_LIMIT - UPDATE_TICKET_RESERVE  # none spent
+    fake_before = len(fake.tickets)
+    ingest(zsvc, *[post_dict(id=f"7{n:03d}", author={"id": f"c{n}"}) for n in range(12)])
+    zsvc.pipeline.clock.advance(30)
+    assert zsvc.pipeline.deliver().created == 12
+    assert len(fake.tickets) == fake_before + 12 and len(fake.calls("POST", "create_many")) >= 1  # more: jobs
+    session._updates.clear()
+    session._updates.extend([now - 61] * 95)  # more than a minute ago: spent budget is back
+    assert not zsvc.helpdesk.prefers_bulk() and session.updates_last_minute() == 0
+    ingest(zsvc, post_dict(id="6999", author={"id": "b9"}))
+    zsvc.pipeline.clock.advance(30)
+    opened = len(fake.calls("POST", r"^/api/v2/tickets$"))
+    assert zsvc.pipeline.deliver().created == 1
+    assert len(fake.calls("POST", r"^/api/v2/tickets$")) == opened + 1
+    assert len(fake.calls("PUT", r"^/api/v2/tickets/\d+$")) == 1
+    assert session.updates_last_minute() == 1  # the note's call is counted

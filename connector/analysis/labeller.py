@@ -30,6 +30,7 @@ import hashlib
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -122,11 +123,14 @@ class Vocabulary:
     idf: np.ndarray
 
     def encode(self, terms: Sequence[str], offset: int) -> tuple[list[int], list[float]]:
+        # Count first (Counter counts in C), then look each distinct term up once: a post has
+        # hundreds of n-grams but far fewer distinct ones. Terms map to distinct columns.
+        index = self.index
         counts: dict[int, int] = {}
-        for term in terms:
-            column = self.index.get(term)
+        for term, n in Counter(terms).items():
+            column = index.get(term)
             if column is not None:
-                counts[column] = counts.get(column, 0) + 1
+                counts[column] = n
         if not counts:
             return [], []
         columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 #: nagisa's cost grows with the length of what it tags at once; posts are cut at sentence ends
 #: into pieces of at most this many characters, so a 20,000-character post costs 40 short calls.
@@ -118,8 +118,16 @@ def _tagger():
     return nagisa
 
 
+#: Texts whose tokens `tokenize` remembers. Enough for one post's analysis and then its complaint
+#: topics (connector/topics.py) to share one nagisa pass, also with a few request threads
+#: interleaved; deliberately no cache across posts (a repeated text is tagged again).
+TOKENIZE_MEMORY = 8
+
+
+@lru_cache(maxsize=TOKENIZE_MEMORY)
 def tokenize(text: str) -> Tokens:
-    """Tag a normalised text with nagisa (in sentence chunks) and keep every word's offset."""
+    """Tag a normalised text with nagisa (in sentence chunks) and keep every word's offset.
+    Pure (the same text, the same tokens), so the last few results are remembered."""
     nagisa = _tagger()
     words: list[str] = []
     postags: list[str] = []

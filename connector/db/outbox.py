@@ -1,13 +1,15 @@
 """The delivery queue, the shared delivery pause, and our record of the tickets it created."""
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from connector.db.counts import record_ticket_facts
@@ -25,8 +27,15 @@ from connector.db.schema import (
 from connector.db.ticket_search import index_ticket, text_condition
 from connector.models import TicketRef
 
+log = logging.getLogger(__name__)
+
 #: Suffix of `claimed_by` for rows handed to a helpdesk bulk job (see release_dead_claims).
 BULK_CLAIM_SUFFIX = "#bulk"
+#: PostgreSQL channel on which an instance that committed deliverable rows wakes every
+#: instance's delivery worker (https://www.postgresql.org/docs/current/sql-notify.html).
+OUTBOX_CHANNEL = "yorisoi_outbox"
+#: Longest wait between attempts to (re)open the listening connection.
+LISTEN_RETRY_MAX_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +72,8 @@ class OutboxRepository:
     def claim_due(self, limit: int, lease: timedelta, worker: str | None = None,
                   now: datetime | None = None, *, kind: str | None = None,
                   fresh_only: bool = False, priorities: Sequence[str] | None = None,
-                  skip_priorities: Sequence[str] | None = None) -> list[OutboxItem]:
+                  skip_priorities: Sequence[str] | None = None,
+                  skip_fresh_creates: bool = False) -> list[OutboxItem]:
         """Claim up to `limit` due rows for this worker, oldest first.
 
         A row is due when pending and its retry time has come, or when it is still `sending`
@@ -71,11 +81,14 @@ class OutboxRepository:
         only one worker can win, so two workers never deliver the same row at once.
         `kind` and `fresh_only` (never attempted) narrow the rows, for bulk delivery;
         `priorities` keeps only rows whose post has one of these priorities (the priority
-        lane), `skip_priorities` leaves those out (bulk jobs never take an urgent post).
+        lane), `skip_priorities` leaves those out (bulk jobs never take an urgent post);
+        `skip_fresh_creates` leaves never-attempted creates to the next bulk run.
         """
         now = now or utcnow()
         worker = worker or worker_id()
         due = self._due(now, kind, fresh_only, priorities, skip_priorities)
+        if skip_fresh_creates:
+            due = due & ~((outbox.c.kind == "create") & (outbox.c.attempts == 0))
         candidates = select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
         values = dict(status="sending", attempts=outbox.c.attempts + 1, claimed_by=worker,
                       lease_until=now + lease, updated_at=now)
@@ -155,6 +168,52 @@ class OutboxRepository:
                     released += 1
         return released
 
+    # --- cross-instance wake-up (PostgreSQL LISTEN/NOTIFY) ---------------------------------
+    @property
+    def can_notify(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def notify_new_work(self) -> None:
+        """Tell every instance listening on this database that rows were committed to the
+        outbox. PostgreSQL delivers a NOTIFY at commit, to every session that LISTENs, and
+        folds identical ones of a transaction into one; SQLite (one instance) needs none —
+        the worker of the same process is woken in memory."""
+        if not self.can_notify:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+
+    def listen_for_work(self, wake: Callable[[], None], stop: threading.Event,
+                        timeout: float = 1.0) -> None:
+        """Call `wake()` for every outbox notification until `stop` is set (run it in a
+        thread). A dedicated autocommit connection LISTENs (a pooled one would lose the LISTEN
+        when handed back); when it breaks, it is reopened with back-off, and `wake()` is
+        called once after each (re)connect, since notifications sent meanwhile are lost.
+        The idle poll (YORISOI_DELIVERY_INTERVAL) stays the safety net."""
+        if not self.can_notify:
+            return
+        import psycopg  # PostgreSQL only; the driver the engine uses (connector/db/engine.py)
+
+        conninfo = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+                    delay = 1.0
+                    wake()
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=timeout):
+                            wake()
+            except Exception as exc:  # noqa: BLE001 - a listener outlives a database restart
+                if stop.is_set():
+                    return
+                # The message may carry the host name, never the password (not in str(exc)).
+                log.warning("delivery wake-up listener lost its connection (%s); reconnecting in %.0f s",
+                            type(exc).__name__, delay)
+                stop.wait(delay)
+                delay = min(LISTEN_RETRY_MAX_SECONDS, delay * 2)
+
     def pause_delivery(self, helpdesk: str, until: datetime, reason: str | None = None) -> None:
         """Hold every instance's deliveries to `helpdesk` back until `until` (never shortens
         a longer pause another instance recorded)."""
@@ -225,6 +284,26 @@ class OutboxRepository:
             record_ticket_facts(conn, item.post_key, now)
             index_ticket(conn, item.post_key)
             return self._finish(conn, item, now)
+
+    def mark_created_many(self, created: Sequence[tuple[OutboxItem, TicketRef, str, str, str, Sequence[str]]]) -> int:
+        """`mark_created` for many rows in ONE transaction (a bulk job's tickets): each entry is
+        (item, ref, external_id, subject, priority, tags). Returns how many rows were still
+        this worker's."""
+        if not created:
+            return 0
+        now = utcnow()
+        finished = 0
+        with self.engine.begin() as conn:
+            for item, ref, external_id, subject, priority, tags in created:
+                conn.execute(dialect_insert(conn, tickets).values(
+                    post_key=item.post_key, helpdesk=ref.helpdesk, ticket_id=ref.ticket_id, url=ref.url,
+                    external_id=external_id, subject=subject, priority=priority, tags=list(tags),
+                    created_at=now,
+                ).on_conflict_do_nothing(index_elements=["post_key"]))
+                record_ticket_facts(conn, item.post_key, now)
+                index_ticket(conn, item.post_key)
+                finished += self._finish(conn, item, now)
+        return finished
 
     def mark_commented(self, item: OutboxItem) -> bool:
         with self.engine.begin() as conn:

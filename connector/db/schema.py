@@ -619,6 +619,22 @@ storm_statements = Table(
     Index("ix_storm_statements_storm", "storm_id", "created_at"),
 )
 
+# Posts that name no brand but reply to or quote a post that was not (yet) a storm member
+# (「私も！」 arriving before its parent, or before the parent's storm formed): when that parent
+# joins a storm within the window, the waiting echoes are counted in with it, in the same
+# transaction, and their rows removed. Written in the echo's own ingest transaction.
+storm_echo_waits = Table(
+    "storm_echo_waits", metadata,
+    Column("post_key", String(300), ForeignKey("posts.key"), primary_key=True),
+    Column("parent_key", String(300), primary_key=True),  # "<platform>:<post id>", maybe not stored yet
+    Column("how", String(8), nullable=False),  # reply | quote
+    Column("created_at", UTCDateTime, nullable=False),  # the echo's time
+    Column("negative", Boolean, nullable=False),
+    Column("risk_score", Float),
+    Column("voice", Text),  # why its author is a voice (high reach, a question), or null
+    Index("ix_storm_echo_waits_parent", "parent_key", "created_at"),
+)
+
 storm_alerts = Table(
     "storm_alerts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

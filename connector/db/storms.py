@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.engine import advisory_xact_lock, new_id, worker_id
+from connector.db.engine import advisory_xact_lock, advisory_xact_locks, new_id, worker_id
 from connector.db.schema import (
     analyses,
     authors,
@@ -18,12 +18,43 @@ from connector.db.schema import (
     posts,
     storm_alerts,
     storm_bands,
+    storm_echo_waits,
     storm_members,
     storm_statements,
     storms,
     tickets,
 )
 from connector.models import TicketRef
+
+# The statements of ingest's hot path (every qualified post runs most of them), built once with
+# bind parameters: building a SQLAlchemy statement and its cache key per call cost more than
+# the SQL itself on SQLite (issue 17, cProfile of benchmarks/pipeline_throughput.py).
+_STORM_OF = select(storm_members).where(storm_members.c.post_key == bindparam("b_key"))
+_INDEXED = (select(func.count(func.distinct(storm_bands.c.post_key)))
+            .where(storm_bands.c.storm_id == bindparam("b_storm")).where(storm_bands.c.created_at >= bindparam("b_since")))
+_STORM_ROW = select(storms.c.size, storms.c.job_status, storms.c.last_update_at).where(storms.c.id == bindparam("b_storm"))
+_GROW = {name: update(storms).where(storms.c.id == bindparam("b_storm")).values(
+    size=storms.c.size + 1,
+    last_post_at=getattr(func, name)(storms.c.last_post_at, bindparam("b_at", type_=storms.c.last_post_at.type)))
+    for name in ("max", "greatest")}  # SQLite's two-argument max(); PostgreSQL's greatest()
+_GROW_RETURNING = {name: stmt.returning(storms.c.size, storms.c.job_status, storms.c.last_update_at)
+                   for name, stmt in _GROW.items()}
+_HITS = (select(storm_bands.c.post_key).where(storm_bands.c.brand == bindparam("b_brand"))
+         .where(storm_bands.c.band.in_(bindparam("b_bands", expanding=True)))
+         .where(storm_bands.c.created_at >= bindparam("b_since")).where(storm_bands.c.created_at <= bindparam("b_until"))
+         .distinct().subquery())
+_CANDIDATES = (select(storm_members.c.post_key, storm_members.c.storm_id, storm_members.c.created_at, posts.c.text)
+               .join(_HITS, _HITS.c.post_key == storm_members.c.post_key)
+               .join(posts, posts.c.key == storm_members.c.post_key)
+               .order_by(storm_members.c.created_at, storm_members.c.post_key))
+_COUNT_NEGATIVE = (select(func.count()).select_from(storm_members)
+                   .where(storm_members.c.brand == bindparam("b_brand")).where(storm_members.c.negative.is_(True))
+                   .where(storm_members.c.created_at > bindparam("b_since"))
+                   .where(storm_members.c.created_at <= bindparam("b_until")))
+_ACTIVE_ALERT = (select(storm_alerts).where(storm_alerts.c.brand == bindparam("b_brand"))
+                 .where(storm_alerts.c.ended_at.is_(None)))
+_ALERT_PEAK = (update(storm_alerts).where(storm_alerts.c.id == bindparam("b_id"))
+               .where(storm_alerts.c.peak < bindparam("b_count")).values(peak=bindparam("b_peak")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,21 +118,51 @@ class StormRepository:
         """Serialise the grouping of one brand across instances, until `conn` commits."""
         advisory_xact_lock(conn, f"storms:{brand}")
 
+    def lock_echo_parents(self, conn: Connection, post_keys: Sequence[str]) -> None:
+        """Serialise, per post, "is it a storm member?" against "who waits to echo it?" across
+        instances (else an echo and its parent ingested at once could each miss the other).
+        Taken before the brand locks, always in that order."""
+        advisory_xact_locks(conn, [f"storms:echo:{key}" for key in post_keys])
+
+    def storm_echo_wait(self, conn: Connection, *, post_key: str, parents: Sequence[tuple[str, str]],
+                        created_at: datetime, negative: bool, risk_score: float | None, voice: str | None) -> None:
+        """Keep an echo whose parents (how, key) are not storm members yet, to count it in later."""
+        conn.execute(insert(storm_echo_waits), [dict(
+            post_key=post_key, parent_key=parent_key, how=how, created_at=created_at, negative=negative,
+            risk_score=risk_score, voice=voice) for how, parent_key in dict.fromkeys(parents)])
+
+    def storm_waiting_echoes(self, conn: Connection, parent_key: str, since: datetime,
+                             until: datetime) -> list[dict[str, Any]]:
+        """Echoes waiting for `parent_key` written in [since, until], oldest first."""
+        rows = conn.execute(select(storm_echo_waits).where(storm_echo_waits.c.parent_key == parent_key)
+                            .where(storm_echo_waits.c.created_at >= since)
+                            .where(storm_echo_waits.c.created_at <= until)
+                            .order_by(storm_echo_waits.c.created_at, storm_echo_waits.c.post_key)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def storm_waited_for(self, conn: Connection, parent_keys: Sequence[str]) -> set[str]:
+        """Which of these posts have echoes waiting for them (one query for a batch)."""
+        if not parent_keys:
+            return set()
+        return set(conn.execute(select(storm_echo_waits.c.parent_key).distinct()
+                                .where(storm_echo_waits.c.parent_key.in_(list(parent_keys)))).scalars().all())
+
+    def post_reasons(self, conn: Connection, post_key: str) -> list[str]:
+        return list(conn.execute(select(posts.c.reasons).where(posts.c.key == post_key)).scalar() or [])
+
+    def storm_echo_counted(self, conn: Connection, post_key: str, brand: str, reasons: Sequence[str]) -> None:
+        """An echo joined its storm: its stored decision says so, and it waits no more."""
+        conn.execute(update(posts).where(posts.c.key == post_key).values(brand=brand, reasons=list(reasons)))
+        conn.execute(storm_echo_waits.delete().where(storm_echo_waits.c.post_key == post_key))
+
     def storm_candidates(self, conn: Connection, brand: str, bands: Sequence[bytes], since: datetime,
                          until: datetime) -> list[dict[str, Any]]:
         """Indexed posts of a brand sharing a MinHash band with these, created in [since, until],
         with their storm and text (the exact score is computed by the caller)."""
         if not bands:
             return []
-        hits = (select(storm_bands.c.post_key).where(storm_bands.c.brand == brand)
-                .where(storm_bands.c.band.in_(list(bands)))
-                .where(storm_bands.c.created_at >= since).where(storm_bands.c.created_at <= until)
-                .distinct().subquery())
-        rows = conn.execute(select(storm_members.c.post_key, storm_members.c.storm_id, storm_members.c.created_at,
-                                   posts.c.text)
-                            .join(hits, hits.c.post_key == storm_members.c.post_key)
-                            .join(posts, posts.c.key == storm_members.c.post_key)
-                            .order_by(storm_members.c.created_at, storm_members.c.post_key)).mappings().all()
+        rows = conn.execute(_CANDIDATES, {"b_brand": brand, "b_bands": list(bands), "b_since": since,
+                                          "b_until": until}).mappings().all()
         return [dict(r) for r in rows]
 
     def storm_recent_members(self, brand: str, since: datetime) -> list[dict[str, Any]]:
@@ -117,7 +178,7 @@ class StormRepository:
 
     def storm_of(self, post_key: str, conn: Connection | None = None) -> dict[str, Any] | None:
         with self._tx(conn) as conn:
-            row = conn.execute(select(storm_members).where(storm_members.c.post_key == post_key)).mappings().first()
+            row = conn.execute(_STORM_OF, {"b_key": post_key}).mappings().first()
         return dict(row) if row else None
 
     def storm_add_member(self, *, post_key: str, brand: str, created_at: datetime, negative: bool,
@@ -148,11 +209,10 @@ class StormRepository:
                              .values(storm_id=storm_id))
             represent = bool(bands)
             if represent and storm_id is not None:
-                indexed = conn.execute(select(func.count(func.distinct(storm_bands.c.post_key)))
-                                       .where(storm_bands.c.storm_id == storm_id)
-                                       .where(storm_bands.c.created_at >= (represent_since or created_at))).scalar()
+                indexed = conn.execute(_INDEXED, {"b_storm": storm_id,
+                                                  "b_since": represent_since or created_at}).scalar()
                 represent = (indexed or 0) < representatives
-            conn.execute(insert(storm_members).values(
+            conn.execute(insert(storm_members), dict(
                 post_key=post_key, storm_id=storm_id, brand=brand, created_at=created_at, negative=negative,
                 resembles=resembles, similarity=similarity, reason=reason, role=role, risk_score=risk_score,
                 linked=False))
@@ -161,12 +221,12 @@ class StormRepository:
                                                         created_at=created_at, storm_id=storm_id)
                                                    for band in dict.fromkeys(bands)])
             if storm_id is not None:
-                conn.execute(update(storms).where(storms.c.id == storm_id).values(
-                    size=storms.c.size + 1,
-                    last_post_at=func.max(storms.c.last_post_at, created_at) if conn.dialect.name == "sqlite"
-                    else func.greatest(storms.c.last_post_at, created_at)))
-                row = conn.execute(select(storms.c.size, storms.c.job_status, storms.c.last_update_at)
-                                   .where(storms.c.id == storm_id)).first()
+                larger = "max" if conn.dialect.name == "sqlite" else "greatest"
+                if conn.dialect.update_returning:  # PostgreSQL, SQLite ≥ 3.35: one round trip
+                    row = conn.execute(_GROW_RETURNING[larger], {"b_storm": storm_id, "b_at": created_at}).first()
+                else:
+                    conn.execute(_GROW[larger], {"b_storm": storm_id, "b_at": created_at})
+                    row = conn.execute(_STORM_ROW, {"b_storm": storm_id}).first()
                 assert row is not None  # updated just above, in this transaction
                 if row.size >= min_posts and row.job_status in (None, "done"):
                     due = due_at if row.last_update_at is None else max(due_at, row.last_update_at + throttle)
@@ -296,15 +356,11 @@ class StormRepository:
     def count_negative(self, brand: str, since: datetime, until: datetime, conn: Connection | None = None) -> int:
         """Negative qualified posts of a brand with since < created_at <= until."""
         with self._tx(conn) as conn:
-            return conn.execute(select(func.count()).select_from(storm_members)
-                                .where(storm_members.c.brand == brand).where(storm_members.c.negative.is_(True))
-                                .where(storm_members.c.created_at > since)
-                                .where(storm_members.c.created_at <= until)).scalar() or 0
+            return conn.execute(_COUNT_NEGATIVE, {"b_brand": brand, "b_since": since, "b_until": until}).scalar() or 0
 
     def active_alert(self, brand: str, conn: Connection | None = None) -> dict[str, Any] | None:
         with self._tx(conn) as conn:
-            row = conn.execute(select(storm_alerts).where(storm_alerts.c.brand == brand)
-                               .where(storm_alerts.c.ended_at.is_(None))).mappings().first()
+            row = conn.execute(_ACTIVE_ALERT, {"b_brand": brand}).mappings().first()
         return dict(row) if row else None
 
     def open_alert(self, *, brand: str, started_at: datetime, count: int, baseline: float, p_value: float,
@@ -327,8 +383,7 @@ class StormRepository:
 
     def alert_peak(self, alert_id: int, count: int, conn: Connection | None = None) -> None:
         with self._tx(conn) as conn:
-            conn.execute(update(storm_alerts).where(storm_alerts.c.id == alert_id)
-                         .where(storm_alerts.c.peak < count).values(peak=count))
+            conn.execute(_ALERT_PEAK, {"b_id": alert_id, "b_count": count, "b_peak": count})
 
     def close_alert(self, alert_id: int, ended_at: datetime, conn: Connection | None = None) -> None:
         with self._tx(conn) as conn:

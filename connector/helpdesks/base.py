@@ -6,6 +6,7 @@ its own errors into `HelpdeskError`, so nothing outside `helpdesks/` knows a hel
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -213,8 +214,21 @@ class BulkHelpdesk(Helpdesk, Protocol):
     bulk_max_drafts: int
 
     def create_tickets_many(self, drafts: "list[TicketDraft]") -> BulkCreateResult:
-        """Open one ticket per draft, each with its note; never raises HelpdeskError."""
+        """Open one ticket per draft, each with its note; never raises HelpdeskError.
+
+        It may also take keyword arguments `more` and `on_result` (see `streams_bulk` and
+        the Zendesk client): then the pipeline feeds it rows that fall due while it runs."""
 
 
 def supports_bulk(helpdesk: Any) -> bool:
     return callable(getattr(helpdesk, "create_tickets_many", None)) and getattr(helpdesk, "bulk_threshold", 0) > 0
+
+
+def streams_bulk(helpdesk: Any) -> bool:
+    """The bulk capability takes `more=` (further drafts while its jobs run) and `on_result=`
+    (each draft's outcome as soon as known): Zendesk's does; a plain one is called once."""
+    try:
+        parameters = inspect.signature(helpdesk.create_tickets_many).parameters
+    except (TypeError, ValueError):
+        return False
+    return "more" in parameters and "on_result" in parameters

@@ -220,7 +220,7 @@ def test_a_wrong_fake_field_fails_the_contract(captured, kind, wrong, expected):
     fake.run_job = drifted
     helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(env), poll_interval=0.001)
     helpdesk.create_tickets_many([TicketDraft(f"yorisoi:x:w{n}", "s", "text", "note", "normal", ("yorisoi",),
-                                              Requester(f"yorisoi:x:u{n}", "n", None), None, {}) for n in range(3)])
+                                              Requester(f"yorisoi:x:u{n}", "n", None), None, {}) for n in range(6)])  # > DIRECT_BATCH_MAX: jobs
     kinds = {job_id: job["_kind"] for job_id, job in fake.jobs.items()}
     problems = [p for s in _statuses(answers) if kinds[s["id"]] == kind for p in job_status_errors(s, kind)]
     assert problems

@@ -29,6 +29,25 @@ stalls `seconds` (longer than ZENDESK_TIMEOUT: the client gives up, the outcome 
 refused) is the server not running: see tests/fakes/base.py's LoopbackServer.
 The rate limit (`rate_limit` per minute, 700 like Zendesk Enterprise; `--rate-limit`) answers
 429 with Retry-After until the minute's window resets.
+
+Realistic timing (`FakeZendesk.realistic()`, `--realistic`; the benchmarks use it). Tests keep
+the instant defaults (a job runs at its second poll) so they stay fast. The figures come from
+real Zendesk answers recorded by facetoe/zenpy's betamax cassettes (tests/test_api/betamax/,
+2023; ../shared/specs/zendesk/recorded_job_results.json is extracted from the same
+recordings):
+- a call's own time: `X-Runtime` 0.06–0.28 s (median ≈ 0.1 s) → `latency` 0.15 s per call
+  (server time plus a round trip);
+- bulk jobs run in the background and report `progress` as they go — tickets/create_many of
+  100: queued, 19/100 at +6 s, 65/100 at +11 s, completed by +16 s (≈ 3.9 s before the first
+  record, then 0.11 s per record); tickets/update_many of 100: 31 at +5 s, 98 at +11 s (≈ 2.2 s,
+  then 0.09 s per record); users/create_many of 100: 53 at +5 s, completed by +11 s (≈ 0.2 s,
+  then 0.09 s per record) → `JOB_TIMING`;
+- the Update Ticket endpoint's own limit, 100 requests per minute per account on top of the
+  account's 700 (developer.zendesk.com/api-reference/introduction/rate-limits/#endpoint-rate-limits;
+  support.zendesk.com/hc/en-us/articles/8638126078234) → `update_rate_limit` 100; a 429 from it
+  carries Retry-After like the account limit's;
+- at most 30 jobs queued or running per account (…/rate-limits/#job-limit): the 31st is
+  refused with 429 TooManyJobs (always on).
 """
 from __future__ import annotations
 
@@ -61,6 +80,14 @@ def _now() -> str:
 
 
 
+#: Per-call time of the realistic fake (X-Runtime of the recorded answers plus a round trip).
+REALISTIC_LATENCY = 0.15
+#: Recorded job timing per kind: (seconds before the first record, seconds per record).
+JOB_TIMING = {"create": (3.9, 0.11), "update": (2.2, 0.09), "users": (0.2, 0.09)}
+#: Update Ticket endpoint limit per minute per account.
+UPDATE_TICKET_LIMIT = 100
+
+
 @dataclass
 class Stall:
     method: str
@@ -82,6 +109,12 @@ class FakeZendesk:
     account_id: int = 90001
     #: Polls of a job status before the job runs (0: done at the first poll).
     job_polls_before_done: int = 1
+    #: Jobs timed like a real Zendesk's (see the module docstring): kind → (seconds before the
+    #: first record, seconds per record). None: the poll count above decides.
+    job_timing: dict[str, tuple[float, float]] | None = None
+    #: Update Ticket (`PUT /api/v2/tickets/{id}`) requests per minute per account (Zendesk: 100);
+    #: None: only the account limit.
+    update_rate_limit: int | None = None
     #: A ticket for which this returns a details dict is refused with 422 RecordInvalid.
     reject_ticket: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
     users: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -118,6 +151,14 @@ class FakeZendesk:
         self._lock = threading.RLock()
         self._ids = itertools.count(1001)
         self._window = (int(time.time() // 60), 0)
+        self._update_window = (int(time.time() // 60), 0)
+
+    @classmethod
+    def realistic(cls, **kwargs: Any) -> "FakeZendesk":
+        """A fake timed like the real service (module docstring): call latency, job durations
+        growing with their records, the Update Ticket endpoint limit."""
+        return cls(**{"latency": REALISTIC_LATENCY, "job_timing": dict(JOB_TIMING),
+                      "update_rate_limit": UPDATE_TICKET_LIMIT, **kwargs})
 
     # --- test helpers -------------------------------------------------------------------
     def fail_next(self, method: str, path: str, status: int, body: Any = None,
@@ -199,6 +240,8 @@ class FakeZendesk:
         if fault is not None:
             return self._json(fault.status, fault.body or {"error": "fault"}, fault.headers)
         limited = self._count_rate()
+        if limited is None and request.method == "PUT" and re.fullmatch(r"/api/v2/tickets/\d+", path):
+            limited = self._count_update_rate()
         if limited is not None:
             return limited
         with self._lock:
@@ -238,6 +281,22 @@ class FakeZendesk:
                 return self._json(429, {"error": "APIRateLimitExceeded"},
                                   {"Retry-After": str(60 - int(time.time()) % 60), **self._rate_headers()})
             self._window = (minute, used + 1)
+        return None
+
+    def _count_update_rate(self) -> Response | None:
+        """The Update Ticket endpoint's own per-minute window (update_rate_limit)."""
+        if self.update_rate_limit is None:
+            return None
+        with self._lock:
+            minute, used = self._update_window
+            now_minute = int(time.time() // 60)
+            if now_minute != minute:
+                minute, used = now_minute, 0
+            if used >= self.update_rate_limit:
+                self.refused_429 += 1
+                return self._json(429, {"error": "APIRateLimitExceeded"},
+                                  {"Retry-After": str(60 - int(time.time()) % 60), **self._rate_headers()})
+            self._update_window = (minute, used + 1)
         return None
 
     def _rate_headers(self) -> dict[str, str]:
@@ -544,6 +603,8 @@ class FakeZendesk:
     def _job(self, request: Request, kind: str, items: list[dict[str, Any]]) -> tuple[int, Any, dict[str, str]]:
         if len(items) > 100:
             return 400, {"error": "TooManyValues", "description": "Too many values (maximum 100)"}, {}
+        for job in self.jobs.values():
+            self._advance(job)
         in_flight = sum(1 for j in self.jobs.values() if j["status"] in ("queued", "working"))
         if in_flight >= 30:
             # Zendesk refuses a 31st queued or running job of the account.
@@ -555,12 +616,30 @@ class FakeZendesk:
                              "job_type": {"create": "ThirdPartyTicketCreateMany", "update": "BulkUpdateTickets",
                                           "users": "CreateOrUpdateManyUsers"}[kind],
                              "total": len(items), "progress": 0, "status": "queued", "message": None,
-                             "results": None, "_kind": kind, "_items": items, "_polls": 0}
+                             "results": None, "_kind": kind, "_items": items, "_polls": 0,
+                             "_submitted": time.monotonic()}
         return 200, {"job_status": self._public_job(self.jobs[job_id])}, {}
+
+    def _advance(self, job: dict[str, Any]) -> None:
+        """Timed jobs (job_timing): queued until their first record is due, then working with
+        `progress` growing one record per step, completed (run) when the last one is done."""
+        if self.job_timing is None or job["status"] not in ("queued", "working"):
+            return
+        start, per_record = self.job_timing[job["_kind"]]
+        elapsed = time.monotonic() - job["_submitted"] - start
+        if elapsed < 0:
+            return
+        done = min(job["total"], int(elapsed / per_record) if per_record > 0 else job["total"])
+        if done >= job["total"]:
+            self.run_job(job["id"])
+        else:
+            job.update(status="working", progress=done)
 
     def _poll(self, job_id: str) -> dict[str, Any]:
         job = self.jobs[job_id]
-        if job["status"] in ("queued", "working"):
+        if self.job_timing is not None:
+            self._advance(job)
+        elif job["status"] in ("queued", "working"):
             job["_polls"] += 1
             if job["_polls"] > self.job_polls_before_done:
                 self.run_job(job_id)
@@ -644,9 +723,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate-limit", type=int, default=700, help="requests per minute before 429 (default 700)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
     parser.add_argument("--job-polls", type=int, default=1, help="job status polls before a bulk job has run")
+    parser.add_argument("--realistic", action="store_true",
+                        help="time calls and jobs like the recorded Zendesk answers, with the Update Ticket limit "
+                             "(see the module docstring); --latency still overrides the call time")
     args = parser.parse_args(argv)
-    fake = FakeZendesk(email=args.email, token=args.token, rate_limit=args.rate_limit, latency=args.latency,
-                       job_polls_before_done=args.job_polls)
+    options = dict(email=args.email, token=args.token, rate_limit=args.rate_limit, job_polls_before_done=args.job_polls)
+    if args.latency or not args.realistic:
+        options["latency"] = args.latency
+    fake = FakeZendesk.realistic(**options) if args.realistic else FakeZendesk(**options)
     serve_wsgi(fake.wsgi, args.port, f"fake Zendesk on http://127.0.0.1:{{port}} (accepts {args.email}/token:{args.token})")
 
 

@@ -42,7 +42,8 @@ ENV: tuple[EnvVar, ...] = (
            "Labels copied into custom ticket fields: `sentiment=360001,intent=360002:tag` (label=field id[:tag]).",
            False, _CLIENT),
     EnvVar("ZENDESK_BULK_THRESHOLD", "200",
-           "New tickets waiting from which delivery uses bulk jobs (`create_many`, 100 per job); 0 always.",
+           "New tickets waiting from which delivery uses bulk jobs (`create_many`, ≤100 per job, batches side by side); "
+           "also below it while Zendesk's Update Ticket limit (100/min) is nearly spent; 0: never (one by one).",
            False, _CLIENT),
     EnvVar("ZENDESK_RATE_LIMIT_RESERVE", "10",
            "Percent of Zendesk's rate limit left for everything else; delivery holds back below it.", False, _CLIENT),

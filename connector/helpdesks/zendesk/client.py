@@ -33,6 +33,7 @@ import logging
 import re
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -74,6 +75,17 @@ T = TypeVar("T")
 #: (support.zendesk.com/hc/en-us/articles/8050017386522).
 JOB_BATCH = 100
 MAX_JOBS_IN_FLIGHT = 30
+#: The Update Ticket endpoint's own limit (`PUT /api/v2/tickets/{id}`), beside the account's:
+#: 100 requests per minute per account (300 with the High Volume add-on)
+#: (https://developer.zendesk.com/api-reference/introduction/rate-limits/#endpoint-rate-limits;
+#: support.zendesk.com/hc/en-us/articles/8638126078234). Every ticket made one by one needs one
+#: (its analysis note), so past ~1.7 new tickets a second notes must go through update_many
+#: jobs, which this limit does not count: the helpdesk then `prefers_bulk`.
+UPDATE_TICKET_LIMIT = 100
+#: Updates of that budget kept for follow-up comments, storm counts and urgent posts (which
+#: always go one by one) when new tickets switch to bulk jobs.
+UPDATE_TICKET_RESERVE = 20
+_UPDATE_TICKET_PATH = re.compile(r"/api/v2/tickets/\d+(\.json)?$")
 #: Fields the admin may map in ZENDESK_FIELDS: the analysis labels and the post's link.
 MAPPABLE_FIELDS = (*ANALYSIS_LABELS, "post_url")
 #: Audit metadata key that marks a comment we added (see module docstring, step 3).
@@ -245,6 +257,7 @@ class ZendeskSession(DeadlineSession):
         self.limit: int | None = None
         self.remaining: int | None = None
         self.resume_at: float | None = None  # monotonic time until which we hold back
+        self._updates: deque[float] = deque()  # when each Update Ticket call of the last minute went out
 
     @contextmanager
     def extra_headers(self, headers: Mapping[str, str]) -> Iterator[None]:
@@ -259,6 +272,9 @@ class ZendeskSession(DeadlineSession):
         with self._lock:
             if self.resume_at is not None and self.clock() < self.resume_at:
                 raise _RateLimited(self.resume_at - self.clock(), refused=False)
+        if method.upper() == "PUT" and _UPDATE_TICKET_PATH.search(urlsplit(url).path):
+            with self._lock:
+                self._updates.append(self.clock())
         extra = getattr(self._local, "headers", None)
         if extra:
             kwargs["headers"] = {**(kwargs.get("headers") or {}), **extra}
@@ -267,6 +283,15 @@ class ZendeskSession(DeadlineSession):
         if response.status_code == 429:
             raise _RateLimited(_retry_after(response.headers.get("Retry-After")), refused=True)
         return response
+
+    def updates_last_minute(self) -> int:
+        """Update Ticket calls sent in the last 60 s. A sliding minute: staying under the limit
+        in every sliding minute stays under it in whatever window Zendesk counts."""
+        with self._lock:
+            horizon = self.clock() - 60.0
+            while self._updates and self._updates[0] < horizon:
+                self._updates.popleft()
+            return len(self._updates)
 
     def _observe(self, response: requests.Response) -> None:
         limit = _header_int(response.headers, "X-Rate-Limit")
@@ -412,6 +437,14 @@ class ZendeskHelpdesk:
         except Exception as exc:
             raise translate_error(exc, what) from exc
 
+    def prefers_bulk(self) -> bool:
+        """New tickets should go through bulk jobs now, whatever the backlog: one by one, each
+        needs an Update Ticket call for its note, and that endpoint's budget is nearly spent
+        (UPDATE_TICKET_LIMIT). Without this, 2 posts/s all day (120 notes a minute) met a 429
+        every minute and paused all delivery until the minute's end."""
+        return self.bulk_threshold > 0 and \
+            self.session.updates_last_minute() >= UPDATE_TICKET_LIMIT - UPDATE_TICKET_RESERVE
+
     def ticket_url(self, ticket_id: Any) -> str:
         return f"{self.config.base_url}/agent/tickets/{ticket_id}"
 
@@ -482,14 +515,18 @@ class ZendeskHelpdesk:
             ticket.custom_fields = custom_fields
         return ticket
 
-    def create_ticket(self, draft: TicketDraft) -> TicketRef:
+    def open_ticket(self, draft: TicketDraft) -> TicketRef:
+        """The ticket alone (its requester found or made first), without the analysis note."""
         requester_id = self.requester_id(draft.requester)
         ticket = self.ticket_payload(draft, requester_id)
         # Idempotency-Key: a re-sent create within Zendesk's key lifetime returns the first
         # ticket instead of a second (…/ticketing/introduction/#idempotency).
         with self.session.extra_headers({"Idempotency-Key": idempotency_key(draft.external_id)}):
             audit = self._call(f"ticket {draft.external_id}", lambda: self.client.tickets.create(ticket))
-        ref = self._ref(audit.ticket.id)
+        return self._ref(audit.ticket.id)
+
+    def create_ticket(self, draft: TicketDraft) -> TicketRef:
+        ref = self.open_ticket(draft)
         try:
             self.add_comment(ref, draft.note_comment())
         except HelpdeskError as exc:
@@ -651,148 +688,36 @@ class ZendeskHelpdesk:
                 "reply_webhook": "enabled" if self.config.webhook_secret else "disabled (ZENDESK_WEBHOOK_SECRET unset)"}
 
     # bulk
-    def create_tickets_many(self, drafts: list[TicketDraft]) -> BulkCreateResult:
-        """Requesters, tickets and notes in jobs of ≤100, ≤30 jobs in flight.
+    def create_tickets_many(self, drafts: list[TicketDraft], *,
+                            more: Callable[[], list[TicketDraft]] | None = None,
+                            on_result: Callable[[int, TicketRef | HelpdeskError], None] | None = None
+                            ) -> BulkCreateResult:
+        """Requesters, tickets and notes through bulk jobs, the stages of different batches in
+        flight at once (see `_BulkRun`).
 
-        Three job waves, each waiting for the previous: create_or_update_many users (so the
-        tickets can name their requester), create_many tickets, update_many notes. A ticket
-        whose note job fails is reported retryable: the outbox retries it one by one, finds
-        the ticket and adds the note exactly once.
+        `more()` (optional) is asked for further drafts whenever a job slot is free: a storm
+        that keeps arriving is fed into the running jobs instead of waiting for them all to
+        end; its drafts are numbered after the ones before. `on_result(index, ref or error)`
+        (optional) hears each draft's outcome as soon as it is known, so a ticket is recorded
+        seconds after its job ends rather than after the last job of the run. The returned
+        result holds every outcome as well. A ticket whose note job fails is reported
+        retryable: the outbox retries it one by one, finds the ticket and adds the note
+        exactly once.
         """
-        result = BulkCreateResult()
-        remaining = list(range(len(drafts)))
+        return _BulkRun(self, list(drafts), more, on_result).run()
 
-        # 1. requesters
-        wanted: dict[str, Requester] = {}
-        for draft in drafts:
-            if draft.requester.external_id not in self._user_ids:
-                wanted.setdefault(draft.requester.external_id, draft.requester)
-        requesters = list(wanted.values())
-        chunks = [requesters[i:i + JOB_BATCH] for i in range(0, len(requesters), JOB_BATCH)]
-        outcomes, stopped = self._run_jobs(
-            "requesters", chunks, lambda chunk: self.client.users.create_or_update([self._requester_user(r) for r in chunk]))
-        for chunk, outcome in zip(chunks, outcomes):
-            if isinstance(outcome, list):
-                self._user_ids.update(_match_users(chunk, outcome))
-        unknown = [i for i in remaining if drafts[i].requester.external_id not in self._user_ids]
-        if stopped is not None or unknown:
-            # Nothing of these tickets was sent yet: hand them back (users are idempotent).
-            result.unsent.extend(unknown)
-            result.stopped = stopped
-            remaining = [i for i in remaining if i not in set(unknown)]
-        if not remaining or result.stopped is not None:
-            result.unsent.extend(i for i in remaining if i not in result.unsent)
-            return result
+    def _submit_job(self, stage: str, batch: "_Batch") -> Any:
+        """One bulk call for a batch at `stage`: users create_or_update_many, tickets
+        create_many or tickets update_many (the notes); each ≤ JOB_BATCH records."""
+        drafts = batch.run.drafts
+        if stage == "users":
+            return self.client.users.create_or_update([self._requester_user(r) for r in batch.requesters])
+        if stage == "tickets":
+            return self.client.tickets.create(
+                [self.ticket_payload(drafts[i], self._user_ids[drafts[i].requester.external_id]) for i in batch.waiting])
+        return self.client.tickets.update(
+            [self._comment_ticket(batch.created[i], drafts[i].note_comment(), None) for i in sorted(batch.created)])
 
-        # 2. tickets
-        chunks_idx = [remaining[i:i + JOB_BATCH] for i in range(0, len(remaining), JOB_BATCH)]
-        outcomes, stopped = self._run_jobs(
-            "tickets", chunks_idx, lambda chunk: self.client.tickets.create(
-                [self.ticket_payload(drafts[i], self._user_ids[drafts[i].requester.external_id]) for i in chunk]))
-        created: dict[int, int] = {}  # draft index → ticket id
-        for chunk, outcome in zip(chunks_idx, outcomes):
-            if outcome is None:
-                result.unsent.extend(chunk)
-            elif isinstance(outcome, HelpdeskError):
-                result.errors.update({i: outcome for i in chunk})
-            else:
-                by_index = {e.get("index"): e for e in outcome if isinstance(e, dict)}
-                for position, i in enumerate(chunk):
-                    entry = by_index.get(position)
-                    if entry and entry.get("id") and not entry.get("error"):
-                        created[i] = int(entry["id"])
-                    elif entry and entry.get("error"):
-                        result.errors[i] = HelpdeskError(
-                            f"ticket {drafts[i].external_id}: Zendesk refused it in a bulk job: {entry.get('error')}",
-                            retryable=False, field_errors=_field_errors(entry.get("details")), status=422)
-                    else:  # no result for it: outcome unknown, look up before re-sending
-                        result.errors[i] = HelpdeskError(
-                            f"ticket {drafts[i].external_id}: the bulk job reported no result for it", retryable=True)
-        result.stopped = stopped
-
-        # 3. notes
-        made = sorted(created)
-        note_chunks = [made[i:i + JOB_BATCH] for i in range(0, len(made), JOB_BATCH)]
-        outcomes, note_stopped = self._run_jobs(
-            "notes", note_chunks, lambda chunk: self.client.tickets.update(
-                [self._comment_ticket(created[i], drafts[i].note_comment(), None) for i in chunk]))
-        for chunk, outcome in zip(note_chunks, outcomes):
-            done: set[int] = set()
-            if isinstance(outcome, list):
-                # update_many results are {id, action, success, status} with no `index`
-                # (…/job_statuses/#results, UpdateResourceResult): match them by ticket id.
-                by_id = {str(e["id"]): e for e in outcome if isinstance(e, dict) and e.get("id") is not None}
-                done = {i for i in chunk if (e := by_id.get(str(created[i]))) and _update_succeeded(e)}
-            for i in chunk:
-                if i in done:
-                    result.refs[i] = self._ref(created[i])
-                else:
-                    result.errors[i] = HelpdeskError(
-                        f"ticket #{created[i]} was created but its analysis note is not confirmed"
-                        + (f": {outcome.message}" if isinstance(outcome, HelpdeskError) else ""), retryable=True)
-        result.stopped = result.stopped or note_stopped
-        return result
-
-    def _run_jobs(self, what: str, chunks: Sequence[Sequence[Any]], submit: Callable[[Sequence[Any]], Any]
-                  ) -> tuple[list[list[dict[str, Any]] | HelpdeskError | None], HelpdeskError | None]:
-        """One job per chunk, ≤30 in flight; poll until each ends.
-
-        Per chunk: the job's `results`, a HelpdeskError (job failed, or still running when we
-        stopped polling: outcome unknown), or None (never submitted). Also returns the error
-        that stopped submissions (429, credentials), if any.
-        """
-        outcomes: list[list[dict[str, Any]] | HelpdeskError | None] = [None] * len(chunks)
-        waiting = list(range(len(chunks)))
-        in_flight: dict[str, int] = {}
-        stopped: HelpdeskError | None = None
-        deadline = time.monotonic() + self.job_timeout
-        while waiting or in_flight:
-            while waiting and stopped is None and len(in_flight) < MAX_JOBS_IN_FLIGHT:
-                index = waiting[0]
-                try:
-                    job = self._call(f"{what} bulk job", lambda: submit(chunks[index]))
-                except HelpdeskError as exc:
-                    if exc.status == 429 and in_flight:
-                        break  # too many jobs (or requests) now: submit again once ours finish
-                    stopped = exc
-                    break
-                waiting.pop(0)
-                in_flight[str(job.id)] = index
-            if not in_flight:
-                break
-            self.sleep(self.poll_interval)
-            try:
-                # GET /api/v2/job_statuses/show_many?ids=…: one call for every job in flight
-                # (zenpy answers a dict {"job_statuses": [JobStatus, …]}).
-                answer = self._call(f"{what} job status", lambda: self.client.job_status(ids=list(in_flight)))
-                statuses = answer.get("job_statuses", []) if isinstance(answer, dict) else list(answer)
-            except HelpdeskError as exc:
-                if not exc.retryable or time.monotonic() > deadline:
-                    for job_id, index in in_flight.items():
-                        outcomes[index] = HelpdeskError(f"{what} job {job_id}: outcome unknown ({exc.message})",
-                                                        retryable=True, retry_after=_horizon())
-                    return outcomes, stopped or (exc if not exc.retryable else None)
-                self.sleep(min(exc.retry_after or self.poll_interval, max(0.0, deadline - time.monotonic())))
-                continue
-            for status in statuses:
-                index = in_flight.get(str(status.id))
-                if index is None or status.status in ("queued", "working"):
-                    continue
-                del in_flight[str(status.id)]
-                results = [r if isinstance(r, dict) else _as_dict(r) for r in (status.results or [])]
-                if status.status == "completed" or results:
-                    outcomes[index] = results
-                else:
-                    outcomes[index] = HelpdeskError(f"{what} job {status.id} {status.status}: {status.message or ''}",
-                                                    retryable=True)
-            if in_flight and time.monotonic() > deadline:
-                for job_id, index in in_flight.items():
-                    # Still running in Zendesk: its tickets may appear later, so the rows wait
-                    # out the job horizon before their lookup (see pipeline.BULK_LEASE).
-                    outcomes[index] = HelpdeskError(f"{what} job {job_id} still running after {self.job_timeout:.0f} s",
-                                                    retryable=True, retry_after=_horizon())
-                break
-        return outcomes, stopped
 
     # SLA
     def sla_policy(self, minutes: Mapping[str, int]) -> dict[str, Any]:
@@ -875,6 +800,338 @@ class ZendeskHelpdesk:
         if not secret:
             return "ZENDESK_WEBHOOK_SECRET is not set"
         return verify_any_secret((secret, self.config.app_webhook_secret), body, signature, timestamp, now)
+
+
+#: Batch size while the backlog is small: a job's time in Zendesk grows with its records
+#: (the recorded create_many of 100 tickets: queued → 19 % at 6 s → 65 % at 11 s → completed
+#: at 16 s; users and update_many of 100 about 10 s — facetoe/zenpy's betamax cassettes, see
+#: tests/fakes/zendesk.py), so three stages of 100 take half a minute. Batches of
+#: BULK_SPREAD_JOBS-th of the backlog, at least MIN_JOB_BATCH, run side by side instead.
+MIN_JOB_BATCH = 20
+BULK_SPREAD_JOBS = MAX_JOBS_IN_FLIGHT // 3
+#: Drafts arriving while a run goes on are taken at most this often, so they come in batches
+#: worth a job (a storm of 20 posts/s: ~20 a batch) rather than one job per handful — with
+#: ~10 s per batch in flight, batches of 10 fill the 30 job slots and the run falls behind.
+FEED_SECONDS = 1.0
+#: A batch this small (the helpdesk `prefers_bulk` at a steady few posts a second, not a storm)
+#: opens its tickets one by one — `POST /api/v2/tickets` answers in a fraction of a second where
+#: a create_many job starts after ~4 s — and only its notes go through an update_many job,
+#: which the Update Ticket limit does not count. Each ticket still carries its Idempotency-Key.
+DIRECT_BATCH_MAX = 4
+#: Job status polling: the first look FIRST_POLL_SECONDS after a submission (a small job may
+#: be done by then), then each quiet poll waits POLL_BACKOFF times longer, up to the
+#: helpdesk's `poll_interval`; a job's own `progress` / `total` shortens the wait to its
+#: expected end. One `show_many` call covers every job in flight, so polling costs one request
+#: per look whatever the number of jobs (the account's limit is shared with the agents' apps).
+FIRST_POLL_SECONDS = 0.5
+POLL_BACKOFF = 1.6
+STAGES = ("users", "tickets", "notes")
+
+
+@dataclass
+class _Batch:
+    """≤ JOB_BATCH drafts going through the three stages together."""
+
+    run: "_BulkRun"
+    indices: list[int]
+    stage: str = "users"  # users → tickets → notes → done
+    requesters: list[Requester] = field(default_factory=list)  # created by this batch's users job
+    waiting: list[int] = field(default_factory=list)  # indices whose tickets job is next / running
+    created: dict[int, int] = field(default_factory=dict)  # index → ticket id, note job next / running
+    job_id: str | None = None
+    submitted_at: float = 0.0
+    direct: bool = False  # tickets opened one by one, only the notes in a job (DIRECT_BATCH_MAX)
+
+
+class _BulkRun:
+    """One bulk run: batches advance stage by stage, each as soon as its previous stage's job
+    has ended, with at most MAX_JOBS_IN_FLIGHT jobs of any stage in flight
+    (…/ticket-management/job_statuses/ and the job limit in
+    https://developer.zendesk.com/api-reference/introduction/rate-limits/#job-limit: "30 jobs
+    queued or running"; a 31st is refused with 429 TooManyJobs). Later stages go first, so the
+    oldest batches finish first; a batch's tickets job waits only for the users jobs that
+    create its own requesters (a requester shared with an earlier batch is created once).
+    """
+
+    def __init__(self, helpdesk: ZendeskHelpdesk, drafts: list[TicketDraft],
+                 more: Callable[[], list[TicketDraft]] | None,
+                 on_result: Callable[[int, TicketRef | HelpdeskError], None] | None) -> None:
+        self.helpdesk = helpdesk
+        self.drafts: list[TicketDraft] = []
+        self.more = more
+        self.on_result = on_result
+        self.result = BulkCreateResult()
+        self.batches: list[_Batch] = []
+        self.in_flight: dict[str, _Batch] = {}
+        self.pending_users: dict[str, _Batch] = {}  # requester external id → batch creating it
+        self.failed_users: set[str] = set()
+        self.stopped: HelpdeskError | None = None
+        self.delay = min(FIRST_POLL_SECONDS, helpdesk.poll_interval)
+        self.fed_at = time.monotonic()
+        self._add(drafts)
+
+    # --- outcomes ---------------------------------------------------------------------
+    def _done(self, index: int, outcome: TicketRef | HelpdeskError) -> None:
+        if isinstance(outcome, HelpdeskError):
+            self.result.errors[index] = outcome
+        else:
+            self.result.refs[index] = outcome
+        if self.on_result is not None:
+            self.on_result(index, outcome)
+
+    def _unsent(self, indices: Sequence[int]) -> None:
+        self.result.unsent.extend(indices)
+
+    # --- batches ----------------------------------------------------------------------
+    def _add(self, drafts: list[TicketDraft]) -> None:
+        if not drafts:
+            return
+        start = len(self.drafts)
+        self.drafts.extend(drafts)
+        indices = list(range(start, len(self.drafts)))
+        size = max(MIN_JOB_BATCH, min(JOB_BATCH, -(-len(indices) // BULK_SPREAD_JOBS)))
+        for offset in range(0, len(indices), size):
+            batch = _Batch(self, indices[offset:offset + size])
+            if len(indices) <= DIRECT_BATCH_MAX and self._budget_to_spare():
+                batch.direct, batch.stage, batch.waiting = True, "tickets", list(batch.indices)
+                self.batches.append(batch)
+                continue
+            known = self.helpdesk._user_ids
+            wanted: dict[str, Requester] = {}
+            for i in batch.indices:
+                requester = self.drafts[i].requester
+                if requester.external_id not in known and requester.external_id not in self.pending_users:
+                    wanted.setdefault(requester.external_id, requester)
+            batch.requesters = list(wanted.values())
+            for external_id in wanted:
+                self.pending_users[external_id] = batch
+            batch.waiting = list(batch.indices)
+            if not batch.requesters:
+                batch.stage = "tickets"
+            self.batches.append(batch)
+
+    def _budget_to_spare(self) -> bool:
+        """More than half of the account's per-minute requests left (or not known yet): a few
+        tickets may be opened one call each without crowding out a storm's jobs."""
+        session = self.helpdesk.session
+        return session.limit is None or session.remaining is None or session.remaining > session.limit / 2
+
+    def _ready(self, batch: _Batch) -> bool:
+        if batch.job_id is not None or batch.stage == "done":
+            return False
+        if batch.stage == "tickets":
+            # Its requesters must exist; those another batch creates may still be in its job.
+            return not any(self.drafts[i].requester.external_id in self.pending_users for i in batch.waiting)
+        return True
+
+    def _open_directly(self, batch: _Batch) -> None:
+        """A small batch's tickets, one call each; its notes then go in one update_many job."""
+        while batch.waiting and self.stopped is None:
+            i = batch.waiting[0]
+            try:
+                ref = self.helpdesk.open_ticket(self.drafts[i])
+            except HelpdeskError as exc:
+                if exc.status == 429 or exc.retry_after is not None or exc.stop_delivery:
+                    self.stopped = exc  # refused before it ran: this one and the rest stay unsent
+                    break
+                batch.waiting.pop(0)
+                self._done(i, exc)  # unknown or refused: the outbox looks it up before any resend
+                continue
+            batch.waiting.pop(0)
+            batch.created[i] = int(ref.ticket_id)
+        if not batch.waiting:
+            batch.stage = "notes" if batch.created else "done"
+
+    def _submit_ready(self) -> None:
+        order = sorted((b for b in self.batches if self._ready(b)),
+                       key=lambda b: (-STAGES.index(b.stage), b.indices[0]))
+        for batch in order:
+            if len(self.in_flight) >= MAX_JOBS_IN_FLIGHT:
+                return
+            if self.stopped is not None:
+                return
+            if batch.direct and batch.stage == "tickets":
+                self._open_directly(batch)
+                if batch.stage != "notes" or len(self.in_flight) >= MAX_JOBS_IN_FLIGHT or self.stopped is not None:
+                    continue
+            if batch.stage == "tickets":
+                unknown = [i for i in batch.waiting if self.drafts[i].requester.external_id in self.failed_users
+                           or self.drafts[i].requester.external_id not in self.helpdesk._user_ids]
+                if unknown:  # their requester could not be made: nothing of them was sent
+                    self._unsent(unknown)
+                    batch.waiting = [i for i in batch.waiting if i not in set(unknown)]
+                if not batch.waiting:
+                    batch.stage = "done"
+                    continue
+            try:
+                job = self.helpdesk._call(f"{batch.stage} bulk job", lambda: self.helpdesk._submit_job(batch.stage, batch))
+            except HelpdeskError as exc:
+                if exc.status == 429 and self.in_flight:
+                    return  # too many jobs (or requests) now: submit again once ours end
+                self.stopped = exc
+                return
+            batch.job_id = str(job.id)
+            batch.submitted_at = time.monotonic()
+            self.in_flight[batch.job_id] = batch
+            self.delay = min(FIRST_POLL_SECONDS, self.helpdesk.poll_interval)  # a fresh job: look soon
+
+    def _feed(self) -> None:
+        """Take further drafts while a job slot is free and nothing stopped us."""
+        if self.more is None or self.stopped is not None or time.monotonic() - self.fed_at < FEED_SECONDS:
+            return
+        if len(self.in_flight) >= MAX_JOBS_IN_FLIGHT or any(self._ready(b) for b in self.batches):
+            return
+        self.fed_at = time.monotonic()
+        self._add(self.more())
+
+    # --- the loop ---------------------------------------------------------------------
+    def run(self) -> BulkCreateResult:
+        helpdesk = self.helpdesk
+        while True:
+            self._feed()
+            self._submit_ready()
+            if not self.in_flight:
+                if self.stopped is None and self.more is not None and not any(self._ready(b) for b in self.batches):
+                    before = len(self.drafts)
+                    self._add(self.more())
+                    if len(self.drafts) > before:
+                        continue
+                break
+            helpdesk.sleep(self.delay)
+            try:
+                # GET /api/v2/job_statuses/show_many?ids=…: one call for every job in flight
+                # (zenpy answers a dict {"job_statuses": [JobStatus, …]}).
+                answer = helpdesk._call("job status", lambda: helpdesk.client.job_status(ids=list(self.in_flight)))
+                statuses = answer.get("job_statuses", []) if isinstance(answer, dict) else list(answer)
+            except HelpdeskError as exc:
+                if not exc.retryable or self._overdue():
+                    self._give_up(f"outcome unknown ({exc.message})")
+                    self.stopped = self.stopped or (exc if not exc.retryable else None)
+                    break
+                # Honour Retry-After on a 429; otherwise back off as after a quiet poll.
+                helpdesk.sleep(exc.retry_after if exc.retry_after is not None else self.delay)
+                self.delay = min(self.delay * POLL_BACKOFF, helpdesk.poll_interval)
+                continue
+            ended = 0
+            eta: list[float] = []
+            for status in statuses:
+                batch = self.in_flight.get(str(status.id))
+                if batch is None:
+                    continue
+                if status.status in ("queued", "working"):
+                    eta.append(self._eta(batch, status))
+                    continue
+                del self.in_flight[str(status.id)]
+                batch.job_id = None
+                self._ended(batch, status)
+                ended += 1
+            if ended:
+                self.delay = min(FIRST_POLL_SECONDS, helpdesk.poll_interval)
+            else:
+                self.delay = min(self.delay * POLL_BACKOFF, helpdesk.poll_interval)
+            if eta:  # a job that says how far it is: look again when the first should be done
+                self.delay = min(self.delay, max(min(eta), min(FIRST_POLL_SECONDS, helpdesk.poll_interval)))
+            if self._overdue():
+                self._give_up(None)
+                break
+        self._finish()
+        return self.result
+
+    @staticmethod
+    def _eta(batch: _Batch, status: Any) -> float:
+        """Seconds until this job should end, from its progress so far (inf: no estimate)."""
+        progress, total = getattr(status, "progress", None), getattr(status, "total", None)
+        elapsed = time.monotonic() - batch.submitted_at
+        if not isinstance(progress, int) or not isinstance(total, int) or progress <= 0 or total <= progress:
+            return float("inf")
+        return elapsed * (total - progress) / progress
+
+    def _overdue(self) -> bool:
+        horizon = time.monotonic() - self.helpdesk.job_timeout
+        return any(batch.submitted_at < horizon for batch in self.in_flight.values())
+
+    def _give_up(self, why: str | None) -> None:
+        """Jobs still in flight when we stop polling may yet run in Zendesk: their rows wait out
+        the job horizon before their lookup (see pipeline.BULK_LEASE)."""
+        for job_id, batch in list(self.in_flight.items()):
+            message = (f"{batch.stage} job {job_id}: {why}" if why else
+                       f"{batch.stage} job {job_id} still running after {self.helpdesk.job_timeout:.0f} s")
+            error = HelpdeskError(message, retryable=True, retry_after=_horizon())
+            if batch.stage == "users":
+                # A users job sends no ticket: its drafts were never sent (users are idempotent).
+                for external_id in [r.external_id for r in batch.requesters]:
+                    self.pending_users.pop(external_id, None)
+                    self.failed_users.add(external_id)
+                self._unsent(batch.waiting)
+            else:
+                for i in (batch.waiting if batch.stage == "tickets" else sorted(batch.created)):
+                    self._done(i, error)
+            batch.stage = "done"
+        self.in_flight.clear()
+
+    def _finish(self) -> None:
+        """What never reached its next stage: tickets not created are unsent; tickets created
+        whose note job never ran are retryable errors (the ticket exists; the retry finds it
+        and adds the note exactly once)."""
+        for batch in self.batches:
+            if batch.stage in ("users", "tickets"):
+                self._unsent(batch.waiting)
+            if batch.stage != "done":  # tickets that exist (a direct batch stopped midway, or notes never sent)
+                for i in sorted(batch.created):
+                    self._done(i, HelpdeskError(f"ticket #{batch.created[i]} was created but its analysis note "
+                                                "is not confirmed", retryable=True))
+            batch.stage = "done"
+        self.result.stopped = self.stopped
+
+    def _ended(self, batch: _Batch, status: Any) -> None:
+        results = [r if isinstance(r, dict) else _as_dict(r) for r in (status.results or [])]
+        failed = None
+        if not (status.status == "completed" or results):
+            failed = HelpdeskError(f"{batch.stage} job {status.id} {status.status}: {status.message or ''}",
+                                   retryable=True)
+        if batch.stage == "users":
+            matched = _match_users(batch.requesters, results) if failed is None else {}
+            self.helpdesk._user_ids.update(matched)
+            for requester in batch.requesters:
+                self.pending_users.pop(requester.external_id, None)
+                if requester.external_id not in matched:
+                    self.failed_users.add(requester.external_id)
+            batch.stage = "tickets"
+        elif batch.stage == "tickets":
+            drafts = self.drafts
+            if failed is not None:
+                for i in batch.waiting:
+                    self._done(i, failed)
+            else:
+                by_index = {e.get("index"): e for e in results if isinstance(e, dict)}
+                for position, i in enumerate(batch.waiting):
+                    entry = by_index.get(position)
+                    if entry and entry.get("id") and not entry.get("error"):
+                        batch.created[i] = int(entry["id"])
+                    elif entry and entry.get("error"):
+                        self._done(i, HelpdeskError(
+                            f"ticket {drafts[i].external_id}: Zendesk refused it in a bulk job: {entry.get('error')}",
+                            retryable=False, field_errors=_field_errors(entry.get("details")), status=422))
+                    else:  # no result for it: outcome unknown, look up before re-sending
+                        self._done(i, HelpdeskError(
+                            f"ticket {drafts[i].external_id}: the bulk job reported no result for it", retryable=True))
+            batch.waiting = []
+            batch.stage = "notes" if batch.created else "done"
+        else:
+            confirmed: set[int] = set()
+            if failed is None:
+                # update_many results are {id, action, success, status} with no `index`
+                # (…/job_statuses/#results, UpdateResourceResult): match them by ticket id.
+                by_id = {str(e["id"]): e for e in results if isinstance(e, dict) and e.get("id") is not None}
+                confirmed = {i for i in batch.created if (e := by_id.get(str(batch.created[i]))) and _update_succeeded(e)}
+            for i in sorted(batch.created):
+                if i in confirmed:
+                    self._done(i, self.helpdesk._ref(batch.created[i]))
+                else:
+                    self._done(i, HelpdeskError(f"ticket #{batch.created[i]} was created but its analysis note is not "
+                                                "confirmed" + (f": {failed.message}" if failed else ""), retryable=True))
+            batch.created = {}
+            batch.stage = "done"
 
 
 SLA_TITLE = "Yorisoi ソーシャル投稿 / social posts"
