@@ -187,6 +187,9 @@ def seed(path: Path, total: int, seed_value: int = 8) -> dict:
     db.executemany("INSERT INTO report_daily_label VALUES (?,?,?,?,?,?)", [(*k, v) for k, v in one_label.items()])
     db.executemany("INSERT INTO report_reasons VALUES (?,?,?,?,?,?)", [(*k, v) for k, v in reasons.items()])
     db.execute(MONTHLY_TOPICS_SQL)  # what ingest keeps per month, counted in one go
+    # The tickets search's FTS5 index, as mark_created fills it (rowid = the ticket post's outbox.id).
+    db.execute("INSERT INTO ticket_search (rowid, subject, text) SELECT o.id, t.subject, p.text FROM outbox o "
+               "JOIN tickets t ON t.post_key = o.post_key JOIN posts p ON p.key = o.post_key")
     db.executemany("INSERT INTO report_response_hist (day, priority, kind, brand, platform, bin, n) "
                    "VALUES (?,?,?,?,?,?,?)", [(*k, v) for k, v in response_hist.items()])
     weekly: Counter = Counter()
@@ -231,6 +234,11 @@ PAGES = {
     "tickets": "/tickets",
     "tickets_filtered": "/tickets?priority=urgent&state=open&source=x",
     "tickets_search": "/tickets?q=投稿 99999",
+    # A word in every ticket (through the trigram index, then capped at 10,000), and words too
+    # short for trigrams: common (stops early) and found nowhere (reads the whole FTS table).
+    "tickets_search_common": "/tickets?q=繋がらない",
+    "tickets_search_short_common": "/tickets?q=料金",
+    "tickets_search_short_none": "/tickets?q=ゞゞ",
     "tickets_page_2000": "/tickets?page=2000",
     "storms": "/storms",
     "post": "/posts/{post_key}",

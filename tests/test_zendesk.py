@@ -269,6 +269,7 @@ def test_backlog_goes_through_create_many_jobs(app_factory, zd_env, fake):
         assert [c["public"] for c in fake.comments[ticket["id"]]] == [True, False]
         assert fake.users[ticket["requester_id"]]["external_id"].startswith("yorisoi:x:a")
     assert svc.store.outbox.outbox_counts() == {"done": 230}
+    assert svc.store.outbox.search_tickets(text="繋がらない")[0] == 230  # bulk-recorded tickets are searchable
 
 
 def test_bulk_keeps_at_most_30_jobs_in_flight(fake, zd_env):

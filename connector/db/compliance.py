@@ -18,6 +18,7 @@ from connector.db.schema import (
     report_topic_monthly,
     tickets,
 )
+from connector.db.ticket_search import index_ticket
 
 
 class ComplianceRepository:
@@ -82,6 +83,7 @@ class ComplianceRepository:
             _purge_topics(conn, key)
             conn.execute(update(tickets).where(tickets.c.post_key == key).values(
                 subject=(f"[{row.brand}] " if row.brand else "") + marker))
+            index_ticket(conn, key)  # the search must not find the purged words either
             stmt = dialect_insert(conn, post_compliance).values(post_key=key, platform=row.platform, state="gone",
                                                          reason=reason, checked_at=now, purged_at=now)
             conn.execute(stmt.on_conflict_do_update(index_elements=["post_key"], set_={

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection, Engine
 from connector.db.counts import backfill_response_hist, rebuild_reports
 from connector.db.engine import MIGRATE_LOCK, utcnow
 from connector.db.schema import SCHEMA_VERSION, ix_posts_created, metadata, schema_version
+from connector.db.ticket_search import backfill_search_index, create_search_index, has_search_index
 
 
 def migrate(engine: Engine) -> None:
@@ -24,6 +25,7 @@ def migrate(engine: Engine) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
         if not engine.dialect.has_table(conn, "schema_version"):
             metadata.create_all(conn)
+            create_search_index(conn)
             conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
             return
         current = conn.execute(select(func.max(schema_version.c.version))).scalar() or 0
@@ -31,6 +33,11 @@ def migrate(engine: Engine) -> None:
         for version in range(current + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[version](conn)
             conn.execute(insert(schema_version).values(version=version, applied_at=utcnow()))
+        if current >= 8 and not has_search_index(conn):
+            # pg_trgm was refused at migration 8: try again at every start (an admin may have
+            # created the extension since); the warning repeats until it works.
+            if create_search_index(conn):
+                backfill_search_index(conn)
 
 
 def _migrate_2_reports(conn: Connection) -> None:
@@ -90,10 +97,31 @@ def _migrate_7_response_hist(conn: Connection) -> None:
         next(ix for ix in table.indexes if ix.name == name).create(conn, checkfirst=True)
 
 
+def _migrate_8_ticket_search(conn: Connection) -> None:
+    """The tickets page's text search by trigram index (issue 19): SQLite's FTS5 table filled
+    from the tickets already stored, in batches; PostgreSQL's pg_trgm GIN indexes (or a log
+    line saying the search stays a scan, when the extension cannot be created)."""
+    if create_search_index(conn):
+        backfill_search_index(conn)
+
+
+def _migrate_9_response_filters(conn: Connection) -> None:
+    """/response-times over a year filtered by brand and source, or by labels, within 500 ms at
+    1M posts (issue 19): the covering indexes of both; the old, narrower ticket_facts index is a
+    prefix of the new one."""
+    from connector.db.schema import report_response_hist, ticket_facts
+
+    conn.execute(text("DROP INDEX IF EXISTS ix_ticket_facts_times"))
+    for table, name in ((ticket_facts, "ix_ticket_facts_times_by"), (report_response_hist, "ix_response_hist_brand")):
+        next(ix for ix in table.indexes if ix.name == name).create(conn, checkfirst=True)
+
+
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3: _migrate_3_correction_token,
                                                       4: _migrate_4_channel_feed,
                                                       5: _migrate_5_session_generation,
                                                       6: _migrate_6_token_origin,
-                                                      7: _migrate_7_response_hist}
+                                                      7: _migrate_7_response_hist,
+                                                      8: _migrate_8_ticket_search,
+                                                      9: _migrate_9_response_filters}

@@ -24,6 +24,7 @@ from connector.web.charts import render as render_chart
 
 bp = Blueprint("dashboard", __name__)
 TICKETS_PER_PAGE = 50
+TICKETS_COUNT_CAP = 10_000
 #: Open tickets listed on the home page (the most urgent; the rest are one click away).
 HOME_BACKLOG_SHOWN = 30
 
@@ -191,11 +192,18 @@ def tickets():
         page = max(1, int(request.args.get("page") or 1))
     except ValueError:
         raise FilterError(f"page={request.args.get('page')!r}: expected a page number") from None
+    # With a search or filter the count stops at TICKETS_COUNT_CAP ("10,000件以上"): counting
+    # every match of a common word costs more than the page itself (issue 19).
+    filtered = bool(text or priority or state or platform)
     total, rows = svc.store.outbox.search_tickets(text=text, priority=priority, state=state, platform=platform,
-                                                  offset=(page - 1) * TICKETS_PER_PAGE, limit=TICKETS_PER_PAGE)
+                                                  offset=(page - 1) * TICKETS_PER_PAGE, limit=TICKETS_PER_PAGE,
+                                                  count_cap=TICKETS_COUNT_CAP if filtered else None)
+    capped = filtered and total > TICKETS_COUNT_CAP
     pages = max(1, -(-total // TICKETS_PER_PAGE))
+    has_next = page < pages or (capped and len(rows) == TICKETS_PER_PAGE)
     search = [(k, v) for k, v in (("q", text), ("priority", priority), ("state", state), ("source", platform)) if v]
-    return render_template("tickets.html", tickets=rows, total=total, page=page, pages=pages, search=search,
+    return render_template("tickets.html", tickets=rows, total=min(total, TICKETS_COUNT_CAP) if capped else total,
+                           capped=capped, page=page, pages=pages, has_next=has_next, per_page=TICKETS_PER_PAGE, search=search,
                            q=text, priority=priority, state=state, source=platform, platform_names=PLATFORM_NAMES,
                            priorities=reports.PRIORITIES,
                            counts=svc.store.posts.counts(), outbox_counts=svc.store.outbox.outbox_counts())
