@@ -482,12 +482,15 @@ class BatchBands:
     post sees exactly what its own query would have seen inside the same transaction (the brand
     is locked until commit: no other instance writes its bands meanwhile)."""
 
-    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, hits: tuple[Sequence[tuple[str, bytes, datetime]], Mapping[str, Mapping[str, Any]]]) -> None:
         self._by_band: dict[bytes, set[str]] = {}
         #: post key → [storm id, created_at (member), text, created_at (band row)]
         self._posts: dict[str, list[Any]] = {}
-        for row in rows:
-            self._index(row["post_key"], (row["band"],), row["storm_id"], row["created_at"], row["text"], row["band_at"])
+        pairs, members = hits
+        for post_key, band, band_at in pairs:
+            member = members.get(post_key)
+            if member is not None:  # as the per-post query's inner join
+                self._index(post_key, (band,), member["storm_id"], member["created_at"], member["text"], band_at)
 
     def _index(self, post_key: str, bands: Sequence[bytes], storm_id: int | None, created_at: datetime,
                text: str, band_at: datetime) -> None:

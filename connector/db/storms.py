@@ -49,14 +49,16 @@ _CANDIDATES = (select(storm_members.c.post_key, storm_members.c.storm_id, storm_
                .join(_HITS, _HITS.c.post_key == storm_members.c.post_key)
                .join(posts, posts.c.key == storm_members.c.post_key)
                .order_by(storm_members.c.created_at, storm_members.c.post_key))
-_BAND_HITS = (select(storm_bands.c.band, storm_bands.c.created_at.label("band_at"), storm_members.c.post_key,
-                     storm_members.c.storm_id, storm_members.c.created_at, posts.c.text)
-              .join(storm_members, storm_members.c.post_key == storm_bands.c.post_key)
-              .join(posts, posts.c.key == storm_members.c.post_key)
-              .where(storm_bands.c.brand == bindparam("b_brand"))
-              .where(storm_bands.c.band.in_(bindparam("b_bands", expanding=True)))
-              .where(storm_bands.c.created_at >= bindparam("b_since"))
-              .where(storm_bands.c.created_at <= bindparam("b_until")))
+# Two narrow queries rather than one join: the (post, band) pairs, then each post's member row
+# and text once (joining posts per pair made the batch query cost more than the per-post ones).
+_BAND_PAIRS = (select(storm_bands.c.post_key, storm_bands.c.band, storm_bands.c.created_at)
+               .where(storm_bands.c.brand == bindparam("b_brand"))
+               .where(storm_bands.c.band.in_(bindparam("b_bands", expanding=True)))
+               .where(storm_bands.c.created_at >= bindparam("b_since"))
+               .where(storm_bands.c.created_at <= bindparam("b_until")))
+_MEMBERS_WITH_TEXT = (select(storm_members.c.post_key, storm_members.c.storm_id, storm_members.c.created_at, posts.c.text)
+                      .join(posts, posts.c.key == storm_members.c.post_key)
+                      .where(storm_members.c.post_key.in_(bindparam("b_keys", expanding=True))))
 _COUNT_NEGATIVE = (select(func.count()).select_from(storm_members)
                    .where(storm_members.c.brand == bindparam("b_brand")).where(storm_members.c.negative.is_(True))
                    .where(storm_members.c.created_at > bindparam("b_since"))
@@ -176,15 +178,21 @@ class StormRepository:
         return [dict(r) for r in rows]
 
     def storm_band_hits(self, conn: Connection, brand: str, bands: Sequence[bytes], since: datetime,
-                        until: datetime) -> list[dict[str, Any]]:
-        """`storm_candidates` for many posts at once: every (indexed post, band) of a brand among
-        `bands` whose band row was created in [since, until], with the post's storm, time and
-        text. A batch asks once per brand and picks each post's candidates in memory."""
+                        until: datetime) -> tuple[list[tuple[str, bytes, datetime]], dict[str, dict[str, Any]]]:
+        """`storm_candidates` for many posts at once: every (indexed post, band, band time) of a
+        brand among `bands` with the band row created in [since, until], and those posts'
+        member rows (storm, time, text) by key. A batch asks once per brand and picks each
+        post's candidates in memory."""
         if not bands:
-            return []
-        rows = conn.execute(_BAND_HITS, {"b_brand": brand, "b_bands": list(bands), "b_since": since,
-                                         "b_until": until}).mappings().all()
-        return [dict(r) for r in rows]
+            return [], {}
+        pairs = [(r.post_key, r.band, r.created_at) for r in conn.execute(
+            _BAND_PAIRS, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until})]
+        keys = list(dict.fromkeys(key for key, _, _ in pairs))
+        members: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 500):  # bounded IN lists
+            for row in conn.execute(_MEMBERS_WITH_TEXT, {"b_keys": keys[start:start + 500]}).mappings():
+                members[row["post_key"]] = dict(row)
+        return pairs, members
 
     def storm_recent_members(self, brand: str, since: datetime) -> list[dict[str, Any]]:
         """Qualified posts of a brand since a time, with their storm, to warm the index."""
