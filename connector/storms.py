@@ -474,6 +474,57 @@ def alert_draft(alert: Mapping[str, Any]) -> TicketDraft:
 
 
 # --- the service ------------------------------------------------------------------------
+class BatchBands:
+    """One brand's MinHash band index for one ingest batch, in memory: what `storm_candidates`
+    would find, for every post of the batch, from one query (`storm_band_hits` with the union
+    of the batch's band keys over the batch's time span) instead of one per post. Posts indexed
+    during the batch are added as they join, and storm ids follow the storms founded, so each
+    post sees exactly what its own query would have seen inside the same transaction (the brand
+    is locked until commit: no other instance writes its bands meanwhile)."""
+
+    def __init__(self, hits: tuple[Sequence[tuple[str, bytes, datetime]], Mapping[str, Mapping[str, Any]]]) -> None:
+        self._by_band: dict[bytes, set[str]] = {}
+        #: post key → [storm id, created_at (member), text, created_at (band row)]
+        self._posts: dict[str, list[Any]] = {}
+        pairs, members = hits
+        for post_key, band, band_at in pairs:
+            member = members.get(post_key)
+            if member is not None:  # as the per-post query's inner join
+                self._index(post_key, (band,), member["storm_id"], member["created_at"], member["text"], band_at)
+
+    def _index(self, post_key: str, bands: Sequence[bytes], storm_id: int | None, created_at: datetime,
+               text: str, band_at: datetime) -> None:
+        self._posts.setdefault(post_key, [storm_id, created_at, text, band_at])
+        for band in bands:
+            self._by_band.setdefault(band, set()).add(post_key)
+
+    def add(self, post_key: str, bands: Sequence[bytes], storm_id: int | None, created_at: datetime, text: str) -> None:
+        """A post of this batch whose bands were just indexed (member and band rows share its time)."""
+        self._index(post_key, bands, storm_id, created_at, text, created_at)
+
+    def founded(self, first_post_key: str, storm_id: int | None) -> None:
+        """A storm was opened with this post as its first: its member row now carries the id."""
+        entry = self._posts.get(first_post_key)
+        if entry is not None and storm_id is not None:
+            entry[0] = storm_id
+
+    def candidates(self, bands: Sequence[bytes], since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """As `storm_candidates`: distinct posts sharing a band, band row in [since, until],
+        ordered by (created_at, post_key)."""
+        found: set[str] = set()
+        for band in bands:
+            hits = self._by_band.get(band)
+            if hits:
+                found |= hits
+        rows = []
+        for key in found:
+            storm_id, created_at, text, band_at = self._posts[key]
+            if since <= band_at <= until:
+                rows.append({"post_key": key, "storm_id": storm_id, "created_at": created_at, "text": text})
+        rows.sort(key=lambda r: (r["created_at"], r["post_key"]))
+        return rows
+
+
 @dataclass
 class StormReport:
     problems_created: int = 0
@@ -515,11 +566,17 @@ class Storms:
                 self._shingle_cache.popitem(last=False)
         return sh
 
-    def assign(self, post: Post, brand: str, conn: Any) -> tuple[Assignment, frozenset[str], list[bytes]]:
-        """Where `post` goes: its storm's candidates come from the database (MinHash band keys
-        written with each post), so every instance sharing the database finds the same ones."""
+    def _fingerprint(self, post: Post, brand: str) -> tuple[frozenset[str], list[bytes]]:
         sh = shingles(clean_text(post.text, self.brand_words.get(brand, ())))
-        keys = band_keys(signature(sh))
+        return sh, band_keys(signature(sh))
+
+    def assign(self, post: Post, brand: str, conn: Any, bands: BatchBands | None = None,
+               fingerprint: tuple[frozenset[str], list[bytes]] | None = None,
+               ) -> tuple[Assignment, frozenset[str], list[bytes]]:
+        """Where `post` goes: its storm's candidates come from the database (MinHash band keys
+        written with each post), so every instance sharing the database finds the same ones;
+        in a batch, from the batch's in-memory copy of the same rows (`bands`)."""
+        sh, keys = fingerprint or self._fingerprint(post, brand)
         for ref in (post.in_reply_to, post.quote_of, post.conversation_id):
             if ref:
                 parent = self.repo.storm_of(f"{post.platform}:{ref}", conn=conn)
@@ -528,7 +585,10 @@ class Storms:
                                        parent["storm_id"]), sh, keys)
         window = self.settings.window
         best: tuple[dict[str, Any] | None, float, str] = (None, 0.0, "")
-        for row in self.repo.storm_candidates(conn, brand, keys, post.created_at - window, post.created_at + window):
+        since, until = post.created_at - window, post.created_at + window
+        rows = (bands.candidates(keys, since, until) if bands is not None
+                else self.repo.storm_candidates(conn, brand, keys, since, until))
+        for row in rows:
             if row["post_key"] == post.key:
                 continue
             score, kind = similarity(sh, self._shingles(brand, row["post_key"], row["text"]))
@@ -581,12 +641,23 @@ class Storms:
         for brand in sorted(brands):
             self.repo.lock_brand(conn, brand)
         waited = self.repo.storm_waited_for(conn, [p.key for p, _, _ in counted])
+        # Candidate look-up once per brand for the whole batch (issue 17: one query per post was
+        # a fifth of storm grouping's time), after the brand locks.
+        fingerprints = {p.key: self._fingerprint(p, d.brand) for p, d, _ in counted if d.brand is not None}
+        window = self.settings.window
+        indexes: dict[str, BatchBands] = {}
+        for brand in sorted({d.brand for _, d, _ in counted if d.brand is not None}):
+            mine = [p for p, d, _ in counted if d.brand == brand]
+            keys = list(dict.fromkeys(k for p in mine for k in fingerprints[p.key][1]))
+            indexes[brand] = BatchBands(self.repo.storm_band_hits(
+                conn, brand, keys, min(p.created_at for p in mine) - window, max(p.created_at for p in mine) + window))
         reasons: dict[str, tuple[str, ...]] = {}
         for post, decision, analysis in items:
             if decision.qualified:
-                self._observe(post, decision, analysis, conn, reasons=reasons, waited=waited)
+                self._observe(post, decision, analysis, conn, reasons=reasons, waited=waited,
+                              fingerprint=fingerprints.get(post.key), batch=indexes)
             elif decision.echo_of is not None and analysis is not None:
-                self._echo(post, decision, analysis, conn, reasons, waited)
+                self._echo(post, decision, analysis, conn, reasons, waited, indexes)
         return reasons
 
     def observe(self, post: Post, decision: Decision, analysis: Analysis | None, conn: Any = None) -> int | None:
@@ -601,11 +672,15 @@ class Storms:
         return self._observe(post, decision, analysis, conn)
 
     def _observe(self, post: Post, decision: Decision, analysis: Analysis | None, conn: Any,
-                 reasons: dict[str, tuple[str, ...]] | None = None, waited: set[str] | None = None) -> int | None:
+                 reasons: dict[str, tuple[str, ...]] | None = None, waited: set[str] | None = None,
+                 fingerprint: tuple[frozenset[str], list[bytes]] | None = None,
+                 batch: Mapping[str, BatchBands] | None = None) -> int | None:
         if not decision.qualified or decision.brand is None or analysis is None:
             return None
         brand = decision.brand
-        assignment, sh, keys = self.assign(post, brand, conn)
+        bands = batch.get(brand) if batch is not None else None
+        assignment, sh, keys = self.assign(post, brand, conn, bands=bands, fingerprint=fingerprint)
+        indexed: set[str] | None = set() if bands is not None else None
         # A qualified echo is a voice by construction (else it would have no ticket).
         voice = ((post.author.followers or 0) >= self.settings.high_reach or analysis.intent.value == "question"
                  or decision.echo_of is not None)
@@ -619,7 +694,12 @@ class Storms:
             min_posts=self.settings.min_posts, due_at=now,
             throttle=timedelta(seconds=self.settings.update_seconds),
             bands=keys, represent_since=post.created_at - self.settings.window,
-            representatives=REPRESENTATIVES_PER_STORM, conn=conn)
+            representatives=REPRESENTATIVES_PER_STORM, conn=conn, indexed_into=indexed)
+        if bands is not None:
+            if assignment.found and assignment.storm_id is None and assignment.resembles is not None:
+                bands.founded(assignment.resembles, storm_id)
+            if indexed:
+                bands.add(post.key, keys, storm_id, post.created_at, post.text)
         with self._lock:
             self._shingle_cache[post.key] = sh
         if decision.echo_of is not None and reasons is not None:
@@ -631,17 +711,18 @@ class Storms:
         if analysis.sentiment.value == "negative":
             self.check_spike(brand, post.created_at, conn)
         if waited is None or post.key in waited:
-            self._count_waiting(post.key, post.created_at, conn, reasons if reasons is not None else {})
+            self._count_waiting(post.key, post.created_at, conn, reasons if reasons is not None else {}, batch)
         return storm_id
 
     def _echo(self, post: Post, decision: Decision, analysis: Analysis, conn: Any,
-              reasons: dict[str, tuple[str, ...]], waited: set[str]) -> None:
+              reasons: dict[str, tuple[str, ...]], waited: set[str],
+              batch: Mapping[str, BatchBands] | None = None) -> None:
         """Count a bare reply or quote in its parent's storm, or keep it waiting for one."""
         for how, key in echo_refs(post):
             member = self.repo.storm_of(key, conn=conn)
             if member is not None and key != post.key:
                 self._join_echo(post.key, post.created_at, analysis.sentiment.value == "negative", analysis.risk.score,
-                                None, how, member, decision.reasons, conn, reasons)
+                                None, how, member, decision.reasons, conn, reasons, batch)
                 return
         self.repo.storm_echo_wait(conn, post_key=post.key, parents=echo_refs(post), created_at=post.created_at,
                                   negative=analysis.sentiment.value == "negative", risk_score=analysis.risk.score,
@@ -650,7 +731,7 @@ class Storms:
 
     def _join_echo(self, post_key: str, created_at: datetime, negative: bool, risk_score: float | None,
                    voice: str | None, how: str, member: Mapping[str, Any], stored_reasons: Sequence[str], conn: Any,
-                   reasons: dict[str, tuple[str, ...]]) -> None:
+                   reasons: dict[str, tuple[str, ...]], batch: Mapping[str, BatchBands] | None = None) -> None:
         brand = member["brand"]
         storm_id = self.repo.storm_add_member(
             post_key=post_key, brand=brand, created_at=created_at, negative=negative,
@@ -658,6 +739,8 @@ class Storms:
             role="voice" if voice else "echo", risk_score=risk_score or 0.0, join_storm=member["storm_id"],
             found_single=member["storm_id"] is None, min_posts=self.settings.min_posts, due_at=self.clock(),
             throttle=timedelta(seconds=self.settings.update_seconds), bands=(), conn=conn)
+        if batch is not None and brand in batch and member["storm_id"] is None:
+            batch[brand].founded(member["post_key"], storm_id)  # the parent opened a storm with its echo
         final = final_echo_reasons(stored_reasons, storm_id, how, member["post_key"])
         if voice is not None:  # a voice that waited: counted, and said so for the agent who finds it
             final += (voice,)
@@ -665,10 +748,10 @@ class Storms:
         reasons[post_key] = final
         if negative:
             self.check_spike(brand, created_at, conn)
-        self._count_waiting(post_key, created_at, conn, reasons)
+        self._count_waiting(post_key, created_at, conn, reasons, batch)
 
     def _count_waiting(self, parent_key: str, parent_at: datetime, conn: Any,
-                       reasons: dict[str, tuple[str, ...]]) -> None:
+                       reasons: dict[str, tuple[str, ...]], batch: Mapping[str, BatchBands] | None = None) -> None:
         """Count in the echoes that waited for `parent_key` (written within `window` of it),
         and theirs in turn (「私も」 replying to 「うちも」)."""
         window = self.settings.window
@@ -685,7 +768,7 @@ class Storms:
                 self.repo.lock_echo_parents(conn, [wait["post_key"]])
                 self._join_echo(wait["post_key"], wait["created_at"], wait["negative"], wait["risk_score"],
                                 wait["voice"], wait["how"], member, self.repo.post_reasons(conn, wait["post_key"]),
-                                conn, reasons)
+                                conn, reasons, batch)
 
     # spikes
     def baseline(self, brand: str, at: datetime, conn: Any = None) -> float:

@@ -32,6 +32,8 @@ from connector.models import TicketRef
 _STORM_OF = select(storm_members).where(storm_members.c.post_key == bindparam("b_key"))
 _INDEXED = (select(func.count(func.distinct(storm_bands.c.post_key)))
             .where(storm_bands.c.storm_id == bindparam("b_storm")).where(storm_bands.c.created_at >= bindparam("b_since")))
+_INSERT_MEMBER = insert(storm_members)
+_INSERT_BANDS = insert(storm_bands)
 _STORM_ROW = select(storms.c.size, storms.c.job_status, storms.c.last_update_at).where(storms.c.id == bindparam("b_storm"))
 _GROW = {name: update(storms).where(storms.c.id == bindparam("b_storm")).values(
     size=storms.c.size + 1,
@@ -47,6 +49,16 @@ _CANDIDATES = (select(storm_members.c.post_key, storm_members.c.storm_id, storm_
                .join(_HITS, _HITS.c.post_key == storm_members.c.post_key)
                .join(posts, posts.c.key == storm_members.c.post_key)
                .order_by(storm_members.c.created_at, storm_members.c.post_key))
+# Two narrow queries rather than one join: the (post, band) pairs, then each post's member row
+# and text once (joining posts per pair made the batch query cost more than the per-post ones).
+_BAND_PAIRS = (select(storm_bands.c.post_key, storm_bands.c.band, storm_bands.c.created_at)
+               .where(storm_bands.c.brand == bindparam("b_brand"))
+               .where(storm_bands.c.band.in_(bindparam("b_bands", expanding=True)))
+               .where(storm_bands.c.created_at >= bindparam("b_since"))
+               .where(storm_bands.c.created_at <= bindparam("b_until")))
+_MEMBERS_WITH_TEXT = (select(storm_members.c.post_key, storm_members.c.storm_id, storm_members.c.created_at, posts.c.text)
+                      .join(posts, posts.c.key == storm_members.c.post_key)
+                      .where(storm_members.c.post_key.in_(bindparam("b_keys", expanding=True))))
 _COUNT_NEGATIVE = (select(func.count()).select_from(storm_members)
                    .where(storm_members.c.brand == bindparam("b_brand")).where(storm_members.c.negative.is_(True))
                    .where(storm_members.c.created_at > bindparam("b_since"))
@@ -165,6 +177,23 @@ class StormRepository:
                                           "b_until": until}).mappings().all()
         return [dict(r) for r in rows]
 
+    def storm_band_hits(self, conn: Connection, brand: str, bands: Sequence[bytes], since: datetime,
+                        until: datetime) -> tuple[list[tuple[str, bytes, datetime]], dict[str, dict[str, Any]]]:
+        """`storm_candidates` for many posts at once: every (indexed post, band, band time) of a
+        brand among `bands` with the band row created in [since, until], and those posts'
+        member rows (storm, time, text) by key. A batch asks once per brand and picks each
+        post's candidates in memory."""
+        if not bands:
+            return [], {}
+        pairs = [(r.post_key, r.band, r.created_at) for r in conn.execute(
+            _BAND_PAIRS, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until})]
+        keys = list(dict.fromkeys(key for key, _, _ in pairs))
+        members: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 500):  # bounded IN lists
+            for row in conn.execute(_MEMBERS_WITH_TEXT, {"b_keys": keys[start:start + 500]}).mappings():
+                members[row["post_key"]] = dict(row)
+        return pairs, members
+
     def storm_recent_members(self, brand: str, since: datetime) -> list[dict[str, Any]]:
         """Qualified posts of a brand since a time, with their storm, to warm the index."""
         with self.engine.connect() as conn:
@@ -186,7 +215,8 @@ class StormRepository:
                          risk_score: float, join_storm: int | None, found_single: bool,
                          min_posts: int, due_at: datetime, throttle: timedelta = timedelta(0),
                          bands: Sequence[bytes] = (), represent_since: datetime | None = None,
-                         representatives: int = 12, conn: Connection | None = None) -> int | None:
+                         representatives: int = 12, conn: Connection | None = None,
+                         indexed_into: set[str] | None = None) -> int | None:
         """Record one post's assignment, in one transaction; returns its storm id (or None).
 
         `join_storm`: the storm of the post it resembles; when that post was alone
@@ -194,7 +224,9 @@ class StormRepository:
         reaches `min_posts`, its problem-ticket job becomes due; later growth makes it due again.
         `bands` (MinHash band keys) are indexed for later posts to find this one, unless its
         storm has `representatives` indexed posts since `represent_since` already.
-        Joins the caller's transaction `conn` (the post's ingest) when given.
+        Joins the caller's transaction `conn` (the post's ingest) when given. `indexed_into`, when
+        given, gets `post_key` added if its bands were indexed (a batch's in-memory band index
+        mirrors the table with it).
         """
         with self._tx(conn) as conn:
             storm_id = join_storm
@@ -212,12 +244,14 @@ class StormRepository:
                 indexed = conn.execute(_INDEXED, {"b_storm": storm_id,
                                                   "b_since": represent_since or created_at}).scalar()
                 represent = (indexed or 0) < representatives
-            conn.execute(insert(storm_members), dict(
+            conn.execute(_INSERT_MEMBER, dict(
                 post_key=post_key, storm_id=storm_id, brand=brand, created_at=created_at, negative=negative,
                 resembles=resembles, similarity=similarity, reason=reason, role=role, risk_score=risk_score,
                 linked=False))
             if represent:
-                conn.execute(insert(storm_bands), [dict(post_key=post_key, band=band, brand=brand,
+                if indexed_into is not None:
+                    indexed_into.add(post_key)
+                conn.execute(_INSERT_BANDS, [dict(post_key=post_key, band=band, brand=brand,
                                                         created_at=created_at, storm_id=storm_id)
                                                    for band in dict.fromkeys(bands)])
             if storm_id is not None:

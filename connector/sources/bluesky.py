@@ -73,6 +73,30 @@ def _web_url(handle_or_did: str, uri: str) -> str:
     return f"https://bsky.app/profile/{handle_or_did}/post/{uri.rsplit('/', 1)[-1]}"
 
 
+def quoted_post_uri(record: Mapping[str, Any]) -> str | None:
+    """The at-uri of the post a post record quotes, or None.
+
+    A quote is the record's `embed` (lexicon app.bsky.feed.post: a union) of type
+    `app.bsky.embed.record` (`record`: a com.atproto.repo.strongRef {uri, cid}) or
+    `app.bsky.embed.recordWithMedia` (`record`: an app.bsky.embed.record, so one level deeper).
+    The same embed also points at feed generators, lists and starter packs: only a strongRef
+    into the `app.bsky.feed.post` collection is a quoted post."""
+    embed = record.get("embed")
+    if not isinstance(embed, dict):
+        return None
+    kind = embed.get("$type")
+    ref = embed.get("record")
+    if kind == "app.bsky.embed.recordWithMedia":
+        ref = ref.get("record") if isinstance(ref, dict) else None
+    elif kind != "app.bsky.embed.record":
+        return None
+    uri = ref.get("uri") if isinstance(ref, dict) else None
+    if not isinstance(uri, str) or not uri.startswith("at://"):
+        return None
+    parts = uri[len("at://"):].split("/")
+    return uri if len(parts) == 3 and parts[1] == "app.bsky.feed.post" and parts[0] and parts[2] else None
+
+
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 #: Reply record keys carry a timestamp in 2024 (a TID's syntax; the AppView orders posts by
 #: createdAt, not by key).
@@ -197,7 +221,8 @@ class BlueskySource:
         def wants(post: Post) -> bool:
             if qualifier.mentions_brand(post.text):
                 return True
-            return any(ref and posts.post_exists(f"bluesky:{ref}") for ref in (post.in_reply_to, post.conversation_id))
+            return any(ref and posts.post_exists(f"bluesky:{ref}")
+                       for ref in (post.in_reply_to, post.conversation_id, post.quote_of))
 
         return [JetstreamStream(url=self.jetstream_url, wants=wants)]
 
@@ -272,7 +297,8 @@ class BlueskySource:
                                   created_at=parse_time(author_view.get("createdAt"))),
                     metrics={"replies": view.get("replyCount") or 0, "reposts": view.get("repostCount") or 0,
                              "likes": view.get("likeCount") or 0, "quotes": view.get("quoteCount") or 0},
-                    in_reply_to=parent, conversation_id=(root or {}).get("uri") if root else None)
+                    in_reply_to=parent, conversation_id=(root or {}).get("uri") if root else None,
+                    quote_of=quoted_post_uri(record))
         extras = {"uri": view["uri"], "cid": view["cid"], "root": root, "sort_at": sort_at}
         return PolledPost(post, extras)
 

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from connector.models import Author, Post
 from connector.sources.base import PolledPost, clamp_client_time
+from connector.sources.bluesky import quoted_post_uri
 from connector.sources.http import parse_time
 from connector.sources.ws import StreamBatch, open_websocket, recv_frames
 
@@ -135,6 +136,7 @@ class JetstreamStream:
         post = Post(platform="bluesky", id=uri, url=_web_url(did, rkey), created_at=created,
                     lang=langs[0] if langs else None, text=text, author=Author(id=did),
                     metrics={"replies": 0, "reposts": 0, "likes": 0, "quotes": 0},
-                    in_reply_to=parent, conversation_id=(root or {}).get("uri") if root else None)
+                    in_reply_to=parent, conversation_id=(root or {}).get("uri") if root else None,
+                    quote_of=quoted_post_uri(record))
         extras = {"uri": uri, "cid": commit.get("cid"), "root": root, "time_us": time_us}
         return PolledPost(post, extras)

@@ -64,6 +64,11 @@ RATE_RESERVE = 20
 
 
 
+#: Quote states in which the quoted post is shown (mastodon schema QuoteStateEnum; the blocked/muted
+#: ones are the viewer's own filters, not the quote's).
+_QUOTE_STANDS = frozenset({"accepted", "blocked_account", "blocked_domain", "muted_account"})
+
+
 def _host(url: str) -> str:
     return urlsplit(url).netloc
 
@@ -243,6 +248,29 @@ class MastodonSource:
                       followers=account.get("followers_count"), following=account.get("following_count"),
                       created_at=parse_time(account.get("created_at")), avatar_url=account.get("avatar"))
 
+    def _quoted_post_id(self, quote: Any, host: str) -> str | None:
+        """Our id of the post a status quotes (Mastodon 4.4+), or None.
+
+        `Status.quote` is a Quote (`quoted_status`: the whole Status) or, nested inside another
+        quote, a ShallowQuote (`quoted_status_id`: the instance's local id only); both carry a
+        `state`, and the quoted status is null unless the quote was accepted (or is hidden from
+        the viewer by a block or mute: the quote still stands for everyone else). Pending,
+        rejected, revoked, deleted and unauthorized quotes do not show the quoted post, and
+        unknown states are to be read as unauthorized (QuoteStateEnum), so they do not count. Our id is the quoted status's `uri`, as for
+        any status; a bare local id is only resolvable when we stored that status.
+        https://docs.joinmastodon.org/entities/Quote/ , /entities/ShallowQuote/"""
+        if not isinstance(quote, dict) or quote.get("state") not in _QUOTE_STANDS:
+            return None
+        quoted = quote.get("quoted_status")
+        if isinstance(quoted, dict):
+            uri = quoted.get("uri") or quoted.get("url")
+            return self.post_id_for(uri) if isinstance(uri, str) and uri else None
+        local_id = quote.get("quoted_status_id")
+        if isinstance(local_id, (str, int)) and str(local_id):
+            key = self.state.post_key_by_ref("mastodon", f"{host}:{local_id}")
+            return key.split(":", 1)[1] if key else None
+        return None
+
     def _to_post(self, status: dict[str, Any], base: str) -> PolledPost | None:
         host = _host(base)
         if status.get("reblog"):  # a boost: the original is what matters, and it is not new
@@ -269,7 +297,8 @@ class MastodonSource:
                     text=text, author=author,
                     metrics={"replies": status.get("replies_count") or 0, "reposts": status.get("reblogs_count") or 0,
                              "likes": status.get("favourites_count") or 0, "quotes": status.get("quotes_count") or 0},
-                    in_reply_to=in_reply_to, conversation_id=conversation)
+                    in_reply_to=in_reply_to, conversation_id=conversation,
+                    quote_of=self._quoted_post_id(status.get("quote"), host))
         extras = {"instance": base, "local_id": str(status["id"]), "uri": uri, "acct": author.id,
                   "visibility": status.get("visibility"), "conversation": conversation or post_id}
         return PolledPost(post, extras, ref=f"{host}:{status['id']}")

@@ -409,6 +409,9 @@ class XSource:
                      "likes": tm.get("like_count", 0), "quotes": tm.get("quote_count", 0)},
             in_reply_to=refs.get("replied_to"), conversation_id=tweet.get("conversation_id"),
             repost_of=refs.get("retweeted"),
+            # `referenced_tweets` type "quoted" (`referenced_posts` in spec 2.167; both specs
+            # enumerate retweeted/quoted/replied_to): a quote of a storm's post is an echo of it.
+            quote_of=refs.get("quoted"),
         )
         return PolledPost(post, {"reply_allowed": mentioned or self._summoned(tweet, refs, included)})
 

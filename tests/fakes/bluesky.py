@@ -36,7 +36,7 @@ class FakeBluesky(FakeServer):
         self._n = 0
 
     def add_post(self, text: str, *, did: str = "did:plc:suzukiexample0000000001", handle: str = "suzuki.bsky.social",
-                 reply_to: str | None = None) -> str:
+                 reply_to: str | None = None, quote_of: str | None = None, with_media: bool = False) -> str:
         with self.lock:
             self._n += 1
             n = self._n
@@ -50,6 +50,15 @@ class FakeBluesky(FakeServer):
             parent = self.posts[reply_to]
             root = (parent["record"].get("reply") or {}).get("root") or {"uri": parent["uri"], "cid": parent["cid"]}
             view["record"]["reply"] = {"root": root, "parent": {"uri": parent["uri"], "cid": parent["cid"]}}
+        if quote_of:
+            # lexicons app.bsky.embed.record / recordWithMedia: a strongRef, bare or under media.
+            quoted = self.posts[quote_of]
+            embed: dict[str, Any] = {"$type": "app.bsky.embed.record", "record": {"uri": quoted["uri"], "cid": quoted["cid"]}}
+            if with_media:
+                embed = {"$type": "app.bsky.embed.recordWithMedia", "record": embed,
+                         "media": {"$type": "app.bsky.embed.external",
+                                   "external": {"uri": "https://example.com/", "title": "", "description": ""}}}
+            view["record"]["embed"] = embed
         # A real CIDv1 (dag-cbor, sha2-256) of the record: a PDS refuses a strong ref without one.
         view["cid"] = cid_for(json.dumps([uri, view["record"]], sort_keys=True, ensure_ascii=False))
         self.posts[uri] = view

@@ -34,7 +34,8 @@ class FakeMastodon(FakeServer):
 
     def add_status(self, content_html: str, *, tags: list[str] = (), username: str = "yamada", acct: str | None = None,
                    in_reply_to: str | None = None, visibility: str = "public", reblog: bool = False,
-                   uri: str | None = None) -> str:
+                   uri: str | None = None, quote_of: str | None = None, quote_state: str = "accepted",
+                   shallow_quote: bool = False) -> str:
         with self.lock:
             self._next_id += 1
             status_id = str(self._next_id)
@@ -48,6 +49,12 @@ class FakeMastodon(FakeServer):
         host = (acct or username).split("@")[1] if "@" in (acct or username) else self.host
         status["account"].update(username=username, acct=acct or username, display_name=username,
                                  url=f"https://{host}/@{username}", uri=f"https://{host}/users/{username}")
+        if quote_of:
+            # Mastodon 4.4+ Status.quote: a Quote (the quoted Status, null unless the state shows
+            # it) or, nested in another quote, a ShallowQuote (its local id only).
+            shown = quote_state in ("accepted", "blocked_account", "blocked_domain", "muted_account")
+            status["quote"] = ({"state": quote_state, "quoted_status_id": quote_of if shown else None} if shallow_quote
+                               else {"state": quote_state, "quoted_status": clone(self.statuses[quote_of]) if shown else None})
         if reblog:
             status["reblog"] = clone(status)
         self.statuses[status_id] = status
