@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from connector.db import Store, utcnow
 from connector.draft_check import DEFAULT_SIMILARITY, DraftContext, RecentReply
+from connector.evidence import render as render_evidence
 from connector.labels import LABEL_NAMES, VALUE_NAMES
 from connector.models import ANALYSIS_LABELS
 from connector.reply_draft import suggest_draft
@@ -108,6 +109,9 @@ def _analysis(detail: dict[str, Any] | None) -> dict[str, Any] | None:
         labels[name] = {"value": value, "value_ja": names[0], "value_en": names[1],
                         "name_ja": LABEL_NAMES[name][0], "name_en": LABEL_NAMES[name][1],
                         "score": label.get("score"), "evidence": [str(e) for e in label.get("evidence", [])]}
+        # The same lines as the dashboard shows them in Japanese (one template per kind of line,
+        # connector/evidence.py); `evidence` stays the stored English form for scripts.
+        labels[name]["evidence_ja"] = [render_evidence(e, "ja") for e in labels[name]["evidence"]]
         confidence = label.get("confidence")
         if isinstance(confidence, (int, float)):  # a model's probability; rules (risk, priority) have none
             labels[name]["confidence"] = confidence

@@ -47,6 +47,13 @@
     return svg;
   }
 
+  /** A label's evidence lines in the panel's language: the connector sends them in Japanese
+   *  too (evidence_ja); an older connector sends only the stored English lines. */
+  function evidenceOf(label, lang) {
+    const lines = lang === 'ja' && Array.isArray(label.evidence_ja) ? label.evidence_ja : label.evidence;
+    return Array.isArray(lines) ? lines.filter((e) => typeof e === 'string') : [];
+  }
+
   function section(doc, title, ...children) {
     return el(doc, 'section', { class: 'section' }, el(doc, 'h3', {}, title), ...children);
   }
@@ -177,8 +184,8 @@
             : null),
         corrected[key] ? el(doc, 'div', { class: 'corrected', 'data-field': 'corrected' },
           t('correctedBy', valueName(key, corrected[key].value), corrected[key].agent)) : null,
-        (label.evidence || []).length
-          ? el(doc, 'ul', { class: 'evidence' }, label.evidence.slice(0, 6).map((e) => el(doc, 'li', {}, e))) : null);
+        evidenceOf(label, lang).length
+          ? el(doc, 'ul', { class: 'evidence' }, evidenceOf(label, lang).slice(0, 6).map((e) => el(doc, 'li', {}, e))) : null);
       if (sets[key] && opts.onCorrect) {
         const buttons = el(doc, 'div', { class: 'correct', 'aria-label': t('correctLabel') },
           el(doc, 'span', { class: 'correct-label' }, t('correctTo')),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -137,6 +138,11 @@ def test_context_of_a_seeded_ticket(client, seeded):
     labels = ctx["analysis"]["labels"]
     assert labels["sentiment"]["value"] == "negative" and labels["sentiment"]["evidence"]
     assert labels["intent"]["value"] == "complaint" and labels["priority"]["value_ja"]
+    # Every evidence line also in Japanese (the dashboard's templates), line for line.
+    for label in labels.values():
+        assert len(label["evidence_ja"]) == len(label["evidence"])
+    rendered = [ja for label in labels.values() for en, ja in zip(label["evidence"], label["evidence_ja"]) if ja != en]
+    assert rendered and all(re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", ja) for ja in rendered)
     author = ctx["author"]
     assert author["name"] == "田中 健" and author["handle"] == "tanaka_k" and author["followers"] == 1520
     assert author["profile_url"] == "https://x.com/tanaka_k" and author["avatar_url"].startswith("https://")

@@ -47,7 +47,8 @@ def _schemas() -> dict[str, Any]:
     label = {"type": "object", "required": ["value", "score", "evidence"], "properties": {
         "value": {"type": "string"}, "value_ja": {"type": "string"}, "value_en": {"type": "string"},
         "name_ja": {"type": "string"}, "name_en": {"type": "string"}, "score": {"type": ["number", "null"]},
-        "evidence": {"type": "array", "items": {"type": "string"}}}}
+        "evidence": {"type": "array", "items": {"type": "string"}},
+        "evidence_ja": {"type": "array", "items": {"type": "string"}}}}
     return {
         "Error": {"type": "object", "required": ["error", "code", "message_ja", "message_en"], "properties": {
             "error": {"type": "string"}, "code": {"type": "string"}, "message_ja": {"type": "string"},

@@ -56,6 +56,17 @@ test('renderContext shows profile, history and exchanges as text', () => {
   assert.equal(elements(root).filter((e) => e.tagName === 'svg'.toUpperCase()).length, 1);
 });
 
+test('evidence is shown in the panel language: evidence_ja in Japanese, the stored lines in English', () => {
+  const labels = context().analysis.labels;
+  const withJa = { ...labels, sentiment: { ...labels.sentiment, evidence: ['followers 1520 → reach 0.6'], evidence_ja: ['フォロワー 1520 人 → 到達範囲 0.6'] } };
+  const ja = S.renderContext(new FakeDocument(), context({ analysis: { labels: withJa } }), { lang: 'ja', t: tJa }).textContent;
+  assert.ok(ja.includes('フォロワー 1520 人 → 到達範囲 0.6') && !ja.includes('followers 1520'));
+  const en = S.renderContext(new FakeDocument(), context({ analysis: { labels: withJa } }), { lang: 'en', t: tEn }).textContent;
+  assert.ok(en.includes('followers 1520 → reach 0.6') && !en.includes('到達範囲'));
+  // An older connector without evidence_ja: the stored lines, in either language.
+  assert.ok(S.renderContext(new FakeDocument(), context(), { lang: 'ja', t: tJa }).textContent.includes('最悪 (-0.9)'));
+});
+
 test('renderContext keeps hostile text inert and drops javascript: links', () => {
   const doc = new FakeDocument();
   const ctx = context({
