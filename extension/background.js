@@ -101,29 +101,8 @@ async function signOut() {
 async function api(method, path, body, outer) {
   const target = await connector();
   if (!target) return { ok: false, state: 'not_configured' };
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
-  if (outer) outer.addEventListener('abort', () => controller.abort());
-  let response;
-  try {
-    const headers = { Authorization: 'Bearer ' + target.token, Accept: 'application/json' };
-    if (body) headers['Content-Type'] = 'application/json';
-    response = await fetch(target.base + '/api/v1' + path, {
-      method, headers, body: body ? JSON.stringify(body) : undefined, signal: controller.signal,
-      credentials: 'omit', cache: 'no-store', redirect: 'error',
-    });
-  } catch (e) {
-    return { ok: false, state: outer && outer.aborted ? 'cancelled' : 'unreachable' };
-  } finally {
-    clearTimeout(timer);
-  }
-  let data = null;
-  try { data = await response.json(); } catch (e) { data = null; }
-  const state = YorisoiProtocol.stateForResponse(response.status, data);
-  if (state === 'ok') return { ok: true, data };
-  const message = data && typeof data.message_ja === 'string'
-    ? { message_ja: data.message_ja, message_en: String(data.message_en || data.error || '') } : null;
-  return { ok: false, state, status: response.status, message };
+  return YorisoiProtocol.callApi({ url: target.base + '/api/v1' + path, token: target.token, method, body, outer,
+    timeoutMs: TIMEOUT_MS });
 }
 
 // UI strings: the agent may pick Japanese or English in the options (a Japanese team's browser

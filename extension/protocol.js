@@ -72,7 +72,40 @@
     }
   }
 
+  /**
+   * One call to the connector's /api/v1 with a bearer credential: JSON in and out, a timeout,
+   * an optional outer AbortSignal (a superseded draft check), never cookies, cache or redirects.
+   * Answers { ok: true, data } or { ok: false, state, status?, message? } (state from
+   * stateForResponse; 'unreachable' or 'cancelled' when no answer came). Shared by the
+   * extension's background and the Zendesk app's sidebar page.
+   */
+  async function callApi({ url, token, method, body, outer, timeoutMs }) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs || 15000);
+    if (outer) outer.addEventListener('abort', () => controller.abort());
+    let response;
+    try {
+      const headers = { Authorization: 'Bearer ' + token, Accept: 'application/json' };
+      if (body) headers['Content-Type'] = 'application/json';
+      response = await fetch(url, {
+        method, headers, body: body ? JSON.stringify(body) : undefined, signal: controller.signal,
+        credentials: 'omit', cache: 'no-store', redirect: 'error',
+      });
+    } catch (e) {
+      return { ok: false, state: outer && outer.aborted ? 'cancelled' : 'unreachable' };
+    } finally {
+      clearTimeout(timer);
+    }
+    let data = null;
+    try { data = await response.json(); } catch (e) { data = null; }
+    const state = stateForResponse(response.status, data);
+    if (state === 'ok') return { ok: true, data };
+    const message = data && typeof data.message_ja === 'string'
+      ? { message_ja: data.message_ja, message_en: String(data.message_en || data.error || '') } : null;
+    return { ok: false, state, status: response.status, message };
+  }
+
   return {
-    MAX_DRAFT, PAGE_ONLY, stateForResponse, validateRequest,
+    MAX_DRAFT, PAGE_ONLY, callApi, stateForResponse, validateRequest,
   };
 });

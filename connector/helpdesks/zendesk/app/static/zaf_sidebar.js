@@ -16,27 +16,9 @@
     return meta ? meta.getAttribute('content') : '';
   }
 
-  async function api(method, path, body) {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
-    let response;
-    try {
-      const headers = { Authorization: 'Bearer ' + credential(), Accept: 'application/json' };
-      if (body) headers['Content-Type'] = 'application/json';
-      response = await fetch('/api/v1' + path, { method, headers, body: body ? JSON.stringify(body) : undefined,
-        signal: controller.signal, credentials: 'omit', cache: 'no-store' });
-    } catch (e) {
-      return { ok: false, state: 'unreachable' };
-    } finally {
-      clearTimeout(timer);
-    }
-    let data = null;
-    try { data = await response.json(); } catch (e) { data = null; }
-    const state = YorisoiProtocol.stateForResponse(response.status, data);
-    if (state === 'ok') return { ok: true, data };
-    const message = data && typeof data.message_ja === 'string'
-      ? { message_ja: data.message_ja, message_en: String(data.message_en || data.error || '') } : null;
-    return { ok: false, state, status: response.status, message };
+  function api(method, path, body) {
+    // Same origin as this page; the credential is the page's `zaf_…` one.
+    return YorisoiProtocol.callApi({ url: '/api/v1' + path, token: credential(), method, body, timeoutMs: TIMEOUT_MS });
   }
 
   function stripHtml(html) {
