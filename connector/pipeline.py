@@ -140,7 +140,9 @@ def backoff_seconds(attempts: int, retry_after: float | None) -> float:
 class StormHooks(Protocol):
     """What the pipeline asks of public storms (connector/storms.py `Storms`)."""
 
-    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> Mapping[str, tuple[str, ...]]: ...
+    def fingerprints(self, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> Mapping[str, Any]: ...
+    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]],
+                      fingerprints: Mapping[str, Any] | None = None) -> Mapping[str, tuple[str, ...]]: ...
     def echo_parent(self, post: Post, batch: Mapping[str, tuple[str, int | None]] | None = None) -> EchoParent | None: ...
     def voice_reason(self, post: Post, analysis: Analysis) -> str | None: ...
     def shape(self, post_key: str, draft: TicketDraft) -> TicketDraft: ...
@@ -343,9 +345,13 @@ class Pipeline:
         if storms is None or not chosen:
             return None
 
+        # Pure work first, outside the transaction: under the brand lock it made instances
+        # ingesting the same brand take turns (issue 17).
+        fingerprints = storms.fingerprints(chosen)
+
         def group(conn: Any) -> None:
             counted.clear()  # a transaction tried again starts over
-            counted.update(storms.observe_batch(conn, chosen))
+            counted.update(storms.observe_batch(conn, chosen, fingerprints))
         return group
 
     # --- deliver ----------------------------------------------------------------------

@@ -617,7 +617,17 @@ class Storms:
                 return EchoParent(how, key, member["brand"], member["storm_id"])
         return None
 
-    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> dict[str, tuple[str, ...]]:
+    def fingerprints(self, items: Sequence[tuple[Post, Decision, Analysis | None]],
+                     ) -> dict[str, tuple[frozenset[str], list[bytes]]]:
+        """Shingles and MinHash band keys of the qualified posts: pure work, to be done BEFORE
+        the ingest transaction and the brand lock (issue 17: computed under the lock, it made
+        two ingesting instances of one brand take turns)."""
+        return {p.key: self._fingerprint(p, d.brand) for p, d, a in items
+                if d.qualified and d.brand is not None and a is not None}
+
+    def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]],
+                      fingerprints: Mapping[str, tuple[frozenset[str], list[bytes]]] | None = None,
+                      ) -> dict[str, tuple[str, ...]]:
         """Group the qualified posts and count in the echoes of one ingest transaction (`conn`),
         in order. Returns the final reasons of the echoes counted in (the storm they joined),
         by post key — also echoes stored earlier that waited for a post of this batch.
@@ -626,6 +636,8 @@ class Storms:
         its storm membership or not at all. Locks, always in this order so no two instances
         wait on each other in a cycle: the posts that echoes may wait for (this batch's
         qualified posts and the echoes' parents), then the brands, sorted; held until commit.
+        `fingerprints` (from `fingerprints`, computed before the transaction) saves that work
+        under the locks; missing ones are computed here.
         """
         counted = [(p, d, a) for p, d, a in items if d.qualified and d.brand is not None and a is not None]
         echoes = [(p, d, a) for p, d, a in items if not d.qualified and d.echo_of is not None]
@@ -643,7 +655,9 @@ class Storms:
         waited = self.repo.storm_waited_for(conn, [p.key for p, _, _ in counted])
         # Candidate look-up once per brand for the whole batch (issue 17: one query per post was
         # a fifth of storm grouping's time), after the brand locks.
-        fingerprints = {p.key: self._fingerprint(p, d.brand) for p, d, _ in counted if d.brand is not None}
+        given = fingerprints or {}
+        fingerprints = {p.key: given.get(p.key) or self._fingerprint(p, d.brand)
+                        for p, d, _ in counted if d.brand is not None}
         window = self.settings.window
         indexes: dict[str, BatchBands] = {}
         for brand in sorted({d.brand for _, d, _ in counted if d.brand is not None}):

@@ -60,6 +60,7 @@ def batch_statements(conn: Connection) -> dict[str, Any]:
         built["authors"] = stmt.on_conflict_do_update(index_elements=["key"], set_={
             name: stmt.excluded[name] for name in ("handle", "name", "bio", "location", "followers", "following",
                                                    "created_at", "avatar_url", "updated_at")})
+        built["authors_new"] = dialect_insert(conn, authors).on_conflict_do_nothing(index_elements=["key"])
         for table in (report_daily, report_daily_label, report_reasons, report_topic_monthly, report_response_hist,
                       report_response_weekly):
             stmt = dialect_insert(conn, table)
@@ -100,7 +101,12 @@ def count_posts(conn: Connection, entries: Sequence[tuple[Post, Decision, Analys
         conn.execute(statements["post_topics"], topic_rows)
     for name, counter in bumps.items():
         if counter:
-            conn.execute(statements[name], [{**dict(key), "n": n} for key, n in counter.items()])
+            # In key order: two transactions bumping overlapping rows lock them in the same order.
+            conn.execute(statements[name], [{**dict(key), "n": n} for key, n in sorted(counter.items(), key=_order)])
+
+
+def _order(item: tuple[tuple[tuple[str, Any], ...], int]) -> tuple[str, ...]:
+    return tuple(str(value) for _, value in item[0])
 
 
 def _frozen(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:

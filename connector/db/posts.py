@@ -171,7 +171,13 @@ class PostRepository:
                     handle=author.handle, name=author.name, bio=author.bio, location=author.location,
                     followers=author.followers, following=author.following, created_at=author.created_at,
                     avatar_url=author.avatar_url, updated_at=now)
-            conn.execute(statements["authors"], list(author_rows.values()))
+            # Hot rows last (issue 17): an upsert row-locks until commit, so a profile refresh or a
+            # summary-count bump done first would make any other instance writing the same author
+            # or brand/day wait for this whole transaction (storm grouping included). Here only
+            # the new authors are inserted (DO NOTHING takes no lock on a stored row); profiles
+            # and counts are written at the end, each in key order so two batches cannot deadlock.
+            ordered = [author_rows[key] for key in sorted(author_rows)]
+            conn.execute(statements["authors_new"], ordered)
             conn.execute(insert(posts), [dict(
                 key=r.post.key, platform=r.post.platform, post_id=r.post.id, url=r.post.url,
                 created_at=r.post.created_at, lang=r.post.lang, text=r.post.text,
@@ -196,9 +202,10 @@ class PostRepository:
                     post_key=r.post.key, kind="comment" if r.ticket_post_key else "create",
                     ticket_post_key=r.ticket_post_key or r.post.key, status="pending", attempts=0,
                     next_attempt_at=now, created_at=now, updated_at=now) for r in qualified])
-            count_posts(conn, [(r.post, r.decision, r.analysis, r.topics) for r in batch])
             if then is not None:  # the storm grouping, in this transaction (all or nothing)
                 then(conn)
+            conn.execute(statements["authors"], ordered)
+            count_posts(conn, [(r.post, r.decision, r.analysis, r.topics) for r in batch])
             append_to_feed(conn, [r.post.key for r in qualified])
 
     @staticmethod

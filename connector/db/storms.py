@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from connector.db.engine import advisory_xact_lock, advisory_xact_locks, new_id, worker_id
@@ -34,6 +34,12 @@ _INDEXED = (select(func.count(func.distinct(storm_bands.c.post_key)))
             .where(storm_bands.c.storm_id == bindparam("b_storm")).where(storm_bands.c.created_at >= bindparam("b_since")))
 _INSERT_MEMBER = insert(storm_members)
 _INSERT_BANDS = insert(storm_bands)
+# PostgreSQL: a post's 32 band rows in ONE statement (an array parameter unnested server-side).
+# psycopg's executemany sends them as 32 pipelined statements, and that was ~40 % of the storm
+# grouping that runs under the brand lock (issue 17, cProfile of `delivery_latency.py pg-ingest`).
+_INSERT_BANDS_PG = text(
+    "INSERT INTO storm_bands (post_key, band, brand, created_at, storm_id) "
+    "SELECT :post_key, b, :brand, :created_at, :storm_id FROM unnest(CAST(:bands AS bytea[])) AS b")
 _STORM_ROW = select(storms.c.size, storms.c.job_status, storms.c.last_update_at).where(storms.c.id == bindparam("b_storm"))
 _GROW = {name: update(storms).where(storms.c.id == bindparam("b_storm")).values(
     size=storms.c.size + 1,
@@ -251,9 +257,13 @@ class StormRepository:
             if represent:
                 if indexed_into is not None:
                     indexed_into.add(post_key)
-                conn.execute(_INSERT_BANDS, [dict(post_key=post_key, band=band, brand=brand,
-                                                        created_at=created_at, storm_id=storm_id)
-                                                   for band in dict.fromkeys(bands)])
+                if conn.dialect.name == "postgresql":
+                    conn.execute(_INSERT_BANDS_PG, dict(post_key=post_key, brand=brand, created_at=created_at,
+                                                        storm_id=storm_id, bands=list(dict.fromkeys(bands))))
+                else:
+                    conn.execute(_INSERT_BANDS, [dict(post_key=post_key, band=band, brand=brand,
+                                                            created_at=created_at, storm_id=storm_id)
+                                                       for band in dict.fromkeys(bands)])
             if storm_id is not None:
                 larger = "max" if conn.dialect.name == "sqlite" else "greatest"
                 if conn.dialect.update_returning:  # PostgreSQL, SQLite ≥ 3.35: one round trip
