@@ -259,9 +259,12 @@ class LabelModel:
         for label in LABELS:
             p = probs[label]
             classes = self.classes[label]
+            # Python floats for the ordering and the text (numpy scalars format slowly); the same
+            # values, so the same order and digits. The score below stays in p's own precision.
+            listed = p.tolist()
             best = int(np.argmax(p))
             value = classes[best]
-            shown = " ".join(f"P({c})={q:.2f}" for c, q in sorted(zip(classes, p), key=lambda x: -x[1])[:3])
+            shown = " ".join(f"P({c})={q:.2f}" for c, q in sorted(zip(classes, listed), key=lambda x: -x[1])[:3])
             evidence = [f"model {self.name}: {shown}"]
             weighed = self._weighed(label, best, cols, vals, probs["sentiment"], explain)
             if weighed:
@@ -291,7 +294,9 @@ class LabelModel:
         contrib = vals * centered[best, cols]
         order = np.argsort(-contrib, kind="stable")[:limit]
         names = self.feature_names()
-        return [f"{names[cols[i]]} (+{contrib[i]:.2f})" for i in order if contrib[i] > 0.05]
+        order = order[contrib[order] > 0.05]  # compared in contrib's precision, as before
+        shown, weights = cols[order].tolist(), contrib[order].tolist()  # plain ints and floats: cheap to format
+        return [f"{names[c]} (+{w:.2f})" for c, w in zip(shown, weights)]
 
     # --- training ---------------------------------------------------------------------
     def _matrix(self, readings: Sequence[Reading]):
