@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 from connector.analysis.text import Tokens, detect_language, normalize, tokenize
@@ -49,13 +50,22 @@ MAX_TOPICS = 8
 MAX_CHARS = 40
 
 
+@lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    folded = fold(char)
+    return folded if len(folded) == 1 else char
+
+
 def _fold_keep_length(text: str) -> str:
-    """fold() applied per character where it keeps the length, so offsets map back."""
-    out = []
-    for char in text:
-        folded = fold(char)
-        out.append(folded if len(folded) == 1 else char)
-    return "".join(out)
+    """fold() applied per character where it keeps the length, so offsets map back (each
+    character folded once per process: posts reuse the same few thousand)."""
+    return "".join(map(_fold_char, text))
+
+
+@lru_cache(maxsize=64)
+def _mask_pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    """The brand terms as one regex, built once per watch file rather than once per post."""
+    return re.compile("|".join(r"\s*".join(re.escape(part) for part in term.split()) for term in terms))
 
 
 def brand_terms(names: Iterable[str]) -> tuple[str, ...]:
@@ -69,8 +79,7 @@ def _mask_spans(text: str, terms: tuple[str, ...]) -> list[tuple[int, int]]:
     if not terms:
         return []
     folded = _fold_keep_length(text)
-    pattern = "|".join(r"\s*".join(re.escape(part) for part in term.split()) for term in terms)
-    return [(m.start(), m.end()) for m in re.finditer(pattern, folded) if m.end() > m.start()]
+    return [(m.start(), m.end()) for m in _mask_pattern(terms).finditer(folded) if m.end() > m.start()]
 
 
 #: Markup and code in a post are an attack or noise, never what the customer complains about:

@@ -32,6 +32,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -110,9 +111,14 @@ def char_grams(text: str, low: int, high: int) -> list[str]:
     """Character n-grams exactly as scikit-learn's `analyzer="char"` (lower-cased) makes them."""
     text = _WHITE_SPACES.sub(" ", text.lower())
     grams: list[str] = []
-    for n in range(low, min(high, len(text)) + 1):
-        grams.extend(text[i:i + n] for i in range(len(text) - n + 1))
+    length = len(text)
+    for n in range(low, min(high, length) + 1):
+        grams += [text[i:i + n] for i in range(length - n + 1)]  # a list comprehension: faster than extend(genexpr)
     return grams
+
+
+_NO_COLUMNS = np.zeros(0, dtype=np.int64)
+_NO_VALUES = np.zeros(0, dtype=np.float64)
 
 
 @dataclass
@@ -122,24 +128,22 @@ class Vocabulary:
     index: dict[str, int]
     idf: np.ndarray
 
-    def encode(self, terms: Sequence[str], offset: int) -> tuple[list[int], list[float]]:
-        # Count first (Counter counts in C), then look each distinct term up once: a post has
-        # hundreds of n-grams but far fewer distinct ones. Terms map to distinct columns.
-        index = self.index
-        counts: dict[int, int] = {}
-        for term, n in Counter(terms).items():
-            column = index.get(term)
-            if column is not None:
-                counts[column] = n
-        if not counts:
-            return [], []
-        columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+    def encode(self, terms: Sequence[str], offset: int) -> tuple[np.ndarray, np.ndarray]:
+        # Count first (Counter counts in C), then look each distinct term up once, also in C
+        # (map over dict.get with -1 for "not in the vocabulary"): a post has hundreds of
+        # n-grams but far fewer distinct ones. Terms map to distinct columns.
+        counted = Counter(terms)
+        found = np.fromiter(map(self.index.get, counted, repeat(-1)), dtype=np.int64, count=len(counted))
+        known = found >= 0
+        if not known.any():
+            return _NO_COLUMNS, _NO_VALUES
+        tf = np.fromiter(counted.values(), dtype=np.float64, count=len(counted))[known]
+        columns = found[known]
         order = np.argsort(columns)
         columns, tf = columns[order], tf[order]
         values = (1.0 + np.log(tf)) * self.idf[columns]
         values /= np.sqrt(values @ values)
-        return (columns + offset).tolist(), values.tolist()
+        return columns + offset, values
 
     def terms(self) -> list[str]:
         return sorted(self.index, key=self.index.__getitem__)
@@ -191,8 +195,8 @@ class LabelModel:
         cues = cue_columns([reading], self.settings["cue_weight"])[0]
         nonzero = np.flatnonzero(cues)
         offset = len(self.char.index) + len(self.word.index)
-        cols = np.array(c_cols + w_cols + (nonzero + offset).tolist(), dtype=np.int64)
-        vals = np.array(c_vals + w_vals + cues[nonzero].tolist(), dtype=np.float32)
+        cols = np.concatenate([c_cols, w_cols, nonzero + offset])
+        vals = np.concatenate([c_vals.astype(np.float32), w_vals.astype(np.float32), cues[nonzero]])
         return cols, vals
 
     def _stacked(self) -> tuple[np.ndarray, np.ndarray, dict[str, slice]]:
@@ -254,9 +258,12 @@ class LabelModel:
         for label in LABELS:
             p = probs[label]
             classes = self.classes[label]
+            # Python floats for the ordering and the text (numpy scalars format slowly); the same
+            # values, so the same order and digits. The score below stays in p's own precision.
+            listed = p.tolist()
             best = int(np.argmax(p))
             value = classes[best]
-            shown = " ".join(f"P({c})={q:.2f}" for c, q in sorted(zip(classes, p), key=lambda x: -x[1])[:3])
+            shown = " ".join(f"P({c})={q:.2f}" for c, q in sorted(zip(classes, listed), key=lambda x: -x[1])[:3])
             evidence = [f"model {self.name}: {shown}"]
             weighed = self._weighed(label, best, cols, vals, probs["sentiment"], explain)
             if weighed:
@@ -286,7 +293,9 @@ class LabelModel:
         contrib = vals * centered[best, cols]
         order = np.argsort(-contrib, kind="stable")[:limit]
         names = self.feature_names()
-        return [f"{names[cols[i]]} (+{contrib[i]:.2f})" for i in order if contrib[i] > 0.05]
+        order = order[contrib[order] > 0.05]  # compared in contrib's precision, as before
+        shown, weights = cols[order].tolist(), contrib[order].tolist()  # plain ints and floats: cheap to format
+        return [f"{names[c]} (+{w:.2f})" for c, w in zip(shown, weights)]
 
     # --- training ---------------------------------------------------------------------
     def _matrix(self, readings: Sequence[Reading]):

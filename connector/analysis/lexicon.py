@@ -63,14 +63,19 @@ class LiteralScanner:
                 continue
             index = self.by_two if len(text) >= 2 else self.by_one
             index.setdefault(text[:2], []).append(literal)
+        firsts = sorted({key[0] for key in self.by_two} | set(self.by_one))
+        # a never-matching pattern when there are no literals ([] is not a valid class)
+        self.starts = re.compile("[" + "".join(map(re.escape, firsts)) + "]" if firsts else "(?!)")
 
     def scan(self, text: str) -> list[tuple[int, int, object]]:
         """(start, end, payload) of every occurrence, by start, longest first at each start."""
         found: list[tuple[int, int, object]] = []
         by_two, by_one = self.by_two, self.by_one
-        for i in range(len(text)):
-            for index, key in ((by_two, text[i:i + 2]), (by_one, text[i])):
-                candidates = index.get(key)
+        # Only where a literal can start: one regex pass (in C) over the text finds the
+        # characters some literal begins with, instead of two dict look-ups at every character.
+        for match in self.starts.finditer(text):
+            i = match.start()
+            for candidates in (by_two.get(text[i:i + 2]), by_one.get(text[i])):
                 if candidates is None:
                     continue
                 for literal, payload, whole_word in candidates:
