@@ -366,10 +366,16 @@ def test_bulk_failures_are_per_ticket_and_unknown_ones_are_looked_up(app_factory
     # The notes job fails: the tickets exist without their notes; the rows are retried one by
     # one, found by external id, and get their note exactly once.
     fake.fail_next("PUT", "update_many", 503, {"error": "ServiceUnavailable"})
+    # The refused ticket is retried alone too (a refusal may come from the bulk call itself):
+    # refused again there, it is marked failed with Zendesk's field error for the admin.
     report = svc.pipeline.deliver()
-    assert report.failed == 1 and report.created == 0 and report.retried == 7
+    assert report.failed == 0 and report.created == 0 and report.retried == 8
     svc.pipeline.clock.advance(600)
-    assert svc.pipeline.deliver().created == 7
+    report = svc.pipeline.deliver()
+    assert report.created == 7 and report.failed == 1
+    (refused,) = [e for e in report.errors if not e["retryable"]]
+    assert refused["post"] == "x:3003" and "422" in refused["message"] and refused["message"].endswith("subject: bad")
+    assert svc.store.outbox.outbox_counts() == {"done": 7, "failed": 1}
     assert len(fake.tickets) == 7 and not fake.state()["duplicate_external_ids"]
     for ticket in fake.tickets.values():
         assert [c["public"] for c in fake.comments[ticket["id"]]] == [True, False]
@@ -520,6 +526,112 @@ def test_a_bulk_run_takes_drafts_that_arrive_while_its_jobs_run(fake, zd_env):
     for i, ref in result.refs.items():
         external_id = f"yorisoi:x:r{i if i < 20 else 100 + i - 20}"
         assert only_ticket(fake, external_id)["id"] == int(ref.ticket_id)
+
+
+def test_a_call_in_another_thread_never_empties_a_bulk_job(fake, zd_env, monkeypatch):
+    """Issue 17 storm benchmark: tickets refused in create_many with "Description: cannot be
+    blank" and lost. zenpy serializes only an object's modified attributes and, when a call's
+    answer is processed, clears those marks on the objects of the API's *last* call
+    (`_dirty_object`, shared by every thread using the client). The priority lane's ticket,
+    sent before the bulk lane began serializing a create_many and answered meanwhile, cleared
+    the bulk tickets not yet serialized: they went out as `{}`. Here that interleaving is made
+    certain: the urgent ticket's answer is held until the bulk serialization is under way,
+    which pauses after its first ticket until the urgent answer has been processed."""
+    import threading
+
+    import zenpy.lib.api as zenpy_api
+    from zenpy.lib.api_objects import Ticket
+
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.001)
+    fake.job_polls_before_done = 0
+    drafts = [_draft(n, requester=f"yorisoi:x:b{n}") for n in range(20)]
+    bulk_ids = {d.external_id for d in drafts}
+    urgent = TicketDraft("yorisoi:x:urgent1", "至急", "ソラモバイル 全く繋がらない", "note", "urgent", ("yorisoi",),
+                         Requester("yorisoi:x:u1", "n", None), None, {})
+    urgent_in_flight, serializing, urgent_answered = threading.Event(), threading.Event(), threading.Event()
+    encoded: list[str] = []
+    encode = zenpy_api.json_encode_for_zendesk
+
+    def pausing_encode(obj):
+        if isinstance(obj, Ticket) and getattr(obj, "external_id", None) in bulk_ids:
+            encoded.append(obj.external_id)
+            if len(encoded) == 2:  # the first ticket is serialized, the other 19 are not yet
+                serializing.set()
+                urgent_answered.wait(10)
+        return encode(obj)
+    monkeypatch.setattr(zenpy_api, "json_encode_for_zendesk", pausing_encode)
+    request = helpdesk.session.request
+
+    def holding_request(method, url, **kwargs):
+        response = request(method, url, **kwargs)
+        if threading.current_thread().name == "urgent" and method.upper() == "POST" and url.endswith("/tickets.json"):
+            urgent_in_flight.set()
+            serializing.wait(10)  # the answer reaches zenpy while the bulk tickets are serialized
+        return response
+    monkeypatch.setattr(helpdesk.session, "request", holding_request)
+
+    refs: dict[str, object] = {}
+
+    def open_urgent():
+        refs["urgent"] = helpdesk.open_ticket(urgent)
+        urgent_answered.set()
+    lane = threading.Thread(target=open_urgent, name="urgent")
+    lane.start()
+    assert urgent_in_flight.wait(10)
+    bulk = threading.Thread(target=lambda: refs.update(result=helpdesk.create_tickets_many(drafts)), name="bulk")
+    bulk.start()
+    lane.join(30)
+    bulk.join(30)
+    assert serializing.is_set() and urgent_answered.is_set()
+    result = refs["result"]
+    assert not result.errors and not result.unsent and set(result.refs) == set(range(20))
+    creates = [j for j in fake.jobs.values() if j["_kind"] == "create"]
+    assert all(item["comment"]["body"] == "text" for j in creates for item in j["_items"])
+    for draft in drafts:
+        ticket = only_ticket(fake, draft.external_id)
+        assert ticket["description"] == draft.description
+        assert [c["public"] for c in fake.comments[ticket["id"]]] == [True, False]  # post, then its note
+    assert only_ticket(fake, urgent.external_id)["id"] == int(refs["urgent"].ticket_id)
+
+
+def test_a_ticket_refused_in_a_bulk_job_is_retried_alone(fake, zd_env):
+    """A per-ticket refusal in create_many never drops the post: it is handed back retryable
+    with Zendesk's field errors, for the outbox to send it one by one."""
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.001)
+    fake.job_polls_before_done = 0
+    calls = 0
+
+    def refuse_the_third_once(ticket):
+        nonlocal calls
+        if ticket.get("external_id") == "yorisoi:x:r2" and calls == 0:
+            calls += 1
+            return {"base": [{"description": "Description: cannot be blank", "error": "BlankValue"}]}
+        return None
+    fake.reject_ticket = refuse_the_third_once
+    drafts = [_draft(n) for n in range(6)]
+    result = helpdesk.create_tickets_many(drafts)
+    assert set(result.refs) == {0, 1, 3, 4, 5} and set(result.errors) == {2}
+    error = result.errors[2]
+    assert error.retryable and error.status == 422 and "retrying it alone" in error.message
+    assert error.field_errors == {"base": "Description: cannot be blank"}
+    assert not fake.ticket_by_external_id("yorisoi:x:r2")
+    helpdesk.create_ticket(drafts[2])  # the one-by-one retry
+    assert only_ticket(fake, "yorisoi:x:r2")["description"] == "text"
+
+
+def test_a_refused_note_in_update_many_is_not_reported_updated(fake, zd_env):
+    """The fake's update_many reports a refused update as a failed result (the recorded
+    shape), so a note that did not land is never confirmed."""
+    helpdesk = ZendeskHelpdesk(ZendeskConfig.from_env(zd_env), poll_interval=0.001)
+    fake.job_polls_before_done = 0
+    ref = helpdesk.create_ticket(_draft(1))
+    fake.set_status(int(ref.ticket_id), "closed")
+    job = fake._job(type("R", (), {"host_url": "http://127.0.0.1/"})(), "update",
+                    [{"id": int(ref.ticket_id), "comment": {"body": "note", "public": False}}])
+    fake.run_job(job[1]["job_status"]["id"])
+    (entry,) = fake.jobs[job[1]["job_status"]["id"]]["results"]
+    assert entry["error"] == "TicketUpdateFailed" and entry["index"] == 0 and entry["id"] == int(ref.ticket_id)
+    assert "closed" in entry["details"] and "success" not in entry
 
 
 def test_job_status_is_polled_soon_then_less_often_and_retry_after_is_honoured(fake, zd_env):

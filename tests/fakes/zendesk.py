@@ -673,7 +673,15 @@ class FakeZendesk:
                     results.append({"index": index, "error": "TicketUpdateFailed", "id": item.get("id"),
                                     "details": "Ticket not found"})
                     continue
-                self._update_ticket(ticket, item)
+                status, answer, _ = self._update_ticket(ticket, item)
+                if status != 200:
+                    # A refused update is a failed result, not "Updated": the recorded failures
+                    # are {index, error, id, details} with details as text
+                    # (../shared/specs/zendesk/recorded_job_results.json, organizations/update_many).
+                    details = "; ".join(p.get("description", "") for ps in answer.get("details", {}).values() for p in ps)
+                    results.append({"index": index, "error": "TicketUpdateFailed", "id": ticket["id"],
+                                    "details": details})
+                    continue
                 results.append({"id": ticket["id"], "action": "update", "success": True, "status": "Updated"})
             else:
                 user, created = self._upsert_user(item)
