@@ -2,8 +2,6 @@
 (`via_followup_source_id`) instead of failing with 422; Freshdesk reopens the ticket."""
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from tests.conftest import post_dict
@@ -28,9 +26,7 @@ def follow_up(svc, post_id: str, parent: str, minute: int) -> None:
 
 @pytest.fixture
 def zfake(httpserver):
-    fake = FakeZendesk(email=EMAIL, token=TOKEN)
-    httpserver.expect_request(re.compile(".*")).respond_with_handler(fake.handle)
-    return fake
+    return FakeZendesk(email=EMAIL, token=TOKEN).serve_on(httpserver)
 
 
 @pytest.fixture

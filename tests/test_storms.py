@@ -3,7 +3,6 @@ linked incidents (local helpdesk and fake Zendesk), spike alerts and their webho
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -164,9 +163,7 @@ def test_problem_count_updates_as_the_storm_grows_throttled(storm_env: dict[str,
 
 @pytest.fixture
 def fake(httpserver):
-    fake = FakeZendesk(email=EMAIL, token=TOKEN)
-    httpserver.expect_request(re.compile(".*")).respond_with_handler(fake.handle)
-    return fake
+    return FakeZendesk(email=EMAIL, token=TOKEN).serve_on(httpserver)
 
 
 def test_storm_in_fake_zendesk_links_incidents_with_problem_id(httpserver, fake, storm_env) -> None:

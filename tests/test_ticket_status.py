@@ -46,9 +46,7 @@ def open_keys(store) -> list[str]:
 # --- Zendesk ---------------------------------------------------------------------------------
 @pytest.fixture
 def zfake(httpserver):
-    fake = FakeZendesk(email=EMAIL, token=TOKEN)
-    httpserver.expect_request(re.compile(".*")).respond_with_handler(fake.handle)
-    return fake
+    return FakeZendesk(email=EMAIL, token=TOKEN).serve_on(httpserver)
 
 
 @pytest.fixture

@@ -302,8 +302,7 @@ def render_liquid(template: str, values: dict[str, str]) -> str:
 def test_reply_with_quotes_and_line_breaks_reaches_the_network_intact(app_factory, httpserver, files, hand_made):
     """The app's webhook is signed with the secret derived from YORISOI_CHANNEL_SECRET, accepted
     alone or beside ZENDESK_WEBHOOK_SECRET (a webhook made by hand before the app)."""
-    fake = FakeZendesk(email=EMAIL, token=TOKEN)
-    httpserver.expect_request(re.compile(".*")).respond_with_handler(fake.handle)
+    fake = FakeZendesk(email=EMAIL, token=TOKEN).serve_on(httpserver)
     app = app_factory(YORISOI_HELPDESK="zendesk", ZENDESK_URL=httpserver.url_for("/").rstrip("/"),
                       ZENDESK_EMAIL=EMAIL, ZENDESK_API_TOKEN=TOKEN, YORISOI_CHANNEL_SECRET=CHANNEL_SECRET,
                       ZENDESK_WEBHOOK_SECRET=hand_made)

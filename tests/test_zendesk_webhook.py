@@ -20,9 +20,7 @@ EMAIL, TOKEN = "agent@example.com", "zd-token"
 
 @pytest.fixture
 def fake(httpserver):
-    fake = FakeZendesk(email=EMAIL, token=TOKEN)
-    httpserver.expect_request(re.compile(".*")).respond_with_handler(fake.handle)
-    return fake
+    return FakeZendesk(email=EMAIL, token=TOKEN).serve_on(httpserver)
 
 
 @pytest.fixture

@@ -161,6 +161,11 @@ class FakeZendesk:
                       "update_rate_limit": UPDATE_TICKET_LIMIT, **kwargs})
 
     # --- test helpers -------------------------------------------------------------------
+    def serve_on(self, httpserver: Any) -> "FakeZendesk":
+        """Answer every request to pytest-httpserver's `httpserver` (loopback) as this fake."""
+        httpserver.expect_request(re.compile(".*")).respond_with_handler(self.handle)
+        return self
+
     def fail_next(self, method: str, path: str, status: int, body: Any = None,
                   headers: dict[str, str] | None = None, times: int = 1) -> None:
         self.faults.append(Fault(method.upper(), re.compile(path), status, body, headers or {}, times))
