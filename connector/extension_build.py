@@ -103,6 +103,13 @@ class BuildResult:
     files: tuple[str, ...] = field(default=())
 
 
+def output_dir(env: Mapping[str, str], data_dir: Path) -> Path:
+    """Where builds go and the connector serves them from: YORISOI_EXTENSION_DIR, else
+    <data dir>/extension (the CLI writes there, the /extension routes read there)."""
+    raw = (env.get("YORISOI_EXTENSION_DIR") or "").strip()
+    return Path(raw) if raw else data_dir / "extension"
+
+
 # --- sources ------------------------------------------------------------------------------
 def source_dir() -> Path:
     """extension/: beside the package in a checkout, inside it in an installed wheel."""

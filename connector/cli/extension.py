@@ -20,8 +20,8 @@ def extension() -> None:
 
 
 def _default_out() -> Path:
-    raw = (os.environ.get("YORISOI_EXTENSION_DIR") or "").strip()
-    return Path(raw) if raw else Path(os.environ.get("YORISOI_DATA_DIR") or "data") / "extension"
+    from connector.extension_build import output_dir
+    return output_dir(os.environ, Path(os.environ.get("YORISOI_DATA_DIR") or "data"))
 
 
 @extension.command("build")

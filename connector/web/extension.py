@@ -35,6 +35,7 @@ from connector.extension_build import (
     FIREFOX_SIGNED_XPI,
     chrome_update_xml,
     firefox_updates_json,
+    output_dir,
 )
 from connector.services import services
 from connector.web.auth import check_credentials, sso_header
@@ -67,8 +68,7 @@ def _foreign_origin() -> bool:
 
 def _extension_dir() -> Path:
     settings = services().settings
-    raw = (settings.env.get("YORISOI_EXTENSION_DIR") or "").strip()
-    return Path(raw) if raw else settings.data_dir / "extension"
+    return output_dir(settings.env, settings.data_dir)
 
 
 @bp.post("/signin")

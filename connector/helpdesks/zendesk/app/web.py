@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, render_template_string, request, send_file
 
-from connector.config import PACKAGE_DIR
+from connector.extension_build import source_dir as extension_dir
 from connector.helpdesks.zendesk.app.signed import (
     SidebarSession,
     SidebarSessions,
@@ -39,11 +39,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 CSP = ("default-src 'self'; script-src 'self' https://static.zdassets.com; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' https: data:; connect-src 'self'; "
        "frame-ancestors https://*.zendesk.com https://*.zdusercontent.com https://*.apps.zdusercontent.com")
-
-
-def extension_dir() -> Path:
-    packaged = PACKAGE_DIR / "extension"
-    return packaged if packaged.is_dir() else PACKAGE_DIR.parent / "extension"
 
 
 def sessions() -> SidebarSessions:
