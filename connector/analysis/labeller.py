@@ -56,6 +56,7 @@ LABELS: dict[str, tuple[str, ...]] = {
     "expectation_content": ("menu", "price", "quality"),
     "quality_axis": ("accuracy", "speed", "flexibility", "empathy", "reassurance", "impression"),
 }
+LABELS_ORDER = tuple(LABELS)
 #: Labels whose model also sees the sentiment model's (out-of-fold) probabilities.
 CHAINED = ("intent", "expectation_type", "expectation_content", "quality_axis")
 
@@ -140,8 +141,13 @@ class Vocabulary:
         tf = np.fromiter(counted.values(), dtype=np.float64, count=len(counted))[known]
         columns = found[known]
         order = np.argsort(columns)
-        columns, tf = columns[order], tf[order]
-        values = (1.0 + np.log(tf)) * self.idf[columns]
+        return self.weigh(columns[order], tf[order], offset)
+
+    def weigh(self, columns: np.ndarray, tf: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+        """TF-IDF values of distinct columns in ascending order with their term counts."""
+        if not len(columns):
+            return _NO_COLUMNS, _NO_VALUES
+        values = (1.0 + np.log(tf.astype(np.float64))) * self.idf[columns]
         values /= np.sqrt(values @ values)
         return columns + offset, values
 
@@ -163,6 +169,72 @@ def fit_vocabulary(documents: Sequence[Sequence[str]], min_df: int, max_features
     return Vocabulary({t: i for i, t in enumerate(kept)}, idf)
 
 
+class CharGramIndex:
+    """The character vocabulary keyed by integers, so a post's n-grams are looked up in numpy
+    instead of as hundreds of new substrings hashed into a 50,000-term dictionary (which cost
+    ~280 µs a post, most of the label model's time).
+
+    Every character of the vocabulary gets a small id (1…A; 0: a character no term contains),
+    and an n-gram's key packs its ids, `bits` per character: distinct terms get distinct keys
+    and an n-gram with an unknown character matches no term, exactly as the string look-up.
+    `encode` therefore gives the same columns and counts as `Vocabulary.encode(char_grams(…))`.
+    """
+
+    def __init__(self, vocabulary: Vocabulary, low: int, high: int) -> None:
+        chars = sorted({ord(c) for term in vocabulary.index for c in term})
+        self.low, self.high = low, high
+        self.bits = max(1, len(chars).bit_length())
+        self.codes = np.array(chars, dtype=np.uint32)
+        keys, columns = [], []
+        ids = {c: i + 1 for i, c in enumerate(chars)}
+        for term, column in vocabulary.index.items():
+            if low <= len(term) <= high:  # no other term can match an n-gram of the text
+                keys.append(self._pack([ids[ord(c)] for c in term]))
+                columns.append(column)
+        order = np.argsort(np.array(keys, dtype=np.int64), kind="stable")
+        self.keys = np.array(keys, dtype=np.int64)[order]
+        self.columns = np.array(columns, dtype=np.int64)[order]
+        self._shifts = np.arange(high, dtype=np.int64) * self.bits
+
+    def _pack(self, ids: Sequence[int]) -> int:
+        return sum(i << (self.bits * k) for k, i in enumerate(ids))
+
+    @staticmethod
+    def usable(vocabulary: Vocabulary, high: int) -> bool:
+        """Whether the keys fit in 63 bits (they do for any real vocabulary: 1,400 characters
+        of 1–4-grams take 44)."""
+        chars = len({c for term in vocabulary.index for c in term})
+        return max(1, chars.bit_length()) * high <= 63
+
+    def counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(columns ascending, how often each occurs) for the text's character n-grams, the text
+        prepared as `char_grams` prepares it. A handful of numpy calls whatever the length: every
+        n-gram of every length at once (row i, column n-1: the n-gram starting at i)."""
+        text = _WHITE_SPACES.sub(" ", text.lower())
+        # surrogatepass: a lone surrogate is one code point, as it is one character of the str
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        if not len(points) or not len(self.keys):
+            return _NO_COLUMNS, _NO_COLUMNS
+        where = np.searchsorted(self.codes, points)
+        where[where == len(self.codes)] = 0
+        ids = np.zeros(len(points) + self.high - 1, dtype=np.int64)  # padded: a gram past the end is unknown
+        ids[:len(points)] = np.where(self.codes[where] == points, where + 1, 0)
+        # windows[i] = ids[i:i+high], a view (sliding_window_view does the same, 20 µs slower)
+        windows = np.ndarray((len(points), self.high), dtype=np.int64, buffer=ids, strides=(8, 8))
+        keys = np.cumsum(windows << self._shifts, axis=1)
+        known = np.logical_and.accumulate(windows > 0, axis=1)
+        known[:, :self.low - 1] = False
+        candidates = keys[known]
+        at = np.searchsorted(self.keys, candidates)
+        at[at == len(self.keys)] = 0
+        columns = self.columns[at[self.keys[at] == candidates]]
+        if not len(columns):
+            return _NO_COLUMNS, _NO_COLUMNS
+        columns.sort()
+        first = np.flatnonzero(np.concatenate(([True], columns[1:] != columns[:-1])))
+        return columns[first], np.diff(np.append(first, len(columns)))
+
+
 @dataclass
 class LabelModel:
     classes: dict[str, tuple[str, ...]]
@@ -172,8 +244,11 @@ class LabelModel:
     char: Vocabulary | None = None
     word: Vocabulary | None = None
     _names: list[str] | None = None
-    _centered: dict[str, np.ndarray] = field(default_factory=dict)
     _stack: tuple[np.ndarray, np.ndarray, dict[str, slice]] | None = None
+    _char_index: CharGramIndex | None = None
+    _centered_stack: np.ndarray | None = None
+    _centered_first: dict[str, int] = field(default_factory=dict)
+    _columns_first: np.ndarray | None = None
 
     name = f"{KIND}-{FORMAT}"
 
@@ -189,7 +264,11 @@ class LabelModel:
         dictionary look-up per n-gram is all a post costs."""
         assert self.char is not None and self.word is not None
         low, high = self.settings["char_ngrams"]
-        c_cols, c_vals = self.char.encode(char_grams(reading.prepared.normalized, low, high), 0)
+        fast = self._chars()
+        if fast is not None:
+            c_cols, c_vals = self.char.weigh(*fast.counts(reading.prepared.normalized), 0)
+        else:
+            c_cols, c_vals = self.char.encode(char_grams(reading.prepared.normalized, low, high), 0)
         low, high = self.settings["word_ngrams"]
         w_cols, w_vals = self.word.encode(_ngrams(reading.prepared.words, low, high), len(self.char.index))
         cues = cue_columns([reading], self.settings["cue_weight"])[0]
@@ -198,6 +277,15 @@ class LabelModel:
         cols = np.concatenate([c_cols, w_cols, nonzero + offset])
         vals = np.concatenate([c_vals.astype(np.float32), w_vals.astype(np.float32), cues[nonzero]])
         return cols, vals
+
+    def _chars(self) -> CharGramIndex | None:
+        """The integer-keyed character vocabulary, built on first use (~0.1 s), or None if the
+        vocabulary cannot be packed (then the string look-up, which gives the same columns)."""
+        if self._char_index is None and self.char is not None:
+            low, high = self.settings["char_ngrams"]
+            if 1 <= low <= high and CharGramIndex.usable(self.char, high):
+                self._char_index = CharGramIndex(self.char, low, high)
+        return self._char_index
 
     def _stacked(self) -> tuple[np.ndarray, np.ndarray, dict[str, slice]]:
         """Every label's coefficients in one matrix (sentiment's padded with zero chain columns),
@@ -224,9 +312,27 @@ class LabelModel:
         exp = np.exp(scores - scores.max())
         return exp / exp.sum()
 
-    def _row_probabilities(self, cols: np.ndarray, vals: np.ndarray) -> dict[str, np.ndarray]:
+    def _by_column(self) -> np.ndarray:
+        """The stacked coefficients and the centred ones side by side, one row per feature: a
+        post's few hundred columns are then a few hundred contiguous rows read, where gathering
+        them from the (labels × features) matrices touched a cache line per feature and label
+        (that gather was most of a post's label-model time)."""
+        if self._columns_first is None:
+            stack = self._stacked()[0]
+            centered = self._centered_rows()[0]
+            self._columns_first = np.ascontiguousarray(np.vstack([stack, centered]).T)
+        return self._columns_first
+
+    def _row_probabilities(self, cols: np.ndarray, vals: np.ndarray,
+                           gathered: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """`gathered`: `_by_column()[cols]`, when the caller has it already."""
         stack, intercepts, rows = self._stacked()
-        scores = stack[:, cols] @ vals + intercepts
+        if gathered is None:
+            gathered = self._by_column()[cols]
+        # The (labels × columns) matrix in the memory order stack[:, cols] gives (column-major),
+        # so BLAS takes the same path and sums in the same order: the same scores, bit for bit
+        # (a row-major copy gives scores that differ in the last bit).
+        scores = np.ascontiguousarray(gathered[:, :stack.shape[0]]).T @ vals + intercepts
         sentiment = self._softmax(scores[rows["sentiment"]])
         chain = stack[:, self.base_width:] @ (sentiment * self.settings["chain_weight"])
         out = {"sentiment": sentiment}
@@ -253,7 +359,10 @@ class LabelModel:
     def labels(self, reading: Reading, *, explain: int = 3) -> dict[str, Label]:
         """Every label for one post, with its confidence and the features that weighed most."""
         cols, vals = self.columns(reading)
-        probs = self._row_probabilities(cols, vals)
+        gathered = self._by_column()[cols]
+        probs = self._row_probabilities(cols, vals, gathered)
+        best = {label: int(np.argmax(probs[label])) for label in LABELS}
+        weighed = self._weighed(best, cols, vals, probs["sentiment"], explain, gathered)
         out: dict[str, Label] = {}
         for label in LABELS:
             p = probs[label]
@@ -261,41 +370,69 @@ class LabelModel:
             # Python floats for the ordering and the text (numpy scalars format slowly); the same
             # values, so the same order and digits. The score below stays in p's own precision.
             listed = p.tolist()
-            best = int(np.argmax(p))
-            value = classes[best]
+            value = classes[best[label]]
             shown = " ".join(f"P({c})={q:.2f}" for c, q in sorted(zip(classes, listed), key=lambda x: -x[1])[:3])
             evidence = [f"model {self.name}: {shown}"]
-            weighed = self._weighed(label, best, cols, vals, probs["sentiment"], explain)
-            if weighed:
-                evidence.append("weighed most: " + ", ".join(weighed))
+            if weighed[label]:
+                evidence.append("weighed most: " + ", ".join(weighed[label]))
             if label == "sentiment":
                 score = float(p[classes.index("positive")] - p[classes.index("negative")])
             else:
-                score = float(p[best])
+                score = float(p[best[label]])
             out[label] = Label(value, round(max(-1.0, min(1.0, score)), 4), tuple(evidence),
-                               confidence=round(float(p[best]), 4))
+                               confidence=round(float(listed[best[label]]), 4))
         return out
 
-    def _weighed(self, label: str, best: int, cols: np.ndarray, vals: np.ndarray, sentiment: np.ndarray,
-                 limit: int) -> list[str]:
-        """The features that pushed the chosen class most, against the classes' mean."""
-        centered = self._centered.get(label)
-        if centered is None:
-            coef = self.weights[label][0]
-            centered = np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 else coef - coef.mean(axis=0)
-            self._centered[label] = centered
-        if label in CHAINED:
-            chain = np.arange(self.base_width, self.base_width + len(sentiment))
-            cols = np.concatenate([cols, chain])
-            vals = np.concatenate([vals, sentiment.astype(np.float32) * self.settings["chain_weight"]])
-        if not len(cols):
-            return []
-        contrib = vals * centered[best, cols]
-        order = np.argsort(-contrib, kind="stable")[:limit]
+    def _centered_rows(self) -> tuple[np.ndarray, dict[str, int]]:
+        """Every label's coefficients against the mean of its classes, one row per class (a
+        binary label's one row as −w, +w), stacked; the sentiment rows have zeros for the chain
+        columns (that label does not see them). With the first row of each label."""
+        if self._centered_stack is None:
+            width = self.base_width + len(self.classes["sentiment"])
+            blocks, first, start = [], {}, 0
+            for label in LABELS:
+                coef = self.weights[label][0]
+                centered = np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 else coef - coef.mean(axis=0)
+                if centered.shape[1] < width:
+                    centered = np.hstack([centered, np.zeros((centered.shape[0], width - centered.shape[1]),
+                                                              dtype=centered.dtype)])
+                blocks.append(centered)
+                first[label] = start
+                start += centered.shape[0]
+            self._centered_stack = np.vstack(blocks)
+            self._centered_first = first
+        return self._centered_stack, self._centered_first
+
+    def _weighed(self, best: Mapping[str, int], cols: np.ndarray, vals: np.ndarray, sentiment: np.ndarray,
+                 limit: int, gathered: np.ndarray) -> dict[str, list[str]]:
+        """For each label, the features that pushed its chosen class most, against the classes'
+        mean: a feature's contribution is its value × (its weight for the class − the mean weight),
+        and the `limit` largest above 0.05 are shown, largest first, ties in column order (the
+        chained labels' sentiment columns last). All labels in one gather; only the few
+        contributions above the cut are sorted."""
+        first = self._centered_rows()[1]
+        offset = self._stacked()[0].shape[0]  # the centred rows follow the stacked ones in _by_column
+        rows = np.array([offset + first[label] + best[label] for label in LABELS], dtype=np.intp)
+        chain_vals = sentiment.astype(np.float32) * self.settings["chain_weight"]
+        width = self.base_width
+        chain = self._by_column()[width:width + len(chain_vals)]
+        contrib = np.concatenate([gathered[:, rows].T * vals, chain[:, rows].T * chain_vals], axis=1)
+        which, where = np.nonzero(contrib > 0.05)  # in contrib's precision, as always
+        values = contrib[which, where]
+        order = np.lexsort((-values, which))  # by label, then largest first; stable: ties keep column order
+        n = len(cols)
+        # at most `limit` each (a negative limit, as a slice's end, counts from the end of the label's columns)
+        stops = [limit if limit >= 0 else max(0, n + (len(chain_vals) if label in CHAINED else 0) + limit)
+                 for label in LABELS]
         names = self.feature_names()
-        order = order[contrib[order] > 0.05]  # compared in contrib's precision, as before
-        shown, weights = cols[order].tolist(), contrib[order].tolist()  # plain ints and floats: cheap to format
-        return [f"{names[c]} (+{w:.2f})" for c, w in zip(shown, weights)]
+        shown: dict[str, list[str]] = {label: [] for label in LABELS}
+        column_list = cols.tolist()
+        for k, w, v in zip(which[order].tolist(), where[order].tolist(), values[order].tolist()):
+            out = shown[LABELS_ORDER[k]]
+            if len(out) < stops[k]:
+                column = column_list[w] if w < n else width + (w - n)
+                out.append(f"{names[column]} (+{v:.2f})")
+        return shown
 
     # --- training ---------------------------------------------------------------------
     def _matrix(self, readings: Sequence[Reading]):

@@ -1,0 +1,111 @@
+"""The label model's fast paths give what the plain ones give, bit for bit (issue 17).
+
+`CharGramIndex` looks a post's character n-grams up as packed integers instead of strings, and
+`LabelModel._weighed` finds every label's strongest features in one gather: both are checked
+here against the straightforward versions they replace, on the corpus and on awkward text.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from connector.analysis import read
+from connector.analysis.labeller import (
+    CHAINED,
+    LABELS,
+    CharGramIndex,
+    LabelModel,
+    Vocabulary,
+    char_grams,
+    default_model,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+AWKWARD = [
+    "", " ", "a", "ab", "ＡＢＣ　ｄｅｆ", "İstanbul ǅ ß ΣΑΣ",  # lower() that changes length or case oddly
+    "返金して\t\t  ください\n\n\nまだ？", "😡😡😡 orz (´・ω・`)", "\ud800 lone surrogate \udfff",
+    "𠮷野家の𠮷", "ｗｗｗ草" * 50, "あ" * 600, "\x1f\x1e control",
+]
+
+
+@pytest.fixture(scope="module")
+def shipped() -> LabelModel:
+    model = default_model()
+    assert model is not None
+    return model
+
+
+def corpus_texts(limit: int = 400) -> list[str]:
+    lines = (ROOT / "corpus" / "posts.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["text"] for line in lines[:limit] if line.strip()]
+
+
+def string_counts(vocabulary: Vocabulary, text: str, low: int, high: int) -> tuple[list[int], list[int]]:
+    counted = Counter(char_grams(text, low, high))
+    pairs = sorted((vocabulary.index[t], n) for t, n in counted.items() if t in vocabulary.index)
+    return [c for c, _ in pairs], [n for _, n in pairs]
+
+
+def test_packed_char_grams_are_the_string_look_up(shipped):
+    low, high = shipped.settings["char_ngrams"]
+    fast = CharGramIndex(shipped.char, low, high)
+    for text in corpus_texts() + AWKWARD:
+        columns, counts = fast.counts(text)
+        assert (columns.tolist(), counts.tolist()) == string_counts(shipped.char, text, low, high), text
+
+
+@pytest.mark.parametrize("low,high", [(1, 1), (2, 3), (3, 5)])
+def test_packed_char_grams_for_other_ranges_and_a_small_vocabulary(low, high):
+    terms = sorted({g for text in ["返金してください", "abc abd", "ｗｗ草", "ab"] for g in char_grams(text, 1, 5)})
+    vocabulary = Vocabulary({t: i for i, t in enumerate(terms)}, np.ones(len(terms), dtype=np.float32))
+    fast = CharGramIndex(vocabulary, low, high)
+    for text in ["返金してくださいabc", "abd abc ab", "zzz", "ｗｗ草ｗｗ", *AWKWARD]:
+        columns, counts = fast.counts(text)
+        assert (columns.tolist(), counts.tolist()) == string_counts(vocabulary, text, low, high), text
+
+
+def test_a_vocabulary_too_wide_to_pack_keeps_the_string_look_up():
+    vocabulary = Vocabulary({chr(0x4E00 + i): i for i in range(5000)}, np.ones(5000, dtype=np.float32))
+    assert CharGramIndex.usable(vocabulary, 4)
+    assert not CharGramIndex.usable(vocabulary, 5)  # 13 bits × 5 > 63
+
+
+def reference_weighed(model: LabelModel, label: str, best: int, cols: np.ndarray, vals: np.ndarray,
+                      sentiment: np.ndarray, limit: int) -> list[str]:
+    """The per-label version the one-gather `_weighed` replaced."""
+    coef = model.weights[label][0]
+    centered = np.vstack([-coef[0], coef[0]]) if coef.shape[0] == 1 else coef - coef.mean(axis=0)
+    if label in CHAINED:
+        cols = np.concatenate([cols, np.arange(model.base_width, model.base_width + len(sentiment))])
+        vals = np.concatenate([vals, sentiment.astype(np.float32) * model.settings["chain_weight"]])
+    if not len(cols):
+        return []
+    contrib = vals * centered[best, cols]
+    order = np.argsort(-contrib, kind="stable")[:limit]
+    order = order[contrib[order] > 0.05]
+    names = model.feature_names()
+    return [f"{names[c]} (+{w:.2f})" for c, w in zip(cols[order].tolist(), contrib[order].tolist())]
+
+
+@pytest.mark.parametrize("limit", [3, 0, 1, 8, -1, -500])
+def test_what_weighed_most_is_the_per_label_ranking(shipped, limit):
+    for text in corpus_texts(150) + AWKWARD:
+        reading = read(text)
+        if not reading.prepared.normalized:
+            continue
+        cols, vals = shipped.columns(reading)
+        probs = shipped._row_probabilities(cols, vals)
+        stack = shipped._stacked()[0]
+        reference = stack[:, cols] @ vals  # the product as it was written before, bit for bit
+        assert (np.ascontiguousarray(shipped._by_column()[cols][:, :stack.shape[0]]).T @ vals
+                == reference).all()
+        best = {label: int(np.argmax(probs[label])) for label in LABELS}
+        got = shipped._weighed(best, cols, vals, probs["sentiment"], limit, shipped._by_column()[cols])
+        for label in LABELS:
+            assert got[label] == reference_weighed(shipped, label, best[label], cols, vals, probs["sentiment"],
+                                                   limit), (label, text)
