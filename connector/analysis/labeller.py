@@ -174,10 +174,12 @@ class CharGramIndex:
     instead of as hundreds of new substrings hashed into a 50,000-term dictionary (which cost
     ~280 µs a post, most of the label model's time).
 
-    Every character of the vocabulary gets a small id (1…A; 0: a character no term contains),
-    and an n-gram's key packs its ids, `bits` per character: distinct terms get distinct keys
-    and an n-gram with an unknown character matches no term, exactly as the string look-up.
-    `encode` therefore gives the same columns and counts as `Vocabulary.encode(char_grams(…))`.
+    Every character of the vocabulary gets a small id (1…A, in code point order; 0: a character
+    no term contains), and an n-gram's key packs its ids `bits` per character, the first
+    character highest: distinct terms get distinct keys, an n-gram with an unknown character
+    matches no term, exactly as the string look-up, and keys sort as the strings do, so for a
+    vocabulary numbered in term order (as trained ones are) the columns come out in order.
+    `counts` therefore gives the same columns and counts as `Vocabulary.encode(char_grams(…))`.
     """
 
     def __init__(self, vocabulary: Vocabulary, low: int, high: int) -> None:
@@ -194,10 +196,11 @@ class CharGramIndex:
         order = np.argsort(np.array(keys, dtype=np.int64), kind="stable")
         self.keys = np.array(keys, dtype=np.int64)[order]
         self.columns = np.array(columns, dtype=np.int64)[order]
-        self._shifts = np.arange(high, dtype=np.int64) * self.bits
+        self.in_order = bool(np.all(self.columns[1:] > self.columns[:-1]))
+        self._shifts = (high - 1 - np.arange(high, dtype=np.int64)) * self.bits
 
     def _pack(self, ids: Sequence[int]) -> int:
-        return sum(i << (self.bits * k) for k, i in enumerate(ids))
+        return sum(i << (self.bits * (self.high - 1 - k)) for k, i in enumerate(ids))
 
     @staticmethod
     def usable(vocabulary: Vocabulary, high: int) -> bool:
@@ -225,14 +228,23 @@ class CharGramIndex:
         known = np.logical_and.accumulate(windows > 0, axis=1)
         known[:, :self.low - 1] = False
         candidates = keys[known]
-        at = np.searchsorted(self.keys, candidates)
-        at[at == len(self.keys)] = 0
-        columns = self.columns[at[self.keys[at] == candidates]]
-        if not len(columns):
+        if not len(candidates):
             return _NO_COLUMNS, _NO_COLUMNS
-        columns.sort()
-        first = np.flatnonzero(np.concatenate(([True], columns[1:] != columns[:-1])))
-        return columns[first], np.diff(np.append(first, len(columns)))
+        # Counted before the look-up, each distinct n-gram looked up once, in ascending order
+        # (the binary search then walks the vocabulary forward, mostly in cache).
+        candidates.sort()
+        first = np.flatnonzero(np.concatenate(([True], candidates[1:] != candidates[:-1])))
+        distinct = candidates[first]
+        ends = np.empty_like(first)
+        ends[:-1], ends[-1] = first[1:], len(candidates)
+        at = np.searchsorted(self.keys, distinct)
+        at[at == len(self.keys)] = 0
+        hit = self.keys[at] == distinct
+        columns, counts = self.columns[at[hit]], (ends - first)[hit]
+        if not self.in_order:
+            order = np.argsort(columns)
+            columns, counts = columns[order], counts[order]
+        return columns, counts
 
 
 @dataclass

@@ -59,11 +59,15 @@ def test_packed_char_grams_are_the_string_look_up(shipped):
         assert (columns.tolist(), counts.tolist()) == string_counts(shipped.char, text, low, high), text
 
 
+@pytest.mark.parametrize("shuffled", [False, True])
 @pytest.mark.parametrize("low,high", [(1, 1), (2, 3), (3, 5)])
-def test_packed_char_grams_for_other_ranges_and_a_small_vocabulary(low, high):
+def test_packed_char_grams_for_other_ranges_and_a_small_vocabulary(low, high, shuffled):
     terms = sorted({g for text in ["返金してください", "abc abd", "ｗｗ草", "ab"] for g in char_grams(text, 1, 5)})
+    if shuffled:  # columns not in term order: a vocabulary built by hand
+        terms = [terms[i] for i in np.random.default_rng(0).permutation(len(terms))]
     vocabulary = Vocabulary({t: i for i, t in enumerate(terms)}, np.ones(len(terms), dtype=np.float32))
     fast = CharGramIndex(vocabulary, low, high)
+    assert fast.in_order is not shuffled
     for text in ["返金してくださいabc", "abd abc ab", "zzz", "ｗｗ草ｗｗ", *AWKWARD]:
         columns, counts = fast.counts(text)
         assert (columns.tolist(), counts.tolist()) == string_counts(vocabulary, text, low, high), text
