@@ -197,7 +197,7 @@ class CharGramIndex:
         self.keys = np.array(keys, dtype=np.int64)[order]
         self.columns = np.array(columns, dtype=np.int64)[order]
         self.in_order = bool(np.all(self.columns[1:] > self.columns[:-1]))
-        self._shifts = (high - 1 - np.arange(high, dtype=np.int64)) * self.bits
+        self.shifts = (high - 1 - np.arange(high, dtype=np.int64)) * self.bits
 
     def _pack(self, ids: Sequence[int]) -> int:
         return sum(i << (self.bits * (self.high - 1 - k)) for k, i in enumerate(ids))
@@ -211,8 +211,7 @@ class CharGramIndex:
 
     def counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(columns ascending, how often each occurs) for the text's character n-grams, the text
-        prepared as `char_grams` prepares it. A handful of numpy calls whatever the length: every
-        n-gram of every length at once (row i, column n-1: the n-gram starting at i)."""
+        prepared as `char_grams` prepares it."""
         text = _WHITE_SPACES.sub(" ", text.lower())
         # surrogatepass: a lone surrogate is one code point, as it is one character of the str
         points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
@@ -222,29 +221,77 @@ class CharGramIndex:
         where[where == len(self.codes)] = 0
         ids = np.zeros(len(points) + self.high - 1, dtype=np.int64)  # padded: a gram past the end is unknown
         ids[:len(points)] = np.where(self.codes[where] == points, where + 1, 0)
-        # windows[i] = ids[i:i+high], a view (sliding_window_view does the same, 20 µs slower)
-        windows = np.ndarray((len(points), self.high), dtype=np.int64, buffer=ids, strides=(8, 8))
-        keys = np.cumsum(windows << self._shifts, axis=1)
-        known = np.logical_and.accumulate(windows > 0, axis=1)
-        known[:, :self.low - 1] = False
-        candidates = keys[known]
-        if not len(candidates):
+        return _packed_counts(ids, len(points), self)
+
+
+def _packed_counts(ids: np.ndarray, length: int,
+                   index: CharGramIndex | WordGramIndex) -> tuple[np.ndarray, np.ndarray]:
+    """(columns ascending, how often each occurs) of the n-grams of `length` unit ids (0: a unit
+    no term contains), `ids` padded with high − 1 zeros (a gram past the end is unknown).
+    A handful of numpy calls whatever the length: every n-gram of every length at once."""
+    # windows[k] = ids[k:k+length]: row k holds each position's k-th unit (a view; along axis 0
+    # numpy runs each step over a whole row, where axis 1 would loop `high` at a time)
+    windows = np.ndarray((index.high, length), dtype=np.int64, buffer=ids, strides=(8, 8))
+    keys = np.cumsum(windows << index.shifts[:, None], axis=0)  # row n-1: the n-grams' keys
+    known = np.logical_and.accumulate(windows > 0, axis=0)
+    known[:index.low - 1] = False
+    candidates = keys[known]
+    if not len(candidates):
+        return _NO_COLUMNS, _NO_COLUMNS
+    # Counted before the look-up, each distinct n-gram looked up once, in ascending order (the
+    # binary search then walks the vocabulary forward, mostly in cache).
+    candidates.sort()
+    first = np.flatnonzero(np.concatenate(([True], candidates[1:] != candidates[:-1])))
+    distinct = candidates[first]
+    ends = np.empty_like(first)
+    ends[:-1], ends[-1] = first[1:], len(candidates)
+    at = np.searchsorted(index.keys, distinct)
+    at[at == len(index.keys)] = 0
+    hit = index.keys[at] == distinct
+    columns, counts = index.columns[at[hit]], (ends - first)[hit]
+    if not index.in_order:
+        order = np.argsort(columns)
+        columns, counts = columns[order], counts[order]
+    return columns, counts
+
+
+class WordGramIndex:
+    """The word vocabulary (tokens and token bigrams joined by U+001F) keyed by integers, as
+    `CharGramIndex` keys the characters: each word of the vocabulary gets an id, a term's key
+    packs its words' ids. `counts` gives what `Vocabulary.encode(_ngrams(words, …))` counts,
+    or None for words that contain U+001F themselves (then only the string look-up can say
+    which terms they make)."""
+
+    def __init__(self, vocabulary: Vocabulary, low: int, high: int) -> None:
+        parts = sorted({part for term in vocabulary.index for part in term.split("\x1f")})
+        self.low, self.high = low, high
+        self.bits = max(1, len(parts).bit_length())
+        self.ids = {part: i + 1 for i, part in enumerate(parts)}
+        keys, columns = [], []
+        for term, column in vocabulary.index.items():
+            pieces = term.split("\x1f")
+            if low <= len(pieces) <= high:  # no other term can match an n-gram of \x1f-free words
+                keys.append(sum(self.ids[w] << (self.bits * (high - 1 - k)) for k, w in enumerate(pieces)))
+                columns.append(column)
+        order = np.argsort(np.array(keys, dtype=np.int64), kind="stable")
+        self.keys = np.array(keys, dtype=np.int64)[order]
+        self.columns = np.array(columns, dtype=np.int64)[order]
+        self.in_order = bool(np.all(self.columns[1:] > self.columns[:-1]))
+        self.shifts = (high - 1 - np.arange(high, dtype=np.int64)) * self.bits
+
+    @staticmethod
+    def usable(vocabulary: Vocabulary, high: int) -> bool:
+        parts = len({part for term in vocabulary.index for part in term.split("\x1f")})
+        return max(1, parts.bit_length()) * high <= 63
+
+    def counts(self, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        if "\x1f" in "".join(words):
+            return None
+        if not words or not len(self.keys):
             return _NO_COLUMNS, _NO_COLUMNS
-        # Counted before the look-up, each distinct n-gram looked up once, in ascending order
-        # (the binary search then walks the vocabulary forward, mostly in cache).
-        candidates.sort()
-        first = np.flatnonzero(np.concatenate(([True], candidates[1:] != candidates[:-1])))
-        distinct = candidates[first]
-        ends = np.empty_like(first)
-        ends[:-1], ends[-1] = first[1:], len(candidates)
-        at = np.searchsorted(self.keys, distinct)
-        at[at == len(self.keys)] = 0
-        hit = self.keys[at] == distinct
-        columns, counts = self.columns[at[hit]], (ends - first)[hit]
-        if not self.in_order:
-            order = np.argsort(columns)
-            columns, counts = columns[order], counts[order]
-        return columns, counts
+        ids = np.zeros(len(words) + self.high - 1, dtype=np.int64)
+        ids[:len(words)] = np.fromiter(map(self.ids.get, words, repeat(0)), dtype=np.int64, count=len(words))
+        return _packed_counts(ids, len(words), self)
 
 
 @dataclass
@@ -258,6 +305,7 @@ class LabelModel:
     _names: list[str] | None = None
     _stack: tuple[np.ndarray, np.ndarray, dict[str, slice]] | None = None
     _char_index: CharGramIndex | None = None
+    _word_index: WordGramIndex | None = None
     _centered_stack: np.ndarray | None = None
     _centered_first: dict[str, int] = field(default_factory=dict)
     _columns_first: np.ndarray | None = None
@@ -282,7 +330,11 @@ class LabelModel:
         else:
             c_cols, c_vals = self.char.encode(char_grams(reading.prepared.normalized, low, high), 0)
         low, high = self.settings["word_ngrams"]
-        w_cols, w_vals = self.word.encode(_ngrams(reading.prepared.words, low, high), len(self.char.index))
+        counted = self._words().counts(reading.prepared.words) if self._words() is not None else None
+        if counted is not None:
+            w_cols, w_vals = self.word.weigh(*counted, len(self.char.index))
+        else:
+            w_cols, w_vals = self.word.encode(_ngrams(reading.prepared.words, low, high), len(self.char.index))
         cues = cue_columns([reading], self.settings["cue_weight"])[0]
         nonzero = np.flatnonzero(cues)
         offset = len(self.char.index) + len(self.word.index)
@@ -298,6 +350,14 @@ class LabelModel:
             if 1 <= low <= high and CharGramIndex.usable(self.char, high):
                 self._char_index = CharGramIndex(self.char, low, high)
         return self._char_index
+
+    def _words(self) -> WordGramIndex | None:
+        """The integer-keyed word vocabulary, as `_chars`."""
+        if self._word_index is None and self.word is not None:
+            low, high = self.settings["word_ngrams"]
+            if 1 <= low <= high and WordGramIndex.usable(self.word, high):
+                self._word_index = WordGramIndex(self.word, low, high)
+        return self._word_index
 
     def _stacked(self) -> tuple[np.ndarray, np.ndarray, dict[str, slice]]:
         """Every label's coefficients in one matrix (sentiment's padded with zero chain columns),

@@ -20,9 +20,11 @@ from connector.analysis.labeller import (
     CharGramIndex,
     LabelModel,
     Vocabulary,
+    WordGramIndex,
     char_grams,
     default_model,
 )
+from connector.analysis.model import _ngrams
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,6 +73,52 @@ def test_packed_char_grams_for_other_ranges_and_a_small_vocabulary(low, high, sh
     for text in ["返金してくださいabc", "abd abc ab", "zzz", "ｗｗ草ｗｗ", *AWKWARD]:
         columns, counts = fast.counts(text)
         assert (columns.tolist(), counts.tolist()) == string_counts(vocabulary, text, low, high), text
+
+
+def string_word_counts(vocabulary: Vocabulary, words, low: int, high: int) -> tuple[list[int], list[int]]:
+    counted = Counter(_ngrams(words, low, high))
+    pairs = sorted((vocabulary.index[t], n) for t, n in counted.items() if t in vocabulary.index)
+    return [c for c, _ in pairs], [n for _, n in pairs]
+
+
+def test_packed_word_grams_are_the_string_look_up(shipped):
+    low, high = shipped.settings["word_ngrams"]
+    fast = WordGramIndex(shipped.word, low, high)
+    for text in corpus_texts() + AWKWARD:
+        words = read(text).prepared.words
+        columns, counts = fast.counts(words)
+        assert (columns.tolist(), counts.tolist()) == string_word_counts(shipped.word, words, low, high), text
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+@pytest.mark.parametrize("low,high", [(1, 1), (1, 2), (2, 3)])
+def test_packed_word_grams_for_other_ranges_and_a_small_vocabulary(low, high, shuffled):
+    sentences = [["返金", "して", "ください"], ["返金", "して", "ない"], ["", "a", ""], ["ｗ", "ｗ", "ｗ"]]
+    terms = sorted({g for words in sentences for g in _ngrams(words, 1, 3)})
+    if shuffled:
+        terms = [terms[i] for i in np.random.default_rng(1).permutation(len(terms))]
+    vocabulary = Vocabulary({t: i for i, t in enumerate(terms)}, np.ones(len(terms), dtype=np.float32))
+    fast = WordGramIndex(vocabulary, low, high)
+    for words in sentences + [["返金", "して", "して", "ください", "未知"], [], ["未知"], ["ｗ"] * 7]:
+        columns, counts = fast.counts(words)
+        assert (columns.tolist(), counts.tolist()) == string_word_counts(vocabulary, words, low, high), words
+    assert fast.counts(["返金\x1fして"]) is None  # only the string look-up can read such a token
+
+
+def test_a_token_with_the_separator_is_read_by_the_string_look_up(shipped):
+    from connector.analysis.labeller import Reading
+    from connector.analysis.model import Prepared
+
+    reading = read("返金してください")
+    odd = Reading(Prepared(reading.prepared.normalized, "ja", ("返金\x1fして", "ください"),
+                           reading.prepared.lexicon), reading.found)
+    cols, vals = shipped.columns(odd)
+    low, high = shipped.settings["word_ngrams"]
+    offset = len(shipped.char.index)
+    w_cols, w_vals = shipped.word.encode(_ngrams(odd.prepared.words, low, high), offset)
+    word_part = (cols >= offset) & (cols < offset + len(shipped.word.index))
+    assert cols[word_part].tolist() == w_cols.tolist()
+    assert vals[word_part].tobytes() == w_vals.astype(np.float32).tobytes()
 
 
 def test_a_vocabulary_too_wide_to_pack_keeps_the_string_look_up():
