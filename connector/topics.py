@@ -102,6 +102,24 @@ def strip_markup(text: str) -> str:
     return _MARKUP.sub("、", text)
 
 
+def _markup_spans(text: str) -> list[tuple[int, int]]:
+    """Where `strip_markup` cuts (every branch of _MARKUP consumes a character, so these are
+    exactly the matches it replaces)."""
+    return [(m.start(), m.end()) for m in _MARKUP.finditer(text) if m.end() > m.start()]
+
+
+def _without(text: str, spans: list[tuple[int, int]]) -> str:
+    """`strip_markup(text)` from its spans, without matching the expression again."""
+    if not spans:
+        return text
+    pieces, last = [], 0
+    for start, end in spans:
+        pieces += [text[last:start], "、"]
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)
+
+
 def topics_of_text(text: str, *, exclude: tuple[str, ...] = (), lang: str | None = None) -> list[str]:
     """Nouns and noun phrases of a Japanese text, in order of appearance, without duplicates,
     stop words, markup or code (`strip_markup`) or anything in `exclude` (folded brand terms
@@ -109,11 +127,13 @@ def topics_of_text(text: str, *, exclude: tuple[str, ...] = (), lang: str | None
 
     English text gives none: nagisa tags English words without parts of speech."""
     normalized = normalize(text)
-    if not strip_markup(normalized).strip("、 ") or detect_language(strip_markup(normalized), lang) != "ja":
+    markup = _markup_spans(normalized)  # found once: it decides the language and masks the tokens
+    stripped = _without(normalized, markup)
+    if not stripped.strip("、 ") or detect_language(stripped, lang) != "ja":
         return []
     # The analysis's own tokens of the same text (no second nagisa pass); the markup is masked
     # by position in topics_of_tokens, like the brand terms.
-    return topics_of_tokens(tokenize(normalized), exclude=exclude)
+    return topics_of_tokens(tokenize(normalized), exclude=exclude, markup=markup)
 
 
 def _phrases(words: Sequence[str], postags: Sequence[str], exclude: tuple[str, ...]) -> list[str]:
@@ -148,11 +168,12 @@ def _phrases(words: Sequence[str], postags: Sequence[str], exclude: tuple[str, .
     return found[:MAX_TOPICS]
 
 
-def topics_of_tokens(tokens: Tokens, *, exclude: tuple[str, ...] = ()) -> list[str]:
+def topics_of_tokens(tokens: Tokens, *, exclude: tuple[str, ...] = (),
+                     markup: list[tuple[int, int]] | None = None) -> list[str]:
     """Topics from the tokens of a normalised Japanese text: a token that overlaps a brand
-    term (`exclude`) or markup/code (`_MARKUP`: tags, URLs, calls) is a break, like punctuation."""
-    spans = _mask_spans(tokens.text, exclude) + [(m.start(), m.end()) for m in _MARKUP.finditer(tokens.text)
-                                                  if m.end() > m.start()]
+    term (`exclude`) or markup/code (`_MARKUP`: tags, URLs, calls) is a break, like punctuation.
+    `markup`: the text's markup spans, when the caller has found them already."""
+    spans = _mask_spans(tokens.text, exclude) + (_markup_spans(tokens.text) if markup is None else markup)
     if not spans:
         return _phrases(tokens.words, tokens.postags, exclude)
     words, postags = [], []

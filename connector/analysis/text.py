@@ -11,6 +11,7 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import accumulate
 
 #: nagisa's cost grows with the length of what it tags at once; posts are cut at sentence ends
 #: into pieces of at most this many characters, so a 20,000-character post costs 40 short calls.
@@ -29,10 +30,13 @@ _LATIN = re.compile(r"(?<![A-Za-z])(?![wW]+(?![A-Za-z]))[A-Za-z]{2,}")
 _SENTENCE = re.compile(r"[^。!?\n]*(?:[。!?\n]+|$)")
 
 
+@lru_cache(maxsize=8)
 def normalize(text: str) -> str:
     """NFKC, HTML entities decoded, tags/URLs/@mentions dropped, whitespace collapsed.
 
     Hostile input (HTML, scripts) stays plain text: tags are removed, never interpreted.
+    Pure, so the last few results are remembered: a post's analysis and then its complaint
+    topics (connector/topics.py) normalise the same text once, like `tokenize`.
     """
     if "&" in text:
         text = html.unescape(text)
@@ -137,8 +141,16 @@ def tokenize(text: str) -> Tokens:
             continue
         tagged = nagisa.tagging(piece)
         piece_words = [w.replace("\u3000", " ") for w in tagged.words]
+        piece_tags = tagged.postags
+        if piece.startswith("".join(piece_words)) and len(piece_words) == len(piece_tags):
+            # The usual case: the words are the piece itself, cut up (nagisa only right-stripped
+            # it), so each starts where the one before ends; what the loop below finds, in C.
+            words += piece_words
+            postags += piece_tags
+            starts += accumulate(map(len, piece_words[:-1]), initial=offset) if piece_words else ()
+            continue
         position = 0
-        for word, tag in zip(piece_words, tagged.postags):
+        for word, tag in zip(piece_words, piece_tags):
             # nagisa keeps the text except that it right-strips it and turns spaces into U+3000;
             # find() guards against any other change so offsets never drift.
             if not piece.startswith(word, position):

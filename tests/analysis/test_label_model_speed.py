@@ -161,3 +161,39 @@ def test_what_weighed_most_is_the_per_label_ranking(shipped, limit):
         for label in LABELS:
             assert got[label] == reference_weighed(shipped, label, best[label], cols, vals, probs["sentiment"],
                                                    limit), (label, text)
+
+
+def reference_tokenize(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
+    """tokenize's position-finding loop alone, as it was before its one-pass path."""
+    from connector.analysis.text import _tagger, chunks
+
+    words, postags, starts = [], [], []
+    for offset, piece in chunks(text):
+        if not piece.strip():
+            continue
+        tagged = _tagger().tagging(piece)
+        position = 0
+        for word, tag in zip([w.replace("\u3000", " ") for w in tagged.words], tagged.postags):
+            if not piece.startswith(word, position):
+                found = piece.find(word, position)
+                if found < 0:
+                    continue
+                position = found
+            words.append(word)
+            postags.append(tag)
+            starts.append(offset + position)
+            position += len(word)
+    return tuple(words), tuple(postags), tuple(starts)
+
+
+def test_token_offsets_are_what_the_position_loop_finds():
+    from connector.analysis.text import normalize, tokenize
+
+    texts = corpus_texts(120) + ["全角　スペース　と 半角 スペース  ", "末尾の空白   ", "。" * 3 + "短い。" * 300,
+                                 "ＡＢＣ ｄｅｆ ghi", "改行\nの\n\nある 文"]
+    for text in texts:
+        normalized = normalize(text)
+        if not normalized.strip():
+            continue
+        tokens = tokenize(normalized)
+        assert (tokens.words, tokens.postags, tokens.starts) == reference_tokenize(normalized), text
