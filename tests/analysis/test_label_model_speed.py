@@ -197,3 +197,26 @@ def test_token_offsets_are_what_the_position_loop_finds():
             continue
         tokens = tokenize(normalized)
         assert (tokens.words, tokens.postags, tokens.starts) == reference_tokenize(normalized), text
+
+
+def test_the_literal_scan_looks_everywhere_a_literal_can_start():
+    """`starts` only skips places: scanning every position finds the same, also for emoji (whose
+    first characters are one range in the pattern, not listed)."""
+    from connector.analysis.lexicon import _is_word, cue_index, japanese
+
+    def everywhere(scanner, text):
+        found = []
+        for i in range(len(text)):
+            for candidates in (scanner.by_two.get(text[i:i + 2]), scanner.by_one.get(text[i])):
+                for literal, payload, whole_word in candidates or ():
+                    end = i + len(literal)
+                    if text.startswith(literal, i) and not (whole_word and (
+                            (i and _is_word(text[i - 1])) or (end < len(text) and _is_word(text[end])))):
+                        found.append((i, end, payload))
+        return found
+
+    texts = [t.casefold() for t in corpus_texts(200)] + [
+        "最高😂😂👍🏻✨ありがとう🙏", "🫠🥲(´;ω;`)orz", "\U0001fa77💔😡 不具合", "bug debugging bugs", ""]
+    for scanner in (japanese().symbols, cue_index("ja").literals, cue_index("en").literals):
+        for text in texts:
+            assert scanner.scan(text) == everywhere(scanner, text), text
