@@ -176,10 +176,14 @@ def topics_of_tokens(tokens: Tokens, *, exclude: tuple[str, ...] = (),
     spans = _mask_spans(tokens.text, exclude) + (_markup_spans(tokens.text) if markup is None else markup)
     if not spans:
         return _phrases(tokens.words, tokens.postags, exclude)
+    # The masked characters, so a token is checked by one slice instead of against every span.
+    masked = bytearray(len(tokens.text))
+    for s_start, s_end in spans:
+        masked[s_start:s_end] = b"\x01" * (s_end - s_start)
     words, postags = [], []
     for word, tag, start in zip(tokens.words, tokens.postags, tokens.starts):
         end = start + len(word)
-        if any(start < s_end and s_start < end for s_start, s_end in spans):
+        if (1 in masked[start:end]) if end > start else any(s_start < start < s_end for s_start, s_end in spans):
             words.append("、")
             postags.append("補助記号")
         else:
