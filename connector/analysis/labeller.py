@@ -96,8 +96,11 @@ def cue_columns(readings: Sequence[Reading], weight: float) -> np.ndarray:
                item.lexicon.score if item.language != "ja" else 0.0,
                float(item.lexicon.value == "positive"), float(item.lexicon.value == "negative")]
         for dimension, (_, labels) in CUE_FILES.items():
-            found = reading.found.get(dimension, {})
-            row.extend(min(cue_rules._score(found.get(label, [])), 2.0) / 2.0 for label in labels)
+            found = reading.found.get(dimension)
+            if not found:  # most posts have cues in few dimensions: a score of no cues is 0.0
+                row.extend([0.0] * len(labels))
+                continue
+            row.extend(min(cue_rules._score(found[label]), 2.0) / 2.0 if label in found else 0.0 for label in labels)
         text = item.normalized
         row.extend([float("?" in text or "？" in text), float("!" in text or "！" in text),
                     min(math.log1p(len(text)) / 6.0, 1.0), float(item.language != "ja")])
