@@ -333,9 +333,10 @@ class LabelModel:
         else:
             c_cols, c_vals = self.char.encode(char_grams(reading.prepared.normalized, low, high), 0)
         low, high = self.settings["word_ngrams"]
-        counted = self._words().counts(reading.prepared.words) if self._words() is not None else None
+        packed = self._words()
+        counted = packed.counts(reading.prepared.words) if packed is not None else None
         if counted is not None:
-            w_cols, w_vals = self.word.weigh(*counted, len(self.char.index))
+            w_cols, w_vals = self.word.weigh(counted[0], counted[1], len(self.char.index))
         else:
             w_cols, w_vals = self.word.encode(_ngrams(reading.prepared.words, low, high), len(self.char.index))
         cues = cue_columns([reading], self.settings["cue_weight"])[0]
