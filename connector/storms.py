@@ -504,6 +504,10 @@ class BatchBands:
         for band in bands:
             self._by_band.setdefault(band, set()).add(post_key)
 
+    def storm_ids(self) -> set[int]:
+        """The storms of the indexed posts: those this batch's posts may join by similarity."""
+        return {entry[0] for entry in self._posts.values() if entry[0] is not None}
+
     def founded(self, first_post_key: str, storm_id: int | None) -> None:
         """A storm was opened with this post as its first: its member row now carries the id."""
         entry = self._posts.get(first_post_key)
@@ -676,6 +680,9 @@ class Storms:
             keys = list(dict.fromkeys(k for p in mine for k in fingerprints[p.key][1]))
             indexes[brand] = BatchBands(self.repo.storm_band_hits(
                 conn, brand, keys, min(p.created_at for p in mine) - window, max(p.created_at for p in mine) + window))
+        # The storms those candidates are in, read (and row-locked) at once rather than each as
+        # it is first joined.
+        writes.prefetch(sorted({i for index in indexes.values() for i in index.storm_ids()}))
         reasons: dict[str, tuple[str, ...]] = {}
         for post, decision, analysis in items:
             if decision.qualified:

@@ -47,11 +47,22 @@ _INSERT_MANY_BANDS_PG = text(
     "INSERT INTO storm_bands (post_key, band, brand, created_at, storm_id) "
     "SELECT * FROM unnest(CAST(:keys AS varchar[]), CAST(:bands AS bytea[]), CAST(:brands AS varchar[]), "
     "CAST(:times AS timestamptz[]), CAST(:ids AS integer[]))")
-_STORM_FOR_UPDATE = (select(storms.c.size, storms.c.job_status, storms.c.last_update_at, storms.c.last_post_at)
-                     .where(storms.c.id == bindparam("b_storm")).with_for_update())
+_STORM_COLUMNS = (storms.c.id, storms.c.size, storms.c.job_status, storms.c.last_update_at, storms.c.last_post_at,
+                  storms.c.job_due_at)
+_STORM_FOR_UPDATE = select(*_STORM_COLUMNS).where(storms.c.id == bindparam("b_storm")).with_for_update()
+_STORMS_FOR_UPDATE = (select(*_STORM_COLUMNS).where(storms.c.id.in_(bindparam("b_ids", expanding=True)))
+                      .order_by(storms.c.id).with_for_update())
+_SET_STORM = update(storms).where(storms.c.id == bindparam("b_storm")).values(
+    size=bindparam("b_size"), last_post_at=bindparam("b_last", type_=storms.c.last_post_at.type),
+    job_status=bindparam("b_status"), job_due_at=bindparam("b_due", type_=storms.c.job_due_at.type))
 _INDEXED_POSTS = (select(storm_bands.c.post_key, func.min(storm_bands.c.created_at).label("created_at"))
                   .where(storm_bands.c.storm_id == bindparam("b_storm"))
                   .where(storm_bands.c.created_at >= bindparam("b_since")).group_by(storm_bands.c.post_key))
+_INDEXED_POSTS_OF = (select(storm_bands.c.storm_id, storm_bands.c.post_key,
+                            func.min(storm_bands.c.created_at).label("created_at"))
+                     .where(storm_bands.c.storm_id.in_(bindparam("b_ids", expanding=True)))
+                     .where(storm_bands.c.created_at >= bindparam("b_since"))
+                     .group_by(storm_bands.c.storm_id, storm_bands.c.post_key))
 _NEGATIVE_TIMES = (select(storm_members.c.created_at)
                    .where(storm_members.c.brand == bindparam("b_brand")).where(storm_members.c.negative.is_(True))
                    .where(storm_members.c.created_at > bindparam("b_since"))
@@ -172,35 +183,53 @@ class StormWrites:
         self.conn = conn
         self.since, self.until = since, until  # the times the caches below cover
         self.members: dict[str, dict[str, Any]] = {}  # rows not written yet, by post key
-        self.bands: list[tuple[str, bytes, str, datetime, int | None]] = []
+        self.bands: dict[str, tuple[tuple[bytes, ...], str, datetime, int | None]] = {}  # post → its rows
         self.storms: dict[int, _StormRow] = {}
         self.indexed: dict[int, dict[str, datetime]] = {}  # storm → indexed post → its time (≥ since)
         self.negatives: dict[str, list[datetime]] = {}  # brand → sorted times in (since, until]
         self.alerts: dict[str, dict[str, Any] | None] = {}  # brand → its active alert
 
     def flush(self) -> None:
-        """Write what is kept: members, then bands, then the storms' sizes and jobs."""
+        """Write what is kept: members, then bands, then the storms' sizes and jobs (one
+        statement each)."""
         conn = self.conn
         if self.members:
             conn.execute(_INSERT_MEMBER, list(self.members.values()))
             self.members.clear()
         if self.bands:
+            rows = [(key, band, brand, at, storm_id)
+                    for key, (bands, brand, at, storm_id) in self.bands.items() for band in bands]
             if conn.dialect.name == "postgresql":
-                keys, bands, brands, times, ids = (list(col) for col in zip(*self.bands))
-                conn.execute(_INSERT_MANY_BANDS_PG, {"keys": keys, "bands": bands, "brands": brands,
+                keys, bands_, brands, times, ids = (list(col) for col in zip(*rows))
+                conn.execute(_INSERT_MANY_BANDS_PG, {"keys": keys, "bands": bands_, "brands": brands,
                                                      "times": times, "ids": ids})
             else:
                 conn.execute(_INSERT_BANDS, [dict(post_key=k, band=b, brand=br, created_at=at, storm_id=i)
-                                             for k, b, br, at, i in self.bands])
+                                             for k, b, br, at, i in rows])
             self.bands.clear()
-        for storm_id, row in self.storms.items():
-            if not row.dirty:
-                continue
-            values: dict[str, Any] = {"size": row.size, "last_post_at": row.last_post_at}
-            if row.job_changed:
-                values.update(job_status=row.job_status, job_due_at=row.job_due_at)
-            conn.execute(update(storms).where(storms.c.id == storm_id).values(**values))
-            row.dirty = row.job_changed = False
+        dirty = [(storm_id, row) for storm_id, row in self.storms.items() if row.dirty]
+        if dirty:
+            conn.execute(_SET_STORM, [{"b_storm": storm_id, "b_size": row.size, "b_last": row.last_post_at,
+                                       "b_status": row.job_status, "b_due": row.job_due_at}
+                                      for storm_id, row in dirty])
+            for _, row in dirty:
+                row.dirty = False
+
+    def prefetch(self, storm_ids: Sequence[int]) -> None:
+        """Read the storms a batch's posts may join (their candidates' storms) and their indexed
+        posts in two queries, instead of two per storm as each is first joined."""
+        ids = sorted({i for i in storm_ids if i not in self.storms})
+        for start in range(0, len(ids), 500):  # bounded IN lists
+            chunk = ids[start:start + 500]
+            for found in self.conn.execute(_STORMS_FOR_UPDATE, {"b_ids": chunk}):
+                self.storms[found.id] = _StormRow(found.size, found.job_status, found.last_update_at,
+                                                  found.last_post_at, found.job_due_at)
+            indexed: dict[int, dict[str, datetime]] = {i: {} for i in chunk if i not in self.indexed}
+            for r in self.conn.execute(_INDEXED_POSTS_OF, {"b_ids": list(indexed), "b_since": self.since}):
+                indexed[r.storm_id][r.post_key] = r.created_at
+            for storm_id, posts_ in indexed.items():
+                self._kept_indexed(storm_id, posts_)
+                self.indexed[storm_id] = posts_
 
     def _storm(self, storm_id: int) -> _StormRow:
         row = self.storms.get(storm_id)
@@ -208,15 +237,19 @@ class StormWrites:
             found = self.conn.execute(_STORM_FOR_UPDATE, {"b_storm": storm_id}).first()
             assert found is not None  # a member's storm exists (foreign key)
             row = self.storms[storm_id] = _StormRow(found.size, found.job_status, found.last_update_at,
-                                                    found.last_post_at)
+                                                    found.last_post_at, found.job_due_at)
         return row
+
+    def _kept_indexed(self, storm_id: int, posts_: dict[str, datetime]) -> None:
+        posts_.update((key, at) for key, (_, _, at, sid) in self.bands.items()
+                      if sid == storm_id and at >= self.since)
 
     def _indexed(self, storm_id: int) -> dict[str, datetime]:
         posts_ = self.indexed.get(storm_id)
         if posts_ is None:
             posts_ = self.indexed[storm_id] = {r.post_key: r.created_at for r in self.conn.execute(
                 _INDEXED_POSTS, {"b_storm": storm_id, "b_since": self.since})}
-            posts_.update((key, at) for key, _, _, at, sid in self.bands if sid == storm_id and at >= self.since)
+            self._kept_indexed(storm_id, posts_)
         return posts_
 
     def _negatives(self, brand: str) -> list[datetime]:
@@ -440,15 +473,23 @@ class StormRepository:
         conn = w.conn
         storm_id = join_storm
         if storm_id is None and found_single and resembles is not None:
-            # A founding updates the first post's member and band rows: written first, then in
-            # SQL as one post at a time would (a few per batch).
-            w.flush()
-            first = conn.execute(select(storm_members.c.created_at).where(storm_members.c.post_key == resembles)).scalar()
+            # A founding moves the first post into the new storm: its rows where they are (kept
+            # by this batch, or written before it; a post's member and band rows are together).
+            kept = w.members.get(resembles)
+            first = (kept["created_at"] if kept is not None else conn.execute(
+                select(storm_members.c.created_at).where(storm_members.c.post_key == resembles)).scalar())
             storm_id = new_id(conn.execute(insert(storms).values(
                 brand=brand, first_post_key=resembles, started_at=first or created_at,
                 last_post_at=created_at, size=1, reported_size=0, job_attempts=0)))
-            conn.execute(update(storm_members).where(storm_members.c.post_key == resembles).values(storm_id=storm_id))
-            conn.execute(update(storm_bands).where(storm_bands.c.post_key == resembles).values(storm_id=storm_id))
+            if kept is not None:
+                kept["storm_id"] = storm_id
+                if resembles in w.bands:
+                    w.bands[resembles] = (*w.bands[resembles][:3], storm_id)
+            else:
+                conn.execute(update(storm_members).where(storm_members.c.post_key == resembles)
+                             .values(storm_id=storm_id))
+                conn.execute(update(storm_bands).where(storm_bands.c.post_key == resembles)
+                             .values(storm_id=storm_id))
             w.storms[storm_id] = _StormRow(size=1, job_status=None, last_update_at=None, last_post_at=created_at)
         represent = bool(bands)
         if represent and storm_id is not None:
@@ -473,7 +514,7 @@ class StormRepository:
         if represent:
             if indexed_into is not None:
                 indexed_into.add(post_key)
-            w.bands.extend((post_key, band, brand, at, storm_id) for band in dict.fromkeys(bands))
+            w.bands[post_key] = (tuple(dict.fromkeys(bands)), brand, at, storm_id)
             if storm_id is not None and at >= w.since:
                 w._indexed(storm_id)[post_key] = at
         if storm_id is not None:
