@@ -43,10 +43,12 @@ _INSERT_BANDS_PG = text(
     "SELECT :post_key, b, :brand, :created_at, :storm_id FROM unnest(CAST(:bands AS bytea[])) AS b")
 # StormWrites: a batch's band rows in one statement, its storms read once (row-locked as the
 # per-post UPDATE locked them), a storm's indexed posts and a brand's negative times read once.
-_INSERT_MANY_BANDS_PG = text(
+_INSERT_BAND_SETS_PG = text(
     "INSERT INTO storm_bands (post_key, band, brand, created_at, storm_id) "
-    "SELECT * FROM unnest(CAST(:keys AS varchar[]), CAST(:bands AS bytea[]), CAST(:brands AS varchar[]), "
-    "CAST(:times AS timestamptz[]), CAST(:ids AS integer[]))")
+    "SELECT p.k, substring(p.bs FROM i * :width + 1 FOR :width), p.br, p.at, p.sid "
+    "FROM unnest(CAST(:keys AS varchar[]), CAST(:sets AS bytea[]), CAST(:brands AS varchar[]), "
+    "CAST(:times AS timestamptz[]), CAST(:ids AS integer[])) AS p(k, bs, br, at, sid), "
+    "generate_series(0, length(p.bs) / :width - 1) AS i")
 _STORM_COLUMNS = (storms.c.id, storms.c.size, storms.c.job_status, storms.c.last_update_at, storms.c.last_post_at,
                   storms.c.job_due_at)
 _STORM_FOR_UPDATE = select(*_STORM_COLUMNS).where(storms.c.id == bindparam("b_storm")).with_for_update()
@@ -92,6 +94,11 @@ _BAND_PAIRS = (select(storm_bands.c.post_key, storm_bands.c.band)
                .where(storm_bands.c.band.in_(bindparam("b_bands", expanding=True)))
                .where(storm_bands.c.created_at >= bindparam("b_since"))
                .where(storm_bands.c.created_at <= bindparam("b_until")))
+# PostgreSQL: the batch's ~6,000 band keys as one array parameter, not an IN list of as many
+# parameters (rendering and planning that list was most of the look-up; issue 17).
+_BAND_PAIRS_PG = text(
+    "SELECT post_key, band FROM storm_bands WHERE brand = :b_brand AND band = ANY(CAST(:b_bands AS bytea[])) "
+    "AND created_at >= :b_since AND created_at <= :b_until")
 _MEMBERS_WITH_TEXT = (select(storm_members.c.post_key, storm_members.c.storm_id, storm_members.c.created_at, posts.c.text)
                       .join(posts, posts.c.key == storm_members.c.post_key)
                       .where(storm_members.c.post_key.in_(bindparam("b_keys", expanding=True))))
@@ -197,15 +204,19 @@ class StormWrites:
             conn.execute(_INSERT_MEMBER, list(self.members.values()))
             self.members.clear()
         if self.bands:
-            rows = [(key, band, brand, at, storm_id)
-                    for key, (bands, brand, at, storm_id) in self.bands.items() for band in bands]
-            if conn.dialect.name == "postgresql":
-                keys, bands_, brands, times, ids = (list(col) for col in zip(*rows))
-                conn.execute(_INSERT_MANY_BANDS_PG, {"keys": keys, "bands": bands_, "brands": brands,
-                                                     "times": times, "ids": ids})
+            widths = {len(band) for bands, _, _, _ in self.bands.values() for band in bands}
+            if conn.dialect.name == "postgresql" and len(widths) == 1:
+                # One row per post, its band keys (all one width) joined and cut apart by the
+                # server: sending each band row's post, brand and time 32 times over cost
+                # four times as much, mostly in adapting the values (issue 17).
+                keys, sets, brands, times, ids = (list(col) for col in zip(*(
+                    (key, b"".join(bands), brand, at, storm_id)
+                    for key, (bands, brand, at, storm_id) in self.bands.items())))
+                conn.execute(_INSERT_BAND_SETS_PG, {"keys": keys, "sets": sets, "brands": brands, "times": times,
+                                                    "ids": ids, "width": widths.pop()})
             else:
-                conn.execute(_INSERT_BANDS, [dict(post_key=k, band=b, brand=br, created_at=at, storm_id=i)
-                                             for k, b, br, at, i in rows])
+                conn.execute(_INSERT_BANDS, [dict(post_key=key, band=band, brand=brand, created_at=at, storm_id=i)
+                                             for key, (bands, brand, at, i) in self.bands.items() for band in bands])
             self.bands.clear()
         dirty = [(storm_id, row) for storm_id, row in self.storms.items() if row.dirty]
         if dirty:
@@ -363,8 +374,9 @@ class StormRepository:
             return [], {}
         with self._tx(tx) as conn:
             # fetchall, not row by row: ~10,000 pairs per brand and batch (issue 17).
+            query = _BAND_PAIRS_PG if conn.dialect.name == "postgresql" else _BAND_PAIRS
             pairs = cast(Sequence[tuple[str, bytes]], conn.execute(
-                _BAND_PAIRS, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until}).all())
+                query, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until}).all())
             keys = list(dict.fromkeys(key for key, _ in pairs))
             members: dict[str, dict[str, Any]] = {}
             for start in range(0, len(keys), 500):  # bounded IN lists
@@ -649,9 +661,14 @@ class StormRepository:
 
     def count_negative(self, brand: str, since: datetime, until: datetime, conn: Tx | None = None) -> int:
         """Negative qualified posts of a brand with since < created_at <= until."""
-        if isinstance(conn, StormWrites) and conn.since <= since and until <= conn.until:
-            times = conn._negatives(brand)
-            return bisect.bisect_right(times, until) - bisect.bisect_right(times, since)
+        if isinstance(conn, StormWrites):
+            if conn.since <= since and until <= conn.until:
+                times = conn._negatives(brand)
+                return bisect.bisect_right(times, until) - bisect.bisect_right(times, since)
+            if until <= conn.since or since >= conn.until:
+                # Wholly outside the batch's times (the baseline's past weeks): no kept row is in
+                # it, so the database answers without a flush.
+                conn = conn.conn
         with self._tx(conn) as conn:
             return conn.execute(_COUNT_NEGATIVE, {"b_brand": brand, "b_since": since, "b_until": until}).scalar() or 0
 
