@@ -482,25 +482,31 @@ class BatchBands:
     post sees exactly what its own query would have seen inside the same transaction (the brand
     is locked until commit: no other instance writes its bands meanwhile)."""
 
-    def __init__(self, hits: tuple[Sequence[tuple[str, bytes, datetime]], Mapping[str, Mapping[str, Any]]]) -> None:
-        self._by_band: dict[bytes, set[str]] = {}
-        #: post key → [storm id, created_at (member), text, created_at (band row)]
-        self._posts: dict[str, list[Any]] = {}
+    def __init__(self, hits: tuple[Sequence[tuple[str, bytes]], Mapping[str, Mapping[str, Any]]]) -> None:
+        #: post key → [storm id, created_at, text]; a post's band rows have its member row's time
         pairs, members = hits
-        for post_key, band, band_at in pairs:
-            member = members.get(post_key)
-            if member is not None:  # as the per-post query's inner join
-                self._index(post_key, (band,), member["storm_id"], member["created_at"], member["text"], band_at)
-
-    def _index(self, post_key: str, bands: Sequence[bytes], storm_id: int | None, created_at: datetime,
-               text: str, band_at: datetime) -> None:
-        self._posts.setdefault(post_key, [storm_id, created_at, text, band_at])
-        for band in bands:
-            self._by_band.setdefault(band, set()).add(post_key)
+        self._posts: dict[str, list[Any]] = {
+            key: [m["storm_id"], m["created_at"], m["text"]] for key, m in members.items()}
+        by_band: dict[bytes, set[str]] = {}
+        posts_ = self._posts
+        for post_key, band in pairs:  # ~10,000 per brand and batch: no call per pair
+            if post_key in posts_:  # as the per-post query's inner join
+                hits_ = by_band.get(band)
+                if hits_ is None:
+                    by_band[band] = {post_key}
+                else:
+                    hits_.add(post_key)
+        self._by_band = by_band
 
     def add(self, post_key: str, bands: Sequence[bytes], storm_id: int | None, created_at: datetime, text: str) -> None:
         """A post of this batch whose bands were just indexed (member and band rows share its time)."""
-        self._index(post_key, bands, storm_id, created_at, text, created_at)
+        self._posts.setdefault(post_key, [storm_id, created_at, text])
+        for band in bands:
+            self._by_band.setdefault(band, set()).add(post_key)
+
+    def storm_ids(self) -> set[int]:
+        """The storms of the indexed posts: those this batch's posts may join by similarity."""
+        return {entry[0] for entry in self._posts.values() if entry[0] is not None}
 
     def founded(self, first_post_key: str, storm_id: int | None) -> None:
         """A storm was opened with this post as its first: its member row now carries the id."""
@@ -518,8 +524,8 @@ class BatchBands:
                 found |= hits
         rows = []
         for key in found:
-            storm_id, created_at, text, band_at = self._posts[key]
-            if since <= band_at <= until:
+            storm_id, created_at, text = self._posts[key]
+            if since <= created_at <= until:
                 rows.append({"post_key": key, "storm_id": storm_id, "created_at": created_at, "text": text})
         rows.sort(key=lambda r: (r["created_at"], r["post_key"]))
         return rows
@@ -652,6 +658,15 @@ class Storms:
                     break
         for brand in sorted(brands):
             self.repo.lock_brand(conn, brand)
+        # From here on the batch's storm writes are kept in memory and written at the end, in a
+        # few statements (issue 17: one post at a time they were most of the time spent under
+        # the brand lock); `writes` answers grouping's reads as the written rows would. Its
+        # times cover the batch's posts, back by the longer of the window and the spike window.
+        times = [p.created_at for p, _, _ in items]
+        if not times:
+            return {}
+        writes = self.repo.storm_writes(conn, min(times) - max(self.settings.window, SPIKE_WINDOW), max(times))
+        conn = writes
         waited = self.repo.storm_waited_for(conn, [p.key for p, _, _ in counted])
         # Candidate look-up once per brand for the whole batch (issue 17: one query per post was
         # a fifth of storm grouping's time), after the brand locks.
@@ -665,6 +680,9 @@ class Storms:
             keys = list(dict.fromkeys(k for p in mine for k in fingerprints[p.key][1]))
             indexes[brand] = BatchBands(self.repo.storm_band_hits(
                 conn, brand, keys, min(p.created_at for p in mine) - window, max(p.created_at for p in mine) + window))
+        # The storms those candidates are in, read (and row-locked) at once rather than each as
+        # it is first joined.
+        writes.prefetch(sorted({i for index in indexes.values() for i in index.storm_ids()}))
         reasons: dict[str, tuple[str, ...]] = {}
         for post, decision, analysis in items:
             if decision.qualified:
@@ -672,6 +690,7 @@ class Storms:
                               fingerprint=fingerprints.get(post.key), batch=indexes)
             elif decision.echo_of is not None and analysis is not None:
                 self._echo(post, decision, analysis, conn, reasons, waited, indexes)
+        writes.flush()
         return reasons
 
     def observe(self, post: Post, decision: Decision, analysis: Analysis | None, conn: Any = None) -> int | None:

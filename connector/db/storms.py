@@ -1,10 +1,11 @@
 """Public storms (connector/storms.py): clusters, their problem-ticket jobs and spike alerts."""
 from __future__ import annotations
 
+import bisect
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Sequence, Union, cast
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
@@ -40,6 +41,34 @@ _INSERT_BANDS = insert(storm_bands)
 _INSERT_BANDS_PG = text(
     "INSERT INTO storm_bands (post_key, band, brand, created_at, storm_id) "
     "SELECT :post_key, b, :brand, :created_at, :storm_id FROM unnest(CAST(:bands AS bytea[])) AS b")
+# StormWrites: a batch's band rows in one statement, its storms read once (row-locked as the
+# per-post UPDATE locked them), a storm's indexed posts and a brand's negative times read once.
+_INSERT_BAND_SETS_PG = text(
+    "INSERT INTO storm_bands (post_key, band, brand, created_at, storm_id) "
+    "SELECT p.k, substring(p.bs FROM i * :width + 1 FOR :width), p.br, p.at, p.sid "
+    "FROM unnest(CAST(:keys AS varchar[]), CAST(:sets AS bytea[]), CAST(:brands AS varchar[]), "
+    "CAST(:times AS timestamptz[]), CAST(:ids AS integer[])) AS p(k, bs, br, at, sid), "
+    "generate_series(0, length(p.bs) / :width - 1) AS i")
+_STORM_COLUMNS = (storms.c.id, storms.c.size, storms.c.job_status, storms.c.last_update_at, storms.c.last_post_at,
+                  storms.c.job_due_at)
+_STORM_FOR_UPDATE = select(*_STORM_COLUMNS).where(storms.c.id == bindparam("b_storm")).with_for_update()
+_STORMS_FOR_UPDATE = (select(*_STORM_COLUMNS).where(storms.c.id.in_(bindparam("b_ids", expanding=True)))
+                      .order_by(storms.c.id).with_for_update())
+_SET_STORM = update(storms).where(storms.c.id == bindparam("b_storm")).values(
+    size=bindparam("b_size"), last_post_at=bindparam("b_last", type_=storms.c.last_post_at.type),
+    job_status=bindparam("b_status"), job_due_at=bindparam("b_due", type_=storms.c.job_due_at.type))
+_INDEXED_POSTS = (select(storm_bands.c.post_key, func.min(storm_bands.c.created_at).label("created_at"))
+                  .where(storm_bands.c.storm_id == bindparam("b_storm"))
+                  .where(storm_bands.c.created_at >= bindparam("b_since")).group_by(storm_bands.c.post_key))
+_INDEXED_POSTS_OF = (select(storm_bands.c.storm_id, storm_bands.c.post_key,
+                            func.min(storm_bands.c.created_at).label("created_at"))
+                     .where(storm_bands.c.storm_id.in_(bindparam("b_ids", expanding=True)))
+                     .where(storm_bands.c.created_at >= bindparam("b_since"))
+                     .group_by(storm_bands.c.storm_id, storm_bands.c.post_key))
+_NEGATIVE_TIMES = (select(storm_members.c.created_at)
+                   .where(storm_members.c.brand == bindparam("b_brand")).where(storm_members.c.negative.is_(True))
+                   .where(storm_members.c.created_at > bindparam("b_since"))
+                   .where(storm_members.c.created_at <= bindparam("b_until")))
 _STORM_ROW = select(storms.c.size, storms.c.job_status, storms.c.last_update_at).where(storms.c.id == bindparam("b_storm"))
 _GROW = {name: update(storms).where(storms.c.id == bindparam("b_storm")).values(
     size=storms.c.size + 1,
@@ -57,11 +86,19 @@ _CANDIDATES = (select(storm_members.c.post_key, storm_members.c.storm_id, storm_
                .order_by(storm_members.c.created_at, storm_members.c.post_key))
 # Two narrow queries rather than one join: the (post, band) pairs, then each post's member row
 # and text once (joining posts per pair made the batch query cost more than the per-post ones).
-_BAND_PAIRS = (select(storm_bands.c.post_key, storm_bands.c.band, storm_bands.c.created_at)
+# The pairs carry no time: a post's band rows are written with its member row's created_at
+# (`storm_add_member`, the only writer), so the member row's time stands for them; converting
+# ~10,000 band times per batch to aware datetimes was a fifth of the look-up (issue 17).
+_BAND_PAIRS = (select(storm_bands.c.post_key, storm_bands.c.band)
                .where(storm_bands.c.brand == bindparam("b_brand"))
                .where(storm_bands.c.band.in_(bindparam("b_bands", expanding=True)))
                .where(storm_bands.c.created_at >= bindparam("b_since"))
                .where(storm_bands.c.created_at <= bindparam("b_until")))
+# PostgreSQL: the batch's ~6,000 band keys as one array parameter, not an IN list of as many
+# parameters (rendering and planning that list was most of the look-up; issue 17).
+_BAND_PAIRS_PG = text(
+    "SELECT post_key, band FROM storm_bands WHERE brand = :b_brand AND band = ANY(CAST(:b_bands AS bytea[])) "
+    "AND created_at >= :b_since AND created_at <= :b_until")
 _MEMBERS_WITH_TEXT = (select(storm_members.c.post_key, storm_members.c.storm_id, storm_members.c.created_at, posts.c.text)
                       .join(posts, posts.c.key == storm_members.c.post_key)
                       .where(storm_members.c.post_key.in_(bindparam("b_keys", expanding=True))))
@@ -111,6 +148,139 @@ class StormStatement:
     created_at: datetime
 
 
+@dataclass(slots=True)
+class _StormRow:
+    """A storm row touched by a batch: read (and row-locked) once, kept here, written once."""
+
+    size: int
+    job_status: str | None
+    last_update_at: datetime | None
+    last_post_at: datetime
+    job_due_at: datetime | None = None
+    job_changed: bool = False
+    dirty: bool = False
+
+
+class StormWrites:
+    """One ingest batch's storm writes, kept in memory until `flush` (issue 17).
+
+    Grouping a batch of 200 posts wrote each post's member row, its 32 band rows and its
+    storm's new size one post at a time (~4.5 round trips per post, plus the spike check's
+    count per negative post), all under the brand lock: that serial share capped two
+    ingesting instances at ~1.4× one. Here a batch's member and band rows are written in one
+    statement each at the end, a storm row once, and the reads grouping makes meanwhile are
+    answered exactly from what was read once plus what the batch added:
+
+    - `storm_of`: a member row of this batch from memory, any other from the database (the
+      batch only inserts rows, and a storm's founding flushes first and updates in SQL);
+    - a storm's size and job state: read once with a row lock (FOR UPDATE, as the per-post
+      UPDATE took it), counted on here;
+    - a storm's indexed representatives since a time: its indexed posts since `since` read
+      once, plus the batch's;
+    - negative posts of a brand in a time range: the brand's negative members' times in
+      (`since`, `until`] read once, plus the batch's; the active alert of a brand, read once.
+
+    Exact because the brand lock (held until commit) keeps other instances from writing any of
+    these for the batch's brands; the delivery worker's storm job updates wait on the row lock.
+    Any repository call not written for batches flushes first (`StormRepository._tx`), so it
+    sees the database as the per-post writes would have left it.
+    """
+
+    def __init__(self, conn: Connection, since: datetime, until: datetime) -> None:
+        self.conn = conn
+        self.since, self.until = since, until  # the times the caches below cover
+        self.members: dict[str, dict[str, Any]] = {}  # rows not written yet, by post key
+        self.bands: dict[str, tuple[tuple[bytes, ...], str, datetime, int | None]] = {}  # post → its rows
+        self.storms: dict[int, _StormRow] = {}
+        self.indexed: dict[int, dict[str, datetime]] = {}  # storm → indexed post → its time (≥ since)
+        self.negatives: dict[str, list[datetime]] = {}  # brand → sorted times in (since, until]
+        self.alerts: dict[str, dict[str, Any] | None] = {}  # brand → its active alert
+
+    def flush(self) -> None:
+        """Write what is kept: members, then bands, then the storms' sizes and jobs (one
+        statement each)."""
+        conn = self.conn
+        if self.members:
+            conn.execute(_INSERT_MEMBER, list(self.members.values()))
+            self.members.clear()
+        if self.bands:
+            widths = {len(band) for bands, _, _, _ in self.bands.values() for band in bands}
+            if conn.dialect.name == "postgresql" and len(widths) == 1:
+                # One row per post, its band keys (all one width) joined and cut apart by the
+                # server: sending each band row's post, brand and time 32 times over cost
+                # four times as much, mostly in adapting the values (issue 17).
+                keys, sets, brands, times, ids = (list(col) for col in zip(*(
+                    (key, b"".join(bands), brand, at, storm_id)
+                    for key, (bands, brand, at, storm_id) in self.bands.items())))
+                conn.execute(_INSERT_BAND_SETS_PG, {"keys": keys, "sets": sets, "brands": brands, "times": times,
+                                                    "ids": ids, "width": widths.pop()})
+            else:
+                conn.execute(_INSERT_BANDS, [dict(post_key=key, band=band, brand=brand, created_at=at, storm_id=i)
+                                             for key, (bands, brand, at, i) in self.bands.items() for band in bands])
+            self.bands.clear()
+        dirty = [(storm_id, row) for storm_id, row in self.storms.items() if row.dirty]
+        if dirty:
+            conn.execute(_SET_STORM, [{"b_storm": storm_id, "b_size": row.size, "b_last": row.last_post_at,
+                                       "b_status": row.job_status, "b_due": row.job_due_at}
+                                      for storm_id, row in dirty])
+            for _, row in dirty:
+                row.dirty = False
+
+    def prefetch(self, storm_ids: Sequence[int]) -> None:
+        """Read the storms a batch's posts may join (their candidates' storms) and their indexed
+        posts in two queries, instead of two per storm as each is first joined."""
+        ids = sorted({i for i in storm_ids if i not in self.storms})
+        for start in range(0, len(ids), 500):  # bounded IN lists
+            chunk = ids[start:start + 500]
+            for found in self.conn.execute(_STORMS_FOR_UPDATE, {"b_ids": chunk}):
+                self.storms[found.id] = _StormRow(found.size, found.job_status, found.last_update_at,
+                                                  found.last_post_at, found.job_due_at)
+            indexed: dict[int, dict[str, datetime]] = {i: {} for i in chunk if i not in self.indexed}
+            for r in self.conn.execute(_INDEXED_POSTS_OF, {"b_ids": list(indexed), "b_since": self.since}):
+                indexed[r.storm_id][r.post_key] = r.created_at
+            for storm_id, posts_ in indexed.items():
+                self._kept_indexed(storm_id, posts_)
+                self.indexed[storm_id] = posts_
+
+    def _storm(self, storm_id: int) -> _StormRow:
+        row = self.storms.get(storm_id)
+        if row is None:
+            found = self.conn.execute(_STORM_FOR_UPDATE, {"b_storm": storm_id}).first()
+            assert found is not None  # a member's storm exists (foreign key)
+            row = self.storms[storm_id] = _StormRow(found.size, found.job_status, found.last_update_at,
+                                                    found.last_post_at, found.job_due_at)
+        return row
+
+    def _kept_indexed(self, storm_id: int, posts_: dict[str, datetime]) -> None:
+        posts_.update((key, at) for key, (_, _, at, sid) in self.bands.items()
+                      if sid == storm_id and at >= self.since)
+
+    def _indexed(self, storm_id: int) -> dict[str, datetime]:
+        posts_ = self.indexed.get(storm_id)
+        if posts_ is None:
+            posts_ = self.indexed[storm_id] = {r.post_key: r.created_at for r in self.conn.execute(
+                _INDEXED_POSTS, {"b_storm": storm_id, "b_since": self.since})}
+            self._kept_indexed(storm_id, posts_)
+        return posts_
+
+    def _negatives(self, brand: str) -> list[datetime]:
+        times = self.negatives.get(brand)
+        if times is None:
+            times = self.negatives[brand] = sorted([*self.conn.execute(
+                _NEGATIVE_TIMES, {"b_brand": brand, "b_since": self.since, "b_until": self.until}).scalars(),
+                *(m["created_at"] for m in self.members.values()
+                  if m["brand"] == brand and m["negative"] and self.since < m["created_at"] <= self.until)])
+        return times
+
+
+Tx = Union[Connection, StormWrites]  # a transaction, or a batch's kept writes in one
+
+
+def _plain(tx: Tx) -> Connection:
+    """The connection, for statements on tables a batch does not keep writes for (no flush)."""
+    return tx.conn if isinstance(tx, StormWrites) else tx
+
+
 class StormRepository:
     """Public storms (connector/storms.py): clusters, their problem-ticket jobs and spike alerts."""
 
@@ -118,13 +288,22 @@ class StormRepository:
         self.engine = engine
 
     @contextmanager
-    def _tx(self, conn: Connection | None) -> Iterator[Connection]:
-        """The caller's transaction when given (join it), else a new one."""
+    def _tx(self, conn: Tx | None) -> Iterator[Connection]:
+        """The caller's transaction when given (join it), else a new one. A batch's kept
+        writes are flushed first: what reads or writes here sees them in the database."""
+        if isinstance(conn, StormWrites):
+            conn.flush()
+            conn = conn.conn
         if conn is not None:
             yield conn
             return
         with self.engine.begin() as own:
             yield own
+
+    def storm_writes(self, conn: Connection, since: datetime, until: datetime) -> StormWrites:
+        """A batch's storm writes, kept until `flush` and exact for reads of times in
+        [since, until] (see `StormWrites`); pass it as `conn` to this repository's methods."""
+        return StormWrites(conn, since, until)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -132,72 +311,77 @@ class StormRepository:
         with self.engine.begin() as conn:
             yield conn
 
-    def lock_brand(self, conn: Connection, brand: str) -> None:
-        """Serialise the grouping of one brand across instances, until `conn` commits."""
-        advisory_xact_lock(conn, f"storms:{brand}")
+    def lock_brand(self, tx: Tx, brand: str) -> None:
+        """Serialise the grouping of one brand across instances, until `tx` commits."""
+        advisory_xact_lock(_plain(tx), f"storms:{brand}")
 
-    def lock_echo_parents(self, conn: Connection, post_keys: Sequence[str]) -> None:
+    def lock_echo_parents(self, tx: Tx, post_keys: Sequence[str]) -> None:
         """Serialise, per post, "is it a storm member?" against "who waits to echo it?" across
         instances (else an echo and its parent ingested at once could each miss the other).
         Taken before the brand locks, always in that order."""
-        advisory_xact_locks(conn, [f"storms:echo:{key}" for key in post_keys])
+        advisory_xact_locks(_plain(tx), [f"storms:echo:{key}" for key in post_keys])
 
-    def storm_echo_wait(self, conn: Connection, *, post_key: str, parents: Sequence[tuple[str, str]],
+    def storm_echo_wait(self, tx: Tx, *, post_key: str, parents: Sequence[tuple[str, str]],
                         created_at: datetime, negative: bool, risk_score: float | None, voice: str | None) -> None:
         """Keep an echo whose parents (how, key) are not storm members yet, to count it in later."""
-        conn.execute(insert(storm_echo_waits), [dict(
+        _plain(tx).execute(insert(storm_echo_waits), [dict(
             post_key=post_key, parent_key=parent_key, how=how, created_at=created_at, negative=negative,
             risk_score=risk_score, voice=voice) for how, parent_key in dict.fromkeys(parents)])
 
-    def storm_waiting_echoes(self, conn: Connection, parent_key: str, since: datetime,
+    def storm_waiting_echoes(self, tx: Tx, parent_key: str, since: datetime,
                              until: datetime) -> list[dict[str, Any]]:
         """Echoes waiting for `parent_key` written in [since, until], oldest first."""
-        rows = conn.execute(select(storm_echo_waits).where(storm_echo_waits.c.parent_key == parent_key)
+        rows = _plain(tx).execute(select(storm_echo_waits).where(storm_echo_waits.c.parent_key == parent_key)
                             .where(storm_echo_waits.c.created_at >= since)
                             .where(storm_echo_waits.c.created_at <= until)
                             .order_by(storm_echo_waits.c.created_at, storm_echo_waits.c.post_key)).mappings().all()
         return [dict(r) for r in rows]
 
-    def storm_waited_for(self, conn: Connection, parent_keys: Sequence[str]) -> set[str]:
+    def storm_waited_for(self, tx: Tx, parent_keys: Sequence[str]) -> set[str]:
         """Which of these posts have echoes waiting for them (one query for a batch)."""
         if not parent_keys:
             return set()
-        return set(conn.execute(select(storm_echo_waits.c.parent_key).distinct()
+        return set(_plain(tx).execute(select(storm_echo_waits.c.parent_key).distinct()
                                 .where(storm_echo_waits.c.parent_key.in_(list(parent_keys)))).scalars().all())
 
-    def post_reasons(self, conn: Connection, post_key: str) -> list[str]:
-        return list(conn.execute(select(posts.c.reasons).where(posts.c.key == post_key)).scalar() or [])
+    def post_reasons(self, tx: Tx, post_key: str) -> list[str]:
+        return list(_plain(tx).execute(select(posts.c.reasons).where(posts.c.key == post_key)).scalar() or [])
 
-    def storm_echo_counted(self, conn: Connection, post_key: str, brand: str, reasons: Sequence[str]) -> None:
+    def storm_echo_counted(self, tx: Tx, post_key: str, brand: str, reasons: Sequence[str]) -> None:
         """An echo joined its storm: its stored decision says so, and it waits no more."""
+        conn = _plain(tx)
         conn.execute(update(posts).where(posts.c.key == post_key).values(brand=brand, reasons=list(reasons)))
         conn.execute(storm_echo_waits.delete().where(storm_echo_waits.c.post_key == post_key))
 
-    def storm_candidates(self, conn: Connection, brand: str, bands: Sequence[bytes], since: datetime,
+    def storm_candidates(self, tx: Tx, brand: str, bands: Sequence[bytes], since: datetime,
                          until: datetime) -> list[dict[str, Any]]:
         """Indexed posts of a brand sharing a MinHash band with these, created in [since, until],
         with their storm and text (the exact score is computed by the caller)."""
         if not bands:
             return []
-        rows = conn.execute(_CANDIDATES, {"b_brand": brand, "b_bands": list(bands), "b_since": since,
-                                          "b_until": until}).mappings().all()
+        with self._tx(tx) as conn:
+            rows = conn.execute(_CANDIDATES, {"b_brand": brand, "b_bands": list(bands), "b_since": since,
+                                              "b_until": until}).mappings().all()
         return [dict(r) for r in rows]
 
-    def storm_band_hits(self, conn: Connection, brand: str, bands: Sequence[bytes], since: datetime,
-                        until: datetime) -> tuple[list[tuple[str, bytes, datetime]], dict[str, dict[str, Any]]]:
-        """`storm_candidates` for many posts at once: every (indexed post, band, band time) of a
-        brand among `bands` with the band row created in [since, until], and those posts'
-        member rows (storm, time, text) by key. A batch asks once per brand and picks each
-        post's candidates in memory."""
+    def storm_band_hits(self, tx: Tx, brand: str, bands: Sequence[bytes], since: datetime,
+                        until: datetime) -> tuple[Sequence[tuple[str, bytes]], dict[str, dict[str, Any]]]:
+        """`storm_candidates` for many posts at once: every (indexed post, band) of a brand among
+        `bands` with the band row created in [since, until], and those posts' member rows
+        (storm, time, text) by key. A batch asks once per brand and picks each post's
+        candidates in memory; a post's band rows have its member row's time (`_BAND_PAIRS`)."""
         if not bands:
             return [], {}
-        pairs = [(r.post_key, r.band, r.created_at) for r in conn.execute(
-            _BAND_PAIRS, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until})]
-        keys = list(dict.fromkeys(key for key, _, _ in pairs))
-        members: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(keys), 500):  # bounded IN lists
-            for row in conn.execute(_MEMBERS_WITH_TEXT, {"b_keys": keys[start:start + 500]}).mappings():
-                members[row["post_key"]] = dict(row)
+        with self._tx(tx) as conn:
+            # fetchall, not row by row: ~10,000 pairs per brand and batch (issue 17).
+            query = _BAND_PAIRS_PG if conn.dialect.name == "postgresql" else _BAND_PAIRS
+            pairs = cast(Sequence[tuple[str, bytes]], conn.execute(
+                query, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until}).all())
+            keys = list(dict.fromkeys(key for key, _ in pairs))
+            members: dict[str, dict[str, Any]] = {}
+            for start in range(0, len(keys), 500):  # bounded IN lists
+                for row in conn.execute(_MEMBERS_WITH_TEXT, {"b_keys": keys[start:start + 500]}).mappings():
+                    members[row["post_key"]] = dict(row)
         return pairs, members
 
     def storm_recent_members(self, brand: str, since: datetime) -> list[dict[str, Any]]:
@@ -211,7 +395,14 @@ class StormRepository:
                                 .order_by(storm_members.c.created_at)).mappings().all()
         return [dict(r) for r in rows]
 
-    def storm_of(self, post_key: str, conn: Connection | None = None) -> dict[str, Any] | None:
+    def storm_of(self, post_key: str, conn: Tx | None = None) -> dict[str, Any] | None:
+        if isinstance(conn, StormWrites):
+            kept = conn.members.get(post_key)
+            if kept is not None:
+                return dict(kept)
+            # Not written by this batch: the batch only inserts member rows (a founding, which
+            # updates one, flushes first), so the stored row is as the per-post writes left it.
+            conn = conn.conn
         with self._tx(conn) as conn:
             row = conn.execute(_STORM_OF, {"b_key": post_key}).mappings().first()
         return dict(row) if row else None
@@ -221,7 +412,7 @@ class StormRepository:
                          risk_score: float, join_storm: int | None, found_single: bool,
                          min_posts: int, due_at: datetime, throttle: timedelta = timedelta(0),
                          bands: Sequence[bytes] = (), represent_since: datetime | None = None,
-                         representatives: int = 12, conn: Connection | None = None,
+                         representatives: int = 12, conn: Tx | None = None,
                          indexed_into: set[str] | None = None) -> int | None:
         """Record one post's assignment, in one transaction; returns its storm id (or None).
 
@@ -232,8 +423,15 @@ class StormRepository:
         storm has `representatives` indexed posts since `represent_since` already.
         Joins the caller's transaction `conn` (the post's ingest) when given. `indexed_into`, when
         given, gets `post_key` added if its bands were indexed (a batch's in-memory band index
-        mirrors the table with it).
+        mirrors the table with it). `conn` may be a batch's `StormWrites`: the rows are kept
+        there and written at its flush.
         """
+        if isinstance(conn, StormWrites):
+            return self._add_kept(
+                conn, post_key=post_key, brand=brand, created_at=created_at, negative=negative, resembles=resembles,
+                similarity=similarity, reason=reason, role=role, risk_score=risk_score, join_storm=join_storm,
+                found_single=found_single, min_posts=min_posts, due_at=due_at, throttle=throttle, bands=bands,
+                represent_since=represent_since, representatives=representatives, indexed_into=indexed_into)
         with self._tx(conn) as conn:
             storm_id = join_storm
             if storm_id is None and found_single and resembles is not None:
@@ -276,6 +474,70 @@ class StormRepository:
                     due = due_at if row.last_update_at is None else max(due_at, row.last_update_at + throttle)
                     conn.execute(update(storms).where(storms.c.id == storm_id).values(
                         job_status="pending", job_due_at=due))
+        return storm_id
+
+    def _add_kept(self, w: StormWrites, *, post_key: str, brand: str, created_at: datetime, negative: bool,
+                  resembles: str | None, similarity: float | None, reason: str | None, role: str,
+                  risk_score: float, join_storm: int | None, found_single: bool, min_posts: int,
+                  due_at: datetime, throttle: timedelta, bands: Sequence[bytes], represent_since: datetime | None,
+                  representatives: int, indexed_into: set[str] | None) -> int | None:
+        """`storm_add_member` into a batch's kept writes: the same decisions, on the same state."""
+        conn = w.conn
+        storm_id = join_storm
+        if storm_id is None and found_single and resembles is not None:
+            # A founding moves the first post into the new storm: its rows where they are (kept
+            # by this batch, or written before it; a post's member and band rows are together).
+            kept = w.members.get(resembles)
+            first = (kept["created_at"] if kept is not None else conn.execute(
+                select(storm_members.c.created_at).where(storm_members.c.post_key == resembles)).scalar())
+            storm_id = new_id(conn.execute(insert(storms).values(
+                brand=brand, first_post_key=resembles, started_at=first or created_at,
+                last_post_at=created_at, size=1, reported_size=0, job_attempts=0)))
+            if kept is not None:
+                kept["storm_id"] = storm_id
+                if resembles in w.bands:
+                    w.bands[resembles] = (*w.bands[resembles][:3], storm_id)
+            else:
+                conn.execute(update(storm_members).where(storm_members.c.post_key == resembles)
+                             .values(storm_id=storm_id))
+                conn.execute(update(storm_bands).where(storm_bands.c.post_key == resembles)
+                             .values(storm_id=storm_id))
+            w.storms[storm_id] = _StormRow(size=1, job_status=None, last_update_at=None, last_post_at=created_at)
+        represent = bool(bands)
+        if represent and storm_id is not None:
+            since = represent_since or created_at
+            if since >= w.since:
+                indexed = sum(at >= since for at in w._indexed(storm_id).values())
+            else:  # before the kept times (not ingest's case): ask the database
+                w.flush()
+                indexed = conn.execute(_INDEXED, {"b_storm": storm_id, "b_since": since}).scalar() or 0
+            represent = indexed < representatives
+        if post_key in w.members:
+            w.flush()  # a second row for one post fails at the next flush, as its INSERT would
+        at = created_at.astimezone(timezone.utc)
+        w.members[post_key] = dict(
+            post_key=post_key, storm_id=storm_id, brand=brand, created_at=at, negative=negative,
+            resembles=resembles, similarity=similarity, reason=reason, role=role, risk_score=risk_score,
+            linked=False)
+        if negative:
+            times = w.negatives.get(brand)
+            if times is not None and w.since < at <= w.until:
+                bisect.insort(times, at)
+        if represent:
+            if indexed_into is not None:
+                indexed_into.add(post_key)
+            w.bands[post_key] = (tuple(dict.fromkeys(bands)), brand, at, storm_id)
+            if storm_id is not None and at >= w.since:
+                w._indexed(storm_id)[post_key] = at
+        if storm_id is not None:
+            row = w._storm(storm_id)
+            row.size += 1
+            row.last_post_at = max(row.last_post_at, at)
+            row.dirty = True
+            if row.size >= min_posts and row.job_status in (None, "done"):
+                row.job_status = "pending"
+                row.job_due_at = due_at if row.last_update_at is None else max(due_at, row.last_update_at + throttle)
+                row.job_changed = True
         return storm_id
 
     def storm(self, storm_id: int) -> Storm | None:
@@ -397,21 +659,38 @@ class StormRepository:
                 select(storm_members.c.created_at, storm_members.c.post_key)
                 .where(storm_members.c.storm_id == storm_id).order_by(storm_members.c.created_at)).all()]
 
-    def count_negative(self, brand: str, since: datetime, until: datetime, conn: Connection | None = None) -> int:
+    def count_negative(self, brand: str, since: datetime, until: datetime, conn: Tx | None = None) -> int:
         """Negative qualified posts of a brand with since < created_at <= until."""
+        if isinstance(conn, StormWrites):
+            if conn.since <= since and until <= conn.until:
+                times = conn._negatives(brand)
+                return bisect.bisect_right(times, until) - bisect.bisect_right(times, since)
+            if until <= conn.since or since >= conn.until:
+                # Wholly outside the batch's times (the baseline's past weeks): no kept row is in
+                # it, so the database answers without a flush.
+                conn = conn.conn
         with self._tx(conn) as conn:
             return conn.execute(_COUNT_NEGATIVE, {"b_brand": brand, "b_since": since, "b_until": until}).scalar() or 0
 
-    def active_alert(self, brand: str, conn: Connection | None = None) -> dict[str, Any] | None:
+    def active_alert(self, brand: str, conn: Tx | None = None) -> dict[str, Any] | None:
+        if isinstance(conn, StormWrites):  # read once per batch: its brands' alerts change only here
+            if brand not in conn.alerts:
+                found = conn.conn.execute(_ACTIVE_ALERT, {"b_brand": brand}).mappings().first()
+                conn.alerts[brand] = dict(found) if found else None
+            kept = conn.alerts[brand]
+            return dict(kept) if kept else None
         with self._tx(conn) as conn:
             row = conn.execute(_ACTIVE_ALERT, {"b_brand": brand}).mappings().first()
         return dict(row) if row else None
 
     def open_alert(self, *, brand: str, started_at: datetime, count: int, baseline: float, p_value: float,
-                   quiet_after: timedelta | None = None, conn: Connection | None = None) -> int | None:
+                   quiet_after: timedelta | None = None, conn: Tx | None = None) -> int | None:
         """Open an alert unless one is active for the brand (one alert per spike), or one
         ended less than `quiet_after` before `started_at` (or after it: the posts judged now
         belong to a spike already alerted and ended; issue 16 #6)."""
+        if isinstance(conn, StormWrites):
+            conn.alerts.pop(brand, None)  # read again when next asked
+            conn = conn.conn  # storm_alerts: nothing kept to flush
         with self._tx(conn) as conn:
             if conn.execute(select(storm_alerts.c.id).where(storm_alerts.c.brand == brand)
                             .where(storm_alerts.c.ended_at.is_(None))).first() is not None:
@@ -425,11 +704,23 @@ class StormRepository:
                 brand=brand, started_at=started_at, count=count, baseline=baseline, p_value=p_value, peak=count,
                 start_status="pending", attempts=0)))
 
-    def alert_peak(self, alert_id: int, count: int, conn: Connection | None = None) -> None:
+    def alert_peak(self, alert_id: int, count: int, conn: Tx | None = None) -> None:
+        if isinstance(conn, StormWrites):
+            kept = next((a for a in conn.alerts.values() if a is not None and a["id"] == alert_id), None)
+            if kept is not None:
+                if kept["peak"] >= count:
+                    return  # the UPDATE below would change nothing
+                kept["peak"] = count
+            conn = conn.conn
         with self._tx(conn) as conn:
             conn.execute(_ALERT_PEAK, {"b_id": alert_id, "b_count": count, "b_peak": count})
 
-    def close_alert(self, alert_id: int, ended_at: datetime, conn: Connection | None = None) -> None:
+    def close_alert(self, alert_id: int, ended_at: datetime, conn: Tx | None = None) -> None:
+        if isinstance(conn, StormWrites):
+            for brand, kept in list(conn.alerts.items()):
+                if kept is not None and kept["id"] == alert_id:
+                    del conn.alerts[brand]  # read again when next asked
+            conn = conn.conn
         with self._tx(conn) as conn:
             conn.execute(update(storm_alerts).where(storm_alerts.c.id == alert_id)
                          .where(storm_alerts.c.ended_at.is_(None)).values(ended_at=ended_at, end_status="pending"))
