@@ -161,6 +161,9 @@ def test_enterprise_reconnect_uses_backfill_minutes(x_stream):
     wait_for(lambda: stored(svc, missed))
     assert fake.stream_connections[-1]["args"]["backfill_minutes"] == "1"
     assert first not in search_since_ids(fake)  # backfill, not a search catch-up
+    # The runner counts a post just after its commit (a health write comes between), so wait
+    # for the count; the backfilled first post came before `missed`, so had it counted it would be 2.
+    wait_for(lambda: again.health["posts"] >= 1)
     assert again.health["posts"] == 1  # the backfilled first post was a duplicate
 
 
