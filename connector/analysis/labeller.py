@@ -172,6 +172,18 @@ def fit_vocabulary(documents: Sequence[Sequence[str]], min_df: int, max_features
     return Vocabulary({t: i for i, t in enumerate(kept)}, idf)
 
 
+def _sorted_keys(keys: Sequence[int], columns: Sequence[int], high: int, bits: int,
+                 ) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray]:
+    """A packed-key index's arrays: keys sorted (for `searchsorted`) with their columns, whether
+    the columns then come out ascending (so a post's columns need no sort), and the shift of
+    each of the `high` places of a key."""
+    order = np.argsort(np.array(keys, dtype=np.int64), kind="stable")
+    sorted_columns = np.array(columns, dtype=np.int64)[order]
+    in_order = bool(np.all(sorted_columns[1:] > sorted_columns[:-1]))
+    return (np.array(keys, dtype=np.int64)[order], sorted_columns, in_order,
+            (high - 1 - np.arange(high, dtype=np.int64)) * bits)
+
+
 class CharGramIndex:
     """The character vocabulary keyed by integers, so a post's n-grams are looked up in numpy
     instead of as hundreds of new substrings hashed into a 50,000-term dictionary (which cost
@@ -196,11 +208,7 @@ class CharGramIndex:
             if low <= len(term) <= high:  # no other term can match an n-gram of the text
                 keys.append(self._pack([ids[ord(c)] for c in term]))
                 columns.append(column)
-        order = np.argsort(np.array(keys, dtype=np.int64), kind="stable")
-        self.keys = np.array(keys, dtype=np.int64)[order]
-        self.columns = np.array(columns, dtype=np.int64)[order]
-        self.in_order = bool(np.all(self.columns[1:] > self.columns[:-1]))
-        self.shifts = (high - 1 - np.arange(high, dtype=np.int64)) * self.bits
+        self.keys, self.columns, self.in_order, self.shifts = _sorted_keys(keys, columns, high, self.bits)
 
     def _pack(self, ids: Sequence[int]) -> int:
         return sum(i << (self.bits * (self.high - 1 - k)) for k, i in enumerate(ids))
@@ -276,11 +284,7 @@ class WordGramIndex:
             if low <= len(pieces) <= high:  # no other term can match an n-gram of \x1f-free words
                 keys.append(sum(self.ids[w] << (self.bits * (high - 1 - k)) for k, w in enumerate(pieces)))
                 columns.append(column)
-        order = np.argsort(np.array(keys, dtype=np.int64), kind="stable")
-        self.keys = np.array(keys, dtype=np.int64)[order]
-        self.columns = np.array(columns, dtype=np.int64)[order]
-        self.in_order = bool(np.all(self.columns[1:] > self.columns[:-1]))
-        self.shifts = (high - 1 - np.arange(high, dtype=np.int64)) * self.bits
+        self.keys, self.columns, self.in_order, self.shifts = _sorted_keys(keys, columns, high, self.bits)
 
     @staticmethod
     def usable(vocabulary: Vocabulary, high: int) -> bool:
