@@ -61,6 +61,19 @@ PRIORITY_LANE = ("urgent",)
 #: How long one streaming bulk run keeps taking newly due rows into its jobs before it lets the
 #: worker's pass go on (retries, follow-up comments, storm tickets); then a new run starts.
 BULK_SESSION_SECONDS = 30.0
+#: The same for the delivery worker's bulk lane, which has a thread of its own (the other duties
+#: never wait for it): a run ends only when the storm does, or after this long. Each end costs a
+#: gap — the run's last jobs are waited for before a new run takes the rows that came meanwhile —
+#: which with 30 s sessions put ~10 s on the posts of every half minute of a storm (issue 17).
+BULK_STREAM_MAX_SECONDS = 600.0
+#: A streaming run keeps taking new posts while they come at least this fast (posts per second,
+#: counted over BULK_STREAM_WINDOW seconds), even when the backlog is below the threshold: the
+#: run keeps the backlog small, so the threshold alone would end it at once, one by one would
+#: fall behind, the backlog would grow back to the threshold, and so on — each turn adding a
+#: backlog's wait (issue 17 storm: p50 20 s). Slower than that, one by one keeps up (~2 posts/s
+#: on one thread, 3 calls of ~0.15 s each) and answers in under a second.
+BULK_STREAM_MIN_RATE = 3.0
+BULK_STREAM_WINDOW = 10.0
 #: Posts stored per transaction by `ingest_lines` (replay files, the demo feed).
 INGEST_BATCH = 200
 
@@ -183,6 +196,9 @@ class Pipeline:
         #: Called after an ingest committed something to deliver (the delivery worker's wake-up),
         #: so a qualifying post reaches the helpdesk at once instead of at the next idle poll.
         self.on_commit: list[Callable[[], None]] = []
+        #: True while a streaming bulk run (the bulk lane) takes new posts: the other passes then
+        #: leave never-attempted creates to it, whatever the backlog (see BULK_STREAM_MIN_RATE).
+        self.bulk_streaming = False
 
     def _committed(self, outcomes: Iterable["IngestOutcome"]) -> None:
         if any(o.status in ("queued", "follow_up") for o in outcomes):
@@ -378,7 +394,7 @@ class Pipeline:
         # While bulk is wanted and another thread runs it, new tickets wait for it; while the
         # helpdesk prefers bulk (an endpoint budget nearly spent), they wait for the next bulk
         # run instead of spending the rest of that budget one by one.
-        skip_fresh = bulk_now and (not bulk or self._prefers_bulk())
+        skip_fresh = (bulk_now or self.bulk_streaming) and (not bulk or self._prefers_bulk())
         self._deliver_claimed(self.store.outbox.claim_due(limit, DELIVERY_LEASE, now=now,
                                                           skip_fresh_creates=skip_fresh), report)
         return report
@@ -389,7 +405,7 @@ class Pipeline:
         report = DeliveryReport()
         now = self.clock()
         if not self._paused(now, report) and self._bulk_wanted(now):
-            self._deliver_bulk(report)
+            self._deliver_bulk(report, session_seconds=BULK_STREAM_MAX_SECONDS)
         return report
 
     def _prefers_bulk(self) -> bool:
@@ -545,7 +561,7 @@ class Pipeline:
         if not self.helpdesk.has_comment(ref, draft.note_key):
             self.helpdesk.add_comment(ref, draft.note_comment())
 
-    def _deliver_bulk(self, report: DeliveryReport) -> None:
+    def _deliver_bulk(self, report: DeliveryReport, session_seconds: float = BULK_SESSION_SECONDS) -> None:
         """Open many never-attempted tickets through the helpdesk's bulk capability.
 
         Same proof as one by one: the rows are claimed (committed) before anything is sent,
@@ -554,14 +570,17 @@ class Pipeline:
         that horizon and then, having attempts > 1, goes the one-by-one way: lookup first.
 
         A helpdesk that streams (`more` / `on_result`, Zendesk) is fed rows that become due
-        while its jobs run, for up to BULK_SESSION_SECONDS, and each row is recorded as soon
+        while its jobs run, for up to `session_seconds`, and each row is recorded as soon
         as its own jobs end — so a storm's posts do not wait for the whole backlog's last job.
+        Once started, such a run goes on taking new posts while they keep coming at
+        BULK_STREAM_MIN_RATE or faster, below the threshold too (`bulk_streaming`).
         """
         helpdesk: Any = self.helpdesk
         items: list[OutboxItem] = []
         drafts: list[TicketDraft] = []
         recorded: set[int] = set()
-        session_ends = time.monotonic() + BULK_SESSION_SECONDS
+        session_ends = time.monotonic() + session_seconds
+        fed: list[tuple[float, int]] = []  # (monotonic time, rows claimed) of this run's claims
 
         def claim(limit: int) -> list[TicketDraft]:
             now = self.clock()
@@ -569,8 +588,9 @@ class Pipeline:
                                                   now=now, kind="create", fresh_only=True,
                                                   skip_priorities=PRIORITY_LANE)
             new: list[TicketDraft] = []
+            stored = self.store.posts.load_posts([item.post_key for item in claimed]) if claimed else {}
             for item in claimed:
-                loaded = self.store.posts.load_post(item.post_key)
+                loaded = stored.get(item.post_key)
                 if loaded is None:
                     self.store.outbox.mark_failed(item, "post is missing from the store")
                     report.failed += 1
@@ -582,6 +602,8 @@ class Pipeline:
                 new.append(self.storms.shape(item.post_key, draft) if self.storms is not None else draft)
                 items.append(item)
             drafts.extend(new)
+            if claimed:
+                fed.append((time.monotonic(), len(claimed)))
             return new
 
         created: list[tuple[OutboxItem, TicketRef, str, str, str, Sequence[str]]] = []
@@ -593,13 +615,24 @@ class Pipeline:
             report.created += len(created)
             created.clear()
 
+        def still_storming() -> bool:
+            """Posts came at BULK_STREAM_MIN_RATE or faster over the last window (the run's
+            first window counts from its start, whose claim reached the threshold)."""
+            horizon = time.monotonic() - BULK_STREAM_WINDOW
+            while fed and fed[0][0] < horizon:
+                fed.pop(0)
+            return sum(n for _, n in fed) >= BULK_STREAM_MIN_RATE * BULK_STREAM_WINDOW
+
         def more() -> list[TicketDraft]:
             flush()
             now = self.clock()
-            if time.monotonic() > session_ends or self._paused(now, DeliveryReport()) or not self._bulk_wanted(now):
+            if time.monotonic() > session_ends or self._paused(now, DeliveryReport()) or \
+                    not (streaming and still_storming()) and not self._bulk_wanted(now):
                 # Let the worker's other duties (retries, comments, storms) have a turn; and
-                # once bulk is no longer wanted, new posts go one by one again (faster alone).
+                # once the storm is over, new posts go one by one again (faster alone).
+                self.bulk_streaming = False
                 return []
+            self.bulk_streaming = streaming
             return claim(helpdesk.bulk_max_drafts)
 
         def record(index: int, outcome: TicketRef | HelpdeskError) -> None:
@@ -617,8 +650,13 @@ class Pipeline:
         first = claim(helpdesk.bulk_max_drafts)
         if not first:
             return
-        if streams_bulk(helpdesk):
-            result = helpdesk.create_tickets_many(first, more=more, on_result=record)
+        streaming = streams_bulk(helpdesk)
+        if streaming:
+            self.bulk_streaming = True
+            try:
+                result = helpdesk.create_tickets_many(first, more=more, on_result=record)
+            finally:
+                self.bulk_streaming = False
         else:
             result = helpdesk.create_tickets_many(first)
         for index, ref in result.refs.items():

@@ -133,3 +133,63 @@ def test_an_ingest_in_another_instance_wakes_this_worker(backend, db_env, app_fa
 
 def svc_notify_hooks(svc) -> list:
     return [hook for hook in svc.pipeline.on_commit if getattr(hook, "__name__", "") == "notify_new_work"]
+
+
+class StreamingBulkHelpdesk:
+    """The local helpdesk plus a streaming bulk capability (`more` / `on_result`, as Zendesk's)
+    that asks for more drafts once, after `between()` (the test ingests posts there), and notes
+    whether the other passes were told to leave new tickets to it meanwhile."""
+
+    bulk_threshold = 20
+    bulk_max_drafts = 1000
+
+    def __init__(self, inner: Any, pipeline: Any, between: Any) -> None:
+        self.inner, self.pipeline, self.between = inner, pipeline, between
+        self.name = inner.name
+        self.fed: list[int] = []
+        self.streaming_seen: list[bool] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def create_tickets_many(self, drafts: list[TicketDraft], *, more: Any = None, on_result: Any = None
+                            ) -> BulkCreateResult:
+        drafts = list(drafts)
+        self.fed.append(len(drafts))
+        self.streaming_seen.append(self.pipeline.bulk_streaming)
+        self.between()
+        extra = more()
+        self.fed.append(len(extra))
+        self.streaming_seen.append(self.pipeline.bulk_streaming)
+        for index, draft in enumerate(drafts + extra):
+            on_result(index, self.inner.create_ticket(draft))
+        return BulkCreateResult()
+
+
+def _storm_run(app_factory, first: int, then: int) -> StreamingBulkHelpdesk:
+    svc = app_factory().extensions["yorisoi"]
+    posts = [post_dict(text="ソラモバイル使ってます", author={"id": f"s{i}"}) for i in range(first + then)]
+    svc.pipeline.ingest_many(posts[:first], source="x")
+    bulk = StreamingBulkHelpdesk(svc.helpdesk, svc.pipeline,
+                                 lambda: svc.pipeline.ingest_many(posts[first:], source="x"))
+    svc.pipeline.helpdesk = bulk
+    svc.pipeline.deliver_bulk()
+    return bulk
+
+
+def test_a_storm_keeps_feeding_its_bulk_run_below_the_threshold(app_factory):
+    """40 posts start the run; 5 more come while its jobs run — under the threshold of 20, but
+    the posts keep coming faster than one by one keeps up (45 in the last 10 s ≥ 3/s): they
+    join the running jobs instead of waiting for a backlog of 20 to build (issue 17)."""
+    bulk = _storm_run(app_factory, first=40, then=5)
+    assert bulk.fed == [40, 5]
+    assert bulk.streaming_seen == [True, True]  # meanwhile the main pass leaves new tickets to it
+    assert bulk.pipeline.bulk_streaming is False  # and takes them again once the run is over
+
+
+def test_a_burst_that_is_over_leaves_its_stragglers_to_one_by_one(app_factory):
+    """20 posts (the threshold) and then 2: 22 in 10 s is under 3/s — one by one keeps up with
+    that and answers faster than a job, so the run takes no more and the pass may have them."""
+    bulk = _storm_run(app_factory, first=20, then=2)
+    assert bulk.fed == [20, 0]
+    assert bulk.streaming_seen == [True, False]

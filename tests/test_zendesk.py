@@ -482,7 +482,11 @@ def test_replay_twice_creates_exactly_one_ticket_per_post(tmp_path, env, zd_env,
 def test_bulk_stages_of_different_batches_are_in_flight_at_once(fake, zd_env):
     """A batch's tickets job goes out as soon as ITS requesters exist, while other batches'
     users jobs still run; notes likewise: the stages overlap, never more than 30 jobs."""
-    fake.job_timing = {"users": (0.0, 0.02), "create": (0.0, 0.004), "update": (0.0, 0.004)}
+    # Each batch's users job 0.1 s longer than the one before (more than a poll apart) and a
+    # tickets job of 0.6 s: later batches' tickets jobs still run when the first notes go out,
+    # however the turns of the run fall. (With 0.02 s steps and 0.12-s jobs the overlap was
+    # luck: submissions sent side by side can make every batch reach each stage at one poll.)
+    fake.job_timing = {"users": (0.0, 0.1), "create": (0.0, 0.02), "update": (0.0, 0.004)}
     seen: list[set[str]] = []
     submit = fake._job
 

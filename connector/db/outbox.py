@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.counts import record_ticket_facts
+from connector.db.counts import record_ticket_facts, record_ticket_facts_many
 from connector.db.engine import dialect_insert, utcnow, worker_id
 from connector.db.schema import (
     analyses,
@@ -24,7 +24,7 @@ from connector.db.schema import (
     ticket_followups,
     tickets,
 )
-from connector.db.ticket_search import index_ticket, text_condition
+from connector.db.ticket_search import index_ticket, index_tickets, text_condition
 from connector.models import TicketRef
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,16 @@ class OutboxRepository:
         values = dict(status="sending", attempts=outbox.c.attempts + 1, claimed_by=worker,
                       lease_until=now + lease, updated_at=now)
         returning = (outbox.c.id, outbox.c.post_key, outbox.c.kind, outbox.c.ticket_post_key, outbox.c.attempts)
+        if self.engine.dialect.name != "postgresql":
+            # SQLite: the UPDATE below takes the database's one write lock even when no row
+            # matches, and the delivery threads claim on every wake-up (each ingest wakes them
+            # all). In a storm those empty claims queued behind the webhook's ingest and the
+            # bulk lane's writes — and they behind the claims (issue 17). A read first (WAL:
+            # never blocked by the writer) skips the lock when nothing is due; a row that
+            # becomes due just after is claimed at the next wake-up.
+            with self.engine.connect() as conn:
+                if conn.execute(candidates.limit(1)).first() is None:
+                    return []
         with self.engine.begin() as conn:
             if self.engine.dialect.name == "postgresql":
                 # Several instances claim at once: SKIP LOCKED makes each lock rows no other
@@ -297,9 +307,27 @@ class OutboxRepository:
             return 0
         now = utcnow()
         finished = 0
+        # The same rows as `_record_created` one entry at a time, a statement per step for all
+        # of them: in a storm the bulk lane records ~20 tickets a second, and per-ticket
+        # statements were half of its CPU, on the thread that also polls the jobs (issue 17).
         with self.engine.begin() as conn:
+            conn.execute(dialect_insert(conn, tickets).on_conflict_do_nothing(index_elements=["post_key"]), [
+                dict(post_key=item.post_key, helpdesk=ref.helpdesk, ticket_id=ref.ticket_id, url=ref.url,
+                     external_id=external_id, subject=subject, priority=priority, tags=list(tags), created_at=now)
+                for item, ref, external_id, subject, priority, tags in created])
+            keys = [entry[0].post_key for entry in created]
+            record_ticket_facts_many(conn, keys, now)
+            index_tickets(conn, keys)
+            by_worker: dict[str | None, list[int]] = {}
             for entry in created:
-                finished += self._record_created(conn, now, *entry)
+                by_worker.setdefault(entry[0].claimed_by, []).append(entry[0].id)
+            for claimed_by, ids in by_worker.items():
+                mine = outbox.c.status == "sending"
+                if claimed_by is not None:
+                    mine = mine & (outbox.c.claimed_by == claimed_by)
+                finished += conn.execute(update(outbox).where(outbox.c.id.in_(ids)).where(mine).values(
+                    status="done", done_at=now, updated_at=now, claimed_by=None, lease_until=None,
+                    last_error=None)).rowcount
         return finished
 
     def mark_commented(self, item: OutboxItem) -> bool:

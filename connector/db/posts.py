@@ -246,20 +246,30 @@ class PostRepository:
                 next_attempt_at=now, created_at=now, updated_at=now,
             ))
 
-    def load_post(self, key: str) -> tuple[Post, Decision, Analysis | None] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(posts, authors.c.author_id, authors.c.handle, authors.c.name.label("author_name"),
+    @staticmethod
+    def _loading() -> Any:
+        return (select(posts, authors.c.author_id, authors.c.handle, authors.c.name.label("author_name"),
                        authors.c.bio, authors.c.location, authors.c.followers, authors.c.following,
                        authors.c.created_at.label("author_created_at"), authors.c.avatar_url,
                        analyses.c.detail)
                 .join(authors, authors.c.key == posts.c.author_key)
-                .outerjoin(analyses, analyses.c.post_key == posts.c.key)
-                .where(posts.c.key == key)
-            ).mappings().first()
+                .outerjoin(analyses, analyses.c.post_key == posts.c.key))
+
+    def load_post(self, key: str) -> tuple[Post, Decision, Analysis | None] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._loading().where(posts.c.key == key)).mappings().first()
         if row is None:
             return None
         return post_from_row(row)
+
+    def load_posts(self, keys: Sequence[str]) -> dict[str, tuple[Post, Decision, Analysis | None]]:
+        """`load_post` for many keys in one query (a bulk run's claim); missing keys are absent."""
+        found: dict[str, tuple[Post, Decision, Analysis | None]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):  # within any database's bound-parameter limit
+                for row in conn.execute(self._loading().where(posts.c.key.in_(list(keys[start:start + 500])))).mappings():
+                    found[row["key"]] = post_from_row(row)
+        return found
 
     def post_row(self, key: str) -> PostRow | None:
         with self.engine.connect() as conn:

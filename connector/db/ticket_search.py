@@ -25,7 +25,7 @@ word found in every ticket costs no more than a rare one.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import Integer, bindparam, column, or_, select, table, text
 from sqlalchemy.engine import Connection
@@ -98,6 +98,21 @@ def index_ticket(conn: Connection, post_key: str) -> None:
     conn.execute(text("DELETE FROM ticket_search WHERE rowid = :id"), {"id": row.id})
     conn.execute(text("INSERT INTO ticket_search (rowid, subject, text) VALUES (:id, :subject, :text)"),
                  {"id": row.id, "subject": row.subject, "text": row.text})
+
+
+def index_tickets(conn: Connection, post_keys: Sequence[str]) -> None:
+    """`index_ticket` for many tickets at once (a bulk job's), in two statements."""
+    if conn.dialect.name != "sqlite" or not post_keys:
+        return
+    rows = conn.execute(select(outbox.c.id, tickets.c.subject, posts.c.text)
+                        .join(tickets, tickets.c.post_key == outbox.c.post_key)
+                        .join(posts, posts.c.key == outbox.c.post_key)
+                        .where(outbox.c.post_key.in_(list(post_keys)))).all()
+    if not rows:
+        return
+    conn.execute(text("DELETE FROM ticket_search WHERE rowid = :id"), [{"id": row.id} for row in rows])
+    conn.execute(text("INSERT INTO ticket_search (rowid, subject, text) VALUES (:id, :subject, :text)"),
+                 [{"id": row.id, "subject": row.subject, "text": row.text} for row in rows])
 
 
 def backfill_search_index(conn: Connection, batch: int = BACKFILL_BATCH) -> int:

@@ -41,7 +41,7 @@ ENV: tuple[EnvVar, ...] = (
     EnvVar("ZENDESK_FIELDS", "(unset: tags only)",
            "Labels copied into custom ticket fields: `sentiment=360001,intent=360002:tag` (label=field id[:tag]).",
            False, _CLIENT),
-    EnvVar("ZENDESK_BULK_THRESHOLD", "200",
+    EnvVar("ZENDESK_BULK_THRESHOLD", "20",
            "New tickets waiting from which delivery uses bulk jobs (`create_many`, ≤100 per job, batches side by side); "
            "also below it while Zendesk's Update Ticket limit (100/min) is nearly spent; 0: never (one by one).",
            False, _CLIENT),

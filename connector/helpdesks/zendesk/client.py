@@ -34,6 +34,7 @@ import re
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -127,7 +128,13 @@ class ZendeskConfig:
     app_webhook_secret: str | None = field(default=None, repr=False)
     app_status_webhook_secret: str | None = field(default=None, repr=False)
     fields: Mapping[str, FieldMapping] = field(default_factory=dict)
-    bulk_threshold: int = 200
+    #: New tickets waiting from which they go through bulk jobs. One by one takes ~0.5 s a
+    #: ticket (requester, ticket, note: three calls), so the last of 20 waits ~10 s — as long as
+    #: a whole bulk cycle of a batch of 20 (requesters ~2 s, tickets ~6 s in the recorded
+    #: timing) — and spends 60 calls of the account's 700/min where bulk spends a handful. At
+    #: 200 a storm's first 10 seconds of posts waited for the backlog to build and then for
+    #: their jobs: ~20 s (issue 17 storm benchmark).
+    bulk_threshold: int = 20
     rate_reserve_percent: int = 10
     timeout: float = 30.0
 
@@ -179,7 +186,7 @@ class ZendeskConfig:
             app_webhook_secret=_app_webhook_secret(env, "reply"),
             app_status_webhook_secret=_app_webhook_secret(env, "status"),
             fields=_parse_fields(env.get("ZENDESK_FIELDS") or ""),
-            bulk_threshold=_int(env, "ZENDESK_BULK_THRESHOLD", 200, 0, 1_000_000),
+            bulk_threshold=_int(env, "ZENDESK_BULK_THRESHOLD", cls.bulk_threshold, 0, 1_000_000),
             rate_reserve_percent=_int(env, "ZENDESK_RATE_LIMIT_RESERVE", 10, 0, 90),
             timeout=float(_int(env, "ZENDESK_TIMEOUT", 30, 1, 600)),
         )
@@ -849,6 +856,8 @@ DIRECT_BATCH_MAX = 4
 FIRST_POLL_SECONDS = 0.5
 POLL_BACKOFF = 1.6
 STAGES = ("users", "tickets", "notes")
+#: Job submissions sent at once (each its own zenpy client: `ZendeskHelpdesk.client`).
+SUBMIT_THREADS = 6
 
 
 @dataclass
@@ -891,6 +900,7 @@ class _BulkRun:
         self.stopped: HelpdeskError | None = None
         self.delay = min(FIRST_POLL_SECONDS, helpdesk.poll_interval)
         self.fed_at = time.monotonic()
+        self.pool: ThreadPoolExecutor | None = None  # for submissions side by side (`_submit_ready`)
         self._add(drafts)
 
     # --- outcomes ---------------------------------------------------------------------
@@ -966,16 +976,19 @@ class _BulkRun:
             batch.stage = "notes" if batch.created else "done"
 
     def _submit_ready(self) -> None:
+        # A streaming run lives as long as a storm: forget its finished batches, so each pass
+        # over the rest stays short.
+        self.batches = [b for b in self.batches if b.stage != "done"]
         order = sorted((b for b in self.batches if self._ready(b)),
                        key=lambda b: (-STAGES.index(b.stage), b.indices[0]))
+        picked: list[_Batch] = []
         for batch in order:
-            if len(self.in_flight) >= MAX_JOBS_IN_FLIGHT:
-                return
-            if self.stopped is not None:
-                return
+            if len(self.in_flight) + len(picked) >= MAX_JOBS_IN_FLIGHT or self.stopped is not None:
+                break
             if batch.direct and batch.stage == "tickets":
                 self._open_directly(batch)
-                if batch.stage != "notes" or len(self.in_flight) >= MAX_JOBS_IN_FLIGHT or self.stopped is not None:
+                if batch.stage != "notes" or len(self.in_flight) + len(picked) >= MAX_JOBS_IN_FLIGHT \
+                        or self.stopped is not None:
                     continue
             if batch.stage == "tickets":
                 unknown = [i for i in batch.waiting if self.drafts[i].requester.external_id in self.failed_users
@@ -986,17 +999,40 @@ class _BulkRun:
                 if not batch.waiting:
                     batch.stage = "done"
                     continue
-            try:
-                job = self.helpdesk._call(f"{batch.stage} bulk job", lambda: self.helpdesk._submit_job(batch.stage, batch))
-            except HelpdeskError as exc:
-                if exc.status == 429 and self.in_flight:
-                    return  # too many jobs (or requests) now: submit again once ours end
-                self.stopped = exc
-                return
-            batch.job_id = str(job.id)
+            picked.append(batch)
+        if not picked:
+            return
+        # The submissions go out side by side: each is a round trip (~0.15 s to Zendesk), and
+        # after a poll a storm has ~10 stages to start — one after another they held up the
+        # loop (and so the next poll and feed) for seconds (issue 17). Every call is awaited
+        # and every job it started is tracked, whatever its neighbours' fate.
+        outcomes = list(self._pool().map(self._submit, picked)) if len(picked) > 1 else [self._submit(picked[0])]
+        refused: HelpdeskError | None = None
+        for batch, outcome in zip(picked, outcomes):
+            if isinstance(outcome, HelpdeskError):
+                refused = refused or outcome
+                continue
+            batch.job_id = str(outcome.id)
             batch.submitted_at = time.monotonic()
             self.in_flight[batch.job_id] = batch
             self.delay = min(FIRST_POLL_SECONDS, self.helpdesk.poll_interval)  # a fresh job: look soon
+        if refused is not None and not (refused.status == 429 and self.in_flight):
+            # A 429 while jobs of ours run: too many jobs (or requests) now, those batches are
+            # submitted again once ours end. Anything else stops the run.
+            self.stopped = refused
+
+    def _submit(self, batch: _Batch) -> Any:
+        """One batch's job for its stage: the job status, or the HelpdeskError."""
+        stage = batch.stage
+        try:
+            return self.helpdesk._call(f"{stage} bulk job", lambda: self.helpdesk._submit_job(stage, batch))
+        except HelpdeskError as exc:
+            return exc
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=SUBMIT_THREADS, thread_name_prefix="zendesk-submit")
+        return self.pool
 
     def _feed(self) -> None:
         """Take further drafts while a job slot is free and nothing stopped us."""
@@ -1009,8 +1045,22 @@ class _BulkRun:
 
     # --- the loop ---------------------------------------------------------------------
     def run(self) -> BulkCreateResult:
+        try:
+            self._loop()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)  # every submission is answered before we finish
+        self._finish()
+        return self.result
+
+    def _loop(self) -> None:
         helpdesk = self.helpdesk
         while True:
+            # The stages that the last poll advanced go first; then new drafts, if a job slot
+            # is left, go out in the same turn. (Feeding first never fed while any batch was
+            # ready — and after most polls one is — so a storm's posts waited ~10 s between
+            # feeds and came in batches of 200: issue 17.)
+            self._submit_ready()
             self._feed()
             self._submit_ready()
             if not self.in_flight:
@@ -1057,8 +1107,6 @@ class _BulkRun:
             if self._overdue():
                 self._give_up(None)
                 break
-        self._finish()
-        return self.result
 
     @staticmethod
     def _eta(batch: _Batch, status: Any) -> float:
