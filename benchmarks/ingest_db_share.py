@@ -24,11 +24,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipeline_throughput import synthetic_posts  # noqa: E402
+from pipeline_throughput import synthetic_posts, warm_services  # noqa: E402
 from sqlalchemy.engine import Connection  # noqa: E402
-
-from connector.config import Settings  # noqa: E402
-from connector.services import Services  # noqa: E402
 
 
 def main() -> None:
@@ -59,11 +56,7 @@ def main() -> None:
         return timed(name, lambda: execute(self, statement, *args, **kwargs))
 
     with tempfile.TemporaryDirectory() as tmp:
-        env = {"YORISOI_DATA_DIR": tmp, "YORISOI_LOG_LEVEL": "WARNING"}
-        if args.database:
-            env["YORISOI_DATABASE"] = args.database
-        svc = Services.build(Settings.from_env(env))
-        svc.pipeline.ingest_many([p | {"id": f"warm-up-{i}"} for i, p in enumerate(posts[:50])], "bench")
+        svc = warm_services(tmp, args.database, posts)
         Connection.execute = timed_execute  # type: ignore[method-assign]
         # engine.begin() commits through the Transaction, not Connection.commit: time that.
         from sqlalchemy.engine.base import RootTransaction

@@ -47,10 +47,15 @@ def corpus_texts(limit: int = 400) -> list[str]:
     return [json.loads(line)["text"] for line in lines[:limit] if line.strip()]
 
 
-def string_counts(vocabulary: Vocabulary, text: str, low: int, high: int) -> tuple[list[int], list[int]]:
-    counted = Counter(char_grams(text, low, high))
+def string_look_up(vocabulary: Vocabulary, grams) -> tuple[list[int], list[int]]:
+    """The plain way: count the n-gram strings, look each up in the vocabulary's dict."""
+    counted = Counter(grams)
     pairs = sorted((vocabulary.index[t], n) for t, n in counted.items() if t in vocabulary.index)
     return [c for c, _ in pairs], [n for _, n in pairs]
+
+
+def string_counts(vocabulary: Vocabulary, text: str, low: int, high: int) -> tuple[list[int], list[int]]:
+    return string_look_up(vocabulary, char_grams(text, low, high))
 
 
 def test_packed_char_grams_are_the_string_look_up(shipped):
@@ -76,9 +81,7 @@ def test_packed_char_grams_for_other_ranges_and_a_small_vocabulary(low, high, sh
 
 
 def string_word_counts(vocabulary: Vocabulary, words, low: int, high: int) -> tuple[list[int], list[int]]:
-    counted = Counter(_ngrams(words, low, high))
-    pairs = sorted((vocabulary.index[t], n) for t, n in counted.items() if t in vocabulary.index)
-    return [c for c, _ in pairs], [n for _, n in pairs]
+    return string_look_up(vocabulary, _ngrams(words, low, high))
 
 
 def test_packed_word_grams_are_the_string_look_up(shipped):
