@@ -113,26 +113,9 @@ def _frozen(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(values.items())
 
 
-def record_ticket_facts(conn: Connection, post_key: str, ticket_created_at: datetime) -> None:
-    row = conn.execute(select(posts.c.created_at, posts.c.brand, posts.c.platform, analyses.c.sentiment,
-                              analyses.c.intent, analyses.c.expectation_type, analyses.c.expectation_content,
-                              analyses.c.quality_axis, analyses.c.priority, analyses.c.risk, analyses.c.risk_score)
-                       .outerjoin(analyses, analyses.c.post_key == posts.c.key)
-                       .where(posts.c.key == post_key)).mappings().first()
-    if row is None:
-        return
-    first_reply = conn.execute(select(func.min(exchanges.c.sent_at))
-                               .where(exchanges.c.ticket_post_key == post_key)).scalar()
-    fact = ticket_fact(post_key, row, ticket_created_at, first_reply)
-    inserted = conn.execute(dialect_insert(conn, ticket_facts).values(**fact)
-                            .on_conflict_do_nothing(index_elements=["post_key"])).rowcount
-    if inserted:  # a second delivery of the same ticket changes nothing, its bins neither
-        count_response_times(conn, [fact])
-
-
 def record_ticket_facts_many(conn: Connection, post_keys: Sequence[str], ticket_created_at: datetime) -> None:
-    """`record_ticket_facts` for many tickets made at once (a bulk job's), with one query per
-    step instead of one per ticket: the posts, their first replies, and one insert whose
+    """The facts of tickets just made (one, or a bulk job's), with one query per step instead
+    of one per ticket: the posts, their first replies, and one insert whose
     RETURNING says which facts are new — only those count in the bins, as one by one."""
     keys = list(dict.fromkeys(post_keys))
     if not keys:

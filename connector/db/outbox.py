@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.counts import record_ticket_facts, record_ticket_facts_many
+from connector.db.counts import record_ticket_facts_many
 from connector.db.engine import dialect_insert, utcnow, worker_id
 from connector.db.schema import (
     analyses,
@@ -24,7 +24,7 @@ from connector.db.schema import (
     ticket_followups,
     tickets,
 )
-from connector.db.ticket_search import index_ticket, index_tickets, text_condition
+from connector.db.ticket_search import index_tickets, text_condition
 from connector.models import TicketRef
 
 log = logging.getLogger(__name__)
@@ -284,20 +284,7 @@ class OutboxRepository:
         """Record the ticket and finish the row. The ticket is recorded even when the claim
         was lost (it exists in the helpdesk; the first record wins, so the other worker's
         lookup finds it); returns False when the row was no longer this worker's."""
-        now = utcnow()
-        with self.engine.begin() as conn:
-            return self._record_created(conn, now, item, ref, external_id, subject, priority, tags)
-
-    def _record_created(self, conn: Connection, now: datetime, item: OutboxItem, ref: TicketRef,
-                        external_id: str, subject: str, priority: str, tags: Sequence[str]) -> bool:
-        conn.execute(dialect_insert(conn, tickets).values(
-            post_key=item.post_key, helpdesk=ref.helpdesk, ticket_id=ref.ticket_id, url=ref.url,
-            external_id=external_id, subject=subject, priority=priority, tags=list(tags),
-            created_at=now,
-        ).on_conflict_do_nothing(index_elements=["post_key"]))
-        record_ticket_facts(conn, item.post_key, now)
-        index_ticket(conn, item.post_key)  # the tickets page's text search, same transaction
-        return self._finish(conn, item, now)
+        return self.mark_created_many([(item, ref, external_id, subject, priority, tags)]) == 1
 
     def mark_created_many(self, created: Sequence[tuple[OutboxItem, TicketRef, str, str, str, Sequence[str]]]) -> int:
         """`mark_created` for many rows in ONE transaction (a bulk job's tickets): each entry is
@@ -307,9 +294,9 @@ class OutboxRepository:
             return 0
         now = utcnow()
         finished = 0
-        # The same rows as `_record_created` one entry at a time, a statement per step for all
-        # of them: in a storm the bulk lane records ~20 tickets a second, and per-ticket
-        # statements were half of its CPU, on the thread that also polls the jobs (issue 17).
+        # A statement per step for all of them, not per ticket: in a storm the bulk lane records
+        # ~20 tickets a second, and per-ticket statements were half of its CPU, on the thread
+        # that also polls the jobs (issue 17).
         with self.engine.begin() as conn:
             conn.execute(dialect_insert(conn, tickets).on_conflict_do_nothing(index_elements=["post_key"]), [
                 dict(post_key=item.post_key, helpdesk=ref.helpdesk, ticket_id=ref.ticket_id, url=ref.url,
@@ -318,14 +305,12 @@ class OutboxRepository:
             keys = [entry[0].post_key for entry in created]
             record_ticket_facts_many(conn, keys, now)
             index_tickets(conn, keys)
-            by_worker: dict[str | None, list[int]] = {}
+            by_worker: dict[str | None, list[OutboxItem]] = {}
             for entry in created:
-                by_worker.setdefault(entry[0].claimed_by, []).append(entry[0].id)
-            for claimed_by, ids in by_worker.items():
-                mine = outbox.c.status == "sending"
-                if claimed_by is not None:
-                    mine = mine & (outbox.c.claimed_by == claimed_by)
-                finished += conn.execute(update(outbox).where(outbox.c.id.in_(ids)).where(mine).values(
+                by_worker.setdefault(entry[0].claimed_by, []).append(entry[0])
+            for items in by_worker.values():
+                finished += conn.execute(update(outbox).where(outbox.c.id.in_([i.id for i in items]))
+                                         .where(self._still_mine(items[0])).values(
                     status="done", done_at=now, updated_at=now, claimed_by=None, lease_until=None,
                     last_error=None)).rowcount
         return finished
