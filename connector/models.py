@@ -172,6 +172,22 @@ class Decision:
     echo_of: str | None = None
 
 
+class CountedEchoes(dict[str, tuple[str, ...]]):
+    """The final reasons of the echoes a grouping counted in, by post key; `voices`: those of
+    them whose author is a voice and that were stored without a ticket (they waited for their
+    parent, or found it only inside the transaction), by post key → (brand, the reasons they
+    were stored and counted with). Each gets its ticket now: "not a ticket of its own unless its
+    author is a voice" holds whatever order the stream delivered them in (issue 17)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.voices: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def clear(self) -> None:
+        super().clear()
+        self.voices.clear()
+
+
 @dataclass(frozen=True)
 class Label:
     """One analysis label with its score and the evidence (tokens or rules) behind it.

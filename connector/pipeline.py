@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from connector.analysis import DEFAULT_CONFIDENCE, LabelModel, SentimentModel, analyse
 from connector.db import Conflict, utcnow, worker_id
 from connector.db.outbox import BULK_CLAIM_SUFFIX, OutboxItem
-from connector.db.posts import PostRecord
+from connector.db.posts import PostRecord, Promotion
 from connector.helpdesks.base import (
     Helpdesk,
     HelpdeskError,
@@ -30,7 +30,7 @@ from connector.helpdesks.base import (
     supports_bulk,
 )
 from connector.helpdesks.deadline import within
-from connector.models import Analysis, Decision, Post, TicketRef
+from connector.models import Analysis, CountedEchoes, Decision, Post, TicketRef
 from connector.ports import PipelineStorage
 from connector.qualify import Qualifier, echo_decision, echo_refs, echo_waiting_reason, may_echo
 from connector.ticket_format import follow_up_comment, ticket_draft
@@ -155,7 +155,7 @@ class StormHooks(Protocol):
 
     def fingerprints(self, items: Sequence[tuple[Post, Decision, Analysis | None]]) -> Mapping[str, Any]: ...
     def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]],
-                      fingerprints: Mapping[str, Any] | None = None) -> Mapping[str, tuple[str, ...]]: ...
+                      fingerprints: Mapping[str, Any] | None = None) -> CountedEchoes: ...
     def echo_parent(self, post: Post, batch: Mapping[str, tuple[str, int | None]] | None = None) -> EchoParent | None: ...
     def voice_reason(self, post: Post, analysis: Analysis) -> str | None: ...
     def shape(self, post_key: str, draft: TicketDraft) -> TicketDraft: ...
@@ -200,8 +200,10 @@ class Pipeline:
         #: leave never-attempted creates to it, whatever the backlog (see BULK_STREAM_MIN_RATE).
         self.bulk_streaming = False
 
-    def _committed(self, outcomes: Iterable["IngestOutcome"]) -> None:
-        if any(o.status in ("queued", "follow_up") for o in outcomes):
+    def _committed(self, outcomes: Iterable["IngestOutcome"], *, promoted: bool = False) -> None:
+        """Wake the delivery workers when the commit left them work: a post of its own, or an
+        echo stored earlier that qualified in it (`promoted`)."""
+        if promoted or any(o.status in ("queued", "follow_up") for o in outcomes):
             for wake in self.on_commit:
                 try:
                     wake()
@@ -236,13 +238,14 @@ class Pipeline:
         if may_echo(post, decision) and self.storms is not None:
             decision, analysis = self._echo(post, decision, {})
         ticket_post_key = thread[0] if (thread and decision.qualified) else None
-        counted: dict[str, tuple[str, ...]] = {}
+        counted = CountedEchoes()
         group = self._grouping([(post, decision, analysis)] if not ticket_post_key else [], counted)
         if not self.store.posts.record_post(post, decision, analysis, source=source, ticket_post_key=ticket_post_key,
                                             topics=self._topics(post, decision, analysis), then=group):
             return IngestOutcome(post.key, "duplicate", ("already stored",))  # lost a race: fine
         reasons = counted.get(post.key, decision.reasons)
-        if not decision.qualified:
+        if not decision.qualified and post.key not in counted.voices:
+            self._committed([], promoted=bool(counted.voices))
             return IngestOutcome(post.key, "dropped", reasons)
         outcome = IngestOutcome(post.key, "follow_up" if ticket_post_key else "queued", reasons)
         self._committed([outcome])
@@ -310,7 +313,7 @@ class Pipeline:
                     by_conversation.setdefault((author_key, post.platform, post.conversation_id), target)
             status = ("follow_up" if ticket_post_key else "queued") if decision.qualified else "dropped"
             outcomes[index] = IngestOutcome(post.key, status, decision.reasons)
-        counted: dict[str, tuple[str, ...]] = {}
+        counted = CountedEchoes()
         group = self._grouping([(r.post, r.decision, r.analysis) for r in records if not r.ticket_post_key], counted)
         try:
             self.store.posts.record_posts(records, source=source, then=group)
@@ -320,10 +323,11 @@ class Pipeline:
             redo = {record.post.key: self.ingest(record.post, source) for record in records}
             return [redo.get(o.key or "", o) if o.status != "duplicate" else o
                     for o in outcomes if o is not None]
-        done = [o if o is None or o.key not in counted else IngestOutcome(o.key, o.status, counted[o.key], o.error)
+        done = [o if o is None or o.key is None or o.key not in counted else
+                IngestOutcome(o.key, "queued" if o.key in counted.voices else o.status, counted[o.key], o.error)
                 for o in outcomes]
         final = [o for o in done if o is not None]
-        self._committed(final)
+        self._committed(final, promoted=bool(counted.voices))
         return final
 
     def _echo(self, post: Post, decision: Decision,
@@ -351,11 +355,12 @@ class Pipeline:
         return complaint_topics(post, analysis, self.watch) if decision.qualified else []
 
     def _grouping(self, items: list[tuple[Post, Decision, Analysis | None]],
-                  counted: dict[str, tuple[str, ...]]) -> Callable[[Any], None] | None:
+                  counted: CountedEchoes) -> Callable[[Any], list[Promotion]] | None:
         """The storm grouping of these posts, to run inside the transaction that stores them:
         a post is stored with its place in a storm or not at all, so a failure there (a lock,
         a full disk) is the ingest's failure — "not done", and the resend groups it. `counted`
-        receives the final reasons of the echoes counted in (by post key)."""
+        receives the final reasons of the echoes counted in (by post key) and the voices among
+        them that qualify now; the grouping returns those as `Promotion`s for the store."""
         storms = self.storms
         chosen = [item for item in items if item[1].qualified or item[1].echo_of is not None]
         if storms is None or not chosen:
@@ -365,10 +370,33 @@ class Pipeline:
         # ingesting the same brand take turns (issue 17).
         fingerprints = storms.fingerprints(chosen)
 
-        def group(conn: Any) -> None:
+        def group(conn: Any) -> list[Promotion]:
             counted.clear()  # a transaction tried again starts over
-            counted.update(storms.observe_batch(conn, chosen, fingerprints))
+            found = storms.observe_batch(conn, chosen, fingerprints)
+            counted.update(found)
+            counted.voices.update(found.voices)
+            return self._promotions(conn, counted)
         return group
+
+    def _promotions(self, conn: Any, counted: CountedEchoes) -> list[Promotion]:
+        """The voices counted into a storm that were stored without a ticket (they waited for
+        their parent): each qualifies now, as it would have had its parent come first. A
+        waiting echo was stored without a brand (its decision names none)."""
+        if not counted.voices:
+            return []
+        loaded = self.store.posts.load_posts(list(counted.voices), conn=conn)
+        promoted = []
+        for key, (brand, before) in counted.voices.items():
+            found = loaded.get(key)
+            if found is None or found[1].qualified:
+                continue
+            post, _, analysis = found
+            after = Decision(True, brand, counted[key])
+            promoted.append(Promotion(post, Decision(False, None, before), after, analysis,
+                                      self._topics(post, after, analysis)))
+        for key in set(counted.voices) - {p.post.key for p in promoted}:
+            del counted.voices[key]
+        return promoted
 
     # --- deliver ----------------------------------------------------------------------
     def deliver(self, limit: int = DELIVERY_BATCH, *, bulk: bool = True) -> DeliveryReport:

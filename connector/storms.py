@@ -59,7 +59,7 @@ from connector.config import ConfigError, number_setting
 from connector.db.storms import Storm
 from connector.evidence import say
 from connector.helpdesks.base import CommentDraft, HelpdeskError, Requester, TicketDraft
-from connector.models import Analysis, Decision, Post, TicketRef
+from connector.models import Analysis, CountedEchoes, Decision, Post, TicketRef
 from connector.ports import StormStore
 from connector.qualify import echo_reason, echo_refs
 from connector.sources.http import new_session
@@ -633,10 +633,11 @@ class Storms:
 
     def observe_batch(self, conn: Any, items: Sequence[tuple[Post, Decision, Analysis | None]],
                       fingerprints: Mapping[str, tuple[frozenset[str], list[bytes]]] | None = None,
-                      ) -> dict[str, tuple[str, ...]]:
+                      ) -> CountedEchoes:
         """Group the qualified posts and count in the echoes of one ingest transaction (`conn`),
         in order. Returns the final reasons of the echoes counted in (the storm they joined),
-        by post key — also echoes stored earlier that waited for a post of this batch.
+        by post key — also echoes stored earlier that waited for a post of this batch — and
+        which of them are voices still without a ticket (`CountedEchoes.voices`).
 
         Runs inside the transaction that stores the posts, so a post is stored together with
         its storm membership or not at all. Locks, always in this order so no two instances
@@ -664,7 +665,7 @@ class Storms:
         # times cover the batch's posts, back by the longer of the window and the spike window.
         times = [p.created_at for p, _, _ in items]
         if not times:
-            return {}
+            return CountedEchoes()
         writes = self.repo.storm_writes(conn, min(times) - max(self.settings.window, SPIKE_WINDOW), max(times))
         conn = writes
         waited = self.repo.storm_waited_for(conn, [p.key for p, _, _ in counted])
@@ -683,7 +684,7 @@ class Storms:
         # The storms those candidates are in, read (and row-locked) at once rather than each as
         # it is first joined.
         writes.prefetch(sorted({i for index in indexes.values() for i in index.storm_ids()}))
-        reasons: dict[str, tuple[str, ...]] = {}
+        reasons = CountedEchoes()
         for post, decision, analysis in items:
             if decision.qualified:
                 self._observe(post, decision, analysis, conn, reasons=reasons, waited=waited,
@@ -705,7 +706,7 @@ class Storms:
         return self._observe(post, decision, analysis, conn)
 
     def _observe(self, post: Post, decision: Decision, analysis: Analysis | None, conn: Any,
-                 reasons: dict[str, tuple[str, ...]] | None = None, waited: set[str] | None = None,
+                 reasons: CountedEchoes | None = None, waited: set[str] | None = None,
                  fingerprint: tuple[frozenset[str], list[bytes]] | None = None,
                  batch: Mapping[str, BatchBands] | None = None) -> int | None:
         if not decision.qualified or decision.brand is None or analysis is None:
@@ -744,18 +745,22 @@ class Storms:
         if analysis.sentiment.value == "negative":
             self.check_spike(brand, post.created_at, conn)
         if waited is None or post.key in waited:
-            self._count_waiting(post.key, post.created_at, conn, reasons if reasons is not None else {}, batch)
+            self._count_waiting(post.key, post.created_at, conn, reasons if reasons is not None else CountedEchoes(), batch)
         return storm_id
 
     def _echo(self, post: Post, decision: Decision, analysis: Analysis, conn: Any,
-              reasons: dict[str, tuple[str, ...]], waited: set[str],
+              reasons: CountedEchoes, waited: set[str],
               batch: Mapping[str, BatchBands] | None = None) -> None:
         """Count a bare reply or quote in its parent's storm, or keep it waiting for one."""
         for how, key in echo_refs(post):
             member = self.repo.storm_of(key, conn=conn)
             if member is not None and key != post.key:
+                # An echo the ingest judged already (it has the brand) is no voice, else it would
+                # have its ticket; one that found its parent only here (another instance stored
+                # it meanwhile) is judged now, as a waiting echo is when its parent joins.
+                voice = self.voice_reason(post, analysis) if decision.brand is None else None
                 self._join_echo(post.key, post.created_at, analysis.sentiment.value == "negative", analysis.risk.score,
-                                None, how, member, decision.reasons, conn, reasons, batch)
+                                voice, how, member, decision.reasons, conn, reasons, batch)
                 return
         self.repo.storm_echo_wait(conn, post_key=post.key, parents=echo_refs(post), created_at=post.created_at,
                                   negative=analysis.sentiment.value == "negative", risk_score=analysis.risk.score,
@@ -764,7 +769,7 @@ class Storms:
 
     def _join_echo(self, post_key: str, created_at: datetime, negative: bool, risk_score: float | None,
                    voice: str | None, how: str, member: Mapping[str, Any], stored_reasons: Sequence[str], conn: Any,
-                   reasons: dict[str, tuple[str, ...]], batch: Mapping[str, BatchBands] | None = None) -> None:
+                   reasons: CountedEchoes, batch: Mapping[str, BatchBands] | None = None) -> None:
         brand = member["brand"]
         storm_id = self.repo.storm_add_member(
             post_key=post_key, brand=brand, created_at=created_at, negative=negative,
@@ -775,8 +780,9 @@ class Storms:
         if batch is not None and brand in batch and member["storm_id"] is None:
             batch[brand].founded(member["post_key"], storm_id)  # the parent opened a storm with its echo
         final = final_echo_reasons(stored_reasons, storm_id, how, member["post_key"])
-        if voice is not None:  # a voice that waited: counted, and said so for the agent who finds it
+        if voice is not None:  # a voice that waited: counted, said so, and given its own ticket
             final += (voice,)
+            reasons.voices[post_key] = (brand, tuple(stored_reasons))
         self.repo.storm_echo_counted(conn, post_key, brand, final)
         reasons[post_key] = final
         if negative:
@@ -784,7 +790,7 @@ class Storms:
         self._count_waiting(post_key, created_at, conn, reasons, batch)
 
     def _count_waiting(self, parent_key: str, parent_at: datetime, conn: Any,
-                       reasons: dict[str, tuple[str, ...]], batch: Mapping[str, BatchBands] | None = None) -> None:
+                       reasons: CountedEchoes, batch: Mapping[str, BatchBands] | None = None) -> None:
         """Count in the echoes that waited for `parent_key` (written within `window` of it),
         and theirs in turn (「私も」 replying to 「うちも」)."""
         window = self.settings.window

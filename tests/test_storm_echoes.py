@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connector.analysis import analyse
 from connector.config import Settings
-from connector.db.schema import local_tickets, outbox, posts, storm_echo_waits, storm_members
+from connector.db.schema import local_tickets, outbox, posts, report_daily, storm_echo_waits, storm_members
 from connector.models import Post
 from connector.qualify import NO_MATCH, echo_refs
 from connector.services import Services
@@ -152,6 +152,76 @@ def test_an_echo_before_its_parent_is_counted_when_the_parent_joins(storm_env, b
         assert svc.store.storms.storm(storm["id"]).size == len(STORM_KEYS) + 3
         with svc.store.engine.connect() as conn:
             assert conn.execute(select(storm_echo_waits)).all() == []  # counted: no longer waiting
+    finally:
+        svc.close()
+
+
+def qualified_counts(svc: Services) -> dict[int, int]:
+    """report_daily's posts by qualified (0/1), as the dashboard counts them."""
+    with svc.store.engine.connect() as conn:
+        return {int(q): int(n) for q, n in conn.execute(
+            select(report_daily.c.qualified, func.sum(report_daily.c.n)).group_by(report_daily.c.qualified)).all()}
+
+
+def stored_counts(svc: Services) -> dict[int, int]:
+    with svc.store.engine.connect() as conn:
+        return {int(q): int(n) for q, n in conn.execute(
+            select(posts.c.qualified, func.count()).group_by(posts.c.qualified)).all()}
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_voice_that_came_before_its_parent_gets_its_ticket_when_the_parent_joins(storm_env, batched) -> None:
+    """Out of order, a voice's 「私も！いつ直りますか？」 waits like any echo (no brand is named, no
+    parent known yet); when its parent joins the storm it is counted in AND gets the ticket of
+    its own it would have had in order: one, linked to the problem, counted as qualified."""
+    svc = build(storm_env)
+    try:
+        replay(svc)
+        storm = svc.store.storms.list_storms()[0]
+        late_parent = post_dict(text="これ私も！ → " + BASE, created_at="2026-11-20T10:15:00Z", author={"id": "p1"})
+        voice = bare(f"x:{late_parent['id']}", "私も！いつ直りますか？", 1)
+        by_reach = bare(f"x:{late_parent['id']}", "うちも", 2, followers=50_000)
+        plain = bare(f"x:{late_parent['id']}", "同じく", 3)
+        keys = [f"x:{p['id']}" for p in (voice, by_reach, plain)]
+        ingest = (lambda ps: svc.pipeline.ingest_many(ps, "webhook")) if batched else \
+            (lambda ps: [svc.pipeline.ingest_raw(p, "webhook") for p in ps])
+        waiting = ingest([voice, by_reach, plain])
+        assert [o.status for o in waiting] == ["dropped"] * 3
+        assert not any(stored(svc, key)["outbox"] for key in keys)
+        [joined] = ingest([late_parent])
+        assert joined.status == "queued"
+        for key, why in zip(keys[:2], ("voice: asks a question", "voice: 50,000 followers")):
+            row = stored(svc, key)
+            assert row["qualified"] and row["outbox"] and row["brand"] == "ソラモバイル", key
+            assert row["reasons"][0].startswith(f"echo of storm #{storm['id']} (reply to x:{late_parent['id']})")
+            assert any(r.startswith(why) for r in row["reasons"]), row["reasons"]
+            assert member_rows(svc)[key]["role"] == "voice"
+        assert not stored(svc, keys[2])["qualified"] and not stored(svc, keys[2])["outbox"]  # an echo stays one
+        assert qualified_counts(svc) == stored_counts(svc)  # the dashboard counts them where they are now
+        svc.pipeline.drain(max_wait=5)
+        with svc.store.engine.connect() as conn:
+            tickets = conn.execute(select(local_tickets).where(local_tickets.c.external_id.in_(
+                [f"yorisoi:{key}" for key in keys]))).mappings().all()
+        assert sorted(t["external_id"] for t in tickets) == sorted(f"yorisoi:{key}" for key in keys[:2])
+        for ticket in tickets:
+            assert ticket["fields"]["problem_id"] == svc.store.storms.storm(storm["id"]).problem_ticket_id
+            assert "yorisoi_storm_voice" in ticket["tags"]
+        assert svc.pipeline.drain(max_wait=0).created == 0  # never a second ticket
+    finally:
+        svc.close()
+
+
+def test_a_voice_before_its_parent_in_one_batch_is_queued(storm_env) -> None:
+    svc = build(storm_env)
+    try:
+        replay(svc)
+        parent = post_dict(text="これ私も！ → " + BASE, created_at="2026-11-20T10:15:00Z", author={"id": "p1"})
+        voice = bare(f"x:{parent['id']}", "私も！いつ直りますか？", 1)
+        outcomes = svc.pipeline.ingest_many([voice, parent], "webhook")
+        assert [o.status for o in outcomes] == ["queued", "queued"]
+        assert any(r.startswith("voice: asks a question") for r in outcomes[0].reasons)
+        assert stored(svc, f"x:{voice['id']}")["outbox"]
+        assert qualified_counts(svc) == stored_counts(svc)
     finally:
         svc.close()
 

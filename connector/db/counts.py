@@ -71,35 +71,37 @@ def batch_statements(conn: Connection) -> dict[str, Any]:
     return _BATCH_STATEMENTS[dialect]
 
 
-def count_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,
-                topics: Sequence[str]) -> None:
-    count_posts(conn, [(post, decision, analysis, topics)])
-
-
-def count_posts(conn: Connection, entries: Sequence[tuple[Post, Decision, Analysis | None, Sequence[str]]]) -> None:
+def count_posts(conn: Connection, entries: Sequence[tuple[Post, Decision, Analysis | None, Sequence[str]]], *,
+                removed: Sequence[tuple[Post, Decision, Analysis | None, Sequence[str]]] = ()) -> None:
     """Add posts to the dashboard's summary tables: the bumps of a whole batch are summed per
-    row first, then each table gets one executemany (one upsert per distinct row)."""
+    row first, then each table gets one executemany (one upsert per distinct row). `removed`:
+    posts counted earlier as they no longer are (a stored echo that qualifies now), taken out
+    in the same statements, so the rows of both are locked once and in one key order."""
     from collections import Counter
 
     bumps: dict[str, Counter[tuple[tuple[str, Any], ...]]] = {name: Counter() for name in
                                  ("report_daily", "report_daily_label", "report_reasons", "report_topic_monthly")}
     topic_rows: list[dict[str, Any]] = []
-    for post, decision, analysis, topics in entries:
+    signed = [(entry, 1) for entry in entries] + [(entry, -1) for entry in removed]
+    for (post, decision, analysis, topics), sign in signed:
         where = dict(day=report_day(post.created_at), brand=decision.brand or "", platform=post.platform)
         labels = label_values(analysis)
-        bumps["report_daily"][_frozen({**where, "qualified": int(decision.qualified), **labels})] += 1
+        bumps["report_daily"][_frozen({**where, "qualified": int(decision.qualified), **labels})] += sign
         for label, value in one_label_values(decision.qualified, post.platform, labels):
-            bumps["report_daily_label"][_frozen({**where, "label": label, "value": value})] += 1
+            bumps["report_daily_label"][_frozen({**where, "label": label, "value": value})] += sign
         for reason in dict.fromkeys(decision.reasons):
-            bumps["report_reasons"][_frozen({**where, "qualified": int(decision.qualified), "reason": reason[:400]})] += 1
+            bumps["report_reasons"][_frozen({**where, "qualified": int(decision.qualified), "reason": reason[:400]})] += sign
         for topic in dict.fromkeys(t[:100] for t in topics):
-            topic_rows.append(dict(post_key=post.key, topic=topic, **where, **labels))
+            if sign > 0:  # a post's topics are stored once it qualifies, never before
+                topic_rows.append(dict(post_key=post.key, topic=topic, **where, **labels))
             bumps["report_topic_monthly"][_frozen({"month": where["day"][:7], "brand": where["brand"],
-                                                   "platform": where["platform"], "topic": topic})] += 1
+                                                   "platform": where["platform"], "topic": topic})] += sign
     statements = batch_statements(conn)
     if topic_rows:
         conn.execute(statements["post_topics"], topic_rows)
     for name, counter in bumps.items():
+        if removed:  # a row whose bumps cancel out needs no write
+            counter = Counter({key: n for key, n in counter.items() if n})
         if counter:
             # In key order: two transactions bumping overlapping rows lock them in the same order.
             conn.execute(statements[name], [{**dict(key), "n": n} for key, n in sorted(counter.items(), key=_order)])

@@ -1,14 +1,15 @@
 """Posts, their authors and analyses: ingest and the reads around a post."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.counts import batch_statements, count_post, count_posts
+from connector.db.counts import batch_statements, count_posts
 from connector.db.engine import dialect_insert, utcnow
 from connector.db.schema import analyses, authors, channel_feed, outbox, posts, report_daily_label, tickets
 from connector.models import Analysis, Decision, Post
@@ -23,6 +24,23 @@ class PostRecord:
     analysis: Analysis | None
     ticket_post_key: str | None = None
     topics: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """A post stored without a ticket that qualifies now, in the transaction that found out:
+    an echo by a voice whose parent joined a storm only after it was stored (issue 17). Its
+    counts move from `before` to `after`; `topics` are its complaint topics as it qualifies."""
+
+    post: Post
+    before: Decision
+    after: Decision
+    analysis: Analysis | None
+    topics: Sequence[str] = ()
+
+
+#: What `record_post(s)`'s `then` (the storm grouping) may hand back: posts it made qualify.
+Then = Callable[[Connection], Sequence[Promotion] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +95,14 @@ def append_to_feed(conn: Connection, keys: Sequence[str]) -> None:
     conn.execute(insert(channel_feed), [{"post_key": key} for key in keys])
 
 
+def _counted_after(promoted: Sequence[Promotion]) -> list[tuple[Post, Decision, Analysis | None, Sequence[str]]]:
+    return [(p.post, p.after, p.analysis, p.topics) for p in promoted]
+
+
+def _counted_before(promoted: Sequence[Promotion]) -> list[tuple[Post, Decision, Analysis | None, Sequence[str]]]:
+    return [(p.post, p.before, p.analysis, ()) for p in promoted]
+
+
 class _AlreadyStored(Exception):
     """Raised inside a transaction to roll it back when the post is a duplicate."""
 
@@ -118,24 +144,25 @@ class PostRepository:
 
     def record_post(self, post: Post, decision: Decision, analysis: Analysis | None, *,
                     source: str, ticket_post_key: str | None = None, topics: Sequence[str] = (),
-                    then: Callable[[Connection], None] | None = None) -> bool:
+                    then: Then | None = None) -> bool:
         """Store a post with its decision, analysis and outbox row in one transaction.
 
         Returns False (and writes nothing) when the post was already stored. For a qualifying
         post an outbox row is added: `create`, or `comment` on `ticket_post_key`'s ticket.
         The dashboard's counts (and the post's complaint `topics`) are added in the same
-        transaction, so they never disagree with the posts stored. `then(conn)` runs last in
-        the same transaction (the storm grouping): its failure stores nothing.
+        transaction, so they never disagree with the posts stored. `then(conn)` runs in the
+        same transaction (the storm grouping): its failure stores nothing, and the posts it
+        makes qualify (`Promotion`) get their outbox rows and counts here.
         """
         now = utcnow()
         try:
             with self.engine.begin() as conn:
                 self._insert_post(conn, post, decision, analysis, source, ticket_post_key, now)
-                count_post(conn, post, decision, analysis, topics)
-                if then is not None:
-                    then(conn)
-                if decision.qualified:
-                    append_to_feed(conn, [post.key])
+                promoted = list(then(conn) or ()) if then is not None else []
+                self._promote(conn, promoted, now)
+                count_posts(conn, [(post, decision, analysis, topics)] + _counted_after(promoted),
+                            removed=_counted_before(promoted))
+                append_to_feed(conn, ([post.key] if decision.qualified else []) + [p.post.key for p in promoted])
         except _AlreadyStored:
             return False
         return True
@@ -148,7 +175,7 @@ class PostRepository:
             return set(conn.execute(select(posts.c.key).where(posts.c.key.in_(list(keys)))).scalars().all())
 
     def record_posts(self, batch: Sequence["PostRecord"], *, source: str,
-                     then: Callable[[Connection], None] | None = None) -> None:
+                     then: Then | None = None) -> None:
         """Store a batch of new posts (each with its decision, analysis, outbox row, counts and
         topics) in ONE transaction: all of them or, on any error, none.
 
@@ -202,11 +229,25 @@ class PostRepository:
                     post_key=r.post.key, kind="comment" if r.ticket_post_key else "create",
                     ticket_post_key=r.ticket_post_key or r.post.key, status="pending", attempts=0,
                     next_attempt_at=now, created_at=now, updated_at=now) for r in qualified])
-            if then is not None:  # the storm grouping, in this transaction (all or nothing)
-                then(conn)
+            # the storm grouping, in this transaction (all or nothing)
+            promoted = list(then(conn) or ()) if then is not None else []
+            self._promote(conn, promoted, now)
             conn.execute(statements["authors"], ordered)
-            count_posts(conn, [(r.post, r.decision, r.analysis, r.topics) for r in batch])
-            append_to_feed(conn, [r.post.key for r in qualified])
+            count_posts(conn, [(r.post, r.decision, r.analysis, r.topics) for r in batch] + _counted_after(promoted),
+                        removed=_counted_before(promoted))
+            append_to_feed(conn, [r.post.key for r in qualified] + [p.post.key for p in promoted])
+
+    @staticmethod
+    def _promote(conn: Connection, promoted: Sequence[Promotion], now: datetime) -> None:
+        """Posts stored earlier without a ticket that qualify now: the row says so, and an
+        outbox row makes their ticket (their counts move with the batch's, `_counted_*`)."""
+        for p in promoted:
+            conn.execute(update(posts).where(posts.c.key == p.post.key).values(
+                qualified=True, brand=p.after.brand, reasons=list(p.after.reasons)))
+        if promoted:
+            conn.execute(insert(outbox), [dict(
+                post_key=p.post.key, kind="create", ticket_post_key=p.post.key, status="pending", attempts=0,
+                next_attempt_at=now, created_at=now, updated_at=now) for p in promoted])
 
     @staticmethod
     def _insert_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,
@@ -262,10 +303,12 @@ class PostRepository:
             return None
         return post_from_row(row)
 
-    def load_posts(self, keys: Sequence[str]) -> dict[str, tuple[Post, Decision, Analysis | None]]:
-        """`load_post` for many keys in one query (a bulk run's claim); missing keys are absent."""
+    def load_posts(self, keys: Sequence[str], conn: Connection | None = None,
+                   ) -> dict[str, tuple[Post, Decision, Analysis | None]]:
+        """`load_post` for many keys in one query (a bulk run's claim; `conn`: inside that
+        transaction); missing keys are absent."""
         found: dict[str, tuple[Post, Decision, Analysis | None]] = {}
-        with self.engine.connect() as conn:
+        with (nullcontext(conn) if conn is not None else self.engine.connect()) as conn:
             for start in range(0, len(keys), 500):  # within any database's bound-parameter limit
                 for row in conn.execute(self._loading().where(posts.c.key.in_(list(keys[start:start + 500])))).mappings():
                     found[row["key"]] = post_from_row(row)
