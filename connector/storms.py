@@ -84,6 +84,10 @@ REPRESENTATIVES_PER_STORM = 12
 #: Stored posts whose 3-grams are kept in memory (a cache: the index is in the database).
 SHINGLE_CACHE = 20_000
 SPIKE_WINDOW = timedelta(minutes=15)
+#: An echo waits this long (plus the window) for its parent: as far back as a source can still
+#: bring a post (X's recent search: 7 days, https://docs.x.com/x-api/posts/search/introduction).
+ECHO_WAIT_KEEP = timedelta(days=8)
+ECHO_WAIT_PRUNE_EVERY = timedelta(hours=1)
 #: Least expected count per 15 minutes: a brand with no history is not "infinitely" surprised.
 BASELINE_FLOOR = 0.5
 SPIKE_END_ALPHA = 0.05
@@ -556,6 +560,7 @@ class Storms:
         self._lock = threading.Lock()
         self._baseline: dict[tuple[str, datetime], float] = {}
         self._shingle_cache: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._pruned_at: datetime | None = None
 
     # grouping
     def _shingles(self, brand: str, post_key: str, text: str) -> frozenset[str]:
@@ -852,10 +857,21 @@ class Storms:
                 self.repo.close_alert(active["id"], at, conn=conn)
 
     def tick(self, now: datetime) -> None:
-        """End alerts whose brand went quiet (no post arrives to end them)."""
+        """End alerts whose brand went quiet (no post arrives to end them); now and then,
+        forget echoes that waited for a parent in vain."""
         for alert in self.repo.list_alerts(limit=20):
             if alert["ended_at"] is None and now - alert["started_at"] >= SPIKE_WINDOW:
                 self.check_spike(alert["brand"], max(now, alert["started_at"] + SPIKE_WINDOW))
+        with self._lock:
+            due = self._pruned_at is None or now - self._pruned_at >= ECHO_WAIT_PRUNE_EVERY
+            if due:
+                self._pruned_at = now
+        if due:
+            # A parent counts an echo in when the two are within `window` of each other, and a
+            # parent may still arrive that late (X's recent search reaches 7 days back).
+            gone = self.repo.storm_prune_echo_waits(now - ECHO_WAIT_KEEP - self.settings.window)
+            if gone:
+                log.info("forgot %d echoes whose parent never joined a storm", gone)
 
     # delivery
     def shape(self, post_key: str, draft: TicketDraft) -> TicketDraft:

@@ -226,6 +226,32 @@ def test_a_voice_before_its_parent_in_one_batch_is_queued(storm_env) -> None:
         svc.close()
 
 
+def test_echoes_whose_parent_never_comes_are_forgotten_after_the_longest_backfill(storm_env) -> None:
+    """An echo waits for its parent as long as a source may still bring that parent (8 days,
+    plus the window); after that its row goes, so the table does not grow forever. Pruning
+    runs from the delivery pass's tick, at most hourly."""
+    svc = build(storm_env)
+    try:
+        old = bare("x:999", "私も！", 1, at="2026-11-01T10:00:00Z")
+        recent = bare("x:998", "うちも", 2, at="2026-11-09T10:00:00Z")
+        svc.pipeline.ingest_many([old, recent], "webhook")
+        storms = svc.pipeline.storms
+        assert storms is not None
+
+        def waiting() -> set[str]:
+            with svc.store.engine.connect() as conn:
+                return set(conn.execute(select(storm_echo_waits.c.post_key)).scalars())
+        assert waiting() == {f"x:{old['id']}", f"x:{recent['id']}"}
+        storms.tick(datetime(2026, 11, 9, 12, 0, tzinfo=timezone.utc))  # 8 days + 2 h after `old`: kept
+        assert waiting() == {f"x:{old['id']}", f"x:{recent['id']}"}
+        storms.tick(datetime(2026, 11, 9, 12, 30, tzinfo=timezone.utc))  # within the hour: no second prune
+        storms.tick(datetime(2026, 11, 9, 13, 1, tzinfo=timezone.utc))
+        assert waiting() == {f"x:{recent['id']}"}
+        assert stored(svc, f"x:{old['id']}")["reasons"]  # the post itself and its decision stay
+    finally:
+        svc.close()
+
+
 def test_parent_and_echo_out_of_order_in_one_batch(storm_env) -> None:
     svc = build(storm_env)
     try:

@@ -353,6 +353,12 @@ class StormRepository:
         conn.execute(update(posts).where(posts.c.key == post_key).values(brand=brand, reasons=list(reasons)))
         conn.execute(storm_echo_waits.delete().where(storm_echo_waits.c.post_key == post_key))
 
+    def storm_prune_echo_waits(self, before: datetime) -> int:
+        """Forget echoes still waiting for a parent that would have to be older than `before`:
+        no parent can count them in any more. Returns how many rows went."""
+        with self.engine.begin() as conn:
+            return conn.execute(storm_echo_waits.delete().where(storm_echo_waits.c.created_at < before)).rowcount
+
     def storm_candidates(self, tx: Tx, brand: str, bands: Sequence[bytes], since: datetime,
                          until: datetime) -> list[dict[str, Any]]:
         """Indexed posts of a brand sharing a MinHash band with these, created in [since, until],
