@@ -5,6 +5,7 @@ import bisect
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from itertools import repeat
 from typing import Any, Callable, Iterator, Sequence, Union, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
@@ -221,12 +222,15 @@ class StormWrites:
                 # ~32 rows per post, ~4,700 per batch: through SQLAlchemy's executemany each row's
                 # time went through the column type (UTCDateTime, then SQLite's DATETIME string)
                 # again; here a post's values are converted once and its band rows share them.
-                key_of, band_of, brand_of, at_of, id_of = _bind_processors(conn, storm_bands)
-                _sqlite_insert(conn, storm_bands, [
-                    (k, band_of(band), b, t, i)
-                    for k, b, t, i, bands in ((key_of(key), brand_of(brand), at_of(at), id_of(storm_id), bands)
-                                              for key, (bands, brand, at, storm_id) in self.bands.items())
-                    for band in bands])
+                # The band keys go as they are: bytes are stored as a BLOB by sqlite3 itself
+                # (SQLAlchemy's LargeBinary only wraps them in sqlite3.Binary, a memoryview).
+                key_of, _, brand_of, at_of, id_of = _bind_processors(conn, storm_bands)
+                rows: list[tuple[Any, ...]] = []
+                for key, (bands, brand, at, storm_id) in self.bands.items():
+                    n = len(bands)
+                    rows += zip(repeat(key_of(key), n), bands, repeat(brand_of(brand), n), repeat(at_of(at), n),
+                                repeat(id_of(storm_id), n))
+                _sqlite_insert(conn, storm_bands, rows)
             elif conn.dialect.name == "postgresql" and len(
                     widths := {len(band) for bands, _, _, _ in self.bands.values() for band in bands}) == 1:
                 # One row per post, its band keys (all one width) joined and cut apart by the
@@ -322,10 +326,10 @@ def _sqlite_band_pairs(conn: Connection, brand: str, bands: Sequence[bytes], sin
     look-up; issue 17). The parameters are converted by the columns' own bind processors; the
     rows come as the driver returns them (TEXT as str, BLOB as bytes, as SQLAlchemy's types on
     SQLite would return them, pinned by tests/test_storm_batch.py)."""
-    _, band_of, brand_of, at_of, _ = _bind_processors(conn, storm_bands)
+    _, _, brand_of, at_of, _ = _bind_processors(conn, storm_bands)  # band keys: bytes as they are (`flush`)
     sql = _SQLITE_BAND_PAIRS.format(", ".join("?" * len(bands)))
     return cast(Sequence[tuple[str, bytes]], conn.exec_driver_sql(
-        sql, (brand_of(brand), *map(band_of, bands), at_of(since), at_of(until))).all())
+        sql, (brand_of(brand), *bands, at_of(since), at_of(until))).all())
 
 
 Tx = Union[Connection, StormWrites]  # a transaction, or a batch's kept writes in one
