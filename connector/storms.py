@@ -600,6 +600,10 @@ class Storms:
             score, kind = similarity(sh, self._shingles(brand, row["post_key"], row["text"]))
             if score > best[1]:
                 best = (row, score, kind)
+                if score >= 1.0:
+                    # No later candidate can win: scores are ratios (at most 1) and a tie keeps the
+                    # first. Echo storms are mostly copies, so this ends most searches early.
+                    break
         row, score, kind = best
         if row is None or score < self.settings.similarity:
             return Assignment(post.key, None, None, None, None), sh, keys
