@@ -12,9 +12,20 @@ from sqlalchemy import Engine, Table, create_engine, insert, select
 from benchmarks.pipeline_throughput import synthetic_posts
 from benchmarks.storm import BARE_ECHOES, generate
 from connector.config import Settings
-from connector.db.schema import metadata, posts, storm_alerts, storm_bands, storm_echo_waits, storm_members, storms
-from connector.db.storms import _BAND_PAIRS, StormWrites, _sqlite_band_pairs
+from connector.db.schema import (
+    SCHEMA_VERSION,
+    metadata,
+    posts,
+    schema_version,
+    storm_alerts,
+    storm_bands,
+    storm_echo_waits,
+    storm_members,
+    storms,
+)
+from connector.db.storms import _BAND_PAIRS, _SQLITE_BAND_PAIRS, StormWrites, _sqlite_band_pairs
 from connector.services import Services
+from connector.store import Store
 from tests import pg
 
 FIXED = datetime(2026, 11, 21, tzinfo=timezone.utc)  # velocity (risk) depends on the post's age
@@ -147,3 +158,28 @@ def test_sqlite_flush_stores_what_sqlalchemy_stores(tmp_path: Any) -> None:
         engine.dispose()
     assert stored["flush"] == stored["sqlalchemy"]
     assert stored["flush"]["storm_bands"][0][3] == "'2026-11-21 00:00:00.000000'"  # the post's time, in UTC
+
+
+def test_band_lookup_reads_the_index_alone_after_the_migration(tmp_path: Any) -> None:
+    """Migration 10 rebuilds ix_storm_bands_lookup with post_key, so the batch look-up is an
+    index-only read (issue 17)."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    store = Store(url)
+    with store.engine.begin() as conn:  # a version-9 database: the index without post_key
+        conn.exec_driver_sql("DROP INDEX ix_storm_bands_lookup")
+        conn.exec_driver_sql("CREATE INDEX ix_storm_bands_lookup ON storm_bands (brand, band, created_at)")
+        conn.execute(schema_version.delete())
+        conn.execute(schema_version.insert().values(version=9, applied_at=FIXED))
+    store.engine.dispose()
+    upgraded = Store(url)
+    try:
+        with upgraded.engine.connect() as conn:
+            assert conn.execute(select(schema_version.c.version).order_by(schema_version.c.version.desc())
+                                ).scalar() == SCHEMA_VERSION
+            assert [r[2] for r in conn.exec_driver_sql("PRAGMA index_info(ix_storm_bands_lookup)")] == [
+                "brand", "band", "created_at", "post_key"]
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + _SQLITE_BAND_PAIRS.format("?, ?"),
+                                        ("b", b"x", b"y", "2026-11-20", "2026-11-21")).all()
+            assert "COVERING INDEX ix_storm_bands_lookup" in str(plan)
+    finally:
+        upgraded.engine.dispose()
