@@ -51,6 +51,7 @@ import zlib
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import chain, repeat
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -558,18 +559,12 @@ class BatchBands:
     def candidates(self, bands: Sequence[bytes], since: datetime, until: datetime) -> list[dict[str, Any]]:
         """As `storm_candidates`: distinct posts sharing a band, band row in [since, until],
         ordered by (created_at, post_key)."""
-        found: set[str] = set()
-        for band in bands:
-            hits = self._by_band.get(band)
-            if hits:
-                found |= hits
-        rows = []
-        for key in found:
-            storm_id, created_at, text = self._posts[key]
-            if since <= created_at <= until:
-                rows.append({"post_key": key, "storm_id": storm_id, "created_at": created_at, "text": text})
-        rows.sort(key=lambda r: (r["created_at"], r["post_key"]))
-        return rows
+        posts_ = self._posts
+        found = set().union(*map(self._by_band.get, bands, repeat(())))
+        # (time, key) pairs sort as the rows should, without a key function (issue 17).
+        order = sorted([(entry[1], key) for key in found if since <= (entry := posts_[key])[1] <= until])
+        return [{"post_key": key, "storm_id": posts_[key][0], "created_at": at, "text": posts_[key][2]}
+                for at, key in order]
 
 
 @dataclass
@@ -722,7 +717,7 @@ class Storms:
         indexes: dict[str, BatchBands] = {}
         for brand in sorted({d.brand for _, d, _ in counted if d.brand is not None}):
             mine = [p for p, d, _ in counted if d.brand == brand]
-            keys = list(dict.fromkeys(k for p in mine for k in fingerprints[p.key][1]))
+            keys = list(dict.fromkeys(chain.from_iterable(fingerprints[p.key][1] for p in mine)))
             indexes[brand] = BatchBands(self.repo.storm_band_hits(
                 conn, brand, keys, min(p.created_at for p in mine) - window, max(p.created_at for p in mine) + window))
         # The storms those candidates are in, read (and row-locked) at once rather than each as
