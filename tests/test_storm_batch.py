@@ -23,7 +23,14 @@ from connector.db.schema import (
     storm_members,
     storms,
 )
-from connector.db.storms import _BAND_PAIRS, _SQLITE_BAND_PAIRS, StormWrites, _sqlite_band_pairs
+from connector.db.storms import (
+    _BAND_PAIRS,
+    _INDEXED_POSTS,
+    _INDEXED_POSTS_OF,
+    _SQLITE_BAND_PAIRS,
+    StormWrites,
+    _sqlite_band_pairs,
+)
 from connector.services import Services
 from connector.store import Store
 from tests import pg
@@ -132,7 +139,7 @@ def test_sqlite_flush_stores_what_sqlalchemy_stores(tmp_path: Any) -> None:
     stored = {}
     for how in ("sqlalchemy", "flush"):
         engine = create_engine(f"sqlite:///{tmp_path / how}.sqlite3")  # no foreign keys: no posts needed
-        metadata.create_all(engine, tables=[storm_members, storm_bands])
+        metadata.create_all(engine, tables=[storm_members, storm_bands, storms])
         with engine.begin() as conn:
             if how == "flush":
                 writes = StormWrites(conn, FIXED - timedelta(days=1), FIXED)
@@ -144,6 +151,15 @@ def test_sqlite_flush_stores_what_sqlalchemy_stores(tmp_path: Any) -> None:
                 conn.execute(insert(storm_bands), [dict(post_key=key, band=band, brand=brand, created_at=at, storm_id=i)
                                                    for key, (keys, brand, at, i) in bands.items() for band in keys])
         stored[how] = {table.name: _as_stored(engine, table) for table in (storm_members, storm_bands)}
+        with engine.begin() as conn:  # a batch's storms' indexed posts: each post once, at its earliest band row
+            conn.execute(insert(storm_bands).values(post_key="x:2", band=b"\x02" * 17, brand="ソラモバイル",
+                                                    created_at=FIXED - timedelta(hours=1), storm_id=7))
+            writes = StormWrites(conn, FIXED - timedelta(days=1), FIXED)
+            writes.prefetch([7])
+            assert writes.indexed[7] == {r.post_key: r.created_at for r in conn.execute(
+                _INDEXED_POSTS, {"b_storm": 7, "b_since": FIXED - timedelta(days=1)})} == {
+                "x:2": FIXED - timedelta(hours=1)}
+            conn.rollback()
         with engine.connect() as conn:  # the band look-up through the driver reads what SQLAlchemy reads
             day = (FIXED - timedelta(days=1), FIXED + timedelta(days=1))
             for since, until in (day, (members[1]["created_at"], FIXED), (FIXED, members[1]["created_at"]),
@@ -178,8 +194,14 @@ def test_band_lookup_reads_the_index_alone_after_the_migration(tmp_path: Any) ->
                                 ).scalar() == SCHEMA_VERSION
             assert [r[2] for r in conn.exec_driver_sql("PRAGMA index_info(ix_storm_bands_lookup)")] == [
                 "brand", "band", "created_at", "post_key"]
+            assert [r[2] for r in conn.exec_driver_sql("PRAGMA index_info(ix_storm_bands_storm)")] == [
+                "storm_id", "created_at", "post_key"]
             plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + _SQLITE_BAND_PAIRS.format("?, ?"),
                                         ("b", b"x", b"y", "2026-11-20", "2026-11-21")).all()
             assert "COVERING INDEX ix_storm_bands_lookup" in str(plan)
+            indexed_posts_of = _INDEXED_POSTS_OF.params(b_ids=[1], b_since=FIXED).compile(
+                dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {indexed_posts_of}", (1, "2026-11-20")).all()
+            assert "COVERING INDEX ix_storm_bands_storm" in str(plan) and "TEMP B-TREE" not in str(plan)
     finally:
         upgraded.engine.dispose()

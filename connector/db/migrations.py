@@ -117,11 +117,12 @@ def _migrate_9_response_filters(conn: Connection) -> None:
 
 
 def _migrate_10_storm_bands_lookup(conn: Connection) -> None:
-    """The storm band look-up's index covers post_key (issue 17): rebuilt with it."""
+    """The storm band indexes cover post_key (issue 17): rebuilt with it."""
     from connector.db.schema import storm_bands
 
-    conn.execute(text("DROP INDEX IF EXISTS ix_storm_bands_lookup"))
-    next(ix for ix in storm_bands.indexes if ix.name == "ix_storm_bands_lookup").create(conn)
+    for ix in sorted(storm_bands.indexes, key=lambda ix: str(ix.name)):
+        conn.execute(text(f"DROP INDEX IF EXISTS {ix.name}"))
+        ix.create(conn)
 
 
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
