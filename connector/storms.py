@@ -51,6 +51,7 @@ import zlib
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import chain, repeat
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -78,6 +79,7 @@ _PRIME = 4_294_967_311  # > 2**32, so a*h + b fits in uint64 for 32-bit a, b, h
 _rng = np.random.default_rng(20261122)  # fixed: signatures are comparable across restarts
 _A = _rng.integers(1, 2**32 - 1, NUM_HASHES, dtype=np.uint64)
 _B = _rng.integers(0, 2**32 - 1, NUM_HASHES, dtype=np.uint64)
+_A_COLUMN, _B_COLUMN = _A[:, None], _B[:, None]  # one row per hash function, against a post's shingles
 #: Representatives indexed per storm: enough to follow a storm whose wording drifts, few enough
 #: that a 5,000-post storm does not make every new post compare with 5,000 others.
 REPRESENTATIVES_PER_STORM = 12
@@ -138,21 +140,34 @@ class StormSettings:
 
 
 # --- similarity (pure) -----------------------------------------------------------------
+class _LettersAndNumbers(dict[int, int | None]):
+    """A `str.translate` table that keeps letters and numbers (Unicode categories L* and N*) and
+    deletes every other character, filled in as characters are first seen: one C-level look-up
+    per character instead of a `unicodedata.category` call (issue 17: a third of `clean_text`)."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = code if unicodedata.category(chr(code))[0] in "LN" else None
+        self[code] = kept
+        return kept
+
+
+_KEEP_LETTERS_AND_NUMBERS = _LettersAndNumbers()
+
+
 def clean_text(text: str, drop: tuple[str, ...] = ()) -> str:
     """Text as compared: folded (width, case, kana), without URLs, mentions, the brand's own
     names, spaces and punctuation."""
-    text = _MENTION.sub(" ", _URL.sub(" ", text))
-    text = fold(unicodedata.normalize("NFKC", text))
+    text = fold(_MENTION.sub(" ", _URL.sub(" ", text)))  # fold starts with NFKC
     for word in drop:
         if word:
             text = text.replace(word, " ")
-    return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LN")
+    return text.translate(_KEEP_LETTERS_AND_NUMBERS)
 
 
 def shingles(text: str, n: int = SHINGLE) -> frozenset[str]:
     if len(text) <= n:
         return frozenset([text]) if text else frozenset()
-    return frozenset(text[i:i + n] for i in range(len(text) - n + 1))
+    return frozenset([text[i:i + n] for i in range(len(text) - n + 1)])
 
 
 def similarity(a: frozenset[str], b: frozenset[str]) -> tuple[float, str]:
@@ -169,15 +184,42 @@ def similarity(a: frozenset[str], b: frozenset[str]) -> tuple[float, str]:
     return jaccard, "near-duplicate"
 
 
+class _ShingleHashes(dict[str, int]):
+    """CRC-32 of a 3-gram's UTF-8, kept as 3-grams are first seen (posts share most of theirs:
+    a look-up is a fifth of hashing again); emptied when it reaches `limit` entries."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __missing__(self, shingle: str) -> int:
+        if len(self) >= self.limit:
+            self.clear()
+        value = self[shingle] = zlib.crc32(shingle.encode("utf-8"))
+        return value
+
+
+_SHINGLE_HASHES = _ShingleHashes(200_000)
+
+
 def signature(sh: frozenset[str]) -> np.ndarray:
-    hashes = np.fromiter((zlib.crc32(s.encode("utf-8")) for s in sh), dtype=np.uint64, count=len(sh))
-    if hashes.size == 0:
+    if not sh:
         return np.zeros(NUM_HASHES, dtype=np.uint64)
-    return ((_A[:, None] * hashes[None, :] + _B[:, None]) % _PRIME).min(axis=1)
+    hashes = np.fromiter(map(_SHINGLE_HASHES.__getitem__, sh), dtype=np.uint64, count=len(sh))
+    values = _A_COLUMN * hashes  # (a·h + b) mod p for every hash function and shingle, in place
+    values += _B_COLUMN
+    values %= _PRIME
+    return values.min(axis=1)
+
+
+_BAND_NUMBERS = [bytes([i]) for i in range(BANDS)]
 
 
 def band_keys(sig: np.ndarray) -> list[bytes]:
-    return [sig[i * ROWS:(i + 1) * ROWS].tobytes() + bytes([i]) for i in range(BANDS)]
+    """Each band's `ROWS` values as bytes (native order), then the band's number: cut from one
+    `tobytes` of the whole signature rather than one per band."""
+    raw, width = sig.tobytes(), ROWS * sig.itemsize
+    return [raw[i * width:(i + 1) * width] + _BAND_NUMBERS[i] for i in range(BANDS)]
 
 
 @dataclass
@@ -521,18 +563,12 @@ class BatchBands:
     def candidates(self, bands: Sequence[bytes], since: datetime, until: datetime) -> list[dict[str, Any]]:
         """As `storm_candidates`: distinct posts sharing a band, band row in [since, until],
         ordered by (created_at, post_key)."""
-        found: set[str] = set()
-        for band in bands:
-            hits = self._by_band.get(band)
-            if hits:
-                found |= hits
-        rows = []
-        for key in found:
-            storm_id, created_at, text = self._posts[key]
-            if since <= created_at <= until:
-                rows.append({"post_key": key, "storm_id": storm_id, "created_at": created_at, "text": text})
-        rows.sort(key=lambda r: (r["created_at"], r["post_key"]))
-        return rows
+        posts_ = self._posts
+        found = set().union(*map(self._by_band.get, bands, repeat(())))
+        # (time, key) pairs sort as the rows should, without a key function (issue 17).
+        order = sorted([(entry[1], key) for key in found if since <= (entry := posts_[key])[1] <= until])
+        return [{"post_key": key, "storm_id": posts_[key][0], "created_at": at, "text": posts_[key][2]}
+                for at, key in order]
 
 
 @dataclass
@@ -605,6 +641,10 @@ class Storms:
             score, kind = similarity(sh, self._shingles(brand, row["post_key"], row["text"]))
             if score > best[1]:
                 best = (row, score, kind)
+                if score >= 1.0:
+                    # No later candidate can win: scores are ratios (at most 1) and a tie keeps the
+                    # first. Echo storms are mostly copies, so this ends most searches early.
+                    break
         row, score, kind = best
         if row is None or score < self.settings.similarity:
             return Assignment(post.key, None, None, None, None), sh, keys
@@ -683,7 +723,7 @@ class Storms:
         indexes: dict[str, BatchBands] = {}
         for brand in sorted({d.brand for _, d, _ in counted if d.brand is not None}):
             mine = [p for p, d, _ in counted if d.brand == brand]
-            keys = list(dict.fromkeys(k for p in mine for k in fingerprints[p.key][1]))
+            keys = list(dict.fromkeys(chain.from_iterable(fingerprints[p.key][1] for p in mine)))
             indexes[brand] = BatchBands(self.repo.storm_band_hits(
                 conn, brand, keys, min(p.created_at for p in mine) - window, max(p.created_at for p in mine) + window))
         # The storms those candidates are in, read (and row-locked) at once rather than each as

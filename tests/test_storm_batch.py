@@ -7,13 +7,32 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, Table, create_engine, insert, select
 
 from benchmarks.pipeline_throughput import synthetic_posts
 from benchmarks.storm import BARE_ECHOES, generate
 from connector.config import Settings
-from connector.db.schema import posts, storm_alerts, storm_bands, storm_echo_waits, storm_members, storms
+from connector.db.schema import (
+    SCHEMA_VERSION,
+    metadata,
+    posts,
+    schema_version,
+    storm_alerts,
+    storm_bands,
+    storm_echo_waits,
+    storm_members,
+    storms,
+)
+from connector.db.storms import (
+    _BAND_PAIRS,
+    _INDEXED_POSTS,
+    _INDEXED_POSTS_OF,
+    _SQLITE_BAND_PAIRS,
+    StormWrites,
+    _sqlite_band_pairs,
+)
 from connector.services import Services
+from connector.store import Store
 from tests import pg
 
 FIXED = datetime(2026, 11, 21, tzinfo=timezone.utc)  # velocity (risk) depends on the post's age
@@ -94,3 +113,95 @@ def _ingest(env: dict[str, str], stream: list[dict[str, Any]], batch: int) -> di
         return _storm_rows(svc)
     finally:
         svc.close()
+
+
+def _as_stored(engine: Engine, table: Table) -> list[tuple[Any, ...]]:
+    """A SQLite table's values as stored, in insertion order: quote() shows each value's storage
+    class too (a time as TEXT in SQLAlchemy's format, a band key as a BLOB)."""
+    with engine.connect() as conn:
+        columns = ", ".join(f"quote({c.name})" for c in table.c)
+        return [tuple(r) for r in conn.exec_driver_sql(f"SELECT {columns} FROM {table.name} ORDER BY rowid").all()]
+
+
+def test_sqlite_flush_stores_what_sqlalchemy_stores(tmp_path: Any) -> None:
+    """On SQLite `StormWrites.flush` hands the driver plain tuples (issue 17): the stored values
+    must be byte for byte those of SQLAlchemy's INSERT through the columns' types."""
+    jst = timezone(timedelta(hours=9))
+    members = [
+        dict(post_key="x:1", storm_id=None, brand="ソラモバイル", created_at=datetime(2026, 11, 21, 9, 0, tzinfo=jst),
+             negative=True, resembles=None, similarity=None, reason=None, role="echo", risk_score=0.25, linked=False),
+        dict(post_key="x:2", storm_id=7, brand="ソラモバイル",
+             created_at=datetime(2026, 11, 21, 0, 1, 2, 345678, tzinfo=timezone.utc), negative=False,
+             resembles="x:1", similarity=0.8123, reason="近い / near", role="voice", risk_score=1, linked=True),
+    ]
+    bands = {"x:1": ((b"\x00" * 17, b"\xff\x00\x01" * 5 + b"\x00\x1f"), "ソラモバイル", members[0]["created_at"], None),
+             "x:2": ((b"\x10" * 16 + b"\x01",), "ソラモバイル", members[1]["created_at"], 7)}
+    stored = {}
+    for how in ("sqlalchemy", "flush"):
+        engine = create_engine(f"sqlite:///{tmp_path / how}.sqlite3")  # no foreign keys: no posts needed
+        metadata.create_all(engine, tables=[storm_members, storm_bands, storms])
+        with engine.begin() as conn:
+            if how == "flush":
+                writes = StormWrites(conn, FIXED - timedelta(days=1), FIXED)
+                writes.members = {m["post_key"]: dict(m) for m in members}
+                writes.bands = dict(bands)
+                writes.flush()
+            else:
+                conn.execute(insert(storm_members), members)
+                conn.execute(insert(storm_bands), [dict(post_key=key, band=band, brand=brand, created_at=at, storm_id=i)
+                                                   for key, (keys, brand, at, i) in bands.items() for band in keys])
+        stored[how] = {table.name: _as_stored(engine, table) for table in (storm_members, storm_bands)}
+        with engine.begin() as conn:  # a batch's storms' indexed posts: each post once, at its earliest band row
+            conn.execute(insert(storm_bands).values(post_key="x:2", band=b"\x02" * 17, brand="ソラモバイル",
+                                                    created_at=FIXED - timedelta(hours=1), storm_id=7))
+            writes = StormWrites(conn, FIXED - timedelta(days=1), FIXED)
+            writes.prefetch([7])
+            assert writes.indexed[7] == {r.post_key: r.created_at for r in conn.execute(
+                _INDEXED_POSTS, {"b_storm": 7, "b_since": FIXED - timedelta(days=1)})} == {
+                "x:2": FIXED - timedelta(hours=1)}
+            conn.rollback()
+        with engine.connect() as conn:  # the band look-up through the driver reads what SQLAlchemy reads
+            day = (FIXED - timedelta(days=1), FIXED + timedelta(days=1))
+            for since, until in (day, (members[1]["created_at"], FIXED), (FIXED, members[1]["created_at"]),
+                                 (FIXED - timedelta(days=1), members[0]["created_at"] - timedelta(microseconds=1))):
+                asked = [b"\x00" * 17, b"\x10" * 16 + b"\x01", b"\x01" * 17]
+                assert (sorted(tuple(r) for r in _sqlite_band_pairs(conn, "ソラモバイル", asked, since, until)) ==
+                        sorted(tuple(r) for r in conn.execute(_BAND_PAIRS, {"b_brand": "ソラモバイル", "b_bands": asked,
+                                                                            "b_since": since, "b_until": until})))
+            found = _sqlite_band_pairs(conn, "ソラモバイル", asked, *day)
+            assert len(found) == 2 and all(type(k) is str and type(b) is bytes for k, b in found)  # dict keys
+            assert _sqlite_band_pairs(conn, "other", asked, *day) == []
+        engine.dispose()
+    assert stored["flush"] == stored["sqlalchemy"]
+    assert stored["flush"]["storm_bands"][0][3] == "'2026-11-21 00:00:00.000000'"  # the post's time, in UTC
+
+
+def test_band_lookup_reads_the_index_alone_after_the_migration(tmp_path: Any) -> None:
+    """Migration 10 rebuilds ix_storm_bands_lookup with post_key, so the batch look-up is an
+    index-only read (issue 17)."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    store = Store(url)
+    with store.engine.begin() as conn:  # a version-9 database: the index without post_key
+        conn.exec_driver_sql("DROP INDEX ix_storm_bands_lookup")
+        conn.exec_driver_sql("CREATE INDEX ix_storm_bands_lookup ON storm_bands (brand, band, created_at)")
+        conn.execute(schema_version.delete())
+        conn.execute(schema_version.insert().values(version=9, applied_at=FIXED))
+    store.engine.dispose()
+    upgraded = Store(url)
+    try:
+        with upgraded.engine.connect() as conn:
+            assert conn.execute(select(schema_version.c.version).order_by(schema_version.c.version.desc())
+                                ).scalar() == SCHEMA_VERSION
+            assert [r[2] for r in conn.exec_driver_sql("PRAGMA index_info(ix_storm_bands_lookup)")] == [
+                "brand", "band", "created_at", "post_key"]
+            assert [r[2] for r in conn.exec_driver_sql("PRAGMA index_info(ix_storm_bands_storm)")] == [
+                "storm_id", "created_at", "post_key"]
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + _SQLITE_BAND_PAIRS.format("?, ?"),
+                                        ("b", b"x", b"y", "2026-11-20", "2026-11-21")).all()
+            assert "COVERING INDEX ix_storm_bands_lookup" in str(plan)
+            indexed_posts_of = _INDEXED_POSTS_OF.params(b_ids=[1], b_since=FIXED).compile(
+                dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {indexed_posts_of}", (1, "2026-11-20")).all()
+            assert "COVERING INDEX ix_storm_bands_storm" in str(plan) and "TEMP B-TREE" not in str(plan)
+    finally:
+        upgraded.engine.dispose()

@@ -116,6 +116,15 @@ def _migrate_9_response_filters(conn: Connection) -> None:
         next(ix for ix in table.indexes if ix.name == name).create(conn, checkfirst=True)
 
 
+def _migrate_10_storm_bands_lookup(conn: Connection) -> None:
+    """The storm band indexes cover post_key (issue 17): rebuilt with it."""
+    from connector.db.schema import storm_bands
+
+    for ix in sorted(storm_bands.indexes, key=lambda ix: str(ix.name)):
+        conn.execute(text(f"DROP INDEX IF EXISTS {ix.name}"))
+        ix.create(conn)
+
+
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3: _migrate_3_correction_token,
@@ -124,4 +133,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3:
                                                       6: _migrate_6_token_origin,
                                                       7: _migrate_7_response_hist,
                                                       8: _migrate_8_ticket_search,
-                                                      9: _migrate_9_response_filters}
+                                                      9: _migrate_9_response_filters,
+                                                      10: _migrate_10_storm_bands_lookup}

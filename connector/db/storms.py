@@ -5,9 +5,11 @@ import bisect
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Sequence, Union, cast
+from itertools import repeat
+from typing import Any, Callable, Iterator, Sequence, Union, cast
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from connector.db.engine import advisory_xact_lock, advisory_xact_locks, new_id, worker_id
@@ -49,6 +51,10 @@ _INSERT_BAND_SETS_PG = text(
     "FROM unnest(CAST(:keys AS varchar[]), CAST(:sets AS bytea[]), CAST(:brands AS varchar[]), "
     "CAST(:times AS timestamptz[]), CAST(:ids AS integer[])) AS p(k, bs, br, at, sid), "
     "generate_series(0, length(p.bs) / :width - 1) AS i")
+# SQLite: a batch's member and band rows through the driver's executemany on plain tuples
+# (`_sqlite_insert`), the statement text as SQLAlchemy renders it (all columns, in table order).
+_SQLITE_INSERT = {table.name: str(insert(table).compile(dialect=sqlite.dialect()))
+                  for table in (storm_members, storm_bands)}
 _STORM_COLUMNS = (storms.c.id, storms.c.size, storms.c.job_status, storms.c.last_update_at, storms.c.last_post_at,
                   storms.c.job_due_at)
 _STORM_FOR_UPDATE = select(*_STORM_COLUMNS).where(storms.c.id == bindparam("b_storm")).with_for_update()
@@ -60,11 +66,13 @@ _SET_STORM = update(storms).where(storms.c.id == bindparam("b_storm")).values(
 _INDEXED_POSTS = (select(storm_bands.c.post_key, func.min(storm_bands.c.created_at).label("created_at"))
                   .where(storm_bands.c.storm_id == bindparam("b_storm"))
                   .where(storm_bands.c.created_at >= bindparam("b_since")).group_by(storm_bands.c.post_key))
-_INDEXED_POSTS_OF = (select(storm_bands.c.storm_id, storm_bands.c.post_key,
-                            func.min(storm_bands.c.created_at).label("created_at"))
+# Grouped in ix_storm_bands_storm's order, so the database reads that index alone and needs no
+# sort (a third of the query on SQLite; issue 17); a post's band rows share one time, and should
+# they not, `prefetch` keeps the earliest, as min() per post would.
+_INDEXED_POSTS_OF = (select(storm_bands.c.storm_id, storm_bands.c.post_key, storm_bands.c.created_at)
                      .where(storm_bands.c.storm_id.in_(bindparam("b_ids", expanding=True)))
                      .where(storm_bands.c.created_at >= bindparam("b_since"))
-                     .group_by(storm_bands.c.storm_id, storm_bands.c.post_key))
+                     .group_by(storm_bands.c.storm_id, storm_bands.c.created_at, storm_bands.c.post_key))
 _NEGATIVE_TIMES = (select(storm_members.c.created_at)
                    .where(storm_members.c.brand == bindparam("b_brand")).where(storm_members.c.negative.is_(True))
                    .where(storm_members.c.created_at > bindparam("b_since"))
@@ -94,6 +102,8 @@ _BAND_PAIRS = (select(storm_bands.c.post_key, storm_bands.c.band)
                .where(storm_bands.c.band.in_(bindparam("b_bands", expanding=True)))
                .where(storm_bands.c.created_at >= bindparam("b_since"))
                .where(storm_bands.c.created_at <= bindparam("b_until")))
+_SQLITE_BAND_PAIRS = ("SELECT post_key, band FROM storm_bands WHERE brand = ? AND band IN ({}) "
+                      "AND created_at >= ? AND created_at <= ?")
 # PostgreSQL: the batch's ~6,000 band keys as one array parameter, not an IN list of as many
 # parameters (rendering and planning that list was most of the look-up; issue 17).
 _BAND_PAIRS_PG = text(
@@ -200,12 +210,31 @@ class StormWrites:
         """Write what is kept: members, then bands, then the storms' sizes and jobs (one
         statement each)."""
         conn = self.conn
+        on_sqlite = conn.dialect.name == "sqlite"
         if self.members:
-            conn.execute(_INSERT_MEMBER, list(self.members.values()))
+            if on_sqlite:
+                convert = _bind_processors(conn, storm_members)
+                _sqlite_insert(conn, storm_members, [tuple(f(row[c.name]) for c, f in zip(storm_members.c, convert))
+                                                     for row in self.members.values()])
+            else:
+                conn.execute(_INSERT_MEMBER, list(self.members.values()))
             self.members.clear()
         if self.bands:
-            widths = {len(band) for bands, _, _, _ in self.bands.values() for band in bands}
-            if conn.dialect.name == "postgresql" and len(widths) == 1:
+            if on_sqlite:
+                # ~32 rows per post, ~4,700 per batch: through SQLAlchemy's executemany each row's
+                # time went through the column type (UTCDateTime, then SQLite's DATETIME string)
+                # again; here a post's values are converted once and its band rows share them.
+                # The band keys go as they are: bytes are stored as a BLOB by sqlite3 itself
+                # (SQLAlchemy's LargeBinary only wraps them in sqlite3.Binary, a memoryview).
+                key_of, _, brand_of, at_of, id_of = _bind_processors(conn, storm_bands)
+                rows: list[tuple[Any, ...]] = []
+                for key, (bands, brand, at, storm_id) in self.bands.items():
+                    n = len(bands)
+                    rows += zip(repeat(key_of(key), n), bands, repeat(brand_of(brand), n), repeat(at_of(at), n),
+                                repeat(id_of(storm_id), n))
+                _sqlite_insert(conn, storm_bands, rows)
+            elif conn.dialect.name == "postgresql" and len(
+                    widths := {len(band) for bands, _, _, _ in self.bands.values() for band in bands}) == 1:
                 # One row per post, its band keys (all one width) joined and cut apart by the
                 # server: sending each band row's post, brand and time 32 times over cost
                 # four times as much, mostly in adapting the values (issue 17).
@@ -236,8 +265,11 @@ class StormWrites:
                 self.storms[found.id] = _StormRow(found.size, found.job_status, found.last_update_at,
                                                   found.last_post_at, found.job_due_at)
             indexed: dict[int, dict[str, datetime]] = {i: {} for i in chunk if i not in self.indexed}
-            for r in self.conn.execute(_INDEXED_POSTS_OF, {"b_ids": list(indexed), "b_since": self.since}):
-                indexed[r.storm_id][r.post_key] = r.created_at
+            for storm_id, post_key, at in self.conn.execute(
+                    _INDEXED_POSTS_OF, {"b_ids": list(indexed), "b_since": self.since}).all():
+                posts_ = indexed[storm_id]
+                if post_key not in posts_ or at < posts_[post_key]:
+                    posts_[post_key] = at
             for storm_id, posts_ in indexed.items():
                 self._kept_indexed(storm_id, posts_)
                 self.indexed[storm_id] = posts_
@@ -271,6 +303,38 @@ class StormWrites:
                 *(m["created_at"] for m in self.members.values()
                   if m["brand"] == brand and m["negative"] and self.since < m["created_at"] <= self.until)])
         return times
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _bind_processors(conn: Connection, table: Table) -> list[Callable[[Any], Any]]:
+    """Each column's conversion of a Python value to what SQLAlchemy hands the driver for it,
+    in table order: the column type's bind processor for this dialect (for a TypeDecorator such
+    as UTCDateTime, its `process_bind_param` followed by the dialect type's own), or the value
+    itself. https://docs.sqlalchemy.org/en/20/core/type_api.html#sqlalchemy.types.TypeEngine.bind_processor"""
+    dialect = conn.dialect
+    return [c.type.dialect_impl(dialect).bind_processor(dialect) or _same for c in table.c]
+
+
+def _sqlite_insert(conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
+    """INSERT rows (every column, in table order, values converted by `_bind_processors`) with
+    the driver's executemany: no per-row work in SQLAlchemy."""
+    conn.exec_driver_sql(_SQLITE_INSERT[table.name], rows)
+
+
+def _sqlite_band_pairs(conn: Connection, brand: str, bands: Sequence[bytes], since: datetime,
+                       until: datetime) -> Sequence[tuple[str, bytes]]:
+    """`_BAND_PAIRS` on SQLite through the driver: its ~2,000 band keys bound and its ~10,000
+    rows read without SQLAlchemy's per-parameter and per-row processing (a third of the
+    look-up; issue 17). The parameters are converted by the columns' own bind processors; the
+    rows come as the driver returns them (TEXT as str, BLOB as bytes, as SQLAlchemy's types on
+    SQLite would return them, pinned by tests/test_storm_batch.py)."""
+    _, _, brand_of, at_of, _ = _bind_processors(conn, storm_bands)  # band keys: bytes as they are (`flush`)
+    sql = _SQLITE_BAND_PAIRS.format(", ".join("?" * len(bands)))
+    return cast(Sequence[tuple[str, bytes]], conn.exec_driver_sql(
+        sql, (brand_of(brand), *bands, at_of(since), at_of(until))).all())
 
 
 Tx = Union[Connection, StormWrites]  # a transaction, or a batch's kept writes in one
@@ -380,13 +444,16 @@ class StormRepository:
             return [], {}
         with self._tx(tx) as conn:
             # fetchall, not row by row: ~10,000 pairs per brand and batch (issue 17).
-            query = _BAND_PAIRS_PG if conn.dialect.name == "postgresql" else _BAND_PAIRS
-            pairs = cast(Sequence[tuple[str, bytes]], conn.execute(
-                query, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until}).all())
-            keys = list(dict.fromkeys(key for key, _ in pairs))
+            if conn.dialect.name == "sqlite":
+                pairs = _sqlite_band_pairs(conn, brand, bands, since, until)
+            else:
+                query = _BAND_PAIRS_PG if conn.dialect.name == "postgresql" else _BAND_PAIRS
+                pairs = cast(Sequence[tuple[str, bytes]], conn.execute(
+                    query, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until}).all())
+            keys = list(dict.fromkeys([key for key, _ in pairs]))
             members: dict[str, dict[str, Any]] = {}
             for start in range(0, len(keys), 500):  # bounded IN lists
-                for row in conn.execute(_MEMBERS_WITH_TEXT, {"b_keys": keys[start:start + 500]}).mappings():
+                for row in conn.execute(_MEMBERS_WITH_TEXT, {"b_keys": keys[start:start + 500]}).mappings().all():
                     members[row["post_key"]] = dict(row)
         return pairs, members
 
