@@ -80,6 +80,7 @@ def warm_services(tmp: str, database: str | None, posts: list[dict]) -> Services
     if database:
         env["YORISOI_DATABASE"] = database
     svc = Services.build(Settings.from_env(env))
+    svc.warm_up()  # as `yorisoi serve`, `poll` and `replay` do before their first post
     svc.pipeline.ingest_many([p | {"id": f"warm-up-{i}"} for i, p in enumerate(posts[:50])], "bench")
     return svc
 

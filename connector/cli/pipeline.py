@@ -17,6 +17,7 @@ from connector.pipeline import replay_summary
 def _replay_file(app: Flask, path: Path, source: str, wait: float,
                  lines: Iterable[str] | None = None) -> dict[str, Any]:
     svc = _services(app)
+    svc.warm_up()
     svc.store.outbox.release_dead_claims()
     if lines is None:
         with path.open(encoding="utf-8", errors="replace") as handle:
@@ -196,6 +197,7 @@ def _demo_replies(app: Flask) -> None:
 def _serve(app: Flask, host: str, port: int, poll: bool = False) -> None:
     from waitress import serve as waitress_serve
     svc = _services(app)
+    svc.warm_up()
     mailer = _report_mailer(svc)
     svc.start_worker()
     poller_thread = None

@@ -96,6 +96,7 @@ def poll(once: bool, show_status: bool, as_json: bool, wait: float) -> None:
         _print_status(svc, as_json)
         return
     _one_instance(app)
+    svc.warm_up()
     poller = Poller(svc)
     if not poller.sources:
         raise click.ClickException("no network is configured: set X_BEARER_TOKEN, MASTODON_INSTANCES, "
