@@ -5,6 +5,8 @@ counts (or a ticket and its facts) are written together or not at all.
 """
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
 
@@ -71,14 +73,37 @@ def batch_statements(conn: Connection) -> dict[str, Any]:
     return _BATCH_STATEMENTS[dialect]
 
 
-def count_posts(conn: Connection, entries: Sequence[tuple[Post, Decision, Analysis | None, Sequence[str]]], *,
-                removed: Sequence[tuple[Post, Decision, Analysis | None, Sequence[str]]] = ()) -> None:
-    """Add posts to the dashboard's summary tables: the bumps of a whole batch are summed per
-    row first, then each table gets one executemany (one upsert per distinct row). `removed`:
-    posts counted earlier as they no longer are (a stored echo that qualifies now), taken out
-    in the same statements, so the rows of both are locked once and in one key order."""
-    from collections import Counter
+Entry = tuple[Post, Decision, Analysis | None, Sequence[str]]  # a post, its decision, analysis and topics
 
+
+def count_posts(conn: Connection, entries: Sequence[Entry], *, removed: Sequence[Entry] = ()) -> None:
+    """Add posts to the dashboard's summary tables (and their topics to post_topics).
+    `removed`: posts counted earlier as they no longer are (a stored echo that qualifies now),
+    taken out in the same statements, so the rows of both are locked once and in one key order."""
+    counts = post_counts(entries, removed=removed)
+    write_topics(conn, counts)
+    write_counts(conn, counts)
+
+
+@dataclass(frozen=True, slots=True)
+class PostCounts:
+    """What posts add to the summary tables: `topics`, the post_topics rows (new posts' own
+    rows), and `bumps`, per report table what to add to each row (by key, summed)."""
+
+    topics: list[dict[str, Any]]
+    bumps: dict[str, Counter[tuple[tuple[str, Any], ...]]]
+
+    def plus(self, other: PostCounts) -> PostCounts:
+        bumps = {name: Counter(counter) for name, counter in self.bumps.items()}
+        for name, counter in other.bumps.items():
+            bumps.setdefault(name, Counter()).update(counter)  # update: keeps what sums to ≤ 0
+        return PostCounts(self.topics + other.topics, bumps)
+
+
+def post_counts(entries: Sequence[Entry], *, removed: Sequence[Entry] = ()) -> PostCounts:
+    """The rows posts add (and `removed` ones take out), worked out without the database: an
+    ingest does it before its transaction, so none of it runs while the transaction holds
+    the brand lock (issue 17)."""
     bumps: dict[str, Counter[tuple[tuple[str, Any], ...]]] = {name: Counter() for name in
                                  ("report_daily", "report_daily_label", "report_reasons", "report_topic_monthly")}
     topic_rows: list[dict[str, Any]] = []
@@ -96,15 +121,25 @@ def count_posts(conn: Connection, entries: Sequence[tuple[Post, Decision, Analys
                 topic_rows.append(dict(post_key=post.key, topic=topic, **where, **labels))
             bumps["report_topic_monthly"][_frozen({"month": where["day"][:7], "brand": where["brand"],
                                                    "platform": where["platform"], "topic": topic})] += sign
-    statements = batch_statements(conn)
-    if topic_rows:
-        conn.execute(statements["post_topics"], topic_rows)
-    for name, counter in bumps.items():
-        if removed:  # a row whose bumps cancel out needs no write
-            counter = Counter({key: n for key, n in counter.items() if n})
-        if counter:
-            # In key order: two transactions bumping overlapping rows lock them in the same order.
-            conn.execute(statements[name], [{**dict(key), "n": n} for key, n in sorted(counter.items(), key=_order)])
+    return PostCounts(topic_rows, bumps)
+
+
+def write_topics(conn: Connection, counts: PostCounts) -> None:
+    """The post_topics rows: rows of new (or newly qualifying) posts only, which no other
+    transaction writes, so a batch's may go before the grouping's locks."""
+    if counts.topics:
+        conn.execute(batch_statements(conn)["post_topics"], counts.topics)
+
+
+def write_counts(conn: Connection, counts: PostCounts) -> None:
+    """The report tables' bumps: hot rows (a brand's day), row-locked until commit, so written
+    last in the transaction (see `PostRepository.record_posts`)."""
+    for name, counter in counts.bumps.items():
+        # In key order: two transactions bumping overlapping rows lock them in the same order.
+        # A row whose bumps cancel out (a post counted again as it is now) needs no write.
+        rows = [{**dict(key), "n": n} for key, n in sorted(counter.items(), key=_order) if n]
+        if rows:
+            conn.execute(batch_statements(conn)[name], rows)
 
 
 def _order(item: tuple[tuple[tuple[str, Any], ...], int]) -> tuple[str, ...]:
@@ -145,7 +180,6 @@ def record_ticket_facts_many(conn: Connection, post_keys: Sequence[str], ticket_
 def count_response_times(conn: Connection, facts: Sequence[Mapping[Any, Any]]) -> None:
     """Add tickets (ticket_facts rows) to report_response_hist: their post → ticket bin and,
     when answered, their post → first reply bin; one upsert per distinct row."""
-    from collections import Counter
 
     bumps: Counter[tuple[str, str, str, str, str, int]] = Counter()
     weekly: Counter[tuple[str, str, str, int]] = Counter()
@@ -233,7 +267,6 @@ def record_public_reply(conn: Connection, post_key: str, replied_at: datetime) -
 
 
 def rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Sequence[str]] | None) -> int:
-    from collections import Counter
 
     for table in ((report_daily, report_daily_label, report_reasons, ticket_facts, report_response_hist,
                    report_response_weekly)
