@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import func, insert, literal_column, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Table, TextClause, func, insert, literal_column, select, text, update
+from sqlalchemy.engine import Connection, Dialect
 
 from connector.db.engine import dialect_insert
 from connector.db.schema import (
@@ -65,12 +65,39 @@ def batch_statements(conn: Connection) -> dict[str, Any]:
         built["authors_new"] = dialect_insert(conn, authors).on_conflict_do_nothing(index_elements=["key"])
         for table in (report_daily, report_daily_label, report_reasons, report_topic_monthly, report_response_hist,
                       report_response_weekly):
+            if dialect == "postgresql":
+                built[table.name] = _unnest_bump(table, conn.dialect)
+                continue
             stmt = dialect_insert(conn, table)
             keys = [c.name for c in table.primary_key.columns]
             built[table.name] = stmt.on_conflict_do_update(index_elements=keys, set_={"n": table.c.n + stmt.excluded.n})
         built["post_topics"] = dialect_insert(conn, post_topics).on_conflict_do_nothing(index_elements=["post_key", "topic"])
         _BATCH_STATEMENTS[dialect] = built
     return _BATCH_STATEMENTS[dialect]
+
+
+def _unnest_bump(table: Table, dialect: Dialect) -> TextClause:
+    """PostgreSQL: a report table's bumps in ONE statement, each column's values sent as one
+    array and unnested server-side. psycopg's executemany sends one pipelined upsert per row
+    (https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html#pipeline-mode), and the
+    bumps run at the end of the ingest transaction, under the brand lock (issue 17). unnest
+    keeps the rows' (key) order, so two transactions still lock overlapping rows in one order."""
+    quote = dialect.identifier_preparer.quote
+    names = [c.name for c in table.columns]
+    arrays = ", ".join(f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in names)
+    return text(f"INSERT INTO {table.name} ({', '.join(quote(n) for n in names)}) SELECT * FROM unnest({arrays}) "
+                f"ON CONFLICT ({', '.join(quote(c.name) for c in table.primary_key.columns)}) "
+                f"DO UPDATE SET n = {table.name}.n + EXCLUDED.n")
+
+
+def add_counts(conn: Connection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add each row's `n` to a report table's row of the same key (inserted when missing).
+    The rows' keys must be distinct (one statement cannot update a row twice)."""
+    stmt = batch_statements(conn)[table]
+    if isinstance(stmt, TextClause):
+        conn.execute(stmt, {name: [row[name] for row in rows] for name in rows[0]})
+    else:
+        conn.execute(stmt, list(rows))
 
 
 Entry = tuple[Post, Decision, Analysis | None, Sequence[str]]  # a post, its decision, analysis and topics
@@ -139,7 +166,7 @@ def write_counts(conn: Connection, counts: PostCounts) -> None:
         # A row whose bumps cancel out (a post counted again as it is now) needs no write.
         rows = [{**dict(key), "n": n} for key, n in sorted(counter.items(), key=_order) if n]
         if rows:
-            conn.execute(batch_statements(conn)[name], rows)
+            add_counts(conn, name, rows)
 
 
 def _order(item: tuple[tuple[tuple[str, Any], ...], int]) -> tuple[str, ...]:
@@ -190,13 +217,12 @@ def count_response_times(conn: Connection, facts: Sequence[Mapping[Any, Any]]) -
                 bumps[(*where[:2], kind, *where[2:], bin_of(seconds))] += 1
                 weekly[(monday_of(fact["day"]), fact["priority"], kind, bin_of(seconds))] += 1
     if bumps:
-        statements = batch_statements(conn)
-        conn.execute(statements["report_response_hist"],
-                     [dict(day=day, priority=priority, kind=kind, brand=brand, platform=platform, bin=b, n=n)
-                      for (day, priority, kind, brand, platform, b), n in bumps.items()])
-        conn.execute(statements["report_response_weekly"],
-                     [dict(week=week, priority=priority, kind=kind, bin=b, n=n)
-                      for (week, priority, kind, b), n in weekly.items()])
+        add_counts(conn, "report_response_hist",
+                   [dict(day=day, priority=priority, kind=kind, brand=brand, platform=platform, bin=b, n=n)
+                    for (day, priority, kind, brand, platform, b), n in bumps.items()])
+        add_counts(conn, "report_response_weekly",
+                   [dict(week=week, priority=priority, kind=kind, bin=b, n=n)
+                    for (week, priority, kind, b), n in weekly.items()])
 
 
 def monday_of(day: str) -> str:
@@ -214,9 +240,8 @@ def _move_reply(conn: Connection, fact: Any, old_seconds: int | None, new_second
         for table, key in ((report_response_hist, where), (report_response_weekly, week)):
             conn.execute(update(table).where(*(table.c[k] == v for k, v in key.items()))
                          .where(table.c.bin == bin_of(old_seconds)).values(n=table.c.n - 1))
-    statements = batch_statements(conn)
-    conn.execute(statements["report_response_hist"], [{**where, "bin": bin_of(new_seconds), "n": 1}])
-    conn.execute(statements["report_response_weekly"], [{**week, "bin": bin_of(new_seconds), "n": 1}])
+    add_counts(conn, "report_response_hist", [{**where, "bin": bin_of(new_seconds), "n": 1}])
+    add_counts(conn, "report_response_weekly", [{**week, "bin": bin_of(new_seconds), "n": 1}])
 
 
 def ticket_fact(post_key: str, row: Any, ticket_created_at: datetime, first_reply: datetime | None) -> dict[str, Any]:

@@ -83,6 +83,10 @@ def post_from_row(row: Any) -> tuple[Post, Decision, Analysis | None]:
     return post, decision, analysis
 
 
+_FEED_PG = text("INSERT INTO channel_feed (post_key) SELECT k FROM unnest(CAST(:keys AS varchar[])) WITH ORDINALITY "
+                "AS u(k, i) ORDER BY i")
+
+
 def append_to_feed(conn: Connection, keys: Sequence[str]) -> None:
     """Number qualifying posts for the Channel framework feed in commit order. Call it as the
     LAST statement of the ingest transaction: on PostgreSQL it takes a table lock that
@@ -92,6 +96,10 @@ def append_to_feed(conn: Connection, keys: Sequence[str]) -> None:
         return
     if conn.dialect.name == "postgresql":
         conn.execute(text("LOCK TABLE channel_feed IN SHARE ROW EXCLUSIVE MODE"))
+        # One statement, not psycopg's one pipelined INSERT per key: this runs under the brand
+        # lock (issue 17). The keys are numbered in the array's order, as one by one.
+        conn.execute(_FEED_PG, {"keys": list(keys)})
+        return
     conn.execute(insert(channel_feed), [{"post_key": key} for key in keys])
 
 
