@@ -702,6 +702,10 @@ class Storms:
                 if member is not None:
                     brands.add(member["brand"])
                     break
+        # Before the brand locks, which make other instances of these brands wait until commit:
+        # only an echo's ingest writes a wait for its parent, holding that parent's lock, and
+        # this batch holds its posts' locks (above), so the answer cannot change until commit.
+        waited = self.repo.storm_waited_for(conn, [p.key for p, _, _ in counted])
         for brand in sorted(brands):
             self.repo.lock_brand(conn, brand)
         # From here on the batch's storm writes are kept in memory and written at the end, in a
@@ -713,7 +717,6 @@ class Storms:
             return CountedEchoes()
         writes = self.repo.storm_writes(conn, min(times) - max(self.settings.window, SPIKE_WINDOW), max(times))
         conn = writes
-        waited = self.repo.storm_waited_for(conn, [p.key for p, _, _ in counted])
         # Candidate look-up once per brand for the whole batch (issue 17: one query per post was
         # a fifth of storm grouping's time), after the brand locks.
         given = fingerprints or {}

@@ -168,3 +168,23 @@ def test_a_second_instance_on_one_sqlite_file_is_refused(env, monkeypatch):
         assert CliRunner().invoke(main, ["token", "list"]).exit_code == 0  # one-shot commands share
     with instance_lock(url):  # released when the first one ends
         pass
+
+
+@pytest.mark.skipif(pg.unavailable() is not None, reason=str(pg.unavailable()))
+def test_postgresql_sends_lists_in_binary():
+    """Array parameters (a batch's band keys, the report bumps' columns) go in binary: psycopg's
+    default text format escaped each element in Python, under the brand lock (issue 17)."""
+    from psycopg.adapt import PyFormat
+    from psycopg.types.array import ListBinaryDumper
+    from sqlalchemy import text
+
+    with pg.fresh_database() as url:
+        store = Store(url)
+        try:
+            with store.engine.connect() as conn:
+                raw = conn.connection.dbapi_connection
+                assert raw is not None and raw.adapters.get_dumper(list, PyFormat.AUTO) is ListBinaryDumper
+                keys = [b"\x00\\\"{}, x", b"", None, bytes(range(256))]  # what text format had to escape
+                assert conn.execute(text("SELECT CAST(:keys AS bytea[])"), {"keys": keys}).scalar() == keys
+        finally:
+            store.engine.dispose()

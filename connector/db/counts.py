@@ -5,11 +5,13 @@ counts (or a ticket and its facts) are written together or not at all.
 """
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import func, insert, literal_column, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Table, TextClause, func, insert, literal_column, select, text, update
+from sqlalchemy.engine import Connection, Dialect
 
 from connector.db.engine import dialect_insert
 from connector.db.schema import (
@@ -63,6 +65,9 @@ def batch_statements(conn: Connection) -> dict[str, Any]:
         built["authors_new"] = dialect_insert(conn, authors).on_conflict_do_nothing(index_elements=["key"])
         for table in (report_daily, report_daily_label, report_reasons, report_topic_monthly, report_response_hist,
                       report_response_weekly):
+            if dialect == "postgresql":
+                built[table.name] = _unnest_bump(table, conn.dialect)
+                continue
             stmt = dialect_insert(conn, table)
             keys = [c.name for c in table.primary_key.columns]
             built[table.name] = stmt.on_conflict_do_update(index_elements=keys, set_={"n": table.c.n + stmt.excluded.n})
@@ -71,14 +76,61 @@ def batch_statements(conn: Connection) -> dict[str, Any]:
     return _BATCH_STATEMENTS[dialect]
 
 
-def count_posts(conn: Connection, entries: Sequence[tuple[Post, Decision, Analysis | None, Sequence[str]]], *,
-                removed: Sequence[tuple[Post, Decision, Analysis | None, Sequence[str]]] = ()) -> None:
-    """Add posts to the dashboard's summary tables: the bumps of a whole batch are summed per
-    row first, then each table gets one executemany (one upsert per distinct row). `removed`:
-    posts counted earlier as they no longer are (a stored echo that qualifies now), taken out
-    in the same statements, so the rows of both are locked once and in one key order."""
-    from collections import Counter
+def _unnest_bump(table: Table, dialect: Dialect) -> TextClause:
+    """PostgreSQL: a report table's bumps in ONE statement, each column's values sent as one
+    array and unnested server-side. psycopg's executemany sends one pipelined upsert per row
+    (https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html#pipeline-mode), and the
+    bumps run at the end of the ingest transaction, under the brand lock (issue 17). unnest
+    keeps the rows' (key) order, so two transactions still lock overlapping rows in one order."""
+    quote = dialect.identifier_preparer.quote
+    names = [c.name for c in table.columns]
+    arrays = ", ".join(f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in names)
+    return text(f"INSERT INTO {table.name} ({', '.join(quote(n) for n in names)}) SELECT * FROM unnest({arrays}) "
+                f"ON CONFLICT ({', '.join(quote(c.name) for c in table.primary_key.columns)}) "
+                f"DO UPDATE SET n = {table.name}.n + EXCLUDED.n")
 
+
+def add_counts(conn: Connection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add each row's `n` to a report table's row of the same key (inserted when missing).
+    The rows' keys must be distinct (one statement cannot update a row twice)."""
+    stmt = batch_statements(conn)[table]
+    if isinstance(stmt, TextClause):
+        conn.execute(stmt, {name: [row[name] for row in rows] for name in rows[0]})
+    else:
+        conn.execute(stmt, list(rows))
+
+
+Entry = tuple[Post, Decision, Analysis | None, Sequence[str]]  # a post, its decision, analysis and topics
+
+
+def count_posts(conn: Connection, entries: Sequence[Entry], *, removed: Sequence[Entry] = ()) -> None:
+    """Add posts to the dashboard's summary tables (and their topics to post_topics).
+    `removed`: posts counted earlier as they no longer are (a stored echo that qualifies now),
+    taken out in the same statements, so the rows of both are locked once and in one key order."""
+    counts = post_counts(entries, removed=removed)
+    write_topics(conn, counts)
+    write_counts(conn, counts)
+
+
+@dataclass(frozen=True, slots=True)
+class PostCounts:
+    """What posts add to the summary tables: `topics`, the post_topics rows (new posts' own
+    rows), and `bumps`, per report table what to add to each row (by key, summed)."""
+
+    topics: list[dict[str, Any]]
+    bumps: dict[str, Counter[tuple[tuple[str, Any], ...]]]
+
+    def plus(self, other: PostCounts) -> PostCounts:
+        bumps = {name: Counter(counter) for name, counter in self.bumps.items()}
+        for name, counter in other.bumps.items():
+            bumps.setdefault(name, Counter()).update(counter)  # update: keeps what sums to ≤ 0
+        return PostCounts(self.topics + other.topics, bumps)
+
+
+def post_counts(entries: Sequence[Entry], *, removed: Sequence[Entry] = ()) -> PostCounts:
+    """The rows posts add (and `removed` ones take out), worked out without the database: an
+    ingest does it before its transaction, so none of it runs while the transaction holds
+    the brand lock (issue 17)."""
     bumps: dict[str, Counter[tuple[tuple[str, Any], ...]]] = {name: Counter() for name in
                                  ("report_daily", "report_daily_label", "report_reasons", "report_topic_monthly")}
     topic_rows: list[dict[str, Any]] = []
@@ -96,15 +148,25 @@ def count_posts(conn: Connection, entries: Sequence[tuple[Post, Decision, Analys
                 topic_rows.append(dict(post_key=post.key, topic=topic, **where, **labels))
             bumps["report_topic_monthly"][_frozen({"month": where["day"][:7], "brand": where["brand"],
                                                    "platform": where["platform"], "topic": topic})] += sign
-    statements = batch_statements(conn)
-    if topic_rows:
-        conn.execute(statements["post_topics"], topic_rows)
-    for name, counter in bumps.items():
-        if removed:  # a row whose bumps cancel out needs no write
-            counter = Counter({key: n for key, n in counter.items() if n})
-        if counter:
-            # In key order: two transactions bumping overlapping rows lock them in the same order.
-            conn.execute(statements[name], [{**dict(key), "n": n} for key, n in sorted(counter.items(), key=_order)])
+    return PostCounts(topic_rows, bumps)
+
+
+def write_topics(conn: Connection, counts: PostCounts) -> None:
+    """The post_topics rows: rows of new (or newly qualifying) posts only, which no other
+    transaction writes, so a batch's may go before the grouping's locks."""
+    if counts.topics:
+        conn.execute(batch_statements(conn)["post_topics"], counts.topics)
+
+
+def write_counts(conn: Connection, counts: PostCounts) -> None:
+    """The report tables' bumps: hot rows (a brand's day), row-locked until commit, so written
+    last in the transaction (see `PostRepository.record_posts`)."""
+    for name, counter in counts.bumps.items():
+        # In key order: two transactions bumping overlapping rows lock them in the same order.
+        # A row whose bumps cancel out (a post counted again as it is now) needs no write.
+        rows = [{**dict(key), "n": n} for key, n in sorted(counter.items(), key=_order) if n]
+        if rows:
+            add_counts(conn, name, rows)
 
 
 def _order(item: tuple[tuple[tuple[str, Any], ...], int]) -> tuple[str, ...]:
@@ -145,7 +207,6 @@ def record_ticket_facts_many(conn: Connection, post_keys: Sequence[str], ticket_
 def count_response_times(conn: Connection, facts: Sequence[Mapping[Any, Any]]) -> None:
     """Add tickets (ticket_facts rows) to report_response_hist: their post → ticket bin and,
     when answered, their post → first reply bin; one upsert per distinct row."""
-    from collections import Counter
 
     bumps: Counter[tuple[str, str, str, str, str, int]] = Counter()
     weekly: Counter[tuple[str, str, str, int]] = Counter()
@@ -156,13 +217,12 @@ def count_response_times(conn: Connection, facts: Sequence[Mapping[Any, Any]]) -
                 bumps[(*where[:2], kind, *where[2:], bin_of(seconds))] += 1
                 weekly[(monday_of(fact["day"]), fact["priority"], kind, bin_of(seconds))] += 1
     if bumps:
-        statements = batch_statements(conn)
-        conn.execute(statements["report_response_hist"],
-                     [dict(day=day, priority=priority, kind=kind, brand=brand, platform=platform, bin=b, n=n)
-                      for (day, priority, kind, brand, platform, b), n in bumps.items()])
-        conn.execute(statements["report_response_weekly"],
-                     [dict(week=week, priority=priority, kind=kind, bin=b, n=n)
-                      for (week, priority, kind, b), n in weekly.items()])
+        add_counts(conn, "report_response_hist",
+                   [dict(day=day, priority=priority, kind=kind, brand=brand, platform=platform, bin=b, n=n)
+                    for (day, priority, kind, brand, platform, b), n in bumps.items()])
+        add_counts(conn, "report_response_weekly",
+                   [dict(week=week, priority=priority, kind=kind, bin=b, n=n)
+                    for (week, priority, kind, b), n in weekly.items()])
 
 
 def monday_of(day: str) -> str:
@@ -180,9 +240,8 @@ def _move_reply(conn: Connection, fact: Any, old_seconds: int | None, new_second
         for table, key in ((report_response_hist, where), (report_response_weekly, week)):
             conn.execute(update(table).where(*(table.c[k] == v for k, v in key.items()))
                          .where(table.c.bin == bin_of(old_seconds)).values(n=table.c.n - 1))
-    statements = batch_statements(conn)
-    conn.execute(statements["report_response_hist"], [{**where, "bin": bin_of(new_seconds), "n": 1}])
-    conn.execute(statements["report_response_weekly"], [{**week, "bin": bin_of(new_seconds), "n": 1}])
+    add_counts(conn, "report_response_hist", [{**where, "bin": bin_of(new_seconds), "n": 1}])
+    add_counts(conn, "report_response_weekly", [{**week, "bin": bin_of(new_seconds), "n": 1}])
 
 
 def ticket_fact(post_key: str, row: Any, ticket_created_at: datetime, first_reply: datetime | None) -> dict[str, Any]:
@@ -233,7 +292,6 @@ def record_public_reply(conn: Connection, post_key: str, replied_at: datetime) -
 
 
 def rebuild_reports(conn: Connection, topics_of: Callable[[dict[str, Any]], Sequence[str]] | None) -> int:
-    from collections import Counter
 
     for table in ((report_daily, report_daily_label, report_reasons, ticket_facts, report_response_hist,
                    report_response_weekly)

@@ -125,6 +125,30 @@ def _migrate_10_storm_bands_lookup(conn: Connection) -> None:
         ix.create(conn)
 
 
+def _migrate_11_band_keys(conn: Connection) -> None:
+    """storm_bands without its foreign keys (see `schema.storm_bands`: checking them was half of
+    the band insert under the brand lock, issue 17). PostgreSQL drops the constraints; SQLite
+    cannot drop one, so the table is made anew and its rows copied, as
+    https://www.sqlite.org/lang_altertable.html#otheralter describes. Nothing to do on a schema
+    created without them."""
+    from connector.db.schema import storm_bands
+
+    keys = [fk["name"] for fk in inspect(conn).get_foreign_keys("storm_bands")]
+    if not keys:
+        return
+    if conn.dialect.name == "postgresql":
+        for name in keys:
+            conn.execute(text(f'ALTER TABLE storm_bands DROP CONSTRAINT "{name}"'))
+        return
+    for index in storm_bands.indexes:  # their names go with the new table
+        conn.execute(text(f'DROP INDEX IF EXISTS "{index.name}"'))
+    conn.execute(text("ALTER TABLE storm_bands RENAME TO storm_bands_old"))
+    storm_bands.create(conn)
+    columns = ", ".join(c.name for c in storm_bands.columns)
+    conn.execute(text(f"INSERT INTO storm_bands ({columns}) SELECT {columns} FROM storm_bands_old"))
+    conn.execute(text("DROP TABLE storm_bands_old"))
+
+
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3: _migrate_3_correction_token,
@@ -134,4 +158,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3:
                                                       7: _migrate_7_response_hist,
                                                       8: _migrate_8_ticket_search,
                                                       9: _migrate_9_response_filters,
-                                                      10: _migrate_10_storm_bands_lookup}
+                                                      10: _migrate_10_storm_bands_lookup,
+                                                      11: _migrate_11_band_keys}

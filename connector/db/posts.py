@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.counts import batch_statements, count_posts
+from connector.db.counts import batch_statements, count_posts, post_counts, write_counts, write_topics
 from connector.db.engine import dialect_insert, utcnow
 from connector.db.schema import analyses, authors, channel_feed, outbox, posts, report_daily_label, tickets
 from connector.models import Analysis, Decision, Post
@@ -83,6 +83,10 @@ def post_from_row(row: Any) -> tuple[Post, Decision, Analysis | None]:
     return post, decision, analysis
 
 
+_FEED_PG = text("INSERT INTO channel_feed (post_key) SELECT k FROM unnest(CAST(:keys AS varchar[])) WITH ORDINALITY "
+                "AS u(k, i) ORDER BY i")
+
+
 def append_to_feed(conn: Connection, keys: Sequence[str]) -> None:
     """Number qualifying posts for the Channel framework feed in commit order. Call it as the
     LAST statement of the ingest transaction: on PostgreSQL it takes a table lock that
@@ -92,6 +96,10 @@ def append_to_feed(conn: Connection, keys: Sequence[str]) -> None:
         return
     if conn.dialect.name == "postgresql":
         conn.execute(text("LOCK TABLE channel_feed IN SHARE ROW EXCLUSIVE MODE"))
+        # One statement, not psycopg's one pipelined INSERT per key: this runs under the brand
+        # lock (issue 17). The keys are numbered in the array's order, as one by one.
+        conn.execute(_FEED_PG, {"keys": list(keys)})
+        return
     conn.execute(insert(channel_feed), [{"post_key": key} for key in keys])
 
 
@@ -188,6 +196,7 @@ class PostRepository:
         if not batch:
             return
         now = utcnow()
+        counts = post_counts([(r.post, r.decision, r.analysis, r.topics) for r in batch])
         with self.engine.begin() as conn:
             statements = batch_statements(conn)
             author_rows: dict[str, dict[str, Any]] = {}
@@ -203,6 +212,9 @@ class PostRepository:
             # or brand/day wait for this whole transaction (storm grouping included). Here only
             # the new authors are inserted (DO NOTHING takes no lock on a stored row); profiles
             # and counts are written at the end, each in key order so two batches cannot deadlock.
+            # Everything else goes before the grouping, whose brand locks make other instances
+            # wait from then until commit: the batch's own new rows, and the counts' pure work
+            # (`post_counts`, above).
             ordered = [author_rows[key] for key in sorted(author_rows)]
             conn.execute(statements["authors_new"], ordered)
             conn.execute(insert(posts), [dict(
@@ -229,12 +241,16 @@ class PostRepository:
                     post_key=r.post.key, kind="comment" if r.ticket_post_key else "create",
                     ticket_post_key=r.ticket_post_key or r.post.key, status="pending", attempts=0,
                     next_attempt_at=now, created_at=now, updated_at=now) for r in qualified])
+            write_topics(conn, counts)
             # the storm grouping, in this transaction (all or nothing)
             promoted = list(then(conn) or ()) if then is not None else []
             self._promote(conn, promoted, now)
             conn.execute(statements["authors"], ordered)
-            count_posts(conn, [(r.post, r.decision, r.analysis, r.topics) for r in batch] + _counted_after(promoted),
-                        removed=_counted_before(promoted))
+            if promoted:  # known only now, and rare: their few rows are worked out here
+                moved = post_counts(_counted_after(promoted), removed=_counted_before(promoted))
+                write_topics(conn, moved)
+                counts = counts.plus(moved)
+            write_counts(conn, counts)
             append_to_feed(conn, [r.post.key for r in qualified] + [p.post.key for p in promoted])
 
     @staticmethod

@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 10  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
+SCHEMA_VERSION = 11  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
 #                   3: corrections.token_id
 #                   4: channel_feed filled from the qualifying posts already stored
 #                   5: users.session_generation
@@ -36,6 +36,7 @@ SCHEMA_VERSION = 10  # 2: the dashboard's report tables (backfilled) and the pos
 #                   8: the tickets search's trigram index (FTS5 ticket_search / pg_trgm), backfilled
 #                   9: ix_ticket_facts_times_by (replaces ix_ticket_facts_times), ix_response_hist_brand
 #                  10: ix_storm_bands_lookup and ix_storm_bands_storm cover post_key
+#                  11: storm_bands without its foreign keys
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -595,13 +596,17 @@ storms = Table(
 # The storm index (connector/storms.py): the MinHash band keys of each post that represents its
 # storm (or stands alone), written in the post's ingest transaction, so that every instance
 # sharing the database finds the same candidates. `storm_id` follows the post's membership.
+# No foreign keys (schema 11): a post has 32 band rows, and checking posts.key and storms.id for
+# each one was half of the band insert, which runs under the brand lock (issue 17). The rows
+# come only from the post's storm_members row, written in the same transaction and itself
+# checked against posts and storms; neither posts nor storms are ever deleted.
 storm_bands = Table(
     "storm_bands", metadata,
-    Column("post_key", String(300), ForeignKey("posts.key"), primary_key=True),
+    Column("post_key", String(300), primary_key=True),
     Column("band", LargeBinary(32), primary_key=True),
     Column("brand", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),  # the post's time
-    Column("storm_id", Integer, ForeignKey("storms.id")),
+    Column("storm_id", Integer),
     # Both end with post_key, so a batch's reads are answered from the index alone, without a
     # table read per row: the band look-up (`storm_band_hits`, ~25,000 rows in
     # pipeline_throughput; half its time on SQLite) and its storms' indexed posts (`prefetch`).
