@@ -5,8 +5,10 @@ delivery to the local helpdesk. Prints one JSON object.
 The baseline, measured in the same run on the same posts: bare nagisa, each post's normalised
 text tagged once (what any analysis in Japanese must pay). `ingest_vs_bare_nagisa` is ingest's
 throughput over that one (issue 17: ≥ 0.85), in CPU time (this process's, so other load on a
-shared machine weighs on both alike) and in wall time; the bare pass runs before and after ingest
-and the two are averaged.
+shared machine weighs on both alike) and in wall time. The two alternate batch by batch (bare
+nagisa on a batch's posts, then ingest of that batch): on a shared virtual machine the speed of
+the same code drifts by 15–25 % within a minute, and a bare pass before and after ingest only
+averaged that drift out when it was linear.
 
     python benchmarks/pipeline_throughput.py [--posts 2000] [--batch 200] [--database URL]
 
@@ -24,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -73,6 +76,13 @@ def bare_nagisa(posts: list[dict], tagger: object) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def timed(work: Callable[[], list]) -> tuple[list, float, float]:
+    """(result, wall, CPU seconds) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = work()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
 def warm_services(tmp: str, database: str | None, posts: list[dict]) -> Services:
     """The connector's services on `database` (default: SQLite in `tmp`), warmed up on 50 of
     the posts under other ids: nagisa's model, the lexicons, SQLAlchemy's statement cache."""
@@ -97,19 +107,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         svc = warm_services(tmp, args.database, posts)
         clock.seconds, clock.calls = 0.0, 0
-        bare_before = bare_nagisa(posts, clock.real)
-        started = time.perf_counter()
-        cpu_started = time.process_time()
-        if args.batch <= 1:
-            outcomes = [svc.pipeline.ingest_raw(p, "bench") for p in posts]
-        else:
-            outcomes = []
-            for i in range(0, len(posts), args.batch):
-                outcomes += svc.pipeline.ingest_many(posts[i:i + args.batch], "bench")
-        ingest_s = time.perf_counter() - started
-        ingest_cpu = time.process_time() - cpu_started
-        bare_after = bare_nagisa(posts, clock.real)
-        bare_wall, bare_cpu = (bare_before[0] + bare_after[0]) / 2, (bare_before[1] + bare_after[1]) / 2
+        outcomes: list = []
+        ingest_s = ingest_cpu = bare_wall = bare_cpu = 0.0
+        step = max(1, args.batch)
+        for i in range(0, len(posts), step):
+            batch = posts[i:i + step]
+            wall, cpu = bare_nagisa(batch, clock.real)
+            bare_wall, bare_cpu = bare_wall + wall, bare_cpu + cpu
+            if args.batch <= 1:
+                done, wall, cpu = timed(lambda: [svc.pipeline.ingest_raw(p, "bench") for p in batch])
+            else:
+                done, wall, cpu = timed(lambda: svc.pipeline.ingest_many(batch, "bench"))
+            outcomes += done
+            ingest_s, ingest_cpu = ingest_s + wall, ingest_cpu + cpu
         qualified = sum(o.status in ("queued", "follow_up") for o in outcomes)
         started = time.perf_counter()
         report = svc.pipeline.drain(max_wait=0)
