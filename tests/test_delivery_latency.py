@@ -106,6 +106,26 @@ def test_bulk_jobs_leave_priority_posts_to_the_lane(app_factory):
     assert len(slow.one_by_one) == 1 and outcomes[-1].key in slow.one_by_one[0]
 
 
+def test_urgent_posts_by_the_bulk_threshold_go_in_bulk_jobs_too(app_factory):
+    """One by one, three Zendesk calls each, a storm of urgent posts spent the request budget
+    and paused every delivery; from the bulk threshold (5 here) on they go in bulk jobs. Below
+    it (the test above) an urgent post goes alone."""
+    svc = app_factory().extensions["yorisoi"]
+    slow = SlowBulkHelpdesk(svc.helpdesk)
+    slow.release.set()
+    svc.pipeline.helpdesk = slow
+    angry = "ソラモバイル解約する。最悪。消費者センターに相談します"
+    posts = [post_dict(text=angry, author={"id": f"u{i}"}) for i in range(6)]
+    posts += [post_dict(text="ソラモバイル使ってます", author={"id": f"n{i}"}) for i in range(4)]
+    outcomes = svc.pipeline.ingest_many(posts, source="x")
+    for outcome in outcomes[:6]:
+        loaded = svc.store.posts.load_post(outcome.key or "")
+        assert loaded is not None and loaded[2] is not None and loaded[2].priority.value in PRIORITY_LANE
+    report = svc.pipeline.deliver()
+    assert report.created == 10
+    assert slow.bulk_sizes == [10] and slow.one_by_one == []
+
+
 def test_an_ingest_in_another_instance_wakes_this_worker(backend, db_env, app_factory):
     """PostgreSQL: the instance that stores a post (here one without a worker, like `yorisoi
     poll`) NOTIFYs; the other instance's worker LISTENs and delivers at once, not at its next

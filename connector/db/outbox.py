@@ -137,11 +137,13 @@ class OutboxRepository:
             due = due & (outbox.c.attempts == 0)
         return due
 
-    def count_due(self, kind: str | None = None, fresh_only: bool = False, now: datetime | None = None) -> int:
-        """How many rows are due now (the backlog that decides bulk delivery)."""
+    def count_due(self, kind: str | None = None, fresh_only: bool = False, now: datetime | None = None,
+                  priorities: Sequence[str] | None = None) -> int:
+        """How many rows are due now (the backlog that decides bulk delivery); `priorities`:
+        only rows whose post has one of these."""
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(outbox)
-                                .where(self._due(now or utcnow(), kind, fresh_only))).scalar() or 0
+                                .where(self._due(now or utcnow(), kind, fresh_only, priorities))).scalar() or 0
 
     def release_claims(self, ids: Sequence[int]) -> None:
         """Give back rows this worker claimed but did not try (a pass stopped early); the
