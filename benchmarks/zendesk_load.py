@@ -29,10 +29,12 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from connector.helpdesks.zendesk.client import ZendeskConfig  # noqa: E402
 from tests.fakes.base import LoopbackServer  # noqa: E402
 from tests.fakes.zendesk import FakeZendesk  # noqa: E402
 
 SECRET = "bench-webhook-secret"
+DEFAULT_BULK_THRESHOLD = ZendeskConfig.bulk_threshold
 
 import logging  # noqa: E402
 
@@ -74,8 +76,12 @@ class Harness:
                "YORISOI_MAX_BODY_BYTES": str(20 * 1_048_576)}
         if args.database:
             env["YORISOI_DATABASE"] = args.database
+        # The server's log goes to a file: a pipe nobody reads fills after 64 KB (a storm's spike
+        # and rate warnings), and then every thread that logs blocks on it.
+        self.log_path = Path(self.tmp.name) / "serve.log"
+        self.log_file = self.log_path.open("w", encoding="utf-8")
         self.serve = subprocess.Popen([sys.executable, "-m", "connector.cli", "serve"], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                      stdout=subprocess.DEVNULL, stderr=self.log_file, text=True)
         self.session = requests.Session()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -106,6 +112,7 @@ class Harness:
         except subprocess.TimeoutExpired:
             self.serve.kill()
         self.server.stop()
+        self.log_file.close()
         self.tmp.cleanup()
 
 
@@ -194,11 +201,12 @@ def main() -> None:
     parser.add_argument("--limit-seconds", type=float, default=600.0, help="storm: give up after this long")
     parser.add_argument("--no-bulk", action="store_true", help="storm: one by one (ZENDESK_BULK_THRESHOLD=0)")
     parser.add_argument("--bulk-threshold", type=int, default=None,
-                        help="ZENDESK_BULK_THRESHOLD (default: 200, the connector's default; 0 with --no-bulk)")
+                        help=f"ZENDESK_BULK_THRESHOLD (default: {DEFAULT_BULK_THRESHOLD}, the connector's default; "
+                             "0 with --no-bulk)")
     parser.add_argument("--database", default=None)
     args = parser.parse_args()
     if args.bulk_threshold is None:
-        args.bulk_threshold = 0 if args.no_bulk else 200
+        args.bulk_threshold = 0 if args.no_bulk else DEFAULT_BULK_THRESHOLD
     result = latency(args) if args.kind == "latency" else storm(args)
     print(json.dumps(result, ensure_ascii=False, indent=1))
 
