@@ -28,6 +28,7 @@ from connector.db.storms import (
     _INDEXED_POSTS,
     _INDEXED_POSTS_OF,
     _SQLITE_BAND_PAIRS,
+    StormRepository,
     StormWrites,
     _sqlite_band_pairs,
 )
@@ -205,3 +206,32 @@ def test_band_lookup_reads_the_index_alone_after_the_migration(tmp_path: Any) ->
             assert "COVERING INDEX ix_storm_bands_storm" in str(plan) and "TEMP B-TREE" not in str(plan)
     finally:
         upgraded.engine.dispose()
+
+
+def test_a_founding_knows_its_indexed_posts_without_asking(tmp_path: Any) -> None:
+    """A storm founded by a batch's post on a stored one: its indexed posts (what the
+    representatives cap counts) are the first post's, from the UPDATE's RETURNING (issue 17),
+    as `_INDEXED_POSTS` reads them — none when that post's band rows are older than the batch's times."""
+    engine = create_engine(f"sqlite:///{tmp_path}/found.sqlite3")  # no foreign keys: no posts needed
+    metadata.create_all(engine, tables=[storm_members, storm_bands, storms])
+    repo = StormRepository(engine)
+    assert engine.dialect.update_returning
+    for first_at, expected in ((FIXED - timedelta(minutes=5), {"x:1": FIXED - timedelta(minutes=5)}),
+                               (FIXED - timedelta(days=2), {})):
+        with engine.begin() as conn:
+            conn.execute(insert(storm_members).values(post_key="x:1", storm_id=None, brand="b", created_at=first_at,
+                                                      negative=False, linked=False))
+            conn.execute(insert(storm_bands), [dict(post_key="x:1", band=bytes([i]) * 17, brand="b",
+                                                    created_at=first_at, storm_id=None) for i in range(3)])
+            writes = StormWrites(conn, FIXED - timedelta(days=1), FIXED)
+            storm_id = repo.storm_add_member(
+                post_key="x:2", brand="b", created_at=FIXED, negative=False, resembles="x:1", similarity=0.9,
+                reason=None, role="echo", risk_score=0.0, join_storm=None, found_single=True, min_posts=3,
+                due_at=FIXED, bands=[b"\x09" * 17], represent_since=FIXED - timedelta(hours=1), conn=writes)
+            assert storm_id is not None
+            assert writes.indexed[storm_id] == {**expected, "x:2": FIXED}
+            writes.flush()
+            assert {r.post_key: r.created_at for r in conn.execute(
+                _INDEXED_POSTS, {"b_storm": storm_id, "b_since": writes.since})} == {**expected, "x:2": FIXED}
+            conn.rollback()
+    engine.dispose()

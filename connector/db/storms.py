@@ -566,6 +566,10 @@ class StormRepository:
             storm_id = new_id(conn.execute(insert(storms).values(
                 brand=brand, first_post_key=resembles, started_at=first or created_at,
                 last_post_at=created_at, size=1, reported_size=0, job_attempts=0)))
+            # The new storm's indexed posts are known without asking (issue 17: that query per
+            # founding was a tenth of the brand-locked time): only its first post's band rows
+            # can carry its id, kept here or just updated in the database.
+            stored: dict[str, datetime] | None = {}
             if kept is not None:
                 kept["storm_id"] = storm_id
                 if resembles in w.bands:
@@ -573,8 +577,17 @@ class StormRepository:
             else:
                 conn.execute(update(storm_members).where(storm_members.c.post_key == resembles)
                              .values(storm_id=storm_id))
-                conn.execute(update(storm_bands).where(storm_bands.c.post_key == resembles)
-                             .values(storm_id=storm_id))
+                moved = update(storm_bands).where(storm_bands.c.post_key == resembles).values(storm_id=storm_id)
+                if conn.dialect.update_returning:
+                    since_kept = [t for t in conn.execute(moved.returning(storm_bands.c.created_at)).scalars()
+                                  if t >= w.since]
+                    stored = {resembles: min(since_kept)} if since_kept else {}  # as `_INDEXED_POSTS` reads it
+                else:  # SQLite < 3.35: read when first needed (`_indexed`)
+                    conn.execute(moved)
+                    stored = None
+            if stored is not None:
+                w._kept_indexed(storm_id, stored)
+                w.indexed[storm_id] = stored
             w.storms[storm_id] = _StormRow(size=1, job_status=None, last_update_at=None, last_post_at=created_at)
         represent = bool(bands)
         if represent and storm_id is not None:
