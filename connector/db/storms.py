@@ -116,6 +116,19 @@ _COUNT_NEGATIVE = (select(func.count()).select_from(storm_members)
                    .where(storm_members.c.brand == bindparam("b_brand")).where(storm_members.c.negative.is_(True))
                    .where(storm_members.c.created_at > bindparam("b_since"))
                    .where(storm_members.c.created_at <= bindparam("b_until")))
+# A storm founded on a stored first post (`_add_kept`), in one statement: the storm row (started
+# at the first post's time), the first post's member and band rows moved into it, and its band
+# rows' earliest time since :since (its indexed posts, as `_INDEXED_POSTS` would read them).
+_FOUND_ON_STORED_PG = text(
+    "WITH f AS (SELECT CAST(:first AS varchar) AS k, CAST(:at AS timestamptz) AS at), "
+    "s AS (INSERT INTO storms (brand, first_post_key, started_at, last_post_at, size, reported_size, job_attempts) "
+    "SELECT :brand, f.k, coalesce((SELECT created_at FROM storm_members WHERE post_key = f.k), f.at), f.at, 1, 0, 0 "
+    "FROM f RETURNING id), "
+    "m AS (UPDATE storm_members SET storm_id = (SELECT id FROM s) WHERE post_key = (SELECT k FROM f)), "
+    "b AS (UPDATE storm_bands SET storm_id = (SELECT id FROM s) WHERE post_key = (SELECT k FROM f) "
+    "RETURNING created_at) "
+    "SELECT s.id, (SELECT min(created_at) FROM b WHERE created_at >= :since) AS created_at FROM s"
+).columns(storms.c.id, storm_bands.c.created_at)
 _ACTIVE_ALERT = (select(storm_alerts).where(storm_alerts.c.brand == bindparam("b_brand"))
                  .where(storm_alerts.c.ended_at.is_(None)))
 _ALERT_PEAK = (update(storm_alerts).where(storm_alerts.c.id == bindparam("b_id"))
@@ -561,20 +574,27 @@ class StormRepository:
             # A founding moves the first post into the new storm: its rows where they are (kept
             # by this batch, or written before it; a post's member and band rows are together).
             kept = w.members.get(resembles)
-            first = (kept["created_at"] if kept is not None else conn.execute(
-                select(storm_members.c.created_at).where(storm_members.c.post_key == resembles)).scalar())
-            storm_id = new_id(conn.execute(insert(storms).values(
-                brand=brand, first_post_key=resembles, started_at=first or created_at,
-                last_post_at=created_at, size=1, reported_size=0, job_attempts=0)))
             # The new storm's indexed posts are known without asking (issue 17: that query per
             # founding was a tenth of the brand-locked time): only its first post's band rows
             # can carry its id, kept here or just updated in the database.
             stored: dict[str, datetime] | None = {}
+            if kept is None and conn.dialect.name == "postgresql":
+                # The four statements below in one round trip (issue 17): a stored first post.
+                found = conn.execute(_FOUND_ON_STORED_PG, {"brand": brand, "first": resembles, "at": created_at,
+                                                           "since": w.since}).one()
+                storm_id = found.id
+                stored = {resembles: found.created_at} if found.created_at is not None else {}
+            else:
+                first = (kept["created_at"] if kept is not None else conn.execute(
+                    select(storm_members.c.created_at).where(storm_members.c.post_key == resembles)).scalar())
+                storm_id = new_id(conn.execute(insert(storms).values(
+                    brand=brand, first_post_key=resembles, started_at=first or created_at,
+                    last_post_at=created_at, size=1, reported_size=0, job_attempts=0)))
             if kept is not None:
                 kept["storm_id"] = storm_id
                 if resembles in w.bands:
                     w.bands[resembles] = (*w.bands[resembles][:3], storm_id)
-            else:
+            elif conn.dialect.name != "postgresql":
                 conn.execute(update(storm_members).where(storm_members.c.post_key == resembles)
                              .values(storm_id=storm_id))
                 moved = update(storm_bands).where(storm_bands.c.post_key == resembles).values(storm_id=storm_id)
