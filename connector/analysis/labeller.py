@@ -347,7 +347,8 @@ class LabelModel:
         nonzero = np.flatnonzero(cues)
         offset = len(self.char.index) + len(self.word.index)
         cols = np.concatenate([c_cols, w_cols, nonzero + offset])
-        vals = np.concatenate([c_vals.astype(np.float32), w_vals.astype(np.float32), cues[nonzero]])
+        # one cast after the join: float32 → float64 → float32 is exact, so the same values
+        vals = np.concatenate([c_vals, w_vals, cues[nonzero]]).astype(np.float32)
         return cols, vals
 
     def _chars(self) -> CharGramIndex | None:
@@ -441,15 +442,17 @@ class LabelModel:
         cols, vals = self.columns(reading)
         gathered = self._by_column()[cols]
         probs = self._row_probabilities(cols, vals, gathered)
-        best = {label: int(np.argmax(probs[label])) for label in LABELS}
+        # Python floats for the ordering and the text (numpy scalars format slowly); the same
+        # values, so the same order, digits and choice (index(max) is argmax: the first of
+        # equals; a softmax of finite scores has no NaN). The score below stays in p's own precision.
+        listed_of = {label: probs[label].tolist() for label in LABELS}
+        best = {label: listed.index(max(listed)) for label, listed in listed_of.items()}
         weighed = self._weighed(best, cols, vals, probs["sentiment"], explain, gathered)
         out: dict[str, Label] = {}
         for label in LABELS:
             p = probs[label]
             classes = self.classes[label]
-            # Python floats for the ordering and the text (numpy scalars format slowly); the same
-            # values, so the same order and digits. The score below stays in p's own precision.
-            listed = p.tolist()
+            listed = listed_of[label]
             value = classes[best[label]]
             shown = " ".join(f"P({c})={q:.2f}" for c, q in sorted(zip(classes, listed), key=lambda x: -x[1])[:3])
             evidence = [f"model {self.name}: {shown}"]
