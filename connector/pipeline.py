@@ -446,10 +446,13 @@ class Pipeline:
     def _bulk_wanted(self, now: datetime) -> bool:
         """New tickets go through bulk jobs: the backlog reached the helpdesk's threshold, or
         the helpdesk prefers bulk now (Zendesk: its Update Ticket budget is nearly spent)."""
-        if not supports_bulk(self.helpdesk):
-            return False
-        return self._prefers_bulk() or \
-            self.store.outbox.count_due("create", fresh_only=True, now=now) >= self.helpdesk.bulk_threshold  # type: ignore[attr-defined]
+        return supports_bulk(self.helpdesk) and (self._prefers_bulk() or self._fresh_creates_reach_threshold(now))
+
+    def _fresh_creates_reach_threshold(self, now: datetime, priorities: Sequence[str] | None = None) -> bool:
+        """As many never-attempted tickets wait (of these priorities) as the helpdesk's bulk
+        threshold: one by one would be slower than a bulk job."""
+        threshold: int = self.helpdesk.bulk_threshold  # type: ignore[attr-defined]
+        return self.store.outbox.count_due("create", fresh_only=True, now=now, priorities=priorities) >= threshold
 
     def deliver_priority(self, limit: int = DELIVERY_BATCH) -> DeliveryReport:
         """Only the priority lane (urgent posts), one by one. The delivery worker runs it
@@ -475,10 +478,7 @@ class Pipeline:
     def _urgent_in_bulk(self, now: datetime) -> bool:
         """So many urgent posts wait for their ticket (the helpdesk's bulk threshold) that bulk
         jobs take them too: see PRIORITY_LANE."""
-        if not supports_bulk(self.helpdesk):
-            return False
-        threshold: int = self.helpdesk.bulk_threshold  # type: ignore[attr-defined]
-        return self.store.outbox.count_due("create", fresh_only=True, now=now, priorities=PRIORITY_LANE) >= threshold
+        return supports_bulk(self.helpdesk) and self._fresh_creates_reach_threshold(now, PRIORITY_LANE)
 
     def _deliver_claimed(self, claimed: list[OutboxItem], report: DeliveryReport) -> None:
         claimed_at = time.monotonic()

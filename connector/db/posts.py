@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.counts import batch_statements, count_posts, post_counts, write_counts, write_topics
+from connector.db.counts import Entry, batch_statements, count_posts, post_counts, write_counts, write_topics
 from connector.db.engine import dialect_insert, utcnow
 from connector.db.schema import analyses, authors, channel_feed, outbox, posts, report_daily_label, tickets
 from connector.models import Analysis, Decision, Post
@@ -103,11 +103,18 @@ def append_to_feed(conn: Connection, keys: Sequence[str]) -> None:
     conn.execute(insert(channel_feed), [{"post_key": key} for key in keys])
 
 
-def _counted_after(promoted: Sequence[Promotion]) -> list[tuple[Post, Decision, Analysis | None, Sequence[str]]]:
+def _outbox_row(post_key: str, ticket_post_key: str | None, now: datetime) -> dict[str, Any]:
+    """A qualifying post's outbox row: `create` its ticket, or `comment` on `ticket_post_key`'s."""
+    return dict(post_key=post_key, kind="comment" if ticket_post_key else "create",
+                ticket_post_key=ticket_post_key or post_key, status="pending", attempts=0,
+                next_attempt_at=now, created_at=now, updated_at=now)
+
+
+def _counted_after(promoted: Sequence[Promotion]) -> list[Entry]:
     return [(p.post, p.after, p.analysis, p.topics) for p in promoted]
 
 
-def _counted_before(promoted: Sequence[Promotion]) -> list[tuple[Post, Decision, Analysis | None, Sequence[str]]]:
+def _counted_before(promoted: Sequence[Promotion]) -> list[Entry]:
     return [(p.post, p.before, p.analysis, ()) for p in promoted]
 
 
@@ -237,10 +244,7 @@ class PostRepository:
                     for key, a in analysed])
             qualified = [r for r in batch if r.decision.qualified]
             if qualified:
-                conn.execute(insert(outbox), [dict(
-                    post_key=r.post.key, kind="comment" if r.ticket_post_key else "create",
-                    ticket_post_key=r.ticket_post_key or r.post.key, status="pending", attempts=0,
-                    next_attempt_at=now, created_at=now, updated_at=now) for r in qualified])
+                conn.execute(insert(outbox), [_outbox_row(r.post.key, r.ticket_post_key, now) for r in qualified])
             write_topics(conn, counts)
             # the storm grouping, in this transaction (all or nothing)
             promoted = list(then(conn) or ()) if then is not None else []
@@ -261,9 +265,7 @@ class PostRepository:
             conn.execute(update(posts).where(posts.c.key == p.post.key).values(
                 qualified=True, brand=p.after.brand, reasons=list(p.after.reasons)))
         if promoted:
-            conn.execute(insert(outbox), [dict(
-                post_key=p.post.key, kind="create", ticket_post_key=p.post.key, status="pending", attempts=0,
-                next_attempt_at=now, created_at=now, updated_at=now) for p in promoted])
+            conn.execute(insert(outbox), [_outbox_row(p.post.key, None, now) for p in promoted])
 
     @staticmethod
     def _insert_post(conn: Connection, post: Post, decision: Decision, analysis: Analysis | None,
@@ -297,11 +299,7 @@ class PostRepository:
                 detail=analysis.to_dict(), version=analysis.version, analysed_at=now,
             ))
         if decision.qualified:
-            conn.execute(insert(outbox).values(
-                post_key=post.key, kind="comment" if ticket_post_key else "create",
-                ticket_post_key=ticket_post_key or post.key, status="pending", attempts=0,
-                next_attempt_at=now, created_at=now, updated_at=now,
-            ))
+            conn.execute(insert(outbox).values(**_outbox_row(post.key, ticket_post_key, now)))
 
     @staticmethod
     def _loading() -> Any:
