@@ -149,6 +149,13 @@ def _migrate_11_band_keys(conn: Connection) -> None:
     conn.execute(text("DROP TABLE storm_bands_old"))
 
 
+def _migrate_12_quote_of(conn: Connection) -> None:
+    """Posts keep what they quote, as they keep what they reply to: a stored quote loaded again
+    (a waiting echo made a voice, a ticket's post) still knows its parent. Posts stored before
+    have none (NULL): what they quoted was not kept."""
+    add_column(conn, "posts", Column("quote_of", String(256)))
+
+
 #: version → function(conn) that upgrades the previous version. Version 1 is the initial schema
 #: created by `metadata.create_all`; later versions append here.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3: _migrate_3_correction_token,
@@ -159,4 +166,5 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _migrate_2_reports, 3:
                                                       8: _migrate_8_ticket_search,
                                                       9: _migrate_9_response_filters,
                                                       10: _migrate_10_storm_bands_lookup,
-                                                      11: _migrate_11_band_keys}
+                                                      11: _migrate_11_band_keys,
+                                                      12: _migrate_12_quote_of}

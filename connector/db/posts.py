@@ -59,6 +59,7 @@ class PostRow:
     in_reply_to: str | None
     conversation_id: str | None
     repost_of: str | None
+    quote_of: str | None
     qualified: bool
     brand: str | None
     reasons: list[str]
@@ -77,6 +78,7 @@ def post_from_row(row: Any) -> tuple[Post, Decision, Analysis | None]:
                    "avatar_url": row["avatar_url"]},
         "metrics": row["metrics"], "in_reply_to": row["in_reply_to"],
         "conversation_id": row["conversation_id"], "repost_of": row["repost_of"],
+        "quote_of": row["quote_of"],
     })
     decision = Decision(bool(row["qualified"]), row["brand"], tuple(row["reasons"]))
     analysis = Analysis.from_dict(row["detail"]) if row["detail"] else None
@@ -229,7 +231,7 @@ class PostRepository:
                 created_at=r.post.created_at, lang=r.post.lang, text=r.post.text,
                 author_key=f"{r.post.platform}:{r.post.author.id}", metrics=r.post.metrics.model_dump(),
                 in_reply_to=r.post.in_reply_to, conversation_id=r.post.conversation_id, repost_of=r.post.repost_of,
-                qualified=r.decision.qualified, brand=r.decision.brand, reasons=list(r.decision.reasons),
+                quote_of=r.post.quote_of, qualified=r.decision.qualified, brand=r.decision.brand, reasons=list(r.decision.reasons),
                 source=source, ingested_at=now) for r in batch])
             analysed = [(r.post.key, r.analysis) for r in batch if r.analysis is not None]
             if analysed:
@@ -281,7 +283,7 @@ class PostRepository:
             key=post.key, platform=post.platform, post_id=post.id, url=post.url,
             created_at=post.created_at, lang=post.lang, text=post.text, author_key=author_key,
             metrics=post.metrics.model_dump(), in_reply_to=post.in_reply_to,
-            conversation_id=post.conversation_id, repost_of=post.repost_of,
+            conversation_id=post.conversation_id, repost_of=post.repost_of, quote_of=post.quote_of,
             qualified=decision.qualified, brand=decision.brand, reasons=list(decision.reasons),
             source=source, ingested_at=now,
         ).on_conflict_do_nothing(index_elements=["key"]))

@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 11  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
+SCHEMA_VERSION = 12  # 2: the dashboard's report tables (backfilled) and the posts-by-time index
 #                   3: corrections.token_id
 #                   4: channel_feed filled from the qualifying posts already stored
 #                   5: users.session_generation
@@ -37,6 +37,7 @@ SCHEMA_VERSION = 11  # 2: the dashboard's report tables (backfilled) and the pos
 #                   9: ix_ticket_facts_times_by (replaces ix_ticket_facts_times), ix_response_hist_brand
 #                  10: ix_storm_bands_lookup and ix_storm_bands_storm cover post_key
 #                  11: storm_bands without its foreign keys
+#                  12: posts.quote_of
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -95,6 +96,7 @@ posts = Table(
     Column("in_reply_to", String(256)),
     Column("conversation_id", String(256)),
     Column("repost_of", String(256)),
+    Column("quote_of", String(256)),  # the post it quotes: a storm echo's parent, like in_reply_to
     Column("qualified", Boolean, nullable=False),
     Column("brand", Text),
     Column("reasons", JSON, nullable=False),
