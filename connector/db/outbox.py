@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from connector.db.counts import record_ticket_facts_many
@@ -61,6 +61,12 @@ def _pid_alive(pid: int) -> bool:
 
 #: Every status of an outbox row but 'done' (schema.outbox: pending | sending | done | failed).
 WAITING_STATUSES = ("pending", "sending", "failed")
+
+
+def _has_priority(priorities: Sequence[str]) -> Any:
+    """An outbox row whose post's analysis has one of these priorities (correlated: one look-up
+    by the analysis row's primary key per due row)."""
+    return exists().where(analyses.c.post_key == outbox.c.post_key).where(analyses.c.priority.in_(list(priorities)))
 
 
 class OutboxRepository:
@@ -125,12 +131,14 @@ class OutboxRepository:
              priorities: Sequence[str] | None = None, skip_priorities: Sequence[str] | None = None) -> Any:
         due = (((outbox.c.status == "pending") & (outbox.c.next_attempt_at <= now)) |
                ((outbox.c.status == "sending") & (outbox.c.lease_until < now)))
+        # EXISTS on the analysis row of each due row (its primary key), not `post_key IN (SELECT
+        # … FROM analyses WHERE priority …)`: SQLite builds that IN list from every analysis ever
+        # stored, on each delivery pass (43 ms at 200,000 posts, growing with the table; 2.4 ms
+        # this way) — and the priority lane asks on every pass, bulk runs too.
         if priorities is not None:
-            due = due & outbox.c.post_key.in_(select(analyses.c.post_key)
-                                              .where(analyses.c.priority.in_(list(priorities))))
+            due = due & _has_priority(priorities)
         if skip_priorities is not None:
-            due = due & ~outbox.c.post_key.in_(select(analyses.c.post_key)
-                                               .where(analyses.c.priority.in_(list(skip_priorities))))
+            due = due & ~_has_priority(skip_priorities)
         if kind is not None:
             due = due & (outbox.c.kind == kind)
         if fresh_only:
