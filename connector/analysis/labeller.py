@@ -202,6 +202,12 @@ class CharGramIndex:
         self.low, self.high = low, high
         self.bits = max(1, len(chars).bit_length())
         self.codes = np.array(chars, dtype=np.uint32)
+        # issue 17: each code point's id by one table look-up (one slot per code point up to
+        # the highest the vocabulary has, the last slot 0 for any code point beyond it), where
+        # a binary search over `codes` and the checks after it took five numpy calls a post.
+        # 1 MB for a vocabulary that reaches into the emoji planes.
+        self.ids_by_code = np.zeros((int(self.codes.max()) + 2) if chars else 1, dtype=np.int64)
+        self.ids_by_code[self.codes] = np.arange(1, len(chars) + 1, dtype=np.int64)
         keys, columns = [], []
         ids = {c: i + 1 for i, c in enumerate(chars)}
         for term, column in vocabulary.index.items():
@@ -228,10 +234,8 @@ class CharGramIndex:
         points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         if not len(points) or not len(self.keys):
             return _NO_COLUMNS, _NO_COLUMNS
-        where = np.searchsorted(self.codes, points)
-        where[where == len(self.codes)] = 0
         ids = np.zeros(len(points) + self.high - 1, dtype=np.int64)  # padded: a gram past the end is unknown
-        ids[:len(points)] = np.where(self.codes[where] == points, where + 1, 0)
+        ids[:len(points)] = self.ids_by_code[np.minimum(points, len(self.ids_by_code) - 1)]
         return _packed_counts(ids, len(points), self)
 
 
