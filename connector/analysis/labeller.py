@@ -121,6 +121,11 @@ def char_grams(text: str, low: int, high: int) -> list[str]:
     return grams
 
 
+def _minus_second(pair: tuple[str, float]) -> float:
+    """Sort key: largest probability first (a named function, not a lambda made per label)."""
+    return -pair[1]
+
+
 _NO_COLUMNS = np.zeros(0, dtype=np.int64)
 _NO_VALUES = np.zeros(0, dtype=np.float64)
 
@@ -454,20 +459,22 @@ class LabelModel:
         weighed = self._weighed(best, cols, vals, probs["sentiment"], explain, gathered)
         out: dict[str, Label] = {}
         for label in LABELS:
-            p = probs[label]
             classes = self.classes[label]
             listed = listed_of[label]
-            value = classes[best[label]]
-            shown = " ".join(f"P({c})={q:.2f}" for c, q in sorted(zip(classes, listed), key=lambda x: -x[1])[:3])
+            chosen = best[label]
+            shown = " ".join(f"P({c})={q:.2f}" for c, q in sorted(zip(classes, listed), key=_minus_second)[:3])
             evidence = [f"model {self.name}: {shown}"]
             if weighed[label]:
                 evidence.append("weighed most: " + ", ".join(weighed[label]))
             if label == "sentiment":
+                p = probs[label]  # the difference in p's own precision, as it always was
                 score = float(p[classes.index("positive")] - p[classes.index("negative")])
             else:
-                score = float(p[best[label]])
-            out[label] = Label(value, round(max(-1.0, min(1.0, score)), 4), tuple(evidence),
-                               confidence=round(float(listed[best[label]]), 4))
+                # issue 17: the Python float of P(chosen) is p[chosen] exactly (tolist() widens
+                # each value without rounding), without indexing numpy for a scalar
+                score = listed[chosen]
+            out[label] = Label(classes[chosen], round(max(-1.0, min(1.0, score)), 4), tuple(evidence),
+                               confidence=round(listed[chosen], 4))
         return out
 
     def _centered_rows(self) -> tuple[np.ndarray, dict[str, int]]:
