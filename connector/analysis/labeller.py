@@ -425,10 +425,13 @@ class LabelModel:
         scores = np.ascontiguousarray(gathered[:, :stack.shape[0]]).T @ vals + intercepts
         sentiment = self._softmax(scores[rows["sentiment"]])
         chain = stack[:, self.base_width:] @ (sentiment * self.settings["chain_weight"])
+        # issue 17: the chain added to every row at once (one numpy call, not one a label); an
+        # element-wise sum, so each label's scores are the same floats as added label by label
+        chained = scores + chain
         out = {"sentiment": sentiment}
         for label in LABELS:
             if label != "sentiment":
-                part = scores[rows[label]] + (chain[rows[label]] if label in CHAINED else 0.0)
+                part = chained[rows[label]] if label in CHAINED else scores[rows[label]] + 0.0
                 out[label] = self._softmax(part)
         return out
 
