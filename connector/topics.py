@@ -143,6 +143,9 @@ def _phrases(words: Sequence[str], postags: Sequence[str], exclude: tuple[str, .
 
     def close() -> None:
         nonlocal prefix
+        if not phrase:  # most tokens close nothing: only the prefix goes (issue 17: ~40 calls a post)
+            prefix = ""
+            return
         kept = [w.strip() for w in phrase if w.strip()]
         if kept:
             term = prefix + kept[0]
@@ -198,7 +201,7 @@ def _keep(term: str, exclude: tuple[str, ...]) -> bool:
     if len(term) > MAX_CHARS or term in STOP_WORDS:
         return False
     folded = fold(term)
-    return not any(t == folded or t in folded for t in exclude)
+    return not any(t in folded for t in exclude)  # `in` covers equality too
 
 
 def is_complaint(analysis: object | None) -> bool:

@@ -121,6 +121,11 @@ def char_grams(text: str, low: int, high: int) -> list[str]:
     return grams
 
 
+def _minus_second(pair: tuple[str, float]) -> float:
+    """Sort key: largest probability first (a named function, not a lambda made per label)."""
+    return -pair[1]
+
+
 _NO_COLUMNS = np.zeros(0, dtype=np.int64)
 _NO_VALUES = np.zeros(0, dtype=np.float64)
 
@@ -202,6 +207,12 @@ class CharGramIndex:
         self.low, self.high = low, high
         self.bits = max(1, len(chars).bit_length())
         self.codes = np.array(chars, dtype=np.uint32)
+        # issue 17: each code point's id by one table look-up (one slot per code point up to
+        # the highest the vocabulary has, the last slot 0 for any code point beyond it), where
+        # a binary search over `codes` and the checks after it took five numpy calls a post.
+        # 1 MB for a vocabulary that reaches into the emoji planes.
+        self.ids_by_code = np.zeros((int(self.codes.max()) + 2) if chars else 1, dtype=np.int64)
+        self.ids_by_code[self.codes] = np.arange(1, len(chars) + 1, dtype=np.int64)
         keys, columns = [], []
         ids = {c: i + 1 for i, c in enumerate(chars)}
         for term, column in vocabulary.index.items():
@@ -228,10 +239,8 @@ class CharGramIndex:
         points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         if not len(points) or not len(self.keys):
             return _NO_COLUMNS, _NO_COLUMNS
-        where = np.searchsorted(self.codes, points)
-        where[where == len(self.codes)] = 0
         ids = np.zeros(len(points) + self.high - 1, dtype=np.int64)  # padded: a gram past the end is unknown
-        ids[:len(points)] = np.where(self.codes[where] == points, where + 1, 0)
+        ids[:len(points)] = self.ids_by_code[np.minimum(points, len(self.ids_by_code) - 1)]
         return _packed_counts(ids, len(points), self)
 
 
@@ -416,10 +425,13 @@ class LabelModel:
         scores = np.ascontiguousarray(gathered[:, :stack.shape[0]]).T @ vals + intercepts
         sentiment = self._softmax(scores[rows["sentiment"]])
         chain = stack[:, self.base_width:] @ (sentiment * self.settings["chain_weight"])
+        # issue 17: the chain added to every row at once (one numpy call, not one a label); an
+        # element-wise sum, so each label's scores are the same floats as added label by label
+        chained = scores + chain
         out = {"sentiment": sentiment}
         for label in LABELS:
             if label != "sentiment":
-                part = scores[rows[label]] + (chain[rows[label]] if label in CHAINED else 0.0)
+                part = chained[rows[label]] if label in CHAINED else scores[rows[label]] + 0.0
                 out[label] = self._softmax(part)
         return out
 
@@ -450,20 +462,22 @@ class LabelModel:
         weighed = self._weighed(best, cols, vals, probs["sentiment"], explain, gathered)
         out: dict[str, Label] = {}
         for label in LABELS:
-            p = probs[label]
             classes = self.classes[label]
             listed = listed_of[label]
-            value = classes[best[label]]
-            shown = " ".join(f"P({c})={q:.2f}" for c, q in sorted(zip(classes, listed), key=lambda x: -x[1])[:3])
+            chosen = best[label]
+            shown = " ".join(f"P({c})={q:.2f}" for c, q in sorted(zip(classes, listed), key=_minus_second)[:3])
             evidence = [f"model {self.name}: {shown}"]
             if weighed[label]:
                 evidence.append("weighed most: " + ", ".join(weighed[label]))
             if label == "sentiment":
+                p = probs[label]  # the difference in p's own precision, as it always was
                 score = float(p[classes.index("positive")] - p[classes.index("negative")])
             else:
-                score = float(p[best[label]])
-            out[label] = Label(value, round(max(-1.0, min(1.0, score)), 4), tuple(evidence),
-                               confidence=round(float(listed[best[label]]), 4))
+                # issue 17: the Python float of P(chosen) is p[chosen] exactly (tolist() widens
+                # each value without rounding), without indexing numpy for a scalar
+                score = listed[chosen]
+            out[label] = Label(classes[chosen], round(max(-1.0, min(1.0, score)), 4), tuple(evidence),
+                               confidence=round(listed[chosen], 4))
         return out
 
     def _centered_rows(self) -> tuple[np.ndarray, dict[str, int]]:

@@ -176,6 +176,7 @@ class _Walk:
 
     def walk(self) -> None:
         words, postags, n = self.words, self.postags, self.n
+        prefixes = self.lex.prefixes
         i = 0
         while i < n:
             if self.pending is not None and (i - self.pending[0] > INTENSIFIER_REACH
@@ -195,7 +196,9 @@ class _Walk:
                 self._too(i)
                 i += 1
                 continue
-            match = self._longest_key(i)
+            # issue 17: most tokens start no lexicon key; say so before the call (what
+            # _longest_key checks first), so only the few that may are looked up there
+            match = self._longest_key(i) if words[i] in prefixes else None
             if match is None:
                 i += 1
                 continue
