@@ -12,7 +12,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.engine import advisory_xact_lock, advisory_xact_locks, new_id, worker_id
+from connector.db.engine import advisory_xact_lock, advisory_xact_locks, new_id, unnest_insert, worker_id
 from connector.db.schema import (
     analyses,
     authors,
@@ -63,6 +63,12 @@ _STORMS_FOR_UPDATE = (select(*_STORM_COLUMNS).where(storms.c.id.in_(bindparam("b
 _SET_STORM = update(storms).where(storms.c.id == bindparam("b_storm")).values(
     size=bindparam("b_size"), last_post_at=bindparam("b_last", type_=storms.c.last_post_at.type),
     job_status=bindparam("b_status"), job_due_at=bindparam("b_due", type_=storms.c.job_due_at.type))
+# PostgreSQL: a batch's dirty storms in one UPDATE, their new values as arrays (`flush`).
+_SET_STORMS_PG = text(
+    "UPDATE storms SET size = u.size, last_post_at = u.last, job_status = u.status, job_due_at = u.due "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:sizes AS integer[]), CAST(:lasts AS timestamptz[]), "
+    "CAST(:statuses AS varchar[]), CAST(:dues AS timestamptz[])) AS u(id, size, last, status, due) "
+    "WHERE storms.id = u.id")
 _INDEXED_POSTS = (select(storm_bands.c.post_key, func.min(storm_bands.c.created_at).label("created_at"))
                   .where(storm_bands.c.storm_id == bindparam("b_storm"))
                   .where(storm_bands.c.created_at >= bindparam("b_since")).group_by(storm_bands.c.post_key))
@@ -229,6 +235,8 @@ class StormWrites:
                 convert = _bind_processors(conn, storm_members)
                 _sqlite_insert(conn, storm_members, [tuple(f(row[c.name]) for c, f in zip(storm_members.c, convert))
                                                      for row in self.members.values()])
+            elif conn.dialect.name == "postgresql":
+                unnest_insert(conn, storm_members, list(self.members.values()))
             else:
                 conn.execute(_INSERT_MEMBER, list(self.members.values()))
             self.members.clear()
@@ -260,13 +268,21 @@ class StormWrites:
                 conn.execute(_INSERT_BANDS, [dict(post_key=key, band=band, brand=brand, created_at=at, storm_id=i)
                                              for key, (bands, brand, at, i) in self.bands.items() for band in bands])
             self.bands.clear()
-        dirty = [(storm_id, row) for storm_id, row in self.storms.items() if row.dirty]
-        if dirty:
-            conn.execute(_SET_STORM, [{"b_storm": storm_id, "b_size": row.size, "b_last": row.last_post_at,
-                                       "b_status": row.job_status, "b_due": row.job_due_at}
-                                      for storm_id, row in dirty])
-            for _, row in dirty:
-                row.dirty = False
+        dirty = [(storm_id, storm) for storm_id, storm in self.storms.items() if storm.dirty]
+        if dirty and conn.dialect.name == "postgresql":
+            # One statement, not psycopg's one pipelined UPDATE per storm (issue 17). The rows
+            # are row-locked already (read FOR UPDATE, or inserted by this transaction).
+            ids, sizes, lasts, statuses, dues = (list(col) for col in zip(*(
+                (storm_id, storm.size, storm.last_post_at, storm.job_status, storm.job_due_at)
+                for storm_id, storm in dirty)))
+            conn.execute(_SET_STORMS_PG, {"ids": ids, "sizes": sizes, "lasts": lasts, "statuses": statuses,
+                                          "dues": dues})
+        elif dirty:
+            conn.execute(_SET_STORM, [{"b_storm": storm_id, "b_size": storm.size, "b_last": storm.last_post_at,
+                                       "b_status": storm.job_status, "b_due": storm.job_due_at}
+                                      for storm_id, storm in dirty])
+        for _, storm in dirty:
+            storm.dirty = False
 
     def prefetch(self, storm_ids: Sequence[int]) -> None:
         """Read the storms a batch's posts may join (their candidates' storms) and their indexed
