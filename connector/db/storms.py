@@ -122,6 +122,12 @@ _COUNT_NEGATIVE = (select(func.count()).select_from(storm_members)
                    .where(storm_members.c.brand == bindparam("b_brand")).where(storm_members.c.negative.is_(True))
                    .where(storm_members.c.created_at > bindparam("b_since"))
                    .where(storm_members.c.created_at <= bindparam("b_until")))
+# `_COUNT_NEGATIVE` for many (brand, since, until] ranges at once, in the ranges' order.
+_COUNT_NEGATIVES_PG = text(
+    "SELECT (SELECT count(*) FROM storm_members m WHERE m.brand = q.brand AND m.negative IS true "
+    "AND m.created_at > q.since AND m.created_at <= q.until) "
+    "FROM unnest(CAST(:brands AS varchar[]), CAST(:sinces AS timestamptz[]), CAST(:untils AS timestamptz[])) "
+    "WITH ORDINALITY AS q(brand, since, until, i) ORDER BY q.i")
 # A storm founded on a stored first post (`_add_kept`), in one statement: the storm row (started
 # at the first post's time), the first post's member and band rows moved into it, and its band
 # rows' earliest time since :since (its indexed posts, as `_INDEXED_POSTS` would read them).
@@ -224,6 +230,12 @@ class StormWrites:
         self.indexed: dict[int, dict[str, datetime]] = {}  # storm → indexed post → its time (≥ since)
         self.negatives: dict[str, list[datetime]] = {}  # brand → sorted times in (since, until]
         self.alerts: dict[str, dict[str, Any] | None] = {}  # brand → its active alert
+        #: PostgreSQL: negative posts of a brand in a range wholly outside (since, until] as the
+        #: database counted them when the batch began (`prefetch_negative_counts`), and the
+        #: batch's negative members written since then (times, by brand), which such a count
+        #: read later would include.
+        self.outside: dict[tuple[str, datetime, datetime], int] = {}
+        self.flushed_negatives: dict[str, list[datetime]] = {}
 
     def flush(self) -> None:
         """Write what is kept: members, then bands, then the storms' sizes and jobs (one
@@ -231,6 +243,10 @@ class StormWrites:
         conn = self.conn
         on_sqlite = conn.dialect.name == "sqlite"
         if self.members:
+            if self.outside:
+                for member in self.members.values():
+                    if member["negative"]:
+                        self.flushed_negatives.setdefault(member["brand"], []).append(member["created_at"])
             if on_sqlite:
                 convert = _bind_processors(conn, storm_members)
                 _sqlite_insert(conn, storm_members, [tuple(f(row[c.name]) for c, f in zip(storm_members.c, convert))
@@ -302,6 +318,16 @@ class StormWrites:
             for storm_id, posts_ in indexed.items():
                 self._kept_indexed(storm_id, posts_)
                 self.indexed[storm_id] = posts_
+
+    def outside_count(self, brand: str, since: datetime, until: datetime) -> int | None:
+        """Negative posts of `brand` in (since, until] (a range wholly outside the kept times)
+        as the database would count them now, when read at the batch's start and no member the
+        batch wrote since falls in the range (else None: ask the database). Exact because the
+        brand lock keeps other instances from writing the brand's members meanwhile."""
+        known = self.outside.get((brand, since, until))
+        if known is None or any(since < at <= until for at in self.flushed_negatives.get(brand, ())):
+            return None
+        return known
 
     def _storm(self, storm_id: int) -> _StormRow:
         row = self.storms.get(storm_id)
@@ -789,10 +815,28 @@ class StormRepository:
                 return bisect.bisect_right(times, until) - bisect.bisect_right(times, since)
             if until <= conn.since or since >= conn.until:
                 # Wholly outside the batch's times (the baseline's past weeks): no kept row is in
-                # it, so the database answers without a flush.
+                # it, so the database answers without a flush — or the batch's read of it.
+                known = conn.outside_count(brand, since, until)
+                if known is not None:
+                    return known
                 conn = conn.conn
         with self._tx(conn) as conn:
             return conn.execute(_COUNT_NEGATIVE, {"b_brand": brand, "b_since": since, "b_until": until}).scalar() or 0
+
+    def prefetch_negative_counts(self, tx: Tx, ranges: Sequence[tuple[str, datetime, datetime]]) -> None:
+        """PostgreSQL: count the negative posts of each (brand, since, until] range wholly
+        outside a batch's kept times in ONE query, for `count_negative` to answer from
+        (`StormWrites.outside_count`). The spike check's baseline asked `baseline_weeks`
+        queries per brand and hour, ~100 per batch under the brand lock (issue 17). Elsewhere
+        (SQLite, or outside a batch) nothing is read: `count_negative` asks as before."""
+        if not isinstance(tx, StormWrites) or tx.conn.dialect.name != "postgresql":
+            return
+        wanted = list(dict.fromkeys(r for r in ranges if (r[2] <= tx.since or r[1] >= tx.until) and r not in tx.outside))
+        if not wanted:
+            return
+        brands, sinces, untils = (list(col) for col in zip(*wanted))
+        counts = tx.conn.execute(_COUNT_NEGATIVES_PG, {"brands": brands, "sinces": sinces, "untils": untils}).scalars().all()
+        tx.outside.update(zip(wanted, counts))
 
     def active_alert(self, brand: str, conn: Tx | None = None) -> dict[str, Any] | None:
         if isinstance(conn, StormWrites):  # read once per batch: its brands' alerts change only here
