@@ -118,10 +118,19 @@ _BAND_PAIRS_PG = text(
 _MEMBERS_WITH_TEXT = (select(storm_members.c.post_key, storm_members.c.storm_id, storm_members.c.created_at, posts.c.text)
                       .join(posts, posts.c.key == storm_members.c.post_key)
                       .where(storm_members.c.post_key.in_(bindparam("b_keys", expanding=True))))
+_MEMBERS_WITH_TEXT_PG = text(
+    "SELECT storm_members.post_key, storm_members.storm_id, storm_members.created_at, posts.text "
+    "FROM storm_members JOIN posts ON posts.key = storm_members.post_key "
+    "WHERE storm_members.post_key = ANY(CAST(:b_keys AS varchar[]))"
+).columns(storm_members.c.post_key, storm_members.c.storm_id, storm_members.c.created_at, posts.c.text)
 _COUNT_NEGATIVE = (select(func.count()).select_from(storm_members)
                    .where(storm_members.c.brand == bindparam("b_brand")).where(storm_members.c.negative.is_(True))
                    .where(storm_members.c.created_at > bindparam("b_since"))
                    .where(storm_members.c.created_at <= bindparam("b_until")))
+# A storm founded on a first post kept by the batch (`_add_kept`): as `insert(storms)` there.
+_FOUND_ON_KEPT_PG = (insert(storms).values(
+    brand=bindparam("brand"), first_post_key=bindparam("first"), started_at=bindparam("started"),
+    last_post_at=bindparam("last"), size=1, reported_size=0, job_attempts=0).returning(storms.c.id))
 # `_COUNT_NEGATIVE` for many (brand, since, until] ranges at once, in the ranges' order.
 _COUNT_NEGATIVES_PG = text(
     "SELECT (SELECT count(*) FROM storm_members m WHERE m.brand = q.brand AND m.negative IS true "
@@ -507,6 +516,12 @@ class StormRepository:
                     query, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until}).all())
             keys = list(dict.fromkeys([key for key, _ in pairs]))
             members: dict[str, dict[str, Any]] = {}
+            if conn.dialect.name == "postgresql" and keys:
+                # The keys as one array parameter (issue 17): an IN list of up to 500 parameters
+                # is a new statement text for psycopg and the server to parse each time.
+                for row in conn.execute(_MEMBERS_WITH_TEXT_PG, {"b_keys": keys}).mappings().all():
+                    members[row["post_key"]] = dict(row)
+                keys = []
             for start in range(0, len(keys), 500):  # bounded IN lists
                 for row in conn.execute(_MEMBERS_WITH_TEXT, {"b_keys": keys[start:start + 500]}).mappings().all():
                     members[row["post_key"]] = dict(row)
@@ -626,6 +641,12 @@ class StormRepository:
                                                            "since": w.since}).one()
                 storm_id = found.id
                 stored = {resembles: found.created_at} if found.created_at is not None else {}
+            elif kept is not None and conn.dialect.name == "postgresql":
+                # A first post of this batch: the storm row alone, from a statement built once
+                # (issue 17: building an INSERT per founding, ~20 a batch, under the brand lock).
+                storm_id = conn.execute(_FOUND_ON_KEPT_PG, {"brand": brand, "first": resembles,
+                                                            "started": kept["created_at"] or created_at,
+                                                            "last": created_at}).scalar_one()
             else:
                 first = (kept["created_at"] if kept is not None else conn.execute(
                     select(storm_members.c.created_at).where(storm_members.c.post_key == resembles)).scalar())
