@@ -383,6 +383,13 @@ def poisson_tail(k: int, lam: float) -> float:
     return tail
 
 
+def baseline_windows(hour: datetime, weeks: int) -> list[tuple[datetime, datetime]]:
+    """The (since, until] ranges a baseline counts: the clock hour starting at `hour`, the same
+    weekday of each of the past `weeks` weeks."""
+    return [(hour - timedelta(weeks=w) - timedelta(microseconds=1),
+             hour - timedelta(weeks=w) + timedelta(hours=1) - timedelta(microseconds=1)) for w in range(1, weeks + 1)]
+
+
 def spike_fires(count: int, baseline: float, settings: StormSettings) -> tuple[bool, float]:
     p = poisson_tail(count, max(baseline, BASELINE_FLOOR))
     return (count >= settings.spike_min_count and p < settings.spike_alpha), p
@@ -732,6 +739,7 @@ class Storms:
         # The storms those candidates are in, read (and row-locked) at once rather than each as
         # it is first joined.
         writes.prefetch(sorted({i for index in indexes.values() for i in index.storm_ids()}))
+        self._prefetch_baselines(writes, counted)
         reasons = CountedEchoes()
         for post, decision, analysis in items:
             if decision.qualified:
@@ -865,14 +873,28 @@ class Storms:
             cached = self._baseline.get((brand, hour))
         if cached is None:
             weeks = self.settings.baseline_weeks
-            total = sum(self.repo.count_negative(brand, hour - timedelta(weeks=w) - timedelta(microseconds=1),
-                                                  hour - timedelta(weeks=w) + timedelta(hours=1) - timedelta(microseconds=1),
-                                                  conn=conn)
-                        for w in range(1, weeks + 1))
+            total = sum(self.repo.count_negative(brand, since, until, conn=conn)
+                        for since, until in baseline_windows(hour, weeks))
             cached = total / (weeks * 4)
             with self._lock:
                 self._baseline[(brand, hour)] = cached
         return cached
+
+    def _prefetch_baselines(self, writes: Any, counted: Sequence[tuple[Post, Decision, Analysis | None]]) -> None:
+        """Ask for the past weeks' counts of the baselines the batch's negative posts will need
+        (those not known yet) in one query (issue 17: `baseline_weeks` queries per brand and
+        hour, under the brand lock); `count_negative` answers from it exactly as the database
+        would (see `StormWrites.outside_count`). Echoes' brands are known only as they join:
+        theirs are asked one by one as before."""
+        with self._lock:
+            known = set(self._baseline)
+        hours = dict.fromkeys((d.brand, p.created_at.replace(minute=0, second=0, microsecond=0))
+                              for p, d, a in counted
+                              if d.brand is not None and a is not None and a.sentiment.value == "negative")
+        weeks = self.settings.baseline_weeks
+        self.repo.prefetch_negative_counts(writes, [(brand, since, until) for brand, hour in hours
+                                                    if (brand, hour) not in known
+                                                    for since, until in baseline_windows(hour, weeks)])
 
     def check_spike(self, brand: str, at: datetime, conn: Any = None) -> None:
         if conn is None:

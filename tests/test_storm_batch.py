@@ -235,3 +235,36 @@ def test_a_founding_knows_its_indexed_posts_without_asking(tmp_path: Any) -> Non
                 _INDEXED_POSTS, {"b_storm": storm_id, "b_since": writes.since})} == {**expected, "x:2": FIXED}
             conn.rollback()
     engine.dispose()
+
+
+def _weeks_back(posts_: list[dict[str, Any]], weeks: int) -> list[dict[str, Any]]:
+    """The posts again under new ids, `weeks` weeks earlier: the same clock hours on the same
+    weekdays, which the spike check's baseline counts."""
+    return [p | {"id": f"w{weeks}-{p['id']}",
+                 "created_at": (datetime.fromisoformat(p["created_at"].replace("Z", "+00:00"))
+                                - timedelta(weeks=weeks)).isoformat()} for p in posts_]
+
+
+def test_batches_count_baselines_exactly_as_post_by_post(backend: str, db_env: dict[str, str],
+                                                          tmp_path: Any) -> None:
+    """The spike check's baselines (past weeks' counts), which a PostgreSQL batch reads in one
+    query at its start (`prefetch_negative_counts`, issue 17): with past weeks that hold
+    negative posts, and batches spanning weeks with echoes counted in during the batch, the
+    alerts (baselines, p-values) and every storm row are as post by post."""
+    recent = synthetic_posts(180)
+    stream = _weeks_back(recent, 2) + _weeks_back(recent, 1) + _stream()
+    found = {}
+    for how, batch in (("one", 1), ("many", 150), ("wide", 400)):
+        env = {**db_env, "YORISOI_DATA_DIR": str(tmp_path / how), "YORISOI_STORM_MIN_POSTS": "3",
+               "YORISOI_SPIKE_MIN_COUNT": "5"}
+        if backend == "postgresql":
+            with pg.fresh_database() as url:
+                found[how] = _ingest({**env, "YORISOI_DATABASE": url}, stream, batch)
+        else:
+            env["YORISOI_DATABASE"] = f"sqlite:///{tmp_path / how}.sqlite3"
+            found[how] = _ingest(env, stream, batch)
+    one = found["one"]
+    assert any(alert[5] > 0 for alert in one["alerts"])  # a baseline counted past weeks' posts
+    for how in ("many", "wide"):
+        for table in one:
+            assert found[how][table] == one[table], (how, table)

@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from connector.db.counts import Entry, batch_statements, count_posts, post_counts, write_counts, write_topics
-from connector.db.engine import dialect_insert, utcnow
+from connector.db.engine import dialect_insert, unnest_insert, utcnow
 from connector.db.schema import analyses, authors, channel_feed, outbox, posts, report_daily_label, tickets
 from connector.models import Analysis, Decision, Post
 
@@ -84,6 +84,12 @@ def post_from_row(row: Any) -> tuple[Post, Decision, Analysis | None]:
     analysis = Analysis.from_dict(row["detail"]) if row["detail"] else None
     return post, decision, analysis
 
+
+#: PostgreSQL: the tail of the batch's author upsert (`unnest_insert`): as `batch_statements`'
+#: "authors", a stored author's profile refreshed.
+_AUTHORS_REFRESH_PG = "ON CONFLICT (key) DO UPDATE SET " + ", ".join(
+    f"{name} = EXCLUDED.{name}" for name in ("handle", "name", "bio", "location", "followers", "following",
+                                             "created_at", "avatar_url", "updated_at"))
 
 _FEED_PG = text("INSERT INTO channel_feed (post_key) SELECT k FROM unnest(CAST(:keys AS varchar[])) WITH ORDINALITY "
                 "AS u(k, i) ORDER BY i")
@@ -251,7 +257,12 @@ class PostRepository:
             # the storm grouping, in this transaction (all or nothing)
             promoted = list(then(conn) or ()) if then is not None else []
             self._promote(conn, promoted, now)
-            conn.execute(statements["authors"], ordered)
+            if conn.dialect.name == "postgresql":
+                # One statement, not psycopg's one pipelined upsert per author (issue 17: it runs
+                # under the brand lock); unnest keeps the key order the rows are locked in.
+                unnest_insert(conn, authors, ordered, _AUTHORS_REFRESH_PG)
+            else:
+                conn.execute(statements["authors"], ordered)
             if promoted:  # known only now, and rare: their few rows are worked out here
                 moved = post_counts(_counted_after(promoted), removed=_counted_before(promoted))
                 write_topics(conn, moved)

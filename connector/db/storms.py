@@ -12,7 +12,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.engine import advisory_xact_lock, advisory_xact_locks, new_id, worker_id
+from connector.db.engine import advisory_xact_lock, advisory_xact_locks, new_id, unnest_insert, worker_id
 from connector.db.schema import (
     analyses,
     authors,
@@ -63,6 +63,12 @@ _STORMS_FOR_UPDATE = (select(*_STORM_COLUMNS).where(storms.c.id.in_(bindparam("b
 _SET_STORM = update(storms).where(storms.c.id == bindparam("b_storm")).values(
     size=bindparam("b_size"), last_post_at=bindparam("b_last", type_=storms.c.last_post_at.type),
     job_status=bindparam("b_status"), job_due_at=bindparam("b_due", type_=storms.c.job_due_at.type))
+# PostgreSQL: a batch's dirty storms in one UPDATE, their new values as arrays (`flush`).
+_SET_STORMS_PG = text(
+    "UPDATE storms SET size = u.size, last_post_at = u.last, job_status = u.status, job_due_at = u.due "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:sizes AS integer[]), CAST(:lasts AS timestamptz[]), "
+    "CAST(:statuses AS varchar[]), CAST(:dues AS timestamptz[])) AS u(id, size, last, status, due) "
+    "WHERE storms.id = u.id")
 _INDEXED_POSTS = (select(storm_bands.c.post_key, func.min(storm_bands.c.created_at).label("created_at"))
                   .where(storm_bands.c.storm_id == bindparam("b_storm"))
                   .where(storm_bands.c.created_at >= bindparam("b_since")).group_by(storm_bands.c.post_key))
@@ -112,10 +118,25 @@ _BAND_PAIRS_PG = text(
 _MEMBERS_WITH_TEXT = (select(storm_members.c.post_key, storm_members.c.storm_id, storm_members.c.created_at, posts.c.text)
                       .join(posts, posts.c.key == storm_members.c.post_key)
                       .where(storm_members.c.post_key.in_(bindparam("b_keys", expanding=True))))
+_MEMBERS_WITH_TEXT_PG = text(
+    "SELECT storm_members.post_key, storm_members.storm_id, storm_members.created_at, posts.text "
+    "FROM storm_members JOIN posts ON posts.key = storm_members.post_key "
+    "WHERE storm_members.post_key = ANY(CAST(:b_keys AS varchar[]))"
+).columns(storm_members.c.post_key, storm_members.c.storm_id, storm_members.c.created_at, posts.c.text)
 _COUNT_NEGATIVE = (select(func.count()).select_from(storm_members)
                    .where(storm_members.c.brand == bindparam("b_brand")).where(storm_members.c.negative.is_(True))
                    .where(storm_members.c.created_at > bindparam("b_since"))
                    .where(storm_members.c.created_at <= bindparam("b_until")))
+# A storm founded on a first post kept by the batch (`_add_kept`): as `insert(storms)` there.
+_FOUND_ON_KEPT_PG = (insert(storms).values(
+    brand=bindparam("brand"), first_post_key=bindparam("first"), started_at=bindparam("started"),
+    last_post_at=bindparam("last"), size=1, reported_size=0, job_attempts=0).returning(storms.c.id))
+# `_COUNT_NEGATIVE` for many (brand, since, until] ranges at once, in the ranges' order.
+_COUNT_NEGATIVES_PG = text(
+    "SELECT (SELECT count(*) FROM storm_members m WHERE m.brand = q.brand AND m.negative IS true "
+    "AND m.created_at > q.since AND m.created_at <= q.until) "
+    "FROM unnest(CAST(:brands AS varchar[]), CAST(:sinces AS timestamptz[]), CAST(:untils AS timestamptz[])) "
+    "WITH ORDINALITY AS q(brand, since, until, i) ORDER BY q.i")
 # A storm founded on a stored first post (`_add_kept`), in one statement: the storm row (started
 # at the first post's time), the first post's member and band rows moved into it, and its band
 # rows' earliest time since :since (its indexed posts, as `_INDEXED_POSTS` would read them).
@@ -218,6 +239,12 @@ class StormWrites:
         self.indexed: dict[int, dict[str, datetime]] = {}  # storm → indexed post → its time (≥ since)
         self.negatives: dict[str, list[datetime]] = {}  # brand → sorted times in (since, until]
         self.alerts: dict[str, dict[str, Any] | None] = {}  # brand → its active alert
+        #: PostgreSQL: negative posts of a brand in a range wholly outside (since, until] as the
+        #: database counted them when the batch began (`prefetch_negative_counts`), and the
+        #: batch's negative members written since then (times, by brand), which such a count
+        #: read later would include.
+        self.outside: dict[tuple[str, datetime, datetime], int] = {}
+        self.flushed_negatives: dict[str, list[datetime]] = {}
 
     def flush(self) -> None:
         """Write what is kept: members, then bands, then the storms' sizes and jobs (one
@@ -225,10 +252,16 @@ class StormWrites:
         conn = self.conn
         on_sqlite = conn.dialect.name == "sqlite"
         if self.members:
+            if self.outside:
+                for member in self.members.values():
+                    if member["negative"]:
+                        self.flushed_negatives.setdefault(member["brand"], []).append(member["created_at"])
             if on_sqlite:
                 convert = _bind_processors(conn, storm_members)
                 _sqlite_insert(conn, storm_members, [tuple(f(row[c.name]) for c, f in zip(storm_members.c, convert))
                                                      for row in self.members.values()])
+            elif conn.dialect.name == "postgresql":
+                unnest_insert(conn, storm_members, list(self.members.values()))
             else:
                 conn.execute(_INSERT_MEMBER, list(self.members.values()))
             self.members.clear()
@@ -260,13 +293,21 @@ class StormWrites:
                 conn.execute(_INSERT_BANDS, [dict(post_key=key, band=band, brand=brand, created_at=at, storm_id=i)
                                              for key, (bands, brand, at, i) in self.bands.items() for band in bands])
             self.bands.clear()
-        dirty = [(storm_id, row) for storm_id, row in self.storms.items() if row.dirty]
-        if dirty:
-            conn.execute(_SET_STORM, [{"b_storm": storm_id, "b_size": row.size, "b_last": row.last_post_at,
-                                       "b_status": row.job_status, "b_due": row.job_due_at}
-                                      for storm_id, row in dirty])
-            for _, row in dirty:
-                row.dirty = False
+        dirty = [(storm_id, storm) for storm_id, storm in self.storms.items() if storm.dirty]
+        if dirty and conn.dialect.name == "postgresql":
+            # One statement, not psycopg's one pipelined UPDATE per storm (issue 17). The rows
+            # are row-locked already (read FOR UPDATE, or inserted by this transaction).
+            ids, sizes, lasts, statuses, dues = (list(col) for col in zip(*(
+                (storm_id, storm.size, storm.last_post_at, storm.job_status, storm.job_due_at)
+                for storm_id, storm in dirty)))
+            conn.execute(_SET_STORMS_PG, {"ids": ids, "sizes": sizes, "lasts": lasts, "statuses": statuses,
+                                          "dues": dues})
+        elif dirty:
+            conn.execute(_SET_STORM, [{"b_storm": storm_id, "b_size": storm.size, "b_last": storm.last_post_at,
+                                       "b_status": storm.job_status, "b_due": storm.job_due_at}
+                                      for storm_id, storm in dirty])
+        for _, storm in dirty:
+            storm.dirty = False
 
     def prefetch(self, storm_ids: Sequence[int]) -> None:
         """Read the storms a batch's posts may join (their candidates' storms) and their indexed
@@ -286,6 +327,16 @@ class StormWrites:
             for storm_id, posts_ in indexed.items():
                 self._kept_indexed(storm_id, posts_)
                 self.indexed[storm_id] = posts_
+
+    def outside_count(self, brand: str, since: datetime, until: datetime) -> int | None:
+        """Negative posts of `brand` in (since, until] (a range wholly outside the kept times)
+        as the database would count them now, when read at the batch's start and no member the
+        batch wrote since falls in the range (else None: ask the database). Exact because the
+        brand lock keeps other instances from writing the brand's members meanwhile."""
+        known = self.outside.get((brand, since, until))
+        if known is None or any(since < at <= until for at in self.flushed_negatives.get(brand, ())):
+            return None
+        return known
 
     def _storm(self, storm_id: int) -> _StormRow:
         row = self.storms.get(storm_id)
@@ -465,6 +516,12 @@ class StormRepository:
                     query, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until}).all())
             keys = list(dict.fromkeys([key for key, _ in pairs]))
             members: dict[str, dict[str, Any]] = {}
+            if conn.dialect.name == "postgresql" and keys:
+                # The keys as one array parameter (issue 17): an IN list of up to 500 parameters
+                # is a new statement text for psycopg and the server to parse each time.
+                for row in conn.execute(_MEMBERS_WITH_TEXT_PG, {"b_keys": keys}).mappings().all():
+                    members[row["post_key"]] = dict(row)
+                keys = []
             for start in range(0, len(keys), 500):  # bounded IN lists
                 for row in conn.execute(_MEMBERS_WITH_TEXT, {"b_keys": keys[start:start + 500]}).mappings().all():
                     members[row["post_key"]] = dict(row)
@@ -584,6 +641,12 @@ class StormRepository:
                                                            "since": w.since}).one()
                 storm_id = found.id
                 stored = {resembles: found.created_at} if found.created_at is not None else {}
+            elif kept is not None and conn.dialect.name == "postgresql":
+                # A first post of this batch: the storm row alone, from a statement built once
+                # (issue 17: building an INSERT per founding, ~20 a batch, under the brand lock).
+                storm_id = conn.execute(_FOUND_ON_KEPT_PG, {"brand": brand, "first": resembles,
+                                                            "started": kept["created_at"] or created_at,
+                                                            "last": created_at}).scalar_one()
             else:
                 first = (kept["created_at"] if kept is not None else conn.execute(
                     select(storm_members.c.created_at).where(storm_members.c.post_key == resembles)).scalar())
@@ -773,10 +836,28 @@ class StormRepository:
                 return bisect.bisect_right(times, until) - bisect.bisect_right(times, since)
             if until <= conn.since or since >= conn.until:
                 # Wholly outside the batch's times (the baseline's past weeks): no kept row is in
-                # it, so the database answers without a flush.
+                # it, so the database answers without a flush — or the batch's read of it.
+                known = conn.outside_count(brand, since, until)
+                if known is not None:
+                    return known
                 conn = conn.conn
         with self._tx(conn) as conn:
             return conn.execute(_COUNT_NEGATIVE, {"b_brand": brand, "b_since": since, "b_until": until}).scalar() or 0
+
+    def prefetch_negative_counts(self, tx: Tx, ranges: Sequence[tuple[str, datetime, datetime]]) -> None:
+        """PostgreSQL: count the negative posts of each (brand, since, until] range wholly
+        outside a batch's kept times in ONE query, for `count_negative` to answer from
+        (`StormWrites.outside_count`). The spike check's baseline asked `baseline_weeks`
+        queries per brand and hour, ~100 per batch under the brand lock (issue 17). Elsewhere
+        (SQLite, or outside a batch) nothing is read: `count_negative` asks as before."""
+        if not isinstance(tx, StormWrites) or tx.conn.dialect.name != "postgresql":
+            return
+        wanted = list(dict.fromkeys(r for r in ranges if (r[2] <= tx.since or r[1] >= tx.until) and r not in tx.outside))
+        if not wanted:
+            return
+        brands, sinces, untils = (list(col) for col in zip(*wanted))
+        counts = tx.conn.execute(_COUNT_NEGATIVES_PG, {"brands": brands, "sinces": sinces, "untils": untils}).scalars().all()
+        tx.outside.update(zip(wanted, counts))
 
     def active_alert(self, brand: str, conn: Tx | None = None) -> dict[str, Any] | None:
         if isinstance(conn, StormWrites):  # read once per batch: its brands' alerts change only here
