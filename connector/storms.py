@@ -528,27 +528,25 @@ class BatchBands:
     post sees exactly what its own query would have seen inside the same transaction (the brand
     is locked until commit: no other instance writes its bands meanwhile)."""
 
-    def __init__(self, hits: tuple[Sequence[tuple[str, bytes]], Mapping[str, Mapping[str, Any]]]) -> None:
+    def __init__(self, hits: tuple[dict[bytes, list[str]], Mapping[str, Mapping[str, Any]]]) -> None:
         #: post key → [storm id, created_at, text]; a post's band rows have its member row's time
-        pairs, members = hits
+        by_band, members = hits
         self._posts: dict[str, list[Any]] = {
             key: [m["storm_id"], m["created_at"], m["text"]] for key, m in members.items()}
-        by_band: dict[bytes, set[str]] = {}
-        posts_ = self._posts
-        for post_key, band in pairs:  # ~10,000 per brand and batch: no call per pair
-            if post_key in posts_:  # as the per-post query's inner join
-                hits_ = by_band.get(band)
-                if hits_ is None:
-                    by_band[band] = {post_key}
-                else:
-                    hits_.add(post_key)
+        # Band → its posts, taken as the repository hands them (issue 17: building a set per band
+        # from ~25,000 (post, band) pairs per brand and batch cost as much as reading them).
         self._by_band = by_band
 
     def add(self, post_key: str, bands: Sequence[bytes], storm_id: int | None, created_at: datetime, text: str) -> None:
         """A post of this batch whose bands were just indexed (member and band rows share its time)."""
         self._posts.setdefault(post_key, [storm_id, created_at, text])
+        by_band = self._by_band
         for band in bands:
-            self._by_band.setdefault(band, set()).add(post_key)
+            keys = by_band.get(band)
+            if keys is None:
+                by_band[band] = [post_key]
+            elif post_key not in keys:
+                keys.append(post_key)
 
     def storm_ids(self) -> set[int]:
         """The storms of the indexed posts: those this batch's posts may join by similarity."""
