@@ -133,6 +133,16 @@ _FOUND_ON_STORED_PG = text(
     "RETURNING created_at) "
     "SELECT s.id, (SELECT min(created_at) FROM b WHERE created_at >= :since) AS created_at FROM s"
 ).columns(storms.c.id, storm_bands.c.created_at)
+# A batch's storm founded on a post stored earlier or kept by the batch (`_add_kept`, not on
+# PostgreSQL), built once: building these four statements per founding cost more than running
+# them (issue 17).
+_MEMBER_TIME = select(storm_members.c.created_at).where(storm_members.c.post_key == bindparam("b_key"))
+_INSERT_STORM = insert(storms)
+_MOVE_MEMBER = (update(storm_members).where(storm_members.c.post_key == bindparam("b_key"))
+                .values(storm_id=bindparam("b_storm")))
+_MOVE_BANDS = (update(storm_bands).where(storm_bands.c.post_key == bindparam("b_key"))
+               .values(storm_id=bindparam("b_storm")))
+_MOVE_BANDS_RETURNING = _MOVE_BANDS.returning(storm_bands.c.created_at)
 _ACTIVE_ALERT = (select(storm_alerts).where(storm_alerts.c.brand == bindparam("b_brand"))
                  .where(storm_alerts.c.ended_at.is_(None)))
 _ALERT_PEAK = (update(storm_alerts).where(storm_alerts.c.id == bindparam("b_id"))
@@ -607,8 +617,8 @@ class StormRepository:
                 stored = {resembles: found.created_at} if found.created_at is not None else {}
             else:
                 first = (kept["created_at"] if kept is not None else conn.execute(
-                    select(storm_members.c.created_at).where(storm_members.c.post_key == resembles)).scalar())
-                storm_id = new_id(conn.execute(insert(storms).values(
+                    _MEMBER_TIME, {"b_key": resembles}).scalar())
+                storm_id = new_id(conn.execute(_INSERT_STORM, dict(
                     brand=brand, first_post_key=resembles, started_at=first or created_at,
                     last_post_at=created_at, size=1, reported_size=0, job_attempts=0)))
             if kept is not None:
@@ -616,15 +626,13 @@ class StormRepository:
                 if resembles in w.bands:
                     w.bands[resembles] = (*w.bands[resembles][:3], storm_id)
             elif conn.dialect.name != "postgresql":
-                conn.execute(update(storm_members).where(storm_members.c.post_key == resembles)
-                             .values(storm_id=storm_id))
-                moved = update(storm_bands).where(storm_bands.c.post_key == resembles).values(storm_id=storm_id)
+                moving = {"b_key": resembles, "b_storm": storm_id}
+                conn.execute(_MOVE_MEMBER, moving)
                 if conn.dialect.update_returning:
-                    since_kept = [t for t in conn.execute(moved.returning(storm_bands.c.created_at)).scalars()
-                                  if t >= w.since]
+                    since_kept = [t for t in conn.execute(_MOVE_BANDS_RETURNING, moving).scalars() if t >= w.since]
                     stored = {resembles: min(since_kept)} if since_kept else {}  # as `_INDEXED_POSTS` reads it
                 else:  # SQLite < 3.35: read when first needed (`_indexed`)
-                    conn.execute(moved)
+                    conn.execute(_MOVE_BANDS, moving)
                     stored = None
             if stored is not None:
                 w._kept_indexed(storm_id, stored)
