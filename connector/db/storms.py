@@ -360,9 +360,16 @@ def _sqlite_band_posts(conn: Connection, brand: str, bands: Sequence[bytes], sin
     as JSON strings, which decode to exactly the stored TEXT (pinned by tests/test_storm_batch.py)."""
     _, _, brand_of, at_of, _ = _bind_processors(conn, storm_bands)  # band keys: bytes as they are (`flush`)
     sql = _SQLITE_BAND_POSTS.format(", ".join("?" * len(bands)))
+    # The DBAPI cursor of this connection (same transaction): its rows are plain tuples, without
+    # SQLAlchemy's Row made for each (issue 17). Nothing here needs SQLAlchemy's result handling:
+    # no column type converts a value on the way out (see above).
+    cursor = conn.connection.cursor()
+    try:
+        rows = cursor.execute(sql, (brand_of(brand), *bands, at_of(since), at_of(until))).fetchall()
+    finally:
+        cursor.close()
     loads = json.loads
-    return {band: loads(keys) for band, keys in conn.exec_driver_sql(
-        sql, (brand_of(brand), *bands, at_of(since), at_of(until))).all()}
+    return {band: loads(keys) for band, keys in rows}
 
 
 def _by_band(pairs: Sequence[tuple[str, bytes]]) -> dict[bytes, list[str]]:
