@@ -372,6 +372,13 @@ def _sqlite_band_posts(conn: Connection, brand: str, bands: Sequence[bytes], sin
     return {band: loads(keys) for band, keys in rows}
 
 
+def _has_json(conn: Connection) -> bool:
+    """Whether SQLite has json_group_array (`_SQLITE_BAND_POSTS`): built in from 3.38
+    (https://sqlite.org/json1.html); an older library may lack it, and then the pairs are read
+    as on other databases."""
+    return bool(conn.dialect.dbapi is not None and conn.dialect.dbapi.sqlite_version_info >= (3, 38, 0))
+
+
 def _by_band(pairs: Sequence[tuple[str, bytes]]) -> dict[bytes, list[str]]:
     """(post, band) pairs as band → its posts, in the pairs' order."""
     by_band: dict[bytes, list[str]] = {}
@@ -493,7 +500,7 @@ class StormRepository:
             return {}, {}
         with self._tx(tx) as conn:
             # fetchall, not row by row: ~25,000 (post, band) rows per brand and batch (issue 17).
-            if conn.dialect.name == "sqlite":
+            if conn.dialect.name == "sqlite" and _has_json(conn):
                 by_band = _sqlite_band_posts(conn, brand, bands, since, until)
             else:
                 query = _BAND_PAIRS_PG if conn.dialect.name == "postgresql" else _BAND_PAIRS
