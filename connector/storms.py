@@ -52,7 +52,7 @@ from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import chain, repeat
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -535,27 +535,25 @@ class BatchBands:
     post sees exactly what its own query would have seen inside the same transaction (the brand
     is locked until commit: no other instance writes its bands meanwhile)."""
 
-    def __init__(self, hits: tuple[Sequence[tuple[str, bytes]], Mapping[str, Mapping[str, Any]]]) -> None:
+    def __init__(self, hits: tuple[dict[bytes, list[str]], Mapping[str, Mapping[str, Any]]]) -> None:
         #: post key → [storm id, created_at, text]; a post's band rows have its member row's time
-        pairs, members = hits
+        by_band, members = hits
         self._posts: dict[str, list[Any]] = {
             key: [m["storm_id"], m["created_at"], m["text"]] for key, m in members.items()}
-        by_band: dict[bytes, set[str]] = {}
-        posts_ = self._posts
-        for post_key, band in pairs:  # ~10,000 per brand and batch: no call per pair
-            if post_key in posts_:  # as the per-post query's inner join
-                hits_ = by_band.get(band)
-                if hits_ is None:
-                    by_band[band] = {post_key}
-                else:
-                    hits_.add(post_key)
+        # Band → its posts, taken as the repository hands them (issue 17: building a set per band
+        # from ~25,000 (post, band) pairs per brand and batch cost as much as reading them).
         self._by_band = by_band
 
     def add(self, post_key: str, bands: Sequence[bytes], storm_id: int | None, created_at: datetime, text: str) -> None:
         """A post of this batch whose bands were just indexed (member and band rows share its time)."""
         self._posts.setdefault(post_key, [storm_id, created_at, text])
+        by_band = self._by_band
         for band in bands:
-            self._by_band.setdefault(band, set()).add(post_key)
+            keys = by_band.get(band)
+            if keys is None:
+                by_band[band] = [post_key]
+            elif post_key not in keys:
+                keys.append(post_key)
 
     def storm_ids(self) -> set[int]:
         """The storms of the indexed posts: those this batch's posts may join by similarity."""
@@ -567,15 +565,18 @@ class BatchBands:
         if entry is not None and storm_id is not None:
             entry[0] = storm_id
 
-    def candidates(self, bands: Sequence[bytes], since: datetime, until: datetime) -> list[dict[str, Any]]:
+    def candidates(self, bands: Sequence[bytes], since: datetime, until: datetime) -> Iterator[dict[str, Any]]:
         """As `storm_candidates`: distinct posts sharing a band, band row in [since, until],
-        ordered by (created_at, post_key)."""
+        ordered by (created_at, post_key). Each row is made as it is asked for: `assign` mostly
+        stops at the first candidate (an exact copy), and making every row up front was a third
+        of the look-up (issue 17)."""
         posts_ = self._posts
         found = set().union(*map(self._by_band.get, bands, repeat(())))
         # (time, key) pairs sort as the rows should, without a key function (issue 17).
         order = sorted([(entry[1], key) for key in found if since <= (entry := posts_[key])[1] <= until])
-        return [{"post_key": key, "storm_id": posts_[key][0], "created_at": at, "text": posts_[key][2]}
-                for at, key in order]
+        for at, key in order:
+            entry = posts_[key]
+            yield {"post_key": key, "storm_id": entry[0], "created_at": at, "text": entry[2]}
 
 
 @dataclass

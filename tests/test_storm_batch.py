@@ -27,10 +27,10 @@ from connector.db.storms import (
     _BAND_PAIRS,
     _INDEXED_POSTS,
     _INDEXED_POSTS_OF,
-    _SQLITE_BAND_PAIRS,
+    _SQLITE_BAND_POSTS,
     StormRepository,
     StormWrites,
-    _sqlite_band_pairs,
+    _sqlite_band_posts,
 )
 from connector.services import Services
 from connector.store import Store
@@ -166,12 +166,15 @@ def test_sqlite_flush_stores_what_sqlalchemy_stores(tmp_path: Any) -> None:
             for since, until in (day, (members[1]["created_at"], FIXED), (FIXED, members[1]["created_at"]),
                                  (FIXED - timedelta(days=1), members[0]["created_at"] - timedelta(microseconds=1))):
                 asked = [b"\x00" * 17, b"\x10" * 16 + b"\x01", b"\x01" * 17]
-                assert (sorted(tuple(r) for r in _sqlite_band_pairs(conn, "ソラモバイル", asked, since, until)) ==
+                grouped = _sqlite_band_posts(conn, "ソラモバイル", asked, since, until)
+                assert (sorted((k, b) for b, keys in grouped.items() for k in keys) ==
                         sorted(tuple(r) for r in conn.execute(_BAND_PAIRS, {"b_brand": "ソラモバイル", "b_bands": asked,
                                                                             "b_since": since, "b_until": until})))
-            found = _sqlite_band_pairs(conn, "ソラモバイル", asked, *day)
-            assert len(found) == 2 and all(type(k) is str and type(b) is bytes for k, b in found)  # dict keys
-            assert _sqlite_band_pairs(conn, "other", asked, *day) == []
+                assert all(keys for keys in grouped.values())  # a band is listed only with a post
+            found = _sqlite_band_posts(conn, "ソラモバイル", asked, *day)
+            assert sum(map(len, found.values())) == 2
+            assert all(type(b) is bytes and all(type(k) is str for k in keys) for b, keys in found.items())  # dict keys
+            assert _sqlite_band_posts(conn, "other", asked, *day) == {}
         engine.dispose()
     assert stored["flush"] == stored["sqlalchemy"]
     assert stored["flush"]["storm_bands"][0][3] == "'2026-11-21 00:00:00.000000'"  # the post's time, in UTC
@@ -197,7 +200,7 @@ def test_band_lookup_reads_the_index_alone_after_the_migration(tmp_path: Any) ->
                 "brand", "band", "created_at", "post_key"]
             assert [r[2] for r in conn.exec_driver_sql("PRAGMA index_info(ix_storm_bands_storm)")] == [
                 "storm_id", "created_at", "post_key"]
-            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + _SQLITE_BAND_PAIRS.format("?, ?"),
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + _SQLITE_BAND_POSTS.format("?, ?"),
                                         ("b", b"x", b"y", "2026-11-20", "2026-11-21")).all()
             assert "COVERING INDEX ix_storm_bands_lookup" in str(plan)
             indexed_posts_of = _INDEXED_POSTS_OF.params(b_ids=[1], b_since=FIXED).compile(
@@ -268,3 +271,18 @@ def test_batches_count_baselines_exactly_as_post_by_post(backend: str, db_env: d
     for how in ("many", "wide"):
         for table in one:
             assert found[how][table] == one[table], (how, table)
+
+
+def test_grouped_band_lookup_gives_back_any_post_key_exactly(tmp_path: Any) -> None:
+    """The SQLite look-up reads a band's posts as a JSON array (issue 17): every key, whatever
+    its characters, must come back as the TEXT stored, and each band with its posts only."""
+    engine = create_engine(f"sqlite:///{tmp_path}/keys.sqlite3")
+    metadata.create_all(engine, tables=[storm_bands])
+    odd = ["x:\"quoted\"", "x:back\\slash", "x:tab\tnew\nline\x01", "x:絵文字😀", "x:\u2028sep", "x:/slash"]
+    band = b"\x05" * 17
+    with engine.begin() as conn:
+        conn.execute(insert(storm_bands), [dict(post_key=key, band=band, brand="b", created_at=FIXED, storm_id=None)
+                                           for key in odd])
+        found = _sqlite_band_posts(conn, "b", [band, b"\x06" * 17], FIXED, FIXED)
+    engine.dispose()
+    assert list(found) == [band] and sorted(found[band]) == sorted(odd)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import bisect
+import json
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any, Callable, Iterator, Sequence, Union, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
@@ -108,8 +109,11 @@ _BAND_PAIRS = (select(storm_bands.c.post_key, storm_bands.c.band)
                .where(storm_bands.c.band.in_(bindparam("b_bands", expanding=True)))
                .where(storm_bands.c.created_at >= bindparam("b_since"))
                .where(storm_bands.c.created_at <= bindparam("b_until")))
-_SQLITE_BAND_PAIRS = ("SELECT post_key, band FROM storm_bands WHERE brand = ? AND band IN ({}) "
-                      "AND created_at >= ? AND created_at <= ?")
+# SQLite: the same rows, one per band with its posts as a JSON array (in the index's order, no
+# sort): ~2,000 rows per brand and batch instead of ~25,000 pairs, each post key repeated for
+# each of its 32 bands (issue 17: reading the pairs was most of the batch look-up's time).
+_SQLITE_BAND_POSTS = ("SELECT band, json_group_array(post_key) FROM storm_bands WHERE brand = ? AND band IN ({}) "
+                      "AND created_at >= ? AND created_at <= ? GROUP BY band")
 # PostgreSQL: the batch's ~6,000 band keys as one array parameter, not an IN list of as many
 # parameters (rendering and planning that list was most of the look-up; issue 17).
 _BAND_PAIRS_PG = text(
@@ -150,6 +154,16 @@ _FOUND_ON_STORED_PG = text(
     "RETURNING created_at) "
     "SELECT s.id, (SELECT min(created_at) FROM b WHERE created_at >= :since) AS created_at FROM s"
 ).columns(storms.c.id, storm_bands.c.created_at)
+# A batch's storm founded on a post stored earlier or kept by the batch (`_add_kept`, not on
+# PostgreSQL), built once: building these four statements per founding cost more than running
+# them (issue 17).
+_MEMBER_TIME = select(storm_members.c.created_at).where(storm_members.c.post_key == bindparam("b_key"))
+_INSERT_STORM = insert(storms)
+_MOVE_MEMBER = (update(storm_members).where(storm_members.c.post_key == bindparam("b_key"))
+                .values(storm_id=bindparam("b_storm")))
+_MOVE_BANDS = (update(storm_bands).where(storm_bands.c.post_key == bindparam("b_key"))
+               .values(storm_id=bindparam("b_storm")))
+_MOVE_BANDS_RETURNING = _MOVE_BANDS.returning(storm_bands.c.created_at)
 _ACTIVE_ALERT = (select(storm_alerts).where(storm_alerts.c.brand == bindparam("b_brand"))
                  .where(storm_alerts.c.ended_at.is_(None)))
 _ALERT_PEAK = (update(storm_alerts).where(storm_alerts.c.id == bindparam("b_id"))
@@ -388,17 +402,44 @@ def _sqlite_insert(conn: Connection, table: Table, rows: list[tuple[Any, ...]]) 
     conn.exec_driver_sql(_SQLITE_INSERT[table.name], rows)
 
 
-def _sqlite_band_pairs(conn: Connection, brand: str, bands: Sequence[bytes], since: datetime,
-                       until: datetime) -> Sequence[tuple[str, bytes]]:
-    """`_BAND_PAIRS` on SQLite through the driver: its ~2,000 band keys bound and its ~10,000
-    rows read without SQLAlchemy's per-parameter and per-row processing (a third of the
-    look-up; issue 17). The parameters are converted by the columns' own bind processors; the
-    rows come as the driver returns them (TEXT as str, BLOB as bytes, as SQLAlchemy's types on
-    SQLite would return them, pinned by tests/test_storm_batch.py)."""
+def _sqlite_band_posts(conn: Connection, brand: str, bands: Sequence[bytes], since: datetime,
+                       until: datetime) -> dict[bytes, list[str]]:
+    """`_BAND_PAIRS` on SQLite through the driver, grouped: band → the posts with a row for it
+    (`_SQLITE_BAND_POSTS`). Its ~2,000 band keys are bound without SQLAlchemy's per-parameter
+    processing, converted by the columns' own bind processors; the band keys come as the driver
+    returns a BLOB (bytes, as SQLAlchemy's LargeBinary on SQLite would return it), the post keys
+    as JSON strings, which decode to exactly the stored TEXT (pinned by tests/test_storm_batch.py)."""
     _, _, brand_of, at_of, _ = _bind_processors(conn, storm_bands)  # band keys: bytes as they are (`flush`)
-    sql = _SQLITE_BAND_PAIRS.format(", ".join("?" * len(bands)))
-    return cast(Sequence[tuple[str, bytes]], conn.exec_driver_sql(
-        sql, (brand_of(brand), *bands, at_of(since), at_of(until))).all())
+    sql = _SQLITE_BAND_POSTS.format(", ".join("?" * len(bands)))
+    # The DBAPI cursor of this connection (same transaction): its rows are plain tuples, without
+    # SQLAlchemy's Row made for each (issue 17). Nothing here needs SQLAlchemy's result handling:
+    # no column type converts a value on the way out (see above).
+    cursor = conn.connection.cursor()
+    try:
+        rows = cursor.execute(sql, (brand_of(brand), *bands, at_of(since), at_of(until))).fetchall()
+    finally:
+        cursor.close()
+    loads = json.loads
+    return {band: loads(keys) for band, keys in rows}
+
+
+def _has_json(conn: Connection) -> bool:
+    """Whether SQLite has json_group_array (`_SQLITE_BAND_POSTS`): built in from 3.38
+    (https://sqlite.org/json1.html); an older library may lack it, and then the pairs are read
+    as on other databases."""
+    return bool(conn.dialect.dbapi is not None and conn.dialect.dbapi.sqlite_version_info >= (3, 38, 0))
+
+
+def _by_band(pairs: Sequence[tuple[str, bytes]]) -> dict[bytes, list[str]]:
+    """(post, band) pairs as band → its posts, in the pairs' order."""
+    by_band: dict[bytes, list[str]] = {}
+    for post_key, band in pairs:
+        keys = by_band.get(band)
+        if keys is None:
+            by_band[band] = [post_key]
+        else:
+            keys.append(post_key)
+    return by_band
 
 
 Tx = Union[Connection, StormWrites]  # a transaction, or a batch's kept writes in one
@@ -499,22 +540,24 @@ class StormRepository:
         return [dict(r) for r in rows]
 
     def storm_band_hits(self, tx: Tx, brand: str, bands: Sequence[bytes], since: datetime,
-                        until: datetime) -> tuple[Sequence[tuple[str, bytes]], dict[str, dict[str, Any]]]:
-        """`storm_candidates` for many posts at once: every (indexed post, band) of a brand among
-        `bands` with the band row created in [since, until], and those posts' member rows
-        (storm, time, text) by key. A batch asks once per brand and picks each post's
-        candidates in memory; a post's band rows have its member row's time (`_BAND_PAIRS`)."""
+                        until: datetime) -> tuple[dict[bytes, list[str]], dict[str, dict[str, Any]]]:
+        """`storm_candidates` for many posts at once: for each of `bands`, the indexed posts of a
+        brand with a row for it created in [since, until] (bands without any are absent; a post
+        at most once per band), and those posts' member rows (storm, time, text) by key. Only
+        posts with a member row are listed, as the per-post query's inner join. A batch asks
+        once per brand and picks each post's candidates in memory; a post's band rows have its
+        member row's time (`_BAND_PAIRS`)."""
         if not bands:
-            return [], {}
+            return {}, {}
         with self._tx(tx) as conn:
-            # fetchall, not row by row: ~10,000 pairs per brand and batch (issue 17).
-            if conn.dialect.name == "sqlite":
-                pairs = _sqlite_band_pairs(conn, brand, bands, since, until)
+            # fetchall, not row by row: ~25,000 (post, band) rows per brand and batch (issue 17).
+            if conn.dialect.name == "sqlite" and _has_json(conn):
+                by_band = _sqlite_band_posts(conn, brand, bands, since, until)
             else:
                 query = _BAND_PAIRS_PG if conn.dialect.name == "postgresql" else _BAND_PAIRS
-                pairs = cast(Sequence[tuple[str, bytes]], conn.execute(
-                    query, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until}).all())
-            keys = list(dict.fromkeys([key for key, _ in pairs]))
+                by_band = _by_band(cast(Sequence[tuple[str, bytes]], conn.execute(
+                    query, {"b_brand": brand, "b_bands": list(bands), "b_since": since, "b_until": until}).all()))
+            keys = list(dict.fromkeys(chain.from_iterable(by_band.values())))
             members: dict[str, dict[str, Any]] = {}
             if conn.dialect.name == "postgresql" and keys:
                 # The keys as one array parameter (issue 17): an IN list of up to 500 parameters
@@ -525,7 +568,9 @@ class StormRepository:
             for start in range(0, len(keys), 500):  # bounded IN lists
                 for row in conn.execute(_MEMBERS_WITH_TEXT, {"b_keys": keys[start:start + 500]}).mappings().all():
                     members[row["post_key"]] = dict(row)
-        return pairs, members
+        if len(members) < len(keys):  # band rows of a post without a member row: not a candidate
+            by_band = {band: [k for k in posts_ if k in members] for band, posts_ in by_band.items()}
+        return by_band, members
 
     def storm_recent_members(self, brand: str, since: datetime) -> list[dict[str, Any]]:
         """Qualified posts of a brand since a time, with their storm, to warm the index."""
@@ -649,8 +694,8 @@ class StormRepository:
                                                             "last": created_at}).scalar_one()
             else:
                 first = (kept["created_at"] if kept is not None else conn.execute(
-                    select(storm_members.c.created_at).where(storm_members.c.post_key == resembles)).scalar())
-                storm_id = new_id(conn.execute(insert(storms).values(
+                    _MEMBER_TIME, {"b_key": resembles}).scalar())
+                storm_id = new_id(conn.execute(_INSERT_STORM, dict(
                     brand=brand, first_post_key=resembles, started_at=first or created_at,
                     last_post_at=created_at, size=1, reported_size=0, job_attempts=0)))
             if kept is not None:
@@ -658,15 +703,13 @@ class StormRepository:
                 if resembles in w.bands:
                     w.bands[resembles] = (*w.bands[resembles][:3], storm_id)
             elif conn.dialect.name != "postgresql":
-                conn.execute(update(storm_members).where(storm_members.c.post_key == resembles)
-                             .values(storm_id=storm_id))
-                moved = update(storm_bands).where(storm_bands.c.post_key == resembles).values(storm_id=storm_id)
+                moving = {"b_key": resembles, "b_storm": storm_id}
+                conn.execute(_MOVE_MEMBER, moving)
                 if conn.dialect.update_returning:
-                    since_kept = [t for t in conn.execute(moved.returning(storm_bands.c.created_at)).scalars()
-                                  if t >= w.since]
+                    since_kept = [t for t in conn.execute(_MOVE_BANDS_RETURNING, moving).scalars() if t >= w.since]
                     stored = {resembles: min(since_kept)} if since_kept else {}  # as `_INDEXED_POSTS` reads it
                 else:  # SQLite < 3.35: read when first needed (`_indexed`)
-                    conn.execute(moved)
+                    conn.execute(_MOVE_BANDS, moving)
                     stored = None
             if stored is not None:
                 w._kept_indexed(storm_id, stored)
