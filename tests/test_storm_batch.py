@@ -286,3 +286,22 @@ def test_grouped_band_lookup_gives_back_any_post_key_exactly(tmp_path: Any) -> N
         found = _sqlite_band_posts(conn, "b", [band, b"\x06" * 17], FIXED, FIXED)
     engine.dispose()
     assert list(found) == [band] and sorted(found[band]) == sorted(odd)
+
+
+def test_band_hits_list_only_posts_with_a_member_row(backend: str, db_env: dict[str, str]) -> None:
+    """A band row whose post has no member row is no candidate (the per-post query's inner
+    join): on both backends, whichever way the band look-up reads (grouped on SQLite, pairs and
+    one array of keys on PostgreSQL)."""
+    svc = Services.build(Settings.from_env(db_env))
+    try:
+        svc.pipeline.ingest_many(synthetic_posts(3), "test")
+        with svc.store.engine.begin() as conn:
+            stored = conn.execute(select(storm_bands)).mappings().first()
+            assert stored is not None
+            conn.execute(insert(storm_bands).values(**(dict(stored) | {"post_key": "x:orphan"})))
+        by_band, members = svc.store.storms.storm_band_hits(
+            None, stored["brand"], [stored["band"]], stored["created_at"], stored["created_at"])
+        assert stored["post_key"] in members and "x:orphan" not in members
+        assert by_band == {stored["band"]: [stored["post_key"]]}
+    finally:
+        svc.close()

@@ -564,10 +564,10 @@ class StormRepository:
                 # is a new statement text for psycopg and the server to parse each time.
                 for row in conn.execute(_MEMBERS_WITH_TEXT_PG, {"b_keys": keys}).mappings().all():
                     members[row["post_key"]] = dict(row)
-                keys = []
-            for start in range(0, len(keys), 500):  # bounded IN lists
-                for row in conn.execute(_MEMBERS_WITH_TEXT, {"b_keys": keys[start:start + 500]}).mappings().all():
-                    members[row["post_key"]] = dict(row)
+            else:
+                for start in range(0, len(keys), 500):  # bounded IN lists
+                    for row in conn.execute(_MEMBERS_WITH_TEXT, {"b_keys": keys[start:start + 500]}).mappings().all():
+                        members[row["post_key"]] = dict(row)
         if len(members) < len(keys):  # band rows of a post without a member row: not a candidate
             by_band = {band: [k for k in posts_ if k in members] for band, posts_ in by_band.items()}
         return by_band, members
