@@ -431,7 +431,7 @@ class LabelModel:
         out = {"sentiment": sentiment}
         for label in LABELS:
             if label != "sentiment":
-                part = chained[rows[label]] if label in CHAINED else scores[rows[label]] + 0.0
+                part = chained[rows[label]] if label in CHAINED else scores[rows[label]]
                 out[label] = self._softmax(part)
         return out
 
