@@ -337,6 +337,11 @@ def test_a_read_request_succeeds_while_the_database_is_write_locked(client, svc,
     """Issue 16 #15: every sidebar request wrote last_used_at, so while another writer held
     SQLite's write lock the read-only API waited 10 s and failed. It writes only when the
     stamp is stale, and then without waiting for the lock."""
+    if svc.store.engine.dialect.name != "sqlite":
+        # The lock held here is SQLite's database-wide write lock; on PostgreSQL (the whole
+        # suite run there) `url.database` is a database name, which sqlite3 would create as an
+        # empty file in the working directory.
+        pytest.skip("SQLite's write lock: the database is not SQLite")
     import sqlite3
     import time as _time
     assert client.get("/api/v1/me", headers=seeded["headers"]).status_code == 200
