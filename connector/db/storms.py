@@ -131,10 +131,6 @@ _COUNT_NEGATIVE = (select(func.count()).select_from(storm_members)
                    .where(storm_members.c.brand == bindparam("b_brand")).where(storm_members.c.negative.is_(True))
                    .where(storm_members.c.created_at > bindparam("b_since"))
                    .where(storm_members.c.created_at <= bindparam("b_until")))
-# A storm founded on a first post kept by the batch (`_add_kept`): as `insert(storms)` there.
-_FOUND_ON_KEPT_PG = (insert(storms).values(
-    brand=bindparam("brand"), first_post_key=bindparam("first"), started_at=bindparam("started"),
-    last_post_at=bindparam("last"), size=1, reported_size=0, job_attempts=0).returning(storms.c.id))
 # `_COUNT_NEGATIVE` for many (brand, since, until] ranges at once, in the ranges' order.
 _COUNT_NEGATIVES_PG = text(
     "SELECT (SELECT count(*) FROM storm_members m WHERE m.brand = q.brand AND m.negative IS true "
@@ -154,9 +150,9 @@ _FOUND_ON_STORED_PG = text(
     "RETURNING created_at) "
     "SELECT s.id, (SELECT min(created_at) FROM b WHERE created_at >= :since) AS created_at FROM s"
 ).columns(storms.c.id, storm_bands.c.created_at)
-# A batch's storm founded on a post stored earlier or kept by the batch (`_add_kept`, not on
-# PostgreSQL), built once: building these four statements per founding cost more than running
-# them (issue 17).
+# A batch's storm founded on a post kept by the batch, or (not on PostgreSQL) stored earlier
+# (`_add_kept`), built once: building these four statements per founding cost more than running
+# them, under the brand lock (issue 17).
 _MEMBER_TIME = select(storm_members.c.created_at).where(storm_members.c.post_key == bindparam("b_key"))
 _INSERT_STORM = insert(storms)
 _MOVE_MEMBER = (update(storm_members).where(storm_members.c.post_key == bindparam("b_key"))
@@ -686,12 +682,6 @@ class StormRepository:
                                                            "since": w.since}).one()
                 storm_id = found.id
                 stored = {resembles: found.created_at} if found.created_at is not None else {}
-            elif kept is not None and conn.dialect.name == "postgresql":
-                # A first post of this batch: the storm row alone, from a statement built once
-                # (issue 17: building an INSERT per founding, ~20 a batch, under the brand lock).
-                storm_id = conn.execute(_FOUND_ON_KEPT_PG, {"brand": brand, "first": resembles,
-                                                            "started": kept["created_at"] or created_at,
-                                                            "last": created_at}).scalar_one()
             else:
                 first = (kept["created_at"] if kept is not None else conn.execute(
                     _MEMBER_TIME, {"b_key": resembles}).scalar())
