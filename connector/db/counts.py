@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Callable, Mapping, Sequence
 
-from sqlalchemy import Table, TextClause, func, insert, literal_column, select, text, update
+from sqlalchemy import Table, TextClause, func, insert, literal_column, select, update
 from sqlalchemy.engine import Connection, Dialect
 
-from connector.db.engine import dialect_insert
+from connector.db.engine import dialect_insert, unnest_insert_statement
 from connector.db.schema import (
     LABEL_COLUMNS,
     analyses,
@@ -53,6 +53,11 @@ def one_label_values(qualified: bool, platform: str, labels: dict[str, str]) -> 
     return pairs
 
 
+#: An author's profile columns: what a later post of the same author refreshes.
+AUTHOR_PROFILE = ("handle", "name", "bio", "location", "followers", "following", "created_at", "avatar_url",
+                  "updated_at")
+
+
 def batch_statements(conn: Connection) -> dict[str, Any]:
     """Upserts for batches, built once per dialect and run with many parameter sets each."""
     dialect = conn.dialect.name
@@ -60,8 +65,7 @@ def batch_statements(conn: Connection) -> dict[str, Any]:
         built: dict[str, Any] = {}
         stmt = dialect_insert(conn, authors)
         built["authors"] = stmt.on_conflict_do_update(index_elements=["key"], set_={
-            name: stmt.excluded[name] for name in ("handle", "name", "bio", "location", "followers", "following",
-                                                   "created_at", "avatar_url", "updated_at")})
+            name: stmt.excluded[name] for name in AUTHOR_PROFILE})
         built["authors_new"] = dialect_insert(conn, authors).on_conflict_do_nothing(index_elements=["key"])
         for table in (report_daily, report_daily_label, report_reasons, report_topic_monthly, report_response_hist,
                       report_response_weekly):
@@ -77,17 +81,14 @@ def batch_statements(conn: Connection) -> dict[str, Any]:
 
 
 def _unnest_bump(table: Table, dialect: Dialect) -> TextClause:
-    """PostgreSQL: a report table's bumps in ONE statement, each column's values sent as one
-    array and unnested server-side. psycopg's executemany sends one pipelined upsert per row
-    (https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html#pipeline-mode), and the
-    bumps run at the end of the ingest transaction, under the brand lock (issue 17). unnest
-    keeps the rows' (key) order, so two transactions still lock overlapping rows in one order."""
+    """PostgreSQL: a report table's bumps in ONE statement (`unnest_insert_statement`): psycopg's
+    executemany sends one pipelined upsert per row, and the bumps run at the end of the ingest
+    transaction, under the brand lock (issue 17). unnest keeps the rows' (key) order, so two
+    transactions still lock overlapping rows in one order."""
     quote = dialect.identifier_preparer.quote
-    names = [c.name for c in table.columns]
-    arrays = ", ".join(f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in names)
-    return text(f"INSERT INTO {table.name} ({', '.join(quote(n) for n in names)}) SELECT * FROM unnest({arrays}) "
-                f"ON CONFLICT ({', '.join(quote(c.name) for c in table.primary_key.columns)}) "
-                f"DO UPDATE SET n = {table.name}.n + EXCLUDED.n")
+    keys = ", ".join(quote(c.name) for c in table.primary_key.columns)
+    return unnest_insert_statement(table, tuple(c.name for c in table.columns), dialect,
+                                   f"ON CONFLICT ({keys}) DO UPDATE SET n = {table.name}.n + EXCLUDED.n")
 
 
 def add_counts(conn: Connection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:

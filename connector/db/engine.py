@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import Table, create_engine, event, text
-from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
+from sqlalchemy import Table, TextClause, create_engine, event, text
+from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine, make_url
 from sqlalchemy.pool import QueuePool
 
 from connector.db.errors import translate_errors
@@ -219,28 +219,34 @@ def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
                 conn.commit()
 
 
-_UNNEST_INSERTS: dict[tuple[str, tuple[str, ...], str], Any] = {}
+_UNNEST_INSERTS: dict[tuple[str, tuple[str, ...], str], TextClause] = {}
 
 
-def unnest_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], tail: str = "") -> None:
-    """PostgreSQL: INSERT `rows` (dicts naming the same columns) as ONE statement, each column's
-    values sent as one array and unnested server-side, in the rows' order; `tail` follows the
-    SELECT (an ON CONFLICT clause). psycopg's executemany sends one pipelined statement per row
-    (https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html#pipeline-mode), and the
-    callers run while the ingest transaction holds the brand lock (issue 17). Values go
-    through each column type's bind processor, as SQLAlchemy's own INSERT would send them."""
-    names = tuple(rows[0])
+def unnest_insert_statement(table: Table, names: tuple[str, ...], dialect: Dialect, tail: str = "") -> TextClause:
+    """PostgreSQL: INSERT rows of `table` (its columns `names`) as ONE statement, each column's
+    values bound as one array (`:name`) and unnested server-side, in the rows' order; `tail`
+    follows the SELECT (an ON CONFLICT clause). Built once per table, columns and tail."""
     key = (table.name, names, tail)
     stmt = _UNNEST_INSERTS.get(key)
-    dialect = conn.dialect
     if stmt is None:
         quote = dialect.identifier_preparer.quote
         arrays = ", ".join(f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])" for name in names)
         stmt = _UNNEST_INSERTS[key] = text(
             f"INSERT INTO {table.name} ({', '.join(quote(n) for n in names)}) SELECT * FROM unnest({arrays}) {tail}")
+    return stmt
+
+
+def unnest_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], tail: str = "") -> None:
+    """PostgreSQL: INSERT `rows` (dicts naming the same columns) as ONE statement
+    (`unnest_insert_statement`). psycopg's executemany sends one pipelined statement per row
+    (https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html#pipeline-mode), and the
+    callers run while the ingest transaction holds the brand lock (issue 17). Values go
+    through each column type's bind processor, as SQLAlchemy's own INSERT would send them."""
+    names = tuple(rows[0])
+    dialect = conn.dialect
     params: dict[str, list[Any]] = {}
     for name in names:
         convert = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         values = [row[name] for row in rows]
         params[name] = [convert(v) for v in values] if convert is not None else values
-    conn.execute(stmt, params)
+    conn.execute(unnest_insert_statement(table, names, dialect, tail), params)

@@ -9,7 +9,15 @@ from typing import Any, Callable, Sequence
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.counts import Entry, batch_statements, count_posts, post_counts, write_counts, write_topics
+from connector.db.counts import (
+    AUTHOR_PROFILE,
+    Entry,
+    batch_statements,
+    count_posts,
+    post_counts,
+    write_counts,
+    write_topics,
+)
 from connector.db.engine import dialect_insert, unnest_insert, utcnow
 from connector.db.schema import analyses, authors, channel_feed, outbox, posts, report_daily_label, tickets
 from connector.models import Analysis, Decision, Post
@@ -88,8 +96,7 @@ def post_from_row(row: Any) -> tuple[Post, Decision, Analysis | None]:
 #: PostgreSQL: the tail of the batch's author upsert (`unnest_insert`): as `batch_statements`'
 #: "authors", a stored author's profile refreshed.
 _AUTHORS_REFRESH_PG = "ON CONFLICT (key) DO UPDATE SET " + ", ".join(
-    f"{name} = EXCLUDED.{name}" for name in ("handle", "name", "bio", "location", "followers", "following",
-                                             "created_at", "avatar_url", "updated_at"))
+    f"{name} = EXCLUDED.{name}" for name in AUTHOR_PROFILE)
 
 _FEED_PG = text("INSERT INTO channel_feed (post_key) SELECT k FROM unnest(CAST(:keys AS varchar[])) WITH ORDINALITY "
                 "AS u(k, i) ORDER BY i")
