@@ -206,13 +206,14 @@ class CharGramIndex:
         chars = sorted({ord(c) for term in vocabulary.index for c in term})
         self.low, self.high = low, high
         self.bits = max(1, len(chars).bit_length())
-        self.codes = np.array(chars, dtype=np.uint32)
+        codes = np.array(chars, dtype=np.intp)
         # issue 17: each code point's id by one table look-up (one slot per code point up to
         # the highest the vocabulary has, the last slot 0 for any code point beyond it), where
-        # a binary search over `codes` and the checks after it took five numpy calls a post.
+        # a binary search over the sorted code points and the checks after it took five numpy
+        # calls a post.
         # 1 MB for a vocabulary that reaches into the emoji planes.
-        self.ids_by_code = np.zeros((int(self.codes.max()) + 2) if chars else 1, dtype=np.int64)
-        self.ids_by_code[self.codes] = np.arange(1, len(chars) + 1, dtype=np.int64)
+        self.ids_by_code = np.zeros((int(codes.max()) + 2) if chars else 1, dtype=np.int64)
+        self.ids_by_code[codes] = np.arange(1, len(chars) + 1, dtype=np.int64)
         keys, columns = [], []
         ids = {c: i + 1 for i, c in enumerate(chars)}
         for term, column in vocabulary.index.items():
