@@ -83,8 +83,11 @@ def test_poll_status_shows_stream_and_unit_health(app_factory, env):
     run_env = {**env, **BLUESKY}
     result = CliRunner().invoke(main, ["poll", "--status"], env=run_env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "! bluesky:jetstream: reconnecting (its network is polled meanwhile)" in result.output
-    assert "reconnects 3" in result.output and "HTTP 503" in result.output
+    # Japanese first, English too, times in JST (as the dashboard's table says them)
+    assert "! bluesky:jetstream: 再接続待ち / reconnecting — ポーリング中" in result.output
+    assert "Reconnects 3" in result.output and "HTTP 503" in result.output
+    assert "2026-12-07 18:00 JST" in result.output and "2026-12-07 18:01 JST" in result.output
+    assert "09:00" not in result.output  # no UTC time shown to people
     as_json = CliRunner().invoke(main, ["poll", "--status", "--json"], env=run_env, catch_exceptions=False)
     [stream] = json.loads(as_json.output)["streams"]
     assert stream["status"] == "reconnecting" and stream["reconnects"] == 3

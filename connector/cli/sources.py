@@ -11,8 +11,9 @@ from connector.cli import _app, _one_instance, _services, main
 
 
 def _print_poll(report: Any) -> None:
+    from connector.report_time import format_jst
     for unit in report.units:
-        when = unit.next_poll_at.strftime("%H:%M:%S UTC") if unit.next_poll_at else "-"
+        when = format_jst(unit.next_poll_at, with_seconds=True) if unit.next_poll_at else "-"
         if not unit.polled:
             click.echo(f"  - {unit.unit}: " + (f"backing off until {when} (last error: {unit.error})"
                                                if unit.backing_off else f"next poll at {when}"))
@@ -36,32 +37,49 @@ def _print_poll(report: Any) -> None:
                    + "".join(f"\n  ! {e}" for e in c.errors))
 
 
+def _both(key: str, **values: Any) -> str:
+    """A dashboard string (connector/web/i18n.py) as 「日本語 / English」, for the terminal."""
+    from connector.web.i18n import STRINGS
+    ja, en = STRINGS[key]
+    return f"{ja.format(**values).strip()} / {en.format(**values).strip()}"
+
+
 def _print_status(svc: Any, as_json: bool) -> None:
-    """`yorisoi poll --status`: each stream's and each poll unit's health, as stored."""
+    """`yorisoi poll --status`: each stream's and each poll unit's health, as stored. The text
+    is what the dashboard's 「ストリーム / Streams」 table says (connector/stream_health.py):
+    Japanese first, English too, times in JST; --json keeps the stored values (UTC, ISO 8601)
+    for monitoring."""
+    from connector.db import utcnow
+    from connector.report_time import format_jst
+    from connector.stream_health import health_rows
     from connector.streaming import configured_streams, stream_status
     streams = stream_status(svc.store.sources, [s.name for s in configured_streams(svc)])
     units = svc.store.sources.source_health_rows()
     if as_json:
         click.echo(json.dumps({"streams": streams, "units": units}, ensure_ascii=False, default=str))
         return
-    click.echo("streams:" if streams else "streams: none configured (X_STREAM / BLUESKY_STREAM / MASTODON_STREAM, or no network)")
-    for h in streams:
-        status = h.get("status")
-        mark = " " if status == "connected" else "!"
-        line = f"  {mark} {h['name']}: {status}"
-        if status == "connected":
-            line += f" since {h.get('connected_since')} · {h.get('events_per_min', 0)} events/min"
-        else:
-            line += " (its network is polled meanwhile)"
-        line += f" · last event {h.get('last_event_at') or 'never'} · reconnects {h.get('reconnects', 0)}"
-        if h.get("last_error"):
-            line += f"\n      last error {h.get('last_error_at') or ''}: {h['last_error']}"
-        click.echo(line)
-    click.echo("poll units:" if units else "poll units: none polled yet")
+    click.echo(f"{_both('streams')}:" if streams else
+               f"{_both('streams_none')} (X_STREAM / BLUESKY_STREAM / MASTODON_STREAM)")
+    for row in health_rows(streams, utcnow()):
+        mark = " " if row.up else "!"  # a stream not delivering stands out, as on the dashboard
+        click.echo(f"  {mark} {row.name}: {row.status_ja} / {row.status_en}"
+                   + ("" if row.up else f" — {row.fallback_ja} / {row.fallback_en}"))
+        since = row.connected_for_ja + ("" if row.connected_for_ja == row.connected_for_en else f" / {row.connected_for_en}")
+        click.echo(f"      {_both('stream_col_since')} {since}"
+                   f" · {_both('stream_col_rate')} {row.events_per_min}"
+                   f" · {_both('stream_col_last')} {row.last_event_jst}"
+                   f" · {_both('stream_col_reconnects')} {row.reconnects}")
+        if row.last_error:
+            click.echo(f"      {_both('stream_col_error')} {row.last_error_jst}: {row.last_error}")
+        if row.retry_jst:
+            click.echo(f"      {_both('stream_retry_at', when='')} {row.retry_jst}")
+    click.echo("ポーリング単位 / poll units:" if units else "ポーリング単位：まだ取得していません / poll units: none polled yet")
     for u in units:
-        when = u["next_poll_at"].strftime("%H:%M:%S UTC") if u.get("next_poll_at") else "-"
-        state = f"failing ×{u['failures']}: {u.get('last_error')}" if u.get("failures") else "ok"
-        click.echo(f"  {u['unit']}: {state} · last ok {u.get('last_ok_at') or 'never'} · next poll {when}"
+        state = (f"失敗 {u['failures']} 回連続 / failing ×{u['failures']}: {u.get('last_error')}" if u.get("failures")
+                 else "正常 / ok")
+        click.echo(f"  {'!' if u.get('failures') else ' '} {u['unit']}: {state}"
+                   f" · 最後の成功 / last ok {format_jst(u.get('last_ok_at')) if u.get('last_ok_at') else '—'}"
+                   f" · 次回 / next poll {format_jst(u.get('next_poll_at'), with_seconds=True) if u.get('next_poll_at') else '—'}"
                    + (f" ({u['note']})" if u.get("note") else ""))
 
 
