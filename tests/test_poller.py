@@ -3,6 +3,7 @@ from all four sources into tickets; intervals and back-off are respected between
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 from click.testing import CliRunner
@@ -63,6 +64,11 @@ def test_poll_once_ingests_from_all_four_sources(env, tmp_path, fakes):
     assert result.exit_code == 0, result.output
     assert "tickets created 4" in result.output
     assert "X spend today" in result.output
+    # each unit's line: Japanese first, English too; the next poll in JST
+    unit_lines = [line for line in result.output.splitlines() if " 取得 " in line]
+    assert len(unit_lines) >= 4 and all(" / fetched " in line for line in unit_lines), result.output
+    assert any("新規チケット 1" in line and "new tickets 1" in line for line in unit_lines), result.output
+    assert not re.search(r"\d\d:\d\d:\d\d UTC", result.output)  # times for people are JST
     tickets = json.loads(CliRunner().invoke(main, ["tickets", "--json"], env=run_env).output)
     assert sorted(t["external_id"].split(":")[1] for t in tickets) == ["bluesky", "mastodon", "rss", "x"]
     again = CliRunner().invoke(main, ["poll", "--once", "--json"], env=run_env, catch_exceptions=False)

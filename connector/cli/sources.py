@@ -11,29 +11,38 @@ from connector.cli import _app, _one_instance, _services, main
 
 
 def _print_poll(report: Any) -> None:
+    """`yorisoi poll --once`: one line per poll unit, Japanese first and English too, JST."""
     from connector.report_time import format_jst
     for unit in report.units:
         when = format_jst(unit.next_poll_at, with_seconds=True) if unit.next_poll_at else "-"
         if not unit.polled:
-            click.echo(f"  - {unit.unit}: " + (f"backing off until {when} (last error: {unit.error})"
-                                               if unit.backing_off else f"next poll at {when}"))
+            click.echo(f"  - {unit.unit}: " + (
+                f"{when} まで待機（前回のエラー：{unit.error}） / backing off until {when} (last error: {unit.error})"
+                if unit.backing_off else f"次回 {when} / next poll at {when}"))
         elif unit.error:
-            click.echo(f"  ! {unit.unit}: {unit.error} (backing off; next try {when})")
+            click.echo(f"  ! {unit.unit}: {unit.error}（待機中、次の試行 {when}） / (backing off; next try {when})")
         else:
-            click.echo(f"  {unit.unit}: fetched {unit.fetched} · new tickets {unit.queued} · follow-ups "
-                       f"{unit.follow_ups} · dropped {unit.dropped} · already stored {unit.duplicates}"
-                       + (f" · skipped {unit.skipped}" if unit.skipped else "")
-                       + (f" · rejected {unit.rejected}" if unit.rejected else "")
+            extra_ja = ((f" · スキップ {unit.skipped}" if unit.skipped else "")
+                        + (f" · 不正 {unit.rejected}" if unit.rejected else ""))
+            extra_en = ((f" · skipped {unit.skipped}" if unit.skipped else "")
+                        + (f" · rejected {unit.rejected}" if unit.rejected else ""))
+            click.echo(f"  {unit.unit}: 取得 {unit.fetched} · 新規チケット {unit.queued} · 追記 {unit.follow_ups}"
+                       f" · 対象外 {unit.dropped} · 保存済み {unit.duplicates}{extra_ja}"
+                       f" / fetched {unit.fetched} · new tickets {unit.queued} · follow-ups {unit.follow_ups}"
+                       f" · dropped {unit.dropped} · already stored {unit.duplicates}{extra_en}"
                        + (f" ({unit.note})" if unit.note else ""))
     for line in report.usage:
         click.echo(f"  {line}")
     if report.status is not None:
         st = report.status
-        click.echo(f"  helpdesk status: {st.changes} changes · {st.matched} of Yorisoi's tickets"
+        click.echo(f"  ヘルプデスクの状態：変更 {st.changes} 件 · Yorisoi のチケット {st.matched} 件"
+                   f" / helpdesk status: {st.changes} changes · {st.matched} of Yorisoi's tickets"
                    + "".join(f"\n  ! {e}" for e in st.errors))
     if report.compliance is not None:
         c = report.compliance
-        click.echo(f"  compliance: checked {sum(c.checked.values())} · gone {sum(c.gone.values())} · notes {c.notes_added}"
+        checked, gone = sum(c.checked.values()), sum(c.gone.values())
+        click.echo(f"  削除確認：確認 {checked} · 削除済み {gone} · 内部メモ {c.notes_added}"
+                   f" / compliance: checked {checked} · gone {gone} · notes {c.notes_added}"
                    + "".join(f"\n  ! {e}" for e in c.errors))
 
 
