@@ -1,6 +1,7 @@
 """Mastodon hashtag streaming against the fake instance (REST) and a fake streaming server
 (WebSocket, tests/fakes/wsserver.py): the host from /api/v2/instance, live updates, catch-up
-through the REST timeline from the last id after a drop, deletes purged, malformed frames."""
+through the REST timeline from the last id after a drop, deletes purged, malformed frames,
+duplicate and out-of-order updates."""
 from __future__ import annotations
 
 import json
@@ -105,3 +106,28 @@ def test_hashtag_units_are_polled_only_while_their_stream_is_down(social_app, fa
     report = poller.run_once(ignore_interval=False, compliance=False)
     tag_unit = next(u for u in report.units if ":tag:" in u.unit)
     assert tag_unit.polled and tag_unit.fetched == 1  # the fallback
+
+
+def test_duplicate_and_out_of_order_updates_make_one_ticket_each(mastodon_stream, ws_server):
+    """The same status comes twice (Mastodon sends a status once per subscribed stream, so a
+    post carrying two watched hashtags arrives twice on the one socket) and an older status
+    after a newer one (federated statuses arrive late): one ticket each, and the tag's cursor
+    never moves back to the older id (the catch-up after a drop starts from the newest seen)."""
+    from sqlalchemy import func, select
+
+    from connector.db.schema import outbox
+    svc, m, stream, runner = mastodon_stream
+    older, newer, newest = (m.add_status(f"<p>ソラモバイル {word} #{TAG}</p>", tags=[TAG])
+                            for word in ("つながらない", "請求がおかしい", "解約したい"))
+    for status_id in (newer, newer, older, newest, older):
+        ws_server.push(update(m, status_id))
+    runner.start()
+    keys = [key(m, s) for s in (older, newer, newest)]
+    wait_for(lambda: all(svc.store.posts.post_exists(k) for k in keys) and runner.health["events"] >= 5)
+    assert runner.is_alive() and runner.health["reconnects"] == 0
+    runner.stop()  # every frame handled: the cursor below is the last one saved
+    assert svc.store.sources.get_state(f"cursor:{stream.name}")["last_id"][TAG] == newest
+    with svc.store.engine.connect() as conn:
+        rows = conn.execute(select(outbox.c.post_key, func.count()).where(outbox.c.post_key.in_(keys))
+                            .group_by(outbox.c.post_key)).all()
+    assert sorted(rows) == sorted((k, 1) for k in keys)  # exactly one ticket each
