@@ -11,7 +11,7 @@ import socket
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Table, TextClause, create_engine, event, text
 from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine, make_url
@@ -243,10 +243,19 @@ def unnest_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     callers run while the ingest transaction holds the brand lock (issue 17). Values go
     through each column type's bind processor, as SQLAlchemy's own INSERT would send them."""
     names = tuple(rows[0])
+    convert = dict(zip(table.c.keys(), bind_processors(conn, table)))
+    params = {name: [convert[name](row[name]) for row in rows] for name in names}
+    conn.execute(unnest_insert_statement(table, names, conn.dialect, tail), params)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def bind_processors(conn: Connection, table: Table) -> list[Callable[[Any], Any]]:
+    """Each column's conversion of a Python value to what SQLAlchemy hands the driver for it,
+    in table order: the column type's bind processor for this dialect (for a TypeDecorator such
+    as UTCDateTime, its `process_bind_param` followed by the dialect type's own), or the value
+    itself. https://docs.sqlalchemy.org/en/20/core/type_api.html#sqlalchemy.types.TypeEngine.bind_processor"""
     dialect = conn.dialect
-    params: dict[str, list[Any]] = {}
-    for name in names:
-        convert = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        values = [row[name] for row in rows]
-        params[name] = [convert(v) for v in values] if convert is not None else values
-    conn.execute(unnest_insert_statement(table, names, dialect, tail), params)
+    return [c.type.dialect_impl(dialect).bind_processor(dialect) or _same for c in table.c]

@@ -7,13 +7,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from itertools import chain, repeat
-from typing import Any, Callable, Iterator, Sequence, Union, cast
+from typing import Any, Iterator, Sequence, Union, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from connector.db.engine import advisory_xact_lock, advisory_xact_locks, new_id, unnest_insert, worker_id
+from connector.db.engine import (
+    advisory_xact_lock,
+    advisory_xact_locks,
+    bind_processors,
+    new_id,
+    unnest_insert,
+    worker_id,
+)
 from connector.db.schema import (
     analyses,
     authors,
@@ -267,7 +274,7 @@ class StormWrites:
                     if member["negative"]:
                         self.flushed_negatives.setdefault(member["brand"], []).append(member["created_at"])
             if on_sqlite:
-                convert = _bind_processors(conn, storm_members)
+                convert = bind_processors(conn, storm_members)
                 _sqlite_insert(conn, storm_members, [tuple(f(row[c.name]) for c, f in zip(storm_members.c, convert))
                                                      for row in self.members.values()])
             elif conn.dialect.name == "postgresql":
@@ -282,7 +289,7 @@ class StormWrites:
                 # again; here a post's values are converted once and its band rows share them.
                 # The band keys go as they are: bytes are stored as a BLOB by sqlite3 itself
                 # (SQLAlchemy's LargeBinary only wraps them in sqlite3.Binary, a memoryview).
-                key_of, _, brand_of, at_of, id_of = _bind_processors(conn, storm_bands)
+                key_of, _, brand_of, at_of, id_of = bind_processors(conn, storm_bands)
                 rows: list[tuple[Any, ...]] = []
                 for key, (bands, brand, at, storm_id) in self.bands.items():
                     n = len(bands)
@@ -379,21 +386,8 @@ class StormWrites:
         return times
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
-def _bind_processors(conn: Connection, table: Table) -> list[Callable[[Any], Any]]:
-    """Each column's conversion of a Python value to what SQLAlchemy hands the driver for it,
-    in table order: the column type's bind processor for this dialect (for a TypeDecorator such
-    as UTCDateTime, its `process_bind_param` followed by the dialect type's own), or the value
-    itself. https://docs.sqlalchemy.org/en/20/core/type_api.html#sqlalchemy.types.TypeEngine.bind_processor"""
-    dialect = conn.dialect
-    return [c.type.dialect_impl(dialect).bind_processor(dialect) or _same for c in table.c]
-
-
 def _sqlite_insert(conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
-    """INSERT rows (every column, in table order, values converted by `_bind_processors`) with
+    """INSERT rows (every column, in table order, values converted by `bind_processors`) with
     the driver's executemany: no per-row work in SQLAlchemy."""
     conn.exec_driver_sql(_SQLITE_INSERT[table.name], rows)
 
@@ -405,7 +399,7 @@ def _sqlite_band_posts(conn: Connection, brand: str, bands: Sequence[bytes], sin
     processing, converted by the columns' own bind processors; the band keys come as the driver
     returns a BLOB (bytes, as SQLAlchemy's LargeBinary on SQLite would return it), the post keys
     as JSON strings, which decode to exactly the stored TEXT (pinned by tests/test_storm_batch.py)."""
-    _, _, brand_of, at_of, _ = _bind_processors(conn, storm_bands)  # band keys: bytes as they are (`flush`)
+    _, _, brand_of, at_of, _ = bind_processors(conn, storm_bands)  # band keys: bytes as they are (`flush`)
     sql = _SQLITE_BAND_POSTS.format(", ".join("?" * len(bands)))
     # The DBAPI cursor of this connection (same transaction): its rows are plain tuples, without
     # SQLAlchemy's Row made for each (issue 17). Nothing here needs SQLAlchemy's result handling:
