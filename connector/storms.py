@@ -383,6 +383,11 @@ def poisson_tail(k: int, lam: float) -> float:
     return tail
 
 
+def baseline_hour(at: datetime) -> datetime:
+    """The clock hour a moment's spike baseline is for (its cache key)."""
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
 def baseline_windows(hour: datetime, weeks: int) -> list[tuple[datetime, datetime]]:
     """The (since, until] ranges a baseline counts: the clock hour starting at `hour`, the same
     weekday of each of the past `weeks` weeks."""
@@ -869,7 +874,7 @@ class Storms:
     # spikes
     def baseline(self, brand: str, at: datetime, conn: Any = None) -> float:
         """Mean negative posts per 15 minutes in the same clock hour, same weekday, past weeks."""
-        hour = at.replace(minute=0, second=0, microsecond=0)
+        hour = baseline_hour(at)
         with self._lock:
             cached = self._baseline.get((brand, hour))
         if cached is None:
@@ -889,7 +894,7 @@ class Storms:
         theirs are asked one by one as before."""
         with self._lock:
             known = set(self._baseline)
-        hours = dict.fromkeys((d.brand, p.created_at.replace(minute=0, second=0, microsecond=0))
+        hours = dict.fromkeys((d.brand, baseline_hour(p.created_at))
                               for p, d, a in counted
                               if d.brand is not None and a is not None and a.sentiment.value == "negative")
         weeks = self.settings.baseline_weeks
